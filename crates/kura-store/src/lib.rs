@@ -1,1 +1,54 @@
+//! The vault: where one tenant's backup data lives, and the rules that keep it whole.
+//!
+//! A [`Vault`] keeps immutable, content-addressed objects in object storage (`object_store`:
+//! a local directory now, S3 later, the same code) and a catalog in a database (SQLite):
+//! the chunk index, packs, snapshots and upload sessions. The catalog is the source of
+//! truth; objects are write-once and the catalog can be rebuilt from them (pack trailers,
+//! manifests, reference lists).
+//!
+//! **Write order.** A backup uploads packs (object first, then its index rows), then commits
+//! a manifest: its reference list and manifest objects are written, then the snapshot row
+//! is inserted in one transaction after checking that every referenced chunk is indexed
+//! and not damaged. A crash at any point leaves at most unreferenced packs and objects,
+//! which GC removes; the chunks already indexed are reused by the next backup (resume).
+//!
+//! **Garbage collection without locks.** Every upload session has a start time, and every
+//! chunk a `seen` time, refreshed when a session relies on it (a `missing` query that
+//! finds it, or an upload). GC takes `t_keep` = the start of the oldest open session (or
+//! now), marks the reference lists of all live snapshots and of the parents of open
+//! sessions, and deletes only chunks that are unmarked *and* not seen since `t_keep`.
+//! Packs with no live chunk are deleted; packs with more dead bytes than a threshold are
+//! repacked. Orphan objects are deleted only when older than `t_keep`. So GC is safe while
+//! backups run: a chunk a running backup may still reference is never deleted, and a
+//! commit re-checks every reference, so the worst a race can do is fail a commit.
+//!
+//! **Verification.** [`Vault::verify`] checks structure, and with `read_data` reads every
+//! pack back: a pack whose bytes no longer hash to its id, or a blob that fails to open,
+//! marks its chunks bad. Bad chunks count as missing to later backups (which re-upload
+//! them, repairing every snapshot that used them), and a snapshot referencing a bad chunk
+//! is reported damaged and never used as a parent.
+//!
+//! This crate knows nothing of HTTP, users or roles: the server scopes vaults per tenant.
 
+mod error;
+mod gc;
+mod layout;
+mod vault;
+mod verify;
+
+pub use error::StoreError;
+pub use gc::{GcOptions, GcReport};
+pub use layout::ObjectLayout;
+pub use vault::{PackReceipt, SessionId, SnapshotRecord, Usage, Vault};
+pub use verify::{VerifyReport, VerifyScope};
+
+/// Result type of this crate.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Milliseconds since the Unix epoch.
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

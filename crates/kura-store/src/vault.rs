@@ -1,0 +1,725 @@
+//! [`Vault`]: upload sessions, the chunk index, snapshots and reads.
+
+use std::collections::HashMap;
+use std::path::Path as FsPath;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use kura_format::blob::BlobHeader;
+use kura_format::pack::parse_pack;
+use kura_format::{
+    BlobCodec, BlobKind, ChunkId, KeySlot, Manifest, PackId, ReferenceList, SnapshotId, VaultConfig,
+};
+use object_store::local::LocalFileSystem;
+use object_store::path::Path;
+use object_store::{ObjectStoreExt, PutPayload};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+
+use crate::layout::ObjectLayout;
+use crate::{Result, StoreError, now_ms};
+
+/// Ids per catalog query (SQLite allows 32766 parameters; stay well below).
+pub(crate) const BATCH: usize = 500;
+/// An upload session not heard from for this long no longer holds back GC.
+const SESSION_EXPIRY_MS: i64 = 6 * 3600 * 1000;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// One vault: objects plus catalog. Cheap to clone; safe to share between threads.
+#[derive(Clone)]
+pub struct Vault {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) objects: ObjectLayout,
+    pub(crate) db: SqlitePool,
+    pub(crate) config: VaultConfig,
+    location: String,
+    /// Re-check every uploaded blob (the service does; a local vault trusts its own process).
+    verify_uploads: bool,
+}
+
+/// An open upload session.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct SessionId(pub String);
+
+/// What storing one pack did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PackReceipt {
+    pub pack_id: PackId,
+    pub blobs: u64,
+    /// Chunks that were not in the index before.
+    pub new_chunks: u64,
+    pub stored_bytes: u64,
+}
+
+/// A live snapshot and its manifest.
+#[derive(Clone, Debug)]
+pub struct SnapshotRecord {
+    pub id: SnapshotId,
+    pub manifest: Manifest,
+}
+
+/// Space figures of a vault.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Usage {
+    pub snapshots: u64,
+    pub packs: u64,
+    /// Bytes of all packs in storage (what the vault costs).
+    pub stored_bytes: u64,
+    pub chunks: u64,
+    /// Plaintext bytes of all chunks (after dedup, before compression).
+    pub raw_bytes: u64,
+    /// Sum of the logical sizes of all live snapshots (before dedup).
+    pub logical_bytes: u64,
+}
+
+fn db_error_is_missing_table(e: &sqlx::Error) -> bool {
+    e.to_string().contains("no such table")
+}
+
+impl Vault {
+    /// Creates a vault in a local directory: `objects/` and `catalog.db`.
+    pub async fn create_local(dir: &FsPath, config: VaultConfig, slots: &[KeySlot]) -> Result<Vault> {
+        let location = dir.display().to_string();
+        if dir.join("catalog.db").exists() {
+            return Err(StoreError::AlreadyExists(location));
+        }
+        std::fs::create_dir_all(dir.join("objects"))
+            .map_err(|e| StoreError::Storage(format!("cannot create {location}: {e}")))?;
+        let (objects, db) = Self::local_parts(dir, true).await?;
+        Self::create(objects, db, config, slots, location, false).await
+    }
+
+    /// Opens the vault in a local directory.
+    pub async fn open_local(dir: &FsPath) -> Result<Vault> {
+        let location = dir.display().to_string();
+        if !dir.join("catalog.db").is_file() {
+            return Err(StoreError::NoVault(location));
+        }
+        let (objects, db) = Self::local_parts(dir, false).await?;
+        Self::open(objects, db, location, false).await
+    }
+
+    async fn local_parts(dir: &FsPath, create: bool) -> Result<(ObjectLayout, SqlitePool)> {
+        let store = LocalFileSystem::new_with_prefix(dir.join("objects"))?;
+        let objects = ObjectLayout::new(Arc::new(store), Path::default());
+        let options = SqliteConnectOptions::new()
+            .filename(dir.join("catalog.db"))
+            .create_if_missing(create)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(60))
+            .foreign_keys(true);
+        let db = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await?;
+        Ok((objects, db))
+    }
+
+    /// Creates a vault on the given objects and catalog database.
+    pub async fn create(
+        objects: ObjectLayout,
+        db: SqlitePool,
+        config: VaultConfig,
+        slots: &[KeySlot],
+        location: String,
+        verify_uploads: bool,
+    ) -> Result<Vault> {
+        MIGRATOR.run(&db).await?;
+        let existing: Option<(Vec<u8>,)> = sqlx::query_as("SELECT value FROM meta WHERE key = 'config'")
+            .fetch_optional(&db)
+            .await?;
+        if existing.is_some() {
+            return Err(StoreError::AlreadyExists(location));
+        }
+        let bytes = config.encode();
+        objects
+            .store
+            .put(&objects.config(), PutPayload::from(bytes.clone()))
+            .await?;
+        for slot in slots {
+            objects
+                .store
+                .put(&objects.key_slot(&slot.id), PutPayload::from(slot.encode()))
+                .await?;
+        }
+        let mut tx = db.begin().await?;
+        sqlx::query("INSERT INTO meta (key, value) VALUES ('config', $1)")
+            .bind(bytes)
+            .execute(&mut *tx)
+            .await?;
+        for slot in slots {
+            sqlx::query("INSERT INTO key_slots (id, slot) VALUES ($1, $2)")
+                .bind(&slot.id)
+                .bind(slot.encode())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(Vault {
+            inner: Arc::new(Inner {
+                objects,
+                db,
+                config,
+                location,
+                verify_uploads,
+            }),
+        })
+    }
+
+    /// Opens an existing vault on the given objects and catalog database.
+    pub async fn open(
+        objects: ObjectLayout,
+        db: SqlitePool,
+        location: String,
+        verify_uploads: bool,
+    ) -> Result<Vault> {
+        let row: Option<(Vec<u8>,)> = match sqlx::query_as("SELECT value FROM meta WHERE key = 'config'")
+            .fetch_optional(&db)
+            .await
+        {
+            Err(e) if db_error_is_missing_table(&e) => None,
+            other => other?,
+        };
+        let Some((bytes,)) = row else {
+            return Err(StoreError::NoVault(location));
+        };
+        MIGRATOR.run(&db).await?;
+        let config = VaultConfig::decode(&bytes)?;
+        Ok(Vault {
+            inner: Arc::new(Inner {
+                objects,
+                db,
+                config,
+                location,
+                verify_uploads,
+            }),
+        })
+    }
+
+    /// Where the vault is (for messages).
+    pub fn location(&self) -> &str {
+        &self.inner.location
+    }
+
+    /// The vault configuration.
+    pub fn config(&self) -> &VaultConfig {
+        &self.inner.config
+    }
+
+    pub(crate) fn db(&self) -> &SqlitePool {
+        &self.inner.db
+    }
+
+    pub(crate) fn objects(&self) -> &ObjectLayout {
+        &self.inner.objects
+    }
+
+    // ----- key slots -----
+
+    /// All key slots.
+    pub async fn key_slots(&self) -> Result<Vec<KeySlot>> {
+        let rows: Vec<(Vec<u8>,)> = sqlx::query_as("SELECT slot FROM key_slots ORDER BY id")
+            .fetch_all(self.db())
+            .await?;
+        rows.into_iter().map(|(b,)| Ok(KeySlot::decode(&b)?)).collect()
+    }
+
+    /// Adds a key slot.
+    pub async fn add_key_slot(&self, slot: &KeySlot) -> Result<()> {
+        let o = self.objects();
+        o.store
+            .put(&o.key_slot(&slot.id), PutPayload::from(slot.encode()))
+            .await?;
+        sqlx::query("INSERT INTO key_slots (id, slot) VALUES ($1, $2)")
+            .bind(&slot.id)
+            .bind(slot.encode())
+            .execute(self.db())
+            .await?;
+        Ok(())
+    }
+
+    /// Removes a key slot; the last one cannot be removed.
+    pub async fn remove_key_slot(&self, id: &str) -> Result<()> {
+        let mut tx = self.db().begin().await?;
+        let (count,): (i64,) = sqlx::query_as("SELECT count(*) FROM key_slots")
+            .fetch_one(&mut *tx)
+            .await?;
+        let gone = sqlx::query("DELETE FROM key_slots WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        if gone.rows_affected() == 0 {
+            return Err(StoreError::Rejected(format!("no key slot {id:?}")));
+        }
+        if count <= 1 {
+            return Err(StoreError::Rejected("the last key slot cannot be removed".into()));
+        }
+        tx.commit().await?;
+        let o = self.objects();
+        o.store.delete(&o.key_slot(id)).await?;
+        Ok(())
+    }
+
+    // ----- upload sessions -----
+
+    /// Opens an upload session for a backup that may reuse `parent`'s chunks.
+    pub async fn open_session(&self, parent: Option<SnapshotId>) -> Result<SessionId> {
+        let mut raw = [0u8; 16];
+        getrandom_fill(&mut raw)?;
+        let id = hex::encode(raw);
+        let now = now_ms();
+        sqlx::query("INSERT INTO sessions (id, started_ms, heartbeat_ms, parent) VALUES ($1, $2, $2, $3)")
+            .bind(&id)
+            .bind(now)
+            .bind(parent.map(|p| p.to_hex()))
+            .execute(self.db())
+            .await?;
+        Ok(SessionId(id))
+    }
+
+    async fn session_start(&self, session: &SessionId) -> Result<i64> {
+        let row: Option<(i64,)> = sqlx::query_as("SELECT started_ms FROM sessions WHERE id = $1")
+            .bind(&session.0)
+            .fetch_optional(self.db())
+            .await?;
+        row.map(|r| r.0)
+            .ok_or_else(|| StoreError::UnknownSession(session.0.clone()))
+    }
+
+    /// Drops a session without committing.
+    pub async fn abort_session(&self, session: &SessionId) -> Result<()> {
+        sqlx::query("DELETE FROM sessions WHERE id = $1")
+            .bind(&session.0)
+            .execute(self.db())
+            .await?;
+        Ok(())
+    }
+
+    /// Which of `ids` the vault does not hold (or holds damaged). The rest are marked as
+    /// seen by this session, so GC keeps them until it ends.
+    pub async fn missing(&self, session: &SessionId, ids: &[ChunkId]) -> Result<Vec<ChunkId>> {
+        let started = self.session_start(session).await?;
+        let mut missing = Vec::new();
+        for batch in ids.chunks(BATCH) {
+            let list = placeholders(batch.len(), 1);
+            let sql = format!("SELECT id FROM chunks WHERE bad = 0 AND id IN ({list})");
+            let mut q = sqlx::query_as::<_, (Vec<u8>,)>(sqlx::AssertSqlSafe(sql));
+            for id in batch {
+                q = q.bind(id.as_bytes().as_slice());
+            }
+            let found: std::collections::HashSet<Vec<u8>> =
+                q.fetch_all(self.db()).await?.into_iter().map(|r| r.0).collect();
+            missing.extend(
+                batch
+                    .iter()
+                    .filter(|id| !found.contains(id.as_bytes().as_slice())),
+            );
+            if !found.is_empty() {
+                let sql = format!(
+                    "UPDATE chunks SET seen_ms = $1 WHERE seen_ms < $2 AND id IN ({})",
+                    placeholders(found.len(), 3)
+                );
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now_ms()).bind(started);
+                for id in &found {
+                    q = q.bind(id.as_slice());
+                }
+                q.execute(self.db()).await?;
+            }
+        }
+        Ok(missing)
+    }
+
+    /// Stores a pack: checks it, writes the object, then indexes its chunks.
+    pub async fn put_pack(&self, session: &SessionId, pack: Bytes) -> Result<PackReceipt> {
+        self.session_start(session).await?;
+        let entries = parse_pack(&pack).map_err(|e| StoreError::Rejected(format!("pack: {e}")))?;
+        if self.inner.verify_uploads {
+            self.check_uploaded_blobs(&pack, &entries)?;
+        }
+        let pack_id = PackId::of(&pack);
+        let size = pack.len() as u64;
+        let o = self.objects();
+        o.store.put(&o.pack(&pack_id), PutPayload::from(pack)).await?;
+        let ids: Vec<ChunkId> = entries.iter().map(|e| e.id).collect();
+        let absent: std::collections::HashSet<ChunkId> =
+            self.absent_chunks(&ids).await?.into_iter().collect();
+        let now = now_ms();
+        let mut tx = self.db().begin().await?;
+        sqlx::query("INSERT OR IGNORE INTO packs (id, size, blob_count, created_ms) VALUES ($1, $2, $3, $4)")
+            .bind(pack_id.0.as_slice())
+            .bind(size as i64)
+            .bind(entries.len() as i64)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        let mut new_chunks = 0;
+        for e in entries.iter().filter(|e| absent.contains(&e.id)) {
+            // New, or a damaged chunk uploaded again: then the index points at the good copy.
+            sqlx::query(
+                "INSERT INTO chunks (id, pack, kind, offset, length, raw_length, seen_ms) VALUES ($1, $2, $3, $4, $5, $6, $7)
+                 ON CONFLICT (id) DO UPDATE SET pack = excluded.pack, kind = excluded.kind, offset = excluded.offset,
+                   length = excluded.length, raw_length = excluded.raw_length, seen_ms = excluded.seen_ms, bad = 0
+                 WHERE chunks.bad = 1",
+            )
+            .bind(e.id.as_bytes().as_slice())
+            .bind(pack_id.0.as_slice())
+            .bind(e.kind as u8 as i64)
+            .bind(e.offset as i64)
+            .bind(e.length as i64)
+            .bind(e.raw_length as i64)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            new_chunks += 1;
+        }
+        sqlx::query("UPDATE sessions SET heartbeat_ms = $1 WHERE id = $2")
+            .bind(now)
+            .bind(&session.0)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(PackReceipt {
+            pack_id,
+            blobs: entries.len() as u64,
+            new_chunks,
+            stored_bytes: size,
+        })
+    }
+
+    /// The service cannot trust uploads: plain blobs must hash to their ids; encrypted
+    /// ones must at least be well-formed encrypted blobs.
+    fn check_uploaded_blobs(&self, pack: &[u8], entries: &[kura_format::PackEntry]) -> Result<()> {
+        let codec = BlobCodec::plain(self.inner.config.compression_level);
+        for e in entries {
+            let blob = &pack[e.offset as usize..(e.offset + e.length) as usize];
+            let header = BlobHeader::parse(blob)
+                .map_err(|err| StoreError::Rejected(format!("blob {}: {err}", e.id)))?;
+            if header.encrypted != self.inner.config.encrypted {
+                return Err(StoreError::Rejected(format!(
+                    "blob {}: encryption does not match the vault",
+                    e.id
+                )));
+            }
+            if header.raw_len != e.raw_length {
+                return Err(StoreError::Rejected(format!(
+                    "blob {}: raw length differs from the trailer",
+                    e.id
+                )));
+            }
+            if !header.encrypted {
+                codec
+                    .open(&e.id, blob)
+                    .map_err(|err| StoreError::Rejected(format!("blob {}: {err}", e.id)))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Commits a snapshot: checks the manifest against its reference list and every
+    /// reference against the index, writes both objects, then the catalog row.
+    pub async fn commit(
+        &self,
+        session: &SessionId,
+        manifest_bytes: &[u8],
+        refs_bytes: &[u8],
+    ) -> Result<SnapshotId> {
+        self.session_start(session).await?;
+        let manifest =
+            Manifest::decode(manifest_bytes).map_err(|e| StoreError::Rejected(format!("manifest: {e}")))?;
+        let refs = ReferenceList::decode(refs_bytes)
+            .map_err(|e| StoreError::Rejected(format!("reference list: {e}")))?;
+        if !manifest.matches_references(&refs) {
+            return Err(StoreError::Rejected(
+                "the reference list does not match the manifest".into(),
+            ));
+        }
+        let absent = self.absent_chunks(refs.ids()).await?;
+        if let Some(first) = absent.first() {
+            return Err(StoreError::Rejected(format!(
+                "{} referenced chunks are not in the vault (first: {first}); nothing was committed",
+                absent.len()
+            )));
+        }
+        let id = Manifest::id_of(manifest_bytes);
+        let o = self.objects();
+        o.store
+            .put(&o.references(&id), PutPayload::from(refs_bytes.to_vec()))
+            .await?;
+        o.store
+            .put(&o.manifest(&id), PutPayload::from(manifest_bytes.to_vec()))
+            .await?;
+        let mut tx = self.db().begin().await?;
+        let gone = sqlx::query("DELETE FROM sessions WHERE id = $1")
+            .bind(&session.0)
+            .execute(&mut *tx)
+            .await?;
+        if gone.rows_affected() == 0 {
+            return Err(StoreError::UnknownSession(session.0.clone()));
+        }
+        sqlx::query(
+            "INSERT INTO snapshots (id, time_ns, kind, host, source, tags, parent, manifest, ref_count)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(id.to_hex())
+        .bind(manifest.time_ns)
+        .bind(manifest.kind.to_string())
+        .bind(&manifest.host)
+        .bind(&manifest.source)
+        .bind(manifest.tags.join(","))
+        .bind(manifest.parent.map(|p| p.to_hex()))
+        .bind(manifest_bytes)
+        .bind(refs.ids().len() as i64)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// Which of `ids` are not indexed or are damaged.
+    pub(crate) async fn absent_chunks(&self, ids: &[ChunkId]) -> Result<Vec<ChunkId>> {
+        let mut absent = Vec::new();
+        for batch in ids.chunks(BATCH) {
+            let sql = format!(
+                "SELECT id FROM chunks WHERE bad = 0 AND id IN ({})",
+                placeholders(batch.len(), 1)
+            );
+            let mut q = sqlx::query_as::<_, (Vec<u8>,)>(sqlx::AssertSqlSafe(sql));
+            for id in batch {
+                q = q.bind(id.as_bytes().as_slice());
+            }
+            let found: std::collections::HashSet<Vec<u8>> =
+                q.fetch_all(self.db()).await?.into_iter().map(|r| r.0).collect();
+            absent.extend(
+                batch
+                    .iter()
+                    .filter(|id| !found.contains(id.as_bytes().as_slice())),
+            );
+        }
+        Ok(absent)
+    }
+
+    // ----- snapshots -----
+
+    /// Live snapshots, oldest first.
+    pub async fn snapshots(&self) -> Result<Vec<SnapshotRecord>> {
+        let rows =
+            sqlx::query("SELECT id, manifest FROM snapshots WHERE deleted_ms IS NULL ORDER BY time_ns, id")
+                .fetch_all(self.db())
+                .await?;
+        rows.into_iter()
+            .map(|r| {
+                let id: String = r.get(0);
+                let bytes: Vec<u8> = r.get(1);
+                Ok(SnapshotRecord {
+                    id: SnapshotId::from_str(&id)?,
+                    manifest: Manifest::decode(&bytes)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Resolves `latest`, a full id or a unique hex prefix to a live snapshot.
+    pub async fn resolve(&self, spec: &str) -> Result<SnapshotId> {
+        let rows: Vec<(String,)> = if spec == "latest" {
+            sqlx::query_as(
+                "SELECT id FROM snapshots WHERE deleted_ms IS NULL ORDER BY time_ns DESC, id DESC LIMIT 1",
+            )
+            .fetch_all(self.db())
+            .await?
+        } else {
+            let prefix = spec.to_ascii_lowercase();
+            if prefix.is_empty() || prefix.len() > 64 || !prefix.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(StoreError::UnknownSnapshot(spec.to_string()));
+            }
+            sqlx::query_as(
+                "SELECT id FROM snapshots WHERE deleted_ms IS NULL AND substr(id, 1, $1) = $2 LIMIT 2",
+            )
+            .bind(prefix.len() as i64)
+            .bind(&prefix)
+            .fetch_all(self.db())
+            .await?
+        };
+        match rows.as_slice() {
+            [] => Err(StoreError::UnknownSnapshot(spec.to_string())),
+            [(id,)] => Ok(SnapshotId::from_str(id)?),
+            _ => Err(StoreError::AmbiguousSnapshot(spec.to_string())),
+        }
+    }
+
+    /// A live snapshot's manifest.
+    pub async fn manifest(&self, id: &SnapshotId) -> Result<Manifest> {
+        let row: Option<(Vec<u8>,)> =
+            sqlx::query_as("SELECT manifest FROM snapshots WHERE id = $1 AND deleted_ms IS NULL")
+                .bind(id.to_hex())
+                .fetch_optional(self.db())
+                .await?;
+        let (bytes,) = row.ok_or_else(|| StoreError::UnknownSnapshot(id.to_hex()))?;
+        Ok(Manifest::decode(&bytes)?)
+    }
+
+    /// A snapshot's reference list (also of forgotten snapshots GC has not yet removed).
+    pub async fn references(&self, id: &SnapshotId) -> Result<ReferenceList> {
+        let o = self.objects();
+        let bytes = o.store.get(&o.references(id)).await?.bytes().await?;
+        Ok(ReferenceList::decode(&bytes)?)
+    }
+
+    /// Whether a snapshot references a chunk that is damaged or gone.
+    pub async fn is_damaged(&self, id: &SnapshotId) -> Result<bool> {
+        let refs = self.references(id).await?;
+        Ok(!self.absent_chunks(refs.ids()).await?.is_empty())
+    }
+
+    /// Forgets snapshots: they disappear from listings at once; GC reclaims their space.
+    pub async fn forget(&self, ids: &[SnapshotId]) -> Result<()> {
+        let now = now_ms();
+        let mut tx = self.db().begin().await?;
+        for id in ids {
+            let r = sqlx::query("UPDATE snapshots SET deleted_ms = $1 WHERE id = $2 AND deleted_ms IS NULL")
+                .bind(now)
+                .bind(id.to_hex())
+                .execute(&mut *tx)
+                .await?;
+            if r.rows_affected() == 0 {
+                return Err(StoreError::UnknownSnapshot(id.to_hex()));
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    // ----- reads -----
+
+    /// Where each of `ids` is stored: (pack, offset, length). Unknown ids are absent.
+    pub async fn locate(&self, ids: &[ChunkId]) -> Result<HashMap<ChunkId, (PackId, u32, u32)>> {
+        let mut out = HashMap::with_capacity(ids.len());
+        for batch in ids.chunks(BATCH) {
+            let sql = format!(
+                "SELECT id, pack, offset, length FROM chunks WHERE id IN ({})",
+                placeholders(batch.len(), 1)
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for id in batch {
+                q = q.bind(id.as_bytes().as_slice());
+            }
+            for row in q.fetch_all(self.db()).await? {
+                let id: Vec<u8> = row.get(0);
+                let pack: Vec<u8> = row.get(1);
+                let offset: i64 = row.get(2);
+                let length: i64 = row.get(3);
+                out.insert(
+                    ChunkId::from_slice(&id)?,
+                    (PackId(pack_bytes(&pack)?), offset as u32, length as u32),
+                );
+            }
+        }
+        Ok(out)
+    }
+
+    /// The stored blobs of `ids`, in the same order. Reads neighbouring blobs of one pack
+    /// with one request.
+    pub async fn read_blobs(&self, ids: &[ChunkId]) -> Result<Vec<Bytes>> {
+        let located = self.locate(ids).await?;
+        let mut by_pack: HashMap<PackId, Vec<(usize, u32, u32)>> = HashMap::new();
+        for (i, id) in ids.iter().enumerate() {
+            let (pack, offset, length) = located
+                .get(id)
+                .ok_or_else(|| StoreError::MissingChunk(id.to_hex()))?;
+            by_pack.entry(*pack).or_default().push((i, *offset, *length));
+        }
+        let mut out = vec![Bytes::new(); ids.len()];
+        let o = self.objects();
+        for (pack, mut wanted) in by_pack {
+            wanted.sort_by_key(|w| w.1);
+            let start = wanted[0].1 as u64;
+            let end = wanted
+                .iter()
+                .map(|w| w.1 as u64 + w.2 as u64)
+                .max()
+                .unwrap_or(start);
+            let span = o.store.get_range(&o.pack(&pack), start..end).await?;
+            for (i, offset, length) in wanted {
+                let at = (offset as u64 - start) as usize;
+                out[i] = span.slice(at..at + length as usize);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The stored blob of one chunk.
+    pub async fn read_blob(&self, id: &ChunkId) -> Result<Bytes> {
+        Ok(self.read_blobs(std::slice::from_ref(id)).await?.remove(0))
+    }
+
+    /// The kind of each indexed chunk among `ids`.
+    pub async fn kinds(&self, ids: &[ChunkId]) -> Result<HashMap<ChunkId, BlobKind>> {
+        let mut out = HashMap::new();
+        for batch in ids.chunks(BATCH) {
+            let sql = format!(
+                "SELECT id, kind FROM chunks WHERE id IN ({})",
+                placeholders(batch.len(), 1)
+            );
+            let mut q = sqlx::query_as::<_, (Vec<u8>, i64)>(sqlx::AssertSqlSafe(sql));
+            for id in batch {
+                q = q.bind(id.as_bytes().as_slice());
+            }
+            for (id, kind) in q.fetch_all(self.db()).await? {
+                out.insert(ChunkId::from_slice(&id)?, BlobKind::from_u8(kind as u8)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Space figures.
+    pub async fn usage(&self) -> Result<Usage> {
+        let (packs, stored): (i64, Option<i64>) = sqlx::query_as("SELECT count(*), sum(size) FROM packs")
+            .fetch_one(self.db())
+            .await?;
+        let (chunks, raw): (i64, Option<i64>) =
+            sqlx::query_as("SELECT count(*), sum(raw_length) FROM chunks")
+                .fetch_one(self.db())
+                .await?;
+        let snaps = self.snapshots().await?;
+        Ok(Usage {
+            snapshots: snaps.len() as u64,
+            packs: packs as u64,
+            stored_bytes: stored.unwrap_or(0) as u64,
+            chunks: chunks as u64,
+            raw_bytes: raw.unwrap_or(0) as u64,
+            logical_bytes: snaps.iter().map(|s| s.manifest.stats.bytes).sum(),
+        })
+    }
+
+    /// Sessions not heard from within the expiry no longer count as open.
+    pub(crate) async fn expire_sessions(&self) -> Result<()> {
+        sqlx::query("DELETE FROM sessions WHERE heartbeat_ms < $1")
+            .bind(now_ms() - SESSION_EXPIRY_MS)
+            .execute(self.db())
+            .await?;
+        Ok(())
+    }
+}
+
+pub(crate) fn pack_bytes(b: &[u8]) -> Result<[u8; 32]> {
+    b.try_into()
+        .map_err(|_| StoreError::Database("pack id in the catalog is not 32 bytes".into()))
+}
+
+/// `$first, $first+1, …` for `n` parameters.
+pub(crate) fn placeholders(n: usize, first: usize) -> String {
+    (first..first + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn getrandom_fill(buf: &mut [u8]) -> Result<()> {
+    getrandom::fill(buf).map_err(|e| StoreError::Storage(format!("random source failed: {e}")))
+}
