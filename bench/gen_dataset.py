@@ -46,7 +46,6 @@ import json
 import math
 import os
 import random
-import shutil
 import sys
 from array import array
 from pathlib import Path

@@ -71,9 +71,12 @@ class Tool:
     def cwd_for_restore(self, target: Path) -> Path | None:
         return None
 
+    def version_cmd(self) -> list[str]:
+        return [self.exe, "--version"]
+
     def version(self) -> str:
         try:
-            out = subprocess.run([self.exe, "--version"], capture_output=True, text=True,
+            out = subprocess.run(self.version_cmd(), capture_output=True, text=True,
                                  env=self.env(), timeout=30)
             return (out.stdout or out.stderr).strip().splitlines()[0]
         except (OSError, IndexError, subprocess.SubprocessError):
@@ -97,6 +100,9 @@ class Restic(Tool):
         env.update(RESTIC_PASSWORD=PASSWORD,
                    RESTIC_CACHE_DIR=str(self.work / "home" / self.name / "restic-cache"))
         return env
+
+    def version_cmd(self) -> list[str]:
+        return [self.exe, "version"]
 
     def init_cmd(self) -> list[str]:
         return [self.exe, "--repo", str(self.repo), "init", "--repository-version", "2"]
@@ -201,6 +207,19 @@ class ToolResult:
         return self.peak_rss_kib_of(BACKUP_STEPS + ("restore",))
 
 
+_START = time.monotonic()
+
+
+def progress(msg: str, end: str = "\n") -> None:
+    """A progress line on stderr; phase headers carry the elapsed time."""
+    print(msg, end=end, flush=True, file=sys.stderr)
+
+
+def phase(msg: str) -> None:
+    elapsed = int(time.monotonic() - _START)
+    progress(f"[{elapsed // 60:02d}:{elapsed % 60:02d}] {msg}")
+
+
 class StepFailed(Exception):
     pass
 
@@ -261,7 +280,7 @@ def ensure_debian_packages(packages: dict[str, str]) -> None:
     apt = sudo + ["apt-get", "-o", "DPkg::Lock::Timeout=900"]
     install = apt + ["install", "-y", "--no-install-recommends"] + missing
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    print(f"installing {' '.join(missing)} ...", file=sys.stderr)
+    phase(f"installing {' '.join(missing)} ...")
     if subprocess.run(install, env=env).returncode != 0:
         subprocess.run(apt + ["update"], env=env, check=True)
         subprocess.run(install, env=env, check=True)
@@ -269,7 +288,7 @@ def ensure_debian_packages(packages: dict[str, str]) -> None:
 
 def build_kura() -> str:
     """cargo build --release -p kura; returns the binary's path."""
-    print("building kura (cargo build --release -p kura) ...", file=sys.stderr)
+    phase("building kura (cargo build --release -p kura) ...")
     subprocess.run(["cargo", "build", "--release", "-p", "kura"], cwd=REPO_ROOT, check=True)
     target = Path(os.environ.get("CARGO_TARGET_DIR", REPO_ROOT / "target"))
     if not target.is_absolute():
@@ -310,8 +329,7 @@ def prepare_work(work: Path, size_mib: int) -> None:
     free = shutil.disk_usage(work).free
     need = 5 * size_mib * MIB
     if free < need:
-        print(f"warning: {free // MIB} MiB free in {work}, the run may need ~{need // MIB} MiB",
-              file=sys.stderr)
+        progress(f"warning: {free // MIB} MiB free in {work}, the run may need ~{need // MIB} MiB")
 
 
 # ---------------------------------------------------------------------------
@@ -332,19 +350,19 @@ class Bench:
              data_bytes: int = 0) -> StepResult | None:
         """Run one step of one tool; a failure marks the tool as failed."""
         res = self.results[tool.name]
-        print(f"  {tool.name:<10} {label:<10} ", end="", flush=True, file=sys.stderr)
+        progress(f"  {tool.name:<10} {label:<10} ", end="")
         try:
             r = run_measured(cmd, tool.env(), self.work / "logs" / f"{tool.name}-{label}", cwd)
         except (StepFailed, OSError) as e:
             res.error = f"{label}: {e}"
-            print(f"FAILED\n{e}", file=sys.stderr)
+            progress(f"FAILED\n{e}")
             return None
         r.bytes = data_bytes
-        print(f"{r.wall_s:8.2f} s  {r.maxrss_kib / 1024:8.1f} MiB RSS", file=sys.stderr)
+        progress(f"{r.wall_s:8.2f} s  {r.maxrss_kib / 1024:8.1f} MiB RSS")
         return r
 
     def init(self) -> None:
-        print("init", file=sys.stderr)
+        phase("init")
         for tool in self.live():
             tool.repo.parent.mkdir(parents=True, exist_ok=True)
             self.step(tool, "init", tool.init_cmd())
@@ -352,7 +370,7 @@ class Bench:
     def backup(self, n: int) -> None:
         label = BACKUP_STEPS[n - 1]
         size = tree_bytes(self.data)
-        print(f"backup {n} ({label}, {size / MIB:.1f} MiB)", file=sys.stderr)
+        phase(f"backup {n} ({label}, {size / MIB:.1f} MiB)")
         for tool in self.live():
             res = self.results[tool.name]
             res.repo_bytes[f"before_{label}"] = du_bytes(tool.repo)
@@ -364,7 +382,7 @@ class Bench:
     def restore(self, n: int) -> None:
         expected = gen_dataset.tree_digests(self.data)
         size = tree_bytes(self.data)
-        print(f"restore ({size / MIB:.1f} MiB)", file=sys.stderr)
+        phase(f"restore ({size / MIB:.1f} MiB)")
         for tool in self.live():
             target = self.work / "restore" / tool.name
             shutil.rmtree(target, ignore_errors=True)
@@ -374,11 +392,13 @@ class Bench:
                           cwd=tool.cwd_for_restore(target), data_bytes=size)
             if r:
                 res.steps["restore"] = r
+                t0 = time.monotonic()
                 res.restore_problems = compare_trees(expected, restored_root(target, self.data))
                 res.restore_ok = not res.restore_problems
-                if not res.restore_ok:
-                    print(f"  {tool.name}: RESTORE MISMATCH: {res.restore_problems[:5]}",
-                          file=sys.stderr)
+                if res.restore_ok:
+                    progress(f"  {tool.name:<10} verified in {time.monotonic() - t0:.1f} s")
+                else:
+                    progress(f"  {tool.name}: RESTORE MISMATCH: {res.restore_problems[:5]}")
             shutil.rmtree(target, ignore_errors=True)
             res.repo_bytes["final"] = du_bytes(tool.repo)
 
@@ -471,6 +491,28 @@ def ratio_rows(results: dict[str, ToolResult]) -> list[dict]:
     return rows
 
 
+def ratio_table(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
+    """Ratios grouped by metric: one column per Kura variant and peer."""
+    pairs = list(dict.fromkeys((r["kura"], r["peer"]) for r in rows))
+    metrics = list(dict.fromkeys(r["metric"] for r in rows))
+    cells = {(r["metric"], r["kura"], r["peer"]): r for r in rows}
+    header = ["ratio (Kura/peer)", "target"] + [f"{k}/{p}" for k, p in pairs]
+    table = []
+    for metric in metrics:
+        targets = dict.fromkeys(f"{r['target']} vs {r['peer']}" for r in rows
+                                if r["metric"] == metric and r["target"])
+        line = [metric, ", ".join(targets)]
+        for k, p in pairs:
+            r = cells.get((metric, k, p))
+            if r is None:
+                line.append("")
+                continue
+            status = "" if r["met"] is None else (" met" if r["met"] else " NOT met")
+            line.append(fmt(r["ratio"], ".2f", "x") + status)
+        table.append(line)
+    return header, table
+
+
 def fmt(value, spec: str = ".2f", suffix: str = "") -> str:
     return "-" if value is None else f"{value:{spec}}{suffix}"
 
@@ -489,7 +531,7 @@ def result_rows(results: dict[str, ToolResult], sizes: dict[str, int]) -> list[l
         return [f"{fmt(r.steps[step].wall_s)} s ({fmt(r.throughput(step), '.1f')} MiB/s)"
                 if step in r.steps else "-" for r in rs]
 
-    return [
+    rows = [
         ["initial backup"] + step_cells("initial"),
         ["no-change backup"] + step_cells("nochange"),
         ["mutation backup"] + step_cells("mutation"),
@@ -504,8 +546,10 @@ def result_rows(results: dict[str, ToolResult], sizes: dict[str, int]) -> list[l
                                       for r in rs],
         ["restore verified"] + ["-" if r.restore_ok is None else ("ok" if r.restore_ok
                                                                   else "MISMATCH") for r in rs],
-        ["error"] + [("yes: " + r.error.splitlines()[0][:60]) if r.error else "" for r in rs],
     ]
+    if any(r.error for r in rs):
+        rows.append(["failed step"] + [r.error.split(":")[0] if r.error else "" for r in rs])
+    return rows
 
 
 def render(header: list[str], rows: list[list[str]], markdown: bool) -> str:
@@ -526,17 +570,15 @@ def report(meta: dict, results: dict[str, ToolResult], markdown: bool) -> str:
         f"Dataset: {sizes['initial'] / MIB:.1f} MiB, {meta['dataset']['files']} files "
         f"(seed {meta['seed']}); mutation changed {meta['mutation']['changed_bytes'] / MIB:.1f} "
         f"MiB ({meta['mutation']['changed_percent']} %); after it {sizes['final'] / MIB:.1f} MiB.",
-        f"Machine: {meta['machine']}; borg compression {meta['borg_compression']}, "
-        "restic compression auto (repo v2). Page cache warm for all tools.",
+        f"Machine: {meta['machine']}. Page cache warm for all tools."
+        + (" restic: repo v2, compression auto." if "restic" in results else "")
+        + (f" borg: compression {meta['borg_compression']}." if "borg" in results else ""),
         "",
         render(["step"] + list(results), result_rows(results, sizes), markdown),
     ]
     rows = ratio_rows(results)
     if rows:
-        table = [[f"{r['metric']} ({r['kura']}/{r['peer']})", fmt(r["ratio"], ".2f", "x"),
-                  r["target"], "" if r["met"] is None else ("met" if r["met"] else "NOT met")]
-                 for r in rows]
-        out += ["", render(["ratio", "value", "target", "status"], table, markdown)]
+        out += ["", render(*ratio_table(rows), markdown)]
     versions = ", ".join(f"{r.name}: {r.version}" for r in results.values())
     out += ["", f"Versions: {versions}"]
     return "\n".join(out)
@@ -583,7 +625,7 @@ def main(argv: list[str] | None = None) -> int:
     prepare_work(work, args.size_mib)
     data = work / "data"
 
-    print(f"generating {args.size_mib} MiB into {data} ...", file=sys.stderr)
+    phase(f"generating {args.size_mib} MiB into {data} ...")
     dataset = generate_data(data, args.size_mib, args.seed)
     bench = Bench(tools, work, data)
     bench.init()
@@ -591,10 +633,11 @@ def main(argv: list[str] | None = None) -> int:
     bench.backup(2)
     initial_bytes = tree_bytes(data)
     mutation = generate_data(data, args.size_mib, args.seed, percent=args.percent)
-    print(f"mutated: {json.dumps(mutation)}", file=sys.stderr)
+    phase(f"mutated: {json.dumps(mutation)}")
     bench.backup(3)
     bench.restore(3)
 
+    phase("done")
     meta = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "machine": machine(),

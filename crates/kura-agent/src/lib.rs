@@ -1,1 +1,35 @@
+//! The engine on the customer's side: everything `kura` does with a vault.
+//!
+//! It owns the [`Repository`] trait — the byte-level operations a vault offers, with
+//! [`LocalRepository`] (a vault in a local directory, in-process) as its first
+//! implementation and a remote one (HTTP to `kura-server`) to follow — and, above it, the
+//! work that needs the vault key and the file system: unlocking ([`OpenVault`]), the file
+//! backup pipeline ([`backup`]), restore ([`restore`]), browsing trees ([`browse`]),
+//! retention policies ([`retention`]) and speed measurement ([`speed`]).
+//!
+//! It must not know server internals: users, tenants and HTTP routing live elsewhere.
 
+pub mod backup;
+pub mod browse;
+mod error;
+mod open;
+mod promise;
+mod repository;
+pub mod restore;
+pub mod retention;
+pub mod speed;
+
+pub use error::AgentError;
+pub use open::{OpenVault, init_vault};
+pub use repository::{LocalRepository, Repository};
+
+/// Result type of this crate.
+pub type Result<T, E = AgentError> = std::result::Result<T, E>;
+
+/// Nanoseconds since the Unix epoch, now.
+pub(crate) fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
+}

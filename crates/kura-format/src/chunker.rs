@@ -27,11 +27,15 @@ impl Default for ChunkerParams {
 impl ChunkerParams {
     /// Checks the bounds FastCDC supports.
     pub fn validate(&self) -> crate::Result<()> {
-        let ok = (64..=1 << 26).contains(&self.min_size)
-            && (256..=1 << 28).contains(&self.avg_size)
-            && (1024..=1 << 30).contains(&self.max_size)
+        // FastCDC's own limits; it also requires even sizes (its masks assume them).
+        let ok = (64..=1 << 20).contains(&self.min_size)
+            && (256..=1 << 22).contains(&self.avg_size)
+            && (1024..=1 << 24).contains(&self.max_size)
             && self.min_size <= self.avg_size
-            && self.avg_size <= self.max_size;
+            && self.avg_size <= self.max_size
+            && [self.min_size, self.avg_size, self.max_size]
+                .iter()
+                .all(|s| s % 2 == 0);
         if ok {
             Ok(())
         } else {
@@ -167,6 +171,18 @@ mod tests {
         let a = FileChunker::new(ChunkerParams::default(), &[1; 32]).unwrap();
         let b = FileChunker::new(ChunkerParams::default(), &[2; 32]).unwrap();
         assert_ne!(cut_points(&a, &data), cut_points(&b, &data));
+    }
+
+    #[test]
+    fn rejects_params_fastcdc_cannot_take() {
+        for (min, avg, max) in [(1 << 16, 1 << 25, 1 << 26), (1 << 16, (1 << 18) + 1, 1 << 20)] {
+            let p = ChunkerParams {
+                min_size: min,
+                avg_size: avg,
+                max_size: max,
+            };
+            assert!(FileChunker::new(p, &[0; 32]).is_err(), "{p:?}");
+        }
     }
 
     #[test]

@@ -266,9 +266,12 @@ impl KeySlot {
                 supported: KEY_SLOT_VERSION,
             });
         }
+        if slot.id.len() != 8 || !slot.id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(FormatError::malformed("key slot", "id is not 8 hex digits"));
+        }
         if let SlotKind::Passphrase { kdf, .. } = &slot.kind {
             // Refuse parameters that would make opening the slot a denial of service.
-            if kdf.m_cost > 4 * 1024 * 1024 || kdf.t_cost > 100 || kdf.p_cost > 64 {
+            if kdf.m_cost > 1024 * 1024 || kdf.t_cost > 16 || kdf.p_cost > 16 {
                 return Err(FormatError::malformed(
                     "key slot",
                     "Argon2 parameters out of range",

@@ -243,6 +243,12 @@ impl ReferenceList {
                 supported: REFERENCE_LIST_VERSION as u32,
             });
         }
+        if head[5..8] != [0, 0, 0] {
+            return Err(FormatError::malformed(
+                "reference list",
+                "reserved bytes are not zero",
+            ));
+        }
         let count = u64::from_le_bytes(head[8..16].try_into().expect("8 bytes"));
         if count.checked_mul(32) != Some(input.len() as u64) {
             return Err(FormatError::malformed(

@@ -162,6 +162,12 @@ impl PackFooter {
                 supported: PACK_VERSION as u32,
             });
         }
+        if footer[37..40] != [0, 0, 0] {
+            return Err(FormatError::malformed(
+                "pack footer",
+                "reserved bytes are not zero",
+            ));
+        }
         let entry_count = u32::from_le_bytes(footer[..4].try_into().expect("4 bytes"));
         if entry_count > MAX_ENTRIES {
             return Err(FormatError::malformed(

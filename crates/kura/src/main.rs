@@ -1,1 +1,39 @@
-fn main() {}
+//! `kura`: the command-line agent. A thin layer over `kura-agent`: it parses arguments,
+//! asks for secrets, draws progress and prints results; the engine does the work.
+
+mod cli;
+mod commands;
+mod ui;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+/// Exit code when a backup completed but some files could not be read.
+pub const EXIT_PARTIAL: u8 = 3;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    let ui = ui::Ui {
+        json: cli.json,
+        quiet: cli.quiet,
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match commands::run(cli, ui, runtime.handle().clone()) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            let message = format!("{e:#}");
+            eprintln!("error: {message}");
+            if ui.json {
+                println!("{}", serde_json::json!({ "error": message }));
+            }
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,43 @@
+use std::path::PathBuf;
+
+use thiserror::Error;
+
+/// What went wrong on the agent side.
+#[derive(Debug, Error)]
+pub enum AgentError {
+    #[error(transparent)]
+    Store(#[from] kura_store::StoreError),
+    #[error(transparent)]
+    Format(#[from] kura_format::FormatError),
+    /// A file system operation on the client failed.
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The user asked for something that cannot be done as asked.
+    #[error("{0}")]
+    Usage(String),
+    /// The vault holds something that must not be restored (hostile or damaged).
+    #[error("refusing to restore: {0}")]
+    Unsafe(String),
+    /// The passphrase opens no key slot.
+    #[error("wrong passphrase: it opens none of this vault's key slots")]
+    WrongPassphrase,
+    /// A path inside a snapshot does not exist.
+    #[error("{0:?} is not in this snapshot")]
+    NotInSnapshot(String),
+    /// Another stage of a pipeline failed first.
+    #[error("aborted: {0}")]
+    Aborted(String),
+}
+
+impl AgentError {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        AgentError::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}

@@ -1,0 +1,108 @@
+//! Unlocking a vault: finding the key slot a passphrase opens, and building the codec and
+//! chunker every operation uses.
+
+use std::sync::Arc;
+
+use kura_format::keys::KdfParams;
+use kura_format::tree::Tree;
+use kura_format::{
+    BlobCodec, ChunkId, FileChunker, FormatError, KeySlot, MasterKey, RecoveryKey, VaultConfig,
+};
+use tokio::runtime::Handle;
+
+use crate::{AgentError, Repository, Result};
+
+/// A vault ready for work: the repository plus, for encrypted vaults, the key.
+#[derive(Clone)]
+pub struct OpenVault {
+    pub repo: Arc<dyn Repository>,
+    pub codec: Arc<BlobCodec>,
+    pub chunker: Arc<FileChunker>,
+    pub key: Option<MasterKey>,
+    /// Runs the repository's async calls from worker threads.
+    pub handle: Handle,
+}
+
+impl OpenVault {
+    /// Opens `repo`. `passphrase` is asked for only when the vault is encrypted.
+    pub async fn unlock(
+        repo: Arc<dyn Repository>,
+        passphrase: impl FnOnce() -> Result<Vec<u8>>,
+    ) -> Result<Self> {
+        let config = repo.config().clone();
+        let key = if config.encrypted {
+            let pass = passphrase()?;
+            let slots = repo.key_slots().await?;
+            Some(open_any_slot(&slots, &pass)?)
+        } else {
+            None
+        };
+        let (codec, chunker) = config.codec(key.as_ref())?;
+        Ok(OpenVault {
+            repo,
+            codec: Arc::new(codec),
+            chunker: Arc::new(chunker),
+            key,
+            handle: Handle::current(),
+        })
+    }
+
+    /// The vault configuration.
+    pub fn config(&self) -> &VaultConfig {
+        self.repo.config()
+    }
+
+    /// Reads and decodes one tree (async context).
+    pub async fn load_tree(&self, id: &ChunkId) -> Result<Tree> {
+        let blob = self.repo.read_blobs(std::slice::from_ref(id)).await?.remove(0);
+        let bytes = self.codec.open(id, &blob)?;
+        Ok(Tree::decode(&bytes)?)
+    }
+
+    /// Reads and decodes one tree from a worker thread.
+    pub fn load_tree_blocking(&self, id: &ChunkId) -> Result<Tree> {
+        self.handle.block_on(self.load_tree(id))
+    }
+}
+
+/// The master key from whichever slot `passphrase` opens. Slots are tried cheapest first
+/// (a recovery key is recognised by its form, so Argon2 runs only for real passphrases).
+fn open_any_slot(slots: &[KeySlot], passphrase: &[u8]) -> Result<MasterKey> {
+    let looks_like_recovery = std::str::from_utf8(passphrase)
+        .ok()
+        .is_some_and(|s| s.parse::<RecoveryKey>().is_ok());
+    for slot in slots {
+        let is_recovery = matches!(slot.kind, kura_format::keys::SlotKind::Recovery);
+        if is_recovery != looks_like_recovery {
+            continue;
+        }
+        match slot.open(passphrase) {
+            Ok(key) => return Ok(key),
+            Err(FormatError::WrongPassphrase) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(AgentError::WrongPassphrase)
+}
+
+/// A new vault's configuration and key slots. For an encrypted vault, also the recovery
+/// key, which the caller must show once: it is stored nowhere else.
+pub fn init_vault(
+    encrypted: bool,
+    passphrase: Option<&[u8]>,
+    kdf: KdfParams,
+) -> Result<(VaultConfig, Vec<KeySlot>, Option<RecoveryKey>)> {
+    let now = crate::now_ns() / 1_000_000_000;
+    let config = VaultConfig::new(encrypted, now)?;
+    if !encrypted {
+        return Ok((config, Vec::new(), None));
+    }
+    let pass = passphrase.ok_or_else(|| AgentError::Usage("an encrypted vault needs a passphrase".into()))?;
+    let master = MasterKey::generate()?;
+    let recovery = RecoveryKey::generate()?;
+    let slots = vec![
+        KeySlot::for_passphrase(&master, pass, "initial passphrase", kdf, now)?,
+        KeySlot::for_recovery(&master, &recovery, now)?,
+    ];
+    Ok((config, slots, Some(recovery)))
+}

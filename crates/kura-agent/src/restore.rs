@@ -1,0 +1,437 @@
+//! Restore: a whole snapshot, or the sub-paths asked for, into a target directory.
+//!
+//! Nothing is ever written outside the target: every name from the vault is checked
+//! (no `/`, `..` or NUL — a hostile vault could hold them), directories are created by
+//! this restore and checked not to be symlinks, and files are opened with `O_NOFOLLOW`.
+//! Files are written by worker threads; holes are skipped so sparse files stay sparse;
+//! directory metadata is applied last, deepest first, so their times stick.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::{Seek, SeekFrom, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, sync_channel};
+use std::sync::{Arc, Mutex};
+
+use kura_format::tree::{Extent, Node, NodeKind};
+use kura_format::{ChunkId, SnapshotId};
+
+use crate::browse::{find, path_names, root_of};
+use crate::{AgentError, OpenVault, Result};
+
+/// Chunks fetched per request while writing a file.
+const READ_BATCH: usize = 16;
+
+/// Where and what to restore.
+#[derive(Clone, Debug, Default)]
+pub struct RestoreOptions {
+    pub target: PathBuf,
+    /// Paths inside the snapshot; empty means everything.
+    pub includes: Vec<String>,
+    /// Allow a non-empty target and replace what is in the way.
+    pub overwrite: bool,
+}
+
+/// Live counters, for progress display.
+#[derive(Default, Debug)]
+pub struct RestoreProgress {
+    pub files: AtomicU64,
+    pub bytes: AtomicU64,
+}
+
+/// What a restore did.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct RestoreSummary {
+    pub snapshot_id: String,
+    pub files: u64,
+    pub dirs: u64,
+    pub bytes: u64,
+    pub duration_s: f64,
+    /// Entries or metadata that could not be restored.
+    pub errors: Vec<String>,
+}
+
+struct FileJob {
+    path: PathBuf,
+    node: Node,
+}
+
+/// Restores snapshot `id`. Call from a thread outside the async runtime.
+pub fn run(
+    vault: &OpenVault,
+    id: &SnapshotId,
+    options: &RestoreOptions,
+    progress: Arc<RestoreProgress>,
+) -> Result<RestoreSummary> {
+    let started = std::time::Instant::now();
+    let target = &options.target;
+    prepare_target(target, options.overwrite)?;
+    let root = vault.handle.block_on(root_of(vault, id))?;
+
+    // What to restore: (path relative to the target, node or the root).
+    let mut selected: Vec<(Vec<Vec<u8>>, Option<Node>)> = Vec::new();
+    if options.includes.is_empty() {
+        selected.push((Vec::new(), None));
+    } else {
+        for inc in &options.includes {
+            let names = path_names(inc)?;
+            let node = vault.handle.block_on(find(vault, &root, &names, inc))?;
+            selected.push((names, node));
+        }
+    }
+
+    let errors = Mutex::new(Vec::new());
+    let workers = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .clamp(2, 8);
+    let (tx, rx) = sync_channel::<FileJob>(256);
+    let rx = Arc::new(Mutex::new(rx));
+    let mut walker = RestoreWalk {
+        vault,
+        overwrite: options.overwrite,
+        jobs: tx,
+        dirs: Vec::new(),
+        links: Vec::new(),
+        first_links: HashMap::new(),
+        errors: &errors,
+        files: 0,
+        bytes: 0,
+    };
+    let walk_result = std::thread::scope(|scope| {
+        for _ in 0..workers {
+            let rx = Arc::clone(&rx);
+            let (errors, progress) = (&errors, &progress);
+            scope.spawn(move || write_files(vault, &rx, errors, progress));
+        }
+        let result = (|| {
+            for (names, node) in &selected {
+                let mut dir = target.clone();
+                // Intermediate directories of an included path.
+                for name in names.iter().take(names.len().saturating_sub(1)) {
+                    dir = dir.join(safe_name(name)?);
+                    walker.make_dir(&dir)?;
+                }
+                match node {
+                    None => walker.restore_tree(target, &root)?,
+                    Some(node) => walker.restore_node(&dir, node)?,
+                }
+            }
+            Ok::<(), AgentError>(())
+        })();
+        drop(std::mem::replace(&mut walker.jobs, sync_channel(1).0));
+        result
+    });
+    walk_result?;
+    for (link, original) in &walker.links {
+        if options.overwrite {
+            let _ = std::fs::remove_file(link);
+        }
+        if let Err(e) = std::fs::hard_link(original, link) {
+            walker.error(link, e);
+        }
+    }
+    // Directory metadata last, deepest first.
+    let dirs = std::mem::take(&mut walker.dirs);
+    for (path, node) in dirs.iter().rev() {
+        apply_metadata(path, node, &errors);
+    }
+    let (files, bytes) = (walker.files, walker.bytes);
+    Ok(RestoreSummary {
+        snapshot_id: id.to_hex(),
+        files,
+        dirs: dirs.len() as u64,
+        bytes,
+        duration_s: started.elapsed().as_secs_f64(),
+        errors: errors.into_inner().expect("errors lock"),
+    })
+}
+
+fn prepare_target(target: &Path, overwrite: bool) -> Result<()> {
+    match std::fs::symlink_metadata(target) {
+        Ok(m) if m.is_dir() => {
+            let mut entries = std::fs::read_dir(target).map_err(|e| AgentError::io(target, e))?;
+            if !overwrite && entries.next().is_some() {
+                return Err(AgentError::Usage(format!(
+                    "target {} is not empty — restore into an empty directory, or add --overwrite",
+                    target.display()
+                )));
+            }
+            Ok(())
+        }
+        Ok(_) => Err(AgentError::Usage(format!(
+            "target {} exists and is not a directory",
+            target.display()
+        ))),
+        Err(_) => std::fs::create_dir_all(target).map_err(|e| AgentError::io(target, e)),
+    }
+}
+
+fn safe_name(name: &[u8]) -> Result<&std::ffi::OsStr> {
+    let n = Node::new(name, NodeKind::File);
+    if !n.has_safe_name() {
+        return Err(AgentError::Unsafe(format!(
+            "the snapshot holds an entry named {:?}, which could escape the target",
+            String::from_utf8_lossy(name)
+        )));
+    }
+    Ok(std::ffi::OsStr::from_bytes(name))
+}
+
+struct RestoreWalk<'a> {
+    vault: &'a OpenVault,
+    overwrite: bool,
+    jobs: std::sync::mpsc::SyncSender<FileJob>,
+    dirs: Vec<(PathBuf, Node)>,
+    /// Hard links to create once files are written: (link, original).
+    links: Vec<(PathBuf, PathBuf)>,
+    first_links: HashMap<(u64, u64), PathBuf>,
+    errors: &'a Mutex<Vec<String>>,
+    files: u64,
+    bytes: u64,
+}
+
+impl RestoreWalk<'_> {
+    fn error(&self, path: &Path, why: impl std::fmt::Display) {
+        self.errors
+            .lock()
+            .expect("errors lock")
+            .push(format!("{}: {why}", path.display()));
+    }
+
+    /// Creates a directory, or accepts an existing real one (never a symlink to one).
+    fn make_dir(&self, path: &Path) -> Result<()> {
+        match std::fs::symlink_metadata(path) {
+            Ok(m) if m.is_dir() => return Ok(()),
+            Ok(_) if self.overwrite => remove_entry(path)?,
+            Ok(_) => {
+                return Err(AgentError::Usage(format!(
+                    "{} exists and is not a directory",
+                    path.display()
+                )));
+            }
+            Err(_) => {}
+        }
+        std::fs::create_dir(path).map_err(|e| AgentError::io(path, e))
+    }
+
+    fn restore_tree(&mut self, dir: &Path, tree_id: &ChunkId) -> Result<()> {
+        let tree = self.vault.load_tree_blocking(tree_id)?;
+        for node in tree.nodes {
+            self.restore_node(dir, &node)?;
+        }
+        Ok(())
+    }
+
+    fn restore_node(&mut self, dir: &Path, node: &Node) -> Result<()> {
+        let path = dir.join(safe_name(&node.name)?);
+        match node.kind {
+            NodeKind::Dir => {
+                self.make_dir(&path)?;
+                if let Some(sub) = &node.subtree {
+                    self.restore_tree(&path, sub)?;
+                }
+                self.dirs.push((path, node.clone()));
+            }
+            NodeKind::File => {
+                self.files += 1;
+                if node.nlink > 1 {
+                    let key = (node.dev, node.inode);
+                    if let Some(first) = self.first_links.get(&key) {
+                        self.links.push((path, first.clone()));
+                        return Ok(());
+                    }
+                    self.first_links.insert(key, path.clone());
+                }
+                self.bytes += node.size;
+                let job = FileJob {
+                    path,
+                    node: node.clone(),
+                };
+                self.jobs
+                    .send(job)
+                    .map_err(|_| AgentError::Aborted("restore workers stopped".into()))?;
+            }
+            NodeKind::Symlink => {
+                self.clear(&path)?;
+                let target = node
+                    .link_target
+                    .as_deref()
+                    .map(|t| t.as_slice())
+                    .unwrap_or_default();
+                match std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(target), &path) {
+                    Ok(()) => apply_metadata(&path, node, self.errors),
+                    Err(e) => self.error(&path, e),
+                }
+            }
+            NodeKind::Fifo | NodeKind::CharDevice | NodeKind::BlockDevice => {
+                self.clear(&path)?;
+                let ft = match node.kind {
+                    NodeKind::Fifo => rustix::fs::FileType::Fifo,
+                    NodeKind::CharDevice => rustix::fs::FileType::CharacterDevice,
+                    _ => rustix::fs::FileType::BlockDevice,
+                };
+                let mode = rustix::fs::Mode::from_raw_mode(node.mode & 0o777);
+                match rustix::fs::mknodat(rustix::fs::CWD, &path, ft, mode, node.rdev) {
+                    Ok(()) => apply_metadata(&path, node, self.errors),
+                    Err(e) => self.error(&path, e),
+                }
+            }
+            // A socket is recreated by the program that owns it, not by a restore.
+            NodeKind::Socket => {}
+        }
+        Ok(())
+    }
+
+    fn clear(&self, path: &Path) -> Result<()> {
+        if self.overwrite && std::fs::symlink_metadata(path).is_ok() {
+            remove_entry(path)?;
+        }
+        Ok(())
+    }
+}
+
+fn remove_entry(path: &Path) -> Result<()> {
+    let m = std::fs::symlink_metadata(path).map_err(|e| AgentError::io(path, e))?;
+    let r = if m.is_dir() {
+        std::fs::remove_dir_all(path)
+    } else {
+        std::fs::remove_file(path)
+    };
+    r.map_err(|e| AgentError::io(path, e))
+}
+
+/// Worker: writes the content of files.
+fn write_files(
+    vault: &OpenVault,
+    jobs: &Mutex<Receiver<FileJob>>,
+    errors: &Mutex<Vec<String>>,
+    progress: &RestoreProgress,
+) {
+    loop {
+        let job = match jobs.lock().expect("job lock").recv() {
+            Ok(j) => j,
+            Err(_) => return,
+        };
+        match write_file(vault, &job.path, &job.node, progress) {
+            Ok(()) => {
+                progress.files.fetch_add(1, Ordering::Relaxed);
+                apply_metadata(&job.path, &job.node, errors);
+            }
+            Err(e) => errors
+                .lock()
+                .expect("errors lock")
+                .push(format!("{}: {e}", job.path.display())),
+        }
+    }
+}
+
+fn write_file(vault: &OpenVault, path: &Path, node: &Node, progress: &RestoreProgress) -> Result<()> {
+    let open = || {
+        OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+            .mode(0o600)
+            .open(path)
+    };
+    let mut file: File = match open() {
+        Ok(f) => f,
+        Err(_) if std::fs::symlink_metadata(path).is_ok() => {
+            remove_entry(path)?;
+            open().map_err(|e| AgentError::io(path, e))?
+        }
+        Err(e) => return Err(AgentError::io(path, e)),
+    };
+    let mut pos = 0u64;
+    let mut i = 0;
+    while i < node.content.len() {
+        match node.content[i] {
+            Extent::Hole(n) => {
+                pos += n;
+                file.seek(SeekFrom::Start(pos))
+                    .map_err(|e| AgentError::io(path, e))?;
+                i += 1;
+            }
+            Extent::Chunk(_) => {
+                let ids: Vec<ChunkId> = node.content[i..]
+                    .iter()
+                    .take(READ_BATCH)
+                    .map_while(|e| match e {
+                        Extent::Chunk(id) => Some(*id),
+                        Extent::Hole(_) => None,
+                    })
+                    .collect();
+                let blobs = vault.handle.block_on(vault.repo.read_blobs(&ids))?;
+                for (id, blob) in ids.iter().zip(blobs) {
+                    let data = vault.codec.open(id, &blob)?;
+                    file.write_all(&data).map_err(|e| AgentError::io(path, e))?;
+                    pos += data.len() as u64;
+                    progress.bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
+                }
+                i += ids.len();
+            }
+        }
+    }
+    // Trailing holes, and the size check that catches a short snapshot.
+    file.set_len(node.size.max(pos))
+        .map_err(|e| AgentError::io(path, e))?;
+    if pos > node.size {
+        return Err(AgentError::Unsafe(format!(
+            "content is longer than the recorded size of {}",
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Owner, mode, extended attributes and times; failures are reported, not fatal
+/// (an unprivileged user cannot give files away).
+fn apply_metadata(path: &Path, node: &Node, errors: &Mutex<Vec<String>>) {
+    use rustix::fs::{AtFlags, CWD, Timespec, Timestamps};
+    let report = |what: &str, e: &dyn std::fmt::Display| {
+        errors
+            .lock()
+            .expect("errors lock")
+            .push(format!("{}: {what}: {e}", path.display()));
+    };
+    let am_root = rustix::process::geteuid().is_root();
+    if am_root
+        && let Err(e) = rustix::fs::chownat(
+            CWD,
+            path,
+            Some(rustix::fs::Uid::from_raw(node.uid)),
+            Some(rustix::fs::Gid::from_raw(node.gid)),
+            AtFlags::SYMLINK_NOFOLLOW,
+        )
+    {
+        report("owner", &e);
+    }
+    if node.kind != NodeKind::Symlink
+        && let Err(e) = std::fs::set_permissions(path, std::fs::Permissions::from_mode(node.mode & 0o7777))
+    {
+        report("mode", &e);
+    }
+    for (name, value) in &node.xattrs {
+        let name = std::ffi::OsStr::from_bytes(name);
+        if let Err(e) = xattr::set(path, name, value)
+            && (am_root || !name.as_bytes().starts_with(b"trusted."))
+        {
+            report("extended attribute", &e);
+        }
+    }
+    let ts = |ns: i64| Timespec {
+        tv_sec: ns.div_euclid(1_000_000_000),
+        tv_nsec: ns.rem_euclid(1_000_000_000) as _,
+    };
+    let times = Timestamps {
+        last_access: ts(node.atime_ns),
+        last_modification: ts(node.mtime_ns),
+    };
+    if let Err(e) = rustix::fs::utimensat(CWD, path, &times, AtFlags::SYMLINK_NOFOLLOW) {
+        report("times", &e);
+    }
+}

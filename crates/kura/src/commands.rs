@@ -1,0 +1,490 @@
+//! One function per subcommand.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use kura_agent::backup::{self, BackupOptions, BackupProgress};
+use kura_agent::browse;
+use kura_agent::restore::{self, RestoreOptions, RestoreProgress};
+use kura_agent::retention::{self, RetentionPolicy};
+use kura_agent::{LocalRepository, OpenVault, Repository, init_vault};
+use kura_format::keys::{KdfParams, SlotKind};
+use kura_format::tree::NodeKind;
+use kura_format::{KeySlot, SnapshotId};
+use kura_store::{GcOptions, VerifyScope};
+use serde_json::json;
+use tokio::runtime::Handle;
+
+use crate::EXIT_PARTIAL;
+use crate::cli::{BackupArgs, Cli, Command, ForgetArgs, KeyCommand};
+use crate::ui::{self, Ui, counters};
+
+/// Runs one command; returns the exit code.
+pub fn run(cli: Cli, ui: Ui, rt: Handle) -> Result<u8> {
+    let ctx = Ctx {
+        repo: cli.repo,
+        password_file: cli.password_file,
+        ui,
+        rt,
+    };
+    match cli.command {
+        Command::Init { encrypt } => ctx.init(encrypt),
+        Command::Backup(args) => ctx.backup(args),
+        Command::Snapshots => ctx.snapshots(),
+        Command::Ls {
+            snapshot,
+            path,
+            no_recurse,
+        } => ctx.ls(&snapshot, path.as_deref().unwrap_or("/"), !no_recurse),
+        Command::Restore {
+            snapshot,
+            target,
+            include,
+            overwrite,
+        } => ctx.restore(&snapshot, target, include, overwrite),
+        Command::Forget(args) => ctx.forget(args),
+        Command::Gc { max_unused, dry_run } => ctx.gc(max_unused, dry_run),
+        Command::Check { read_data } => ctx.check(read_data),
+        Command::Key { command } => ctx.key(command),
+        Command::Stats => ctx.stats(),
+        Command::Bench { mib } => ctx.bench(mib),
+    }
+}
+
+struct Ctx {
+    repo: Option<PathBuf>,
+    password_file: Option<PathBuf>,
+    ui: Ui,
+    rt: Handle,
+}
+
+impl Ctx {
+    fn repo_path(&self) -> Result<&Path> {
+        self.repo
+            .as_deref()
+            .context("no vault given: use --repo PATH or set KURA_REPO")
+    }
+
+    fn open_repo(&self) -> Result<Arc<dyn Repository>> {
+        let path = self.repo_path()?;
+        Ok(Arc::new(self.rt.block_on(LocalRepository::open(path))?))
+    }
+
+    fn unlock(&self) -> Result<OpenVault> {
+        let repo = self.open_repo()?;
+        let file = self.password_file.clone();
+        let _guard = self.rt.enter();
+        Ok(self.rt.block_on(OpenVault::unlock(repo, || {
+            ui::passphrase(file.as_deref(), false).map_err(|e| kura_agent::AgentError::Usage(e.to_string()))
+        }))?)
+    }
+
+    fn init(&self, encrypt: bool) -> Result<u8> {
+        let path = self.repo_path()?;
+        let pass = if encrypt {
+            Some(ui::passphrase(self.password_file.as_deref(), true)?)
+        } else {
+            None
+        };
+        let (config, slots, recovery) = init_vault(encrypt, pass.as_deref(), KdfParams::default())?;
+        let vault_id = config.vault_id.clone();
+        self.rt.block_on(LocalRepository::create(path, config, &slots))?;
+        self.ui.result(format!(
+            "created {} vault {vault_id} at {}",
+            if encrypt { "encrypted" } else { "unencrypted" },
+            path.display()
+        ));
+        if let Some(rk) = &recovery {
+            self.ui.result(format!(
+                "\nRecovery key (shown only now; store it somewhere safe — it opens the vault if the passphrase is lost):\n\n    {rk}\n"
+            ));
+        }
+        self.ui.json(&json!({
+            "vault_id": vault_id,
+            "path": path.display().to_string(),
+            "encrypted": encrypt,
+            "recovery_key": recovery.map(|r| r.to_string()),
+        }));
+        Ok(0)
+    }
+
+    fn backup(&self, args: BackupArgs) -> Result<u8> {
+        let vault = self.unlock()?;
+        let options = BackupOptions {
+            paths: args.paths,
+            excludes: args.exclude,
+            tags: args.tag,
+            source: args.source,
+            one_file_system: args.one_file_system,
+            force_full: args.force,
+            host: hostname(),
+        };
+        let progress = Arc::new(BackupProgress::default());
+        let summary = {
+            let _bar = self.ui.progress("backing up", vec![counters(&progress)]);
+            let p = Arc::clone(&progress);
+            std::thread::scope(|s| s.spawn(|| backup::run(&vault, &options, p)).join())
+                .map_err(|_| anyhow::anyhow!("the backup thread panicked"))??
+        };
+        for e in &summary.errors {
+            self.ui.warn(format!("not backed up: {e}"));
+        }
+        for c in &summary.changed_while_reading {
+            self.ui.warn(format!("changed while being read: {c}"));
+        }
+        self.ui.say(format!(
+            "{} files, {} dirs, {} ({} read, {} added) in {:.1}s",
+            summary.files,
+            summary.dirs,
+            ui::size(summary.bytes),
+            ui::size(summary.bytes_read),
+            ui::size(summary.bytes_added),
+            summary.duration_s
+        ));
+        self.ui
+            .result(format!("snapshot {} saved", &summary.snapshot_id[..12]));
+        self.ui.json(&summary);
+        if summary.errors.is_empty() {
+            Ok(0)
+        } else {
+            self.ui.warn(format!(
+                "{} files could not be read (listed above); the snapshot lacks them",
+                summary.errors.len()
+            ));
+            Ok(EXIT_PARTIAL)
+        }
+    }
+
+    fn snapshots(&self) -> Result<u8> {
+        let vault = self.unlock()?;
+        let snaps = self.rt.block_on(vault.repo.snapshots())?;
+        let mut rows = Vec::new();
+        for s in &snaps {
+            let m = &s.manifest;
+            let paths = m.open_body(&vault.codec).map(|b| b.paths).unwrap_or_default();
+            rows.push(json!({
+                "id": s.id.to_hex(),
+                "time": ui::utc_time(m.time_ns),
+                "host": m.host,
+                "source": m.source,
+                "kind": m.kind.to_string(),
+                "paths": paths,
+                "tags": m.tags,
+                "parent": m.parent.map(|p| p.to_hex()),
+                "files": m.stats.files,
+                "bytes": m.stats.bytes,
+                "bytes_added": m.stats.bytes_added,
+            }));
+            self.ui.result(format!(
+                "{}  {}  {:<5}  {:>10}  {}  {}{}",
+                s.id.short(),
+                ui::local_time(m.time_ns),
+                m.kind.to_string(),
+                ui::size(m.stats.bytes),
+                m.source,
+                paths.join(" "),
+                if m.tags.is_empty() {
+                    String::new()
+                } else {
+                    format!("  [{}]", m.tags.join(","))
+                }
+            ));
+        }
+        if snaps.is_empty() {
+            self.ui.say("no snapshots yet");
+        }
+        self.ui.json(&rows);
+        Ok(0)
+    }
+
+    fn resolve(&self, vault: &OpenVault, spec: &str) -> Result<SnapshotId> {
+        Ok(self.rt.block_on(vault.repo.resolve(spec))?)
+    }
+
+    fn ls(&self, snapshot: &str, path: &str, recursive: bool) -> Result<u8> {
+        let vault = self.unlock()?;
+        let id = self.resolve(&vault, snapshot)?;
+        let entries = self.rt.block_on(async {
+            let root = browse::root_of(&vault, &id).await?;
+            browse::list(&vault, &root, path, recursive).await
+        })?;
+        let mut rows = Vec::new();
+        for e in &entries {
+            let n = &e.node;
+            let kind = match n.kind {
+                NodeKind::File => "file",
+                NodeKind::Dir => "dir",
+                NodeKind::Symlink => "symlink",
+                NodeKind::Fifo => "fifo",
+                NodeKind::CharDevice => "chardev",
+                NodeKind::BlockDevice => "blockdev",
+                NodeKind::Socket => "socket",
+            };
+            if self.ui.json {
+                rows.push(json!({
+                    "path": e.path, "type": kind, "size": n.size, "mode": format!("{:o}", n.mode),
+                    "uid": n.uid, "gid": n.gid, "mtime": ui::utc_time(n.mtime_ns),
+                    "link_target": n.link_target.as_ref().map(|t| String::from_utf8_lossy(t).into_owned()),
+                }));
+            } else {
+                let link = n
+                    .link_target
+                    .as_ref()
+                    .map(|t| format!(" -> {}", String::from_utf8_lossy(t)))
+                    .unwrap_or_default();
+                println!(
+                    "{:<8} {:>5o} {:>6}:{:<6} {:>10}  {}  {}{link}",
+                    kind,
+                    n.mode,
+                    n.uid,
+                    n.gid,
+                    n.size,
+                    ui::local_time(n.mtime_ns),
+                    e.path
+                );
+            }
+        }
+        self.ui.json(&rows);
+        Ok(0)
+    }
+
+    fn restore(&self, snapshot: &str, target: PathBuf, includes: Vec<String>, overwrite: bool) -> Result<u8> {
+        let vault = self.unlock()?;
+        let id = self.resolve(&vault, snapshot)?;
+        let options = RestoreOptions {
+            target,
+            includes,
+            overwrite,
+        };
+        let progress = Arc::new(RestoreProgress::default());
+        let summary = {
+            let _bar = self.ui.progress("restoring", vec![counters(&progress)]);
+            let p = Arc::clone(&progress);
+            std::thread::scope(|s| s.spawn(|| restore::run(&vault, &id, &options, p)).join())
+                .map_err(|_| anyhow::anyhow!("the restore thread panicked"))??
+        };
+        for e in &summary.errors {
+            self.ui.warn(e);
+        }
+        self.ui.result(format!(
+            "restored {} files, {} dirs, {} from {} to {} in {:.1}s",
+            summary.files,
+            summary.dirs,
+            ui::size(summary.bytes),
+            &summary.snapshot_id[..12],
+            options.target.display(),
+            summary.duration_s
+        ));
+        self.ui.json(&summary);
+        Ok(if summary.errors.is_empty() {
+            0
+        } else {
+            EXIT_PARTIAL
+        })
+    }
+
+    fn forget(&self, args: ForgetArgs) -> Result<u8> {
+        let policy = RetentionPolicy {
+            keep_last: args.keep_last.unwrap_or(0),
+            keep_hourly: args.keep_hourly.unwrap_or(0),
+            keep_daily: args.keep_daily.unwrap_or(0),
+            keep_weekly: args.keep_weekly.unwrap_or(0),
+            keep_monthly: args.keep_monthly.unwrap_or(0),
+            keep_yearly: args.keep_yearly.unwrap_or(0),
+        };
+        if args.snapshots.is_empty() == policy.is_empty() {
+            bail!("give either snapshot ids or --keep-* rules (not both, not neither)");
+        }
+        let vault = self.unlock()?;
+        let (ids, decisions) = if policy.is_empty() {
+            let ids = args
+                .snapshots
+                .iter()
+                .map(|s| self.resolve(&vault, s))
+                .collect::<Result<Vec<_>>>()?;
+            (ids, Vec::new())
+        } else {
+            let snaps = self.rt.block_on(vault.repo.snapshots())?;
+            let decisions = policy.apply(&snaps, &jiff::tz::TimeZone::system())?;
+            for d in &decisions {
+                self.ui.say(format!(
+                    "{} {}  {}  {}  {}",
+                    if d.keep { "keep  " } else { "forget" },
+                    &d.id[..12],
+                    d.time,
+                    d.source,
+                    d.reasons.join(",")
+                ));
+            }
+            (retention::forgotten(&decisions)?, decisions)
+        };
+        if !args.dry_run && !ids.is_empty() {
+            self.rt.block_on(vault.repo.forget(&ids))?;
+        }
+        let gc = if args.prune && !args.dry_run {
+            Some(self.rt.block_on(vault.repo.gc(GcOptions::default()))?)
+        } else {
+            None
+        };
+        self.ui.result(format!(
+            "{} {} snapshots{}",
+            if args.dry_run { "would forget" } else { "forgot" },
+            ids.len(),
+            gc.map(|g| format!("; gc freed {}", ui::size(g.bytes_freed)))
+                .unwrap_or_default()
+        ));
+        self.ui.json(&json!({
+            "forgotten": ids.iter().map(|i| i.to_hex()).collect::<Vec<_>>(),
+            "decisions": decisions,
+            "dry_run": args.dry_run,
+            "gc": gc,
+        }));
+        Ok(0)
+    }
+
+    fn gc(&self, max_unused: f64, dry_run: bool) -> Result<u8> {
+        let repo = self.open_repo()?;
+        if !(0.0..=100.0).contains(&max_unused) {
+            bail!("--max-unused is a percentage from 0 to 100");
+        }
+        let report = self.rt.block_on(repo.gc(GcOptions {
+            max_unused: max_unused / 100.0,
+            dry_run,
+        }))?;
+        self.ui.result(format!(
+            "{}: {} chunks, {} packs deleted, {} repacked, {} snapshots purged, {} orphans, {} freed",
+            if dry_run { "gc (dry run)" } else { "gc" },
+            report.chunks_deleted,
+            report.packs_deleted,
+            report.packs_repacked,
+            report.snapshots_purged,
+            report.orphans_deleted,
+            ui::size(report.bytes_freed)
+        ));
+        self.ui.json(&report);
+        Ok(0)
+    }
+
+    fn check(&self, read_data: bool) -> Result<u8> {
+        let vault = self.unlock()?;
+        let report = {
+            let _bar = self.ui.progress(
+                if read_data {
+                    "reading all data"
+                } else {
+                    "checking structure"
+                },
+                vec![],
+            );
+            self.rt
+                .block_on(vault.repo.verify(VerifyScope { read_data }, Some(&vault.codec)))?
+        };
+        for p in &report.problems {
+            self.ui.warn(p);
+        }
+        for c in &report.damaged_chunks {
+            self.ui.result(format!("damaged chunk {c}"));
+        }
+        for p in &report.damaged_packs {
+            self.ui.result(format!("damaged pack {p}"));
+        }
+        for s in &report.damaged_snapshots {
+            self.ui.result(format!("damaged snapshot {s}"));
+        }
+        self.ui.result(format!(
+            "checked {} snapshots, {} packs, {} blobs, read {}: {}",
+            report.snapshots_checked,
+            report.packs_checked,
+            report.blobs_checked,
+            ui::size(report.bytes_read),
+            if report.is_clean() {
+                "no errors"
+            } else {
+                "ERRORS FOUND (the next backup re-uploads damaged chunks)"
+            }
+        ));
+        self.ui.json(&report);
+        Ok(if report.is_clean() { 0 } else { 1 })
+    }
+
+    fn key(&self, command: KeyCommand) -> Result<u8> {
+        let vault = self.unlock()?;
+        match command {
+            KeyCommand::List => {
+                let slots = self.rt.block_on(vault.repo.key_slots())?;
+                let rows: Vec<_> = slots
+                    .iter()
+                    .map(|s| {
+                        let kind = match s.kind {
+                            SlotKind::Passphrase { .. } => "passphrase",
+                            SlotKind::Recovery => "recovery",
+                        };
+                        self.ui.result(format!("{}  {:<10}  {}  {}", s.id, kind, ui::utc_time(s.created * 1_000_000_000), s.label));
+                        json!({"id": s.id, "kind": kind, "label": s.label, "created": ui::utc_time(s.created * 1_000_000_000)})
+                    })
+                    .collect();
+                self.ui.json(&rows);
+            }
+            KeyCommand::Add {
+                label,
+                new_password_file,
+            } => {
+                let key = vault
+                    .key
+                    .as_ref()
+                    .context("the vault is not encrypted: it has no keys")?;
+                let pass = ui::read_secret(
+                    new_password_file.as_deref(),
+                    "KURA_NEW_PASSWORD",
+                    "new passphrase",
+                    true,
+                )?;
+                let now = jiff::Timestamp::now().as_second();
+                let slot = KeySlot::for_passphrase(key, &pass, &label, KdfParams::default(), now)?;
+                self.rt.block_on(vault.repo.add_key_slot(&slot))?;
+                self.ui.result(format!("added key slot {}", slot.id));
+                self.ui.json(&json!({"id": slot.id, "label": label}));
+            }
+            KeyCommand::Remove { id } => {
+                self.rt.block_on(vault.repo.remove_key_slot(&id))?;
+                self.ui.result(format!("removed key slot {id}"));
+                self.ui.json(&json!({"removed": id}));
+            }
+        }
+        Ok(0)
+    }
+
+    fn stats(&self) -> Result<u8> {
+        let repo = self.open_repo()?;
+        let u = self.rt.block_on(repo.usage())?;
+        self.ui.result(format!(
+            "{} snapshots, {} logical, {} unique ({} chunks), {} stored in {} packs",
+            u.snapshots,
+            ui::size(u.logical_bytes),
+            ui::size(u.raw_bytes),
+            u.chunks,
+            ui::size(u.stored_bytes),
+            u.packs
+        ));
+        self.ui.json(&u);
+        Ok(0)
+    }
+
+    fn bench(&self, mib: usize) -> Result<u8> {
+        self.ui.say(format!("measuring on {mib} MiB of generated data…"));
+        let rt = self.rt.clone();
+        let results = std::thread::scope(|s| s.spawn(|| kura_agent::speed::run(mib, rt)).join())
+            .map_err(|_| anyhow::anyhow!("the bench thread panicked"))??;
+        for r in &results {
+            self.ui
+                .result(format!("{:<42} {:>9.0} MB/s  {}", r.stage, r.mb_per_s, r.note));
+        }
+        self.ui.json(&results);
+        Ok(0)
+    }
+}
+
+fn hostname() -> String {
+    rustix::system::uname().nodename().to_string_lossy().into_owned()
+}
