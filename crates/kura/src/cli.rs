@@ -112,6 +112,10 @@ pub struct BackupArgs {
     /// Read every file, ignoring the parent snapshot.
     #[arg(long)]
     pub force: bool,
+    /// Record this time as the snapshot's time (RFC 3339, e.g. 2026-01-31T23:00:00Z),
+    /// for importing old data; default now.
+    #[arg(long, value_name = "TIME")]
+    pub time: Option<jiff::Timestamp>,
 }
 
 #[derive(Args, Debug)]

@@ -119,6 +119,7 @@ impl Ctx {
             one_file_system: args.one_file_system,
             force_full: args.force,
             host: hostname(),
+            time_ns: args.time.map(|t| t.as_nanosecond() as i64),
         };
         let progress = Arc::new(BackupProgress::default());
         let summary = {

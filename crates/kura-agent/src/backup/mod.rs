@@ -37,6 +37,8 @@ pub struct BackupOptions {
     pub force_full: bool,
     /// Host name recorded in the manifest.
     pub host: String,
+    /// The snapshot's time, when not now (nanoseconds since the Unix epoch).
+    pub time_ns: Option<i64>,
 }
 
 /// Live counters, for progress display.
@@ -78,7 +80,7 @@ pub fn run(
     progress: Arc<BackupProgress>,
 ) -> Result<BackupSummary> {
     let started = std::time::Instant::now();
-    let time_ns = now_ns();
+    let time_ns = options.time_ns.unwrap_or_else(now_ns);
     let paths = absolute_paths(&options.paths)?;
     let source = options
         .source
@@ -130,7 +132,7 @@ pub fn run(
         version: MANIFEST_VERSION,
         kind: SnapshotKind::Files,
         time_ns,
-        end_time_ns: now_ns(),
+        end_time_ns: options.time_ns.unwrap_or_else(now_ns),
         host: options.host.clone(),
         source,
         tags: options.tags.clone(),
