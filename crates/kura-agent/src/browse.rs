@@ -21,10 +21,10 @@ pub async fn root_of(vault: &OpenVault, id: &SnapshotId) -> Result<ChunkId> {
 }
 
 /// Splits a snapshot path (`/home/a/x`, `home/a/x` or `/`) into names.
-pub fn path_names(path: &str) -> Result<Vec<Vec<u8>>> {
+pub fn path_names(path: &Path) -> Result<Vec<Vec<u8>>> {
     use std::os::unix::ffi::OsStrExt;
     let mut names = Vec::new();
-    for c in Path::new(path).components() {
+    for c in path.components() {
         match c {
             Component::Normal(n) => names.push(n.as_bytes().to_vec()),
             Component::RootDir | Component::CurDir => {}
@@ -60,7 +60,7 @@ pub async fn find(vault: &OpenVault, root: &ChunkId, names: &[Vec<u8>], shown: &
 }
 
 /// Every entry at and below `path` in the snapshot, depth first, sorted by name.
-pub async fn list(vault: &OpenVault, root: &ChunkId, path: &str, recursive: bool) -> Result<Vec<Entry>> {
+pub async fn list(vault: &OpenVault, root: &ChunkId, path: &Path, recursive: bool) -> Result<Vec<Entry>> {
     let names = path_names(path)?;
     let prefix = if names.is_empty() {
         String::new()
@@ -75,7 +75,7 @@ pub async fn list(vault: &OpenVault, root: &ChunkId, path: &str, recursive: bool
         )
     };
     let mut out = Vec::new();
-    let start_tree = match find(vault, root, &names, path).await? {
+    let start_tree = match find(vault, root, &names, &path.display().to_string()).await? {
         None => Some(*root),
         Some(node) => {
             let sub = node.subtree.filter(|_| node.kind == NodeKind::Dir);

@@ -59,6 +59,15 @@ impl OpenVault {
         Ok(Tree::decode(&bytes)?)
     }
 
+    /// Reads and decodes several trees with one request (async context).
+    pub async fn load_trees(&self, ids: &[ChunkId]) -> Result<Vec<Tree>> {
+        let blobs = self.repo.read_blobs(ids).await?;
+        ids.iter()
+            .zip(blobs)
+            .map(|(id, blob)| Ok(Tree::decode(&self.codec.open(id, &blob)?)?))
+            .collect()
+    }
+
     /// Reads and decodes one tree from a worker thread.
     pub fn load_tree_blocking(&self, id: &ChunkId) -> Result<Tree> {
         self.handle.block_on(self.load_tree(id))

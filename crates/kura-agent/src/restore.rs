@@ -30,7 +30,7 @@ const READ_BATCH: usize = 16;
 pub struct RestoreOptions {
     pub target: PathBuf,
     /// Paths inside the snapshot; empty means everything.
-    pub includes: Vec<String>,
+    pub includes: Vec<PathBuf>,
     /// Allow a non-empty target and replace what is in the way.
     pub overwrite: bool,
 }
@@ -78,7 +78,9 @@ pub fn run(
     } else {
         for inc in &options.includes {
             let names = path_names(inc)?;
-            let node = vault.handle.block_on(find(vault, &root, &names, inc))?;
+            let node = vault
+                .handle
+                .block_on(find(vault, &root, &names, &inc.display().to_string()))?;
             selected.push((names, node));
         }
     }

@@ -47,6 +47,7 @@ impl Vault {
     /// above the dead-space threshold. Safe while backups run.
     pub async fn gc(&self, options: GcOptions) -> Result<GcReport> {
         self.expire_sessions().await?;
+        self.adopt_pending_packs().await?;
         let now = now_ms();
         let (oldest,): (Option<i64>,) = sqlx::query_as("SELECT min(started_ms) FROM sessions")
             .fetch_one(self.db())
@@ -110,9 +111,12 @@ impl Vault {
             delete_if_present(o, &o.manifest(id)).await?;
         }
 
-        // Packs: delete the dead, repack the mostly dead.
+        // Packs: delete the dead; repack the mostly dead and the damaged (their good
+        // blobs move out, so the damaged object can go).
         let packs = sqlx::query(
-            "SELECT p.id, p.size, p.created_ms, coalesce(sum(c.length), 0), count(c.id)
+            "SELECT p.id, p.size, p.created_ms, p.damaged,
+                    coalesce(sum(CASE WHEN c.bad = 0 THEN c.length ELSE 0 END), 0),
+                    count(c.id), coalesce(sum(CASE WHEN c.bad = 0 THEN 1 ELSE 0 END), 0)
              FROM packs p LEFT JOIN chunks c ON c.pack = p.id GROUP BY p.id",
         )
         .fetch_all(self.db())
@@ -122,9 +126,11 @@ impl Vault {
             let id = PackId(pack_bytes(&row.get::<Vec<u8>, _>(0))?);
             let size: i64 = row.get(1);
             let created: i64 = row.get(2);
-            let live: i64 = row.get(3);
-            let live_count: i64 = row.get(4);
-            if live_count == 0 && created < t_keep {
+            let damaged: bool = row.get::<i64, _>(3) != 0;
+            let live: i64 = row.get(4);
+            let indexed: i64 = row.get(5);
+            let good: i64 = row.get(6);
+            if indexed == 0 && created < t_keep {
                 sqlx::query("DELETE FROM packs WHERE id = $1")
                     .bind(id.0.as_slice())
                     .execute(self.db())
@@ -132,9 +138,9 @@ impl Vault {
                 delete_if_present(o, &o.pack(&id)).await?;
                 report.packs_deleted += 1;
                 report.bytes_freed += size as u64;
-            } else if live_count > 0
-                && (size - live) as f64 > options.max_unused * size as f64
+            } else if good > 0
                 && created < t_keep
+                && (damaged || (size - live) as f64 > options.max_unused * size as f64)
             {
                 to_repack.push((id, size as u64));
             }
@@ -158,16 +164,25 @@ impl Vault {
         let mut old_size = 0u64;
         let mut new_size = 0u64;
         for (pack, size) in packs {
+            // Damaged blobs stay where they are: copying them would spread the damage.
             let live: HashSet<Vec<u8>> =
-                sqlx::query_as::<_, (Vec<u8>,)>("SELECT id FROM chunks WHERE pack = $1")
+                sqlx::query_as::<_, (Vec<u8>,)>("SELECT id FROM chunks WHERE pack = $1 AND bad = 0")
                     .bind(pack.0.as_slice())
                     .fetch_all(self.db())
                     .await?
                     .into_iter()
                     .map(|r| r.0)
                     .collect();
-            let bytes = o.store.get(&o.pack(pack)).await?.bytes().await?;
-            for e in parse_pack(&bytes)? {
+            let bytes = match o.store.get(&o.pack(pack)).await {
+                Ok(r) => r.bytes().await?,
+                // A lost pack has nothing to copy; verify has reported it.
+                Err(object_store::Error::NotFound { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            };
+            let Ok(entries) = parse_pack(&bytes) else {
+                continue;
+            };
+            for e in entries {
                 if live.contains(e.id.as_bytes().as_slice()) && !moved.contains(&e.id) {
                     writer.add(
                         e.id,

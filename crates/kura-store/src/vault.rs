@@ -192,7 +192,7 @@ impl Vault {
         };
         MIGRATOR.run(&db).await?;
         let config = VaultConfig::decode(&bytes)?;
-        Ok(Vault {
+        let vault = Vault {
             inner: Arc::new(Inner {
                 objects,
                 db,
@@ -200,7 +200,9 @@ impl Vault {
                 location,
                 verify_uploads,
             }),
-        })
+        };
+        vault.adopt_pending_packs().await?;
+        Ok(vault)
     }
 
     /// Where the vault is (for messages).
@@ -271,6 +273,7 @@ impl Vault {
 
     /// Opens an upload session for a backup that may reuse `parent`'s chunks.
     pub async fn open_session(&self, parent: Option<SnapshotId>) -> Result<SessionId> {
+        self.adopt_pending_packs().await?;
         let mut raw = [0u8; 16];
         getrandom_fill(&mut raw)?;
         let id = hex::encode(raw);
@@ -336,7 +339,10 @@ impl Vault {
         Ok(missing)
     }
 
-    /// Stores a pack: checks it, writes the object, then indexes its chunks.
+    /// Stores a pack: checks it, notes it as pending, writes the object, then indexes its
+    /// chunks. A run killed after the object is written leaves the pending note, and the
+    /// next session adopts the pack ([`Vault::adopt_pending_packs`]) instead of uploading
+    /// its chunks again.
     pub async fn put_pack(&self, session: &SessionId, pack: Bytes) -> Result<PackReceipt> {
         self.session_start(session).await?;
         let entries = parse_pack(&pack).map_err(|e| StoreError::Rejected(format!("pack: {e}")))?;
@@ -345,8 +351,32 @@ impl Vault {
         }
         let pack_id = PackId::of(&pack);
         let size = pack.len() as u64;
+        sqlx::query("INSERT OR IGNORE INTO pending_packs (id, session, created_ms) VALUES ($1, $2, $3)")
+            .bind(pack_id.0.as_slice())
+            .bind(&session.0)
+            .bind(now_ms())
+            .execute(self.db())
+            .await?;
         let o = self.objects();
         o.store.put(&o.pack(&pack_id), PutPayload::from(pack)).await?;
+        let new_chunks = self.index_pack(&pack_id, size, &entries, Some(session)).await?;
+        Ok(PackReceipt {
+            pack_id,
+            blobs: entries.len() as u64,
+            new_chunks,
+            stored_bytes: size,
+        })
+    }
+
+    /// Indexes the chunks of a stored pack that the index lacks (or holds damaged) and
+    /// clears its pending note, in one transaction. Returns how many chunks it indexed.
+    async fn index_pack(
+        &self,
+        pack_id: &PackId,
+        size: u64,
+        entries: &[kura_format::PackEntry],
+        session: Option<&SessionId>,
+    ) -> Result<u64> {
         let ids: Vec<ChunkId> = entries.iter().map(|e| e.id).collect();
         let absent: std::collections::HashSet<ChunkId> =
             self.absent_chunks(&ids).await?.into_iter().collect();
@@ -379,18 +409,60 @@ impl Vault {
             .await?;
             new_chunks += 1;
         }
-        sqlx::query("UPDATE sessions SET heartbeat_ms = $1 WHERE id = $2")
-            .bind(now)
-            .bind(&session.0)
+        sqlx::query("DELETE FROM pending_packs WHERE id = $1")
+            .bind(pack_id.0.as_slice())
             .execute(&mut *tx)
             .await?;
+        if let Some(session) = session {
+            sqlx::query("UPDATE sessions SET heartbeat_ms = $1 WHERE id = $2")
+                .bind(now)
+                .bind(&session.0)
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
-        Ok(PackReceipt {
-            pack_id,
-            blobs: entries.len() as u64,
-            new_chunks,
-            stored_bytes: size,
-        })
+        Ok(new_chunks)
+    }
+
+    /// Indexes packs whose upload was cut off after the object was written (a killed
+    /// backup), so their chunks count as stored. A pending pack without an object is
+    /// forgotten once its session is gone; one whose bytes do not hash to its id is left
+    /// for GC. Returns the number of packs adopted.
+    pub async fn adopt_pending_packs(&self) -> Result<u64> {
+        let pending: Vec<(Vec<u8>, bool)> = sqlx::query_as(
+            "SELECT id, session NOT IN (SELECT id FROM sessions) FROM pending_packs ORDER BY created_ms",
+        )
+        .fetch_all(self.db())
+        .await?;
+        let o = self.objects();
+        let mut adopted = 0;
+        for (raw, session_gone) in pending {
+            let id = PackId(pack_bytes(&raw)?);
+            let bytes = match o.store.get(&o.pack(&id)).await {
+                Ok(r) => Some(r.bytes().await?),
+                Err(object_store::Error::NotFound { .. }) => None,
+                Err(e) => return Err(e.into()),
+            };
+            let entries = bytes
+                .as_ref()
+                .filter(|b| PackId::of(b) == id)
+                .and_then(|b| parse_pack(b).ok());
+            match (bytes, entries) {
+                (Some(b), Some(entries)) => {
+                    self.index_pack(&id, b.len() as u64, &entries, None).await?;
+                    adopted += 1;
+                }
+                // Still being written by a live session: leave it to that session.
+                (None, _) if !session_gone => {}
+                _ => {
+                    sqlx::query("DELETE FROM pending_packs WHERE id = $1")
+                        .bind(id.0.as_slice())
+                        .execute(self.db())
+                        .await?;
+                }
+            }
+        }
+        Ok(adopted)
     }
 
     /// The service cannot trust uploads: plain blobs must hash to their ids; encrypted

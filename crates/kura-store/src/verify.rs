@@ -98,6 +98,7 @@ impl Vault {
 
         // Every pack's bytes and blobs.
         let mut bad_chunks: HashSet<ChunkId> = HashSet::new();
+        let mut changed_packs: Vec<PackId> = Vec::new();
         if scope.read_data {
             let plain = (!self.config().encrypted).then(|| BlobCodec::plain(self.config().compression_level));
             let codec = opener.or(plain.as_ref());
@@ -106,7 +107,10 @@ impl Vault {
                     continue;
                 }
                 report.packs_checked += 1;
-                let damaged = self.verify_pack(id, codec, &mut report).await?;
+                let (damaged, intact) = self.verify_pack(id, codec, &mut report).await?;
+                if !intact {
+                    changed_packs.push(*id);
+                }
                 if !damaged.is_empty() {
                     bad_packs.insert(*id);
                     bad_chunks.extend(damaged);
@@ -126,6 +130,8 @@ impl Vault {
             }
         }
         self.mark_bad(&bad_chunks).await?;
+        changed_packs.extend(bad_packs.iter().copied());
+        self.mark_damaged_packs(&changed_packs).await?;
 
         // Snapshots: manifest, reference list, every reference present and sound.
         for snap in self.snapshots().await? {
@@ -170,13 +176,14 @@ impl Vault {
         Ok(report)
     }
 
-    /// Reads one pack; returns the ids of damaged blobs in it.
+    /// Reads one pack; returns the ids of damaged blobs in it, and whether the pack's
+    /// bytes are still the ones stored.
     async fn verify_pack(
         &self,
         id: &PackId,
         codec: Option<&BlobCodec>,
         report: &mut VerifyReport,
-    ) -> Result<Vec<ChunkId>> {
+    ) -> Result<(Vec<ChunkId>, bool)> {
         let o = self.objects();
         let indexed: Vec<ChunkId> = sqlx::query_as::<_, (Vec<u8>,)>("SELECT id FROM chunks WHERE pack = $1")
             .bind(id.0.as_slice())
@@ -189,7 +196,7 @@ impl Vault {
             Ok(r) => r.bytes().await?,
             Err(e) => {
                 report.problems.push(format!("pack {id} cannot be read: {e}"));
-                return Ok(indexed);
+                return Ok((indexed, false));
             }
         };
         report.bytes_read += bytes.len() as u64;
@@ -200,7 +207,7 @@ impl Vault {
                 report
                     .problems
                     .push(format!("pack {id}: trailer unreadable: {e}"));
-                return Ok(indexed);
+                return Ok((indexed, false));
             }
         };
         let mut damaged = Vec::new();
@@ -226,7 +233,18 @@ impl Vault {
                 .problems
                 .push(format!("pack {id}: bytes changed outside any indexed blob"));
         }
-        Ok(damaged)
+        Ok((damaged, intact))
+    }
+
+    /// Notes packs whose stored bytes are missing or changed, so GC replaces them.
+    async fn mark_damaged_packs(&self, packs: &[PackId]) -> Result<()> {
+        for pack in packs {
+            sqlx::query("UPDATE packs SET damaged = 1 WHERE id = $1")
+                .bind(pack.0.as_slice())
+                .execute(self.db())
+                .await?;
+        }
+        Ok(())
     }
 
     /// Marks chunks as damaged: backups treat them as missing and upload them again.

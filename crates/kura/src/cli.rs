@@ -41,7 +41,7 @@ pub enum Command {
         /// Snapshot id prefix or `latest`.
         snapshot: String,
         /// Path inside the snapshot.
-        path: Option<String>,
+        path: Option<PathBuf>,
         /// Only the entries directly in PATH.
         #[arg(long)]
         no_recurse: bool,
@@ -55,7 +55,7 @@ pub enum Command {
         target: PathBuf,
         /// Restore only this path inside the snapshot (repeatable).
         #[arg(long, value_name = "PATH")]
-        include: Vec<String>,
+        include: Vec<PathBuf>,
         /// Restore into a non-empty target, replacing what is in the way.
         #[arg(long)]
         overwrite: bool,

@@ -36,7 +36,7 @@ pub fn run(cli: Cli, ui: Ui, rt: Handle) -> Result<u8> {
             snapshot,
             path,
             no_recurse,
-        } => ctx.ls(&snapshot, path.as_deref().unwrap_or("/"), !no_recurse),
+        } => ctx.ls(&snapshot, path.as_deref().unwrap_or(Path::new("/")), !no_recurse),
         Command::Restore {
             snapshot,
             target,
@@ -203,7 +203,7 @@ impl Ctx {
         Ok(self.rt.block_on(vault.repo.resolve(spec))?)
     }
 
-    fn ls(&self, snapshot: &str, path: &str, recursive: bool) -> Result<u8> {
+    fn ls(&self, snapshot: &str, path: &Path, recursive: bool) -> Result<u8> {
         let vault = self.unlock()?;
         let id = self.resolve(&vault, snapshot)?;
         let entries = self.rt.block_on(async {
@@ -250,7 +250,13 @@ impl Ctx {
         Ok(0)
     }
 
-    fn restore(&self, snapshot: &str, target: PathBuf, includes: Vec<String>, overwrite: bool) -> Result<u8> {
+    fn restore(
+        &self,
+        snapshot: &str,
+        target: PathBuf,
+        includes: Vec<PathBuf>,
+        overwrite: bool,
+    ) -> Result<u8> {
         let vault = self.unlock()?;
         let id = self.resolve(&vault, snapshot)?;
         let options = RestoreOptions {

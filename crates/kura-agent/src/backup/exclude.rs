@@ -70,6 +70,11 @@ impl ExcludeRules {
         let text = match std::fs::read(&path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            // A directory that cannot be searched cannot be listed either: the walk reports
+            // it once, as the directory's error.
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied && std::fs::read_dir(dir).is_err() => {
+                return Ok(None);
+            }
             Err(e) => return Err(AgentError::io(path, e)),
         };
         let patterns: Vec<String> = String::from_utf8_lossy(&text)

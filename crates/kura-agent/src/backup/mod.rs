@@ -67,10 +67,19 @@ pub struct BackupSummary {
     pub changed_while_reading: Vec<String>,
 }
 
-/// The source name used when none is given.
-pub fn default_source(host: &str, paths: &[PathBuf]) -> String {
+/// The source name used when none is given: `host:path,path`. The source name is
+/// readable by whoever stores the vault, so in an encrypted vault the paths are replaced
+/// by a keyed digest of them: stable across runs (parents are still found), meaningless
+/// without the key. Key holders read the paths from the sealed manifest body.
+pub fn default_source(vault: &OpenVault, host: &str, paths: &[PathBuf]) -> String {
     let joined: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
-    format!("{host}:{}", joined.join(","))
+    let joined = joined.join(",");
+    if vault.key.is_some() {
+        let digest = vault.codec.id(joined.as_bytes()).to_hex();
+        format!("{host}:paths-{}", &digest[..16])
+    } else {
+        format!("{host}:{joined}")
+    }
 }
 
 /// Runs a file backup. Call from a thread outside the async runtime.
@@ -85,7 +94,7 @@ pub fn run(
     let source = options
         .source
         .clone()
-        .unwrap_or_else(|| default_source(&options.host, &paths));
+        .unwrap_or_else(|| default_source(vault, &options.host, &paths));
     let excludes = ExcludeRules::new(&options.excludes, Path::new("/"))?;
 
     let (parent_id, parent_root) = if options.force_full {
@@ -118,7 +127,7 @@ pub fn run(
         dirs: walked.dirs,
         bytes: walked.bytes,
         bytes_read: progress.bytes_read.load(Ordering::Relaxed),
-        bytes_added: sink.bytes_added.load(Ordering::Relaxed),
+        bytes_added: sink.bytes_added(),
         chunks_added: sink.chunks_added.load(Ordering::Relaxed),
         errors: walked.errors.len() as u64,
     };

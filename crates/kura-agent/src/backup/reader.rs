@@ -49,7 +49,6 @@ pub(crate) fn read_file(
     let mut extents = Vec::new();
     let mut pos = 0u64;
     let mut bytes_read = 0u64;
-    let mut buf = Vec::new();
     for (start, end) in regions {
         if start > pos {
             extents.push(Extent::Hole(start - pos));
@@ -58,15 +57,19 @@ pub(crate) fn read_file(
             return Ok(Err(e.to_string()));
         }
         let region = (&mut file).take(end - start);
-        match chunk_stream(
-            region,
-            &vault.chunker,
-            vault,
-            sink,
-            &mut extents,
-            &mut buf,
-            on_bytes,
-        )? {
+        let chunked = WINDOW.with_borrow_mut(|buf| {
+            chunk_stream(
+                region,
+                end - start,
+                &vault.chunker,
+                vault,
+                sink,
+                &mut extents,
+                buf,
+                on_bytes,
+            )
+        })?;
+        match chunked {
             Ok(n) => {
                 bytes_read += n;
                 pos = start + n;
@@ -120,9 +123,17 @@ fn data_regions(file: &File, size: u64) -> Vec<(u64, u64)> {
     regions
 }
 
-/// Chunks a byte stream; returns the bytes read, or why reading failed.
+thread_local! {
+    /// Each reader thread's window, allocated once: zeroing a fresh window per file
+    /// cost more than hashing the data.
+    static WINDOW: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Chunks a byte stream of `len` bytes; returns the bytes read, or why reading failed.
+#[allow(clippy::too_many_arguments)]
 fn chunk_stream(
     mut input: impl Read,
+    len: u64,
     chunker: &FileChunker,
     vault: &OpenVault,
     sink: &ChunkSink,
@@ -131,8 +142,26 @@ fn chunk_stream(
     on_bytes: &dyn Fn(u64),
 ) -> Result<std::result::Result<u64, Unreadable>> {
     let max = chunker.params().max_size as usize;
-    let window = (4 * max).max(8 << 20);
-    buf.resize(window, 0);
+    let min = chunker.params().min_size as usize;
+    if len <= min as u64 {
+        // A small file is one chunk: read it straight into its own buffer.
+        let mut data = Vec::with_capacity(len as usize);
+        if let Err(e) = input.read_to_end(&mut data) {
+            return Ok(Err(e.to_string()));
+        }
+        on_bytes(data.len() as u64);
+        let n = data.len() as u64;
+        if !data.is_empty() {
+            let id = vault.codec.id(&data);
+            extents.push(Extent::Chunk(id));
+            sink.submit(id, BlobKind::Data, data)?;
+        }
+        return Ok(Ok(n));
+    }
+    let window = 4 * max;
+    if buf.len() < window {
+        buf.resize(window, 0);
+    }
     let mut filled = 0usize;
     let mut start = 0usize;
     let mut total = 0u64;

@@ -3,8 +3,10 @@
 
 use std::collections::HashSet;
 use std::mem;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{SyncSender, sync_channel};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 
 use bytes::Bytes;
 use kura_format::{BlobKind, ChunkId, PackWriter};
@@ -14,7 +16,7 @@ use crate::{OpenVault, Result};
 
 /// A batch is checked against the vault when it holds this many chunks or bytes.
 const BATCH_CHUNKS: usize = 256;
-const BATCH_BYTES: usize = 32 << 20;
+const BATCH_BYTES: usize = 8 << 20;
 
 struct Pending {
     id: ChunkId,
@@ -28,6 +30,17 @@ struct Batch {
     bytes: usize,
 }
 
+/// Full packs wait here for the uploader; two in flight keep the readers from ever
+/// waiting on storage while bounding memory.
+const UPLOAD_QUEUE: usize = 1;
+
+/// Figures and the first failure of the uploader thread.
+#[derive(Default)]
+struct UploadState {
+    bytes_added: AtomicU64,
+    failure: Mutex<Option<crate::AgentError>>,
+}
+
 /// Thread-safe destination of a backup's chunks.
 pub(crate) struct ChunkSink {
     vault: OpenVault,
@@ -35,21 +48,58 @@ pub(crate) struct ChunkSink {
     batch: Mutex<Batch>,
     packer: Mutex<PackWriter>,
     used: Mutex<HashSet<ChunkId>>,
-    pub(crate) bytes_added: AtomicU64,
+    uploads: Mutex<Option<SyncSender<PackWriter>>>,
+    uploader: Mutex<Option<JoinHandle<()>>>,
+    state: Arc<UploadState>,
     pub(crate) chunks_added: AtomicU64,
 }
 
 impl ChunkSink {
     pub(crate) fn new(vault: OpenVault, session: SessionId) -> Self {
+        let (tx, rx) = sync_channel::<PackWriter>(UPLOAD_QUEUE);
+        let state = Arc::new(UploadState::default());
+        let uploader = {
+            let (vault, session, state) = (vault.clone(), session.clone(), Arc::clone(&state));
+            std::thread::spawn(move || {
+                for pack in rx {
+                    if state.failure.lock().expect("failure lock").is_some() {
+                        continue;
+                    }
+                    let (_, bytes, _) = pack.finish();
+                    match vault
+                        .handle
+                        .block_on(vault.repo.put_pack(&session, Bytes::from(bytes)))
+                    {
+                        Ok(receipt) => {
+                            state
+                                .bytes_added
+                                .fetch_add(receipt.stored_bytes, Ordering::Relaxed);
+                        }
+                        Err(e) => *state.failure.lock().expect("failure lock") = Some(e),
+                    }
+                }
+            })
+        };
         ChunkSink {
             vault,
             session,
             batch: Mutex::new(Batch::default()),
             packer: Mutex::new(PackWriter::new()),
             used: Mutex::new(HashSet::new()),
-            bytes_added: AtomicU64::new(0),
+            uploads: Mutex::new(Some(tx)),
+            uploader: Mutex::new(Some(uploader)),
+            state,
             chunks_added: AtomicU64::new(0),
         }
+    }
+
+    /// Stored bytes added so far.
+    pub(crate) fn bytes_added(&self) -> u64 {
+        self.state.bytes_added.load(Ordering::Relaxed)
+    }
+
+    fn failure(&self) -> Option<crate::AgentError> {
+        self.state.failure.lock().expect("failure lock").take()
     }
 
     /// Takes a chunk of this snapshot; stores it unless the vault already has it.
@@ -98,17 +148,20 @@ impl ChunkSink {
     }
 
     fn upload(&self, pack: PackWriter) -> Result<()> {
-        let (_, bytes, _) = pack.finish();
-        let receipt = self
-            .vault
-            .handle
-            .block_on(self.vault.repo.put_pack(&self.session, Bytes::from(bytes)))?;
-        self.bytes_added
-            .fetch_add(receipt.stored_bytes, Ordering::Relaxed);
-        Ok(())
+        if let Some(e) = self.failure() {
+            return Err(e);
+        }
+        let sender = self.uploads.lock().expect("uploads lock").clone();
+        match sender {
+            Some(tx) if tx.send(pack).is_ok() => Ok(()),
+            _ => Err(self
+                .failure()
+                .unwrap_or_else(|| crate::AgentError::Aborted("the uploader stopped".into()))),
+        }
     }
 
-    /// Stores what is still batched or packed. Call once all submitters are done.
+    /// Stores what is still batched or packed and waits for every upload. Call once all
+    /// submitters are done.
     pub(crate) fn flush(&self) -> Result<()> {
         let batch = mem::take(&mut *self.batch.lock().expect("batch lock"));
         self.store(batch)?;
@@ -116,11 +169,32 @@ impl ChunkSink {
         if !pack.is_empty() {
             self.upload(pack)?;
         }
-        Ok(())
+        self.stop_uploader();
+        match self.failure() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    fn stop_uploader(&self) {
+        drop(self.uploads.lock().expect("uploads lock").take());
+        if let Some(t) = self.uploader.lock().expect("uploader lock").take() {
+            let _ = t.join();
+        }
     }
 
     /// Every chunk id the snapshot uses.
     pub(crate) fn into_used(self) -> Vec<ChunkId> {
-        self.used.into_inner().expect("used lock").into_iter().collect()
+        self.stop_uploader();
+        mem::take(&mut *self.used.lock().expect("used lock"))
+            .into_iter()
+            .collect()
+    }
+}
+
+impl Drop for ChunkSink {
+    /// On an error path the uploader must still finish before the session is aborted.
+    fn drop(&mut self) {
+        self.stop_uploader();
     }
 }

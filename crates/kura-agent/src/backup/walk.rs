@@ -344,6 +344,25 @@ impl Walker<'_, '_> {
                 }
             },
         };
+        // The parent's subdirectory trees, fetched with one request for the whole directory.
+        let mut parent_subtrees: HashMap<ChunkId, Tree> = HashMap::new();
+        if let Some(parent) = parent {
+            let ids: Vec<ChunkId> = parent
+                .nodes
+                .iter()
+                .filter(|n| n.kind == NodeKind::Dir)
+                .filter_map(|n| n.subtree)
+                .collect();
+            if !ids.is_empty()
+                && let Ok(trees) = self
+                    .shared
+                    .vault
+                    .handle
+                    .block_on(self.shared.vault.load_trees(&ids))
+            {
+                parent_subtrees = ids.into_iter().zip(trees).collect();
+            }
+        }
         let mut nodes = Vec::with_capacity(names.len());
         for (name, selected) in names {
             let path = dir.join(&name);
@@ -361,7 +380,20 @@ impl Walker<'_, '_> {
                 }
             };
             let parent_node = parent.and_then(|t| t.find(name.as_bytes()));
-            match self.entry(&path, &name, &meta, selected, parent_node, ignores, fs_dev) {
+            let parent_tree = parent_node
+                .filter(|n| n.kind == NodeKind::Dir)
+                .and_then(|n| n.subtree)
+                .and_then(|id| parent_subtrees.remove(&id));
+            match self.entry(
+                &path,
+                &name,
+                &meta,
+                selected,
+                parent_node,
+                parent_tree,
+                ignores,
+                fs_dev,
+            ) {
                 Ok(Some(p)) => nodes.push(p),
                 Ok(None) => {}
                 Err(e) => self.error(&path, e),
@@ -388,6 +420,7 @@ impl Walker<'_, '_> {
         meta: &Metadata,
         selected: Option<Option<&Selection>>,
         parent_node: Option<&Node>,
+        parent_tree: Option<Tree>,
         ignores: &[ExcludeRules],
         fs_dev: Option<u64>,
     ) -> Result<Option<PendingNode>> {
@@ -418,10 +451,6 @@ impl Walker<'_, '_> {
         match kind {
             NodeKind::Dir => {
                 self.dirs_count += 1;
-                let parent_tree = parent_node
-                    .filter(|n| n.kind == NodeKind::Dir)
-                    .and_then(|n| n.subtree)
-                    .and_then(|id| self.shared.vault.load_tree_blocking(&id).ok());
                 // Inside a named path: the file system of the named path, and ignore files.
                 let inside = !matches!(selected, Some(Some(_)));
                 let dev = if inside {
