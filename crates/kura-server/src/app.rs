@@ -1,0 +1,334 @@
+//! Starting and stopping the service: the database, TLS, and the two listeners, each with
+//! its own router, so that operator routes and metrics simply do not exist on the
+//! customer-facing socket.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum_server::Handle;
+use axum_server::tls_rustls::RustlsConfig;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tokio::task::JoinHandle;
+
+use crate::api;
+use crate::config::ServerConfig;
+use crate::db::{self, DbError, ServiceDb};
+use crate::secrets::{TokenKind, new_token, token_hash, write_private_file};
+use crate::tenants::now_ms;
+use crate::tls::{self, TlsError};
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("cannot create data directory {path}: {source}")]
+    DataDir { path: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot write {path}: {source}")]
+    Write { path: PathBuf, source: std::io::Error },
+    #[error("{listener} listener failed: {source}")]
+    Serve {
+        listener: &'static str,
+        source: std::io::Error,
+    },
+    #[error("{listener} listener task panicked or was cancelled")]
+    Task { listener: &'static str },
+}
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub db: Arc<dyn ServiceDb>,
+    pub config: Arc<ServerConfig>,
+    pub metrics: PrometheusHandle,
+}
+
+/// Entry point: `Server::start(config)`.
+pub struct Server;
+
+impl Server {
+    /// Opens the database (migrating it), prepares TLS, binds both listeners and starts
+    /// serving. On a fresh database it also issues a bootstrap operator token into
+    /// `DATA/operator-token` (mode 0600).
+    pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
+        tls::install_crypto_provider();
+        std::fs::create_dir_all(&config.data_dir).map_err(|source| ServerError::DataDir {
+            path: config.data_dir.clone(),
+            source,
+        })?;
+        let db = db::connect(&config.effective_database_url()).await?;
+        ensure_bootstrap_operator_token(db.as_ref(), &config.data_dir).await?;
+        let tls = tls::load_or_generate(&config)?;
+        let customer_listener = bind(config.customer_listen)?;
+        let management_listener = bind(config.management_listen)?;
+        let customer_addr = local_addr(&customer_listener, config.customer_listen)?;
+        let management_addr = local_addr(&management_listener, config.management_listen)?;
+
+        let state = AppState {
+            db: db.clone(),
+            config: Arc::new(config),
+            metrics: prometheus_handle(),
+        };
+        let tls_config = RustlsConfig::from_config(tls.server_config);
+        let customer_handle = Handle::new();
+        let management_handle = Handle::new();
+        let customer_task = serve(
+            "customer",
+            customer_listener,
+            tls_config.clone(),
+            customer_handle.clone(),
+            customer_router(state.clone()),
+        )?;
+        let management_task = serve(
+            "management",
+            management_listener,
+            tls_config,
+            management_handle.clone(),
+            management_router(state.clone()),
+        )?;
+        tracing::info!(
+            %customer_addr,
+            %management_addr,
+            database = db.backend(),
+            "kura-server listening"
+        );
+        Ok(RunningServer {
+            customer_addr,
+            management_addr,
+            ca_cert: tls.ca_cert,
+            shutdown: ShutdownHandle {
+                handles: vec![customer_handle, management_handle],
+                grace: state.config.shutdown_grace,
+            },
+            state,
+            tasks: vec![("customer", customer_task), ("management", management_task)],
+        })
+    }
+}
+
+/// A started server.
+pub struct RunningServer {
+    customer_addr: SocketAddr,
+    management_addr: SocketAddr,
+    ca_cert: Option<PathBuf>,
+    state: AppState,
+    shutdown: ShutdownHandle,
+    tasks: Vec<(&'static str, JoinHandle<std::io::Result<()>>)>,
+}
+
+impl RunningServer {
+    /// The bound customer address (the real port when the config said 0).
+    pub fn customer_addr(&self) -> SocketAddr {
+        self.customer_addr
+    }
+
+    /// The bound management address.
+    pub fn management_addr(&self) -> SocketAddr {
+        self.management_addr
+    }
+
+    /// The generated CA certificate clients must trust; `None` with a configured
+    /// certificate.
+    pub fn ca_cert(&self) -> Option<&Path> {
+        self.ca_cert.as_deref()
+    }
+
+    /// The service database, for in-process setup (quickstart) and tests.
+    pub fn db(&self) -> Arc<dyn ServiceDb> {
+        self.state.db.clone()
+    }
+
+    /// What the handlers share, for in-process setup that follows the API's rules.
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// A handle that can stop the server from elsewhere (e.g. a signal handler).
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        self.shutdown.clone()
+    }
+
+    /// Waits until both listeners have stopped.
+    pub async fn wait(self) -> Result<(), ServerError> {
+        let mut first_error = None;
+        for (listener, task) in self.tasks {
+            let outcome = match task.await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(source)) => Err(ServerError::Serve { listener, source }),
+                Err(_) => Err(ServerError::Task { listener }),
+            };
+            if let Err(err) = outcome {
+                // One listener failing takes the other down too: half a service is worse
+                // than a clear failure.
+                self.shutdown.shutdown();
+                first_error.get_or_insert(err);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// Stops accepting connections, lets open requests finish (up to `shutdown_grace`),
+    /// and waits for both listeners.
+    pub async fn shutdown(self) -> Result<(), ServerError> {
+        self.shutdown.shutdown();
+        self.wait().await
+    }
+}
+
+/// Triggers graceful shutdown of both listeners.
+#[derive(Clone)]
+pub struct ShutdownHandle {
+    handles: Vec<Handle<SocketAddr>>,
+    grace: Duration,
+}
+
+impl ShutdownHandle {
+    pub fn shutdown(&self) {
+        for handle in &self.handles {
+            handle.graceful_shutdown(Some(self.grace));
+        }
+    }
+}
+
+/// The file holding the bootstrap operator token.
+pub fn operator_token_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("operator-token")
+}
+
+/// A fresh service has no operator yet: issue one token and leave it where only the
+/// process owner can read it. Never logged.
+async fn ensure_bootstrap_operator_token(db: &dyn ServiceDb, data_dir: &Path) -> Result<(), ServerError> {
+    if db.count_operator_tokens().await? > 0 {
+        return Ok(());
+    }
+    let token = new_token(TokenKind::Operator);
+    let path = operator_token_path(data_dir);
+    write_private_file(&path, format!("{token}\n").as_bytes()).map_err(|source| ServerError::Write {
+        path: path.clone(),
+        source,
+    })?;
+    db.insert_operator_token("bootstrap", &token_hash(&token), now_ms())
+        .await?;
+    tracing::info!(path = %path.display(), "issued the bootstrap operator token");
+    Ok(())
+}
+
+fn bind(addr: SocketAddr) -> Result<TcpListener, ServerError> {
+    let listener = TcpListener::bind(addr).map_err(|source| ServerError::Bind { addr, source })?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|source| ServerError::Bind { addr, source })?;
+    Ok(listener)
+}
+
+fn local_addr(listener: &TcpListener, addr: SocketAddr) -> Result<SocketAddr, ServerError> {
+    listener
+        .local_addr()
+        .map_err(|source| ServerError::Bind { addr, source })
+}
+
+fn serve(
+    name: &'static str,
+    listener: TcpListener,
+    tls: RustlsConfig,
+    handle: Handle<SocketAddr>,
+    router: Router,
+) -> Result<JoinHandle<std::io::Result<()>>, ServerError> {
+    let addr = local_addr(&listener, SocketAddr::from(([0, 0, 0, 0], 0)))?;
+    let server = axum_server::from_tcp_rustls(listener, tls)
+        .map_err(|source| ServerError::Bind { addr, source })?
+        .handle(handle);
+    Ok(tokio::spawn(async move {
+        let result = server
+            .serve(router.into_make_service_with_connect_info::<SocketAddr>())
+            .await;
+        tracing::info!(listener = name, "listener stopped");
+        result
+    }))
+}
+
+/// Customer listener: the agent API now, the portal later.
+fn customer_router(state: AppState) -> Router {
+    let limit = body_limit(&state.config);
+    api::customer_routes()
+        .route_layer(middleware::from_fn_with_state("customer", track_request))
+        .fallback(api::no_route)
+        .method_not_allowed_fallback(api::method_not_allowed)
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(state)
+}
+
+/// Management listener: operator API, metrics and health.
+fn management_router(state: AppState) -> Router {
+    let limit = body_limit(&state.config);
+    api::management_routes()
+        .route_layer(middleware::from_fn_with_state("management", track_request))
+        .fallback(api::no_route)
+        .method_not_allowed_fallback(api::method_not_allowed)
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(state)
+}
+
+fn body_limit(config: &ServerConfig) -> usize {
+    usize::try_from(config.max_body).unwrap_or(usize::MAX)
+}
+
+/// Counts and times every routed request, labelled by route pattern (never the raw
+/// path, which would leak ids and explode the label set), and logs it without headers.
+async fn track_request(State(listener): State<&'static str>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
+    let response = next.run(request).await;
+    let elapsed = started.elapsed();
+    let status = response.status().as_u16().to_string();
+    let labels = [
+        ("listener", listener.to_owned()),
+        ("method", method.to_string()),
+        ("route", route.clone()),
+        ("status", status.clone()),
+    ];
+    metrics::counter!("kura_http_requests_total", &labels).increment(1);
+    metrics::histogram!("kura_http_request_duration_seconds", &labels).record(elapsed.as_secs_f64());
+    tracing::info!(
+        listener,
+        method = %method,
+        route,
+        status,
+        duration_ms = elapsed.as_millis() as u64,
+        "request"
+    );
+    response
+}
+
+/// The Prometheus recorder is process-wide (the `metrics` facade has one global), so
+/// several servers in one process (tests) share it.
+fn prometheus_handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new().build_recorder();
+            let handle = recorder.handle();
+            if metrics::set_global_recorder(recorder).is_err() {
+                tracing::warn!("another metrics recorder is installed; /metrics will be empty");
+            }
+            handle
+        })
+        .clone()
+}

@@ -1,0 +1,160 @@
+//! [`ManagementClient`]: the operator API over HTTPS, as used by `kura-server tenant ...`.
+
+use std::path::Path;
+
+use reqwest::{Method, StatusCode};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::api::types::{
+    CreateTenantRequest, CreatedTenant, RegistrationTokenView, TenantDetail, TenantView, UpdateTenantRequest,
+};
+
+/// Why an operator API call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("cannot read CA certificate {path}: {message}")]
+    CaCert { path: String, message: String },
+    #[error("invalid management URL {0:?}: expected https://HOST:PORT")]
+    Url(String),
+    #[error("cannot reach the management API: {0}")]
+    Http(#[from] reqwest::Error),
+    /// The server's answer, with its own message.
+    #[error("{message} (HTTP {status})")]
+    Api { status: StatusCode, message: String },
+    #[error("no tenant with service code {0}")]
+    UnknownServiceCode(String),
+}
+
+/// A client of the management listener, authenticated by an operator token.
+pub struct ManagementClient {
+    base_url: String,
+    operator_token: String,
+    http: reqwest::Client,
+}
+
+impl ManagementClient {
+    /// `ca_cert`: the CA to trust (the server's generated `ca.pem`); without it the
+    /// system's roots are used.
+    pub fn new(base_url: &str, ca_cert: Option<&Path>, operator_token: &str) -> Result<Self, ClientError> {
+        crate::tls::install_crypto_provider();
+        if !base_url.starts_with("https://") {
+            return Err(ClientError::Url(base_url.to_owned()));
+        }
+        let mut builder = reqwest::Client::builder()
+            .https_only(true)
+            .user_agent("kura-server-cli");
+        if let Some(path) = ca_cert {
+            let ca_error = |message: String| ClientError::CaCert {
+                path: path.display().to_string(),
+                message,
+            };
+            let pem = std::fs::read(path).map_err(|err| ca_error(err.to_string()))?;
+            let certificate =
+                reqwest::Certificate::from_pem(&pem).map_err(|err| ca_error(err.to_string()))?;
+            builder = builder.tls_certs_only([certificate]);
+        }
+        Ok(ManagementClient {
+            base_url: base_url.trim_end_matches('/').to_owned(),
+            operator_token: operator_token.to_owned(),
+            http: builder.build()?,
+        })
+    }
+
+    pub async fn create_tenant(&self, request: &CreateTenantRequest) -> Result<CreatedTenant, ClientError> {
+        self.call(Method::POST, "/api/v1/operator/tenants", Some(request))
+            .await
+    }
+
+    pub async fn list_tenants(&self) -> Result<Vec<TenantView>, ClientError> {
+        self.call(Method::GET, "/api/v1/operator/tenants", None::<&()>)
+            .await
+    }
+
+    /// Accepts a tenant id or a service code.
+    pub async fn resolve_tenant(&self, tenant: &str) -> Result<String, ClientError> {
+        if crate::tenancy::TenantId::parse(tenant).is_some() {
+            return Ok(tenant.to_owned());
+        }
+        self.list_tenants()
+            .await?
+            .into_iter()
+            .find(|view| view.service_code == tenant)
+            .map(|view| view.id)
+            .ok_or_else(|| ClientError::UnknownServiceCode(tenant.to_owned()))
+    }
+
+    pub async fn show_tenant(&self, tenant_id: &str) -> Result<TenantDetail, ClientError> {
+        self.call(
+            Method::GET,
+            &format!("/api/v1/operator/tenants/{tenant_id}"),
+            None::<&()>,
+        )
+        .await
+    }
+
+    pub async fn update_tenant(
+        &self,
+        tenant_id: &str,
+        update: &UpdateTenantRequest,
+    ) -> Result<TenantView, ClientError> {
+        self.call(
+            Method::PATCH,
+            &format!("/api/v1/operator/tenants/{tenant_id}"),
+            Some(update),
+        )
+        .await
+    }
+
+    pub async fn suspend_tenant(&self, tenant_id: &str) -> Result<TenantView, ClientError> {
+        self.call(
+            Method::POST,
+            &format!("/api/v1/operator/tenants/{tenant_id}/suspend"),
+            None::<&()>,
+        )
+        .await
+    }
+
+    pub async fn resume_tenant(&self, tenant_id: &str) -> Result<TenantView, ClientError> {
+        self.call(
+            Method::POST,
+            &format!("/api/v1/operator/tenants/{tenant_id}/resume"),
+            None::<&()>,
+        )
+        .await
+    }
+
+    pub async fn issue_registration_token(
+        &self,
+        tenant_id: &str,
+    ) -> Result<RegistrationTokenView, ClientError> {
+        let path = format!("/api/v1/operator/tenants/{tenant_id}/registration-tokens");
+        self.call(Method::POST, &path, None::<&()>).await
+    }
+
+    async fn call<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&impl Serialize>,
+    ) -> Result<T, ClientError> {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.base_url))
+            .bearer_auth(&self.operator_token);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response.json().await?);
+        }
+        let text = response.text().await.unwrap_or_default();
+        let message = serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|value| value.get("error").and_then(|e| e.as_str()).map(str::to_owned))
+            .unwrap_or(text);
+        Err(ClientError::Api { status, message })
+    }
+}

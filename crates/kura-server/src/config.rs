@@ -1,0 +1,292 @@
+//! The server's configuration file (TOML), its defaults, and the human-friendly units
+//! (sizes like `500MiB`, durations like `3d`) used there and on the command line.
+//!
+//! Every field here is documented, with its default, in `docs/operator.md`; a test keeps
+//! the two in step.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+/// Why a configuration could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("invalid config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+}
+
+/// Everything `kura-server serve` needs. Only `data_dir` is required.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Service data: the SQLite database (by default), TLS material, bootstrap files.
+    pub data_dir: PathBuf,
+    /// `sqlite://PATH` or `postgres://…`; `None` means `sqlite://DATA_DIR/service.db`.
+    #[serde(default)]
+    pub database_url: Option<String>,
+    /// Portal and agent API. Port 0 picks a free port.
+    #[serde(default = "default_customer_listen")]
+    pub customer_listen: SocketAddr,
+    /// Operator API, metrics and health checks; keep it on a management network.
+    #[serde(default = "default_management_listen")]
+    pub management_listen: SocketAddr,
+    /// PEM certificate chain; with `tls_key`. Without both, a generated CA signs a server
+    /// certificate kept in `DATA_DIR/tls/`.
+    #[serde(default)]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for `tls_cert`.
+    #[serde(default)]
+    pub tls_key: Option<PathBuf>,
+    /// How long an agent registration token stays valid.
+    #[serde(default = "default_registration_token_ttl", deserialize_with = "de_duration")]
+    pub registration_token_ttl: Duration,
+    /// Largest request body the API accepts, in bytes.
+    #[serde(default = "default_max_body", deserialize_with = "de_size")]
+    pub max_body: u64,
+    /// Region label given to new tenants that do not name one.
+    #[serde(default = "default_region")]
+    pub default_region: String,
+    /// How long graceful shutdown waits for open requests.
+    #[serde(default = "default_shutdown_grace", deserialize_with = "de_duration")]
+    pub shutdown_grace: Duration,
+}
+
+fn default_customer_listen() -> SocketAddr {
+    SocketAddr::from(([0, 0, 0, 0], 8443))
+}
+
+fn default_management_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 9443))
+}
+
+fn default_registration_token_ttl() -> Duration {
+    Duration::from_secs(3 * 24 * 3600)
+}
+
+fn default_max_body() -> u64 {
+    1024 * 1024
+}
+
+fn default_region() -> String {
+    "local".to_owned()
+}
+
+fn default_shutdown_grace() -> Duration {
+    Duration::from_secs(10)
+}
+
+fn de_duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    parse_duration(&text).map_err(serde::de::Error::custom)
+}
+
+fn de_size<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum SizeValue {
+        Bytes(u64),
+        Text(String),
+    }
+    match SizeValue::deserialize(deserializer)? {
+        SizeValue::Bytes(bytes) => Ok(bytes),
+        SizeValue::Text(text) => parse_size(&text).map_err(serde::de::Error::custom),
+    }
+}
+
+impl ServerConfig {
+    /// A configuration with every default, keeping its data in `data_dir`.
+    pub fn with_data_dir(data_dir: impl Into<PathBuf>) -> Self {
+        ServerConfig {
+            data_dir: data_dir.into(),
+            database_url: None,
+            customer_listen: default_customer_listen(),
+            management_listen: default_management_listen(),
+            tls_cert: None,
+            tls_key: None,
+            registration_token_ttl: default_registration_token_ttl(),
+            max_body: default_max_body(),
+            default_region: default_region(),
+            shutdown_grace: default_shutdown_grace(),
+        }
+    }
+
+    /// Reads a TOML file. A relative `data_dir` is taken relative to the file's directory,
+    /// so a config and its data can move together.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let mut config: ServerConfig = toml::from_str(&text).map_err(|err| ConfigError::Parse {
+            path: path.to_owned(),
+            message: err.to_string(),
+        })?;
+        if config.data_dir.is_relative()
+            && let Some(parent) = path.parent()
+        {
+            config.data_dir = parent.join(&config.data_dir);
+        }
+        if config.tls_cert.is_some() != config.tls_key.is_some() {
+            return Err(ConfigError::Parse {
+                path: path.to_owned(),
+                message: "tls_cert and tls_key must be given together".to_owned(),
+            });
+        }
+        Ok(config)
+    }
+
+    /// The database URL, defaulting to a SQLite file in the data directory.
+    pub fn effective_database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.clone(),
+            None => format!("sqlite://{}", self.data_dir.join("service.db").display()),
+        }
+    }
+}
+
+/// Parses a size: plain bytes (`1048576`), or a number with a unit: `B`, decimal `KB MB GB
+/// TB PB` (powers of 1000) or binary `KiB MiB GiB TiB PiB` (powers of 1024). Case of the
+/// unit letters is ignored except that `i` marks binary units; fractions are allowed
+/// (`1.5GiB`).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let trimmed = text.trim();
+    let split = trimmed
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(trimmed.len());
+    let (number, unit) = trimmed.split_at(split);
+    let unit = unit.trim();
+    let multiplier: u64 = match unit.to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" => 1000,
+        "m" | "mb" => 1000u64.pow(2),
+        "g" | "gb" => 1000u64.pow(3),
+        "t" | "tb" => 1000u64.pow(4),
+        "p" | "pb" => 1000u64.pow(5),
+        "kib" => 1 << 10,
+        "mib" => 1 << 20,
+        "gib" => 1 << 30,
+        "tib" => 1 << 40,
+        "pib" => 1 << 50,
+        _ => {
+            return Err(format!(
+                "invalid size {text:?}: unknown unit {unit:?} (use B, KB, MB, GB, TB, PB, KiB, MiB, GiB, TiB or PiB)"
+            ));
+        }
+    };
+    if number.is_empty() {
+        return Err(format!(
+            "invalid size {text:?}: expected a number such as 500MiB or 2TiB"
+        ));
+    }
+    let bytes = if let Ok(whole) = number.parse::<u64>() {
+        whole.checked_mul(multiplier)
+    } else {
+        let value: f64 = number
+            .parse()
+            .map_err(|_| format!("invalid size {text:?}: {number:?} is not a number"))?;
+        let bytes = (value * multiplier as f64).round();
+        (bytes.is_finite() && bytes < u64::MAX as f64).then_some(bytes as u64)
+    };
+    bytes.ok_or_else(|| format!("invalid size {text:?}: too large"))
+}
+
+/// Parses a duration: a whole number with a unit `s`, `m`, `h` or `d` (`90s`, `72h`, `3d`).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let trimmed = text.trim();
+    let split = trimmed
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(trimmed.len());
+    let (number, unit) = trimmed.split_at(split);
+    let seconds_per_unit = match unit.trim() {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86400,
+        _ => {
+            return Err(format!(
+                "invalid duration {text:?}: use a number with s, m, h or d, e.g. 3d"
+            ));
+        }
+    };
+    let count: u64 = number
+        .parse()
+        .map_err(|_| format!("invalid duration {text:?}: use a number with s, m, h or d, e.g. 3d"))?;
+    count
+        .checked_mul(seconds_per_unit)
+        .map(Duration::from_secs)
+        .ok_or_else(|| format!("invalid duration {text:?}: too long"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_take_decimal_and_binary_units() {
+        assert_eq!(parse_size("500MiB").unwrap(), 500 << 20);
+        assert_eq!(parse_size("2TiB").unwrap(), 2 << 40);
+        assert_eq!(parse_size("10GB").unwrap(), 10_000_000_000);
+        assert_eq!(parse_size("1.5 GiB").unwrap(), 3 << 29);
+        assert_eq!(parse_size("4096").unwrap(), 4096);
+        assert!(parse_size("5 parsecs").unwrap_err().contains("unknown unit"));
+        assert!(parse_size("GiB").unwrap_err().contains("expected a number"));
+        assert!(parse_size("99999999PiB").unwrap_err().contains("too large"));
+    }
+
+    #[test]
+    fn durations_take_units() {
+        assert_eq!(parse_duration("3d").unwrap(), Duration::from_secs(259_200));
+        assert_eq!(parse_duration("90s").unwrap(), Duration::from_secs(90));
+        assert!(parse_duration("3 weeks").is_err());
+        assert!(parse_duration("").is_err());
+    }
+
+    #[test]
+    fn config_file_fills_defaults_and_resolves_data_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kura.toml");
+        std::fs::write(
+            &path,
+            "data_dir = \"data\"\nmax_body = \"2MiB\"\nregistration_token_ttl = \"1h\"\n",
+        )
+        .unwrap();
+        let config = ServerConfig::load(&path).unwrap();
+        assert_eq!(config.data_dir, dir.path().join("data"));
+        assert_eq!(config.max_body, 2 << 20);
+        assert_eq!(config.registration_token_ttl, Duration::from_secs(3600));
+        assert_eq!(config.customer_listen, default_customer_listen());
+        assert!(config.effective_database_url().ends_with("data/service.db"));
+
+        std::fs::write(&path, "data_dir = \"d\"\ncolour = \"blue\"\n").unwrap();
+        let err = ServerConfig::load(&path).unwrap_err().to_string();
+        assert!(err.contains("unknown field `colour`"), "{err}");
+    }
+
+    /// Every key an operator can set is explained in the operator manual.
+    #[test]
+    fn every_config_key_is_documented() {
+        let manual = include_str!("../../../docs/operator.md");
+        let source = include_str!("config.rs");
+        let struct_body = source
+            .split("pub struct ServerConfig {")
+            .nth(1)
+            .and_then(|rest| rest.split("\n}").next())
+            .unwrap();
+        let fields: Vec<&str> = struct_body
+            .lines()
+            .filter_map(|line| line.trim().strip_prefix("pub "))
+            .filter_map(|rest| rest.split(':').next())
+            .collect();
+        assert!(fields.len() >= 10, "{fields:?}");
+        for field in fields {
+            assert!(
+                manual.contains(&format!("`{field}`")),
+                "docs/operator.md does not document `{field}`"
+            );
+        }
+    }
+}

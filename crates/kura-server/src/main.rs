@@ -1,0 +1,431 @@
+//! The `kura-server` command: run the service (`serve`, `quickstart`) or manage tenants
+//! through the operator API (`tenant ...`).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use kura_server::api::types::{CreateTenantRequest, TenantView, UpdateTenantRequest};
+use kura_server::client::ManagementClient;
+use kura_server::config::parse_size;
+use kura_server::{RunningServer, Server, ServerConfig, quickstart};
+
+#[derive(Parser)]
+#[command(name = "kura-server", version, about = "Kura multi-tenant backup service")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the service from a configuration file.
+    Serve {
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Run the whole service on SQLite and a local directory, with a demo tenant.
+    Quickstart {
+        #[arg(long, value_name = "DIR")]
+        data: PathBuf,
+        /// Print one JSON object with URLs and credentials as the first line of stdout.
+        #[arg(long)]
+        json: bool,
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8443")]
+        customer_listen: SocketAddr,
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9443")]
+        management_listen: SocketAddr,
+    },
+    /// Manage tenants through the operator API.
+    Tenant {
+        #[command(subcommand)]
+        command: TenantCommand,
+    },
+}
+
+#[derive(Args)]
+struct Connection {
+    /// The management listener, e.g. https://localhost:9443.
+    #[arg(long, env = "KURA_MANAGEMENT_URL")]
+    management_url: String,
+    /// CA certificate to trust (the server's DATA/tls/ca.pem when self-signed).
+    #[arg(long, env = "KURA_CA_CERT")]
+    ca_cert: Option<PathBuf>,
+    #[arg(long, env = "KURA_OPERATOR_TOKEN", hide_env_values = true)]
+    operator_token: String,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+enum TenantCommand {
+    /// Create a tenant with its first admin and registration token.
+    Create {
+        #[command(flatten)]
+        connection: Connection,
+        /// The contract id: 3-32 characters A-Z, 0-9 and '-'.
+        #[arg(long)]
+        service_code: String,
+        #[arg(long)]
+        name: String,
+        /// Storage quota, e.g. 500GiB, 2TiB, 10GB.
+        #[arg(long, value_parser = parse_size)]
+        quota: u64,
+        #[arg(long)]
+        max_machines: u32,
+        #[arg(long)]
+        region: Option<String>,
+        #[arg(long)]
+        encryption_required: bool,
+        #[arg(long, default_value_t = 0)]
+        immutable_days: u32,
+        /// Networks agents must connect from, comma-separated CIDRs.
+        #[arg(long, value_delimiter = ',')]
+        agent_networks: Vec<String>,
+        /// IANA time zone (default Asia/Tokyo).
+        #[arg(long)]
+        time_zone: Option<String>,
+    },
+    /// List tenants.
+    List {
+        #[command(flatten)]
+        connection: Connection,
+    },
+    /// Show one tenant (by id or service code) with its users and machines.
+    Show {
+        #[command(flatten)]
+        connection: Connection,
+        tenant: String,
+    },
+    /// Change a tenant's contract; only the options given change.
+    Update {
+        #[command(flatten)]
+        connection: Connection,
+        tenant: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long, value_parser = parse_size)]
+        quota: Option<u64>,
+        #[arg(long)]
+        max_machines: Option<u32>,
+        #[arg(long)]
+        region: Option<String>,
+        #[arg(long)]
+        encryption_required: Option<bool>,
+        #[arg(long)]
+        immutable_days: Option<u32>,
+        /// Replaces the list; pass an empty string to allow agents from anywhere.
+        #[arg(long, value_delimiter = ',')]
+        agent_networks: Option<Vec<String>>,
+        #[arg(long)]
+        time_zone: Option<String>,
+    },
+    /// Lock a tenant out (its data is kept).
+    Suspend {
+        #[command(flatten)]
+        connection: Connection,
+        tenant: String,
+    },
+    /// Lift a suspension.
+    Resume {
+        #[command(flatten)]
+        connection: Connection,
+        tenant: String,
+    },
+    /// Issue a new one-time agent registration token.
+    RegistrationToken {
+        #[command(flatten)]
+        connection: Connection,
+        tenant: String,
+    },
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .json()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    kura_server::tls::install_crypto_provider();
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(run(cli.command))
+}
+
+async fn run(command: Command) -> Result<()> {
+    match command {
+        Command::Serve { config } => {
+            let config = ServerConfig::load(&config)?;
+            let server = Server::start(config).await?;
+            run_until_signal(server).await
+        }
+        Command::Quickstart {
+            data,
+            json,
+            customer_listen,
+            management_listen,
+        } => {
+            let config = quickstart::config(&data, customer_listen, management_listen);
+            let (server, info) = quickstart::start(config).await?;
+            if json {
+                println!("{}", serde_json::to_string(&info)?);
+            } else {
+                print_quickstart(&info);
+            }
+            run_until_signal(server).await
+        }
+        Command::Tenant { command } => tenant(command).await,
+    }
+}
+
+/// Serves until SIGINT or SIGTERM, then shuts down gracefully.
+async fn run_until_signal(server: RunningServer) -> Result<()> {
+    let shutdown = server.shutdown_handle();
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot listen for SIGTERM")?;
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = terminate.recv() => {}
+        }
+        tracing::info!("shutting down");
+        shutdown.shutdown();
+    });
+    server.wait().await?;
+    Ok(())
+}
+
+fn print_quickstart(info: &quickstart::QuickstartInfo) {
+    let ca = info.ca_cert.display();
+    println!(
+        "Kura is running.
+
+  customer API     {customer}
+  management API   {management}   (operators only)
+  CA certificate   {ca}
+
+Demo tenant {code} (id {tenant})
+  admin login      {login}
+  admin password   {password}
+  registration token (one machine, expires in 3 days):
+    {token}
+
+Operator token (keep it secret):
+    {operator}
+
+What to do next:
+  - Check the service:
+      curl --cacert {ca} {management}/healthz
+  - Create a tenant:
+      kura-server tenant create --management-url {management} --ca-cert {ca} \\
+        --operator-token {operator} --service-code ACME-0001 --name 'ACME Corp' \\
+        --quota 500GiB --max-machines 10
+  - Register a machine with the registration token (agent side):
+      curl --cacert {ca} -H 'Content-Type: application/json' \\
+        -d '{{\"token\":\"{token}\",\"name\":\"my-server\"}}' {customer}/api/v1/agents/register
+
+Press Ctrl-C to stop; starting again with the same --data reuses everything.",
+        customer = info.customer_url,
+        management = info.management_url,
+        code = info.service_code,
+        tenant = info.tenant_id,
+        login = info.admin_login,
+        password = info.admin_password,
+        token = info.registration_token,
+        operator = info.operator_token,
+    );
+}
+
+async fn tenant(command: TenantCommand) -> Result<()> {
+    let client = |connection: &Connection| {
+        ManagementClient::new(
+            &connection.management_url,
+            connection.ca_cert.as_deref(),
+            &connection.operator_token,
+        )
+    };
+    match command {
+        TenantCommand::Create {
+            connection,
+            service_code,
+            name,
+            quota,
+            max_machines,
+            region,
+            encryption_required,
+            immutable_days,
+            agent_networks,
+            time_zone,
+        } => {
+            let request = CreateTenantRequest {
+                service_code,
+                name,
+                quota_bytes: quota,
+                max_machines,
+                region,
+                encryption_required,
+                immutable_days,
+                agent_networks: agent_networks.into_iter().filter(|net| !net.is_empty()).collect(),
+                time_zone,
+            };
+            let created = client(&connection)?.create_tenant(&request).await?;
+            if connection.json {
+                println!("{}", serde_json::to_string(&created)?);
+            } else {
+                println!(
+                    "Created tenant {} (id {})",
+                    created.service_code, created.tenant_id
+                );
+                println!("  admin login         {}", created.admin_login);
+                println!("  admin password      {}   (shown once)", created.admin_password);
+                println!("  registration token  {}", created.registration_token);
+                println!(
+                    "                      (one machine, expires {})",
+                    created.registration_token_expires
+                );
+            }
+        }
+        TenantCommand::List { connection } => {
+            let tenants = client(&connection)?.list_tenants().await?;
+            if connection.json {
+                println!("{}", serde_json::to_string(&tenants)?);
+            } else {
+                println!(
+                    "{:<34} {:<32} {:<10} {:>14} {:>8}  NAME",
+                    "SERVICE CODE", "ID", "STATUS", "QUOTA", "MACHINES"
+                );
+                for tenant in &tenants {
+                    println!(
+                        "{:<34} {:<32} {:<10} {:>14} {:>8}  {}",
+                        tenant.service_code,
+                        tenant.id,
+                        tenant.status,
+                        human_size(tenant.quota_bytes),
+                        tenant.max_machines,
+                        tenant.name
+                    );
+                }
+            }
+        }
+        TenantCommand::Show { connection, tenant } => {
+            let client = client(&connection)?;
+            let detail = client.show_tenant(&client.resolve_tenant(&tenant).await?).await?;
+            if connection.json {
+                println!("{}", serde_json::to_string(&detail)?);
+            } else {
+                print_tenant(&detail.tenant);
+                for user in &detail.users {
+                    println!("  user                {} ({})", user.login, user.role);
+                }
+                for machine in &detail.machines {
+                    let state = machine
+                        .revoked
+                        .as_deref()
+                        .map_or("active".to_owned(), |at| format!("revoked {at}"));
+                    println!("  machine             {} {} ({state})", machine.id, machine.name);
+                }
+            }
+        }
+        TenantCommand::Update {
+            connection,
+            tenant,
+            name,
+            quota,
+            max_machines,
+            region,
+            encryption_required,
+            immutable_days,
+            agent_networks,
+            time_zone,
+        } => {
+            let update = UpdateTenantRequest {
+                name,
+                quota_bytes: quota,
+                max_machines,
+                region,
+                encryption_required,
+                immutable_days,
+                agent_networks: agent_networks
+                    .map(|nets| nets.into_iter().filter(|net| !net.is_empty()).collect()),
+                time_zone,
+            };
+            let client = client(&connection)?;
+            let view = client
+                .update_tenant(&client.resolve_tenant(&tenant).await?, &update)
+                .await?;
+            print_view(&view, connection.json)?;
+        }
+        TenantCommand::Suspend { connection, tenant } => {
+            let client = client(&connection)?;
+            let view = client
+                .suspend_tenant(&client.resolve_tenant(&tenant).await?)
+                .await?;
+            print_view(&view, connection.json)?;
+        }
+        TenantCommand::Resume { connection, tenant } => {
+            let client = client(&connection)?;
+            let view = client
+                .resume_tenant(&client.resolve_tenant(&tenant).await?)
+                .await?;
+            print_view(&view, connection.json)?;
+        }
+        TenantCommand::RegistrationToken { connection, tenant } => {
+            let client = client(&connection)?;
+            let token = client
+                .issue_registration_token(&client.resolve_tenant(&tenant).await?)
+                .await?;
+            if connection.json {
+                println!("{}", serde_json::to_string(&token)?);
+            } else {
+                println!("{}", token.registration_token);
+                println!("(one machine, expires {})", token.expires);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn print_view(view: &TenantView, json: bool) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string(view)?);
+    } else {
+        print_tenant(view);
+    }
+    Ok(())
+}
+
+fn print_tenant(tenant: &TenantView) {
+    let networks = if tenant.agent_networks.is_empty() {
+        "any".to_owned()
+    } else {
+        tenant.agent_networks.join(", ")
+    };
+    println!("Tenant {} (id {})", tenant.service_code, tenant.id);
+    println!("  name                {}", tenant.name);
+    println!("  status              {}", tenant.status);
+    println!("  quota               {}", human_size(tenant.quota_bytes));
+    println!("  max machines        {}", tenant.max_machines);
+    println!("  region              {}", tenant.region);
+    println!("  encryption required {}", tenant.encryption_required);
+    println!("  immutable days      {}", tenant.immutable_days);
+    println!("  agent networks      {networks}");
+    println!("  time zone           {}", tenant.time_zone);
+    println!("  created             {}", tenant.created);
+}
+
+/// Binary units, exact when the size is a whole number of them.
+fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["PiB", "TiB", "GiB", "MiB", "KiB"];
+    for (index, unit) in UNITS.iter().enumerate() {
+        let size = 1u64 << (10 * (5 - index));
+        if bytes >= size && bytes % size == 0 {
+            return format!("{}{unit}", bytes / size);
+        }
+    }
+    format!("{bytes}B")
+}
