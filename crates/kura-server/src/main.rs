@@ -212,7 +212,7 @@ fn print_quickstart(info: &quickstart::QuickstartInfo) {
 Demo tenant {code} (id {tenant})
   admin login      {login}
   admin password   {password}
-  registration token (one machine, expires in 3 days):
+  registration token (registers one machine; valid for up to 3 days):
     {token}
 
 Operator token (keep it secret):
