@@ -274,9 +274,12 @@ impl Vault {
 
     async fn delete_orphans(&self, t_keep: i64) -> Result<u64> {
         let o = self.objects();
-        let known_packs: Vec<(Vec<u8>,)> = query("SELECT id FROM vault_packs WHERE vault = $1")
-            .fetch_all(self.db())
-            .await?;
+        // A pack still being stored is no orphan, whatever the store's clock says of it.
+        let known_packs: Vec<(Vec<u8>,)> = query(
+            "SELECT id FROM vault_packs WHERE vault = $1 UNION SELECT id FROM vault_pending_packs WHERE vault = $1",
+        )
+        .fetch_all(self.db())
+        .await?;
         let known_packs: HashSet<Vec<u8>> = known_packs.into_iter().map(|r| r.0).collect();
         let known_snaps: Vec<(String,)> = query("SELECT id FROM vault_snapshots WHERE vault = $1")
             .fetch_all(self.db())

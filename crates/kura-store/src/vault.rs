@@ -301,7 +301,7 @@ impl Vault {
             );
             if !found.is_empty() {
                 query("UPDATE vault_chunks SET seen_ms = $2 WHERE vault = $1 AND seen_ms < $3 AND id IN ({ids})")
-                    .bind(now_ms())
+                    .bind(seen_in_session(started))
                     .bind(started)
                     .bind_ids(found.iter().map(Vec::as_slice))
                     .execute(self.db())
@@ -316,7 +316,7 @@ impl Vault {
     /// next session adopts the pack ([`Vault::adopt_pending_packs`]) instead of uploading
     /// its chunks again.
     pub async fn put_pack(&self, session: &SessionId, pack: Bytes) -> Result<PackReceipt> {
-        self.session_start(session).await?;
+        let started = self.session_start(session).await?;
         let entries = parse_pack(&pack).map_err(|e| StoreError::Rejected(format!("pack: {e}")))?;
         if self.inner.verify_uploads {
             self.check_uploaded_blobs(&pack, &entries)?;
@@ -334,7 +334,9 @@ impl Vault {
         .await?;
         let o = self.objects();
         o.store.put(&o.pack(&pack_id), PutPayload::from(pack)).await?;
-        let new_chunks = self.index_pack(&pack_id, size, &entries, Some(session)).await?;
+        let new_chunks = self
+            .index_pack(&pack_id, size, &entries, Some((session, started)))
+            .await?;
         Ok(PackReceipt {
             pack_id,
             blobs: entries.len() as u64,
@@ -345,16 +347,18 @@ impl Vault {
 
     /// Indexes the chunks of a stored pack that the index lacks (or holds damaged) and
     /// clears its pending note, in one transaction. Returns how many chunks it indexed.
+    /// `session` is the uploading session and its start, if any.
     async fn index_pack(
         &self,
         pack_id: &PackId,
         size: u64,
         entries: &[kura_format::PackEntry],
-        session: Option<&SessionId>,
+        session: Option<(&SessionId, i64)>,
     ) -> Result<u64> {
         let ids: Vec<ChunkId> = entries.iter().map(|e| e.id).collect();
         let absent: HashSet<ChunkId> = self.absent_chunks(&ids).await?.into_iter().collect();
         let now = now_ms();
+        let seen = session.map_or(now, |(_, started)| seen_in_session(started));
         let mut tx = self.db().begin().await?;
         insert_pack(&mut tx, pack_id, size, entries.len()).await?;
         let mut new_chunks = 0;
@@ -374,7 +378,7 @@ impl Vault {
             .bind(e.offset as i64)
             .bind(e.length as i64)
             .bind(e.raw_length as i64)
-            .bind(now)
+            .bind(seen)
             .execute(&mut tx)
             .await?;
             new_chunks += 1;
@@ -383,7 +387,7 @@ impl Vault {
             .bind(pack_id.0.as_slice())
             .execute(&mut tx)
             .await?;
-        if let Some(session) = session {
+        if let Some((session, _)) = session {
             query("UPDATE vault_sessions SET heartbeat_ms = $2 WHERE vault = $1 AND id = $3")
                 .bind(now)
                 .bind(session.0.as_str())
@@ -742,6 +746,13 @@ impl Vault {
             .await?;
         Ok(())
     }
+}
+
+/// When a session relies on a chunk: now, but never before the session began. Servers'
+/// clocks differ, and GC keeps what was seen since the oldest open session began; a
+/// chunk noted by a server whose clock lags would otherwise look unseen.
+fn seen_in_session(started: i64) -> i64 {
+    now_ms().max(started)
 }
 
 /// The encoded configuration of the catalog's vault, if it has been created.
