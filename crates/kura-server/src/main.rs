@@ -212,7 +212,7 @@ fn print_quickstart(info: &quickstart::QuickstartInfo) {
 Demo tenant {code} (id {tenant})
   admin login      {login}
   admin password   {password}
-  registration token (one machine, expires in 3 days):
+  registration token (registers one machine; valid for up to 3 days):
     {token}
 
 Operator token (keep it secret):
@@ -423,7 +423,7 @@ fn human_size(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["PiB", "TiB", "GiB", "MiB", "KiB"];
     for (index, unit) in UNITS.iter().enumerate() {
         let size = 1u64 << (10 * (5 - index));
-        if bytes >= size && bytes % size == 0 {
+        if bytes >= size && bytes.is_multiple_of(size) {
             return format!("{}{unit}", bytes / size);
         }
     }

@@ -8,10 +8,28 @@ use futures::TryStreamExt;
 use kura_format::pack::parse_pack;
 use kura_format::{ChunkId, PackId, PackWriter, SnapshotId};
 use object_store::{ObjectStoreExt, PutPayload};
-use sqlx::Row;
 
-use crate::vault::{BATCH, pack_bytes, placeholders};
+use crate::catalog::query;
+use crate::vault::{BATCH, insert_pack, pack_bytes, raw_ids};
 use crate::{Result, Vault, now_ms};
+
+/// Chunk index rows read per page while sweeping (bounds the memory of a large vault).
+const SWEEP_PAGE: i64 = 10_000;
+
+/// A pack and the figures of the index rows that point into it.
+#[derive(sqlx::FromRow)]
+struct PackFigures {
+    id: Vec<u8>,
+    size: i64,
+    created_ms: i64,
+    damaged: bool,
+    /// Bytes of its sound blobs.
+    live: i64,
+    /// Index rows, sound or not.
+    indexed: i64,
+    /// Sound index rows.
+    good: i64,
+}
 
 /// How GC treats partly dead packs.
 #[derive(Clone, Copy, Debug)]
@@ -49,24 +67,24 @@ impl Vault {
         self.expire_sessions().await?;
         self.adopt_pending_packs().await?;
         let now = now_ms();
-        let (oldest,): (Option<i64>,) = sqlx::query_as("SELECT min(started_ms) FROM sessions")
+        let (oldest,): (Option<i64>,) = query("SELECT min(started_ms) FROM vault_sessions WHERE vault = $1")
             .fetch_one(self.db())
             .await?;
         let t_keep = oldest.map_or(now, |o| o.min(now));
         let mut report = GcReport::default();
 
         // Mark: live snapshots, and parents of open sessions even if forgotten.
-        let rows = sqlx::query(
-            "SELECT id, deleted_ms IS NOT NULL, id IN (SELECT parent FROM sessions WHERE parent IS NOT NULL) FROM snapshots",
+        let rows: Vec<(String, bool, bool)> = query(
+            "SELECT id, deleted_ms IS NOT NULL,
+                    id IN (SELECT parent FROM vault_sessions WHERE vault = $1 AND parent IS NOT NULL)
+             FROM vault_snapshots WHERE vault = $1",
         )
         .fetch_all(self.db())
         .await?;
         let mut marked: HashSet<ChunkId> = HashSet::new();
         let mut purge = Vec::new();
-        for row in rows {
-            let id = SnapshotId::from_str(&row.get::<String, _>(0))?;
-            let deleted: bool = row.get(1);
-            let parent_of_session: bool = row.get(2);
+        for (id, deleted, parent_of_session) in rows {
+            let id = SnapshotId::from_str(&id)?;
             if deleted && !parent_of_session {
                 purge.push(id);
                 continue;
@@ -76,34 +94,41 @@ impl Vault {
 
         // Sweep the index.
         let mut dead: Vec<ChunkId> = Vec::new();
-        let mut rows = sqlx::query("SELECT id, seen_ms FROM chunks").fetch(self.db());
-        while let Some(row) = rows.try_next().await? {
-            let id = ChunkId::from_slice(&row.get::<Vec<u8>, _>(0))?;
-            let seen: i64 = row.get(1);
-            if seen < t_keep && !marked.contains(&id) {
-                dead.push(id);
+        let mut after: Vec<u8> = Vec::new();
+        loop {
+            let page: Vec<(Vec<u8>, i64)> = query(
+                "SELECT id, seen_ms FROM vault_chunks WHERE vault = $1 AND id > $2 ORDER BY id LIMIT $3",
+            )
+            .bind(after.as_slice())
+            .bind(SWEEP_PAGE)
+            .fetch_all(self.db())
+            .await?;
+            for (id, seen) in &page {
+                let id = ChunkId::from_slice(id)?;
+                if *seen < t_keep && !marked.contains(&id) {
+                    dead.push(id);
+                }
+            }
+            match page.into_iter().last() {
+                Some((id, _)) => after = id,
+                None => break,
             }
         }
-        drop(rows);
         report.chunks_deleted = dead.len() as u64;
         report.snapshots_purged = purge.len() as u64;
         if options.dry_run {
             return Ok(report);
         }
         for batch in dead.chunks(BATCH) {
-            let sql = format!(
-                "DELETE FROM chunks WHERE seen_ms < $1 AND id IN ({})",
-                placeholders(batch.len(), 2)
-            );
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(t_keep);
-            for id in batch {
-                q = q.bind(id.as_bytes().as_slice());
-            }
-            q.execute(self.db()).await?;
+            query("DELETE FROM vault_chunks WHERE vault = $1 AND seen_ms < $2 AND id IN ({ids})")
+                .bind(t_keep)
+                .bind_ids(raw_ids(batch))
+                .execute(self.db())
+                .await?;
         }
         let o = self.objects();
         for id in &purge {
-            sqlx::query("DELETE FROM snapshots WHERE id = $1")
+            query("DELETE FROM vault_snapshots WHERE vault = $1 AND id = $2")
                 .bind(id.to_hex())
                 .execute(self.db())
                 .await?;
@@ -113,25 +138,31 @@ impl Vault {
 
         // Packs: delete the dead; repack the mostly dead and the damaged (their good
         // blobs move out, so the damaged object can go).
-        let packs = sqlx::query(
+        let packs: Vec<PackFigures> = query(
             "SELECT p.id, p.size, p.created_ms, p.damaged,
-                    coalesce(sum(CASE WHEN c.bad = 0 THEN c.length ELSE 0 END), 0),
-                    count(c.id), coalesce(sum(CASE WHEN c.bad = 0 THEN 1 ELSE 0 END), 0)
-             FROM packs p LEFT JOIN chunks c ON c.pack = p.id GROUP BY p.id",
+                    CAST(coalesce(sum(CASE WHEN NOT c.bad THEN c.length ELSE 0 END), 0) AS BIGINT) AS live,
+                    count(c.id) AS indexed,
+                    CAST(coalesce(sum(CASE WHEN NOT c.bad THEN 1 ELSE 0 END), 0) AS BIGINT) AS good
+             FROM vault_packs p LEFT JOIN vault_chunks c ON c.vault = p.vault AND c.pack = p.id
+             WHERE p.vault = $1
+             GROUP BY p.id, p.size, p.created_ms, p.damaged",
         )
         .fetch_all(self.db())
         .await?;
         let mut to_repack = Vec::new();
-        for row in packs {
-            let id = PackId(pack_bytes(&row.get::<Vec<u8>, _>(0))?);
-            let size: i64 = row.get(1);
-            let created: i64 = row.get(2);
-            let damaged: bool = row.get::<i64, _>(3) != 0;
-            let live: i64 = row.get(4);
-            let indexed: i64 = row.get(5);
-            let good: i64 = row.get(6);
-            if indexed == 0 && created < t_keep {
-                sqlx::query("DELETE FROM packs WHERE id = $1")
+        for pack in packs {
+            let PackFigures {
+                id,
+                size,
+                created_ms,
+                damaged,
+                live,
+                indexed,
+                good,
+            } = pack;
+            let id = PackId(pack_bytes(&id)?);
+            if indexed == 0 && created_ms < t_keep {
+                query("DELETE FROM vault_packs WHERE vault = $1 AND id = $2")
                     .bind(id.0.as_slice())
                     .execute(self.db())
                     .await?;
@@ -139,7 +170,7 @@ impl Vault {
                 report.packs_deleted += 1;
                 report.bytes_freed += size as u64;
             } else if good > 0
-                && created < t_keep
+                && created_ms < t_keep
                 && (damaged || (size - live) as f64 > options.max_unused * size as f64)
             {
                 to_repack.push((id, size as u64));
@@ -165,14 +196,12 @@ impl Vault {
         let mut new_size = 0u64;
         for (pack, size) in packs {
             // Damaged blobs stay where they are: copying them would spread the damage.
-            let live: HashSet<Vec<u8>> =
-                sqlx::query_as::<_, (Vec<u8>,)>("SELECT id FROM chunks WHERE pack = $1 AND bad = 0")
+            let live: Vec<(Vec<u8>,)> =
+                query("SELECT id FROM vault_chunks WHERE vault = $1 AND pack = $2 AND NOT bad")
                     .bind(pack.0.as_slice())
                     .fetch_all(self.db())
-                    .await?
-                    .into_iter()
-                    .map(|r| r.0)
-                    .collect();
+                    .await?;
+            let live: HashSet<Vec<u8>> = live.into_iter().map(|r| r.0).collect();
             let bytes = match o.store.get(&o.pack(pack)).await {
                 Ok(r) => r.bytes().await?,
                 // A lost pack has nothing to copy; verify has reported it.
@@ -203,12 +232,12 @@ impl Vault {
         }
         for (pack, _) in packs {
             // Only drop the old pack once no index row points at it any more.
-            let (left,): (i64,) = sqlx::query_as("SELECT count(*) FROM chunks WHERE pack = $1")
+            let (left,): (i64,) = query("SELECT count(*) FROM vault_chunks WHERE vault = $1 AND pack = $2")
                 .bind(pack.0.as_slice())
                 .fetch_one(self.db())
                 .await?;
             if left == 0 {
-                sqlx::query("DELETE FROM packs WHERE id = $1")
+                query("DELETE FROM vault_packs WHERE vault = $1 AND id = $2")
                     .bind(pack.0.as_slice())
                     .execute(self.db())
                     .await?;
@@ -226,21 +255,18 @@ impl Vault {
             .put(&o.pack(&id), PutPayload::from(Bytes::from(bytes)))
             .await?;
         let mut tx = self.db().begin().await?;
-        sqlx::query("INSERT OR IGNORE INTO packs (id, size, blob_count, created_ms) VALUES ($1, $2, $3, $4)")
-            .bind(id.0.as_slice())
-            .bind(size as i64)
-            .bind(entries.len() as i64)
-            .bind(now_ms())
-            .execute(&mut *tx)
-            .await?;
+        insert_pack(&mut tx, &id, size, entries.len()).await?;
         for e in &entries {
-            sqlx::query("UPDATE chunks SET pack = $1, offset = $2, length = $3 WHERE id = $4 AND bad = 0")
-                .bind(id.0.as_slice())
-                .bind(e.offset as i64)
-                .bind(e.length as i64)
-                .bind(e.id.as_bytes().as_slice())
-                .execute(&mut *tx)
-                .await?;
+            query(
+                "UPDATE vault_chunks SET pack = $2, pack_offset = $3, length = $4
+                 WHERE vault = $1 AND id = $5 AND NOT bad",
+            )
+            .bind(id.0.as_slice())
+            .bind(e.offset as i64)
+            .bind(e.length as i64)
+            .bind(e.id.as_bytes().as_slice())
+            .execute(&mut tx)
+            .await?;
         }
         tx.commit().await?;
         Ok(size)
@@ -248,18 +274,14 @@ impl Vault {
 
     async fn delete_orphans(&self, t_keep: i64) -> Result<u64> {
         let o = self.objects();
-        let known_packs: HashSet<Vec<u8>> = sqlx::query_as::<_, (Vec<u8>,)>("SELECT id FROM packs")
+        let known_packs: Vec<(Vec<u8>,)> = query("SELECT id FROM vault_packs WHERE vault = $1")
             .fetch_all(self.db())
-            .await?
-            .into_iter()
-            .map(|r| r.0)
-            .collect();
-        let known_snaps: HashSet<String> = sqlx::query_as::<_, (String,)>("SELECT id FROM snapshots")
+            .await?;
+        let known_packs: HashSet<Vec<u8>> = known_packs.into_iter().map(|r| r.0).collect();
+        let known_snaps: Vec<(String,)> = query("SELECT id FROM vault_snapshots WHERE vault = $1")
             .fetch_all(self.db())
-            .await?
-            .into_iter()
-            .map(|r| r.0)
-            .collect();
+            .await?;
+        let known_snaps: HashSet<String> = known_snaps.into_iter().map(|r| r.0).collect();
         let mut deleted = 0;
         let mut candidates: HashMap<object_store::path::Path, bool> = HashMap::new();
         for folder in [o.packs(), o.manifests(), o.reference_lists()] {

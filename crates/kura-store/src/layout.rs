@@ -1,11 +1,16 @@
 //! Where a vault's objects live in object storage: everything under one prefix
-//! (`t/<tenant>/v/<vault>/` on the service, the `objects/` folder of a local vault).
+//! (`t/<tenant>/v/<vault>/` on the service, the `objects/` folder of a local vault), and the
+//! stores themselves (a local folder, or S3 via [`s3_store`]).
 
 use std::sync::Arc;
 
 use kura_format::{PackId, SnapshotId};
 use object_store::ObjectStore;
+use object_store::StaticCredentialProvider;
+use object_store::aws::{AmazonS3Builder, AwsCredential};
 use object_store::path::Path;
+
+use crate::{Result, StoreError};
 
 /// The object names of one vault.
 #[derive(Clone, Debug)]
@@ -68,4 +73,37 @@ impl ObjectLayout {
     pub fn references(&self, id: &SnapshotId) -> Path {
         self.child(&["refs", &id.to_hex()])
     }
+}
+
+/// An S3-compatible store (Garage, MinIO, AWS) at `endpoint` (e.g. `http://127.0.0.1:3900`),
+/// with path-style requests and static credentials. The credentials are always explicit:
+/// without them the S3 client would ask the cloud metadata address, which on a shared
+/// host answers for someone else. `allow_http` permits a plain-HTTP endpoint.
+pub fn s3_store(
+    endpoint: &str,
+    region: &str,
+    bucket: &str,
+    access_key: &str,
+    secret_key: &str,
+    allow_http: bool,
+) -> Result<Arc<dyn ObjectStore>> {
+    if access_key.is_empty() || secret_key.is_empty() {
+        return Err(StoreError::Storage(format!(
+            "S3 bucket {bucket} at {endpoint}: an access key and a secret key are required"
+        )));
+    }
+    let credentials = StaticCredentialProvider::new(AwsCredential {
+        key_id: access_key.to_string(),
+        secret_key: secret_key.to_string(),
+        token: None,
+    });
+    let store = AmazonS3Builder::new()
+        .with_endpoint(endpoint)
+        .with_region(region)
+        .with_bucket_name(bucket)
+        .with_credentials(Arc::new(credentials))
+        .with_virtual_hosted_style_request(false)
+        .with_allow_http(allow_http)
+        .build()?;
+    Ok(Arc::new(store))
 }

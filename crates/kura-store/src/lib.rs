@@ -1,10 +1,20 @@
 //! The vault: where one tenant's backup data lives, and the rules that keep it whole.
 //!
 //! A [`Vault`] keeps immutable, content-addressed objects in object storage (`object_store`:
-//! a local directory now, S3 later, the same code) and a catalog in a database (SQLite):
-//! the chunk index, packs, snapshots and upload sessions. The catalog is the source of
-//! truth; objects are write-once and the catalog can be rebuilt from them (pack trailers,
-//! manifests, reference lists).
+//! a local directory or S3 — [`s3_store`] — the same code; each vault under its own
+//! prefix, see [`ObjectLayout`]) and a catalog in a database ([`Catalog`]: SQLite for a
+//! local vault, PostgreSQL for the service): the chunk index, packs, snapshots and upload
+//! sessions. The catalog is the source of truth; objects are write-once and the catalog
+//! can be rebuilt from them (pack trailers, manifests, reference lists).
+//!
+//! **Many vaults, one database.** The catalog tables (`vault_meta`, `vault_key_slots`,
+//! `vault_packs`, `vault_chunks`, `vault_snapshots`, `vault_sessions`,
+//! `vault_pending_packs`) hold the rows of any number of vaults, keyed by vault id, and
+//! every statement is bound to one vault; dedup never crosses vaults. The server runs
+//! [`migrate_postgres`] once at start, then opens vaults with [`Vault::open`] on a
+//! [`Catalog::postgres`] and an [`ObjectLayout`] under `t/<tenant>/v/<vault>/`. A local
+//! vault is a directory with `catalog.db` (SQLite, one vault) and `objects/`
+//! ([`Vault::create_local`], [`Vault::open_local`]).
 //!
 //! **Write order.** A backup uploads packs (object first, then its index rows), then commits
 //! a manifest: its reference list and manifest objects are written, then the snapshot row
@@ -30,15 +40,17 @@
 //!
 //! This crate knows nothing of HTTP, users or roles: the server scopes vaults per tenant.
 
+mod catalog;
 mod error;
 mod gc;
 mod layout;
 mod vault;
 mod verify;
 
+pub use catalog::{Catalog, migrate_postgres, migrate_sqlite};
 pub use error::StoreError;
 pub use gc::{GcOptions, GcReport};
-pub use layout::ObjectLayout;
+pub use layout::{ObjectLayout, s3_store};
 pub use vault::{PackReceipt, SessionId, SnapshotRecord, Usage, Vault};
 pub use verify::{VerifyReport, VerifyScope};
 

@@ -1,6 +1,6 @@
 //! [`Vault`]: upload sessions, the chunk index, snapshots and reads.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path as FsPath;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -16,17 +16,17 @@ use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::{ObjectStoreExt, PutPayload};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, SqlitePool};
 
+use crate::catalog::{Catalog, Target, Tx, migrate_sqlite, query};
 use crate::layout::ObjectLayout;
 use crate::{Result, StoreError, now_ms};
 
-/// Ids per catalog query (SQLite allows 32766 parameters; stay well below).
+/// Ids per catalog query (SQLite allows 32766 parameters, PostgreSQL 65535; stay well below).
 pub(crate) const BATCH: usize = 500;
 /// An upload session not heard from for this long no longer holds back GC.
 const SESSION_EXPIRY_MS: i64 = 6 * 3600 * 1000;
-
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+/// The id of the one vault in a local vault's `catalog.db`.
+const LOCAL_VAULT_ID: &str = "local";
 
 /// One vault: objects plus catalog. Cheap to clone; safe to share between threads.
 #[derive(Clone)]
@@ -36,7 +36,7 @@ pub struct Vault {
 
 pub(crate) struct Inner {
     pub(crate) objects: ObjectLayout,
-    pub(crate) db: SqlitePool,
+    pub(crate) db: Catalog,
     pub(crate) config: VaultConfig,
     location: String,
     /// Re-check every uploaded blob (the service does; a local vault trusts its own process).
@@ -78,10 +78,6 @@ pub struct Usage {
     pub logical_bytes: u64,
 }
 
-fn db_error_is_missing_table(e: &sqlx::Error) -> bool {
-    e.to_string().contains("no such table")
-}
-
 impl Vault {
     /// Creates a vault in a local directory: `objects/` and `catalog.db`.
     pub async fn create_local(dir: &FsPath, config: VaultConfig, slots: &[KeySlot]) -> Result<Vault> {
@@ -121,7 +117,7 @@ impl Vault {
         Self::open(objects, db, location, verify_uploads).await
     }
 
-    async fn local_parts(dir: &FsPath, create: bool) -> Result<(ObjectLayout, SqlitePool)> {
+    async fn local_parts(dir: &FsPath, create: bool) -> Result<(ObjectLayout, Catalog)> {
         let store = LocalFileSystem::new_with_prefix(dir.join("objects"))?;
         let objects = ObjectLayout::new(Arc::new(store), Path::default());
         let options = SqliteConnectOptions::new()
@@ -135,23 +131,22 @@ impl Vault {
             .max_connections(4)
             .connect_with(options)
             .await?;
-        Ok((objects, db))
+        migrate_sqlite(&db).await?;
+        Ok((objects, Catalog::sqlite(db, LOCAL_VAULT_ID)))
     }
 
-    /// Creates a vault on the given objects and catalog database.
+    /// Creates a vault on the given objects and catalog (whose database the caller has
+    /// migrated). `location` names the vault in messages; `verify_uploads` makes the vault
+    /// check every uploaded blob, for a service that cannot trust its clients.
     pub async fn create(
         objects: ObjectLayout,
-        db: SqlitePool,
+        db: Catalog,
         config: VaultConfig,
         slots: &[KeySlot],
         location: String,
         verify_uploads: bool,
     ) -> Result<Vault> {
-        MIGRATOR.run(&db).await?;
-        let existing: Option<(Vec<u8>,)> = sqlx::query_as("SELECT value FROM meta WHERE key = 'config'")
-            .fetch_optional(&db)
-            .await?;
-        if existing.is_some() {
+        if stored_config(&db).await?.is_some() {
             return Err(StoreError::AlreadyExists(location));
         }
         let bytes = config.encode();
@@ -166,49 +161,41 @@ impl Vault {
                 .await?;
         }
         let mut tx = db.begin().await?;
-        sqlx::query("INSERT INTO meta (key, value) VALUES ('config', $1)")
-            .bind(bytes)
-            .execute(&mut *tx)
+        query("INSERT INTO vault_meta (vault, key, value) VALUES ($1, 'config', $2)")
+            .bind(bytes.as_slice())
+            .execute(&mut tx)
             .await?;
         for slot in slots {
-            sqlx::query("INSERT INTO key_slots (id, slot) VALUES ($1, $2)")
-                .bind(&slot.id)
-                .bind(slot.encode())
-                .execute(&mut *tx)
-                .await?;
+            insert_key_slot(&mut tx, slot).await?;
         }
         tx.commit().await?;
-        Ok(Vault {
-            inner: Arc::new(Inner {
-                objects,
-                db,
-                config,
-                location,
-                verify_uploads,
-            }),
-        })
+        Ok(Vault::assemble(objects, db, config, location, verify_uploads))
     }
 
-    /// Opens an existing vault on the given objects and catalog database.
+    /// Opens an existing vault on the given objects and catalog (see [`Vault::create`]).
     pub async fn open(
         objects: ObjectLayout,
-        db: SqlitePool,
+        db: Catalog,
         location: String,
         verify_uploads: bool,
     ) -> Result<Vault> {
-        let row: Option<(Vec<u8>,)> = match sqlx::query_as("SELECT value FROM meta WHERE key = 'config'")
-            .fetch_optional(&db)
-            .await
-        {
-            Err(e) if db_error_is_missing_table(&e) => None,
-            other => other?,
-        };
-        let Some((bytes,)) = row else {
+        let Some(bytes) = stored_config(&db).await? else {
             return Err(StoreError::NoVault(location));
         };
-        MIGRATOR.run(&db).await?;
         let config = VaultConfig::decode(&bytes)?;
-        let vault = Vault {
+        let vault = Vault::assemble(objects, db, config, location, verify_uploads);
+        vault.adopt_pending_packs().await?;
+        Ok(vault)
+    }
+
+    fn assemble(
+        objects: ObjectLayout,
+        db: Catalog,
+        config: VaultConfig,
+        location: String,
+        verify_uploads: bool,
+    ) -> Vault {
+        Vault {
             inner: Arc::new(Inner {
                 objects,
                 db,
@@ -216,9 +203,7 @@ impl Vault {
                 location,
                 verify_uploads,
             }),
-        };
-        vault.adopt_pending_packs().await?;
-        Ok(vault)
+        }
     }
 
     /// Where the vault is (for messages).
@@ -231,7 +216,7 @@ impl Vault {
         &self.inner.config
     }
 
-    pub(crate) fn db(&self) -> &SqlitePool {
+    pub(crate) fn db(&self) -> &Catalog {
         &self.inner.db
     }
 
@@ -243,7 +228,7 @@ impl Vault {
 
     /// All key slots.
     pub async fn key_slots(&self) -> Result<Vec<KeySlot>> {
-        let rows: Vec<(Vec<u8>,)> = sqlx::query_as("SELECT slot FROM key_slots ORDER BY id")
+        let rows: Vec<(Vec<u8>,)> = query("SELECT slot FROM vault_key_slots WHERE vault = $1 ORDER BY id")
             .fetch_all(self.db())
             .await?;
         rows.into_iter().map(|(b,)| Ok(KeySlot::decode(&b)?)).collect()
@@ -255,25 +240,20 @@ impl Vault {
         o.store
             .put(&o.key_slot(&slot.id), PutPayload::from(slot.encode()))
             .await?;
-        sqlx::query("INSERT INTO key_slots (id, slot) VALUES ($1, $2)")
-            .bind(&slot.id)
-            .bind(slot.encode())
-            .execute(self.db())
-            .await?;
-        Ok(())
+        insert_key_slot(self.db(), slot).await
     }
 
     /// Removes a key slot; the last one cannot be removed.
     pub async fn remove_key_slot(&self, id: &str) -> Result<()> {
         let mut tx = self.db().begin().await?;
-        let (count,): (i64,) = sqlx::query_as("SELECT count(*) FROM key_slots")
-            .fetch_one(&mut *tx)
+        let (count,): (i64,) = query("SELECT count(*) FROM vault_key_slots WHERE vault = $1")
+            .fetch_one(&mut tx)
             .await?;
-        let gone = sqlx::query("DELETE FROM key_slots WHERE id = $1")
+        let gone = query("DELETE FROM vault_key_slots WHERE vault = $1 AND id = $2")
             .bind(id)
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await?;
-        if gone.rows_affected() == 0 {
+        if gone == 0 {
             return Err(StoreError::Rejected(format!("no key slot {id:?}")));
         }
         if count <= 1 {
@@ -294,18 +274,20 @@ impl Vault {
         getrandom_fill(&mut raw)?;
         let id = hex::encode(raw);
         let now = now_ms();
-        sqlx::query("INSERT INTO sessions (id, started_ms, heartbeat_ms, parent) VALUES ($1, $2, $2, $3)")
-            .bind(&id)
-            .bind(now)
-            .bind(parent.map(|p| p.to_hex()))
+        query(
+            "INSERT INTO vault_sessions (vault, id, started_ms, heartbeat_ms, parent) VALUES ($1, $2, $3, $3, $4)",
+        )
+        .bind(id.as_str())
+        .bind(now)
+        .bind(parent.map(|p| p.to_hex()))
             .execute(self.db())
             .await?;
         Ok(SessionId(id))
     }
 
     async fn session_start(&self, session: &SessionId) -> Result<i64> {
-        let row: Option<(i64,)> = sqlx::query_as("SELECT started_ms FROM sessions WHERE id = $1")
-            .bind(&session.0)
+        let row: Option<(i64,)> = query("SELECT started_ms FROM vault_sessions WHERE vault = $1 AND id = $2")
+            .bind(session.0.as_str())
             .fetch_optional(self.db())
             .await?;
         row.map(|r| r.0)
@@ -314,8 +296,8 @@ impl Vault {
 
     /// Drops a session without committing.
     pub async fn abort_session(&self, session: &SessionId) -> Result<()> {
-        sqlx::query("DELETE FROM sessions WHERE id = $1")
-            .bind(&session.0)
+        query("DELETE FROM vault_sessions WHERE vault = $1 AND id = $2")
+            .bind(session.0.as_str())
             .execute(self.db())
             .await?;
         Ok(())
@@ -327,29 +309,19 @@ impl Vault {
         let started = self.session_start(session).await?;
         let mut missing = Vec::new();
         for batch in ids.chunks(BATCH) {
-            let list = placeholders(batch.len(), 1);
-            let sql = format!("SELECT id FROM chunks WHERE bad = 0 AND id IN ({list})");
-            let mut q = sqlx::query_as::<_, (Vec<u8>,)>(sqlx::AssertSqlSafe(sql));
-            for id in batch {
-                q = q.bind(id.as_bytes().as_slice());
-            }
-            let found: std::collections::HashSet<Vec<u8>> =
-                q.fetch_all(self.db()).await?.into_iter().map(|r| r.0).collect();
+            let found = self.sound_chunks(batch).await?;
             missing.extend(
                 batch
                     .iter()
                     .filter(|id| !found.contains(id.as_bytes().as_slice())),
             );
             if !found.is_empty() {
-                let sql = format!(
-                    "UPDATE chunks SET seen_ms = $1 WHERE seen_ms < $2 AND id IN ({})",
-                    placeholders(found.len(), 3)
-                );
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now_ms()).bind(started);
-                for id in &found {
-                    q = q.bind(id.as_slice());
-                }
-                q.execute(self.db()).await?;
+                query("UPDATE vault_chunks SET seen_ms = $2 WHERE vault = $1 AND seen_ms < $3 AND id IN ({ids})")
+                    .bind(now_ms())
+                    .bind(started)
+                    .bind_ids(found.iter().map(Vec::as_slice))
+                    .execute(self.db())
+                    .await?;
             }
         }
         Ok(missing)
@@ -367,12 +339,15 @@ impl Vault {
         }
         let pack_id = PackId::of(&pack);
         let size = pack.len() as u64;
-        sqlx::query("INSERT OR IGNORE INTO pending_packs (id, session, created_ms) VALUES ($1, $2, $3)")
-            .bind(pack_id.0.as_slice())
-            .bind(&session.0)
-            .bind(now_ms())
-            .execute(self.db())
-            .await?;
+        query(
+            "INSERT INTO vault_pending_packs (vault, id, session, created_ms) VALUES ($1, $2, $3, $4)
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(pack_id.0.as_slice())
+        .bind(session.0.as_str())
+        .bind(now_ms())
+        .execute(self.db())
+        .await?;
         let o = self.objects();
         o.store.put(&o.pack(&pack_id), PutPayload::from(pack)).await?;
         let new_chunks = self.index_pack(&pack_id, size, &entries, Some(session)).await?;
@@ -394,25 +369,20 @@ impl Vault {
         session: Option<&SessionId>,
     ) -> Result<u64> {
         let ids: Vec<ChunkId> = entries.iter().map(|e| e.id).collect();
-        let absent: std::collections::HashSet<ChunkId> =
-            self.absent_chunks(&ids).await?.into_iter().collect();
+        let absent: HashSet<ChunkId> = self.absent_chunks(&ids).await?.into_iter().collect();
         let now = now_ms();
         let mut tx = self.db().begin().await?;
-        sqlx::query("INSERT OR IGNORE INTO packs (id, size, blob_count, created_ms) VALUES ($1, $2, $3, $4)")
-            .bind(pack_id.0.as_slice())
-            .bind(size as i64)
-            .bind(entries.len() as i64)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+        insert_pack(&mut tx, pack_id, size, entries.len()).await?;
         let mut new_chunks = 0;
         for e in entries.iter().filter(|e| absent.contains(&e.id)) {
             // New, or a damaged chunk uploaded again: then the index points at the good copy.
-            sqlx::query(
-                "INSERT INTO chunks (id, pack, kind, offset, length, raw_length, seen_ms) VALUES ($1, $2, $3, $4, $5, $6, $7)
-                 ON CONFLICT (id) DO UPDATE SET pack = excluded.pack, kind = excluded.kind, offset = excluded.offset,
-                   length = excluded.length, raw_length = excluded.raw_length, seen_ms = excluded.seen_ms, bad = 0
-                 WHERE chunks.bad = 1",
+            query(
+                "INSERT INTO vault_chunks (vault, id, pack, kind, pack_offset, length, raw_length, seen_ms)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                 ON CONFLICT (vault, id) DO UPDATE SET pack = excluded.pack, kind = excluded.kind,
+                   pack_offset = excluded.pack_offset, length = excluded.length,
+                   raw_length = excluded.raw_length, seen_ms = excluded.seen_ms, bad = FALSE
+                 WHERE vault_chunks.bad",
             )
             .bind(e.id.as_bytes().as_slice())
             .bind(pack_id.0.as_slice())
@@ -421,19 +391,19 @@ impl Vault {
             .bind(e.length as i64)
             .bind(e.raw_length as i64)
             .bind(now)
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await?;
             new_chunks += 1;
         }
-        sqlx::query("DELETE FROM pending_packs WHERE id = $1")
+        query("DELETE FROM vault_pending_packs WHERE vault = $1 AND id = $2")
             .bind(pack_id.0.as_slice())
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await?;
         if let Some(session) = session {
-            sqlx::query("UPDATE sessions SET heartbeat_ms = $1 WHERE id = $2")
+            query("UPDATE vault_sessions SET heartbeat_ms = $2 WHERE vault = $1 AND id = $3")
                 .bind(now)
-                .bind(&session.0)
-                .execute(&mut *tx)
+                .bind(session.0.as_str())
+                .execute(&mut tx)
                 .await?;
         }
         tx.commit().await?;
@@ -445,8 +415,9 @@ impl Vault {
     /// forgotten once its session is gone; one whose bytes do not hash to its id is left
     /// for GC. Returns the number of packs adopted.
     pub async fn adopt_pending_packs(&self) -> Result<u64> {
-        let pending: Vec<(Vec<u8>, bool)> = sqlx::query_as(
-            "SELECT id, session NOT IN (SELECT id FROM sessions) FROM pending_packs ORDER BY created_ms",
+        let pending: Vec<(Vec<u8>, bool)> = query(
+            "SELECT id, session NOT IN (SELECT id FROM vault_sessions WHERE vault = $1)
+             FROM vault_pending_packs WHERE vault = $1 ORDER BY created_ms",
         )
         .fetch_all(self.db())
         .await?;
@@ -471,7 +442,7 @@ impl Vault {
                 // Still being written by a live session: leave it to that session.
                 (None, _) if !session_gone => {}
                 _ => {
-                    sqlx::query("DELETE FROM pending_packs WHERE id = $1")
+                    query("DELETE FROM vault_pending_packs WHERE vault = $1 AND id = $2")
                         .bind(id.0.as_slice())
                         .execute(self.db())
                         .await?;
@@ -544,27 +515,27 @@ impl Vault {
             .put(&o.manifest(&id), PutPayload::from(manifest_bytes.to_vec()))
             .await?;
         let mut tx = self.db().begin().await?;
-        let gone = sqlx::query("DELETE FROM sessions WHERE id = $1")
-            .bind(&session.0)
-            .execute(&mut *tx)
+        let gone = query("DELETE FROM vault_sessions WHERE vault = $1 AND id = $2")
+            .bind(session.0.as_str())
+            .execute(&mut tx)
             .await?;
-        if gone.rows_affected() == 0 {
+        if gone == 0 {
             return Err(StoreError::UnknownSession(session.0.clone()));
         }
-        sqlx::query(
-            "INSERT INTO snapshots (id, time_ns, kind, host, source, tags, parent, manifest, ref_count)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        query(
+            "INSERT INTO vault_snapshots (vault, id, time_ns, kind, host, source, tags, parent, manifest, ref_count)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(id.to_hex())
         .bind(manifest.time_ns)
         .bind(manifest.kind.to_string())
-        .bind(&manifest.host)
-        .bind(&manifest.source)
+        .bind(manifest.host.as_str())
+        .bind(manifest.source.as_str())
         .bind(manifest.tags.join(","))
         .bind(manifest.parent.map(|p| p.to_hex()))
         .bind(manifest_bytes)
         .bind(refs.ids().len() as i64)
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
         tx.commit().await?;
         Ok(id)
@@ -574,16 +545,7 @@ impl Vault {
     pub(crate) async fn absent_chunks(&self, ids: &[ChunkId]) -> Result<Vec<ChunkId>> {
         let mut absent = Vec::new();
         for batch in ids.chunks(BATCH) {
-            let sql = format!(
-                "SELECT id FROM chunks WHERE bad = 0 AND id IN ({})",
-                placeholders(batch.len(), 1)
-            );
-            let mut q = sqlx::query_as::<_, (Vec<u8>,)>(sqlx::AssertSqlSafe(sql));
-            for id in batch {
-                q = q.bind(id.as_bytes().as_slice());
-            }
-            let found: std::collections::HashSet<Vec<u8>> =
-                q.fetch_all(self.db()).await?.into_iter().map(|r| r.0).collect();
+            let found = self.sound_chunks(batch).await?;
             absent.extend(
                 batch
                     .iter()
@@ -593,18 +555,27 @@ impl Vault {
         Ok(absent)
     }
 
+    /// Which of `batch` are indexed and not damaged (raw ids).
+    async fn sound_chunks(&self, batch: &[ChunkId]) -> Result<HashSet<Vec<u8>>> {
+        let rows: Vec<(Vec<u8>,)> =
+            query("SELECT id FROM vault_chunks WHERE vault = $1 AND NOT bad AND id IN ({ids})")
+                .bind_ids(raw_ids(batch))
+                .fetch_all(self.db())
+                .await?;
+        Ok(rows.into_iter().map(|r| r.0).collect())
+    }
+
     // ----- snapshots -----
 
     /// Live snapshots, oldest first.
     pub async fn snapshots(&self) -> Result<Vec<SnapshotRecord>> {
-        let rows =
-            sqlx::query("SELECT id, manifest FROM snapshots WHERE deleted_ms IS NULL ORDER BY time_ns, id")
-                .fetch_all(self.db())
-                .await?;
+        let rows: Vec<(String, Vec<u8>)> = query(
+            "SELECT id, manifest FROM vault_snapshots WHERE vault = $1 AND deleted_ms IS NULL ORDER BY time_ns, id",
+        )
+        .fetch_all(self.db())
+        .await?;
         rows.into_iter()
-            .map(|r| {
-                let id: String = r.get(0);
-                let bytes: Vec<u8> = r.get(1);
+            .map(|(id, bytes)| {
                 Ok(SnapshotRecord {
                     id: SnapshotId::from_str(&id)?,
                     manifest: Manifest::decode(&bytes)?,
@@ -616,8 +587,9 @@ impl Vault {
     /// Resolves `latest`, a full id or a unique hex prefix to a live snapshot.
     pub async fn resolve(&self, spec: &str) -> Result<SnapshotId> {
         let rows: Vec<(String,)> = if spec == "latest" {
-            sqlx::query_as(
-                "SELECT id FROM snapshots WHERE deleted_ms IS NULL ORDER BY time_ns DESC, id DESC LIMIT 1",
+            query(
+                "SELECT id FROM vault_snapshots WHERE vault = $1 AND deleted_ms IS NULL
+                 ORDER BY time_ns DESC, id DESC LIMIT 1",
             )
             .fetch_all(self.db())
             .await?
@@ -626,11 +598,9 @@ impl Vault {
             if prefix.is_empty() || prefix.len() > 64 || !prefix.bytes().all(|b| b.is_ascii_hexdigit()) {
                 return Err(StoreError::UnknownSnapshot(spec.to_string()));
             }
-            sqlx::query_as(
-                "SELECT id FROM snapshots WHERE deleted_ms IS NULL AND substr(id, 1, $1) = $2 LIMIT 2",
-            )
-            .bind(prefix.len() as i64)
-            .bind(&prefix)
+            // The prefix is hex digits only, so it holds no LIKE wildcards.
+            query("SELECT id FROM vault_snapshots WHERE vault = $1 AND deleted_ms IS NULL AND id LIKE $2 LIMIT 2")
+                .bind(format!("{prefix}%"))
             .fetch_all(self.db())
             .await?
         };
@@ -644,7 +614,7 @@ impl Vault {
     /// A live snapshot's manifest.
     pub async fn manifest(&self, id: &SnapshotId) -> Result<Manifest> {
         let row: Option<(Vec<u8>,)> =
-            sqlx::query_as("SELECT manifest FROM snapshots WHERE id = $1 AND deleted_ms IS NULL")
+            query("SELECT manifest FROM vault_snapshots WHERE vault = $1 AND id = $2 AND deleted_ms IS NULL")
                 .bind(id.to_hex())
                 .fetch_optional(self.db())
                 .await?;
@@ -670,12 +640,14 @@ impl Vault {
         let now = now_ms();
         let mut tx = self.db().begin().await?;
         for id in ids {
-            let r = sqlx::query("UPDATE snapshots SET deleted_ms = $1 WHERE id = $2 AND deleted_ms IS NULL")
-                .bind(now)
-                .bind(id.to_hex())
-                .execute(&mut *tx)
-                .await?;
-            if r.rows_affected() == 0 {
+            let r = query(
+                "UPDATE vault_snapshots SET deleted_ms = $2 WHERE vault = $1 AND id = $3 AND deleted_ms IS NULL",
+            )
+            .bind(now)
+            .bind(id.to_hex())
+            .execute(&mut tx)
+            .await?;
+            if r == 0 {
                 return Err(StoreError::UnknownSnapshot(id.to_hex()));
             }
         }
@@ -689,19 +661,13 @@ impl Vault {
     pub async fn locate(&self, ids: &[ChunkId]) -> Result<HashMap<ChunkId, (PackId, u32, u32)>> {
         let mut out = HashMap::with_capacity(ids.len());
         for batch in ids.chunks(BATCH) {
-            let sql = format!(
-                "SELECT id, pack, offset, length FROM chunks WHERE id IN ({})",
-                placeholders(batch.len(), 1)
-            );
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for id in batch {
-                q = q.bind(id.as_bytes().as_slice());
-            }
-            for row in q.fetch_all(self.db()).await? {
-                let id: Vec<u8> = row.get(0);
-                let pack: Vec<u8> = row.get(1);
-                let offset: i64 = row.get(2);
-                let length: i64 = row.get(3);
+            let rows: Vec<(Vec<u8>, Vec<u8>, i64, i64)> = query(
+                "SELECT id, pack, pack_offset, length FROM vault_chunks WHERE vault = $1 AND id IN ({ids})",
+            )
+            .bind_ids(raw_ids(batch))
+            .fetch_all(self.db())
+            .await?;
+            for (id, pack, offset, length) in rows {
                 out.insert(
                     ChunkId::from_slice(&id)?,
                     (PackId(pack_bytes(&pack)?), offset as u32, length as u32),
@@ -750,15 +716,12 @@ impl Vault {
     pub async fn kinds(&self, ids: &[ChunkId]) -> Result<HashMap<ChunkId, BlobKind>> {
         let mut out = HashMap::new();
         for batch in ids.chunks(BATCH) {
-            let sql = format!(
-                "SELECT id, kind FROM chunks WHERE id IN ({})",
-                placeholders(batch.len(), 1)
-            );
-            let mut q = sqlx::query_as::<_, (Vec<u8>, i64)>(sqlx::AssertSqlSafe(sql));
-            for id in batch {
-                q = q.bind(id.as_bytes().as_slice());
-            }
-            for (id, kind) in q.fetch_all(self.db()).await? {
+            let rows: Vec<(Vec<u8>, i64)> =
+                query("SELECT id, kind FROM vault_chunks WHERE vault = $1 AND id IN ({ids})")
+                    .bind_ids(raw_ids(batch))
+                    .fetch_all(self.db())
+                    .await?;
+            for (id, kind) in rows {
                 out.insert(ChunkId::from_slice(&id)?, BlobKind::from_u8(kind as u8)?);
             }
         }
@@ -767,11 +730,13 @@ impl Vault {
 
     /// Space figures.
     pub async fn usage(&self) -> Result<Usage> {
-        let (packs, stored): (i64, Option<i64>) = sqlx::query_as("SELECT count(*), sum(size) FROM packs")
-            .fetch_one(self.db())
-            .await?;
+        // PostgreSQL sums BIGINTs into NUMERIC; the cast keeps one integer type.
+        let (packs, stored): (i64, Option<i64>) =
+            query("SELECT count(*), CAST(sum(size) AS BIGINT) FROM vault_packs WHERE vault = $1")
+                .fetch_one(self.db())
+                .await?;
         let (chunks, raw): (i64, Option<i64>) =
-            sqlx::query_as("SELECT count(*), sum(raw_length) FROM chunks")
+            query("SELECT count(*), CAST(sum(raw_length) AS BIGINT) FROM vault_chunks WHERE vault = $1")
                 .fetch_one(self.db())
                 .await?;
         let snaps = self.snapshots().await?;
@@ -787,7 +752,7 @@ impl Vault {
 
     /// Sessions not heard from within the expiry no longer count as open.
     pub(crate) async fn expire_sessions(&self) -> Result<()> {
-        sqlx::query("DELETE FROM sessions WHERE heartbeat_ms < $1")
+        query("DELETE FROM vault_sessions WHERE vault = $1 AND heartbeat_ms < $2")
             .bind(now_ms() - SESSION_EXPIRY_MS)
             .execute(self.db())
             .await?;
@@ -795,17 +760,47 @@ impl Vault {
     }
 }
 
+/// The encoded configuration of the catalog's vault, if it has been created.
+async fn stored_config(db: &Catalog) -> Result<Option<Vec<u8>>> {
+    let row: Option<(Vec<u8>,)> = query("SELECT value FROM vault_meta WHERE vault = $1 AND key = 'config'")
+        .fetch_optional(db)
+        .await?;
+    Ok(row.map(|(bytes,)| bytes))
+}
+
+async fn insert_key_slot<'c>(to: impl Target<'c>, slot: &KeySlot) -> Result<()> {
+    let encoded = slot.encode();
+    query("INSERT INTO vault_key_slots (vault, id, slot) VALUES ($1, $2, $3)")
+        .bind(slot.id.as_str())
+        .bind(encoded.as_slice())
+        .execute(to)
+        .await?;
+    Ok(())
+}
+
+/// Notes a stored pack in the catalog (once: a pack stored again keeps its first row).
+pub(crate) async fn insert_pack(tx: &mut Tx, id: &PackId, size: u64, blobs: usize) -> Result<()> {
+    query(
+        "INSERT INTO vault_packs (vault, id, size, blob_count, created_ms) VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(id.0.as_slice())
+    .bind(size as i64)
+    .bind(blobs as i64)
+    .bind(now_ms())
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
 pub(crate) fn pack_bytes(b: &[u8]) -> Result<[u8; 32]> {
     b.try_into()
         .map_err(|_| StoreError::Database("pack id in the catalog is not 32 bytes".into()))
 }
 
-/// `$first, $first+1, …` for `n` parameters.
-pub(crate) fn placeholders(n: usize, first: usize) -> String {
-    (first..first + n)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(",")
+/// The catalog's form of chunk ids, for [`crate::catalog::Query::bind_ids`].
+pub(crate) fn raw_ids(ids: &[ChunkId]) -> impl Iterator<Item = &[u8]> {
+    ids.iter().map(|id| id.as_bytes().as_slice())
 }
 
 fn getrandom_fill(buf: &mut [u8]) -> Result<()> {

@@ -7,10 +7,10 @@ use futures::TryStreamExt;
 use kura_format::pack::parse_pack;
 use kura_format::{BlobCodec, ChunkId, PackId};
 use object_store::ObjectStoreExt;
-use sqlx::Row;
 
-use crate::vault::{BATCH, pack_bytes, placeholders};
-use crate::{Result, StoreError, Vault};
+use crate::catalog::query;
+use crate::vault::{BATCH, pack_bytes, raw_ids};
+use crate::{Result, Vault};
 
 /// How deep a verification goes.
 #[derive(Clone, Copy, Debug, Default)]
@@ -59,16 +59,13 @@ impl Vault {
                 stored.insert(id, meta.size);
             }
         }
-        let packs: Vec<(PackId, u64)> = sqlx::query("SELECT id, size FROM packs ORDER BY id")
-            .fetch_all(self.db())
-            .await?
+        let packs: Vec<(Vec<u8>, i64)> =
+            query("SELECT id, size FROM vault_packs WHERE vault = $1 ORDER BY id")
+                .fetch_all(self.db())
+                .await?;
+        let packs: Vec<(PackId, u64)> = packs
             .into_iter()
-            .map(|r| {
-                Ok((
-                    PackId(pack_bytes(&r.get::<Vec<u8>, _>(0))?),
-                    r.get::<i64, _>(1) as u64,
-                ))
-            })
+            .map(|(id, size)| Ok((PackId(pack_bytes(&id)?), size as u64)))
             .collect::<Result<_>>()?;
         let mut bad_packs: BTreeSet<PackId> = BTreeSet::new();
         for (id, size) in &packs {
@@ -86,10 +83,12 @@ impl Vault {
                 Some(_) => {}
             }
         }
-        let (dangling,): (i64,) =
-            sqlx::query_as("SELECT count(*) FROM chunks WHERE pack NOT IN (SELECT id FROM packs)")
-                .fetch_one(self.db())
-                .await?;
+        let (dangling,): (i64,) = query(
+            "SELECT count(*) FROM vault_chunks
+             WHERE vault = $1 AND pack NOT IN (SELECT id FROM vault_packs WHERE vault = $1)",
+        )
+        .fetch_one(self.db())
+        .await?;
         if dangling > 0 {
             report.problems.push(format!(
                 "{dangling} index entries point at packs the catalog does not know"
@@ -120,10 +119,11 @@ impl Vault {
         // Chunks of missing packs are gone.
         for id in &bad_packs {
             if !stored.contains_key(id.0.as_slice()) || !scope.read_data {
-                let rows: Vec<(Vec<u8>,)> = sqlx::query_as("SELECT id FROM chunks WHERE pack = $1")
-                    .bind(id.0.as_slice())
-                    .fetch_all(self.db())
-                    .await?;
+                let rows: Vec<(Vec<u8>,)> =
+                    query("SELECT id FROM vault_chunks WHERE vault = $1 AND pack = $2")
+                        .bind(id.0.as_slice())
+                        .fetch_all(self.db())
+                        .await?;
                 for (c,) in rows {
                     bad_chunks.insert(ChunkId::from_slice(&c)?);
                 }
@@ -185,10 +185,11 @@ impl Vault {
         report: &mut VerifyReport,
     ) -> Result<(Vec<ChunkId>, bool)> {
         let o = self.objects();
-        let indexed: Vec<ChunkId> = sqlx::query_as::<_, (Vec<u8>,)>("SELECT id FROM chunks WHERE pack = $1")
+        let indexed: Vec<(Vec<u8>,)> = query("SELECT id FROM vault_chunks WHERE vault = $1 AND pack = $2")
             .bind(id.0.as_slice())
             .fetch_all(self.db())
-            .await?
+            .await?;
+        let indexed: Vec<ChunkId> = indexed
             .into_iter()
             .map(|(c,)| ChunkId::from_slice(&c))
             .collect::<std::result::Result<_, _>>()?;
@@ -239,7 +240,7 @@ impl Vault {
     /// Notes packs whose stored bytes are missing or changed, so GC replaces them.
     async fn mark_damaged_packs(&self, packs: &[PackId]) -> Result<()> {
         for pack in packs {
-            sqlx::query("UPDATE packs SET damaged = 1 WHERE id = $1")
+            query("UPDATE vault_packs SET damaged = TRUE WHERE vault = $1 AND id = $2")
                 .bind(pack.0.as_slice())
                 .execute(self.db())
                 .await?;
@@ -251,15 +252,10 @@ impl Vault {
     pub async fn mark_bad(&self, ids: &HashSet<ChunkId>) -> Result<()> {
         let ids: Vec<ChunkId> = ids.iter().copied().collect();
         for batch in ids.chunks(BATCH) {
-            let sql = format!(
-                "UPDATE chunks SET bad = 1 WHERE id IN ({})",
-                placeholders(batch.len(), 1)
-            );
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for id in batch {
-                q = q.bind(id.as_bytes().as_slice());
-            }
-            q.execute(self.db()).await.map_err(StoreError::from)?;
+            query("UPDATE vault_chunks SET bad = TRUE WHERE vault = $1 AND id IN ({ids})")
+                .bind_ids(raw_ids(batch))
+                .execute(self.db())
+                .await?;
         }
         Ok(())
     }

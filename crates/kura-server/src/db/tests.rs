@@ -1,1 +1,553 @@
-//! Test suite placeholder
+//! The conformance suite of [`ServiceDb`]: every test runs on SQLite (a fresh file) and on
+//! PostgreSQL (a fresh schema in `KURA_TEST_POSTGRES_URL`, default
+//! `postgres://root@127.0.0.1:5432/test`, dropped afterwards).
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use super::*;
+use crate::secrets::random_hex;
+
+const HOUR_MS: i64 = 3_600_000;
+const T0: i64 = 1_800_000_000_000;
+
+/// A database for one test, removed when dropped.
+struct TestDb {
+    db: Arc<dyn ServiceDb>,
+    cleanup: Cleanup,
+}
+
+enum Cleanup {
+    /// Held so the directory lives as long as the database.
+    Sqlite {
+        _dir: tempfile::TempDir,
+    },
+    Postgres {
+        admin_url: String,
+        schema: String,
+    },
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Cleanup::Postgres { admin_url, schema } = &self.cleanup {
+            let drop_schema = format!("DROP SCHEMA {schema} CASCADE");
+            let admin_url = admin_url.clone();
+            // Drop runs inside the test's runtime, so the cleanup gets its own thread.
+            let dropped = std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                runtime.block_on(async {
+                    let pool = sqlx::PgPool::connect(&admin_url).await?;
+                    sqlx::query(sqlx::AssertSqlSafe(drop_schema))
+                        .execute(&pool)
+                        .await
+                        .map(|_| ())
+                })
+            })
+            .join();
+            if !matches!(dropped, Ok(Ok(()))) {
+                eprintln!("could not drop test schema {schema}");
+            }
+        }
+    }
+}
+
+pub(crate) fn postgres_admin_url() -> String {
+    std::env::var("KURA_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://root@127.0.0.1:5432/test".to_owned())
+}
+
+async fn sqlite() -> TestDb {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("service.db").display());
+    TestDb {
+        db: connect(&url).await.unwrap(),
+        cleanup: Cleanup::Sqlite { _dir: dir },
+    }
+}
+
+async fn postgres() -> TestDb {
+    let admin_url = postgres_admin_url();
+    let schema = format!("t_{}", random_hex(8));
+    let admin = sqlx::PgPool::connect(&admin_url)
+        .await
+        .expect("PostgreSQL must be running for the DB suite");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+        .execute(&admin)
+        .await
+        .unwrap();
+    admin.close().await;
+    let separator = if admin_url.contains('?') { '&' } else { '?' };
+    let url = format!("{admin_url}{separator}options=-c%20search_path%3D{schema}");
+    TestDb {
+        db: connect(&url).await.unwrap(),
+        cleanup: Cleanup::Postgres { admin_url, schema },
+    }
+}
+
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod on_sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let test_db = super::sqlite().await;
+                    super::$name(test_db.db.clone()).await;
+                }
+            )*
+        }
+        mod on_postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let test_db = super::postgres().await;
+                    super::$name(test_db.db.clone()).await;
+                }
+            )*
+        }
+    };
+}
+
+both_backends!(
+    operator_tokens_are_found_by_hash,
+    tenants_are_created_listed_updated_and_suspended,
+    service_codes_and_logins_are_unique,
+    registration_tokens_work_once_and_expire,
+    machine_quota_counts_unrevoked_machines,
+    concurrent_registrations_respect_the_quota,
+    agent_credentials_resolve_and_revoke,
+    inactive_tenants_and_foreign_networks_cannot_register,
+    tenant_scope_isolates_tenants,
+);
+
+fn operator() -> OperatorPrincipal {
+    OperatorPrincipal::local_console()
+}
+
+fn new_tenant(code: &str, max_machines: u32) -> NewTenant {
+    NewTenant {
+        id: TenantId::generate(),
+        service_code: code.to_owned(),
+        name: format!("{code} Corp"),
+        quota_bytes: 500 << 30,
+        max_machines,
+        region: "tokyo-1".to_owned(),
+        encryption_required: false,
+        immutable_days: 0,
+        agent_networks: Vec::new(),
+        time_zone: "Asia/Tokyo".to_owned(),
+    }
+}
+
+fn admin(login: &str) -> NewTenantUser {
+    NewTenantUser {
+        login: login.to_owned(),
+        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".to_owned(),
+        role: TenantRole::Admin,
+    }
+}
+
+async fn create(db: &dyn ServiceDb, code: &str, max_machines: u32) -> (TenantRecord, TenantScope) {
+    let tenant = db
+        .create_tenant(
+            &operator(),
+            &new_tenant(code, max_machines),
+            &admin(&format!("{code}-admin")),
+            T0,
+        )
+        .await
+        .unwrap();
+    let scope = TenantScope::for_operator(&operator(), tenant.id.clone());
+    (tenant, scope)
+}
+
+/// Issues a token valid for an hour from `T0`; returns its hash.
+async fn token(db: &dyn ServiceDb, scope: &TenantScope) -> String {
+    let hash = random_hex(32);
+    db.insert_registration_token(scope, &hash, T0, T0 + HOUR_MS)
+        .await
+        .unwrap();
+    hash
+}
+
+fn machine(token_hash: &str, peer: Option<IpAddr>) -> NewMachine {
+    NewMachine {
+        registration_token_hash: token_hash.to_owned(),
+        machine_id: MachineId::generate(),
+        name: "web-01".to_owned(),
+        credential_hash: random_hex(32),
+        peer,
+    }
+}
+
+async fn register(db: &dyn ServiceDb, scope: &TenantScope) -> (MachineId, String) {
+    let request = machine(&token(db, scope).await, None);
+    match db.register_machine(&request, T0 + 1).await.unwrap() {
+        RegistrationOutcome::Registered { machine_id, .. } => (machine_id, request.credential_hash),
+        other => panic!("registration failed: {other:?}"),
+    }
+}
+
+async fn operator_tokens_are_found_by_hash(db: Arc<dyn ServiceDb>) {
+    assert_eq!(db.count_operator_tokens().await.unwrap(), 0);
+    db.insert_operator_token("alice", "hash-a", T0).await.unwrap();
+    assert_eq!(db.count_operator_tokens().await.unwrap(), 1);
+    let found = db.operator_token("hash-a").await.unwrap().unwrap();
+    assert_eq!(found.name, "alice");
+    assert!(db.operator_token("hash-b").await.unwrap().is_none());
+}
+
+async fn tenants_are_created_listed_updated_and_suspended(db: Arc<dyn ServiceDb>) {
+    let mut wanted = new_tenant("ACME-0001", 5);
+    wanted.agent_networks = vec!["10.0.0.0/8".parse().unwrap(), "2001:db8::/32".parse().unwrap()];
+    wanted.encryption_required = true;
+    wanted.immutable_days = 30;
+    wanted.quota_bytes = i64::MAX as u64;
+    let tenant = db
+        .create_tenant(&operator(), &wanted, &admin("acme-0001-admin"), T0)
+        .await
+        .unwrap();
+    assert_eq!(tenant.id, wanted.id);
+    assert_eq!(tenant.service_code, "ACME-0001");
+    assert_eq!(tenant.quota_bytes, i64::MAX as u64);
+    assert_eq!(tenant.agent_networks, wanted.agent_networks);
+    assert!(tenant.encryption_required);
+    assert_eq!(tenant.immutable_days, 30);
+    assert_eq!(tenant.status, TenantStatus::Active);
+    assert_eq!(tenant.time_zone, "Asia/Tokyo");
+    assert_eq!(tenant.created_ms, T0);
+
+    let (other, _) = create(db.as_ref(), "BETA-0002", 1).await;
+    let listed = db.list_tenants(&operator()).await.unwrap();
+    assert_eq!(listed, vec![tenant.clone(), other]);
+    let by_code = db.tenant_by_service_code(&operator(), "ACME-0001").await.unwrap();
+    assert_eq!(by_code.as_ref(), Some(&tenant));
+    assert!(
+        db.tenant_by_service_code(&operator(), "NONE-0000")
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    let scope = TenantScope::for_operator(&operator(), tenant.id.clone());
+    assert_eq!(db.tenant(&scope).await.unwrap().as_ref(), Some(&tenant));
+    let users = db.tenant_users(&scope).await.unwrap();
+    assert_eq!(users.len(), 1);
+    assert_eq!(
+        (users[0].login.as_str(), users[0].role),
+        ("acme-0001-admin", TenantRole::Admin)
+    );
+
+    let update = TenantUpdate {
+        name: Some("ACME Holdings".to_owned()),
+        max_machines: Some(9),
+        agent_networks: Some(Vec::new()),
+        ..TenantUpdate::default()
+    };
+    let updated = db.update_tenant(&scope, &update).await.unwrap().unwrap();
+    assert_eq!(updated.name, "ACME Holdings");
+    assert_eq!(updated.max_machines, 9);
+    assert!(updated.agent_networks.is_empty());
+    assert_eq!(
+        updated.quota_bytes, tenant.quota_bytes,
+        "fields not given are kept"
+    );
+    assert_eq!(updated.region, tenant.region);
+    assert!(updated.encryption_required);
+
+    let suspended = db
+        .set_tenant_status(&scope, TenantStatus::Suspended)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(suspended.status, TenantStatus::Suspended);
+    assert_eq!(
+        db.tenant(&scope).await.unwrap().unwrap().status,
+        TenantStatus::Suspended
+    );
+
+    let nobody = TenantScope::for_operator(&operator(), TenantId::generate());
+    assert!(db.tenant(&nobody).await.unwrap().is_none());
+    assert!(db.update_tenant(&nobody, &update).await.unwrap().is_none());
+    assert!(
+        db.set_tenant_status(&nobody, TenantStatus::Active)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+async fn service_codes_and_logins_are_unique(db: Arc<dyn ServiceDb>) {
+    create(db.as_ref(), "ACME-0001", 1).await;
+    let duplicate_code = db
+        .create_tenant(
+            &operator(),
+            &new_tenant("ACME-0001", 1),
+            &admin("someone-else"),
+            T0,
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&duplicate_code, DbError::Conflict(message) if message.contains("service code ACME-0001")),
+        "{duplicate_code:?}"
+    );
+    let duplicate_login = db
+        .create_tenant(
+            &operator(),
+            &new_tenant("BETA-0002", 1),
+            &admin("ACME-0001-admin"),
+            T0,
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&duplicate_login, DbError::Conflict(message) if message.contains("login ACME-0001-admin")),
+        "{duplicate_login:?}"
+    );
+    // The failed creation left nothing behind.
+    assert!(
+        db.tenant_by_service_code(&operator(), "BETA-0002")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(db.list_tenants(&operator()).await.unwrap().len(), 1);
+}
+
+async fn registration_tokens_work_once_and_expire(db: Arc<dyn ServiceDb>) {
+    let (tenant, scope) = create(db.as_ref(), "ACME-0001", 10).await;
+    let hash = token(db.as_ref(), &scope).await;
+    assert!(db.registration_token_usable(&scope, &hash, T0).await.unwrap());
+
+    let first = machine(&hash, None);
+    let outcome = db.register_machine(&first, T0 + 10).await.unwrap();
+    assert_eq!(
+        outcome,
+        RegistrationOutcome::Registered {
+            tenant_id: tenant.id.clone(),
+            machine_id: first.machine_id.clone(),
+        }
+    );
+    assert!(
+        !db.registration_token_usable(&scope, &hash, T0 + 20)
+            .await
+            .unwrap()
+    );
+    let again = db.register_machine(&machine(&hash, None), T0 + 20).await.unwrap();
+    assert_eq!(again, RegistrationOutcome::TokenUsed);
+
+    let late = token(db.as_ref(), &scope).await;
+    assert!(
+        !db.registration_token_usable(&scope, &late, T0 + HOUR_MS)
+            .await
+            .unwrap()
+    );
+    let expired = db
+        .register_machine(&machine(&late, None), T0 + HOUR_MS)
+        .await
+        .unwrap();
+    assert_eq!(expired, RegistrationOutcome::TokenExpired);
+
+    let unknown = db
+        .register_machine(&machine("no-such-hash", None), T0)
+        .await
+        .unwrap();
+    assert_eq!(unknown, RegistrationOutcome::UnknownToken);
+
+    let machines = db.machines(&scope).await.unwrap();
+    assert_eq!(
+        machines.len(),
+        1,
+        "only the successful registration created a machine"
+    );
+    assert_eq!(machines[0].id, first.machine_id);
+    assert_eq!(machines[0].name, "web-01");
+    assert_eq!(machines[0].revoked_ms, None);
+}
+
+async fn machine_quota_counts_unrevoked_machines(db: Arc<dyn ServiceDb>) {
+    let (_, scope) = create(db.as_ref(), "ACME-0001", 2).await;
+    let (first, _) = register(db.as_ref(), &scope).await;
+    register(db.as_ref(), &scope).await;
+
+    let hash = token(db.as_ref(), &scope).await;
+    let refused = db.register_machine(&machine(&hash, None), T0 + 1).await.unwrap();
+    assert_eq!(
+        refused,
+        RegistrationOutcome::MachineLimitReached { max_machines: 2 }
+    );
+    assert!(
+        db.registration_token_usable(&scope, &hash, T0 + 1).await.unwrap(),
+        "a refused registration does not use up the token"
+    );
+
+    assert!(db.revoke_machine(&scope, &first, T0 + 2).await.unwrap());
+    assert!(
+        !db.revoke_machine(&scope, &first, T0 + 3).await.unwrap(),
+        "already revoked"
+    );
+    let admitted = db.register_machine(&machine(&hash, None), T0 + 4).await.unwrap();
+    assert!(
+        matches!(admitted, RegistrationOutcome::Registered { .. }),
+        "{admitted:?}"
+    );
+}
+
+async fn concurrent_registrations_respect_the_quota(db: Arc<dyn ServiceDb>) {
+    let (_, scope) = create(db.as_ref(), "ACME-0001", 3).await;
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let hash = token(db.as_ref(), &scope).await;
+        let db = db.clone();
+        tasks.push(tokio::spawn(async move {
+            db.register_machine(&machine(&hash, None), T0 + 1).await
+        }));
+    }
+    let mut registered = 0;
+    for task in tasks {
+        match task.await.unwrap().unwrap() {
+            RegistrationOutcome::Registered { .. } => registered += 1,
+            RegistrationOutcome::MachineLimitReached { max_machines: 3 } => {}
+            other => panic!("unexpected outcome {other:?}"),
+        }
+    }
+    assert_eq!(registered, 3);
+    assert_eq!(db.machines(&scope).await.unwrap().len(), 3);
+}
+
+async fn agent_credentials_resolve_and_revoke(db: Arc<dyn ServiceDb>) {
+    let mut wanted = new_tenant("ACME-0001", 5);
+    wanted.agent_networks = vec!["192.0.2.0/24".parse().unwrap()];
+    let tenant = db
+        .create_tenant(&operator(), &wanted, &admin("a"), T0)
+        .await
+        .unwrap();
+    let scope = TenantScope::for_operator(&operator(), tenant.id.clone());
+    let request = machine(
+        &token(db.as_ref(), &scope).await,
+        Some("192.0.2.9".parse().unwrap()),
+    );
+    db.register_machine(&request, T0 + 1).await.unwrap();
+
+    let identity = db
+        .agent_by_credential(&request.credential_hash)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        identity,
+        AgentIdentity {
+            tenant_id: tenant.id.clone(),
+            machine_id: request.machine_id.clone(),
+            credential_revoked: false,
+            tenant_status: TenantStatus::Active,
+            agent_networks: wanted.agent_networks.clone(),
+        }
+    );
+    assert!(db.agent_by_credential("unknown").await.unwrap().is_none());
+
+    db.set_tenant_status(&scope, TenantStatus::Suspended)
+        .await
+        .unwrap();
+    let identity = db
+        .agent_by_credential(&request.credential_hash)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(identity.tenant_status, TenantStatus::Suspended);
+
+    assert!(
+        db.revoke_machine(&scope, &request.machine_id, T0 + 2)
+            .await
+            .unwrap()
+    );
+    let identity = db
+        .agent_by_credential(&request.credential_hash)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(identity.credential_revoked);
+    assert_eq!(db.machines(&scope).await.unwrap()[0].revoked_ms, Some(T0 + 2));
+}
+
+async fn inactive_tenants_and_foreign_networks_cannot_register(db: Arc<dyn ServiceDb>) {
+    let mut wanted = new_tenant("ACME-0001", 5);
+    wanted.agent_networks = vec!["198.51.100.0/24".parse().unwrap()];
+    let tenant = db
+        .create_tenant(&operator(), &wanted, &admin("a"), T0)
+        .await
+        .unwrap();
+    let scope = TenantScope::for_operator(&operator(), tenant.id);
+
+    let hash = token(db.as_ref(), &scope).await;
+    let outside = db
+        .register_machine(&machine(&hash, Some("203.0.113.5".parse().unwrap())), T0 + 1)
+        .await
+        .unwrap();
+    assert_eq!(outside, RegistrationOutcome::PeerOutsideAgentNetworks);
+    let unknown_peer = db.register_machine(&machine(&hash, None), T0 + 1).await.unwrap();
+    assert_eq!(unknown_peer, RegistrationOutcome::PeerOutsideAgentNetworks);
+    assert!(db.registration_token_usable(&scope, &hash, T0 + 1).await.unwrap());
+
+    db.set_tenant_status(&scope, TenantStatus::Suspended)
+        .await
+        .unwrap();
+    let inside = machine(&hash, Some("198.51.100.7".parse().unwrap()));
+    let suspended = db.register_machine(&inside, T0 + 2).await.unwrap();
+    assert_eq!(
+        suspended,
+        RegistrationOutcome::TenantNotActive(TenantStatus::Suspended)
+    );
+
+    db.set_tenant_status(&scope, TenantStatus::Active).await.unwrap();
+    let admitted = db.register_machine(&inside, T0 + 3).await.unwrap();
+    assert!(
+        matches!(admitted, RegistrationOutcome::Registered { .. }),
+        "{admitted:?}"
+    );
+}
+
+async fn tenant_scope_isolates_tenants(db: Arc<dyn ServiceDb>) {
+    let (tenant_a, scope_a) = create(db.as_ref(), "ACME-0001", 5).await;
+    let (tenant_b, scope_b) = create(db.as_ref(), "BETA-0002", 5).await;
+    let (machine_a, _) = register(db.as_ref(), &scope_a).await;
+    let (machine_b, _) = register(db.as_ref(), &scope_b).await;
+
+    let machines_a: Vec<MachineId> = db
+        .machines(&scope_a)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.id)
+        .collect();
+    assert_eq!(machines_a, vec![machine_a.clone()]);
+    assert!(
+        !db.revoke_machine(&scope_a, &machine_b, T0).await.unwrap(),
+        "tenant A's scope cannot revoke tenant B's machine"
+    );
+    assert_eq!(db.machines(&scope_b).await.unwrap()[0].revoked_ms, None);
+
+    let users_b = db.tenant_users(&scope_b).await.unwrap();
+    assert_eq!(users_b.len(), 1);
+    assert_eq!(users_b[0].login, "BETA-0002-admin");
+
+    let hash_b = token(db.as_ref(), &scope_b).await;
+    assert!(!db.registration_token_usable(&scope_a, &hash_b, T0).await.unwrap());
+    assert!(db.registration_token_usable(&scope_b, &hash_b, T0).await.unwrap());
+
+    let rename = TenantUpdate {
+        name: Some("renamed".to_owned()),
+        ..TenantUpdate::default()
+    };
+    db.update_tenant(&scope_a, &rename).await.unwrap();
+    db.set_tenant_status(&scope_a, TenantStatus::Suspended)
+        .await
+        .unwrap();
+    let b_now = db.tenant(&scope_b).await.unwrap().unwrap();
+    assert_eq!(b_now, tenant_b, "changes through A's scope leave B untouched");
+    assert_eq!(db.tenant(&scope_a).await.unwrap().unwrap().id, tenant_a.id);
+}

@@ -1,0 +1,126 @@
+//! Helpers shared by the integration tests: a real server on loopback ports chosen by the
+//! OS, and HTTPS clients that trust its generated CA.
+
+#![allow(
+    dead_code,
+    reason = "each test binary uses a different subset of these helpers"
+)]
+
+use std::path::Path;
+
+use kura_server::{RunningServer, Server, ServerConfig};
+use serde_json::{Value, json};
+
+pub struct TestServer {
+    pub server: RunningServer,
+    pub http: reqwest::Client,
+    pub operator_token: String,
+    pub customer: String,
+    pub management: String,
+    _data: tempfile::TempDir,
+}
+
+/// Starts a server on SQLite in a fresh directory; `adjust` may change the config.
+pub async fn start(adjust: impl FnOnce(&mut ServerConfig)) -> TestServer {
+    let data = tempfile::tempdir().unwrap();
+    let mut config = ServerConfig::with_data_dir(data.path());
+    config.customer_listen = "127.0.0.1:0".parse().unwrap();
+    config.management_listen = "127.0.0.1:0".parse().unwrap();
+    adjust(&mut config);
+    let server = Server::start(config).await.unwrap();
+    let operator_token = std::fs::read_to_string(data.path().join("operator-token"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let http = client_trusting(server.ca_cert().unwrap());
+    TestServer {
+        customer: format!("https://localhost:{}", server.customer_addr().port()),
+        management: format!("https://localhost:{}", server.management_addr().port()),
+        server,
+        http,
+        operator_token,
+        _data: data,
+    }
+}
+
+pub fn client_trusting(ca_cert: &Path) -> reqwest::Client {
+    kura_server::tls::install_crypto_provider();
+    let pem = std::fs::read(ca_cert).unwrap();
+    reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(&pem).unwrap()])
+        .build()
+        .unwrap()
+}
+
+/// Status and JSON body (or `Value::Null` when the body is not JSON).
+pub async fn parts(response: reqwest::Response) -> (u16, Value) {
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+impl TestServer {
+    pub async fn operator(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.management))
+            .bearer_auth(&self.operator_token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        parts(request.send().await.unwrap()).await
+    }
+
+    /// Creates a tenant; returns the creation answer.
+    pub async fn create_tenant(&self, code: &str, max_machines: u32, extra: Value) -> Value {
+        let mut body = json!({
+            "service_code": code,
+            "name": format!("{code} Corp"),
+            "quota_bytes": 1u64 << 40,
+            "max_machines": max_machines,
+        });
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().cloned().unwrap_or_default());
+        let (status, created) = self
+            .operator(reqwest::Method::POST, "/api/v1/operator/tenants", Some(body))
+            .await;
+        assert_eq!(status, 201, "{created}");
+        created
+    }
+
+    pub async fn register(&self, token: &str, name: &str) -> (u16, Value) {
+        let response = self
+            .http
+            .post(format!("{}/api/v1/agents/register", self.customer))
+            .json(&json!({ "token": token, "name": name }))
+            .send()
+            .await
+            .unwrap();
+        parts(response).await
+    }
+
+    pub async fn whoami(&self, credential: &str) -> (u16, Value) {
+        let response = self
+            .http
+            .get(format!("{}/api/v1/agent/whoami", self.customer))
+            .bearer_auth(credential)
+            .send()
+            .await
+            .unwrap();
+        parts(response).await
+    }
+
+    pub async fn new_registration_token(&self, tenant_id: &str) -> String {
+        let path = format!("/api/v1/operator/tenants/{tenant_id}/registration-tokens");
+        let (status, body) = self.operator(reqwest::Method::POST, &path, None).await;
+        assert_eq!(status, 201, "{body}");
+        body["registration_token"].as_str().unwrap().to_owned()
+    }
+}
+
+pub fn error_of(body: &Value) -> &str {
+    body["error"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no JSON error in {body}"))
+}
