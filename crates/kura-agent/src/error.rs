@@ -28,6 +28,12 @@ pub enum AgentError {
     /// A path inside a snapshot does not exist.
     #[error("{0:?} is not in this snapshot")]
     NotInSnapshot(String),
+    /// The server answered with an error; its message says what to do.
+    #[error("server refused ({status}): {message}")]
+    Server { status: u16, message: String },
+    /// The server could not be reached or spoke nonsense.
+    #[error("cannot talk to the server: {0}")]
+    Connection(String),
     /// Another stage of a pipeline failed first.
     #[error("aborted: {0}")]
     Aborted(String),

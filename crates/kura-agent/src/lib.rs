@@ -1,8 +1,8 @@
 //! The engine on the customer's side: everything `kura` does with a vault.
 //!
 //! It owns the [`Repository`] trait — the byte-level operations a vault offers, with
-//! [`LocalRepository`] (a vault in a local directory, in-process) as its first
-//! implementation and a remote one (HTTP to `kura-server`) to follow — and, above it, the
+//! [`LocalRepository`] (a vault in a local directory, in-process) and [`RemoteRepository`]
+//! (the tenant's vault on `kura-server`, over HTTPS) as its implementations — and, above it, the
 //! work that needs the vault key and the file system: unlocking ([`OpenVault`]), the file
 //! backup pipeline ([`backup`]), restore ([`restore`]), browsing trees ([`browse`]),
 //! retention policies ([`retention`]) and speed measurement ([`speed`]).
@@ -14,6 +14,7 @@ pub mod browse;
 mod error;
 mod open;
 mod promise;
+mod remote;
 mod repository;
 pub mod restore;
 pub mod retention;
@@ -21,6 +22,7 @@ pub mod speed;
 
 pub use error::AgentError;
 pub use open::{OpenVault, init_vault};
+pub use remote::{RemoteRepository, ServerConnection, register};
 pub use repository::{LocalRepository, Repository};
 
 /// Result type of this crate.

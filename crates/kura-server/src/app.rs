@@ -2,6 +2,7 @@
 //! its own router, so that operator routes and metrics simply do not exist on the
 //! customer-facing socket.
 
+use crate::vaults::TenantVaults;
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
@@ -52,6 +53,8 @@ pub enum ServerError {
 #[derive(Clone)]
 pub struct AppState {
     pub db: Arc<dyn ServiceDb>,
+    /// The tenants' vaults (customer data, kept apart from the service database).
+    pub vaults: Arc<TenantVaults>,
     pub config: Arc<ServerConfig>,
     pub metrics: PrometheusHandle,
 }
@@ -79,6 +82,7 @@ impl Server {
 
         let state = AppState {
             db: db.clone(),
+            vaults: Arc::new(TenantVaults::new(config.data_dir.join("vaults"))),
             config: Arc::new(config),
             metrics: prometheus_handle(),
         };

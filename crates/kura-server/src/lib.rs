@@ -22,6 +22,7 @@ pub mod secrets;
 pub mod tenancy;
 pub mod tenants;
 pub mod tls;
+pub mod vaults;
 
 pub use app::{AppState, RunningServer, Server, ServerError, ShutdownHandle};
 pub use auth::{AgentPrincipal, OperatorPrincipal};

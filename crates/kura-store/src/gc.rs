@@ -50,7 +50,7 @@ impl Default for GcOptions {
 }
 
 /// What one GC run did (or would do, in a dry run).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct GcReport {
     pub chunks_deleted: u64,
     pub packs_deleted: u64,

@@ -65,7 +65,7 @@ pub struct SnapshotRecord {
 }
 
 /// Space figures of a vault.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Usage {
     pub snapshots: u64,
     pub packs: u64,
@@ -81,6 +81,22 @@ pub struct Usage {
 impl Vault {
     /// Creates a vault in a local directory: `objects/` and `catalog.db`.
     pub async fn create_local(dir: &FsPath, config: VaultConfig, slots: &[KeySlot]) -> Result<Vault> {
+        Self::create_local_checked(dir, config, slots, false).await
+    }
+
+    /// Opens the vault in a local directory.
+    pub async fn open_local(dir: &FsPath) -> Result<Vault> {
+        Self::open_local_checked(dir, false).await
+    }
+
+    /// [`Vault::create_local`] for a service that must not trust uploads: with
+    /// `verify_uploads` every uploaded blob is checked before it is stored.
+    pub async fn create_local_checked(
+        dir: &FsPath,
+        config: VaultConfig,
+        slots: &[KeySlot],
+        verify_uploads: bool,
+    ) -> Result<Vault> {
         let location = dir.display().to_string();
         if dir.join("catalog.db").exists() {
             return Err(StoreError::AlreadyExists(location));
@@ -88,17 +104,17 @@ impl Vault {
         std::fs::create_dir_all(dir.join("objects"))
             .map_err(|e| StoreError::Storage(format!("cannot create {location}: {e}")))?;
         let (objects, db) = Self::local_parts(dir, true).await?;
-        Self::create(objects, db, config, slots, location, false).await
+        Self::create(objects, db, config, slots, location, verify_uploads).await
     }
 
-    /// Opens the vault in a local directory.
-    pub async fn open_local(dir: &FsPath) -> Result<Vault> {
+    /// [`Vault::open_local`], checking uploads when `verify_uploads`.
+    pub async fn open_local_checked(dir: &FsPath, verify_uploads: bool) -> Result<Vault> {
         let location = dir.display().to_string();
         if !dir.join("catalog.db").is_file() {
             return Err(StoreError::NoVault(location));
         }
         let (objects, db) = Self::local_parts(dir, false).await?;
-        Self::open(objects, db, location, false).await
+        Self::open(objects, db, location, verify_uploads).await
     }
 
     async fn local_parts(dir: &FsPath, create: bool) -> Result<(ObjectLayout, Catalog)> {

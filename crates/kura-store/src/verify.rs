@@ -20,7 +20,7 @@ pub struct VerifyScope {
 }
 
 /// What a verification found.
-#[derive(Clone, Debug, Default, serde::Serialize)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct VerifyReport {
     pub snapshots_checked: u64,
     pub packs_checked: u64,

@@ -8,9 +8,14 @@ use clap::{Args, Parser, Subcommand};
 #[derive(Parser, Debug)]
 #[command(name = "kura", version, about, long_about = None)]
 pub struct Cli {
-    /// The vault: a local directory.
+    /// A local vault (a directory). Without it, commands use the server this machine is
+    /// registered with (`kura register`).
     #[arg(long, global = true, env = "KURA_REPO", value_name = "PATH")]
     pub repo: Option<PathBuf>,
+    /// The agent configuration file written by `kura register` (default
+    /// ~/.config/kura/agent.toml).
+    #[arg(long, global = true, env = "KURA_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// Read the vault passphrase from this file (otherwise KURA_PASSWORD, or a prompt).
     #[arg(long, global = true, value_name = "FILE")]
     pub password_file: Option<PathBuf>,
@@ -26,7 +31,23 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Create a vault.
+    /// Register this machine with a Kura server, using a one-time registration token.
+    Register {
+        /// The server's customer URL, e.g. https://backup.example.com:8443.
+        #[arg(long, value_name = "URL")]
+        server: String,
+        /// The one-time registration token from the portal or your provider.
+        #[arg(long, value_name = "TOKEN", env = "KURA_REGISTRATION_TOKEN")]
+        token: String,
+        /// The CA certificate (PEM) that signed the server's certificate, when it is not a
+        /// public one (the quick start prints its path).
+        #[arg(long, value_name = "FILE")]
+        ca_cert: Option<PathBuf>,
+        /// This machine's name as the tenant sees it (default: the host name).
+        #[arg(long, value_name = "NAME")]
+        name: Option<String>,
+    },
+    /// Create a vault (a local one with --repo, or the tenant's vault on the server).
     Init {
         /// Encrypt the vault (client side; the passphrase and recovery key never leave you).
         #[arg(long)]

@@ -8,7 +8,7 @@ use kura_agent::backup::{self, BackupOptions, BackupProgress};
 use kura_agent::browse;
 use kura_agent::restore::{self, RestoreOptions, RestoreProgress};
 use kura_agent::retention::{self, RetentionPolicy};
-use kura_agent::{LocalRepository, OpenVault, Repository, init_vault};
+use kura_agent::{LocalRepository, OpenVault, RemoteRepository, Repository, init_vault, register};
 use kura_format::keys::{KdfParams, SlotKind};
 use kura_format::tree::NodeKind;
 use kura_format::{KeySlot, SnapshotId};
@@ -17,6 +17,7 @@ use serde_json::json;
 use tokio::runtime::Handle;
 
 use crate::EXIT_PARTIAL;
+use crate::agent_config::AgentConfig;
 use crate::cli::{BackupArgs, Cli, Command, ForgetArgs, KeyCommand};
 use crate::ui::{self, Ui, counters};
 
@@ -24,11 +25,18 @@ use crate::ui::{self, Ui, counters};
 pub fn run(cli: Cli, ui: Ui, rt: Handle) -> Result<u8> {
     let ctx = Ctx {
         repo: cli.repo,
+        config: cli.config,
         password_file: cli.password_file,
         ui,
         rt,
     };
     match cli.command {
+        Command::Register {
+            server,
+            token,
+            ca_cert,
+            name,
+        } => ctx.register(&server, &token, ca_cert.as_deref(), name),
         Command::Init { encrypt } => ctx.init(encrypt),
         Command::Backup(args) => ctx.backup(args),
         Command::Snapshots => ctx.snapshots(),
@@ -54,21 +62,85 @@ pub fn run(cli: Cli, ui: Ui, rt: Handle) -> Result<u8> {
 
 struct Ctx {
     repo: Option<PathBuf>,
+    config: Option<PathBuf>,
     password_file: Option<PathBuf>,
     ui: Ui,
     rt: Handle,
 }
 
 impl Ctx {
-    fn repo_path(&self) -> Result<&Path> {
-        self.repo
-            .as_deref()
-            .context("no vault given: use --repo PATH or set KURA_REPO")
+    fn config_path(&self) -> Result<PathBuf> {
+        self.config
+            .clone()
+            .or_else(AgentConfig::default_path)
+            .context("no agent config: give --config FILE or set KURA_CONFIG")
+    }
+
+    /// Where commands go: the local vault given with `--repo`, else the server this
+    /// machine is registered with.
+    fn target(&self) -> Result<Target> {
+        if let Some(path) = &self.repo {
+            return Ok(Target::Local(path.clone()));
+        }
+        let path = self.config_path()?;
+        match AgentConfig::load(&path)? {
+            Some(config) => Ok(Target::Server(Box::new(config))),
+            None => bail!(
+                "no vault given: use --repo PATH (or set KURA_REPO) for a local vault, or register \
+                 this machine with a server: `kura register --server URL --token TOKEN`"
+            ),
+        }
     }
 
     fn open_repo(&self) -> Result<Arc<dyn Repository>> {
-        let path = self.repo_path()?;
-        Ok(Arc::new(self.rt.block_on(LocalRepository::open(path))?))
+        Ok(match self.target()? {
+            Target::Local(path) => Arc::new(self.rt.block_on(LocalRepository::open(&path))?),
+            Target::Server(config) => {
+                Arc::new(self.rt.block_on(RemoteRepository::open(&config.connection()))?)
+            }
+        })
+    }
+
+    fn register(
+        &self,
+        server: &str,
+        token: &str,
+        ca_cert: Option<&Path>,
+        name: Option<String>,
+    ) -> Result<u8> {
+        let path = self.config_path()?;
+        let ca_cert_pem = ca_cert
+            .map(|f| {
+                std::fs::read_to_string(f)
+                    .with_context(|| format!("cannot read the CA certificate {}", f.display()))
+            })
+            .transpose()?;
+        let name = name.unwrap_or_else(hostname);
+        let registered = self
+            .rt
+            .block_on(register(server, ca_cert_pem.as_deref(), token, &name))?;
+        let config = AgentConfig {
+            server_url: server.trim_end_matches('/').to_string(),
+            ca_cert_pem,
+            tenant_id: registered.tenant_id.clone(),
+            machine_id: registered.machine_id.clone(),
+            machine_name: name.clone(),
+            credential: registered.credential,
+        };
+        config.save(&path)?;
+        self.ui.result(format!(
+            "registered this machine as {name:?} (machine {}) with {server}\nthe credential is in {} (mode 0600); \
+             next: `kura init --encrypt` once per tenant, then `kura backup PATH`",
+            registered.machine_id,
+            path.display()
+        ));
+        self.ui.json(&json!({
+            "machine_id": registered.machine_id,
+            "tenant_id": registered.tenant_id,
+            "name": name,
+            "config": path.display().to_string(),
+        }));
+        Ok(0)
     }
 
     fn unlock(&self) -> Result<OpenVault> {
@@ -81,7 +153,7 @@ impl Ctx {
     }
 
     fn init(&self, encrypt: bool) -> Result<u8> {
-        let path = self.repo_path()?;
+        let target = self.target()?;
         let pass = if encrypt {
             Some(ui::passphrase(self.password_file.as_deref(), true)?)
         } else {
@@ -89,11 +161,19 @@ impl Ctx {
         };
         let (config, slots, recovery) = init_vault(encrypt, pass.as_deref(), KdfParams::default())?;
         let vault_id = config.vault_id.clone();
-        self.rt.block_on(LocalRepository::create(path, config, &slots))?;
+        let location = match &target {
+            Target::Local(path) => {
+                self.rt.block_on(LocalRepository::create(path, config, &slots))?;
+                path.display().to_string()
+            }
+            Target::Server(agent) => self
+                .rt
+                .block_on(RemoteRepository::create(&agent.connection(), config, &slots))?
+                .location(),
+        };
         self.ui.result(format!(
-            "created {} vault {vault_id} at {}",
+            "created {} vault {vault_id} at {location}",
             if encrypt { "encrypted" } else { "unencrypted" },
-            path.display()
         ));
         if let Some(rk) = &recovery {
             self.ui.result(format!(
@@ -102,7 +182,7 @@ impl Ctx {
         }
         self.ui.json(&json!({
             "vault_id": vault_id,
-            "path": path.display().to_string(),
+            "path": location,
             "encrypted": encrypt,
             "recovery_key": recovery.map(|r| r.to_string()),
         }));
@@ -494,4 +574,10 @@ impl Ctx {
 
 fn hostname() -> String {
     rustix::system::uname().nodename().to_string_lossy().into_owned()
+}
+
+/// Where the commands of one run go.
+enum Target {
+    Local(PathBuf),
+    Server(Box<AgentConfig>),
 }

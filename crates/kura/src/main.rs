@@ -1,6 +1,7 @@
 //! `kura`: the command-line agent. A thin layer over `kura-agent`: it parses arguments,
 //! asks for secrets, draws progress and prints results; the engine does the work.
 
+mod agent_config;
 mod cli;
 mod commands;
 mod ui;

@@ -5,11 +5,13 @@
 //! and tenant-user API). Management listener: `/api/v1/operator/...`, `/metrics`,
 //! `/healthz`. A route added to one router does not exist on the other.
 
+use axum::extract::DefaultBodyLimit;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, Request, State};
 use axum::http::{StatusCode, Uri};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
+use kura_api::vault::MAX_PACK_BYTES;
 use serde::de::DeserializeOwned;
 
 use crate::app::AppState;
@@ -18,12 +20,34 @@ use crate::error::ApiError;
 mod agent;
 mod operator;
 pub mod types;
+mod vault;
 
 /// Routes of the customer listener.
 pub(crate) fn customer_routes() -> Router<AppState> {
     Router::new()
         .route("/api/v1/agents/register", post(agent::register))
         .route("/api/v1/agent/whoami", get(agent::whoami))
+        .route("/api/v1/vault", get(vault::info).post(vault::create))
+        .route(
+            "/api/v1/vault/key-slots",
+            get(vault::key_slots).post(vault::add_key_slot),
+        )
+        .route("/api/v1/vault/key-slots/{id}", delete(vault::remove_key_slot))
+        .route("/api/v1/vault/sessions", post(vault::open_session))
+        .route("/api/v1/vault/sessions/{session}", delete(vault::abort_session))
+        .route("/api/v1/vault/sessions/{session}/missing", post(vault::missing))
+        .route(
+            "/api/v1/vault/sessions/{session}/packs",
+            put(vault::put_pack).layer(DefaultBodyLimit::max(MAX_PACK_BYTES)),
+        )
+        .route("/api/v1/vault/sessions/{session}/commit", post(vault::commit))
+        .route("/api/v1/vault/snapshots", get(vault::snapshots))
+        .route("/api/v1/vault/snapshots/{spec}", get(vault::snapshot))
+        .route("/api/v1/vault/blobs", post(vault::blobs))
+        .route("/api/v1/vault/forget", post(vault::forget))
+        .route("/api/v1/vault/gc", post(vault::gc))
+        .route("/api/v1/vault/verify", post(vault::verify))
+        .route("/api/v1/vault/usage", get(vault::usage))
 }
 
 /// Routes of the management listener.

@@ -93,10 +93,15 @@ impl Kura {
         };
         let mut c = Command::new(exe);
         c.args(args)
-            .env("KURA_REPO", &self.repo)
+            .env_remove("KURA_REPO")
+            .env_remove("KURA_CONFIG")
             .env_remove("KURA_PASSWORD")
             .env_remove("KURA_NEW_PASSWORD")
             .stdin(Stdio::null());
+        // An empty repo means "no local vault": the agent config decides.
+        if !self.repo.as_os_str().is_empty() {
+            c.env("KURA_REPO", &self.repo);
+        }
         if let Some(p) = &self.password {
             c.env("KURA_PASSWORD", p);
         }

@@ -1,0 +1,391 @@
+//! [`RemoteRepository`]: a tenant's vault on `kura-server`, over HTTPS (HTTP/2), with the
+//! agent's credential. It speaks the vault protocol of `kura-api` (see docs/protocol.md)
+//! and holds no state beyond the connection: the server keeps sessions, so an interrupted
+//! upload resumes from whatever packs reached it.
+
+use std::str::FromStr;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use kura_api::ErrorBody;
+use kura_api::agent::{Register, Registered};
+use kura_api::frames::{decode_frames, decode_ids, encode_frames, encode_ids};
+use kura_api::vault::{
+    AddKeySlot, Committed, CreateVault, Forget, KeySlots, MAX_BLOBS_PER_REQUEST, MAX_IDS_PER_REQUEST,
+    OCTET_STREAM, OpenSession, PackStored, RunGc, RunVerify, SessionOpened, SnapshotEntry, SnapshotList,
+    VaultInfo,
+};
+use kura_format::{BlobCodec, ChunkId, KeySlot, Manifest, PackId, SnapshotId, VaultConfig};
+use kura_store::{
+    GcOptions, GcReport, PackReceipt, SessionId, SnapshotRecord, Usage, VerifyReport, VerifyScope,
+};
+use reqwest::{Method, RequestBuilder, Response};
+use serde::de::DeserializeOwned;
+
+use crate::{AgentError, Repository, Result};
+
+/// How to reach the server as one registered machine.
+#[derive(Clone, Debug)]
+pub struct ServerConnection {
+    /// Base URL of the customer listener, e.g. `https://backup.example.com:8443`.
+    pub url: String,
+    /// PEM of the CA that signed the server's certificate, when it is not a public one.
+    pub ca_cert_pem: Option<String>,
+    /// The agent credential (bearer token).
+    pub credential: String,
+}
+
+/// An HTTPS client that trusts `ca_cert_pem` (besides the system roots when none is given).
+fn client(ca_cert_pem: Option<&str>) -> Result<reqwest::Client> {
+    let mut builder = reqwest::Client::builder()
+        .user_agent(concat!("kura/", env!("CARGO_PKG_VERSION")))
+        .https_only(true)
+        .connect_timeout(std::time::Duration::from_secs(20))
+        .pool_idle_timeout(std::time::Duration::from_secs(60));
+    if let Some(pem) = ca_cert_pem {
+        let cert = reqwest::Certificate::from_pem(pem.as_bytes())
+            .map_err(|e| AgentError::Usage(format!("the CA certificate is not valid PEM: {e}")))?;
+        builder = builder.tls_certs_only([cert]);
+    }
+    builder
+        .build()
+        .map_err(|e| AgentError::Connection(format!("cannot set up HTTPS: {e}")))
+}
+
+fn url(base: &str, path: &str) -> String {
+    format!("{}{path}", base.trim_end_matches('/'))
+}
+
+/// Exchanges a one-time registration token for a machine record and its credential.
+pub async fn register(
+    url_base: &str,
+    ca_cert_pem: Option<&str>,
+    token: &str,
+    name: &str,
+) -> Result<Registered> {
+    let http = client(ca_cert_pem)?;
+    let request = http
+        .post(url(url_base, "/api/v1/agents/register"))
+        .json(&Register {
+            token: token.to_string(),
+            name: name.to_string(),
+        });
+    json(send(request, url_base).await?).await
+}
+
+async fn send(request: RequestBuilder, base: &str) -> Result<Response> {
+    let response = request.send().await.map_err(|e| {
+        let mut msg = e.to_string();
+        let mut source = std::error::Error::source(&e);
+        while let Some(s) = source {
+            msg = format!("{msg}: {s}");
+            source = s.source();
+        }
+        AgentError::Connection(format!("{base}: {msg}"))
+    })?;
+    if response.status().is_success() {
+        return Ok(response);
+    }
+    let status = response.status();
+    let text = response.text().await.unwrap_or_default();
+    let message = serde_json::from_str::<ErrorBody>(&text)
+        .map(|b| b.error)
+        .unwrap_or_else(|_| format!("{} {}", status.as_u16(), text.trim()));
+    Err(AgentError::Server {
+        status: status.as_u16(),
+        message,
+    })
+}
+
+async fn json<T: DeserializeOwned>(response: Response) -> Result<T> {
+    let bytes = response
+        .bytes()
+        .await
+        .map_err(|e| AgentError::Connection(format!("reading the answer: {e}")))?;
+    serde_json::from_slice(&bytes).map_err(|e| AgentError::Connection(format!("unexpected answer: {e}")))
+}
+
+async fn bytes(response: Response) -> Result<Bytes> {
+    response
+        .bytes()
+        .await
+        .map_err(|e| AgentError::Connection(format!("reading the answer: {e}")))
+}
+
+fn unhex(what: &str, s: &str) -> Result<Vec<u8>> {
+    hex::decode(s).map_err(|e| AgentError::Connection(format!("the server sent a bad {what}: {e}")))
+}
+
+/// The tenant's vault on a Kura server.
+pub struct RemoteRepository {
+    http: reqwest::Client,
+    base: String,
+    credential: String,
+    config: VaultConfig,
+    location: String,
+}
+
+impl RemoteRepository {
+    /// Connects to the tenant's vault; a tenant without a vault gets "run `kura init`".
+    pub async fn open(conn: &ServerConnection) -> Result<Self> {
+        let http = client(conn.ca_cert_pem.as_deref())?;
+        let request = http
+            .get(url(&conn.url, "/api/v1/vault"))
+            .bearer_auth(&conn.credential);
+        let info: VaultInfo = match send(request, &conn.url).await {
+            Ok(r) => json(r).await?,
+            Err(AgentError::Server { status: 404, .. }) => {
+                return Err(
+                    kura_store::StoreError::NoVault(format!("{} (this tenant's vault)", conn.url)).into(),
+                );
+            }
+            Err(e) => return Err(e),
+        };
+        let config = VaultConfig::decode(&unhex("vault config", &info.config)?)?;
+        Ok(RemoteRepository {
+            http,
+            base: conn.url.clone(),
+            credential: conn.credential.clone(),
+            config,
+            location: info.location,
+        })
+    }
+
+    /// Creates the tenant's vault with a configuration and key slots made here.
+    pub async fn create(conn: &ServerConnection, config: VaultConfig, slots: &[KeySlot]) -> Result<Self> {
+        let http = client(conn.ca_cert_pem.as_deref())?;
+        let body = CreateVault {
+            config: hex::encode(config.encode()),
+            key_slots: slots.iter().map(|s| hex::encode(s.encode())).collect(),
+        };
+        let request = http
+            .post(url(&conn.url, "/api/v1/vault"))
+            .bearer_auth(&conn.credential)
+            .json(&body);
+        send(request, &conn.url).await?;
+        Self::open(conn).await
+    }
+
+    fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        self.http
+            .request(method, url(&self.base, path))
+            .bearer_auth(&self.credential)
+    }
+
+    async fn call(&self, request: RequestBuilder) -> Result<Response> {
+        send(request, &self.base).await
+    }
+
+    fn session_path(session: &SessionId, tail: &str) -> String {
+        format!("/api/v1/vault/sessions/{}{tail}", session.0)
+    }
+
+    async fn snapshot_entry(&self, spec: &str) -> Result<SnapshotEntry> {
+        let path = format!("/api/v1/vault/snapshots/{spec}");
+        match self.call(self.request(Method::GET, &path)).await {
+            Ok(r) => json(r).await,
+            Err(AgentError::Server { status: 404, .. }) => {
+                Err(kura_store::StoreError::UnknownSnapshot(spec.to_string()).into())
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+fn record(entry: &SnapshotEntry) -> Result<SnapshotRecord> {
+    Ok(SnapshotRecord {
+        id: SnapshotId::from_str(&entry.id)?,
+        manifest: Manifest::decode(&unhex("manifest", &entry.manifest)?)?,
+    })
+}
+
+#[async_trait]
+impl Repository for RemoteRepository {
+    fn config(&self) -> &VaultConfig {
+        &self.config
+    }
+
+    fn location(&self) -> String {
+        self.location.clone()
+    }
+
+    async fn key_slots(&self) -> Result<Vec<KeySlot>> {
+        let slots: KeySlots = json(
+            self.call(self.request(Method::GET, "/api/v1/vault/key-slots"))
+                .await?,
+        )
+        .await?;
+        slots
+            .slots
+            .iter()
+            .map(|s| Ok(KeySlot::decode(&unhex("key slot", s)?)?))
+            .collect()
+    }
+
+    async fn add_key_slot(&self, slot: &KeySlot) -> Result<()> {
+        let body = AddKeySlot {
+            slot: hex::encode(slot.encode()),
+        };
+        self.call(self.request(Method::POST, "/api/v1/vault/key-slots").json(&body))
+            .await?;
+        Ok(())
+    }
+
+    async fn remove_key_slot(&self, id: &str) -> Result<()> {
+        let path = format!("/api/v1/vault/key-slots/{id}");
+        self.call(self.request(Method::DELETE, &path)).await?;
+        Ok(())
+    }
+
+    async fn open_session(&self, parent: Option<SnapshotId>) -> Result<SessionId> {
+        let body = OpenSession {
+            parent: parent.map(|p| p.to_hex()),
+        };
+        let opened: SessionOpened = json(
+            self.call(self.request(Method::POST, "/api/v1/vault/sessions").json(&body))
+                .await?,
+        )
+        .await?;
+        Ok(SessionId(opened.session))
+    }
+
+    async fn missing(&self, session: &SessionId, ids: &[ChunkId]) -> Result<Vec<ChunkId>> {
+        let mut missing = Vec::new();
+        for batch in ids.chunks(MAX_IDS_PER_REQUEST) {
+            let body = encode_ids(batch.iter().map(|id| id.as_bytes()));
+            let request = self
+                .request(Method::POST, &Self::session_path(session, "/missing"))
+                .header(reqwest::header::CONTENT_TYPE, OCTET_STREAM)
+                .body(body);
+            let answer = bytes(self.call(request).await?).await?;
+            let found = decode_ids(&answer).map_err(|e| AgentError::Connection(e.to_string()))?;
+            missing.extend(
+                found
+                    .iter()
+                    .map(|b| ChunkId::from_slice(b))
+                    .collect::<std::result::Result<Vec<_>, _>>()?,
+            );
+        }
+        Ok(missing)
+    }
+
+    async fn put_pack(&self, session: &SessionId, pack: Bytes) -> Result<PackReceipt> {
+        let request = self
+            .request(Method::PUT, &Self::session_path(session, "/packs"))
+            .header(reqwest::header::CONTENT_TYPE, OCTET_STREAM)
+            .body(pack);
+        let stored: PackStored = json(self.call(request).await?).await?;
+        let pack_id = unhex("pack id", &stored.pack_id)?;
+        Ok(PackReceipt {
+            pack_id: PackId(
+                pack_id
+                    .try_into()
+                    .map_err(|_| AgentError::Connection("the server sent a bad pack id".into()))?,
+            ),
+            blobs: stored.blobs,
+            new_chunks: stored.new_chunks,
+            stored_bytes: stored.stored_bytes,
+        })
+    }
+
+    async fn commit(&self, session: &SessionId, manifest: Vec<u8>, refs: Vec<u8>) -> Result<SnapshotId> {
+        let body = encode_frames([manifest.as_slice(), refs.as_slice()]);
+        let request = self
+            .request(Method::POST, &Self::session_path(session, "/commit"))
+            .header(reqwest::header::CONTENT_TYPE, OCTET_STREAM)
+            .body(body);
+        let committed: Committed = json(self.call(request).await?).await?;
+        Ok(SnapshotId::from_str(&committed.snapshot_id)?)
+    }
+
+    async fn abort_session(&self, session: &SessionId) -> Result<()> {
+        self.call(self.request(Method::DELETE, &Self::session_path(session, "")))
+            .await?;
+        Ok(())
+    }
+
+    async fn snapshots(&self) -> Result<Vec<SnapshotRecord>> {
+        let list: SnapshotList = json(
+            self.call(self.request(Method::GET, "/api/v1/vault/snapshots"))
+                .await?,
+        )
+        .await?;
+        list.snapshots.iter().map(record).collect()
+    }
+
+    async fn resolve(&self, spec: &str) -> Result<SnapshotId> {
+        Ok(SnapshotId::from_str(&self.snapshot_entry(spec).await?.id)?)
+    }
+
+    async fn manifest(&self, id: &SnapshotId) -> Result<Manifest> {
+        Ok(record(&self.snapshot_entry(&id.to_hex()).await?)?.manifest)
+    }
+
+    async fn is_damaged(&self, id: &SnapshotId) -> Result<bool> {
+        Ok(self.snapshot_entry(&id.to_hex()).await?.damaged)
+    }
+
+    async fn read_blobs(&self, ids: &[ChunkId]) -> Result<Vec<Bytes>> {
+        let mut blobs = Vec::with_capacity(ids.len());
+        for batch in ids.chunks(MAX_BLOBS_PER_REQUEST) {
+            let body = encode_ids(batch.iter().map(|id| id.as_bytes()));
+            let request = self
+                .request(Method::POST, "/api/v1/vault/blobs")
+                .header(reqwest::header::CONTENT_TYPE, OCTET_STREAM)
+                .body(body);
+            let answer = bytes(self.call(request).await?).await?;
+            let frames = decode_frames(&answer).map_err(|e| AgentError::Connection(e.to_string()))?;
+            if frames.len() != batch.len() {
+                return Err(AgentError::Connection(format!(
+                    "asked for {} blobs, the server sent {}",
+                    batch.len(),
+                    frames.len()
+                )));
+            }
+            blobs.extend(frames.into_iter().map(|r| answer.slice(r)));
+        }
+        Ok(blobs)
+    }
+
+    async fn forget(&self, ids: &[SnapshotId]) -> Result<()> {
+        let body = Forget {
+            snapshots: ids.iter().map(SnapshotId::to_hex).collect(),
+        };
+        self.call(self.request(Method::POST, "/api/v1/vault/forget").json(&body))
+            .await?;
+        Ok(())
+    }
+
+    async fn gc(&self, options: GcOptions) -> Result<GcReport> {
+        let body = RunGc {
+            max_unused: options.max_unused,
+            dry_run: options.dry_run,
+        };
+        json(
+            self.call(self.request(Method::POST, "/api/v1/vault/gc").json(&body))
+                .await?,
+        )
+        .await
+    }
+
+    async fn verify(&self, scope: VerifyScope, _opener: Option<&BlobCodec>) -> Result<VerifyReport> {
+        // The server checks without the key: pack hashes and plain blobs. Encrypted blobs
+        // are proven by their pack's content hash, which the agent made.
+        let body = RunVerify {
+            read_data: scope.read_data,
+        };
+        json(
+            self.call(self.request(Method::POST, "/api/v1/vault/verify").json(&body))
+                .await?,
+        )
+        .await
+    }
+
+    async fn usage(&self) -> Result<Usage> {
+        json(
+            self.call(self.request(Method::GET, "/api/v1/vault/usage"))
+                .await?,
+        )
+        .await
+    }
+}

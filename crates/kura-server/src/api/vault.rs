@@ -1,0 +1,406 @@
+//! The vault protocol (customer listener, agent credentials): upload sessions, missing
+//! chunk queries, pack uploads, commits, snapshot listing and blob reads on the caller's
+//! tenant vault. docs/protocol.md describes it; `kura-api` holds its types.
+//!
+//! Agent credentials are append-only: they add snapshots and read them, and every route
+//! that would delete or overwrite (forget, GC, removing a key slot) refuses them.
+
+use std::str::FromStr;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use kura_api::frames::{decode_ids, decode_n_frames, push_frame};
+use kura_api::vault::{
+    AddKeySlot, Committed, CreateVault, KeySlots, MAX_BLOBS_PER_REQUEST, MAX_IDS_PER_REQUEST, OCTET_STREAM,
+    OpenSession, PackStored, RunVerify, SessionOpened, SnapshotEntry, SnapshotList, VaultInfo,
+};
+use kura_format::{ChunkId, KeySlot, SnapshotId, VaultConfig};
+use kura_store::{SessionId, StoreError, Usage, VerifyReport, VerifyScope};
+
+use super::ApiJson;
+use crate::app::AppState;
+use crate::auth::AgentPrincipal;
+use crate::error::ApiError;
+use crate::vaults::TenantVault;
+
+/// What a store failure means to the client. Storage and database failures are ours
+/// (logged, not shown); a full disk is named because the operator must act.
+fn store_error(err: StoreError) -> ApiError {
+    match err {
+        StoreError::NoVault(_) => no_vault(),
+        StoreError::AlreadyExists(_) => ApiError::conflict("this tenant's vault already exists"),
+        StoreError::Format(e) => ApiError::invalid(format!("undecodable data: {e}")),
+        StoreError::Rejected(why) => ApiError::invalid(why),
+        StoreError::UnknownSnapshot(spec) => ApiError::not_found(format!("no snapshot matches {spec:?}")),
+        StoreError::AmbiguousSnapshot(spec) => {
+            ApiError::bad_request(format!("snapshot prefix {spec:?} is ambiguous: give more digits"))
+        }
+        StoreError::MissingChunk(id) => ApiError::not_found(format!("chunk {id} is not in the vault")),
+        StoreError::UnknownSession(id) => ApiError::not_found(format!(
+            "upload session {id} is unknown, expired or already committed; start a new backup"
+        )),
+        StoreError::Storage(msg) if msg.contains("No space left") => {
+            tracing::error!(error = %msg, "vault storage is full");
+            ApiError::new(
+                StatusCode::INSUFFICIENT_STORAGE,
+                "the service's storage is full; nothing was stored — try again later and tell your provider",
+            )
+        }
+        other => ApiError::internal("vault operation failed", &other),
+    }
+}
+
+fn no_vault() -> ApiError {
+    ApiError::not_found("this tenant has no vault yet: run `kura init` on a registered machine")
+}
+
+async fn tenant_vault(state: &AppState, agent: &AgentPrincipal) -> Result<Arc<TenantVault>, ApiError> {
+    state
+        .vaults
+        .get(&agent.scope)
+        .await
+        .map_err(store_error)?
+        .ok_or_else(no_vault)
+}
+
+fn unhex(what: &str, text: &str) -> Result<Vec<u8>, ApiError> {
+    hex::decode(text).map_err(|e| ApiError::invalid(format!("{what} is not hex: {e}")))
+}
+
+/// Session ids are what the vault generated: 32 hex digits.
+fn session_id(text: &str) -> Result<SessionId, ApiError> {
+    if text.len() == 32 && text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(SessionId(text.to_ascii_lowercase()))
+    } else {
+        Err(ApiError::not_found(format!(
+            "upload session {text:?} is unknown, expired or already committed; start a new backup"
+        )))
+    }
+}
+
+fn chunk_ids(body: &[u8], most: usize) -> Result<Vec<ChunkId>, ApiError> {
+    let ids = decode_ids(body).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    if ids.len() > most {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("at most {most} ids per request, got {}", ids.len()),
+        ));
+    }
+    ids.iter()
+        .map(|b| ChunkId::from_slice(b).map_err(|e| ApiError::bad_request(e.to_string())))
+        .collect()
+}
+
+fn octets(body: Vec<u8>) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, OCTET_STREAM)], body)
+}
+
+fn refuse_agent(what: &str) -> ApiError {
+    ApiError::forbidden(format!(
+        "agent credentials can add and read snapshots but never {what}; a tenant admin can do this in the portal"
+    ))
+}
+
+/// `GET /api/v1/vault`.
+pub(super) async fn info(
+    State(state): State<AppState>,
+    agent: AgentPrincipal,
+) -> Result<Json<VaultInfo>, ApiError> {
+    let tv = tenant_vault(&state, &agent).await?;
+    Ok(Json(VaultInfo {
+        config: hex::encode(tv.vault.config().encode()),
+        location: format!("tenant {} vault default", agent.scope.tenant_id()),
+    }))
+}
+
+/// `POST /api/v1/vault`: the first registered machine creates the tenant's vault.
+pub(super) async fn create(
+    State(state): State<AppState>,
+    agent: AgentPrincipal,
+    ApiJson(request): ApiJson<CreateVault>,
+) -> Result<(StatusCode, Json<VaultInfo>), ApiError> {
+    let config = VaultConfig::decode(&unhex("config", &request.config)?)
+        .map_err(|e| ApiError::invalid(format!("vault config: {e}")))?;
+    let slots = request
+        .key_slots
+        .iter()
+        .map(|s| {
+            KeySlot::decode(&unhex("key slot", s)?).map_err(|e| ApiError::invalid(format!("key slot: {e}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let tenant = state
+        .db
+        .tenant(&agent.scope)
+        .await?
+        .ok_or_else(|| ApiError::not_found("unknown tenant"))?;
+    if tenant.encryption_required && !config.encrypted {
+        return Err(ApiError::forbidden(
+            "this tenant's contract requires encryption: run `kura init --encrypt`",
+        ));
+    }
+    if config.encrypted && slots.is_empty() {
+        return Err(ApiError::invalid(
+            "an encrypted vault needs at least one key slot",
+        ));
+    }
+    state
+        .vaults
+        .create(&agent.scope, config, &slots)
+        .await
+        .map_err(store_error)?;
+    tracing::info!(tenant_id = %agent.scope.tenant_id(), machine_id = %agent.machine_id, "vault created");
+    let Json(info) = info(State(state), agent).await?;
+    Ok((StatusCode::CREATED, Json(info)))
+}
+
+/// `GET /api/v1/vault/key-slots`.
+pub(super) async fn key_slots(
+    State(state): State<AppState>,
+    agent: AgentPrincipal,
+) -> Result<Json<KeySlots>, ApiError> {
+    let tv = tenant_vault(&state, &agent).await?;
+    let slots = tv.vault.key_slots().await.map_err(store_error)?;
+    Ok(Json(KeySlots {
+        slots: slots.iter().map(|s| hex::encode(s.encode())).collect(),
+    }))
+}
+
+/// `POST /api/v1/vault/key-slots`: adding a way in loses nothing, so agents may.
+pub(super) async fn add_key_slot(
+    State(state): State<AppState>,
+    agent: AgentPrincipal,
+    ApiJson(request): ApiJson<AddKeySlot>,
+) -> Result<StatusCode, ApiError> {
+    let slot = KeySlot::decode(&unhex("key slot", &request.slot)?)
+        .map_err(|e| ApiError::invalid(format!("key slot: {e}")))?;
+    let tv = tenant_vault(&state, &agent).await?;
+    tv.vault.add_key_slot(&slot).await.map_err(store_error)?;
+    Ok(StatusCode::CREATED)
+}
+
+/// `DELETE /api/v1/vault/key-slots/{id}`: never by an agent.
+pub(super) async fn remove_key_slot(agent: AgentPrincipal, Path(_id): Path<String>) -> ApiError {
+    let _ = agent;
+    refuse_agent("remove a key slot")
+}
+
+/// `POST /api/v1/vault/sessions`.
+pub(super) async fn open_session(
+    State(state): State<AppState>,
+    agent: AgentPrincipal,
+    ApiJson(request): ApiJson<OpenSession>,
+) -> Result<(StatusCode, Json<SessionOpened>), ApiError> {
+    let parent = request
+        .parent
+        .as_deref()
+        .map(|p| SnapshotId::from_str(p).map_err(|e| ApiError::invalid(format!("parent: {e}"))))
+        .transpose()?;
+    let tv = tenant_vault(&state, &agent).await?;
+    let session = tv.vault.open_session(parent).await.map_err(store_error)?;
+    Ok((StatusCode::CREATED, Json(SessionOpened { session: session.0 })))
+}
+
+/// `POST /api/v1/vault/sessions/{session}/missing`: ids in, the missing ones out.
+pub(super) async fn missing(
+    State(state): State<AppState>,
+    agent: AgentPrincipal,
+    Path(session): Path<String>,
+    body: Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    let session = session_id(&session)?;
+    let ids = chunk_ids(&body, MAX_IDS_PER_REQUEST)?;
+    let tv = tenant_vault(&state, &agent).await?;
+    let missing = tv.vault.missing(&session, &ids).await.map_err(store_error)?;
+    let mut out = Vec::with_capacity(missing.len() * 32);
+    for id in &missing {
+        out.extend_from_slice(id.as_bytes());
+    }
+    Ok(octets(out))
+}
+
+/// `PUT /api/v1/vault/sessions/{session}/packs`: one pack, checked, counted against the
+/// quota before anything is stored.
+pub(super) async fn put_pack(
+    State(state): State<AppState>,
+    agent: AgentPrincipal,
+    Path(session): Path<String>,
+    body: Bytes,
+) -> Result<Json<PackStored>, ApiError> {
+    let session = session_id(&session)?;
+    let tv = tenant_vault(&state, &agent).await?;
+    let tenant = state
+        .db
+        .tenant(&agent.scope)
+        .await?
+        .ok_or_else(|| ApiError::not_found("unknown tenant"))?;
+    let used = tv.stored_bytes();
+    if used.saturating_add(body.len() as u64) > tenant.quota_bytes {
+        metrics::counter!("kura_quota_refusals_total").increment(1);
+        tracing::warn!(tenant_id = %agent.scope.tenant_id(), used, quota = tenant.quota_bytes, "upload refused: quota");
+        return Err(ApiError::new(
+            StatusCode::INSUFFICIENT_STORAGE,
+            format!(
+                "storage quota exceeded: the tenant stores {} of its {} quota and this upload needs {} more; \
+                 nothing was stored — forget old snapshots or ask your provider for a larger plan",
+                human_bytes(used),
+                human_bytes(tenant.quota_bytes),
+                human_bytes(body.len() as u64)
+            ),
+        ));
+    }
+    let receipt = tv.vault.put_pack(&session, body).await.map_err(store_error)?;
+    tv.add_stored(receipt.stored_bytes);
+    metrics::counter!("kura_vault_bytes_uploaded_total").increment(receipt.stored_bytes);
+    Ok(Json(PackStored {
+        pack_id: receipt.pack_id.to_hex(),
+        blobs: receipt.blobs,
+        new_chunks: receipt.new_chunks,
+        stored_bytes: receipt.stored_bytes,
+    }))
+}
+
+/// `POST /api/v1/vault/sessions/{session}/commit`: body = frames (manifest, reference list).
+pub(super) async fn commit(
+    State(state): State<AppState>,
+    agent: AgentPrincipal,
+    Path(session): Path<String>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Committed>), ApiError> {
+    let session = session_id(&session)?;
+    let parts = decode_n_frames(&body, 2)
+        .map_err(|e| ApiError::bad_request(format!("commit body (manifest, reference list): {e}")))?;
+    let tv = tenant_vault(&state, &agent).await?;
+    let id = tv
+        .vault
+        .commit(&session, parts[0], parts[1])
+        .await
+        .map_err(store_error)?;
+    tracing::info!(tenant_id = %agent.scope.tenant_id(), machine_id = %agent.machine_id, snapshot = %id.to_hex(), "snapshot committed");
+    metrics::counter!("kura_snapshots_committed_total").increment(1);
+    Ok((
+        StatusCode::CREATED,
+        Json(Committed {
+            snapshot_id: id.to_hex(),
+        }),
+    ))
+}
+
+/// `DELETE /api/v1/vault/sessions/{session}`: gives up an upload (what it stored stays
+/// for the next one, or for GC).
+pub(super) async fn abort_session(
+    State(state): State<AppState>,
+    agent: AgentPrincipal,
+    Path(session): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let session = session_id(&session)?;
+    let tv = tenant_vault(&state, &agent).await?;
+    tv.vault.abort_session(&session).await.map_err(store_error)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn entry(tv: &TenantVault, id: SnapshotId) -> Result<SnapshotEntry, ApiError> {
+    let manifest = tv.vault.manifest(&id).await.map_err(store_error)?;
+    Ok(SnapshotEntry {
+        id: id.to_hex(),
+        manifest: hex::encode(manifest.encode()),
+        damaged: tv.vault.is_damaged(&id).await.map_err(store_error)?,
+    })
+}
+
+/// `GET /api/v1/vault/snapshots`.
+pub(super) async fn snapshots(
+    State(state): State<AppState>,
+    agent: AgentPrincipal,
+) -> Result<Json<SnapshotList>, ApiError> {
+    let tv = tenant_vault(&state, &agent).await?;
+    let mut list = Vec::new();
+    for record in tv.vault.snapshots().await.map_err(store_error)? {
+        list.push(SnapshotEntry {
+            id: record.id.to_hex(),
+            manifest: hex::encode(record.manifest.encode()),
+            damaged: tv.vault.is_damaged(&record.id).await.map_err(store_error)?,
+        });
+    }
+    Ok(Json(SnapshotList { snapshots: list }))
+}
+
+/// `GET /api/v1/vault/snapshots/{spec}`: `latest`, a full id or a unique prefix.
+pub(super) async fn snapshot(
+    State(state): State<AppState>,
+    agent: AgentPrincipal,
+    Path(spec): Path<String>,
+) -> Result<Json<SnapshotEntry>, ApiError> {
+    let tv = tenant_vault(&state, &agent).await?;
+    let id = tv.vault.resolve(&spec).await.map_err(store_error)?;
+    Ok(Json(entry(&tv, id).await?))
+}
+
+/// `POST /api/v1/vault/blobs`: ids in, their sealed blobs out as frames, in order.
+pub(super) async fn blobs(
+    State(state): State<AppState>,
+    agent: AgentPrincipal,
+    body: Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    let ids = chunk_ids(&body, MAX_BLOBS_PER_REQUEST)?;
+    let tv = tenant_vault(&state, &agent).await?;
+    let blobs = tv.vault.read_blobs(&ids).await.map_err(store_error)?;
+    let mut out = Vec::with_capacity(blobs.iter().map(|b| b.len() + 4).sum());
+    for blob in &blobs {
+        push_frame(&mut out, blob);
+    }
+    Ok(octets(out))
+}
+
+/// `POST /api/v1/vault/forget`: never by an agent.
+pub(super) async fn forget(agent: AgentPrincipal) -> ApiError {
+    let _ = agent;
+    refuse_agent("delete snapshots")
+}
+
+/// `POST /api/v1/vault/gc`: never by an agent (the service runs GC as a job).
+pub(super) async fn gc(agent: AgentPrincipal) -> ApiError {
+    let _ = agent;
+    refuse_agent("delete data (garbage collection runs on the service)")
+}
+
+/// `POST /api/v1/vault/verify`: checks without the key (pack hashes, plain blobs).
+pub(super) async fn verify(
+    State(state): State<AppState>,
+    agent: AgentPrincipal,
+    ApiJson(request): ApiJson<RunVerify>,
+) -> Result<Json<VerifyReport>, ApiError> {
+    let tv = tenant_vault(&state, &agent).await?;
+    let scope = VerifyScope {
+        read_data: request.read_data,
+    };
+    Ok(Json(tv.vault.verify(scope, None).await.map_err(store_error)?))
+}
+
+/// `GET /api/v1/vault/usage`.
+pub(super) async fn usage(
+    State(state): State<AppState>,
+    agent: AgentPrincipal,
+) -> Result<Json<Usage>, ApiError> {
+    let tv = tenant_vault(&state, &agent).await?;
+    Ok(Json(tv.vault.usage().await.map_err(store_error)?))
+}
+
+/// `1.5 GiB`-style sizes for messages.
+pub(crate) fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}

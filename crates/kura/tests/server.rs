@@ -1,0 +1,203 @@
+//! The `kura` binary against a real `kura-server` (started in-process on loopback with
+//! TLS): registration, init, backup, list, browse, restore, resume; agent credentials
+//! that cannot delete; the quota; one tenant never seeing another's vault.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use common::*;
+use kura_server::api::types::CreateTenantRequest;
+use kura_server::client::ManagementClient;
+use kura_server::quickstart::{self, QuickstartInfo};
+use serde_json::Value;
+
+/// A running service and what the quick start made.
+struct Service {
+    info: QuickstartInfo,
+    runtime: tokio::runtime::Runtime,
+    _server: kura_server::RunningServer,
+}
+
+impl Service {
+    fn start(data: &Path) -> Service {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let loopback: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        let config = quickstart::config(data, loopback, loopback);
+        let (server, info) = runtime
+            .block_on(quickstart::start(config))
+            .expect("the service starts");
+        Service {
+            info,
+            runtime,
+            _server: server,
+        }
+    }
+
+    /// A second tenant through the operator API; returns its first registration token.
+    fn tenant(&self, code: &str, quota_bytes: u64, encryption_required: bool) -> String {
+        let client = ManagementClient::new(
+            &self.info.management_url,
+            Some(&self.info.ca_cert),
+            &self.info.operator_token,
+        )
+        .unwrap();
+        let request = CreateTenantRequest {
+            service_code: code.into(),
+            name: format!("tenant {code}"),
+            quota_bytes,
+            max_machines: 3,
+            region: None,
+            encryption_required,
+            immutable_days: 0,
+            agent_networks: Vec::new(),
+            time_zone: None,
+        };
+        self.runtime
+            .block_on(client.create_tenant(&request))
+            .unwrap()
+            .registration_token
+    }
+}
+
+/// `kura` for one registered machine: no `--repo`, a config file of its own.
+fn agent(dir: &Path, password: &str) -> Kura {
+    let mut k = Kura::new(PathBuf::new()).with_password(password);
+    k.env.push(("KURA_CONFIG".into(), dir.join("agent.toml").into()));
+    k
+}
+
+fn register(kura: &Kura, svc: &Service, token: &str, name: &str) -> Value {
+    let ca = svc.info.ca_cert.to_str().unwrap().to_string();
+    kura.json([
+        "register",
+        "--server",
+        &svc.info.customer_url,
+        "--token",
+        token,
+        "--ca-cert",
+        &ca,
+        "--name",
+        name,
+    ])
+}
+
+#[test]
+fn a_registered_agent_backs_up_lists_and_restores_through_the_server() {
+    let tmp = tempdir();
+    let svc = Service::start(&tmp.path().join("service"));
+    let kura = agent(&tmp.path().join("agent"), "a passphrase");
+
+    // Before registration: a clear hint.
+    let text = assert_exit(&kura.run(["snapshots"]), 1);
+    assert!(text.contains("kura register"), "{text}");
+
+    let reg = register(&kura, &svc, &svc.info.registration_token, "web-01");
+    assert_eq!(reg["tenant_id"], svc.info.tenant_id.as_str());
+    let config = tmp.path().join("agent/agent.toml");
+    assert_eq!(
+        std::fs::metadata(&config).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+
+    // The token was one-time.
+    let other = agent(&tmp.path().join("agent2"), "x");
+    let ca = svc.info.ca_cert.to_str().unwrap();
+    let out = other.run([
+        "register",
+        "--server",
+        &svc.info.customer_url,
+        "--token",
+        &svc.info.registration_token,
+        "--ca-cert",
+        ca,
+    ]);
+    let text = assert_exit(&out, 1);
+    assert!(text.contains("already been used"), "{text}");
+
+    // No vault yet: say what to do.
+    let text = assert_exit(&kura.run(["snapshots"]), 1);
+    assert!(text.contains("kura init"), "{text}");
+    kura.json(["init", "--encrypt"]);
+
+    let src = tmp.path().join("src");
+    let total = generate_tree(&src, 7, 40, 200 << 10);
+    write_random(&src.join("big.bin"), 9, 6 << 20);
+    let tree = scan(&src);
+    let s1 = kura.backup(&[&src], &[]);
+    assert!(s1["bytes_added"].as_u64().unwrap() > 0, "{s1}");
+    assert!(s1["bytes_read"].as_u64().unwrap() >= total, "{s1}");
+
+    // An unchanged second backup reads nothing and adds (almost) nothing.
+    let s2 = kura.backup(&[&src], &[]);
+    assert_eq!(s2["parent"], s1["snapshot_id"], "{s2}");
+    assert_eq!(s2["bytes_read"].as_u64(), Some(0), "{s2}");
+    assert!(s2["bytes_added"].as_u64().unwrap() < 64 << 10, "{s2}");
+
+    let snaps = kura.snapshots();
+    assert_eq!(snaps.len(), 2);
+    let listing = String::from_utf8(kura.ok(["ls", "latest"]).stdout).unwrap();
+    assert!(listing.contains("big.bin"), "{listing}");
+
+    let target = tmp.path().join("restore");
+    kura.restore_ok("latest", &target, &[]);
+    assert_same_tree(&tree, &scan(&restored(&target, &src)), Compare::default());
+    kura.ok(["check"]);
+
+    // Append-only: the agent cannot delete.
+    let id = s1["snapshot_id"].as_str().unwrap();
+    let text = assert_exit(&kura.run(["forget", id]), 1);
+    assert!(text.contains("never delete"), "{text}");
+    let text = assert_exit(&kura.run(["gc"]), 1);
+    assert!(text.contains("never delete"), "{text}");
+    assert_eq!(kura.snapshots().len(), 2);
+
+    // A wrong passphrase is refused on the agent side, as for a local vault.
+    let wrong = agent(&tmp.path().join("agent"), "not it");
+    let text = assert_exit(&wrong.run(["snapshots"]), 1);
+    assert!(text.contains("wrong passphrase"), "{text}");
+}
+
+#[test]
+fn tenants_are_isolated_and_the_quota_refuses_cleanly() {
+    let tmp = tempdir();
+    let svc = Service::start(&tmp.path().join("service"));
+    let a = agent(&tmp.path().join("a"), "pw-a");
+    register(&a, &svc, &svc.info.registration_token, "a-01");
+    a.json(["init", "--encrypt"]);
+    let src = tmp.path().join("src");
+    write_random(&src.join("f"), 3, 3 << 20);
+    a.backup(&[&src], &[]);
+
+    // Tenant B: encryption required, 1 MiB quota.
+    let token = svc.tenant("ACME-0002", 1 << 20, true);
+    let b = agent(&tmp.path().join("b"), "pw-b");
+    register(&b, &svc, &token, "b-01");
+    // Its vault does not exist: tenant A's is not visible.
+    let text = assert_exit(&b.run(["snapshots"]), 1);
+    assert!(text.contains("kura init"), "{text}");
+    // Encryption is required by contract.
+    let text = assert_exit(&b.run(["init"]), 1);
+    assert!(text.contains("requires encryption"), "{text}");
+    b.json(["init", "--encrypt"]);
+    assert!(b.snapshots().is_empty(), "tenant B sees no snapshot of tenant A");
+
+    // 3 MiB of random data cannot fit in 1 MiB: refused, named, nothing committed.
+    let out = b.run(["backup", src.to_str().unwrap()]);
+    let text = assert_exit(&out, 1);
+    assert!(text.contains("quota"), "{text}");
+    assert!(b.snapshots().is_empty());
+    b.ok(["check"]);
+    // Something that fits still works.
+    let small = tmp.path().join("small");
+    write_random(&small.join("f"), 4, 100 << 10);
+    b.backup(&[&small], &[]);
+    assert_eq!(b.snapshots().len(), 1);
+    assert_eq!(a.snapshots().len(), 1);
+}
