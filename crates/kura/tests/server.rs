@@ -1,6 +1,7 @@
 //! The `kura` binary against a real `kura-server` (started in-process on loopback with
 //! TLS): registration, init, backup, list, browse, restore, resume; agent credentials
-//! that cannot delete; the quota; one tenant never seeing another's vault.
+//! that cannot delete; the quota; one tenant never seeing another's vault, one machine
+//! never seeing another's snapshots.
 
 mod common;
 
@@ -200,4 +201,55 @@ fn tenants_are_isolated_and_the_quota_refuses_cleanly() {
     b.backup(&[&small], &[]);
     assert_eq!(b.snapshots().len(), 1);
     assert_eq!(a.snapshots().len(), 1);
+}
+
+#[test]
+fn machines_of_one_tenant_see_only_their_own_snapshots() {
+    let tmp = tempdir();
+    let svc = Service::start(&tmp.path().join("service"));
+    let web = agent(&tmp.path().join("web"), "one tenant, one key");
+    register(&web, &svc, &svc.info.registration_token, "web-01");
+    web.json(["init", "--encrypt"]);
+    let client = ManagementClient::new(
+        &svc.info.management_url,
+        Some(&svc.info.ca_cert),
+        &svc.info.operator_token,
+    )
+    .unwrap();
+    let token = svc
+        .runtime
+        .block_on(client.issue_registration_token(&svc.info.tenant_id))
+        .unwrap()
+        .registration_token;
+    let mail = agent(&tmp.path().join("mail"), "one tenant, one key");
+    register(&mail, &svc, &token, "mail-01");
+
+    let web_src = tmp.path().join("web-src");
+    write_random(&web_src.join("web.bin"), 21, 300 << 10);
+    let mail_src = tmp.path().join("mail-src");
+    write_random(&mail_src.join("mail.bin"), 22, 300 << 10);
+    let w1 = web.backup(&[&web_src], &[]);
+    let m1 = mail.backup(&[&mail_src], &[]);
+    let w2 = web.backup(&[&web_src], &[]);
+    assert_eq!(w2["parent"], w1["snapshot_id"], "{w2}");
+
+    let id = |v: &Value| v["snapshot_id"].as_str().unwrap().to_owned();
+    assert_eq!(web.snapshot_ids(), vec![id(&w1), id(&w2)]);
+    assert_eq!(mail.snapshot_ids(), vec![id(&m1)]);
+
+    // `latest` is per machine, though web's snapshot is the tenant's newest.
+    let listing = String::from_utf8(mail.ok(["ls", "latest"]).stdout).unwrap();
+    assert!(
+        listing.contains("mail.bin") && !listing.contains("web.bin"),
+        "{listing}"
+    );
+    let m2 = mail.backup(&[&mail_src], &[]);
+    assert_eq!(m2["parent"], m1["snapshot_id"], "{m2}");
+
+    // Another machine's snapshot is unknown, by id or by prefix.
+    let web_id = id(&w1);
+    for spec in [web_id.as_str(), &web_id[..8]] {
+        let text = assert_exit(&mail.run(["ls", spec]), 1);
+        assert!(text.contains("no snapshot"), "{text}");
+    }
 }

@@ -4,7 +4,16 @@
 //!
 //! Agent credentials are append-only: they add snapshots and read them, and every route
 //! that would delete or overwrite (forget, GC, removing a key slot) refuses them.
+//!
+//! **One machine's snapshots.** An agent sees and uses only what its own machine made: the
+//! service database records which machine opened each upload session and committed each
+//! snapshot (the vault itself knows no machines), a session of another machine is 404 like
+//! an unknown one, and snapshot lists and `latest`/prefix resolution consider only the
+//! caller's machine's snapshots. Chunks are the exception: dedup spans the tenant's vault,
+//! so `missing` and `blobs` answer for the whole vault (a chunk id is unguessable without
+//! the content, or the key in an encrypted vault).
 
+use std::collections::HashSet;
 use std::str::FromStr;
 use std::sync::Arc;
 
@@ -18,13 +27,14 @@ use kura_api::vault::{
     AddKeySlot, Committed, CreateVault, KeySlots, MAX_BLOBS_PER_REQUEST, MAX_IDS_PER_REQUEST, OCTET_STREAM,
     OpenSession, PackStored, RunVerify, SessionOpened, SnapshotEntry, SnapshotList, VaultInfo,
 };
-use kura_format::{ChunkId, KeySlot, SnapshotId, VaultConfig};
-use kura_store::{SessionId, StoreError, Usage, VerifyReport, VerifyScope};
+use kura_format::{ChunkId, KeySlot, Manifest, SnapshotId, VaultConfig};
+use kura_store::{SessionId, SnapshotRecord, StoreError, Usage, VerifyReport, VerifyScope};
 
 use super::ApiJson;
 use crate::app::AppState;
 use crate::auth::AgentPrincipal;
 use crate::error::ApiError;
+use crate::tenants::now_ms;
 use crate::vaults::TenantVault;
 
 /// What a store failure means to the client. Storage and database failures are ours
@@ -71,14 +81,66 @@ fn unhex(what: &str, text: &str) -> Result<Vec<u8>, ApiError> {
     hex::decode(text).map_err(|e| ApiError::invalid(format!("{what} is not hex: {e}")))
 }
 
-/// Session ids are what the vault generated: 32 hex digits.
-fn session_id(text: &str) -> Result<SessionId, ApiError> {
-    if text.len() == 32 && text.bytes().all(|b| b.is_ascii_hexdigit()) {
-        Ok(SessionId(text.to_ascii_lowercase()))
-    } else {
-        Err(ApiError::not_found(format!(
-            "upload session {text:?} is unknown, expired or already committed; start a new backup"
-        )))
+fn unknown_session(text: &str) -> ApiError {
+    ApiError::not_found(format!(
+        "upload session {text:?} is unknown, expired or already committed; start a new backup"
+    ))
+}
+
+/// The session named in a path, if the caller's machine opened it. Session ids are what
+/// the vault generated (32 hex digits); another machine's session answers exactly as an
+/// unknown one, so a caller learns nothing about it.
+async fn own_session(state: &AppState, agent: &AgentPrincipal, text: &str) -> Result<SessionId, ApiError> {
+    if text.len() != 32 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(unknown_session(text));
+    }
+    let session = SessionId(text.to_ascii_lowercase());
+    match state.db.session_machine(&agent.scope, &session.0).await? {
+        Some(machine) if machine == agent.machine_id => Ok(session),
+        _ => Err(unknown_session(text)),
+    }
+}
+
+/// Ids (hex) of the snapshots the caller's machine committed.
+async fn owned_ids(state: &AppState, agent: &AgentPrincipal) -> Result<HashSet<String>, ApiError> {
+    Ok(state
+        .db
+        .machine_snapshots(&agent.scope, &agent.machine_id)
+        .await?
+        .into_iter()
+        .collect())
+}
+
+/// The caller's machine's live snapshots, oldest first (the vault's order).
+async fn own_snapshots(
+    state: &AppState,
+    agent: &AgentPrincipal,
+    tv: &TenantVault,
+) -> Result<Vec<SnapshotRecord>, ApiError> {
+    let owned = owned_ids(state, agent).await?;
+    let mut records = tv.vault.snapshots().await.map_err(store_error)?;
+    records.retain(|r| owned.contains(&r.id.to_hex()));
+    Ok(records)
+}
+
+/// `latest`, a full id or a unique hex prefix among `records` (oldest first), with the
+/// vault's own rules and errors, so that resolution on the server and in a local vault
+/// read alike.
+fn resolve_among(mut records: Vec<SnapshotRecord>, spec: &str) -> Result<SnapshotRecord, StoreError> {
+    if spec == "latest" {
+        return records
+            .pop()
+            .ok_or_else(|| StoreError::UnknownSnapshot(spec.to_owned()));
+    }
+    let prefix = spec.to_ascii_lowercase();
+    if prefix.is_empty() || prefix.len() > 64 || !prefix.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(StoreError::UnknownSnapshot(spec.to_owned()));
+    }
+    records.retain(|r| r.id.to_hex().starts_with(&prefix));
+    match records.len() {
+        0 => Err(StoreError::UnknownSnapshot(spec.to_owned())),
+        1 => Ok(records.remove(0)),
+        _ => Err(StoreError::AmbiguousSnapshot(spec.to_owned())),
     }
 }
 
@@ -199,8 +261,17 @@ pub(super) async fn open_session(
         .as_deref()
         .map(|p| SnapshotId::from_str(p).map_err(|e| ApiError::invalid(format!("parent: {e}"))))
         .transpose()?;
+    if let Some(parent) = &parent
+        && !owned_ids(&state, &agent).await?.contains(&parent.to_hex())
+    {
+        return Err(store_error(StoreError::UnknownSnapshot(parent.to_hex())));
+    }
     let tv = tenant_vault(&state, &agent).await?;
     let session = tv.vault.open_session(parent).await.map_err(store_error)?;
+    state
+        .db
+        .record_session(&agent.scope, &session.0, &agent.machine_id, now_ms())
+        .await?;
     Ok((StatusCode::CREATED, Json(SessionOpened { session: session.0 })))
 }
 
@@ -211,7 +282,7 @@ pub(super) async fn missing(
     Path(session): Path<String>,
     body: Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
-    let session = session_id(&session)?;
+    let session = own_session(&state, &agent, &session).await?;
     let ids = chunk_ids(&body, MAX_IDS_PER_REQUEST)?;
     let tv = tenant_vault(&state, &agent).await?;
     let missing = tv.vault.missing(&session, &ids).await.map_err(store_error)?;
@@ -230,7 +301,7 @@ pub(super) async fn put_pack(
     Path(session): Path<String>,
     body: Bytes,
 ) -> Result<Json<PackStored>, ApiError> {
-    let session = session_id(&session)?;
+    let session = own_session(&state, &agent, &session).await?;
     let tv = tenant_vault(&state, &agent).await?;
     let tenant = state
         .db
@@ -270,10 +341,22 @@ pub(super) async fn commit(
     Path(session): Path<String>,
     body: Bytes,
 ) -> Result<(StatusCode, Json<Committed>), ApiError> {
-    let session = session_id(&session)?;
+    let session = own_session(&state, &agent, &session).await?;
     let parts = decode_n_frames(&body, 2)
         .map_err(|e| ApiError::bad_request(format!("commit body (manifest, reference list): {e}")))?;
     let tv = tenant_vault(&state, &agent).await?;
+    // The owner is recorded before the vault commits, so no committed snapshot is ever
+    // without one; a claim whose commit then fails names no live snapshot and is ignored.
+    let claimed = Manifest::id_of(parts[0]).to_hex();
+    if !state
+        .db
+        .claim_snapshot(&agent.scope, &claimed, &agent.machine_id, now_ms())
+        .await?
+    {
+        return Err(ApiError::conflict(
+            "another machine already committed this snapshot",
+        ));
+    }
     let id = tv
         .vault
         .commit(&session, parts[0], parts[1])
@@ -296,47 +379,43 @@ pub(super) async fn abort_session(
     agent: AgentPrincipal,
     Path(session): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let session = session_id(&session)?;
+    let session = own_session(&state, &agent, &session).await?;
     let tv = tenant_vault(&state, &agent).await?;
     tv.vault.abort_session(&session).await.map_err(store_error)?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn entry(tv: &TenantVault, id: SnapshotId) -> Result<SnapshotEntry, ApiError> {
-    let manifest = tv.vault.manifest(&id).await.map_err(store_error)?;
+async fn entry(tv: &TenantVault, record: SnapshotRecord) -> Result<SnapshotEntry, ApiError> {
     Ok(SnapshotEntry {
-        id: id.to_hex(),
-        manifest: hex::encode(manifest.encode()),
-        damaged: tv.vault.is_damaged(&id).await.map_err(store_error)?,
+        id: record.id.to_hex(),
+        manifest: hex::encode(record.manifest.encode()),
+        damaged: tv.vault.is_damaged(&record.id).await.map_err(store_error)?,
     })
 }
 
-/// `GET /api/v1/vault/snapshots`.
+/// `GET /api/v1/vault/snapshots`: the caller's machine's snapshots.
 pub(super) async fn snapshots(
     State(state): State<AppState>,
     agent: AgentPrincipal,
 ) -> Result<Json<SnapshotList>, ApiError> {
     let tv = tenant_vault(&state, &agent).await?;
     let mut list = Vec::new();
-    for record in tv.vault.snapshots().await.map_err(store_error)? {
-        list.push(SnapshotEntry {
-            id: record.id.to_hex(),
-            manifest: hex::encode(record.manifest.encode()),
-            damaged: tv.vault.is_damaged(&record.id).await.map_err(store_error)?,
-        });
+    for record in own_snapshots(&state, &agent, &tv).await? {
+        list.push(entry(&tv, record).await?);
     }
     Ok(Json(SnapshotList { snapshots: list }))
 }
 
-/// `GET /api/v1/vault/snapshots/{spec}`: `latest`, a full id or a unique prefix.
+/// `GET /api/v1/vault/snapshots/{spec}`: `latest`, a full id or a unique prefix, among
+/// the caller's machine's snapshots.
 pub(super) async fn snapshot(
     State(state): State<AppState>,
     agent: AgentPrincipal,
     Path(spec): Path<String>,
 ) -> Result<Json<SnapshotEntry>, ApiError> {
     let tv = tenant_vault(&state, &agent).await?;
-    let id = tv.vault.resolve(&spec).await.map_err(store_error)?;
-    Ok(Json(entry(&tv, id).await?))
+    let record = resolve_among(own_snapshots(&state, &agent, &tv).await?, &spec).map_err(store_error)?;
+    Ok(Json(entry(&tv, record).await?))
 }
 
 /// `POST /api/v1/vault/blobs`: ids in, their sealed blobs out as frames, in order.

@@ -311,6 +311,30 @@ pub trait ServiceDb: Send + Sync {
         machine_id: &MachineId,
         now_ms: i64,
     ) -> DbResult<bool>;
+
+    /// Notes that `machine` opened upload session `session_id` of the tenant's vault.
+    async fn record_session(
+        &self,
+        scope: &TenantScope,
+        session_id: &str,
+        machine: &MachineId,
+        now_ms: i64,
+    ) -> DbResult<()>;
+    /// The machine that opened the session, if the tenant has such a session.
+    async fn session_machine(&self, scope: &TenantScope, session_id: &str) -> DbResult<Option<MachineId>>;
+    /// Records `machine` as the owner of snapshot `snapshot_id` (hex). `true` when the
+    /// snapshot is now this machine's (also when it already was), `false` when another
+    /// machine of the tenant owns it.
+    async fn claim_snapshot(
+        &self,
+        scope: &TenantScope,
+        snapshot_id: &str,
+        machine: &MachineId,
+        now_ms: i64,
+    ) -> DbResult<bool>;
+    /// Ids (hex) of the snapshots the machine owns, including claims whose commit failed:
+    /// callers intersect them with the vault's live snapshots.
+    async fn machine_snapshots(&self, scope: &TenantScope, machine: &MachineId) -> DbResult<Vec<String>>;
 }
 
 /// Opens (creating if needed) and migrates the database at `url`.

@@ -555,6 +555,83 @@ macro_rules! impl_service_db {
                 tx.commit().await?;
                 Ok(revoked == 1)
             }
+
+            async fn record_session(
+                &self,
+                scope: &$crate::tenancy::TenantScope,
+                session_id: &str,
+                machine: &$crate::tenancy::MachineId,
+                now_ms: i64,
+            ) -> $crate::db::DbResult<()> {
+                sqlx::query(
+                    "INSERT INTO upload_sessions (tenant_id, session_id, machine_id, created_ms) \
+                     VALUES ($1, $2, $3, $4)",
+                )
+                .bind(scope.tenant_id().as_str())
+                .bind(session_id)
+                .bind(machine.as_str())
+                .bind(now_ms)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn session_machine(
+                &self,
+                scope: &$crate::tenancy::TenantScope,
+                session_id: &str,
+            ) -> $crate::db::DbResult<Option<$crate::tenancy::MachineId>> {
+                let machine: Option<String> = sqlx::query_scalar(
+                    "SELECT machine_id FROM upload_sessions WHERE tenant_id = $1 AND session_id = $2",
+                )
+                .bind(scope.tenant_id().as_str())
+                .bind(session_id)
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(machine.map($crate::tenancy::MachineId::from_db))
+            }
+
+            async fn claim_snapshot(
+                &self,
+                scope: &$crate::tenancy::TenantScope,
+                snapshot_id: &str,
+                machine: &$crate::tenancy::MachineId,
+                now_ms: i64,
+            ) -> $crate::db::DbResult<bool> {
+                sqlx::query(
+                    "INSERT INTO snapshot_owners (tenant_id, snapshot_id, machine_id, created_ms) \
+                     VALUES ($1, $2, $3, $4) ON CONFLICT (tenant_id, snapshot_id) DO NOTHING",
+                )
+                .bind(scope.tenant_id().as_str())
+                .bind(snapshot_id)
+                .bind(machine.as_str())
+                .bind(now_ms)
+                .execute(&self.pool)
+                .await?;
+                let owner: String = sqlx::query_scalar(
+                    "SELECT machine_id FROM snapshot_owners WHERE tenant_id = $1 AND snapshot_id = $2",
+                )
+                .bind(scope.tenant_id().as_str())
+                .bind(snapshot_id)
+                .fetch_one(&self.pool)
+                .await?;
+                Ok(owner == machine.as_str())
+            }
+
+            async fn machine_snapshots(
+                &self,
+                scope: &$crate::tenancy::TenantScope,
+                machine: &$crate::tenancy::MachineId,
+            ) -> $crate::db::DbResult<Vec<String>> {
+                Ok(sqlx::query_scalar(
+                    "SELECT snapshot_id FROM snapshot_owners WHERE tenant_id = $1 AND machine_id = $2 \
+                     ORDER BY snapshot_id",
+                )
+                .bind(scope.tenant_id().as_str())
+                .bind(machine.as_str())
+                .fetch_all(&self.pool)
+                .await?)
+            }
         }
     };
 }

@@ -121,6 +121,7 @@ both_backends!(
     agent_credentials_resolve_and_revoke,
     inactive_tenants_and_foreign_networks_cannot_register,
     tenant_scope_isolates_tenants,
+    sessions_and_snapshots_belong_to_one_machine,
 );
 
 fn operator() -> OperatorPrincipal {
@@ -550,4 +551,40 @@ async fn tenant_scope_isolates_tenants(db: Arc<dyn ServiceDb>) {
     let b_now = db.tenant(&scope_b).await.unwrap().unwrap();
     assert_eq!(b_now, tenant_b, "changes through A's scope leave B untouched");
     assert_eq!(db.tenant(&scope_a).await.unwrap().unwrap().id, tenant_a.id);
+}
+
+async fn sessions_and_snapshots_belong_to_one_machine(db: Arc<dyn ServiceDb>) {
+    let (_, scope_a) = create(db.as_ref(), "ACME-0001", 5).await;
+    let (_, scope_b) = create(db.as_ref(), "BETA-0002", 5).await;
+    let (web, _) = register(db.as_ref(), &scope_a).await;
+    let (mail, _) = register(db.as_ref(), &scope_a).await;
+    let session = random_hex(16);
+    let snapshot = random_hex(32);
+
+    db.record_session(&scope_a, &session, &web, T0).await.unwrap();
+    assert_eq!(
+        db.session_machine(&scope_a, &session).await.unwrap(),
+        Some(web.clone())
+    );
+    assert_eq!(
+        db.session_machine(&scope_b, &session).await.unwrap(),
+        None,
+        "another tenant's scope does not see the session"
+    );
+
+    assert!(db.claim_snapshot(&scope_a, &snapshot, &web, T0).await.unwrap());
+    assert!(
+        db.claim_snapshot(&scope_a, &snapshot, &web, T0).await.unwrap(),
+        "claiming one's own snapshot again is harmless"
+    );
+    assert!(
+        !db.claim_snapshot(&scope_a, &snapshot, &mail, T0).await.unwrap(),
+        "another machine cannot take it over"
+    );
+    assert_eq!(
+        db.machine_snapshots(&scope_a, &web).await.unwrap(),
+        vec![snapshot.clone()]
+    );
+    assert!(db.machine_snapshots(&scope_a, &mail).await.unwrap().is_empty());
+    assert!(db.machine_snapshots(&scope_b, &web).await.unwrap().is_empty());
 }
