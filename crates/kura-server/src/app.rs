@@ -2,7 +2,7 @@
 //! its own router, so that operator routes and metrics simply do not exist on the
 //! customer-facing socket.
 
-use crate::vaults::TenantVaults;
+use crate::vaults::{TenantVaults, VaultsError};
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
@@ -31,6 +31,8 @@ pub enum ServerError {
     DataDir { path: PathBuf, source: std::io::Error },
     #[error(transparent)]
     Db(#[from] DbError),
+    #[error(transparent)]
+    Vaults(#[from] VaultsError),
     #[error(transparent)]
     Tls(#[from] TlsError),
     #[error("cannot listen on {addr}: {source}")]
@@ -82,7 +84,7 @@ impl Server {
 
         let state = AppState {
             db: db.clone(),
-            vaults: Arc::new(TenantVaults::new(config.data_dir.join("vaults"))),
+            vaults: Arc::new(TenantVaults::connect(&config).await?),
             config: Arc::new(config),
             metrics: prometheus_handle(),
         };

@@ -53,6 +53,39 @@ pub struct ServerConfig {
     /// How long graceful shutdown waits for open requests.
     #[serde(default = "default_shutdown_grace", deserialize_with = "de_duration")]
     pub shutdown_grace: Duration,
+    /// Where vault objects (packs, manifests) live when the database is PostgreSQL:
+    /// `DATA_DIR/objects` or an S3 bucket. With SQLite each vault keeps its own directory.
+    #[serde(default)]
+    pub object_store: ObjectStoreKind,
+    /// S3 endpoint URL, e.g. `https://s3.internal:3900` (with `object_store = "s3"`).
+    #[serde(default)]
+    pub s3_endpoint: String,
+    /// S3 region name (Garage's default is `garage`).
+    #[serde(default = "default_s3_region")]
+    pub s3_region: String,
+    /// The bucket holding every tenant's vault objects, each under `t/<tenant>/v/<vault>/`.
+    #[serde(default)]
+    pub s3_bucket: String,
+    /// S3 access key id.
+    #[serde(default)]
+    pub s3_access_key: String,
+    /// S3 secret key.
+    #[serde(default)]
+    pub s3_secret_key: String,
+    /// Allows a plain-HTTP `s3_endpoint` (a store on a trusted private network only).
+    #[serde(default)]
+    pub s3_allow_http: bool,
+}
+
+/// The object store of the vaults (see [`ServerConfig::object_store`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ObjectStoreKind {
+    /// A local directory, `DATA_DIR/objects`.
+    #[default]
+    Local,
+    /// An S3-compatible bucket (Garage, Ceph RGW, AWS S3, …).
+    S3,
 }
 
 fn default_customer_listen() -> SocketAddr {
@@ -77,6 +110,10 @@ fn default_region() -> String {
 
 fn default_shutdown_grace() -> Duration {
     Duration::from_secs(10)
+}
+
+fn default_s3_region() -> String {
+    "us-east-1".to_owned()
 }
 
 fn de_duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
@@ -111,6 +148,13 @@ impl ServerConfig {
             max_body: default_max_body(),
             default_region: default_region(),
             shutdown_grace: default_shutdown_grace(),
+            object_store: ObjectStoreKind::Local,
+            s3_endpoint: String::new(),
+            s3_region: default_s3_region(),
+            s3_bucket: String::new(),
+            s3_access_key: String::new(),
+            s3_secret_key: String::new(),
+            s3_allow_http: false,
         }
     }
 

@@ -2,21 +2,39 @@
 //! and sharing it between requests, and the stored-bytes figure the quota is checked
 //! against.
 //!
-//! Every tenant has one vault (`default`), reached only through a [`TenantScope`], under
-//! `DATA/vaults/<tenant-id>/default/` (objects and catalog). Dedup happens inside it, so
-//! never across tenants. Uploads are checked by the vault before they are stored: the
-//! service trusts no agent's bytes.
+//! Every tenant has one vault (`default`), reached only through a [`TenantScope`]. Dedup
+//! happens inside it, so never across tenants. Uploads are checked by the vault before
+//! they are stored: the service trusts no agent's bytes. Where vaults live follows the
+//! service database:
+//!
+//! - **SQLite** (embedded): each vault is a directory `DATA/vaults/<tenant-id>/default/`
+//!   with its own SQLite catalog and objects, so one tenant's writes never wait for
+//!   another's database lock.
+//! - **PostgreSQL** (scale-out): every catalog lives in the service's PostgreSQL database
+//!   (vault id `<tenant-id>/default`, tables `vault_*` beside the service tables) and every
+//!   object in one store — `DATA/objects` or an S3 bucket — under
+//!   `t/<tenant-id>/v/default/`. Nothing is on the server's disk, so several servers can
+//!   share the vaults.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use kura_format::{KeySlot, VaultConfig};
-use kura_store::{StoreError, Vault};
+use kura_store::{Catalog, ObjectLayout, StoreError, Vault};
+use object_store::ObjectStore;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path as ObjectPath;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use tokio::sync::Mutex;
 
+use crate::config::{ObjectStoreKind, ServerConfig};
 use crate::tenancy::{TenantId, TenantScope};
+
+/// The one vault every tenant has so far.
+const VAULT_NAME: &str = "default";
 
 /// One tenant's open vault and its running stored-bytes figure.
 pub struct TenantVault {
@@ -52,23 +70,107 @@ impl TenantVault {
     }
 }
 
+/// Why the vaults could not be set up at start.
+#[derive(Debug, thiserror::Error)]
+pub enum VaultsError {
+    #[error(
+        "object_store = \"s3\" needs a PostgreSQL database_url: with SQLite each vault keeps its own directory"
+    )]
+    S3NeedsPostgres,
+    #[error("cannot connect to the vault database: {0}")]
+    Connect(#[from] sqlx::Error),
+    #[error("vault storage: {0}")]
+    Store(#[from] StoreError),
+}
+
+/// Where the vaults live (see the module docs).
+enum Backend {
+    /// One directory per vault under this root (`DATA/vaults`).
+    Local { root: PathBuf },
+    /// Catalogs in PostgreSQL, objects in one store.
+    Shared {
+        pool: PgPool,
+        objects: Arc<dyn ObjectStore>,
+    },
+}
+
 /// All tenants' vaults of this server.
 pub struct TenantVaults {
-    root: PathBuf,
+    backend: Backend,
     open: Mutex<HashMap<TenantId, Arc<TenantVault>>>,
 }
 
 impl TenantVaults {
-    /// Vaults under `root` (normally `DATA/vaults`).
-    pub fn new(root: PathBuf) -> Self {
-        TenantVaults {
-            root,
+    /// The vaults for `config`: on PostgreSQL when `database_url` is PostgreSQL (migrating
+    /// the catalog tables), in `DATA/vaults` otherwise.
+    pub async fn connect(config: &ServerConfig) -> Result<Self, VaultsError> {
+        let url = config.effective_database_url();
+        let backend = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let pool = PgPoolOptions::new()
+                .max_connections(16)
+                .connect_with(PgConnectOptions::from_str(&url)?)
+                .await?;
+            kura_store::migrate_postgres(&pool).await?;
+            let objects: Arc<dyn ObjectStore> = match config.object_store {
+                ObjectStoreKind::Local => {
+                    let dir = config.data_dir.join("objects");
+                    std::fs::create_dir_all(&dir)
+                        .map_err(|e| StoreError::Storage(format!("cannot create {}: {e}", dir.display())))?;
+                    Arc::new(LocalFileSystem::new_with_prefix(dir).map_err(StoreError::from)?)
+                }
+                ObjectStoreKind::S3 => kura_store::s3_store(
+                    &config.s3_endpoint,
+                    &config.s3_region,
+                    &config.s3_bucket,
+                    &config.s3_access_key,
+                    &config.s3_secret_key,
+                    config.s3_allow_http,
+                )?,
+            };
+            Backend::Shared { pool, objects }
+        } else if config.object_store == ObjectStoreKind::S3 {
+            return Err(VaultsError::S3NeedsPostgres);
+        } else {
+            Backend::Local {
+                root: config.data_dir.join("vaults"),
+            }
+        };
+        Ok(TenantVaults {
+            backend,
             open: Mutex::new(HashMap::new()),
-        }
+        })
     }
 
-    fn dir(&self, scope: &TenantScope) -> PathBuf {
-        self.root.join(scope.tenant_id().as_str()).join("default")
+    /// Opens the tenant's vault, or creates it with `new` = (config, key slots).
+    async fn open_vault(
+        &self,
+        scope: &TenantScope,
+        new: Option<(VaultConfig, &[KeySlot])>,
+    ) -> Result<Vault, StoreError> {
+        let tenant = scope.tenant_id().as_str();
+        match &self.backend {
+            Backend::Local { root } => {
+                let dir = root.join(tenant).join(VAULT_NAME);
+                match new {
+                    Some((config, slots)) => Vault::create_local_checked(&dir, config, slots, true).await,
+                    None => Vault::open_local_checked(&dir, true).await,
+                }
+            }
+            Backend::Shared { pool, objects } => {
+                let objects = ObjectLayout::new(
+                    Arc::clone(objects),
+                    ObjectPath::from(format!("t/{tenant}/v/{VAULT_NAME}")),
+                );
+                let catalog = Catalog::postgres(pool.clone(), &format!("{tenant}/{VAULT_NAME}"));
+                let location = format!("tenant {tenant} vault {VAULT_NAME}");
+                match new {
+                    Some((config, slots)) => {
+                        Vault::create(objects, catalog, config, slots, location, true).await
+                    }
+                    None => Vault::open(objects, catalog, location, true).await,
+                }
+            }
+        }
     }
 
     /// The tenant's vault, or `None` when it has not been created yet.
@@ -77,7 +179,7 @@ impl TenantVaults {
         if let Some(v) = open.get(scope.tenant_id()) {
             return Ok(Some(Arc::clone(v)));
         }
-        let vault = match Vault::open_local_checked(&self.dir(scope), true).await {
+        let vault = match self.open_vault(scope, None).await {
             Ok(v) => v,
             Err(StoreError::NoVault(_)) => return Ok(None),
             Err(e) => return Err(e),
@@ -95,7 +197,7 @@ impl TenantVaults {
         slots: &[KeySlot],
     ) -> Result<Arc<TenantVault>, StoreError> {
         let mut open = self.open.lock().await;
-        let vault = Vault::create_local_checked(&self.dir(scope), config, slots, true).await?;
+        let vault = self.open_vault(scope, Some((config, slots))).await?;
         let vault = Arc::new(TenantVault::new(vault).await?);
         open.insert(scope.tenant_id().clone(), Arc::clone(&vault));
         Ok(vault)

@@ -6,6 +6,8 @@
     reason = "each test binary uses a different subset of these helpers"
 )]
 
+pub mod agent;
+
 use std::path::Path;
 
 use kura_server::{RunningServer, Server, ServerConfig};
@@ -60,6 +62,11 @@ pub async fn parts(response: reqwest::Response) -> (u16, Value) {
 }
 
 impl TestServer {
+    /// The server's data directory.
+    pub fn data_dir(&self) -> &Path {
+        self._data.path()
+    }
+
     pub async fn operator(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
         let mut request = self
             .http

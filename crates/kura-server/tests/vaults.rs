@@ -1,0 +1,116 @@
+//! Vaults where the service keeps them: with a PostgreSQL `database_url`, catalogs in
+//! PostgreSQL and objects under `DATA/objects/t/<tenant>/v/default/`, driven through the
+//! vault protocol of a real server.
+
+mod common;
+
+use common::agent::Agent;
+use kura_api::frames::decode_frames;
+use kura_format::ChunkId;
+use kura_server::secrets::random_hex;
+use reqwest::Method;
+
+/// A fresh schema in the test PostgreSQL, dropped when the guard goes.
+struct Schema {
+    admin: sqlx::PgPool,
+    name: String,
+}
+
+impl Schema {
+    async fn create() -> Schema {
+        let url = std::env::var("KURA_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://root@127.0.0.1:5432/test".to_owned());
+        let admin = sqlx::PgPool::connect(&url)
+            .await
+            .expect("PostgreSQL must be running for this test");
+        let name = format!("v_{}", random_hex(8));
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {name}")))
+            .execute(&admin)
+            .await
+            .unwrap();
+        Schema { admin, name }
+    }
+
+    /// The test database with this schema first on the search path.
+    fn url(&self) -> String {
+        let base = std::env::var("KURA_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://root@127.0.0.1:5432/test".to_owned());
+        format!("{base}?options=-c%20search_path%3D{}", self.name)
+    }
+
+    async fn drop_it(self) {
+        sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {} CASCADE", self.name)))
+            .execute(&self.admin)
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vaults_live_in_postgresql_when_the_service_does() {
+    let schema = Schema::create().await;
+    let url = schema.url();
+    let server = common::start(|config| config.database_url = Some(url)).await;
+    let tenant = server.create_tenant("ACME-0001", 2, serde_json::json!({})).await;
+    let tenant_id = tenant["tenant_id"].as_str().unwrap();
+    let agent = Agent::register(&server, tenant["registration_token"].as_str().unwrap(), "web-01").await;
+    agent.create_vault().await;
+
+    let data: [&[u8]; 2] = [b"first chunk of the backup", b"second chunk of the backup"];
+    let first = agent.backup("etc", &data).await;
+    let second = agent.backup("etc", &data).await;
+    assert_eq!(agent.snapshot_ids().await, vec![first, second.clone()]);
+    let (status, latest) = agent.get("/api/v1/vault/snapshots/latest").await;
+    assert_eq!((status, latest["id"].as_str()), (200, Some(second.as_str())));
+
+    // Restore: the blobs come back and open to the data.
+    let ids: Vec<ChunkId> = data.iter().map(|d| agent.codec.id(d)).collect();
+    let body: Vec<u8> = ids.iter().flat_map(|id| id.as_bytes().to_vec()).collect();
+    let response = agent
+        .request(Method::POST, "/api/v1/vault/blobs")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let blobs = response.bytes().await.unwrap();
+    let ranges = decode_frames(&blobs).unwrap();
+    for ((id, range), want) in ids.iter().zip(ranges).zip(data) {
+        assert_eq!(agent.codec.open(id, &blobs[range]).unwrap(), want);
+    }
+
+    // The catalog rows are in PostgreSQL, the objects in the shared store, no per-tenant
+    // directory on disk.
+    let vault = format!("{tenant_id}/default");
+    let snapshots: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT COUNT(*) FROM {}.vault_snapshots WHERE vault = $1",
+        schema.name
+    )))
+    .bind(&vault)
+    .fetch_one(&schema.admin)
+    .await
+    .unwrap();
+    assert_eq!(snapshots, 2);
+    let chunks: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT COUNT(*) FROM {}.vault_chunks WHERE vault = $1",
+        schema.name
+    )))
+    .bind(&vault)
+    .fetch_one(&schema.admin)
+    .await
+    .unwrap();
+    assert!(chunks >= 2, "{chunks} chunks indexed");
+    let packs = server
+        .data_dir()
+        .join("objects/t")
+        .join(tenant_id)
+        .join("v/default/packs");
+    assert!(
+        std::fs::read_dir(&packs).unwrap().next().is_some(),
+        "no pack in {packs:?}"
+    );
+    assert!(!server.data_dir().join("vaults").exists());
+
+    server.server.shutdown().await.unwrap();
+    schema.drop_it().await;
+}
