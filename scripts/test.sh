@@ -1,10 +1,21 @@
 #!/usr/bin/env bash
 # Runs every test of the workspace: unit, property and integration tests (the latter
-# drive the real `kura` binary). Installs what it needs on a fresh machine.
+# drive the real `kura` binary and a real `kura-server` over TLS). Database tests run on
+# SQLite and on PostgreSQL at 127.0.0.1:5432 (database `test`, override with
+# KURA_TEST_POSTGRES_URL). Installs and starts what it needs on a fresh machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/kura-target}
 command -v cargo-nextest >/dev/null || cargo install cargo-nextest --locked
-# Tests that inspect extended attributes and sparse files need these tools' libraries only;
-# nothing else to install yet.
+
+# PostgreSQL: running already on machines of this kind; start it if it is not.
+if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
+  if ! command -v pg_ctlcluster >/dev/null; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+  fi
+  service postgresql start >/dev/null 2>&1 || pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | sort -V | tail -1)" main start
+  for _ in $(seq 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
+  pg_isready -h 127.0.0.1 -p 5432 || { echo "PostgreSQL did not start on 127.0.0.1:5432" >&2; exit 1; }
+fi
+
 cargo nextest run --workspace --locked --no-fail-fast "$@"

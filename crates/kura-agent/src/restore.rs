@@ -59,6 +59,11 @@ struct FileJob {
     node: Node,
 }
 
+/// Small files travel to the workers in batches whose chunks are fetched with one read:
+/// per-file round trips to the vault cost more than the data of a small file.
+const SMALL_BATCH_FILES: usize = 64;
+const SMALL_BATCH_BYTES: u64 = 4 << 20;
+
 /// Restores snapshot `id`. Call from a thread outside the async runtime.
 pub fn run(
     vault: &OpenVault,
@@ -86,15 +91,19 @@ pub fn run(
     }
 
     let errors = Mutex::new(Vec::new());
+    // Writing files is mostly system calls that wait on the file system: two workers per
+    // core keep the cores busy.
     let workers = std::thread::available_parallelism()
-        .map_or(2, |n| n.get())
-        .clamp(2, 8);
-    let (tx, rx) = sync_channel::<FileJob>(256);
+        .map_or(2, |n| n.get() * 2)
+        .clamp(4, 16);
+    let (tx, rx) = sync_channel::<Vec<FileJob>>(2 * workers);
     let rx = Arc::new(Mutex::new(rx));
     let mut walker = RestoreWalk {
         vault,
         overwrite: options.overwrite,
         jobs: tx,
+        small: Vec::new(),
+        small_bytes: 0,
         dirs: Vec::new(),
         links: Vec::new(),
         first_links: HashMap::new(),
@@ -121,7 +130,7 @@ pub fn run(
                     Some(node) => walker.restore_node(&dir, node)?,
                 }
             }
-            Ok::<(), AgentError>(())
+            walker.flush_small()
         })();
         drop(std::mem::replace(&mut walker.jobs, sync_channel(1).0));
         result
@@ -185,7 +194,10 @@ fn safe_name(name: &[u8]) -> Result<&std::ffi::OsStr> {
 struct RestoreWalk<'a> {
     vault: &'a OpenVault,
     overwrite: bool,
-    jobs: std::sync::mpsc::SyncSender<FileJob>,
+    jobs: std::sync::mpsc::SyncSender<Vec<FileJob>>,
+    /// Single-chunk files waiting to be sent as one batch.
+    small: Vec<FileJob>,
+    small_bytes: u64,
     dirs: Vec<(PathBuf, Node)>,
     /// Hard links to create once files are written: (link, original).
     links: Vec<(PathBuf, PathBuf)>,
@@ -252,9 +264,15 @@ impl RestoreWalk<'_> {
                     path,
                     node: node.clone(),
                 };
-                self.jobs
-                    .send(job)
-                    .map_err(|_| AgentError::Aborted("restore workers stopped".into()))?;
+                if matches!(node.content.as_slice(), [] | [Extent::Chunk(_)]) {
+                    self.small_bytes += node.size;
+                    self.small.push(job);
+                    if self.small.len() >= SMALL_BATCH_FILES || self.small_bytes >= SMALL_BATCH_BYTES {
+                        self.flush_small()?;
+                    }
+                } else {
+                    self.send(vec![job])?;
+                }
             }
             NodeKind::Symlink => {
                 self.clear(&path)?;
@@ -287,6 +305,21 @@ impl RestoreWalk<'_> {
         Ok(())
     }
 
+    fn send(&self, batch: Vec<FileJob>) -> Result<()> {
+        self.jobs
+            .send(batch)
+            .map_err(|_| AgentError::Aborted("restore workers stopped".into()))
+    }
+
+    fn flush_small(&mut self) -> Result<()> {
+        self.small_bytes = 0;
+        if self.small.is_empty() {
+            return Ok(());
+        }
+        let batch = std::mem::take(&mut self.small);
+        self.send(batch)
+    }
+
     fn clear(&self, path: &Path) -> Result<()> {
         if self.overwrite && std::fs::symlink_metadata(path).is_ok() {
             remove_entry(path)?;
@@ -308,29 +341,78 @@ fn remove_entry(path: &Path) -> Result<()> {
 /// Worker: writes the content of files.
 fn write_files(
     vault: &OpenVault,
-    jobs: &Mutex<Receiver<FileJob>>,
+    jobs: &Mutex<Receiver<Vec<FileJob>>>,
     errors: &Mutex<Vec<String>>,
     progress: &RestoreProgress,
 ) {
+    let report = |path: &Path, e: AgentError| {
+        errors
+            .lock()
+            .expect("errors lock")
+            .push(format!("{}: {e}", path.display()))
+    };
     loop {
-        let job = match jobs.lock().expect("job lock").recv() {
-            Ok(j) => j,
+        let batch = match jobs.lock().expect("job lock").recv() {
+            Ok(b) => b,
             Err(_) => return,
         };
-        match write_file(vault, &job.path, &job.node, progress) {
+        let done = |job: &FileJob, result: Result<()>| match result {
             Ok(()) => {
                 progress.files.fetch_add(1, Ordering::Relaxed);
                 apply_metadata(&job.path, &job.node, errors);
             }
-            Err(e) => errors
-                .lock()
-                .expect("errors lock")
-                .push(format!("{}: {e}", job.path.display())),
+            Err(e) => report(&job.path, e),
+        };
+        if let [job] = batch.as_slice() {
+            done(job, write_file(vault, &job.path, &job.node, progress));
+            continue;
+        }
+        // Small files: every chunk of the batch in one read.
+        let ids: Vec<ChunkId> = batch
+            .iter()
+            .filter_map(|job| match job.node.content.first() {
+                Some(Extent::Chunk(id)) => Some(*id),
+                _ => None,
+            })
+            .collect();
+        let blobs = match vault.handle.block_on(vault.repo.read_blobs(&ids)) {
+            Ok(blobs) => blobs,
+            // One bad chunk must not cost the others: fall back to file by file.
+            Err(_) => {
+                for job in &batch {
+                    done(job, write_file(vault, &job.path, &job.node, progress));
+                }
+                continue;
+            }
+        };
+        let mut blobs = ids.iter().zip(blobs);
+        for job in &batch {
+            let result = match job.node.content.first() {
+                Some(Extent::Chunk(_)) => {
+                    let (id, blob) = blobs.next().expect("one blob per single-chunk file");
+                    vault
+                        .codec
+                        .open(id, &blob)
+                        .map_err(AgentError::from)
+                        .and_then(|data| write_small_file(&job.path, &job.node, &data, progress))
+                }
+                _ => write_small_file(&job.path, &job.node, &[], progress),
+            };
+            done(job, result);
         }
     }
 }
 
-fn write_file(vault: &OpenVault, path: &Path, node: &Node, progress: &RestoreProgress) -> Result<()> {
+/// Writes a file whose whole content is `data`.
+fn write_small_file(path: &Path, node: &Node, data: &[u8], progress: &RestoreProgress) -> Result<()> {
+    let mut file = create_file(path)?;
+    file.write_all(data).map_err(|e| AgentError::io(path, e))?;
+    progress.bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
+    finish_file(&file, path, node, data.len() as u64, data.len() as u64)
+}
+
+/// Creates (or truncates) the file at `path`, never following a symlink there.
+fn create_file(path: &Path) -> Result<File> {
     let open = || {
         OpenOptions::new()
             .write(true)
@@ -340,15 +422,37 @@ fn write_file(vault: &OpenVault, path: &Path, node: &Node, progress: &RestorePro
             .mode(0o600)
             .open(path)
     };
-    let mut file: File = match open() {
-        Ok(f) => f,
+    match open() {
+        Ok(f) => Ok(f),
         Err(_) if std::fs::symlink_metadata(path).is_ok() => {
             remove_entry(path)?;
-            open().map_err(|e| AgentError::io(path, e))?
+            open().map_err(|e| AgentError::io(path, e))
         }
-        Err(e) => return Err(AgentError::io(path, e)),
-    };
+        Err(e) => Err(AgentError::io(path, e)),
+    }
+}
+
+/// Trailing holes, and the size check that catches a short or overlong snapshot entry.
+/// `pos` is where the content ends, `written` where the last write ended.
+fn finish_file(file: &File, path: &Path, node: &Node, pos: u64, written: u64) -> Result<()> {
+    // The file was created empty: only a trailing hole or a short entry needs the length set.
+    if written < node.size.max(pos) {
+        file.set_len(node.size.max(pos))
+            .map_err(|e| AgentError::io(path, e))?;
+    }
+    if pos > node.size {
+        return Err(AgentError::Unsafe(format!(
+            "content is longer than the recorded size of {}",
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
+fn write_file(vault: &OpenVault, path: &Path, node: &Node, progress: &RestoreProgress) -> Result<()> {
+    let mut file = create_file(path)?;
     let mut pos = 0u64;
+    let mut written = 0u64;
     let mut i = 0;
     while i < node.content.len() {
         match node.content[i] {
@@ -372,22 +476,14 @@ fn write_file(vault: &OpenVault, path: &Path, node: &Node, progress: &RestorePro
                     let data = vault.codec.open(id, &blob)?;
                     file.write_all(&data).map_err(|e| AgentError::io(path, e))?;
                     pos += data.len() as u64;
+                    written = pos;
                     progress.bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
                 }
                 i += ids.len();
             }
         }
     }
-    // Trailing holes, and the size check that catches a short snapshot.
-    file.set_len(node.size.max(pos))
-        .map_err(|e| AgentError::io(path, e))?;
-    if pos > node.size {
-        return Err(AgentError::Unsafe(format!(
-            "content is longer than the recorded size of {}",
-            path.display()
-        )));
-    }
-    Ok(())
+    finish_file(&file, path, node, pos, written)
 }
 
 /// Owner, mode, extended attributes and times; failures are reported, not fatal
@@ -400,7 +496,8 @@ fn apply_metadata(path: &Path, node: &Node, errors: &Mutex<Vec<String>>) {
             .expect("errors lock")
             .push(format!("{}: {what}: {e}", path.display()));
     };
-    let am_root = rustix::process::geteuid().is_root();
+    static AM_ROOT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let am_root = *AM_ROOT.get_or_init(|| rustix::process::geteuid().is_root());
     if am_root
         && let Err(e) = rustix::fs::chownat(
             CWD,

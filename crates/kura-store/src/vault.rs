@@ -696,16 +696,14 @@ impl Vault {
         let o = self.objects();
         for (pack, mut wanted) in by_pack {
             wanted.sort_by_key(|w| w.1);
-            let start = wanted[0].1 as u64;
-            let end = wanted
-                .iter()
-                .map(|w| w.1 as u64 + w.2 as u64)
-                .max()
-                .unwrap_or(start);
-            let span = o.store.get_range(&o.pack(&pack), start..end).await?;
-            for (i, offset, length) in wanted {
-                let at = (offset as u64 - start) as usize;
-                out[i] = span.slice(at..at + length as usize);
+            for run in read_runs(&wanted) {
+                let start = run[0].1 as u64;
+                let end = run.iter().map(|w| w.1 as u64 + w.2 as u64).max().unwrap_or(start);
+                let span = o.store.get_range(&o.pack(&pack), start..end).await?;
+                for &(i, offset, length) in run {
+                    let at = (offset as u64 - start) as usize;
+                    out[i] = span.slice(at..at + length as usize);
+                }
             }
         }
         Ok(out)
@@ -816,4 +814,51 @@ pub(crate) fn raw_ids(ids: &[ChunkId]) -> impl Iterator<Item = &[u8]> {
 
 fn getrandom_fill(buf: &mut [u8]) -> Result<()> {
     getrandom::fill(buf).map_err(|e| StoreError::Storage(format!("random source failed: {e}")))
+}
+
+/// Blobs closer than this in a pack are fetched with one read; farther apart, reading the
+/// gap would cost more than another request.
+const READ_GAP: u64 = 256 << 10;
+
+/// Splits blobs sorted by offset, `(index, offset, length)`, into runs read with one
+/// ranged read each.
+fn read_runs(wanted: &[(usize, u32, u32)]) -> Vec<&[(usize, u32, u32)]> {
+    let mut runs = Vec::new();
+    let mut first = 0;
+    let mut end = 0u64;
+    for (k, w) in wanted.iter().enumerate() {
+        if k > first && w.1 as u64 > end + READ_GAP {
+            runs.push(&wanted[first..k]);
+            first = k;
+        }
+        end = if k == first {
+            w.1 as u64 + w.2 as u64
+        } else {
+            end.max(w.1 as u64 + w.2 as u64)
+        };
+    }
+    if first < wanted.len() {
+        runs.push(&wanted[first..]);
+    }
+    runs
+}
+
+#[cfg(test)]
+mod read_run_tests {
+    use super::read_runs;
+
+    #[test]
+    fn near_blobs_share_a_read_and_far_ones_do_not() {
+        let wanted = [
+            (0, 0, 100),
+            (1, 200, 100),
+            (2, 10 << 20, 50),
+            (3, (10 << 20) + 60, 10),
+        ];
+        let runs = read_runs(&wanted);
+        assert_eq!(runs.len(), 2);
+        assert_eq!(runs[0].len(), 2);
+        assert_eq!(runs[1].len(), 2);
+        assert!(read_runs(&[]).is_empty());
+    }
 }

@@ -30,7 +30,7 @@ pub(crate) fn read_file(
     path: &Path,
     on_bytes: &dyn Fn(u64),
 ) -> Result<std::result::Result<FileContent, Unreadable>> {
-    let mut file = match File::open(path) {
+    let mut file = match open_noatime(path) {
         Ok(f) => f,
         Err(e) => return Ok(Err(e.to_string())),
     };
@@ -203,4 +203,20 @@ pub(crate) fn link_target(path: &Path) -> Result<Vec<u8>> {
     std::fs::read_link(path)
         .map(|t| t.as_os_str().as_bytes().to_vec())
         .map_err(|e| AgentError::io(path, e))
+}
+
+/// Opens for reading without touching the access time, so a backup leaves the atime it
+/// records unchanged (and the next backup's trees the same). Only the owner (or root) may
+/// ask for that; anyone else gets a plain open.
+pub(crate) fn open_noatime(path: &Path) -> std::io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let noatime = rustix::fs::OFlags::NOATIME.bits() as i32;
+    match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(noatime)
+        .open(path)
+    {
+        Err(e) if e.raw_os_error() == Some(rustix::io::Errno::PERM.raw_os_error()) => File::open(path),
+        other => other,
+    }
 }

@@ -326,15 +326,8 @@ impl Walker<'_, '_> {
                 .iter()
                 .map(|(n, s)| (n.clone(), Some(s.as_ref())))
                 .collect(),
-            None => match std::fs::read_dir(dir) {
-                Ok(rd) => {
-                    let mut names: Vec<OsString> = Vec::new();
-                    for entry in rd {
-                        match entry {
-                            Ok(e) => names.push(e.file_name()),
-                            Err(e) => self.error(dir, e),
-                        }
-                    }
+            None => match list_dir(dir) {
+                Ok(mut names) => {
                     names.sort();
                     names.into_iter().map(|n| (n, None)).collect()
                 }
@@ -584,4 +577,20 @@ fn read_xattrs(path: &Path) -> Vec<(ByteBuf, ByteBuf)> {
         .collect();
     out.sort();
     out
+}
+
+/// The names in a directory, read without touching its access time (see
+/// [`super::reader::open_noatime`]).
+fn list_dir(dir: &Path) -> std::io::Result<Vec<OsString>> {
+    use std::os::unix::ffi::OsStrExt;
+    let fd = super::reader::open_noatime(dir)?;
+    let mut names = Vec::new();
+    for entry in rustix::fs::Dir::read_from(&fd)? {
+        let entry = entry?;
+        let name = entry.file_name().to_bytes();
+        if name != b"." && name != b".." {
+            names.push(std::ffi::OsStr::from_bytes(name).to_os_string());
+        }
+    }
+    Ok(names)
 }
