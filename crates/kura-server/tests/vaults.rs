@@ -16,11 +16,15 @@ struct Schema {
     name: String,
 }
 
+/// The test PostgreSQL database.
+fn postgres_url() -> String {
+    std::env::var("KURA_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://root@127.0.0.1:5432/test".to_owned())
+}
+
 impl Schema {
     async fn create() -> Schema {
-        let url = std::env::var("KURA_TEST_POSTGRES_URL")
-            .unwrap_or_else(|_| "postgres://root@127.0.0.1:5432/test".to_owned());
-        let admin = sqlx::PgPool::connect(&url)
+        let admin = sqlx::PgPool::connect(&postgres_url())
             .await
             .expect("PostgreSQL must be running for this test");
         let name = format!("v_{}", random_hex(8));
@@ -33,9 +37,19 @@ impl Schema {
 
     /// The test database with this schema first on the search path.
     fn url(&self) -> String {
-        let base = std::env::var("KURA_TEST_POSTGRES_URL")
-            .unwrap_or_else(|_| "postgres://root@127.0.0.1:5432/test".to_owned());
-        format!("{base}?options=-c%20search_path%3D{}", self.name)
+        format!("{}?options=-c%20search_path%3D{}", postgres_url(), self.name)
+    }
+
+    /// Rows of `table` (a catalog table) that belong to `vault`.
+    async fn vault_rows(&self, table: &str, vault: &str) -> i64 {
+        sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT COUNT(*) FROM {}.{table} WHERE vault = $1",
+            self.name
+        )))
+        .bind(vault)
+        .fetch_one(&self.admin)
+        .await
+        .unwrap()
     }
 
     async fn drop_it(self) {
@@ -82,23 +96,8 @@ async fn vaults_live_in_postgresql_when_the_service_does() {
     // The catalog rows are in PostgreSQL, the objects in the shared store, no per-tenant
     // directory on disk.
     let vault = format!("{tenant_id}/default");
-    let snapshots: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-        "SELECT COUNT(*) FROM {}.vault_snapshots WHERE vault = $1",
-        schema.name
-    )))
-    .bind(&vault)
-    .fetch_one(&schema.admin)
-    .await
-    .unwrap();
-    assert_eq!(snapshots, 2);
-    let chunks: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-        "SELECT COUNT(*) FROM {}.vault_chunks WHERE vault = $1",
-        schema.name
-    )))
-    .bind(&vault)
-    .fetch_one(&schema.admin)
-    .await
-    .unwrap();
+    assert_eq!(schema.vault_rows("vault_snapshots", &vault).await, 2);
+    let chunks = schema.vault_rows("vault_chunks", &vault).await;
     assert!(chunks >= 2, "{chunks} chunks indexed");
     let packs = server
         .data_dir()

@@ -5,11 +5,12 @@
 //! and tenant-user API). Management listener: `/api/v1/operator/...`, `/metrics`,
 //! `/healthz`. A route added to one router does not exist on the other.
 
+use axum::body::Bytes;
 use axum::extract::DefaultBodyLimit;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, Request, State};
-use axum::http::{StatusCode, Uri};
-use axum::routing::{delete, get, post, put};
+use axum::http::{Method, StatusCode, Uri};
+use axum::routing::{MethodFilter, MethodRouter, get, on, post};
 use axum::{Json, Router};
 use kura_api::vault::MAX_PACK_BYTES;
 use serde::de::DeserializeOwned;
@@ -22,32 +23,73 @@ mod operator;
 pub mod types;
 mod vault;
 
-/// Routes of the customer listener.
+/// Builds one route's handler (with its layers) for the method it is given, so the
+/// method in the table is the one the router serves.
+type MakeRoute = fn(MethodFilter) -> MethodRouter<AppState>;
+
+/// Every route of the customer listener: the router is built from this table, and the
+/// isolation suite walks it ([`customer_route_table`]), so a route cannot be added without
+/// the suite noticing.
+const CUSTOMER_ROUTES: &[(Method, &str, MakeRoute)] = &[
+    (Method::POST, "/api/v1/agents/register", |m| {
+        on(m, agent::register)
+    }),
+    (Method::GET, "/api/v1/agent/whoami", |m| on(m, agent::whoami)),
+    (Method::GET, "/api/v1/vault", |m| on(m, vault::info)),
+    (Method::POST, "/api/v1/vault", |m| on(m, vault::create)),
+    (Method::GET, "/api/v1/vault/key-slots", |m| {
+        on(m, vault::key_slots)
+    }),
+    (Method::POST, "/api/v1/vault/key-slots", |m| {
+        on(m, vault::add_key_slot)
+    }),
+    (Method::DELETE, "/api/v1/vault/key-slots/{id}", |m| {
+        on(m, vault::remove_key_slot)
+    }),
+    (Method::POST, "/api/v1/vault/sessions", |m| {
+        on(m, vault::open_session)
+    }),
+    (Method::DELETE, "/api/v1/vault/sessions/{session}", |m| {
+        on(m, vault::abort_session)
+    }),
+    (Method::POST, "/api/v1/vault/sessions/{session}/missing", |m| {
+        on(m, vault::missing)
+    }),
+    (Method::PUT, "/api/v1/vault/sessions/{session}/packs", |m| {
+        on(m, vault::put_pack).layer(DefaultBodyLimit::max(MAX_PACK_BYTES))
+    }),
+    (Method::POST, "/api/v1/vault/sessions/{session}/commit", |m| {
+        on(m, vault::commit)
+    }),
+    (Method::GET, "/api/v1/vault/snapshots", |m| {
+        on(m, vault::snapshots)
+    }),
+    (Method::GET, "/api/v1/vault/snapshots/{spec}", |m| {
+        on(m, vault::snapshot)
+    }),
+    (Method::POST, "/api/v1/vault/blobs", |m| on(m, vault::blobs)),
+    (Method::POST, "/api/v1/vault/forget", |m| on(m, vault::forget)),
+    (Method::POST, "/api/v1/vault/gc", |m| on(m, vault::gc)),
+    (Method::POST, "/api/v1/vault/verify", |m| on(m, vault::verify)),
+    (Method::GET, "/api/v1/vault/usage", |m| on(m, vault::usage)),
+];
+
+/// Method and path pattern of every customer route, as the router has them.
+pub fn customer_route_table() -> Vec<(Method, &'static str)> {
+    CUSTOMER_ROUTES
+        .iter()
+        .map(|(method, path, _)| (method.clone(), *path))
+        .collect()
+}
+
+/// Routes of the customer listener. Routes of one path with several methods merge.
 pub(crate) fn customer_routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/agents/register", post(agent::register))
-        .route("/api/v1/agent/whoami", get(agent::whoami))
-        .route("/api/v1/vault", get(vault::info).post(vault::create))
-        .route(
-            "/api/v1/vault/key-slots",
-            get(vault::key_slots).post(vault::add_key_slot),
-        )
-        .route("/api/v1/vault/key-slots/{id}", delete(vault::remove_key_slot))
-        .route("/api/v1/vault/sessions", post(vault::open_session))
-        .route("/api/v1/vault/sessions/{session}", delete(vault::abort_session))
-        .route("/api/v1/vault/sessions/{session}/missing", post(vault::missing))
-        .route(
-            "/api/v1/vault/sessions/{session}/packs",
-            put(vault::put_pack).layer(DefaultBodyLimit::max(MAX_PACK_BYTES)),
-        )
-        .route("/api/v1/vault/sessions/{session}/commit", post(vault::commit))
-        .route("/api/v1/vault/snapshots", get(vault::snapshots))
-        .route("/api/v1/vault/snapshots/{spec}", get(vault::snapshot))
-        .route("/api/v1/vault/blobs", post(vault::blobs))
-        .route("/api/v1/vault/forget", post(vault::forget))
-        .route("/api/v1/vault/gc", post(vault::gc))
-        .route("/api/v1/vault/verify", post(vault::verify))
-        .route("/api/v1/vault/usage", get(vault::usage))
+    CUSTOMER_ROUTES
+        .iter()
+        .fold(Router::new(), |router, (method, path, make)| {
+            let filter = MethodFilter::try_from(method.clone()).expect("the table uses standard methods");
+            router.route(path, make(filter))
+        })
 }
 
 /// Routes of the management listener.
@@ -97,6 +139,32 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
         match Json::<T>::from_request(request, state).await {
             Ok(Json(value)) => Ok(ApiJson(value)),
             Err(rejection) => Err(json_rejection(rejection, state.config.max_body)),
+        }
+    }
+}
+
+/// A raw request body (packs, id lists, frames) whose failures are JSON errors like
+/// [`ApiJson`]'s: 413 with the limits for an oversized body.
+pub struct ApiBytes(pub Bytes);
+
+impl FromRequest<AppState> for ApiBytes {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, ApiError> {
+        match Bytes::from_request(request, state).await {
+            Ok(bytes) => Ok(ApiBytes(bytes)),
+            Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "request body is too large: a pack may have at most {MAX_PACK_BYTES} bytes, \
+                     other requests at most {} bytes; nothing was stored",
+                    state.config.max_body
+                ),
+            )),
+            Err(rejection) => Err(ApiError::new(
+                rejection.status(),
+                format!("cannot read request body: {}", rejection.body_text()),
+            )),
         }
     }
 }

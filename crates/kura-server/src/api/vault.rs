@@ -18,7 +18,6 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
@@ -30,7 +29,7 @@ use kura_api::vault::{
 use kura_format::{ChunkId, KeySlot, Manifest, SnapshotId, VaultConfig};
 use kura_store::{SessionId, SnapshotRecord, StoreError, Usage, VerifyReport, VerifyScope};
 
-use super::ApiJson;
+use super::{ApiBytes, ApiJson};
 use crate::app::AppState;
 use crate::auth::AgentPrincipal;
 use crate::error::ApiError;
@@ -280,7 +279,7 @@ pub(super) async fn missing(
     State(state): State<AppState>,
     agent: AgentPrincipal,
     Path(session): Path<String>,
-    body: Bytes,
+    ApiBytes(body): ApiBytes,
 ) -> Result<impl IntoResponse, ApiError> {
     let session = own_session(&state, &agent, &session).await?;
     let ids = chunk_ids(&body, MAX_IDS_PER_REQUEST)?;
@@ -299,7 +298,7 @@ pub(super) async fn put_pack(
     State(state): State<AppState>,
     agent: AgentPrincipal,
     Path(session): Path<String>,
-    body: Bytes,
+    ApiBytes(body): ApiBytes,
 ) -> Result<Json<PackStored>, ApiError> {
     let session = own_session(&state, &agent, &session).await?;
     let tv = tenant_vault(&state, &agent).await?;
@@ -339,7 +338,7 @@ pub(super) async fn commit(
     State(state): State<AppState>,
     agent: AgentPrincipal,
     Path(session): Path<String>,
-    body: Bytes,
+    ApiBytes(body): ApiBytes,
 ) -> Result<(StatusCode, Json<Committed>), ApiError> {
     let session = own_session(&state, &agent, &session).await?;
     let parts = decode_n_frames(&body, 2)
@@ -422,7 +421,7 @@ pub(super) async fn snapshot(
 pub(super) async fn blobs(
     State(state): State<AppState>,
     agent: AgentPrincipal,
-    body: Bytes,
+    ApiBytes(body): ApiBytes,
 ) -> Result<impl IntoResponse, ApiError> {
     let ids = chunk_ids(&body, MAX_BLOBS_PER_REQUEST)?;
     let tv = tenant_vault(&state, &agent).await?;

@@ -18,6 +18,7 @@ pub struct Agent {
     pub http: reqwest::Client,
     pub base: String,
     pub credential: String,
+    pub machine_id: String,
     pub codec: BlobCodec,
 }
 
@@ -30,6 +31,7 @@ impl Agent {
             http: server.http.clone(),
             base: server.customer.clone(),
             credential: body["credential"].as_str().unwrap().to_owned(),
+            machine_id: body["machine_id"].as_str().unwrap().to_owned(),
             codec: BlobCodec::plain(3),
         }
     }

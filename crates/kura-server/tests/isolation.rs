@@ -1,0 +1,244 @@
+//! The isolation suite: tenant A has machines, snapshots and an open upload session;
+//! every route of the customer listener is called with tenant B's credential (and with
+//! another machine of tenant A) and A's ids. Each answers 403/404 or the caller's own
+//! data, and no answer carries A's ids, names or sources.
+//!
+//! The routes come from [`customer_route_table`], which the router is built from: a new
+//! route without a case here fails the suite.
+
+mod common;
+
+use common::agent::Agent;
+use common::{TestServer, parts};
+use kura_server::api::customer_route_table;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+/// What tenant A has, for the intruders to aim at.
+struct Victim {
+    agent: Agent,
+    used_token: String,
+    snapshots: Vec<String>,
+    session: String,
+    chunk_ids: Vec<u8>,
+    /// Strings of A's that a tenant B answer must never contain.
+    tenant_markers: Vec<String>,
+    /// Strings of A's machine that another machine's answer must never contain.
+    machine_markers: Vec<String>,
+}
+
+enum Body {
+    None,
+    Json(Value),
+    Bytes(Vec<u8>),
+}
+
+/// The request for one route, aimed at A's ids, and the statuses a foreign caller may get.
+fn case(method: &Method, pattern: &str, a: &Victim, same_tenant: bool) -> (String, Body, &'static [u16]) {
+    const OWN: &[u16] = &[200];
+    const NOT_FOUND: &[u16] = &[404];
+    const FORBIDDEN: &[u16] = &[403];
+    let session = &a.session;
+    let snapshot = &a.snapshots[0];
+    let (path, body, expected): (String, Body, &[u16]) = match (method.as_str(), pattern) {
+        ("POST", "/api/v1/agents/register") => (
+            pattern.into(),
+            Body::Json(json!({ "token": a.used_token, "name": "intruder" })),
+            &[401],
+        ),
+        ("GET", "/api/v1/agent/whoami") => (pattern.into(), Body::None, OWN),
+        ("GET", "/api/v1/vault") => (pattern.into(), Body::None, OWN),
+        ("POST", "/api/v1/vault") => (
+            pattern.into(),
+            Body::Json(json!({ "config": "00", "key_slots": [] })),
+            &[409, 422],
+        ),
+        ("GET", "/api/v1/vault/key-slots") => (pattern.into(), Body::None, OWN),
+        ("POST", "/api/v1/vault/key-slots") => (pattern.into(), Body::Json(json!({ "slot": "00" })), &[422]),
+        ("DELETE", "/api/v1/vault/key-slots/{id}") => {
+            ("/api/v1/vault/key-slots/0123abcd".into(), Body::None, FORBIDDEN)
+        }
+        ("POST", "/api/v1/vault/sessions") => (
+            pattern.into(),
+            Body::Json(json!({ "parent": snapshot })),
+            NOT_FOUND,
+        ),
+        ("DELETE", "/api/v1/vault/sessions/{session}") => {
+            (format!("/api/v1/vault/sessions/{session}"), Body::None, NOT_FOUND)
+        }
+        ("POST", "/api/v1/vault/sessions/{session}/missing") => (
+            format!("/api/v1/vault/sessions/{session}/missing"),
+            Body::Bytes(a.chunk_ids.clone()),
+            NOT_FOUND,
+        ),
+        ("PUT", "/api/v1/vault/sessions/{session}/packs") => (
+            format!("/api/v1/vault/sessions/{session}/packs"),
+            Body::Bytes(a.agent.pack(&[b"an intruder's chunk"]).1),
+            NOT_FOUND,
+        ),
+        ("POST", "/api/v1/vault/sessions/{session}/commit") => {
+            let ids: Vec<_> = a
+                .chunk_ids
+                .chunks(32)
+                .map(|c| kura_format::ChunkId(c.try_into().unwrap()))
+                .collect();
+            let (manifest, refs) = a.agent.manifest("intruder", &ids);
+            (
+                format!("/api/v1/vault/sessions/{session}/commit"),
+                Body::Bytes(kura_api::frames::encode_frames([
+                    manifest.as_slice(),
+                    refs.as_slice(),
+                ])),
+                NOT_FOUND,
+            )
+        }
+        ("GET", "/api/v1/vault/snapshots") => (pattern.into(), Body::None, OWN),
+        ("GET", "/api/v1/vault/snapshots/{spec}") => (
+            format!("/api/v1/vault/snapshots/{snapshot}"),
+            Body::None,
+            NOT_FOUND,
+        ),
+        // Chunks are shared inside a tenant (dedup), never across tenants.
+        ("POST", "/api/v1/vault/blobs") => (
+            pattern.into(),
+            Body::Bytes(a.chunk_ids.clone()),
+            if same_tenant { OWN } else { NOT_FOUND },
+        ),
+        ("POST", "/api/v1/vault/forget") => (
+            pattern.into(),
+            Body::Json(json!({ "ids": a.snapshots })),
+            FORBIDDEN,
+        ),
+        ("POST", "/api/v1/vault/gc") => (pattern.into(), Body::Json(json!({})), FORBIDDEN),
+        ("POST", "/api/v1/vault/verify") => (pattern.into(), Body::Json(json!({ "read_data": true })), OWN),
+        ("GET", "/api/v1/vault/usage") => (pattern.into(), Body::None, OWN),
+        (method, path) => panic!("the isolation suite has no case for {method} {path}: add one"),
+    };
+    (path, body, expected)
+}
+
+async fn call(intruder: &Agent, method: &Method, path: &str, body: Body) -> (u16, String) {
+    let request = intruder.request(method.clone(), path);
+    let request = match body {
+        Body::None => request,
+        Body::Json(value) => request.json(&value),
+        Body::Bytes(bytes) => request.body(bytes),
+    };
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    (
+        status,
+        String::from_utf8_lossy(&response.bytes().await.unwrap()).into_owned(),
+    )
+}
+
+async fn setup() -> (TestServer, Victim, Agent, Agent) {
+    let server = common::start(|_| ()).await;
+    let a_tenant = server.create_tenant("ACME-0001", 3, json!({})).await;
+    let a_token = a_tenant["registration_token"].as_str().unwrap().to_owned();
+    let a1 = Agent::register(&server, &a_token, "acme-web-01").await;
+    a1.create_vault().await;
+    let a_chunks: [&[u8]; 2] = [b"acme payroll 2026", b"acme customer list"];
+    let snapshots = vec![
+        a1.backup("acme-payroll", &a_chunks).await,
+        a1.backup("acme-payroll", &a_chunks[..1]).await,
+    ];
+    let session = a1.open_session().await;
+    let a2_token = server
+        .new_registration_token(a_tenant["tenant_id"].as_str().unwrap())
+        .await;
+    let a2 = Agent::register(&server, &a2_token, "acme-mail-01").await;
+
+    let b_tenant = server.create_tenant("BETA-0002", 3, json!({})).await;
+    let b = Agent::register(
+        &server,
+        b_tenant["registration_token"].as_str().unwrap(),
+        "beta-01",
+    )
+    .await;
+    b.create_vault().await;
+    b.backup("beta-docs", &[b"beta's own data"]).await;
+
+    let ids: Vec<_> = a_chunks.iter().map(|c| a1.codec.id(c)).collect();
+    let chunk_hex: Vec<String> = ids.iter().map(|id| id.to_string()).collect();
+    let mut machine_markers = snapshots.clone();
+    machine_markers.extend([session.clone(), a1.machine_id.clone(), "acme-payroll".to_owned()]);
+    let mut tenant_markers = machine_markers.clone();
+    tenant_markers.extend(chunk_hex.iter().cloned());
+    tenant_markers.extend([
+        a_tenant["tenant_id"].as_str().unwrap().to_owned(),
+        a2.machine_id.clone(),
+        "ACME".to_owned(),
+        "acme".to_owned(),
+    ]);
+    let victim = Victim {
+        chunk_ids: ids.iter().flat_map(|id| id.as_bytes().to_vec()).collect(),
+        agent: a1,
+        used_token: a_token,
+        snapshots,
+        session,
+        tenant_markers,
+        machine_markers,
+    };
+    (server, victim, a2, b)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_customer_route_reaches_another_tenants_or_machines_data() {
+    let (server, a, a2, b) = setup().await;
+    let b_usage = b.get("/api/v1/vault/usage").await;
+    let routes = customer_route_table();
+    assert!(routes.len() >= 19, "{routes:?}");
+
+    for (intruder, same_tenant, markers) in [(&b, false, &a.tenant_markers), (&a2, true, &a.machine_markers)]
+    {
+        for (method, pattern) in &routes {
+            let (path, body, expected) = case(method, pattern, &a, same_tenant);
+            // An error may echo what the caller sent; only what it did not send is a leak.
+            let sent = match &body {
+                Body::Json(value) => format!("{path} {value}"),
+                Body::Bytes(bytes) => format!("{path} {}", hex::encode(bytes)),
+                Body::None => path.clone(),
+            };
+            let (status, text) = call(intruder, method, &path, body).await;
+            let who = if same_tenant {
+                "another machine of tenant A"
+            } else {
+                "tenant B"
+            };
+            assert!(
+                expected.contains(&status),
+                "{who}: {method} {path} answered {status}, expected {expected:?}: {text}"
+            );
+            for marker in markers.iter().filter(|m| !sent.contains(m.as_str())) {
+                assert!(
+                    !text.contains(marker.as_str()),
+                    "{who}: {method} {path} leaked {marker:?}: {text}"
+                );
+            }
+        }
+    }
+
+    // Nothing of A changed: its session still commits, its snapshots are all there, and
+    // B stored nothing through A's ids.
+    let (ids, pack) = a.agent.pack(&[b"acme payroll 2027"]);
+    let (status, body) = a.agent.put_pack(&a.session, pack).await;
+    assert_eq!(status, 200, "{body}");
+    let (manifest, refs) = a.agent.manifest("acme-payroll", &ids);
+    let (status, body) = a.agent.commit(&a.session, &manifest, &refs).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(a.agent.snapshot_ids().await.len(), 3);
+    assert!(a2.snapshot_ids().await.is_empty());
+    assert_eq!(b.get("/api/v1/vault/usage").await, b_usage);
+    assert_eq!(b.snapshot_ids().await.len(), 1);
+    let (status, _) = parts(
+        server
+            .http
+            .get(format!("{}/api/v1/vault/usage", server.customer))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 401, "no credential, no data");
+}
