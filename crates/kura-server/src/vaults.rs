@@ -13,8 +13,9 @@
 //! - **PostgreSQL** (scale-out): every catalog lives in the service's PostgreSQL database
 //!   (vault id `<tenant-id>/default`, tables `vault_*` beside the service tables) and every
 //!   object in one store — `DATA/objects` or an S3 bucket — under
-//!   `t/<tenant-id>/v/default/`. Nothing is on the server's disk, so several servers can
-//!   share the vaults.
+//!   `t/<tenant-id>/v/default/`. With S3 nothing is on the server's disk, so several
+//!   servers can share the vaults. (Each server keeps its own running stored-bytes figure
+//!   per vault, read from the catalog when it first opens the vault.)
 
 use std::collections::HashMap;
 use std::path::PathBuf;
