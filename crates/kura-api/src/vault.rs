@@ -17,6 +17,10 @@ pub const MAX_BLOBS_PER_REQUEST: usize = 64;
 /// Largest pack body the server accepts (packs aim at 16 MiB).
 pub const MAX_PACK_BYTES: usize = 64 << 20;
 
+/// Largest commit body (manifest and reference list): 32 bytes a referenced chunk, so
+/// about eight million chunks — some 2 TiB of distinct file data — in one snapshot.
+pub const MAX_COMMIT_BYTES: usize = 256 << 20;
+
 /// `GET /api/v1/vault`: the vault's configuration (404 when the tenant has none yet).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VaultInfo {

@@ -225,9 +225,11 @@ What to do next:
       kura-server tenant create --management-url {management} --ca-cert {ca} \\
         --operator-token {operator} --service-code ACME-0001 --name 'ACME Corp' \\
         --quota 500GiB --max-machines 10
-  - Register a machine with the registration token (agent side):
-      curl --cacert {ca} -H 'Content-Type: application/json' \\
-        -d '{{\"token\":\"{token}\",\"name\":\"my-server\"}}' {customer}/api/v1/agents/register
+  - Back up a machine (agent side; the passphrase never leaves it):
+      kura register --server {customer} --ca-cert {ca} --token {token}
+      kura init --encrypt
+      kura backup /etc
+      kura snapshots
 
 Press Ctrl-C to stop; starting again with the same --data reuses everything.",
         customer = info.customer_url,

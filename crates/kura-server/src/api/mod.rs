@@ -12,7 +12,7 @@ use axum::extract::{FromRequest, Request, State};
 use axum::http::{Method, StatusCode, Uri};
 use axum::routing::{MethodFilter, MethodRouter, get, on, post};
 use axum::{Json, Router};
-use kura_api::vault::MAX_PACK_BYTES;
+use kura_api::vault::{MAX_COMMIT_BYTES, MAX_PACK_BYTES};
 use serde::de::DeserializeOwned;
 
 use crate::app::AppState;
@@ -59,7 +59,7 @@ const CUSTOMER_ROUTES: &[(Method, &str, MakeRoute)] = &[
         on(m, vault::put_pack).layer(DefaultBodyLimit::max(MAX_PACK_BYTES))
     }),
     (Method::POST, "/api/v1/vault/sessions/{session}/commit", |m| {
-        on(m, vault::commit)
+        on(m, vault::commit).layer(DefaultBodyLimit::max(MAX_COMMIT_BYTES))
     }),
     (Method::GET, "/api/v1/vault/snapshots", |m| {
         on(m, vault::snapshots)
@@ -157,7 +157,7 @@ impl FromRequest<AppState> for ApiBytes {
                 StatusCode::PAYLOAD_TOO_LARGE,
                 format!(
                     "request body is too large: a pack may have at most {MAX_PACK_BYTES} bytes, \
-                     other requests at most {} bytes; nothing was stored",
+                     a commit {MAX_COMMIT_BYTES}, other requests at most {} bytes; nothing was stored",
                     state.config.max_body
                 ),
             )),
