@@ -81,7 +81,10 @@ impl Catalog {
     /// Starts a transaction on this vault's rows.
     pub(crate) async fn begin(&self) -> Result<Tx> {
         let conn = match &self.pool {
-            Pool::Sqlite(p) => TxConn::Sqlite(p.begin().await?),
+            // Every catalog transaction writes: taking the write lock up front lets SQLite's
+            // busy timeout wait for it, where a deferred transaction that reads first fails
+            // at once with "database is locked" when another connection wrote meanwhile.
+            Pool::Sqlite(p) => TxConn::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
             Pool::Postgres(p) => TxConn::Postgres(p.begin().await?),
         };
         Ok(Tx {
