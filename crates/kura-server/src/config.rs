@@ -69,12 +69,31 @@ pub struct ServerConfig {
     /// S3 access key id.
     #[serde(default)]
     pub s3_access_key: String,
-    /// S3 secret key.
+    /// S3 secret key (never printed: `Debug` shows `<redacted>`).
     #[serde(default)]
-    pub s3_secret_key: String,
+    pub s3_secret_key: SecretString,
     /// Allows a plain-HTTP `s3_endpoint` (a store on a trusted private network only).
     #[serde(default)]
     pub s3_allow_http: bool,
+}
+
+/// A secret from the configuration: read like a string, never shown by `Debug`, so a
+/// logged or printed config cannot leak it.
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct SecretString(String);
+
+impl SecretString {
+    /// The secret itself, for the one place that must hand it on.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for SecretString {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_empty() { "\"\"" } else { "<redacted>" })
+    }
 }
 
 /// The object store of the vaults (see [`ServerConfig::object_store`]).
@@ -153,7 +172,7 @@ impl ServerConfig {
             s3_region: default_s3_region(),
             s3_bucket: String::new(),
             s3_access_key: String::new(),
-            s3_secret_key: String::new(),
+            s3_secret_key: SecretString::default(),
             s3_allow_http: false,
         }
     }
@@ -268,6 +287,14 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secrets_are_not_printed() {
+        let config: ServerConfig =
+            toml::from_str("data_dir = \"d\"\ns3_secret_key = \"hunter2-s3\"\n").unwrap();
+        assert_eq!(config.s3_secret_key.expose(), "hunter2-s3");
+        assert!(!format!("{config:?}").contains("hunter2-s3"));
+    }
 
     #[test]
     fn sizes_take_decimal_and_binary_units() {

@@ -124,7 +124,7 @@ impl TenantVaults {
                     &config.s3_region,
                     &config.s3_bucket,
                     &config.s3_access_key,
-                    &config.s3_secret_key,
+                    config.s3_secret_key.expose(),
                     config.s3_allow_http,
                 )?,
             };
