@@ -258,9 +258,9 @@ impl Repository for RemoteRepository {
                 .header(reqwest::header::CONTENT_TYPE, OCTET_STREAM)
                 .body(body);
             let answer = bytes(self.call(request).await?).await?;
-            let found = decode_ids(&answer).map_err(|e| AgentError::Connection(e.to_string()))?;
+            let absent = decode_ids(&answer).map_err(|e| AgentError::Connection(e.to_string()))?;
             missing.extend(
-                found
+                absent
                     .iter()
                     .map(|b| ChunkId::from_slice(b))
                     .collect::<std::result::Result<Vec<_>, _>>()?,

@@ -635,6 +635,16 @@ impl Vault {
 
     /// Whether a snapshot references a chunk that is damaged or gone.
     pub async fn is_damaged(&self, id: &SnapshotId) -> Result<bool> {
+        // Only verify marks chunks bad, and GC never drops a chunk a live snapshot uses:
+        // a vault without bad chunks has no damaged snapshot, and listing snapshots need
+        // not read every reference list.
+        let any_bad: Option<(Vec<u8>,)> =
+            query("SELECT id FROM vault_chunks WHERE vault = $1 AND bad LIMIT 1")
+                .fetch_optional(self.db())
+                .await?;
+        if any_bad.is_none() {
+            return Ok(false);
+        }
         let refs = self.references(id).await?;
         Ok(!self.absent_chunks(refs.ids()).await?.is_empty())
     }

@@ -244,8 +244,8 @@ pub(super) async fn add_key_slot(
 }
 
 /// `DELETE /api/v1/vault/key-slots/{id}`: never by an agent.
-pub(super) async fn remove_key_slot(agent: AgentPrincipal, Path(_id): Path<String>) -> ApiError {
-    let _ = agent;
+/// The principal is extracted only so an unauthenticated caller gets 401, not 403.
+pub(super) async fn remove_key_slot(_agent: AgentPrincipal, Path(_id): Path<String>) -> ApiError {
     refuse_agent("remove a key slot")
 }
 
@@ -434,14 +434,12 @@ pub(super) async fn blobs(
 }
 
 /// `POST /api/v1/vault/forget`: never by an agent.
-pub(super) async fn forget(agent: AgentPrincipal) -> ApiError {
-    let _ = agent;
+pub(super) async fn forget(_agent: AgentPrincipal) -> ApiError {
     refuse_agent("delete snapshots")
 }
 
 /// `POST /api/v1/vault/gc`: never by an agent (the service runs GC as a job).
-pub(super) async fn gc(agent: AgentPrincipal) -> ApiError {
-    let _ = agent;
+pub(super) async fn gc(_agent: AgentPrincipal) -> ApiError {
     refuse_agent("delete data (garbage collection runs on the service)")
 }
 

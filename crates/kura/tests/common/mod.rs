@@ -33,6 +33,13 @@ fn shared_exe() -> PathBuf {
             meta.mtime_nsec() ^ meta.mtime()
         ));
         if !exe.exists() {
+            // Copies of earlier builds are dead weight (50 MB each): drop them.
+            // (Other processes' half-written `part-*` files are left alone.)
+            for old in fs::read_dir(&dir).into_iter().flatten().flatten() {
+                if old.file_name().to_string_lossy().starts_with("kura-") {
+                    let _ = fs::remove_file(old.path());
+                }
+            }
             let part = dir.join(format!("part-{}", std::process::id()));
             fs::copy(KURA, &part).unwrap();
             chmod(&part, 0o755);
