@@ -34,6 +34,9 @@ pub enum AgentError {
     /// The server could not be reached or spoke nonsense.
     #[error("cannot talk to the server: {0}")]
     Connection(String),
+    /// A pre- or post-backup hook failed.
+    #[error("{0}")]
+    Hook(String),
     /// Another stage of a pipeline failed first.
     #[error("aborted: {0}")]
     Aborted(String),

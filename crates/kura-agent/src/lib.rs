@@ -4,7 +4,7 @@
 //! [`LocalRepository`] (a vault in a local directory, in-process) and [`RemoteRepository`]
 //! (the tenant's vault on `kura-server`, over HTTPS) as its implementations — and, above it, the
 //! work that needs the vault key and the file system: unlocking ([`OpenVault`]), the file
-//! backup pipeline ([`backup`]), restore ([`restore`]), browsing trees ([`browse`]),
+//! backup pipeline ([`backup`]), image snapshots ([`image`]), restore ([`restore`]), browsing trees ([`browse`]),
 //! retention policies ([`retention`]) and speed measurement ([`speed`]).
 //!
 //! It must not know server internals: users, tenants and HTTP routing live elsewhere.
@@ -12,6 +12,8 @@
 pub mod backup;
 pub mod browse;
 mod error;
+pub mod hooks;
+pub mod image;
 mod open;
 mod promise;
 mod remote;

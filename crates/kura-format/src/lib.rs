@@ -4,7 +4,7 @@
 //! This crate owns chunk ids ([`ChunkId`], plain or keyed BLAKE3), the content-defined
 //! file chunker ([`FileChunker`], FastCDC with a per-vault gear table), blobs (zstd, then
 //! AEAD when the vault is encrypted), packs (blobs plus a trailer that makes the chunk
-//! index rebuildable from storage alone), directory trees, snapshot manifests with their
+//! index rebuildable from storage alone), directory trees, image indexes, snapshot manifests with their
 //! server-readable reference lists, the vault configuration and key slots.
 //!
 //! It is pure and synchronous: no I/O, no HTTP, no databases, no notion of tenants. Every
@@ -16,6 +16,7 @@ pub mod chunker;
 pub mod config;
 mod error;
 pub mod id;
+pub mod image;
 pub mod keys;
 pub mod manifest;
 pub mod pack;
@@ -26,6 +27,7 @@ pub use chunker::{ChunkerParams, FileChunker};
 pub use config::VaultConfig;
 pub use error::FormatError;
 pub use id::{ChunkId, IdHasher};
+pub use image::{ImageIndex, ImageSegment};
 pub use keys::{KeySlot, MasterKey, RecoveryKey};
 pub use manifest::{Manifest, ManifestBody, ReferenceList, SnapshotId, SnapshotKind};
 pub use pack::{PackEntry, PackId, PackWriter};

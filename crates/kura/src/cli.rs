@@ -52,35 +52,22 @@ pub enum Command {
         /// Encrypt the vault (client side; the passphrase and recovery key never leave you).
         #[arg(long)]
         encrypt: bool,
+        /// Chunk size of image backups in this vault: a power of two from 4KiB to 16MiB
+        /// (e.g. 64KiB, 256KiB, 1MiB). Smaller stores less after scattered writes; larger
+        /// keeps the index smaller.
+        #[arg(long, value_name = "SIZE", value_parser = parse_chunk_size)]
+        image_chunk_size: Option<u32>,
     },
     /// Back up files and directories.
     Backup(BackupArgs),
     /// List snapshots.
     Snapshots,
-    /// List the contents of a snapshot (no file data is read).
-    Ls {
-        /// Snapshot id prefix or `latest`.
-        snapshot: String,
-        /// Path inside the snapshot.
-        path: Option<PathBuf>,
-        /// Only the entries directly in PATH.
-        #[arg(long)]
-        no_recurse: bool,
-    },
-    /// Restore a snapshot, or parts of it.
-    Restore {
-        /// Snapshot id prefix or `latest`.
-        snapshot: String,
-        /// Directory to restore into (created if missing; must be empty unless --overwrite).
-        #[arg(long, value_name = "DIR")]
-        target: PathBuf,
-        /// Restore only this path inside the snapshot (repeatable).
-        #[arg(long, value_name = "PATH")]
-        include: Vec<PathBuf>,
-        /// Restore into a non-empty target, replacing what is in the way.
-        #[arg(long)]
-        overwrite: bool,
-    },
+    /// List the contents of a snapshot (no file data is read); for an image snapshot, its
+    /// partitions, or with --partition the files inside one.
+    Ls(LsArgs),
+    /// Restore a snapshot, or parts of it: files into a directory, an image into a file
+    /// or onto a device, or files from inside an image with --partition.
+    Restore(RestoreArgs),
     /// Forget snapshots, by id or by retention policy.
     Forget(ForgetArgs),
     /// Delete unreferenced data and repack mostly-dead packs.
@@ -114,10 +101,65 @@ pub enum Command {
 }
 
 #[derive(Args, Debug)]
+pub struct LsArgs {
+    /// Snapshot id prefix or `latest`.
+    pub snapshot: String,
+    /// Path inside the snapshot (or inside the partition).
+    pub path: Option<PathBuf>,
+    /// Only the entries directly in PATH.
+    #[arg(long)]
+    pub no_recurse: bool,
+    /// Image snapshots: list files of this partition (as numbered by `kura ls SNAP`; 0 is
+    /// a file system on the whole image).
+    #[arg(long, value_name = "N")]
+    pub partition: Option<u32>,
+}
+
+#[derive(Args, Debug)]
+pub struct RestoreArgs {
+    /// Snapshot id prefix or `latest`.
+    pub snapshot: String,
+    /// Files: the directory to restore into (created if missing; must be empty unless
+    /// --overwrite). Images: the file or block device to write.
+    #[arg(long, value_name = "DIR|FILE|DEVICE")]
+    pub target: PathBuf,
+    /// Restore only this path inside the snapshot or partition (repeatable).
+    #[arg(long, value_name = "PATH")]
+    pub include: Vec<PathBuf>,
+    /// Restore into a non-empty target, replacing what is in the way (for images: write
+    /// over an existing file or device).
+    #[arg(long)]
+    pub overwrite: bool,
+    /// Image snapshots: the format to write.
+    #[arg(long, value_enum, default_value_t = ImageFormatArg::Raw)]
+    pub format: ImageFormatArg,
+    /// Image snapshots: restore files from inside this partition instead of the image.
+    #[arg(long, value_name = "N")]
+    pub partition: Option<u32>,
+}
+
+/// Image file formats `kura restore` writes.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ImageFormatArg {
+    Raw,
+    Qcow2,
+}
+
+#[derive(Args, Debug)]
 pub struct BackupArgs {
-    /// Files and directories to back up.
+    /// Files and directories to back up; with --image, one image file or block device.
     #[arg(required = true)]
     pub paths: Vec<PathBuf>,
+    /// Back up a disk image (raw or qcow2 file) or a block device, block by block.
+    #[arg(long)]
+    pub image: bool,
+    /// Shell command to run before reading (e.g. freeze a file system or take an LVM
+    /// snapshot); if it fails, nothing is backed up.
+    #[arg(long, value_name = "CMD")]
+    pub pre_hook: Option<String>,
+    /// Shell command to run after reading, even if reading failed.
+    #[arg(long, value_name = "CMD")]
+    pub post_hook: Option<String>,
     /// Leave out what matches this glob (a name anywhere, or a path with `/`).
     #[arg(long, value_name = "GLOB")]
     pub exclude: Vec<String>,
@@ -176,4 +218,40 @@ pub enum KeyCommand {
     List,
     /// Remove a key slot by id (the last one cannot be removed).
     Remove { id: String },
+}
+
+/// A chunk size such as `65536`, `64KiB` or `1MiB`.
+fn parse_chunk_size(text: &str) -> Result<u32, String> {
+    let t = text.trim();
+    let (digits, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
+    let n: u32 = digits
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size such as 256KiB"))?;
+    let factor = match unit.trim() {
+        "" | "B" => 1,
+        "K" | "KiB" => 1 << 10,
+        "M" | "MiB" => 1 << 20,
+        other => return Err(format!("unknown unit {other:?}: use KiB or MiB")),
+    };
+    let size = n
+        .checked_mul(factor)
+        .filter(|s| (4096..=16 << 20).contains(s) && s.is_power_of_two())
+        .ok_or_else(|| format!("{text} is not a power of two from 4KiB to 16MiB"))?;
+    Ok(size)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_chunk_size;
+
+    #[test]
+    fn chunk_sizes_take_units_and_must_be_powers_of_two() {
+        assert_eq!(parse_chunk_size("64KiB"), Ok(65536));
+        assert_eq!(parse_chunk_size("1MiB"), Ok(1 << 20));
+        assert_eq!(parse_chunk_size("4096"), Ok(4096));
+        assert!(parse_chunk_size("100KiB").is_err());
+        assert!(parse_chunk_size("32MiB").is_err());
+        assert!(parse_chunk_size("2KiB").is_err());
+        assert!(parse_chunk_size("big").is_err());
+    }
 }

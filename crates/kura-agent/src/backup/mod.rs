@@ -8,7 +8,7 @@
 
 mod exclude;
 mod reader;
-mod sink;
+pub(crate) mod sink;
 mod walk;
 
 use std::collections::BTreeMap;
@@ -20,7 +20,7 @@ pub use exclude::{ExcludeRules, IGNORE_FILE};
 use kura_format::manifest::{MANIFEST_VERSION, SnapshotStats};
 use kura_format::{Manifest, ManifestBody, ReferenceList, SnapshotId, SnapshotKind};
 use serde_bytes::ByteBuf;
-use sink::ChunkSink;
+pub(crate) use sink::ChunkSink;
 
 use crate::{AgentError, OpenVault, Result, now_ns};
 
@@ -82,6 +82,57 @@ pub fn default_source(vault: &OpenVault, host: &str, paths: &[PathBuf]) -> Strin
     }
 }
 
+/// Everything a snapshot's manifest records, gathered while the backup ran.
+pub(crate) struct SnapshotDraft {
+    pub kind: SnapshotKind,
+    pub time_ns: i64,
+    pub host: String,
+    pub source: String,
+    pub tags: Vec<String>,
+    pub parent: Option<SnapshotId>,
+    pub paths: Vec<String>,
+    /// Root tree or image index.
+    pub root: kura_format::ChunkId,
+    pub stats: SnapshotStats,
+}
+
+impl SnapshotDraft {
+    /// Seals the manifest and commits the session with the reference list of every
+    /// chunk `sink` saw. `end_time_ns` overrides the end time (imports of old data).
+    pub(crate) fn commit(
+        self,
+        vault: &OpenVault,
+        session: &kura_store::SessionId,
+        sink: ChunkSink,
+        end_time_ns: Option<i64>,
+    ) -> Result<SnapshotId> {
+        let refs = ReferenceList::from_ids(sink.into_used());
+        let body = ManifestBody {
+            paths: self.paths,
+            root: self.root,
+        };
+        let (body_id, body_blob) = body.seal(&vault.codec)?;
+        let manifest = Manifest {
+            version: MANIFEST_VERSION,
+            kind: self.kind,
+            time_ns: self.time_ns,
+            end_time_ns: end_time_ns.unwrap_or_else(now_ns),
+            host: self.host,
+            source: self.source,
+            tags: self.tags,
+            parent: self.parent,
+            stats: self.stats,
+            reference_count: refs.ids().len() as u64,
+            references_hash: ByteBuf::from(refs.hash().to_vec()),
+            body_id,
+            body: ByteBuf::from(body_blob),
+        };
+        vault
+            .handle
+            .block_on(vault.repo.commit(session, manifest.encode(), refs.encode()))
+    }
+}
+
 /// Runs a file backup. Call from a thread outside the async runtime.
 pub fn run(
     vault: &OpenVault,
@@ -100,7 +151,9 @@ pub fn run(
     let (parent_id, parent_root) = if options.force_full {
         (None, None)
     } else {
-        vault.handle.block_on(find_parent(vault, &source))?
+        vault
+            .handle
+            .block_on(find_parent(vault, &source, SnapshotKind::Files))?
     };
     let session = vault.handle.block_on(vault.repo.open_session(parent_id))?;
     let sink = ChunkSink::new(vault.clone(), session.clone());
@@ -131,30 +184,18 @@ pub fn run(
         chunks_added: sink.chunks_added.load(Ordering::Relaxed),
         errors: walked.errors.len() as u64,
     };
-    let refs = ReferenceList::from_ids(sink.into_used());
-    let body = ManifestBody {
-        paths: paths.iter().map(|p| p.display().to_string()).collect(),
-        root: walked.root,
-    };
-    let (body_id, body_blob) = body.seal(&vault.codec)?;
-    let manifest = Manifest {
-        version: MANIFEST_VERSION,
+    let draft = SnapshotDraft {
         kind: SnapshotKind::Files,
         time_ns,
-        end_time_ns: options.time_ns.unwrap_or_else(now_ns),
         host: options.host.clone(),
         source,
         tags: options.tags.clone(),
         parent: parent_id,
+        paths: paths.iter().map(|p| p.display().to_string()).collect(),
+        root: walked.root,
         stats,
-        reference_count: refs.ids().len() as u64,
-        references_hash: ByteBuf::from(refs.hash().to_vec()),
-        body_id,
-        body: ByteBuf::from(body_blob),
     };
-    let id = vault
-        .handle
-        .block_on(vault.repo.commit(&session, manifest.encode(), refs.encode()))?;
+    let id = draft.commit(vault, &session, sink, options.time_ns)?;
     Ok(BackupSummary {
         snapshot_id: id.to_hex(),
         parent: parent_id.map(|p| p.to_hex()),
@@ -200,14 +241,16 @@ fn absolute_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-/// The newest undamaged snapshot of the same source, and its root tree.
-async fn find_parent(
+/// The newest undamaged snapshot of the same source and kind, and its root (tree or
+/// image index).
+pub(crate) async fn find_parent(
     vault: &OpenVault,
     source: &str,
+    kind: SnapshotKind,
 ) -> Result<(Option<SnapshotId>, Option<kura_format::ChunkId>)> {
     let mut candidates: BTreeMap<i64, Vec<kura_store::SnapshotRecord>> = BTreeMap::new();
     for s in vault.repo.snapshots().await? {
-        if s.manifest.kind == SnapshotKind::Files && s.manifest.source == source {
+        if s.manifest.kind == kind && s.manifest.source == source {
             candidates.entry(s.manifest.time_ns).or_default().push(s);
         }
     }

@@ -1,0 +1,137 @@
+//! Image snapshots: whole disks, volumes and raw or qcow2 image files, cut into
+//! fixed-size chunks ([`kura_format::image`]). Backup ([`backup`]), bit-identical restore
+//! ([`restore`]) and random access to a snapshot's bytes without restoring it
+//! ([`VaultImage`]), which file-level restore from inside an image builds on.
+
+pub mod backup;
+mod random_access;
+pub mod restore;
+mod source;
+
+use kura_format::image::{ImageIndex, ImageSegment};
+use kura_format::{ChunkId, SnapshotId, SnapshotKind};
+
+pub use random_access::VaultImage;
+
+use crate::{AgentError, OpenVault, Result};
+
+/// Whether every byte of `data` is zero; compares 64-byte blocks so it vectorises.
+pub(crate) fn is_zero(data: &[u8]) -> bool {
+    let mut blocks = data.chunks_exact(64);
+    blocks.all(|b| b.iter().fold(0u8, |acc, &x| acc | x) == 0) && blocks.remainder().iter().all(|&b| b == 0)
+}
+
+/// Reads and decodes the image index `id`.
+pub(crate) async fn load_index(vault: &OpenVault, id: &ChunkId) -> Result<ImageIndex> {
+    let bytes = read_blob(vault, id).await?;
+    Ok(ImageIndex::decode(&bytes)?)
+}
+
+/// Reads and decodes segment `n` of `index`.
+pub(crate) async fn load_segment(vault: &OpenVault, index: &ImageIndex, n: u64) -> Result<ImageSegment> {
+    let id = index
+        .segments
+        .get(n as usize)
+        .ok_or_else(|| AgentError::Unsafe(format!("image index has no segment {n}")))?;
+    let bytes = read_blob(vault, id).await?;
+    Ok(ImageSegment::decode(&bytes, index.chunks_in_segment(n))?)
+}
+
+async fn read_blob(vault: &OpenVault, id: &ChunkId) -> Result<Vec<u8>> {
+    let blob = vault.repo.read_blobs(std::slice::from_ref(id)).await?.remove(0);
+    Ok(vault.codec.open(id, &blob)?)
+}
+
+/// The image index of snapshot `id`, refusing snapshots of files.
+pub async fn index_of(vault: &OpenVault, id: &SnapshotId) -> Result<ImageIndex> {
+    let manifest = vault.repo.manifest(id).await?;
+    if manifest.kind != SnapshotKind::Image {
+        return Err(AgentError::Usage(format!(
+            "snapshot {} holds files, not an image",
+            id.short()
+        )));
+    }
+    let root = manifest.open_body(&vault.codec)?.root;
+    load_index(vault, &root).await
+}
+
+/// A byte range of an image that cannot be restored as it was backed up.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct DamagedRange {
+    pub start: u64,
+    pub end: u64,
+    /// `data` (stored chunks are damaged), `index` (the ids of this range are lost) or
+    /// `image index` (the whole image).
+    pub cause: &'static str,
+}
+
+/// The byte ranges of image snapshot `id` that depend on any of the `damaged` chunks,
+/// merged where adjacent.
+pub async fn damaged_ranges(
+    vault: &OpenVault,
+    id: &SnapshotId,
+    damaged: &std::collections::HashSet<ChunkId>,
+) -> Result<Vec<DamagedRange>> {
+    let manifest = vault.repo.manifest(id).await?;
+    let root = manifest.open_body(&vault.codec)?.root;
+    let whole = |cause| {
+        vec![DamagedRange {
+            start: 0,
+            end: manifest.stats.bytes,
+            cause,
+        }]
+    };
+    if damaged.contains(&root) {
+        return Ok(whole("image index"));
+    }
+    let Ok(index) = load_index(vault, &root).await else {
+        return Ok(whole("image index"));
+    };
+    let mut out: Vec<DamagedRange> = Vec::new();
+    let mut push = |range: std::ops::Range<u64>, cause| match out.last_mut() {
+        Some(last) if last.end == range.start && last.cause == cause => last.end = range.end,
+        _ => out.push(DamagedRange {
+            start: range.start,
+            end: range.end,
+            cause,
+        }),
+    };
+    for (n, segment_id) in index.segments.iter().enumerate() {
+        let n = n as u64;
+        let first = n * u64::from(index.segment_chunks);
+        let segment = match damaged.contains(segment_id) {
+            false => load_segment(vault, &index, n).await.ok(),
+            true => None,
+        };
+        let Some(segment) = segment else {
+            let last = first + u64::from(index.chunks_in_segment(n)) - 1;
+            push(
+                index.chunk_range(first).start..index.chunk_range(last).end,
+                "index",
+            );
+            continue;
+        };
+        for (i, c) in segment.chunks.iter().enumerate() {
+            if c.is_some_and(|c| damaged.contains(&c)) {
+                push(index.chunk_range(first + i as u64), "data");
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zero_detection_sees_a_single_byte() {
+        let mut data = vec![0u8; 256 * 1024 + 3];
+        assert!(is_zero(&data));
+        for at in [0, 63, 64, 1000, data.len() - 1] {
+            data[at] = 1;
+            assert!(!is_zero(&data), "byte {at}");
+            data[at] = 0;
+        }
+    }
+}

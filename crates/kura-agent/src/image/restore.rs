@@ -1,0 +1,283 @@
+//! Image restore: writes a bit-identical image to a new file, an existing file
+//! (`--overwrite`) or a block device, or a qcow2 file through `qemu-img`. Zero chunks
+//! are left as holes in files (the result is sparse where the source was zero) and
+//! written as zeros on devices, whose old contents would otherwise show through. A device
+//! smaller than the image is refused before anything is written.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Seek, SeekFrom};
+use std::os::unix::fs::{FileExt, FileTypeExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use kura_format::image::ImageIndex;
+use kura_format::{ChunkId, SnapshotId};
+
+use super::source::run_qemu_img;
+use super::{index_of, load_segment};
+use crate::restore::RestoreProgress;
+use crate::{AgentError, OpenVault, Result};
+
+/// Chunks fetched per request.
+const READ_BATCH: usize = 32;
+
+/// The file format to write.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ImageFormat {
+    #[default]
+    Raw,
+    Qcow2,
+}
+
+/// Where and how to restore an image.
+#[derive(Clone, Debug, Default)]
+pub struct ImageRestoreOptions {
+    /// A file (created, or replaced with `overwrite`) or a block device.
+    pub target: PathBuf,
+    pub overwrite: bool,
+    pub format: ImageFormat,
+}
+
+/// What an image restore did.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ImageRestoreSummary {
+    pub snapshot_id: String,
+    pub target: String,
+    pub format: ImageFormat,
+    /// The image's size.
+    pub bytes: u64,
+    /// Bytes of stored chunks written (zero ranges are not counted).
+    pub bytes_written: u64,
+    pub duration_s: f64,
+}
+
+/// Restores image snapshot `id`. Call from a thread outside the async runtime.
+pub fn run(
+    vault: &OpenVault,
+    id: &SnapshotId,
+    options: &ImageRestoreOptions,
+    progress: Arc<RestoreProgress>,
+) -> Result<ImageRestoreSummary> {
+    let started = std::time::Instant::now();
+    let index = vault.handle.block_on(index_of(vault, id))?;
+    let target = &options.target;
+    match options.format {
+        ImageFormat::Raw => {
+            let out = open_target(target, index.size, options.overwrite)?;
+            write_image(vault, &index, &out, &progress)?;
+            if out.zero_fill {
+                out.file.sync_all().map_err(|e| AgentError::io(target, e))?;
+            }
+        }
+        ImageFormat::Qcow2 => {
+            if std::fs::symlink_metadata(target).is_ok() && !options.overwrite {
+                return Err(exists_error(target));
+            }
+            let dir = target
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            let raw = tempfile::Builder::new()
+                .prefix(".kura-restore-")
+                .suffix(".raw")
+                .tempfile_in(dir)
+                .map_err(|e| AgentError::io(dir, e))?;
+            raw.as_file()
+                .set_len(index.size)
+                .map_err(|e| AgentError::io(raw.path(), e))?;
+            let out = Target {
+                file: raw.reopen().map_err(|e| AgentError::io(raw.path(), e))?,
+                zero_fill: false,
+            };
+            write_image(vault, &index, &out, &progress)?;
+            run_qemu_img(&[
+                "convert".as_ref(),
+                "-f".as_ref(),
+                "raw".as_ref(),
+                "-O".as_ref(),
+                "qcow2".as_ref(),
+                raw.path().as_os_str(),
+                target.as_os_str(),
+            ])?;
+        }
+    }
+    Ok(ImageRestoreSummary {
+        snapshot_id: id.to_hex(),
+        target: target.display().to_string(),
+        format: options.format,
+        bytes: index.size,
+        bytes_written: progress.bytes.load(Ordering::Relaxed),
+        duration_s: started.elapsed().as_secs_f64(),
+    })
+}
+
+struct Target {
+    file: File,
+    /// A device: zero chunks must be written, not skipped.
+    zero_fill: bool,
+}
+
+fn exists_error(target: &Path) -> AgentError {
+    AgentError::Usage(format!(
+        "{} exists; add --overwrite to replace it",
+        target.display()
+    ))
+}
+
+/// Opens the target, checking before anything is written that an image of `size` fits.
+fn open_target(target: &Path, size: u64, overwrite: bool) -> Result<Target> {
+    match std::fs::symlink_metadata(target) {
+        Ok(meta) if meta.file_type().is_block_device() => {
+            let mut file = OpenOptions::new()
+                .write(true)
+                .open(target)
+                .map_err(|e| AgentError::io(target, e))?;
+            let capacity = file
+                .seek(SeekFrom::End(0))
+                .map_err(|e| AgentError::io(target, e))?;
+            if capacity < size {
+                return Err(AgentError::Usage(format!(
+                    "{} holds {capacity} bytes but the image is {size} bytes; nothing was written",
+                    target.display()
+                )));
+            }
+            if !overwrite {
+                return Err(AgentError::Usage(format!(
+                    "{} is a device; add --overwrite to write the image over its contents",
+                    target.display()
+                )));
+            }
+            Ok(Target {
+                file,
+                zero_fill: true,
+            })
+        }
+        Ok(meta) if meta.file_type().is_file() => {
+            if !overwrite {
+                return Err(exists_error(target));
+            }
+            let file = OpenOptions::new()
+                .write(true)
+                .truncate(true)
+                .open(target)
+                .map_err(|e| AgentError::io(target, e))?;
+            file.set_len(size).map_err(|e| AgentError::io(target, e))?;
+            Ok(Target {
+                file,
+                zero_fill: false,
+            })
+        }
+        Ok(_) => Err(AgentError::Usage(format!(
+            "{} is neither a file nor a block device",
+            target.display()
+        ))),
+        Err(_) => {
+            let file = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(target)
+                .map_err(|e| AgentError::io(target, e))?;
+            file.set_len(size).map_err(|e| AgentError::io(target, e))?;
+            Ok(Target {
+                file,
+                zero_fill: false,
+            })
+        }
+    }
+}
+
+/// Writes every chunk of the image, one segment at a time, with a worker per core plus
+/// one (fetching overlaps writing).
+fn write_image(
+    vault: &OpenVault,
+    index: &ImageIndex,
+    out: &Target,
+    progress: &RestoreProgress,
+) -> Result<()> {
+    let zeros = vec![0u8; index.chunk_size as usize];
+    for n in 0..index.segments.len() as u64 {
+        let segment = vault.handle.block_on(load_segment(vault, index, n))?;
+        let first = n * u64::from(index.segment_chunks);
+        let mut stored: Vec<(u64, ChunkId)> = Vec::new();
+        for (i, c) in segment.chunks.iter().enumerate() {
+            let chunk = first + i as u64;
+            match c {
+                Some(id) => stored.push((chunk, *id)),
+                None if out.zero_fill => {
+                    let range = index.chunk_range(chunk);
+                    let len = (range.end - range.start) as usize;
+                    out.file
+                        .write_all_at(&zeros[..len], range.start)
+                        .map_err(|e| AgentError::io("restore target", e))?;
+                }
+                None => {}
+            }
+        }
+        write_chunks(vault, index, out, &stored, progress)?;
+    }
+    Ok(())
+}
+
+fn write_chunks(
+    vault: &OpenVault,
+    index: &ImageIndex,
+    out: &Target,
+    stored: &[(u64, ChunkId)],
+    progress: &RestoreProgress,
+) -> Result<()> {
+    let batches: Vec<&[(u64, ChunkId)]> = stored.chunks(READ_BATCH).collect();
+    let next = AtomicUsize::new(0);
+    let failed: Mutex<Option<AgentError>> = Mutex::new(None);
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get()) + 1;
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|| {
+                loop {
+                    let b = next.fetch_add(1, Ordering::Relaxed);
+                    if b >= batches.len() || failed.lock().expect("failure lock").is_some() {
+                        break;
+                    }
+                    if let Err(e) = write_batch(vault, index, out, batches[b], progress) {
+                        failed.lock().expect("failure lock").get_or_insert(e);
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    match failed.into_inner().expect("failure lock") {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+fn write_batch(
+    vault: &OpenVault,
+    index: &ImageIndex,
+    out: &Target,
+    batch: &[(u64, ChunkId)],
+    progress: &RestoreProgress,
+) -> Result<()> {
+    let ids: Vec<ChunkId> = batch.iter().map(|(_, id)| *id).collect();
+    let blobs = vault.handle.block_on(vault.repo.read_blobs(&ids))?;
+    for ((chunk, id), blob) in batch.iter().zip(blobs) {
+        let data = vault.codec.open(id, &blob)?;
+        let range = index.chunk_range(*chunk);
+        if data.len() as u64 != range.end - range.start {
+            return Err(AgentError::Unsafe(format!(
+                "chunk {} of the image holds {} bytes where {} belong",
+                chunk,
+                data.len(),
+                range.end - range.start
+            )));
+        }
+        out.file
+            .write_all_at(&data, range.start)
+            .map_err(|e| AgentError::io("restore target", e))?;
+        progress.bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
+    }
+    Ok(())
+}

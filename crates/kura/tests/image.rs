@@ -1,0 +1,322 @@
+//! Image snapshots through the real `kura` binary: raw and qcow2 images back up and
+//! restore bit-identically (compared by SHA-256), stay sparse, store only changed chunks,
+//! run hooks, refuse targets that do not fit, and name the damaged byte ranges on check.
+
+mod common;
+
+use std::fs;
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::Path;
+use std::process::Command;
+
+use common::*;
+
+const MIB: u64 = 1 << 20;
+/// The vault's default image chunk size.
+const CHUNK: u64 = 256 << 10;
+
+fn sha256(path: &Path) -> String {
+    let out = Command::new("sha256sum")
+        .arg(path)
+        .output()
+        .expect("sha256sum runs");
+    assert!(out.status.success(), "{}", describe(&out));
+    stdout(&out).split_whitespace().next().unwrap().to_string()
+}
+
+/// Bytes the file really occupies on disk.
+fn allocated(path: &Path) -> u64 {
+    fs::metadata(path).unwrap().blocks() * 512
+}
+
+/// A 48 MiB image: random islands, a range of written (not sparse) zeros, holes between.
+fn make_image(path: &Path) -> u64 {
+    let size = 48 * MIB;
+    write_sparse(
+        path,
+        size,
+        &[
+            (0, 3 * MIB as usize),
+            (10 * MIB + 4097, 5 * MIB as usize),
+            (40 * MIB, 1 << 20),
+        ],
+        11,
+    );
+    fs::File::options()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .write_all_at(&vec![0u8; 4 * MIB as usize], 20 * MIB)
+        .unwrap();
+    size
+}
+
+#[test]
+fn raw_image_round_trips_bit_identical_and_sparse() {
+    let tmp = tempdir();
+    let image = tmp.path().join("disk.img");
+    let size = make_image(&image);
+    let kura = Kura::new(tmp.path().join("vault")).with_password("image pass");
+    kura.ok(["init", "--encrypt"]);
+
+    let s = kura.json(["backup", "--image", image.to_str().unwrap(), "--tag", "disk"]);
+    assert_eq!(s["bytes"].as_u64(), Some(size), "{s}");
+    // Holes are skipped without reading; written zeros are read but never stored.
+    let read = s["bytes_read"].as_u64().unwrap();
+    assert!(read < 16 * MIB, "holes must not be read: {s}");
+    assert!(
+        s["bytes_added"].as_u64().unwrap() < 10 * MIB,
+        "zeros are not stored: {s}"
+    );
+    let snaps = kura.snapshots();
+    assert_eq!(snaps[0]["kind"], "image");
+    assert_eq!(snaps[0]["paths"][0], image.to_str().unwrap());
+
+    let out = tmp.path().join("restored.img");
+    kura.ok(["restore", "latest", "--target", out.to_str().unwrap()]);
+    assert_eq!(fs::metadata(&out).unwrap().len(), size);
+    assert_eq!(sha256(&out), sha256(&image));
+    // Sparse where the source was zero: the written zeros become a hole too.
+    assert!(
+        allocated(&out) <= allocated(&image),
+        "restored image occupies {} bytes, source {}",
+        allocated(&out),
+        allocated(&image)
+    );
+    let hole = rustix::fs::seek(
+        &fs::File::open(&out).unwrap(),
+        rustix::fs::SeekFrom::Hole(20 * MIB),
+    )
+    .unwrap();
+    assert_eq!(hole, 20 * MIB, "the zero range must be a hole");
+
+    // An existing target is refused without --overwrite, and left as it was.
+    let refused = kura.run(["restore", "latest", "--target", out.to_str().unwrap()]);
+    let err = assert_exit(&refused, 1);
+    assert!(err.contains("--overwrite"), "{err}");
+    fs::write(&out, b"something else").unwrap();
+    kura.ok([
+        "restore",
+        "latest",
+        "--target",
+        out.to_str().unwrap(),
+        "--overwrite",
+    ]);
+    assert_eq!(sha256(&out), sha256(&image));
+
+    kura.ok(["check", "--read-data"]);
+}
+
+#[test]
+fn changed_blocks_are_all_a_new_image_snapshot_stores() {
+    let tmp = tempdir();
+    let image = tmp.path().join("disk.img");
+    write_random(&image, 5, 32 * MIB as usize);
+    let kura = Kura::new(tmp.path().join("vault"));
+    kura.init();
+    let first = kura.json(["backup", "--image", image.to_str().unwrap()]);
+    let v1 = tmp.path().join("v1.img");
+    fs::copy(&image, &v1).unwrap();
+
+    // Unchanged: nothing added, the first snapshot is the parent.
+    let same = kura.json(["backup", "--image", image.to_str().unwrap()]);
+    assert_eq!(same["parent"], first["snapshot_id"], "{same}");
+    assert!(same["bytes_added"].as_u64().unwrap() < 64 << 10, "{same}");
+
+    // Rewrite 2 % of the 4 KiB blocks at random places.
+    let f = fs::File::options().write(true).open(&image).unwrap();
+    let mut rng = Rng::new(9);
+    let blocks = 32 * MIB / 4096;
+    let mut touched = std::collections::BTreeSet::new();
+    for _ in 0..blocks / 50 {
+        let b = rng.below(blocks);
+        f.write_all_at(&rng.bytes(4096), b * 4096).unwrap();
+        touched.insert(b * 4096 / CHUNK);
+    }
+    let changed = kura.json(["backup", "--image", image.to_str().unwrap()]);
+    let added = changed["bytes_added"].as_u64().unwrap();
+    let changed_chunks = touched.len() as u64;
+    assert!(
+        added <= changed_chunks * CHUNK + (256 << 10),
+        "only the {changed_chunks} changed chunks may be stored, {added} bytes were: {changed}"
+    );
+    assert!(added >= changed_chunks * CHUNK / 2, "{changed}");
+
+    // Both snapshots restore to their own content.
+    let out1 = tmp.path().join("out1.img");
+    let out2 = tmp.path().join("out2.img");
+    let id1 = first["snapshot_id"].as_str().unwrap();
+    kura.ok(["restore", id1, "--target", out1.to_str().unwrap()]);
+    kura.ok(["restore", "latest", "--target", out2.to_str().unwrap()]);
+    assert_eq!(sha256(&out1), sha256(&v1));
+    assert_eq!(sha256(&out2), sha256(&image));
+}
+
+#[test]
+fn qcow2_images_are_read_and_written_through_qemu_img() {
+    let tmp = tempdir();
+    let raw = tmp.path().join("disk.raw");
+    make_image(&raw);
+    let qcow = tmp.path().join("disk.qcow2");
+    let conv = Command::new("qemu-img")
+        .args(["convert", "-O", "qcow2"])
+        .arg(&raw)
+        .arg(&qcow)
+        .output()
+        .expect("qemu-img runs");
+    assert!(conv.status.success(), "{}", describe(&conv));
+    let kura = Kura::new(tmp.path().join("vault"));
+    kura.init();
+    kura.json(["backup", "--image", qcow.to_str().unwrap()]);
+
+    let out = tmp.path().join("out.raw");
+    kura.ok(["restore", "latest", "--target", out.to_str().unwrap()]);
+    assert_eq!(sha256(&out), sha256(&raw));
+
+    let out_q = tmp.path().join("out.qcow2");
+    kura.ok([
+        "restore",
+        "latest",
+        "--target",
+        out_q.to_str().unwrap(),
+        "--format",
+        "qcow2",
+    ]);
+    let cmp = Command::new("qemu-img")
+        .arg("compare")
+        .arg(&raw)
+        .arg(&out_q)
+        .output()
+        .unwrap();
+    assert!(cmp.status.success(), "qcow2 differs: {}", describe(&cmp));
+    let info = Command::new("qemu-img").arg("info").arg(&out_q).output().unwrap();
+    assert!(stdout(&info).contains("qcow2"), "{}", describe(&info));
+}
+
+#[test]
+fn hooks_run_around_the_read_and_their_failure_is_clear() {
+    let tmp = tempdir();
+    let image = tmp.path().join("disk.img");
+    write_random(&image, 3, 2 * MIB as usize);
+    let log = tmp.path().join("hooks.log");
+    let kura = Kura::new(tmp.path().join("vault"));
+    kura.init();
+
+    let pre = format!("echo pre >> {}", log.display());
+    let post = format!("echo post >> {}", log.display());
+    let img = image.to_str().unwrap();
+    kura.json(["backup", "--image", img, "--pre-hook", &pre, "--post-hook", &post]);
+    assert_eq!(fs::read_to_string(&log).unwrap(), "pre\npost\n");
+
+    // A failing pre-hook stops the backup before anything is read: no snapshot.
+    let failed = kura.run([
+        "backup",
+        "--image",
+        img,
+        "--pre-hook",
+        "echo lvcreate failed >&2; exit 5",
+    ]);
+    let err = assert_exit(&failed, 1);
+    assert!(
+        err.contains("pre-hook") && err.contains("lvcreate failed"),
+        "{err}"
+    );
+    assert_eq!(kura.snapshots().len(), 1);
+
+    // A failing post-hook: the snapshot is saved, the exit code says something went wrong.
+    let partial = kura.run(["backup", "--image", img, "--post-hook", "exit 7"]);
+    let err = assert_exit(&partial, 3);
+    assert!(err.contains("post-hook"), "{err}");
+    assert_eq!(kura.snapshots().len(), 2);
+}
+
+#[test]
+fn check_names_the_damaged_byte_ranges_of_an_image() {
+    let tmp = tempdir();
+    let image = tmp.path().join("disk.img");
+    write_random(&image, 21, 4 * MIB as usize);
+    let repo = tmp.path().join("vault");
+    let kura = Kura::new(&repo);
+    kura.init();
+    kura.json(["backup", "--image", image.to_str().unwrap()]);
+
+    // Flip a byte in the middle of the largest pack (image data, not the index).
+    let pack = pack_files(&repo)
+        .into_iter()
+        .max_by_key(|p| fs::metadata(p).unwrap().len())
+        .unwrap();
+    let f = fs::File::options().read(true).write(true).open(&pack).unwrap();
+    let mut byte = [0u8];
+    f.read_exact_at(&mut byte, 1 << 20).unwrap();
+    f.write_all_at(&[byte[0] ^ 0xff], 1 << 20).unwrap();
+
+    let out = kura.run(["check", "--read-data"]);
+    let text = assert_exit(&out, 1);
+    assert!(text.contains("image bytes"), "{text}");
+    let report = last_json(&kura.run(["--json", "check", "--read-data"]));
+    let ranges = report["damaged_image_ranges"].as_object().unwrap();
+    let r = &ranges.values().next().unwrap()[0];
+    let (start, end) = (r["start"].as_u64().unwrap(), r["end"].as_u64().unwrap());
+    assert_eq!(start % CHUNK, 0, "{r}");
+    assert_eq!(end - start, CHUNK, "one chunk is damaged: {r}");
+    assert_eq!(r["cause"], "data");
+}
+
+#[test]
+fn a_device_smaller_than_the_image_is_refused_before_writing() {
+    if !is_root() {
+        eprintln!("SKIPPED: loop devices need root");
+        return;
+    }
+    let tmp = tempdir();
+    let image = tmp.path().join("disk.img");
+    write_random(&image, 1, 8 * MIB as usize);
+    let kura = Kura::new(tmp.path().join("vault"));
+    kura.init();
+    kura.json(["backup", "--image", image.to_str().unwrap()]);
+
+    let backing = tmp.path().join("small.dev");
+    write_random(&backing, 2, 4 * MIB as usize);
+    let before = sha256(&backing);
+    let Some(device) = LoopDevice::attach(&backing) else {
+        eprintln!("SKIPPED: no loop device could be attached here");
+        return;
+    };
+    let out = kura.run(["restore", "latest", "--target", &device.path, "--overwrite"]);
+    let err = assert_exit(&out, 1);
+    assert!(err.contains("nothing was written"), "{err}");
+    drop(device);
+    assert_eq!(sha256(&backing), before, "the device must be untouched");
+
+    // A device that is large enough receives the exact image, zeros included.
+    let big = tmp.path().join("big.dev");
+    write_random(&big, 3, 8 * MIB as usize);
+    let device = LoopDevice::attach(&big).expect("a second loop device");
+    kura.ok(["restore", "latest", "--target", &device.path, "--overwrite"]);
+    drop(device);
+    assert_eq!(sha256(&big), sha256(&image));
+}
+
+/// A loop device over a file, detached on drop.
+struct LoopDevice {
+    path: String,
+}
+
+impl LoopDevice {
+    fn attach(file: &Path) -> Option<Self> {
+        let out = Command::new("losetup")
+            .args(["--find", "--show"])
+            .arg(file)
+            .output()
+            .ok()?;
+        out.status.success().then(|| LoopDevice {
+            path: stdout(&out).trim().to_string(),
+        })
+    }
+}
+
+impl Drop for LoopDevice {
+    fn drop(&mut self) {
+        let _ = Command::new("losetup").args(["-d", &self.path]).status();
+    }
+}
