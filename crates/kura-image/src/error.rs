@@ -55,6 +55,13 @@ pub enum ImageError {
     #[error("the ext filesystem on partition {partition} is damaged: {reason}")]
     Ext4Superblock { partition: u32, reason: String },
 
+    /// The filesystem uses on-disk features the ext4 reader does not implement.
+    #[error(
+        "the ext filesystem on partition {partition} uses {features}, which kura-image cannot \
+         read yet: restore the image to get at its files"
+    )]
+    Ext4Features { partition: u32, features: String },
+
     /// An error from the ext4 reader, with the path it was about.
     #[error("ext4: {path}: {source}")]
     Ext4 {

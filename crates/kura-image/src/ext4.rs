@@ -108,8 +108,7 @@ impl Ext4Volume {
 
     /// [`Self::open`], naming `partition` in errors.
     pub(crate) fn open_partition(source: Arc<dyn ImageSource>, partition: u32) -> Result<Self> {
-        let fs_bytes =
-            check_superblock(&*source).map_err(|reason| ImageError::Ext4Superblock { partition, reason })?;
+        let fs_bytes = check_superblock(&*source, partition)?;
         let fs = Ext4::load(Box::new(SourceReader(source))).map_err(|source| ImageError::Ext4 {
             path: format!("partition {partition}"),
             source,
@@ -329,32 +328,64 @@ fn ext4_error(path: &[u8], source: Ext4Error) -> ImageError {
     }
 }
 
+/// Incompatible features `ext4-view` 1.0 refuses, by name as `mke2fs -O` spells them.
+const UNREADABLE_FEATURES: [(u32, &str); 8] = [
+    (0x1, "compression"),
+    (0x8, "journal_dev"),
+    (0x10, "meta_bg"),
+    (0x100, "mmp"),
+    (0x400, "ea_inode"),
+    (0x1000, "dirdata"),
+    (0x4000, "large_dir"),
+    (0x8000, "inline_data"),
+];
+const INCOMPAT_FILETYPE: u32 = 0x2;
+
 /// Checks that the superblock describes a filesystem that fits in `source` with a sane
-/// number of block groups, before `ext4-view` allocates per group. Returns the bytes the
-/// filesystem spans.
-fn check_superblock(source: &dyn ImageSource) -> std::result::Result<u64, String> {
+/// number of block groups, before `ext4-view` allocates per group, and names features
+/// that cannot be read. Returns the bytes the filesystem spans.
+fn check_superblock(source: &dyn ImageSource, partition: u32) -> Result<u64> {
     const INCOMPAT_64BIT: u32 = 0x80;
+    let damaged = |reason: String| ImageError::Ext4Superblock { partition, reason };
     let mut sb = [0u8; 1024];
     source
         .read_exact_at(EXT_SUPERBLOCK_AT as u64, &mut sb)
-        .map_err(|e| format!("cannot read the superblock: {e}"))?;
+        .map_err(|e| ImageError::io("the ext superblock", e))?;
     if read_u16(&sb, 0x38) != 0xef53 {
-        return Err("no ext2/3/4 superblock (magic 0xEF53 missing)".into());
+        return Err(damaged("no ext2/3/4 superblock (magic 0xEF53 missing)".into()));
+    }
+    let incompat = read_u32(&sb, 0x60);
+    let mut unreadable: Vec<&str> = UNREADABLE_FEATURES
+        .iter()
+        .filter(|(bit, _)| incompat & bit != 0)
+        .map(|(_, name)| *name)
+        .collect();
+    if incompat & INCOMPAT_FILETYPE == 0 {
+        unreadable.push("directory entries without file types (no filetype feature)");
+    }
+    if !unreadable.is_empty() {
+        return Err(ImageError::Ext4Features {
+            partition,
+            features: unreadable.join(", "),
+        });
     }
     let log_block_size = read_u32(&sb, 0x18);
     if log_block_size > 6 {
-        return Err(format!("block size 2^{} is invalid", 10 + log_block_size));
+        return Err(damaged(format!(
+            "block size 2^{} is invalid",
+            10 + log_block_size
+        )));
     }
     let block_size = 1024u64 << log_block_size;
-    let is_64bit = read_u32(&sb, 0x60) & INCOMPAT_64BIT != 0;
+    let is_64bit = incompat & INCOMPAT_64BIT != 0;
     let blocks_hi = if is_64bit { read_u32(&sb, 0x150) } else { 0 };
     let blocks = u64::from(read_u32(&sb, 0x4)) | (u64::from(blocks_hi) << 32);
     let fs_bytes = blocks.saturating_mul(block_size);
     if fs_bytes > source.size() {
-        return Err(format!(
+        return Err(damaged(format!(
             "it spans {fs_bytes} bytes but its partition has only {}: the image is truncated",
             source.size()
-        ));
+        )));
     }
     let blocks_per_group = u64::from(read_u32(&sb, 0x20)).max(1);
     let groups = blocks.div_ceil(blocks_per_group);
@@ -364,9 +395,9 @@ fn check_superblock(source: &dyn ImageSource) -> std::result::Result<u64, String
         32
     };
     if groups > MAX_BLOCK_GROUPS || groups.saturating_mul(descriptor_size) > fs_bytes {
-        return Err(format!(
+        return Err(damaged(format!(
             "{groups} block groups is more than the filesystem can hold"
-        ));
+        )));
     }
     Ok(fs_bytes)
 }
