@@ -22,10 +22,12 @@ use crate::source::ImageSource;
 /// table `ext4-view` allocates at load.
 const MAX_BLOCK_GROUPS: u64 = 1 << 22;
 /// Longest path a walk builds, as Linux's `PATH_MAX`.
-pub(crate) const MAX_WALK_PATH: usize = 4096;
-/// Smallest on-disk directory entry; no sound filesystem of N bytes has more than
-/// N / this many entries, which bounds a walk through a directory cycle.
-const MIN_DIR_ENTRY_LEN: u64 = 12;
+pub const MAX_WALK_PATH: usize = 4096;
+/// Deepest a walk goes below its starting directory. Real trees stay far below; the cap
+/// keeps a directory cycle cheap, since every level resolves its path from the root.
+pub const MAX_WALK_DEPTH: usize = 256;
+/// Smallest inode; bounds the inode count a hostile superblock can claim.
+const MIN_INODE_SIZE: u64 = 128;
 
 /// What kind of object an entry is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,14 +76,14 @@ impl Entry {
 /// reads the superblock, the group descriptors and the journal.
 pub struct Ext4Volume {
     fs: Ext4,
-    /// Bytes the superblock says the filesystem spans; bounds walks.
-    fs_bytes: u64,
+    /// Most directories a walk may enter: the filesystem's inode count.
+    max_dirs: u64,
 }
 
 impl std::fmt::Debug for Ext4Volume {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Ext4Volume")
-            .field("fs_bytes", &self.fs_bytes)
+            .field("max_dirs", &self.max_dirs)
             .finish_non_exhaustive()
     }
 }
@@ -108,12 +110,12 @@ impl Ext4Volume {
 
     /// [`Self::open`], naming `partition` in errors.
     pub(crate) fn open_partition(source: Arc<dyn ImageSource>, partition: u32) -> Result<Self> {
-        let fs_bytes = check_superblock(&*source, partition)?;
+        let max_dirs = check_superblock(&*source, partition)?;
         let fs = Ext4::load(Box::new(SourceReader(source))).map_err(|source| ImageError::Ext4 {
             path: format!("partition {partition}"),
             source,
         })?;
-        Ok(Self { fs, fs_bytes })
+        Ok(Self { fs, max_dirs })
     }
 
     /// The filesystem label.
@@ -210,55 +212,63 @@ impl Ext4Volume {
     }
 
     /// Walks depth first, calling `enter` for every entry and `leave` after a
-    /// directory's children. Stops with [`ImageError::WalkLimit`] when a path grows past
-    /// [`MAX_WALK_PATH`] or more entries are seen than the filesystem has room for: both
-    /// only happen in a directory cycle.
+    /// directory's children. Stops with [`ImageError::WalkLimit`] past [`MAX_WALK_PATH`]
+    /// bytes, [`MAX_WALK_DEPTH`] levels, or more directories than the filesystem has
+    /// inodes: in a sound filesystem each directory is reached once, so only a directory
+    /// cycle (a hard-linked directory) gets there.
     pub(crate) fn walk_with(&self, root: &[u8], visitor: &mut dyn WalkVisitor) -> Result<()> {
-        let mut budget = self.fs_bytes / MIN_DIR_ENTRY_LEN;
         let entry = self.stat(root)?;
-        let mut absolute = root.to_vec();
-        let mut relative = Vec::new();
-        self.walk_entry(&entry, &mut absolute, &mut relative, &mut budget, visitor)
+        let mut walk = Walk {
+            absolute: root.to_vec(),
+            relative: Vec::new(),
+            depth: 0,
+            dirs_left: self.max_dirs,
+        };
+        self.walk_entry(&entry, &mut walk, visitor)
     }
 
-    fn walk_entry(
-        &self,
-        entry: &Entry,
-        absolute: &mut Vec<u8>,
-        relative: &mut Vec<u8>,
-        budget: &mut u64,
-        visitor: &mut dyn WalkVisitor,
-    ) -> Result<()> {
-        let limit = |limit: String| ImageError::WalkLimit {
-            path: String::from_utf8_lossy(absolute).into_owned(),
+    fn walk_entry(&self, entry: &Entry, walk: &mut Walk, visitor: &mut dyn WalkVisitor) -> Result<()> {
+        let limit = |walk: &Walk, limit: String| ImageError::WalkLimit {
+            path: String::from_utf8_lossy(&walk.absolute).into_owned(),
             limit,
         };
-        if absolute.len() > MAX_WALK_PATH {
-            return Err(limit(format!("the path length limit of {MAX_WALK_PATH} bytes")));
+        if walk.absolute.len() > MAX_WALK_PATH {
+            return Err(limit(
+                walk,
+                format!("the path length limit of {MAX_WALK_PATH} bytes"),
+            ));
         }
-        *budget = budget
-            .checked_sub(1)
-            .ok_or_else(|| limit(format!("{} entries", self.fs_bytes / MIN_DIR_ENTRY_LEN)))?;
-        visitor.enter(relative, entry)?;
+        if walk.depth > MAX_WALK_DEPTH {
+            return Err(limit(walk, format!("{MAX_WALK_DEPTH} directory levels")));
+        }
+        visitor.enter(&walk.relative, entry)?;
         if entry.kind != EntryKind::Dir {
             return Ok(());
         }
-        for child in self.list_dir(&*absolute)? {
-            let (absolute_len, relative_len) = (absolute.len(), relative.len());
-            if absolute.last() != Some(&b'/') {
-                absolute.push(b'/');
+        walk.dirs_left = walk.dirs_left.checked_sub(1).ok_or_else(|| {
+            limit(
+                walk,
+                format!("{} directories, the inode count of the filesystem", self.max_dirs),
+            )
+        })?;
+        for child in self.list_dir(&walk.absolute)? {
+            let (absolute_len, relative_len) = (walk.absolute.len(), walk.relative.len());
+            if walk.absolute.last() != Some(&b'/') {
+                walk.absolute.push(b'/');
             }
-            absolute.extend_from_slice(&child.name);
-            if !relative.is_empty() {
-                relative.push(b'/');
+            walk.absolute.extend_from_slice(&child.name);
+            if !walk.relative.is_empty() {
+                walk.relative.push(b'/');
             }
-            relative.extend_from_slice(&child.name);
-            let walked = self.walk_entry(&child, absolute, relative, budget, visitor);
-            absolute.truncate(absolute_len);
-            relative.truncate(relative_len);
+            walk.relative.extend_from_slice(&child.name);
+            walk.depth += 1;
+            let walked = self.walk_entry(&child, walk, visitor);
+            walk.depth -= 1;
+            walk.absolute.truncate(absolute_len);
+            walk.relative.truncate(relative_len);
             walked?;
         }
-        visitor.leave(relative, entry)
+        visitor.leave(&walk.relative, entry)
     }
 
     fn entry(&self, path: &[u8], name: Vec<u8>, metadata: &Metadata) -> Result<Entry> {
@@ -288,6 +298,14 @@ impl Ext4Volume {
             symlink_target,
         })
     }
+}
+
+/// Where a walk is and how much it may still do.
+struct Walk {
+    absolute: Vec<u8>,
+    relative: Vec<u8>,
+    depth: usize,
+    dirs_left: u64,
 }
 
 /// Callbacks of [`Ext4Volume::walk_with`].
@@ -343,7 +361,7 @@ const INCOMPAT_FILETYPE: u32 = 0x2;
 
 /// Checks that the superblock describes a filesystem that fits in `source` with a sane
 /// number of block groups, before `ext4-view` allocates per group, and names features
-/// that cannot be read. Returns the bytes the filesystem spans.
+/// that cannot be read. Returns the inode count, bounded by what fits in the filesystem.
 fn check_superblock(source: &dyn ImageSource, partition: u32) -> Result<u64> {
     const INCOMPAT_64BIT: u32 = 0x80;
     let damaged = |reason: String| ImageError::Ext4Superblock { partition, reason };
@@ -399,5 +417,5 @@ fn check_superblock(source: &dyn ImageSource, partition: u32) -> Result<u64> {
             "{groups} block groups is more than the filesystem can hold"
         )));
     }
-    Ok(fs_bytes)
+    Ok(u64::from(read_u32(&sb, 0x0)).min(fs_bytes / MIN_INODE_SIZE))
 }

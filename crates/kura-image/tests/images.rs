@@ -349,3 +349,89 @@ fn truncated_image_refuses_the_partition_past_its_end() {
     );
     assert!(!disk.table().warnings.is_empty());
 }
+
+#[test]
+fn a_directory_cycle_ends_the_walk_with_an_error() {
+    require_tools!();
+    let dir = tempfile::tempdir().unwrap();
+    let (tree, image) = (dir.path().join("tree"), dir.path().join("fs.img"));
+    make_tree(&tree);
+    fs::File::create(&image).unwrap().set_len(16 << 20).unwrap();
+    mkfs_ext4_at(&image, 0, 16 * 2048, &tree, &[]);
+    // debugfs links directories where the kernel never would: /etc/ssl/loop is /etc.
+    run(
+        "debugfs",
+        &[
+            "-w".as_ref(),
+            "-R".as_ref(),
+            "link /etc /etc/ssl/loop".as_ref(),
+            image.as_os_str(),
+        ],
+        None,
+    );
+
+    let volume = Ext4Volume::open(Arc::new(fs::File::open(&image).unwrap())).unwrap();
+    let err = volume.walk("/", |_, _| Ok(())).unwrap_err();
+    assert!(matches!(err, ImageError::WalkLimit { .. }), "{err}");
+    assert!(err.to_string().contains("256 directory levels"), "{err}");
+    assert!(volume.extract("/etc", &dir.path().join("out")).is_err());
+
+    // No cycle, but each of 20 directories is linked twice from the one above: 2^20
+    // paths. The directory budget (the inode count) ends the walk.
+    let mut commands: Vec<String> = (0..=20).map(|i| format!("mkdir /dag{i}")).collect();
+    for i in 0..20 {
+        commands.push(format!("link /dag{} /dag{i}/a", i + 1));
+        commands.push(format!("link /dag{} /dag{i}/b", i + 1));
+    }
+    let script = dir.path().join("dag.debugfs");
+    fs::write(&script, commands.join("\n")).unwrap();
+    run(
+        "debugfs",
+        &[
+            "-w".as_ref(),
+            "-f".as_ref(),
+            script.as_os_str(),
+            image.as_os_str(),
+        ],
+        None,
+    );
+    let volume = Ext4Volume::open(Arc::new(fs::File::open(&image).unwrap())).unwrap();
+    let err = volume.walk("/dag0", |_, _| Ok(())).unwrap_err();
+    assert!(
+        err.to_string().contains("the inode count of the filesystem"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_name_with_a_slash_is_never_extracted() {
+    require_tools!();
+    let dir = tempfile::tempdir().unwrap();
+    let (tree, image) = (dir.path().join("tree"), dir.path().join("fs.img"));
+    make_tree(&tree);
+    fs::write(tree.join("etc/zz.slash.zz"), b"planted\n").unwrap();
+    fs::File::create(&image).unwrap().set_len(16 << 20).unwrap();
+    // Without metadata checksums the edited directory block is not refused as corrupt.
+    mkfs_ext4_at(&image, 0, 16 * 2048, &tree, &["-O", "^metadata_csum"]);
+    let mut bytes = fs::read(&image).unwrap();
+    let at = bytes
+        .windows(12)
+        .position(|w| w == b"zz.slash.zz\0" || w.starts_with(b"zz.slash.zz"))
+        .unwrap();
+    bytes[at + 2] = b'/';
+    bytes[at + 3] = b'.';
+    fs::write(&image, &bytes).unwrap();
+
+    let volume = Ext4Volume::open(Arc::new(fs::File::open(&image).unwrap())).unwrap();
+    let out = dir.path().join("out");
+    let err = volume.extract("/etc", &out).unwrap_err();
+    assert!(err.to_string().contains("path separator"), "{err}");
+    let escaped: Vec<_> = walk(dir.path())
+        .into_iter()
+        .filter(|(rel, _)| rel.to_string_lossy().contains("slash"))
+        .collect();
+    assert_eq!(
+        escaped.iter().map(|(p, _)| p.clone()).collect::<Vec<_>>(),
+        vec![Path::new("tree/etc/zz.slash.zz").to_path_buf()]
+    );
+}
