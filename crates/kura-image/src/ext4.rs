@@ -176,7 +176,11 @@ impl Ext4Volume {
     pub fn copy_file(&self, path: impl AsRef<[u8]>, out: &mut dyn Write) -> Result<u64> {
         let path = path.as_ref();
         let mut reader = self.open_file(path)?;
-        let mut buf = vec![0u8; 256 * 1024];
+        // Sized for the file, so extracting many small files does not zero 256 KiB each.
+        let len = usize::try_from(reader.size())
+            .unwrap_or(usize::MAX)
+            .clamp(1, 256 * 1024);
+        let mut buf = vec![0u8; len];
         let mut total = 0u64;
         loop {
             let n = reader
