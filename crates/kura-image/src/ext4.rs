@@ -394,8 +394,7 @@ fn check_superblock(source: &dyn ImageSource, partition: u32) -> Result<u64> {
     let log_block_size = read_u32(&sb, 0x18);
     if log_block_size > 6 {
         return Err(damaged(format!(
-            "block size 2^{} is invalid",
-            10 + log_block_size
+            "block size exponent {log_block_size} is invalid (block sizes are 1 KiB to 64 KiB)"
         )));
     }
     let block_size = 1024u64 << log_block_size;
@@ -422,4 +421,67 @@ fn check_superblock(source: &dyn ImageSource, partition: u32) -> Result<u64> {
         )));
     }
     Ok(u64::from(read_u32(&sb, 0x0)).min(fs_bytes / MIN_INODE_SIZE))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A 64 KiB image whose superblock says what `edit` writes.
+    fn superblock(edit: impl FnOnce(&mut [u8])) -> Vec<u8> {
+        let mut image = vec![0u8; 64 * 1024];
+        let sb = &mut image[EXT_SUPERBLOCK_AT..EXT_SUPERBLOCK_AT + 1024];
+        sb[0x38..0x3a].copy_from_slice(&0xef53u16.to_le_bytes());
+        sb[0x60] = INCOMPAT_FILETYPE as u8;
+        sb[0x04..0x08].copy_from_slice(&64u32.to_le_bytes());
+        sb[0x20..0x24].copy_from_slice(&8192u32.to_le_bytes());
+        edit(sb);
+        image
+    }
+
+    fn damage(image: Vec<u8>) -> String {
+        match check_superblock(&image, 7) {
+            Err(ImageError::Ext4Superblock { partition: 7, reason }) => reason,
+            other => panic!("expected a damaged superblock, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn hostile_superblock_geometry_is_refused_before_loading() {
+        assert!(check_superblock(&superblock(|_| {}), 0).is_ok());
+        let huge_exponent = superblock(|sb| sb[0x18..0x1c].copy_from_slice(&u32::MAX.to_le_bytes()));
+        assert!(damage(huge_exponent).contains("exponent 4294967295"));
+        let too_big = superblock(|sb| sb[0x04..0x08].copy_from_slice(&u32::MAX.to_le_bytes()));
+        assert!(damage(too_big).contains("the image is truncated"));
+        // 2^23 one-block groups on an 8 GiB source: only the first 64 KiB are real.
+        struct Huge(Vec<u8>);
+        impl ImageSource for Huge {
+            fn size(&self) -> u64 {
+                8 << 30
+            }
+            fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+                self.0.as_slice().read_at(offset, buf)
+            }
+        }
+        let many_groups = Huge(superblock(|sb| {
+            sb[0x04..0x08].copy_from_slice(&(1u32 << 23).to_le_bytes());
+            sb[0x20..0x24].copy_from_slice(&1u32.to_le_bytes());
+        }));
+        match check_superblock(&many_groups, 7) {
+            Err(ImageError::Ext4Superblock { reason, .. }) => {
+                assert!(reason.contains("8388608 block groups"))
+            }
+            other => panic!("expected too many block groups, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn unreadable_features_are_named_together() {
+        let image = superblock(|sb| sb[0x60..0x64].copy_from_slice(&(0x8000u32 | 0x10).to_le_bytes()));
+        let err = check_superblock(&image, 3).unwrap_err().to_string();
+        assert!(
+            err.contains("partition 3 uses meta_bg, inline_data, directory entries without file types"),
+            "{err}"
+        );
+    }
 }
