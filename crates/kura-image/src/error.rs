@@ -70,6 +70,13 @@ pub enum ImageError {
         source: ext4_view::Ext4Error,
     },
 
+    /// A symlink inode claims a target longer than any filesystem stores.
+    #[error(
+        "symlink {path} claims a {len}-byte target, longer than any filesystem allows: \
+         the filesystem is damaged"
+    )]
+    SymlinkTooLong { path: String, len: u64 },
+
     /// A directory entry has a name that cannot be written safely to a local directory.
     #[error(
         "refusing to extract entry {name:?} in {dir}: names must not be empty, '.', '..', or contain '/' or NUL"

@@ -26,6 +26,8 @@ pub const MAX_WALK_PATH: usize = 4096;
 /// Deepest a walk goes below its starting directory. Real trees stay far below; the cap
 /// keeps a directory cycle cheap, since every level resolves its path from the root.
 pub const MAX_WALK_DEPTH: usize = 256;
+/// Longest symlink target Linux creates (`PATH_MAX`).
+const MAX_SYMLINK_LEN: u64 = 4096;
 /// Smallest inode; bounds the inode count a hostile superblock can claim.
 const MIN_INODE_SIZE: u64 = 128;
 
@@ -158,6 +160,19 @@ impl Ext4Volume {
     /// The target of the symlink at `path`, as stored.
     pub fn read_link(&self, path: impl AsRef<[u8]>) -> Result<Vec<u8>> {
         let path = path.as_ref();
+        let metadata = self.fs.symlink_metadata(path).map_err(|e| ext4_error(path, e))?;
+        self.symlink_target(path, &metadata)
+    }
+
+    /// Reads a symlink's target after checking its length: `ext4-view` allocates the
+    /// length the inode claims, which a damaged inode can set to terabytes.
+    fn symlink_target(&self, path: &[u8], metadata: &Metadata) -> Result<Vec<u8>> {
+        if metadata.is_symlink() && metadata.len() > MAX_SYMLINK_LEN {
+            return Err(ImageError::SymlinkTooLong {
+                path: String::from_utf8_lossy(path).into_owned(),
+                len: metadata.len(),
+            });
+        }
         let target = self.fs.read_link(path).map_err(|e| ext4_error(path, e))?;
         Ok(target.as_ref().to_vec())
     }
@@ -286,7 +301,7 @@ impl Ext4Volume {
             FileType::Socket => EntryKind::Socket,
         };
         let symlink_target = match kind {
-            EntryKind::Symlink => Some(self.read_link(path)?),
+            EntryKind::Symlink => Some(self.symlink_target(path, metadata)?),
             _ => None,
         };
         let mtime = metadata.modified();

@@ -435,3 +435,39 @@ fn a_name_with_a_slash_is_never_extracted() {
         vec![Path::new("tree/etc/zz.slash.zz").to_path_buf()]
     );
 }
+
+#[test]
+fn a_symlink_claiming_a_huge_target_is_refused_not_allocated() {
+    require_tools!();
+    let dir = tempfile::tempdir().unwrap();
+    let (tree, image) = (dir.path().join("tree"), dir.path().join("fs.img"));
+    make_tree(&tree);
+    fs::File::create(&image).unwrap().set_len(16 << 20).unwrap();
+    mkfs_ext4_at(&image, 0, 16 * 2048, &tree, &[]);
+    // Found by the property test: ext4-view allocates whatever size the inode claims.
+    let request = "set_inode_field /links/dangling size 871878361102";
+    run(
+        "debugfs",
+        &["-w".as_ref(), "-R".as_ref(), request.as_ref(), image.as_os_str()],
+        None,
+    );
+
+    let volume = Ext4Volume::open(Arc::new(fs::File::open(&image).unwrap())).unwrap();
+    for err in [
+        volume.read_link("/links/dangling").unwrap_err(),
+        volume.stat("/links/dangling").unwrap_err(),
+        volume.list_dir("/links").unwrap_err(),
+    ] {
+        assert!(
+            matches!(
+                err,
+                ImageError::SymlinkTooLong {
+                    len: 871878361102,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    }
+    assert_eq!(volume.read_link("/links/abs").unwrap(), b"/etc/passwd");
+}
