@@ -129,5 +129,75 @@ fn main() {
         let c = VaultConfig::new(enc, 0).expect("config");
         write(&dir, "vault_config", &format!("config-{enc}"), &c.encode());
     }
+    image_seeds(&dir);
     println!("seeds written to {}", dir.display());
+}
+
+/// Tiny real images for the `kura-image` targets, made with `sfdisk` and `mkfs.ext4`
+/// when they are installed (Debian: fdisk, e2fsprogs).
+fn image_seeds(dir: &Path) {
+    let work = std::env::temp_dir().join(format!("kura-fuzz-seeds-{}", std::process::id()));
+    fs::create_dir_all(work.join("tree/d")).expect("seed tree");
+    fs::write(work.join("tree/d/f"), b"x\n").expect("seed file");
+    let _ = std::os::unix::fs::symlink("f", work.join("tree/d/l"));
+    let tables = [
+        (
+            "mbr-logical",
+            "label: dos\nstart=1, size=20, type=83\nstart=21, size=60, type=5\nstart=23, size=10, type=83\nstart=35, size=10, type=82\n",
+        ),
+        (
+            "gpt",
+            "label: gpt\nstart=40, size=30, type=linux, name=\"a\"\nstart=70, size=20, type=swap\n",
+        ),
+    ];
+    for (name, script) in tables {
+        let image = work.join(name);
+        fs::File::create(&image)
+            .and_then(|f| f.set_len(64 << 10))
+            .expect("seed image");
+        if run_tool(
+            "sfdisk",
+            &["--quiet", image.to_str().expect("utf-8 temp dir")],
+            script,
+        ) {
+            write(
+                dir,
+                "partition_table",
+                name,
+                &fs::read(&image).expect("seed image"),
+            );
+        }
+    }
+    let image = work.join("ext4");
+    fs::File::create(&image)
+        .and_then(|f| f.set_len(96 << 10))
+        .expect("seed image");
+    let tree = work.join("tree");
+    let args = ["-q", "-F", "-O", "^has_journal,^resize_inode", "-N", "16", "-d"];
+    let mut args: Vec<&str> = args.to_vec();
+    args.extend([tree.to_str().expect("utf-8"), image.to_str().expect("utf-8")]);
+    if run_tool("mkfs.ext4", &args, "") {
+        write(dir, "ext4_image", "small", &fs::read(&image).expect("seed image"));
+    }
+    let _ = fs::remove_dir_all(&work);
+}
+
+fn run_tool(tool: &str, args: &[&str], stdin: &str) -> bool {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let path = format!("{}:/usr/sbin:/sbin", std::env::var("PATH").unwrap_or_default());
+    let Ok(mut child) = Command::new(tool)
+        .args(args)
+        .env("PATH", path)
+        .stdin(Stdio::piped())
+        .spawn()
+    else {
+        eprintln!("{tool} not installed: no seeds for it");
+        return false;
+    };
+    let fed = child
+        .stdin
+        .take()
+        .is_some_and(|mut s| s.write_all(stdin.as_bytes()).is_ok());
+    fed && child.wait().is_ok_and(|status| status.success())
 }
