@@ -8,6 +8,15 @@ cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/kura-target}
 command -v cargo-nextest >/dev/null || cargo install cargo-nextest --locked
 
+# Image tests build disks with sfdisk, mkfs.ext4, mkswap and qemu-img.
+missing=()
+for tool in sfdisk:fdisk mkfs.ext4:e2fsprogs mkswap:util-linux qemu-img:qemu-utils; do
+  command -v "${tool%%:*}" >/dev/null || missing+=("${tool#*:}")
+done
+if ((${#missing[@]})); then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
 # PostgreSQL: running already on machines of this kind; start it if it is not.
 if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
   if ! command -v pg_ctlcluster >/dev/null; then

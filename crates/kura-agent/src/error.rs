@@ -34,6 +34,9 @@ pub enum AgentError {
     /// The server could not be reached or spoke nonsense.
     #[error("cannot talk to the server: {0}")]
     Connection(String),
+    /// The partition table or file system inside an image snapshot cannot be read.
+    #[error(transparent)]
+    Image(#[from] kura_image::ImageError),
     /// A pre- or post-backup hook failed.
     #[error("{0}")]
     Hook(String),

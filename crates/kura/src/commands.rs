@@ -7,6 +7,7 @@ use anyhow::{Context, Result, bail};
 use kura_agent::backup::{self, BackupOptions, BackupProgress};
 use kura_agent::browse;
 use kura_agent::hooks;
+use kura_agent::image::inside::{self, EntryKind, ImageLayout};
 use kura_agent::image::restore::{ImageFormat, ImageRestoreOptions};
 use kura_agent::image::{self, backup::ImageBackupOptions};
 use kura_agent::restore::{self, RestoreOptions, RestoreProgress};
@@ -315,44 +316,59 @@ impl Ctx {
             let root = browse::root_of(&vault, &id).await?;
             browse::list(&vault, &root, path, recursive).await
         })?;
+        let listed: Vec<Listed> = entries
+            .iter()
+            .map(|e| {
+                let n = &e.node;
+                Listed {
+                    path: &e.path,
+                    kind: match n.kind {
+                        NodeKind::File => "file",
+                        NodeKind::Dir => "dir",
+                        NodeKind::Symlink => "symlink",
+                        NodeKind::Fifo => "fifo",
+                        NodeKind::CharDevice => "chardev",
+                        NodeKind::BlockDevice => "blockdev",
+                        NodeKind::Socket => "socket",
+                    },
+                    mode: n.mode,
+                    uid: n.uid,
+                    gid: n.gid,
+                    size: n.size,
+                    mtime_ns: n.mtime_ns,
+                    link_target: n.link_target.as_ref().map(|t| t.as_slice()),
+                }
+            })
+            .collect();
+        self.print_listing(&listed);
+        Ok(0)
+    }
+
+    fn print_listing(&self, entries: &[Listed]) {
         let mut rows = Vec::new();
-        for e in &entries {
-            let n = &e.node;
-            let kind = match n.kind {
-                NodeKind::File => "file",
-                NodeKind::Dir => "dir",
-                NodeKind::Symlink => "symlink",
-                NodeKind::Fifo => "fifo",
-                NodeKind::CharDevice => "chardev",
-                NodeKind::BlockDevice => "blockdev",
-                NodeKind::Socket => "socket",
-            };
+        for e in entries {
+            let link = e.link_target.map(|t| String::from_utf8_lossy(t).into_owned());
             if self.ui.json {
                 rows.push(json!({
-                    "path": e.path, "type": kind, "size": n.size, "mode": format!("{:o}", n.mode),
-                    "uid": n.uid, "gid": n.gid, "mtime": ui::utc_time(n.mtime_ns),
-                    "link_target": n.link_target.as_ref().map(|t| String::from_utf8_lossy(t).into_owned()),
+                    "path": e.path, "type": e.kind, "size": e.size, "mode": format!("{:o}", e.mode),
+                    "uid": e.uid, "gid": e.gid, "mtime": ui::utc_time(e.mtime_ns),
+                    "link_target": link,
                 }));
             } else {
-                let link = n
-                    .link_target
-                    .as_ref()
-                    .map(|t| format!(" -> {}", String::from_utf8_lossy(t)))
-                    .unwrap_or_default();
                 println!(
-                    "{:<8} {:>5o} {:>6}:{:<6} {:>10}  {}  {}{link}",
-                    kind,
-                    n.mode,
-                    n.uid,
-                    n.gid,
-                    n.size,
-                    ui::local_time(n.mtime_ns),
-                    e.path
+                    "{:<8} {:>5o} {:>6}:{:<6} {:>10}  {}  {}{}",
+                    e.kind,
+                    e.mode,
+                    e.uid,
+                    e.gid,
+                    e.size,
+                    ui::local_time(e.mtime_ns),
+                    e.path,
+                    link.map(|l| format!(" -> {l}")).unwrap_or_default()
                 );
             }
         }
         self.ui.json(&rows);
-        Ok(0)
     }
 
     fn restore(&self, args: RestoreArgs) -> Result<u8> {
@@ -400,13 +416,86 @@ impl Ctx {
     }
 
     fn ls_image(&self, vault: &OpenVault, id: &SnapshotId, args: &LsArgs) -> Result<u8> {
-        let _ = (vault, id, args);
-        bail!("listing inside image snapshots comes with partition support")
+        let Some(partition) = args.partition else {
+            let layout = inside::layout(vault, id)?;
+            if args.path.is_some() {
+                bail!(
+                    "an image snapshot holds partitions: add --partition N to list files\n{}",
+                    layout_text(&layout)
+                );
+            }
+            for w in &layout.warnings {
+                self.ui.warn(format!("partition table: {w}"));
+            }
+            self.ui.result(layout_text(&layout));
+            self.ui.json(&layout);
+            return Ok(0);
+        };
+        let path = args.path.as_deref().unwrap_or(Path::new("/"));
+        let entries = inside::list(vault, id, partition, path, !args.no_recurse)?;
+        let listed: Vec<Listed> = entries
+            .iter()
+            .map(|e| {
+                let n = &e.entry;
+                Listed {
+                    path: &e.path,
+                    kind: match n.kind {
+                        EntryKind::File => "file",
+                        EntryKind::Dir => "dir",
+                        EntryKind::Symlink => "symlink",
+                        EntryKind::Fifo => "fifo",
+                        EntryKind::CharDevice => "chardev",
+                        EntryKind::BlockDevice => "blockdev",
+                        EntryKind::Socket => "socket",
+                    },
+                    mode: u32::from(n.mode),
+                    uid: n.uid,
+                    gid: n.gid,
+                    size: n.size,
+                    mtime_ns: n.mtime * 1_000_000_000 + i64::from(n.mtime_nanos),
+                    link_target: n.symlink_target.as_deref(),
+                }
+            })
+            .collect();
+        self.print_listing(&listed);
+        Ok(0)
     }
 
     fn restore_from_partition(&self, vault: &OpenVault, id: &SnapshotId, args: RestoreArgs) -> Result<u8> {
-        let _ = (vault, id, args);
-        bail!("restoring files from inside image snapshots comes with partition support")
+        let partition = args.partition.expect("called with --partition");
+        if args.format != ImageFormatArg::Raw {
+            bail!("--format applies to restoring the whole image, not files from a partition");
+        }
+        if args.overwrite {
+            bail!(
+                "files from inside an image are restored into an empty directory; --overwrite does not apply"
+            );
+        }
+        let summary = {
+            let _bar = self.ui.progress("restoring files from the image", vec![]);
+            std::thread::scope(|s| {
+                s.spawn(|| inside::restore(vault, id, partition, &args.include, &args.target))
+                    .join()
+            })
+            .map_err(|_| anyhow::anyhow!("the restore thread panicked"))??
+        };
+        for s in &summary.skipped {
+            self.ui
+                .warn(format!("not restored (device, fifo or socket): {s}"));
+        }
+        self.ui.result(format!(
+            "restored {} files, {} dirs, {} symlinks, {} from partition {} of {} to {} in {:.1}s",
+            summary.files,
+            summary.dirs,
+            summary.symlinks,
+            ui::size(summary.bytes),
+            partition,
+            id.short(),
+            args.target.display(),
+            summary.duration_s
+        ));
+        self.ui.json(&summary);
+        Ok(0)
     }
 
     fn kind_of(&self, id: &SnapshotId) -> Result<SnapshotKind> {
@@ -719,6 +808,48 @@ fn run_backup(
         time_ns: args.time.map(|t| t.as_nanosecond() as i64),
     };
     backup::run(vault, &options, progress)
+}
+
+/// The partition table of an image snapshot as a table for people.
+fn layout_text(layout: &ImageLayout) -> String {
+    let mut text = format!(
+        "image of {} ({} bytes), partition table: {}\n{:>4}  {:>14}  {:>10}  {:<10}  type",
+        ui::size(layout.size),
+        layout.size,
+        layout.table,
+        "part",
+        "start",
+        "size",
+        "filesystem"
+    );
+    for p in &layout.partitions {
+        text.push_str(&format!(
+            "\n{:>4}  {:>14}  {:>10}  {:<10}  {}{}",
+            p.number,
+            p.start,
+            ui::size(p.length),
+            p.filesystem.as_deref().unwrap_or("-"),
+            p.kind,
+            if p.name.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", p.name)
+            }
+        ));
+    }
+    text
+}
+
+/// One line of `kura ls`, from a snapshot tree or a file system inside an image.
+struct Listed<'a> {
+    path: &'a str,
+    kind: &'static str,
+    mode: u32,
+    uid: u32,
+    gid: u32,
+    size: u64,
+    mtime_ns: i64,
+    link_target: Option<&'a [u8]>,
 }
 
 fn hostname() -> String {

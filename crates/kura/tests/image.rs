@@ -320,3 +320,130 @@ impl Drop for LoopDevice {
         let _ = Command::new("losetup").args(["-d", &self.path]).status();
     }
 }
+
+/// Runs a tool, failing the test with its output when it fails.
+fn tool(program: &str, args: &[&str], stdin: Option<&str>) {
+    use std::io::Write;
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{program} cannot run: {e}"));
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.unwrap_or("").as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{program} {args:?}: {}", describe(&out));
+}
+
+/// A GPT disk of 48 MiB: partition 1 is swap (8 MiB at 1 MiB), partition 2 an ext4
+/// file system made with `mkfs.ext4 -d` from `tree` (32 MiB at 9 MiB).
+fn partitioned_disk(dir: &Path, tree: &Path, label: &str) -> std::path::PathBuf {
+    let disk = dir.join("disk.img");
+    fs::File::create(&disk).unwrap().set_len(48 * MIB).unwrap();
+    let script = format!(
+        "label: {label}\nstart=2048, size=16384, type={}\nstart=18432, size=65536\n",
+        if label == "gpt" { "S" } else { "82" }
+    );
+    tool("sfdisk", &["-q", disk.to_str().unwrap()], Some(&script));
+    let swap = dir.join("swap.part");
+    fs::File::create(&swap).unwrap().set_len(8 * MIB).unwrap();
+    tool("mkswap", &["-q", swap.to_str().unwrap()], None);
+    let ext4 = dir.join("ext4.part");
+    fs::File::create(&ext4).unwrap().set_len(32 * MIB).unwrap();
+    tool(
+        "mkfs.ext4",
+        &["-q", "-F", "-d", tree.to_str().unwrap(), ext4.to_str().unwrap()],
+        None,
+    );
+    let f = fs::File::options().write(true).open(&disk).unwrap();
+    f.write_all_at(&fs::read(&swap).unwrap(), MIB).unwrap();
+    f.write_all_at(&fs::read(&ext4).unwrap(), 9 * MIB).unwrap();
+    disk
+}
+
+#[test]
+fn files_are_listed_and_restored_from_inside_an_image_without_restoring_it() {
+    let tmp = tempdir();
+    let tree = tmp.path().join("tree");
+    generate_tree(&tree.join("etc"), 8, 20, 200 << 10);
+    fs::write(tree.join("etc/hostname"), b"db-server-1\n").unwrap();
+    write_random(&tree.join("var/lib/big.bin"), 4, 3 * MIB as usize);
+    std::os::unix::fs::symlink("../etc/hostname", tree.join("var/name")).unwrap();
+    for label in ["gpt", "dos"] {
+        let dir = tmp.path().join(label);
+        fs::create_dir(&dir).unwrap();
+        let disk = partitioned_disk(&dir, &tree, label);
+        let kura = Kura::new(dir.join("vault")).with_password("p");
+        kura.ok(["init", "--encrypt"]);
+        kura.json(["backup", "--image", disk.to_str().unwrap()]);
+
+        // The partition table, with the file system found on each partition.
+        let layout = kura.json(["ls", "latest"]);
+        let parts = layout["partitions"].as_array().unwrap();
+        assert_eq!(parts.len(), 2, "{layout}");
+        assert_eq!(parts[0]["filesystem"], "swap", "{layout}");
+        assert_eq!(parts[1]["filesystem"], "ext4", "{layout}");
+        assert_eq!(parts[1]["start"].as_u64(), Some(9 * MIB));
+        assert_eq!(layout["table"], label, "{layout}");
+
+        // Files of partition 2.
+        let listing = kura.json(["ls", "latest", "--partition", "2", "/var"]);
+        let paths: Vec<&str> = listing
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["path"].as_str().unwrap())
+            .collect();
+        assert!(paths.contains(&"/var/lib/big.bin"), "{paths:?}");
+        let link = listing
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["path"] == "/var/name")
+            .unwrap();
+        assert_eq!(link["link_target"], "../etc/hostname");
+
+        // One file and one directory, restored with their paths and compared.
+        let out = dir.join("out");
+        kura.ok([
+            "restore", "latest", "--partition", "2", "--include", "/etc/hostname", "--include",
+            "var", "--target", out.to_str().unwrap(),
+        ]);
+        assert_eq!(fs::read(out.join("etc/hostname")).unwrap(), b"db-server-1\n");
+        assert_eq!(sha256(&out.join("var/lib/big.bin")), sha256(&tree.join("var/lib/big.bin")));
+        assert_eq!(
+            fs::read_link(out.join("var/name")).unwrap(),
+            Path::new("../etc/hostname")
+        );
+
+        // The whole file system.
+        let all = dir.join("all");
+        kura.ok(["restore", "latest", "--partition", "2", "--target", all.to_str().unwrap()]);
+        // Contents and names (mkfs.ext4 -d keeps whole seconds only, so not times).
+        let diff = Command::new("diff").arg("-r").arg(&tree).arg(&all).output().unwrap();
+        let only_lost_found = stdout(&diff)
+            .lines()
+            .all(|l| l.starts_with("Only in") && l.ends_with("lost+found"));
+        assert!(only_lost_found, "{}", describe(&diff));
+
+        // Clear refusals: swap is no file system to browse, partitions that do not exist,
+        // a non-empty target.
+        let swap = kura.run(["ls", "latest", "--partition", "1"]);
+        let err = assert_exit(&swap, 1);
+        assert!(err.contains("unsupported filesystem swap"), "{err}");
+        let missing = kura.run(["ls", "latest", "--partition", "7"]);
+        let err = assert_exit(&missing, 1);
+        assert!(err.contains('7'), "{err}");
+        let again = kura.run([
+            "restore", "latest", "--partition", "2", "--target", all.to_str().unwrap(),
+        ]);
+        let err = assert_exit(&again, 1);
+        assert!(err.contains("not empty"), "{err}");
+    }
+}

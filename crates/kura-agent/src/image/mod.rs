@@ -1,9 +1,11 @@
 //! Image snapshots: whole disks, volumes and raw or qcow2 image files, cut into
 //! fixed-size chunks ([`kura_format::image`]). Backup ([`backup`]), bit-identical restore
 //! ([`restore`]) and random access to a snapshot's bytes without restoring it
-//! ([`VaultImage`]), which file-level restore from inside an image builds on.
+//! ([`VaultImage`]), on which browsing and file-level restore from inside an image
+//! ([`inside`]) are built.
 
 pub mod backup;
+pub mod inside;
 mod random_access;
 pub mod restore;
 mod source;
