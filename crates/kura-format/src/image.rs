@@ -114,7 +114,7 @@ impl ImageIndex {
             ));
         }
         let want = Self::segment_count(w.size, w.chunk_size, w.segment_chunks);
-        if w.segments.len() % 32 != 0 || (w.segments.len() / 32) as u64 != want {
+        if !w.segments.len().is_multiple_of(32) || (w.segments.len() / 32) as u64 != want {
             return Err(FormatError::malformed(
                 "image index",
                 format!(

@@ -84,7 +84,7 @@ fn raw_image_round_trips_bit_identical_and_sparse() {
         allocated(&image)
     );
     let hole = rustix::fs::seek(
-        &fs::File::open(&out).unwrap(),
+        fs::File::open(&out).unwrap(),
         rustix::fs::SeekFrom::Hole(20 * MIB),
     )
     .unwrap();
@@ -412,11 +412,22 @@ fn files_are_listed_and_restored_from_inside_an_image_without_restoring_it() {
         // One file and one directory, restored with their paths and compared.
         let out = dir.join("out");
         kura.ok([
-            "restore", "latest", "--partition", "2", "--include", "/etc/hostname", "--include",
-            "var", "--target", out.to_str().unwrap(),
+            "restore",
+            "latest",
+            "--partition",
+            "2",
+            "--include",
+            "/etc/hostname",
+            "--include",
+            "var",
+            "--target",
+            out.to_str().unwrap(),
         ]);
         assert_eq!(fs::read(out.join("etc/hostname")).unwrap(), b"db-server-1\n");
-        assert_eq!(sha256(&out.join("var/lib/big.bin")), sha256(&tree.join("var/lib/big.bin")));
+        assert_eq!(
+            sha256(&out.join("var/lib/big.bin")),
+            sha256(&tree.join("var/lib/big.bin"))
+        );
         assert_eq!(
             fs::read_link(out.join("var/name")).unwrap(),
             Path::new("../etc/hostname")
@@ -424,9 +435,21 @@ fn files_are_listed_and_restored_from_inside_an_image_without_restoring_it() {
 
         // The whole file system.
         let all = dir.join("all");
-        kura.ok(["restore", "latest", "--partition", "2", "--target", all.to_str().unwrap()]);
+        kura.ok([
+            "restore",
+            "latest",
+            "--partition",
+            "2",
+            "--target",
+            all.to_str().unwrap(),
+        ]);
         // Contents and names (mkfs.ext4 -d keeps whole seconds only, so not times).
-        let diff = Command::new("diff").arg("-r").arg(&tree).arg(&all).output().unwrap();
+        let diff = Command::new("diff")
+            .arg("-r")
+            .arg(&tree)
+            .arg(&all)
+            .output()
+            .unwrap();
         let only_lost_found = stdout(&diff)
             .lines()
             .all(|l| l.starts_with("Only in") && l.ends_with("lost+found"));
@@ -441,7 +464,12 @@ fn files_are_listed_and_restored_from_inside_an_image_without_restoring_it() {
         let err = assert_exit(&missing, 1);
         assert!(err.contains('7'), "{err}");
         let again = kura.run([
-            "restore", "latest", "--partition", "2", "--target", all.to_str().unwrap(),
+            "restore",
+            "latest",
+            "--partition",
+            "2",
+            "--target",
+            all.to_str().unwrap(),
         ]);
         let err = assert_exit(&again, 1);
         assert!(err.contains("not empty"), "{err}");

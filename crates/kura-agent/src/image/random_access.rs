@@ -142,10 +142,10 @@ impl<K: Eq + Hash + Clone, V: Clone> Lru<K, V> {
     fn put(&mut self, key: K, value: V) {
         if self.map.insert(key.clone(), value).is_none() {
             self.order.push_back(key);
-            if self.order.len() > self.capacity {
-                if let Some(old) = self.order.pop_front() {
-                    self.map.remove(&old);
-                }
+            if self.order.len() > self.capacity
+                && let Some(old) = self.order.pop_front()
+            {
+                self.map.remove(&old);
             }
         } else {
             self.touch(&key);
