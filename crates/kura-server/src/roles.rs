@@ -200,10 +200,11 @@ impl ProviderRole {
     }
 }
 
-/// `docs/roles.md`: the role tables and which routes need which permission.
+/// `docs/roles.md`: the role tables and what each route needs (a permission's name, or
+/// the credential of a route without a role).
 pub fn roles_markdown(
-    customer_routes: &[(String, Option<Permission>)],
-    management_routes: &[(String, Option<Permission>)],
+    customer_routes: &[(String, String)],
+    management_routes: &[(String, String)],
 ) -> String {
     let mut out = String::from(
         "# Roles\n\n\
@@ -239,17 +240,15 @@ pub fn roles_markdown(
         ("Management routes", management_routes),
     ] {
         out.push_str(&format!("\n## {title}\n\n| route | needs |\n|---|---|\n"));
-        for (route, permission) in routes {
-            let needs = permission.map_or("(see below)", Permission::as_str);
+        for (route, needs) in routes {
             out.push_str(&format!("| `{route}` | {needs} |\n"));
         }
     }
     out.push_str(
-        "\nRoutes marked \"(see below)\" need no role: `POST /api/v1/login` and the password \
-         reset routes are open (rate-limited), agent routes take an agent credential, \
-         `POST /api/v1/agents/register` a registration token, and `/healthz` and `/metrics` \
-         are reachable on the management network only. There is no flag, variable or route \
-         that skips these checks.\n",
+        "\nRoutes with no role: sign-in (throttled) and the password reset routes are open to \
+         anyone, `POST /api/v1/agents/register` takes a registration token in its body, and \
+         `/healthz` and `/metrics` are reachable on the management network only. There is no \
+         flag, variable or route that skips these checks.\n",
     );
     out
 }

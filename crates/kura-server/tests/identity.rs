@@ -882,23 +882,28 @@ impl MailServer {
             .unwrap()
             .port();
         let maildir = tempfile::tempdir().unwrap();
-        let child = std::process::Command::new("python3")
-            .args([
-                "-m",
-                "aiosmtpd",
-                "-n",
-                "-l",
-                &format!("127.0.0.1:{port}"),
-                "-c",
-                "aiosmtpd.handlers.Mailbox",
-            ])
-            // aiosmtpd creates the Maildir (new/, cur/, tmp/) only where nothing exists yet.
-            .arg(maildir.path().join("box"))
-            .spawn()
-            .expect("python3 with aiosmtpd (pip install aiosmtpd) runs the test's mail server");
+        // Owned by the struct from the start, so `Drop` stops it on every path.
+        let server = MailServer {
+            child: std::process::Command::new("python3")
+                .args([
+                    "-m",
+                    "aiosmtpd",
+                    "-n",
+                    "-l",
+                    &format!("127.0.0.1:{port}"),
+                    "-c",
+                    "aiosmtpd.handlers.Mailbox",
+                ])
+                // aiosmtpd creates the Maildir (new/, cur/, tmp/) only where nothing exists yet.
+                .arg(maildir.path().join("box"))
+                .spawn()
+                .expect("python3 with aiosmtpd (pip install aiosmtpd) runs the test's mail server"),
+            port,
+            maildir,
+        };
         for _ in 0..100 {
             if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
-                return MailServer { child, port, maildir };
+                return server;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }

@@ -369,15 +369,16 @@ fn listing(table: RouteTable) -> Vec<(Method, &'static str, Access)> {
 
 /// `docs/roles.md`, generated from the role table and both route tables.
 pub fn roles_doc() -> String {
-    let routes = |table: RouteTable| -> Vec<(String, Option<Permission>)> {
+    let routes = |table: RouteTable| -> Vec<(String, String)> {
         table
             .iter()
             .map(|(method, path, access, _)| {
-                let permission = match access {
-                    Access::Role(permission) => Some(*permission),
-                    Access::Open | Access::Agent => None,
+                let needs = match access {
+                    Access::Role(permission) => permission.as_str(),
+                    Access::Agent => "an agent credential",
+                    Access::Open => "no role (see below)",
                 };
-                (format!("{method} {path}"), permission)
+                (format!("{method} {path}"), needs.to_owned())
             })
             .collect()
     };
