@@ -344,8 +344,17 @@ async fn role_matrix_matches_the_table(server: TestServer) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn admin_allow_list_is_enforced_from_a_second_loopback_address() {
-    let server = common::start(|_| ()).await;
+async fn admin_allow_list_from_127_0_0_2_on_sqlite() {
+    admin_allow_list_is_enforced_from_a_second_loopback_address(common::start(|_| ()).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_allow_list_from_127_0_0_2_on_postgres() {
+    admin_allow_list_is_enforced_from_a_second_loopback_address(common::start_on_postgres(|_| ()).await)
+        .await;
+}
+
+async fn admin_allow_list_is_enforced_from_a_second_loopback_address(server: TestServer) {
     let (created, admin) = server.tenant_admin("ACME-0001").await;
     let (_, auditor_password) = server.add_user(&admin, "audrey", "auditor").await;
     let (status, token) = admin
@@ -678,9 +687,20 @@ async fn events_export_in_the_tenant_time_zone_and_verify_detects_tampering() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn totp_enrolment_policy_and_single_use_codes_follow_the_servers_clock() {
+async fn totp_with_the_servers_clock_on_sqlite() {
+    totp_enrolment_policy_and_single_use_codes_follow_the_servers_clock(common::start(|_| ()).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn totp_with_the_servers_clock_on_postgres() {
+    totp_enrolment_policy_and_single_use_codes_follow_the_servers_clock(
+        common::start_on_postgres(|_| ()).await,
+    )
+    .await;
+}
+
+async fn totp_enrolment_policy_and_single_use_codes_follow_the_servers_clock(server: TestServer) {
     use kura_server::totp::{STEP_MS, code_at};
-    let server = common::start(|_| ()).await;
     let (created, admin) = server.tenant_admin("ACME-0001").await;
     let login = created["admin_login"].as_str().unwrap();
     let password = created["admin_password"].as_str().unwrap();
