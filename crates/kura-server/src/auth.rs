@@ -474,3 +474,37 @@ fn bearer_token<'a>(parts: &'a Parts, what: &str) -> Result<&'a str, ApiError> {
     }
     Ok(token.trim())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client(peer: &str, forwarded: Option<&str>, trusted: &[&str]) -> Option<IpAddr> {
+        let mut extensions = Extensions::new();
+        extensions.insert(ConnectInfo(SocketAddr::new(peer.parse().unwrap(), 443)));
+        let mut headers = HeaderMap::new();
+        if let Some(forwarded) = forwarded {
+            headers.insert("x-forwarded-for", forwarded.parse().unwrap());
+        }
+        let mut config = ServerConfig::with_data_dir("/nonexistent");
+        config.trusted_proxies = trusted.iter().map(|net| net.parse().unwrap()).collect();
+        client_ip_of(&extensions, &headers, &config)
+    }
+
+    #[test]
+    fn the_client_is_the_peer_unless_a_trusted_proxy_forwards() {
+        let ip = |text: &str| Some(text.parse::<IpAddr>().unwrap());
+        // Without trusted proxies the header is ignored: anyone can write it.
+        assert_eq!(client("192.0.2.9", Some("10.0.0.1"), &[]), ip("192.0.2.9"));
+        // A trusted proxy's header is read from the right, skipping trusted hops.
+        let trusted = ["10.0.0.0/24", "10.0.1.0/24"];
+        assert_eq!(
+            client("10.0.0.5", Some("203.0.113.7, 198.51.100.2, 10.0.1.3"), &trusted),
+            ip("198.51.100.2")
+        );
+        assert_eq!(client("10.0.0.5", None, &trusted), ip("10.0.0.5"));
+        // IPv4 clients of a dual-stack socket appear as IPv4.
+        assert_eq!(client("::ffff:192.0.2.9", None, &[]), ip("192.0.2.9"));
+        assert_eq!(client("2001:db8::1", None, &[]), ip("2001:db8::1"));
+    }
+}
