@@ -5,6 +5,7 @@
 //!
 //! "Forgot password" answers the same whether or not the login ID exists, and does the
 //! lookup and the sending after answering, so neither its answer nor its timing tells.
+//! It mails one user at most once every 5 minutes.
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -25,6 +26,9 @@ use crate::tenancy::{TenantScope, UserId};
 
 /// How long a reset link works.
 pub const RESET_LINK_MS: i64 = 30 * 60 * 1000;
+/// "Forgot password" mails a user at most once in this interval, so the route cannot be
+/// used to flood someone's mailbox.
+pub const FORGOT_INTERVAL_MS: i64 = 5 * 60 * 1000;
 
 /// `POST /api/v1/password/forgot`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -135,6 +139,14 @@ async fn mail_reset_link(state: &AppState, audit: &Audit, login: &str) -> Result
             "refused: account disabled or tenant not active".to_owned()
         }
         None => "refused: no email address".to_owned(),
+        Some(_)
+            if db
+                .password_resets_since(&scope, &user.user_id, now - FORGOT_INTERVAL_MS)
+                .await?
+                > 0 =>
+        {
+            "refused: a link was sent less than 5 minutes ago".to_owned()
+        }
         Some(email) => match send_reset_link(state, &scope, &user.user_id, login, email).await {
             Ok(()) => format!("ok: link sent to {email}"),
             Err(err) => format!("failed: {}", err.message),

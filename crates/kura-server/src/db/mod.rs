@@ -580,6 +580,13 @@ pub trait ServiceDb: Send + Sync {
         now_ms: i64,
         expires_ms: i64,
     ) -> DbResult<()>;
+    /// How many reset links the user was sent since `since_ms`.
+    async fn password_resets_since(
+        &self,
+        scope: &TenantScope,
+        user_id: &UserId,
+        since_ms: i64,
+    ) -> DbResult<u32>;
     /// The user an unused, unexpired reset link belongs to, with their login ID.
     async fn password_reset_user(
         &self,

@@ -930,6 +930,23 @@ macro_rules! impl_service_db {
                 Ok(())
             }
 
+            async fn password_resets_since(
+                &self,
+                scope: &$crate::tenancy::TenantScope,
+                user_id: &$crate::tenancy::UserId,
+                since_ms: i64,
+            ) -> $crate::db::DbResult<u32> {
+                let count: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM password_resets WHERE tenant_id = $1 AND user_id = $2 AND created_ms >= $3",
+                )
+                .bind(scope.tenant_id().as_str())
+                .bind(user_id.as_str())
+                .bind(since_ms)
+                .fetch_one(&self.pool)
+                .await?;
+                Ok($crate::db::sql::count_u32(count))
+            }
+
             async fn password_reset_user(
                 &self,
                 token_hash: &str,

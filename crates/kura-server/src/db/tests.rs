@@ -671,6 +671,20 @@ async fn users_are_created_updated_disabled_and_deleted(db: Arc<dyn ServiceDb>) 
     db.create_password_reset(&scope_a, &alice.id, "reset-hash", T0, T0 + HOUR_MS)
         .await
         .unwrap();
+    assert_eq!(
+        db.password_resets_since(&scope_a, &alice.id, T0).await.unwrap(),
+        1
+    );
+    assert_eq!(
+        db.password_resets_since(&scope_a, &alice.id, T0 + 1)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        db.password_resets_since(&scope_b, &alice.id, T0).await.unwrap(),
+        0
+    );
     let (tenant, user_id, login) = db
         .password_reset_user("reset-hash", T0 + 1)
         .await
