@@ -5,22 +5,25 @@
 use crate::vaults::{TenantVaults, VaultsError};
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum_server::Handle;
 use axum_server::tls_rustls::RustlsConfig;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::task::JoinHandle;
 
 use crate::api;
+use crate::auth::{OperatorSlot, RequestId};
 use crate::config::ServerConfig;
-use crate::db::{self, DbError, ServiceDb};
-use crate::secrets::{TokenKind, new_token, token_hash, write_private_file};
+use crate::db::{self, DbError, ProviderRole, ServiceDb};
+use crate::mail::Mailer;
+use crate::secrets::{TokenKind, new_token, random_hex, token_hash, write_private_file};
 use crate::tenants::now_ms;
 use crate::tls::{self, TlsError};
 
@@ -35,6 +38,8 @@ pub enum ServerError {
     Vaults(#[from] VaultsError),
     #[error(transparent)]
     Tls(#[from] TlsError),
+    #[error(transparent)]
+    Mail(#[from] crate::mail::MailError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -59,6 +64,31 @@ pub struct AppState {
     pub vaults: Arc<TenantVaults>,
     pub config: Arc<ServerConfig>,
     pub metrics: PrometheusHandle,
+    pub clock: Clock,
+    pub mailer: Arc<Mailer>,
+    /// Where users reach the customer listener, for links in mail (no trailing `/`).
+    pub public_url: Arc<str>,
+}
+
+/// The time that sessions, tokens, lockouts and the event log go by: the system clock
+/// plus an offset that a program embedding the server (the tests) can move forward, so
+/// expiry is tested without waiting. Nothing outside the process can move it.
+#[derive(Debug, Clone, Default)]
+pub struct Clock {
+    offset_ms: Arc<AtomicI64>,
+}
+
+impl Clock {
+    /// Milliseconds since the Unix epoch.
+    pub fn now_ms(&self) -> i64 {
+        now_ms().saturating_add(self.offset_ms.load(Ordering::Relaxed))
+    }
+
+    /// Moves the clock forward by `by`.
+    pub fn advance(&self, by: Duration) {
+        let by = i64::try_from(by.as_millis()).unwrap_or(i64::MAX);
+        self.offset_ms.fetch_add(by, Ordering::Relaxed);
+    }
 }
 
 /// Entry point: `Server::start(config)`.
@@ -85,8 +115,18 @@ impl Server {
         let state = AppState {
             db: db.clone(),
             vaults: Arc::new(TenantVaults::connect(&config).await?),
-            config: Arc::new(config),
             metrics: prometheus_handle(),
+            clock: Clock::default(),
+            mailer: Arc::new(Mailer::from_config(&config)?),
+            public_url: config
+                .public_url
+                .as_deref()
+                .map_or_else(
+                    || format!("https://localhost:{}", customer_addr.port()),
+                    |url| url.trim_end_matches('/').to_owned(),
+                )
+                .into(),
+            config: Arc::new(config),
         };
         let tls_config = RustlsConfig::from_config(tls.server_config);
         let customer_handle = Handle::new();
@@ -226,8 +266,13 @@ async fn ensure_bootstrap_operator_token(db: &dyn ServiceDb, data_dir: &Path) ->
         path: path.clone(),
         source,
     })?;
-    db.insert_operator_token("bootstrap", &token_hash(&token), now_ms())
-        .await?;
+    db.insert_operator_token(
+        "bootstrap",
+        ProviderRole::OperatorAdmin,
+        &token_hash(&token),
+        now_ms(),
+    )
+    .await?;
     tracing::info!(path = %path.display(), "issued the bootstrap operator token");
     Ok(())
 }
@@ -277,10 +322,12 @@ fn customer_router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Management listener: operator API, metrics and health.
+/// Management listener: operator API, metrics and health. Every call an operator makes
+/// is written to the operator work log (and, about one tenant, to that tenant's log).
 fn management_router(state: AppState) -> Router {
     let limit = body_limit(&state.config);
     api::management_routes()
+        .route_layer(middleware::from_fn_with_state(state.clone(), log_operator_call))
         .route_layer(middleware::from_fn_with_state("management", track_request))
         .fallback(api::no_route)
         .method_not_allowed_fallback(api::method_not_allowed)
@@ -292,16 +339,22 @@ fn body_limit(config: &ServerConfig) -> usize {
     usize::try_from(config.max_body).unwrap_or(usize::MAX)
 }
 
-/// Counts and times every routed request, labelled by route pattern (never the raw
-/// path, which would leak ids and explode the label set), and logs it without headers.
-async fn track_request(State(listener): State<&'static str>, request: Request, next: Next) -> Response {
+/// Gives every routed request an id (`X-Request-Id` in the answer), counts and times it,
+/// labelled by route pattern (never the raw path, which would leak ids and explode the
+/// label set), and logs it without headers.
+async fn track_request(State(listener): State<&'static str>, mut request: Request, next: Next) -> Response {
     let started = Instant::now();
+    let request_id = random_hex(8);
+    request.extensions_mut().insert(RequestId(request_id.clone()));
     let method = request.method().clone();
     let route = request
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
-    let response = next.run(request).await;
+    let mut response = next.run(request).await;
+    if let Ok(value) = axum::http::HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert("x-request-id", value);
+    }
     let elapsed = started.elapsed();
     let status = response.status().as_u16().to_string();
     let labels = [
@@ -317,10 +370,63 @@ async fn track_request(State(listener): State<&'static str>, request: Request, n
         method = %method,
         route,
         status,
+        request_id,
         duration_ms = elapsed.as_millis() as u64,
         "request"
     );
     response
+}
+
+/// Writes each authenticated operator call to the operator work log and, when the path
+/// names an existing tenant, to that tenant's log, so a tenant sees every operator action
+/// on it. Calls that did not authenticate are only in the request log.
+async fn log_operator_call(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    let slot = OperatorSlot::default();
+    request.extensions_mut().insert(slot.clone());
+    let parts_for_audit = (
+        request.method().clone(),
+        request.uri().path().to_owned(),
+        crate::auth::request_id_of(request.extensions()),
+        crate::auth::client_ip_of(request.extensions(), request.headers(), &state.config),
+    );
+    let response = next.run(request).await;
+    let Some(operator) = slot.take() else {
+        return response;
+    };
+    let (method, path, request_id, source) = parts_for_audit;
+    let audit = crate::audit::Audit {
+        actor: format!("operator:{}", operator.token_name()),
+        source,
+        request_id,
+    };
+    let now = state.clock.now_ms();
+    let action = format!("operator.{}", method.as_str().to_ascii_lowercase());
+    let result = response.status().as_u16().to_string();
+    let mut logged = audit
+        .operators(state.db.as_ref(), now, &action, &path, &result)
+        .await;
+    let tenant = path
+        .strip_prefix("/api/v1/operator/tenants/")
+        .and_then(|rest| rest.split('/').next())
+        .and_then(crate::tenancy::TenantId::parse);
+    if logged.is_ok()
+        && let Some(tenant_id) = tenant
+    {
+        let scope = crate::tenancy::TenantScope::for_operator(&operator, tenant_id);
+        logged = match state.db.tenant(&scope).await {
+            Ok(Some(_)) => {
+                audit
+                    .tenant(state.db.as_ref(), &scope, now, &action, &path, &result)
+                    .await
+            }
+            Ok(None) => Ok(()),
+            Err(err) => Err(err),
+        };
+    }
+    match logged {
+        Ok(()) => response,
+        Err(err) => crate::error::ApiError::from(err).into_response(),
+    }
 }
 
 /// The Prometheus recorder is process-wide (the `metrics` facade has one global), so

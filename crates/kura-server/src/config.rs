@@ -75,6 +75,44 @@ pub struct ServerConfig {
     /// Allows a plain-HTTP `s3_endpoint` (a store on a trusted private network only).
     #[serde(default)]
     pub s3_allow_http: bool,
+    /// A portal session ends after this long without a request.
+    #[serde(default = "default_session_idle_timeout", deserialize_with = "de_duration")]
+    pub session_idle_timeout: Duration,
+    /// A portal session ends this long after sign-in, however active.
+    #[serde(
+        default = "default_session_absolute_timeout",
+        deserialize_with = "de_duration"
+    )]
+    pub session_absolute_timeout: Duration,
+    /// Reverse proxies whose `X-Forwarded-For` is believed; empty means the socket peer is
+    /// the client.
+    #[serde(default)]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Failed logins of one login ID (inside `login_lockout_period`) after which each
+    /// further attempt must wait, doubling from one second.
+    #[serde(default = "default_login_throttle_after")]
+    pub login_throttle_after: u32,
+    /// Failed logins of one login ID after which it is locked for `login_lockout_period`.
+    #[serde(default = "default_login_lockout_after")]
+    pub login_lockout_after: u32,
+    /// Failed logins from one source address after which it is locked likewise.
+    #[serde(default = "default_login_source_lockout_after")]
+    pub login_source_lockout_after: u32,
+    /// The window in which failures count, and how long a lockout lasts.
+    #[serde(default = "default_login_lockout_period", deserialize_with = "de_duration")]
+    pub login_lockout_period: Duration,
+    /// SMTP server for outgoing mail (password reset links), e.g.
+    /// `smtp://mail.internal:25`; empty means no mail. May hold a password, so never
+    /// printed.
+    #[serde(default)]
+    pub smtp_url: SecretString,
+    /// The sender of outgoing mail.
+    #[serde(default = "default_smtp_from")]
+    pub smtp_from: String,
+    /// The address users reach the customer listener at, for links in mail; `None` means
+    /// `https://localhost:PORT`.
+    #[serde(default)]
+    pub public_url: Option<String>,
 }
 
 /// A secret from the configuration: read like a string, never shown by `Debug`, so a
@@ -84,6 +122,10 @@ pub struct ServerConfig {
 pub struct SecretString(String);
 
 impl SecretString {
+    pub fn new(secret: impl Into<String>) -> Self {
+        SecretString(secret.into())
+    }
+
     /// The secret itself, for the one place that must hand it on.
     pub fn expose(&self) -> &str {
         &self.0
@@ -131,6 +173,34 @@ fn default_shutdown_grace() -> Duration {
     Duration::from_secs(10)
 }
 
+fn default_session_idle_timeout() -> Duration {
+    Duration::from_secs(30 * 60)
+}
+
+fn default_session_absolute_timeout() -> Duration {
+    Duration::from_secs(12 * 3600)
+}
+
+fn default_login_throttle_after() -> u32 {
+    3
+}
+
+fn default_login_lockout_after() -> u32 {
+    10
+}
+
+fn default_login_source_lockout_after() -> u32 {
+    50
+}
+
+fn default_login_lockout_period() -> Duration {
+    Duration::from_secs(15 * 60)
+}
+
+fn default_smtp_from() -> String {
+    "Kura <kura@localhost>".to_owned()
+}
+
 fn default_s3_region() -> String {
     "us-east-1".to_owned()
 }
@@ -174,6 +244,16 @@ impl ServerConfig {
             s3_access_key: String::new(),
             s3_secret_key: SecretString::default(),
             s3_allow_http: false,
+            session_idle_timeout: default_session_idle_timeout(),
+            session_absolute_timeout: default_session_absolute_timeout(),
+            trusted_proxies: Vec::new(),
+            login_throttle_after: default_login_throttle_after(),
+            login_lockout_after: default_login_lockout_after(),
+            login_source_lockout_after: default_login_source_lockout_after(),
+            login_lockout_period: default_login_lockout_period(),
+            smtp_url: SecretString::default(),
+            smtp_from: default_smtp_from(),
+            public_url: None,
         }
     }
 

@@ -42,6 +42,42 @@ enum Command {
         #[command(subcommand)]
         command: TenantCommand,
     },
+    /// Check the event log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Check every hash chain of the event log (each tenant's and the operators'); name
+    /// the first broken row and exit with status 1 if one is broken.
+    Verify {
+        #[command(flatten)]
+        source: ServiceSource,
+    },
+}
+
+/// Which service's data to open: a config file (as for `serve`) or a data directory (as
+/// for `quickstart`).
+#[derive(Args)]
+#[group(required = true, multiple = false)]
+struct ServiceSource {
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[arg(long, value_name = "DIR")]
+    data: Option<PathBuf>,
+}
+
+impl ServiceSource {
+    fn load(self) -> Result<ServerConfig> {
+        match (self.config, self.data) {
+            (Some(config), _) => Ok(ServerConfig::load(&config)?),
+            (None, Some(data)) => Ok(ServerConfig::with_data_dir(data)),
+            (None, None) => anyhow::bail!("give --config FILE or --data DIR"),
+        }
+    }
 }
 
 #[derive(Args)]
@@ -180,6 +216,28 @@ async fn run(command: Command) -> Result<()> {
             run_until_signal(server).await
         }
         Command::Tenant { command } => tenant(command).await,
+        Command::Audit {
+            command: AuditCommand::Verify { source },
+        } => audit_verify(source.load()?).await,
+    }
+}
+
+async fn audit_verify(config: ServerConfig) -> Result<()> {
+    let db = kura_server::db::connect(&config.effective_database_url())
+        .await
+        .context("cannot open the service database")?;
+    match kura_server::audit::verify(db.as_ref()).await? {
+        Ok(verified) => {
+            println!(
+                "event log intact: {} chains, {} events",
+                verified.chains, verified.events
+            );
+            Ok(())
+        }
+        Err(broken) => {
+            eprintln!("event log BROKEN: {broken}");
+            std::process::exit(1);
+        }
     }
 }
 

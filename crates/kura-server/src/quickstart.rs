@@ -17,7 +17,7 @@ use crate::api::types::CreateTenantRequest;
 use crate::app::{AppState, RunningServer, Server, ServerError, operator_token_path};
 use crate::auth::OperatorPrincipal;
 use crate::config::ServerConfig;
-use crate::db::{DbError, ServiceDb};
+use crate::db::{DbError, ProviderRole, ServiceDb};
 use crate::error::ApiError;
 use crate::secrets::{TokenKind, new_token, token_hash, write_private_file};
 use crate::tenancy::{TenantId, TenantScope};
@@ -123,8 +123,13 @@ async fn ensure_operator_token(db: &dyn ServiceDb, data_dir: &Path) -> Result<St
         path: path.clone(),
         message: err.to_string(),
     })?;
-    db.insert_operator_token("quickstart", &token_hash(&token), now_ms())
-        .await?;
+    db.insert_operator_token(
+        "quickstart",
+        ProviderRole::OperatorAdmin,
+        &token_hash(&token),
+        now_ms(),
+    )
+    .await?;
     Ok(token)
 }
 

@@ -18,6 +18,12 @@ pub enum TokenKind {
     Operator,
     Registration,
     AgentCredential,
+    /// A portal session cookie.
+    Session,
+    /// A tenant user's API token.
+    ApiToken,
+    /// A password reset link's token.
+    PasswordReset,
 }
 
 impl TokenKind {
@@ -26,6 +32,9 @@ impl TokenKind {
             TokenKind::Operator => "kura_op_",
             TokenKind::Registration => "kura_reg_",
             TokenKind::AgentCredential => "kura_agent_",
+            TokenKind::Session => "kura_sess_",
+            TokenKind::ApiToken => "kura_api_",
+            TokenKind::PasswordReset => "kura_reset_",
         }
     }
 }

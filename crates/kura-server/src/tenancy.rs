@@ -1,11 +1,13 @@
 //! Tenancy in one place: the identifiers of tenants and machines, and [`TenantScope`], the
 //! only key that opens a tenant's data.
 //!
-//! A `TenantScope` can be made in exactly two ways, both in this crate: from an
-//! authenticated principal (an agent credential today, tenant users later), or by an
-//! authenticated operator for an operator route. Every [`crate::db::ServiceDb`] method that
-//! reads or writes tenant data takes one and filters by it, so a handler that forgot to
-//! authenticate has no way to reach tenant data.
+//! A `TenantScope` can be made in exactly three ways, all in this crate: from an
+//! authenticated principal (an agent credential, a tenant user's session, password or
+//! API token); by an authenticated operator for an operator route about the tenant's
+//! contract; and by an operator for the tenant's customer data, only while the tenant
+//! grants support access ([`TenantScope::for_support`]). Every
+//! [`crate::db::ServiceDb`] method that reads or writes tenant data takes one and filters
+//! by it, so a handler that forgot to authenticate has no way to reach tenant data.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -15,6 +17,7 @@ use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::OperatorPrincipal;
+use crate::db::TenantRecord;
 use crate::secrets::random_hex;
 
 /// A tenant's id: 32 lowercase hex digits, random.
@@ -26,6 +29,11 @@ pub struct TenantId(String);
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct MachineId(String);
+
+/// A tenant user's id: 32 lowercase hex digits, random.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct UserId(String);
 
 macro_rules! hex_id {
     ($name:ident) => {
@@ -62,6 +70,7 @@ macro_rules! hex_id {
 
 hex_id!(TenantId);
 hex_id!(MachineId);
+hex_id!(UserId);
 
 /// Proof that the current request may act on one tenant's data. See the module docs for
 /// who may construct one.
@@ -77,8 +86,21 @@ impl TenantScope {
         TenantScope { tenant_id }
     }
 
+    /// The scope in which an operator may read a tenant's customer data (its vault):
+    /// only while the tenant's admins grant support access. Operator routes that reach
+    /// customer data must take their scope from here, not from [`Self::for_operator`].
+    pub fn for_support(_operator: &OperatorPrincipal, tenant: &TenantRecord, now_ms: i64) -> Option<Self> {
+        tenant
+            .support_until_ms
+            .is_some_and(|until| now_ms < until)
+            .then(|| TenantScope {
+                tenant_id: tenant.id.clone(),
+            })
+    }
+
     /// The scope of a principal whose credential the database has just resolved to this
-    /// tenant (agent credentials now; users and API tokens later).
+    /// tenant: an agent credential, a user's session, password or API token. (A failed
+    /// password still resolves the login to its tenant, whose log records the failure.)
     pub(crate) fn for_authenticated(tenant_id: TenantId) -> Self {
         TenantScope { tenant_id }
     }

@@ -69,8 +69,9 @@ fn validate_time_zone(zone: &str) -> Result<(), ApiError> {
     })
 }
 
-/// Parses agent networks; a bare address means that one host.
-pub fn parse_agent_networks(texts: &[String]) -> Result<Vec<IpNet>, ApiError> {
+/// Parses a list of networks (`what` names them in errors); a bare address means that
+/// one host.
+pub fn parse_networks(what: &str, texts: &[String]) -> Result<Vec<IpNet>, ApiError> {
     texts
         .iter()
         .map(|text| {
@@ -80,7 +81,7 @@ pub fn parse_agent_networks(texts: &[String]) -> Result<Vec<IpNet>, ApiError> {
                 .map(|net| net.trunc())
                 .map_err(|_| {
                     ApiError::invalid(format!(
-                        "invalid agent network {text:?}: use CIDR notation such as 192.0.2.0/24"
+                        "invalid {what} {text:?}: use CIDR notation such as 192.0.2.0/24"
                     ))
                 })
         })
@@ -103,7 +104,7 @@ pub async fn create_tenant(
     validate_label("region", &region, 64)?;
     let time_zone = request.time_zone.unwrap_or_else(|| DEFAULT_TIME_ZONE.to_owned());
     validate_time_zone(&time_zone)?;
-    let agent_networks = parse_agent_networks(&request.agent_networks)?;
+    let agent_networks = parse_networks("agent network", &request.agent_networks)?;
 
     let admin_login = format!("{}-admin", request.service_code.to_ascii_lowercase());
     let admin_password = new_password();
@@ -128,6 +129,7 @@ pub async fn create_tenant(
         login: admin_login.clone(),
         password_hash,
         role: TenantRole::Admin,
+        email: None,
     };
     let record = state
         .db
@@ -174,10 +176,12 @@ pub fn tenant_update(request: UpdateTenantRequest) -> Result<TenantUpdate, ApiEr
         region: request.region,
         encryption_required: request.encryption_required,
         immutable_days: request.immutable_days,
+        admin_networks: None,
+        totp_policy: None,
         agent_networks: request
             .agent_networks
             .as_deref()
-            .map(parse_agent_networks)
+            .map(|texts| parse_networks("agent network", texts))
             .transpose()?,
         time_zone: request.time_zone,
     })
@@ -235,11 +239,14 @@ mod tests {
 
     #[test]
     fn agent_networks_accept_cidrs_and_addresses() {
-        let nets =
-            parse_agent_networks(&["10.1.2.3/8".into(), "192.0.2.7".into(), "2001:db8::/32".into()]).unwrap();
+        let nets = parse_networks(
+            "agent network",
+            &["10.1.2.3/8".into(), "192.0.2.7".into(), "2001:db8::/32".into()],
+        )
+        .unwrap();
         let texts: Vec<String> = nets.iter().map(ToString::to_string).collect();
         assert_eq!(texts, ["10.0.0.0/8", "192.0.2.7/32", "2001:db8::/32"]);
-        let err = parse_agent_networks(&["10.0.0.0/33".into()]).unwrap_err();
+        let err = parse_networks("agent network", &["10.0.0.0/33".into()]).unwrap_err();
         assert!(err.message.contains("invalid agent network"));
     }
 

@@ -25,6 +25,8 @@ struct Victim {
     tenant_markers: Vec<String>,
     /// Strings of A's machine that another machine's answer must never contain.
     machine_markers: Vec<String>,
+    /// A's first admin, whom the user routes aim at.
+    admin_user_id: String,
 }
 
 enum Body {
@@ -38,6 +40,7 @@ fn case(method: &Method, pattern: &str, a: &Victim, same_tenant: bool) -> (Strin
     const OWN: &[u16] = &[200];
     const NOT_FOUND: &[u16] = &[404];
     const FORBIDDEN: &[u16] = &[403];
+    const UNAUTHORIZED: &[u16] = &[401];
     let session = &a.session;
     let snapshot = &a.snapshots[0];
     let (path, body, expected): (String, Body, &[u16]) = match (method.as_str(), pattern) {
@@ -112,6 +115,73 @@ fn case(method: &Method, pattern: &str, a: &Victim, same_tenant: bool) -> (Strin
         ("POST", "/api/v1/vault/gc") => (pattern.into(), Body::Json(json!({})), FORBIDDEN),
         ("POST", "/api/v1/vault/verify") => (pattern.into(), Body::Json(json!({ "read_data": true })), OWN),
         ("GET", "/api/v1/vault/usage") => (pattern.into(), Body::None, OWN),
+        // User routes: an agent credential is no user credential, whatever it aims at.
+        ("POST", "/api/v1/login") => (
+            pattern.into(),
+            Body::Json(json!({ "login": "acme-0001-admin", "password": "not the password" })),
+            UNAUTHORIZED,
+        ),
+        ("POST", "/api/v1/logout" | "/api/v1/totp/enroll")
+        | ("DELETE", "/api/v1/totp" | "/api/v1/tenant/support-access")
+        | ("GET", "/api/v1/tenant/support-access")
+        | ("GET", "/api/v1/me" | "/api/v1/sessions" | "/api/v1/tokens" | "/api/v1/users")
+        | ("GET", "/api/v1/tenant/admin-networks" | "/api/v1/tenant/totp-policy" | "/api/v1/events") => {
+            (pattern.into(), Body::None, UNAUTHORIZED)
+        }
+        ("POST", "/api/v1/totp/confirm") => (
+            pattern.into(),
+            Body::Json(json!({ "code": "123456" })),
+            UNAUTHORIZED,
+        ),
+        ("PUT", "/api/v1/tenant/support-access") => {
+            (pattern.into(), Body::Json(json!({ "hours": 72 })), UNAUTHORIZED)
+        }
+        ("PUT", "/api/v1/tenant/totp-policy") => (
+            pattern.into(),
+            Body::Json(json!({ "policy": "optional" })),
+            UNAUTHORIZED,
+        ),
+        ("POST", "/api/v1/password") => (
+            pattern.into(),
+            Body::Json(json!({ "old_password": "x", "new_password": "y" })),
+            UNAUTHORIZED,
+        ),
+        ("POST", "/api/v1/password/forgot") => (
+            pattern.into(),
+            Body::Json(json!({ "login": "acme-0001-admin" })),
+            &[202],
+        ),
+        ("POST", "/api/v1/password/reset") => (
+            pattern.into(),
+            Body::Json(json!({ "token": a.used_token, "new_password": "an intruder's passphrase" })),
+            UNAUTHORIZED,
+        ),
+        ("POST", "/api/v1/users/{id}/reset-password") => (
+            pattern.replace("{id}", &a.admin_user_id),
+            Body::None,
+            UNAUTHORIZED,
+        ),
+        ("POST", "/api/v1/tokens") => (pattern.into(), Body::Json(json!({ "name": "x" })), UNAUTHORIZED),
+        ("POST", "/api/v1/users") => (
+            pattern.into(),
+            Body::Json(json!({ "login": "intruder", "role": "admin" })),
+            UNAUTHORIZED,
+        ),
+        ("PUT", "/api/v1/tenant/admin-networks") => (
+            pattern.into(),
+            Body::Json(json!({ "cidrs": ["0.0.0.0/0"] })),
+            UNAUTHORIZED,
+        ),
+        ("DELETE", "/api/v1/sessions/{id}" | "/api/v1/tokens/{id}" | "/api/v1/users/{id}") => (
+            pattern.replace("{id}", &a.admin_user_id),
+            Body::None,
+            UNAUTHORIZED,
+        ),
+        ("PATCH", "/api/v1/users/{id}") => (
+            pattern.replace("{id}", &a.admin_user_id),
+            Body::Json(json!({ "role": "auditor" })),
+            UNAUTHORIZED,
+        ),
         (method, path) => panic!("the isolation suite has no case for {method} {path}: add one"),
     };
     (path, body, expected)
@@ -171,7 +241,19 @@ async fn setup() -> (TestServer, Victim, Agent, Agent) {
         "ACME".to_owned(),
         "acme".to_owned(),
     ]);
+    let (status, shown) = server
+        .operator(
+            Method::GET,
+            &format!(
+                "/api/v1/operator/tenants/{}",
+                a_tenant["tenant_id"].as_str().unwrap()
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{shown}");
     let victim = Victim {
+        admin_user_id: shown["users"][0]["id"].as_str().unwrap().to_owned(),
         chunk_ids: ids.iter().flat_map(|id| id.as_bytes().to_vec()).collect(),
         agent: a1,
         used_token: a_token,
@@ -188,11 +270,11 @@ async fn no_customer_route_reaches_another_tenants_or_machines_data() {
     let (server, a, a2, b) = setup().await;
     let b_usage = b.get("/api/v1/vault/usage").await;
     let routes = customer_route_table();
-    assert!(routes.len() >= 19, "{routes:?}");
+    assert!(routes.len() >= 46, "{routes:?}");
 
     for (intruder, same_tenant, markers) in [(&b, false, &a.tenant_markers), (&a2, true, &a.machine_markers)]
     {
-        for (method, pattern) in &routes {
+        for (method, pattern, _) in &routes {
             let (path, body, expected) = case(method, pattern, &a, same_tenant);
             // An error may echo what the caller sent; only what it did not send is a leak.
             let sent = match &body {

@@ -191,6 +191,16 @@ async fn quickstart_runs_the_service_and_the_cli_manages_tenants() {
         .await
         .unwrap();
     assert_eq!(registered.status(), 201);
+
+    // The printed admin account is real: it signs in on the customer listener.
+    let signed_in = http
+        .post(format!("{}/api/v1/login", info["customer_url"].as_str().unwrap()))
+        .json(&serde_json::json!({"login": info["admin_login"], "password": info["admin_password"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed_in.status(), 200);
+    assert!(signed_in.headers().contains_key("set-cookie"));
     stop(child);
 
     // A second start reuses the tenant and secrets, with a fresh registration token

@@ -3,24 +3,26 @@
 
 use std::net::SocketAddr;
 
-use axum::Json;
 use axum::extract::{ConnectInfo, State};
 use axum::http::StatusCode;
+use axum::{Extension, Json};
 
 use super::ApiJson;
 use super::types::{AgentWhoAmI, RegisterAgentRequest, RegisteredAgent};
 use crate::app::AppState;
-use crate::auth::{AgentPrincipal, outside_agent_networks, refuse_inactive_tenant};
+use crate::audit::Audit;
+use crate::auth::{AgentPrincipal, RequestId, outside_agent_networks, refuse_inactive_tenant};
 use crate::db::{NewMachine, RegistrationOutcome};
 use crate::error::ApiError;
 use crate::secrets::{TokenKind, new_token, token_hash};
-use crate::tenancy::MachineId;
+use crate::tenancy::{MachineId, TenantScope};
 use crate::tenants::now_ms;
 
 /// Exchanges a registration token for a machine and its credential (shown once).
 pub(super) async fn register(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(RequestId(caller_request_id)): Extension<RequestId>,
     ApiJson(request): ApiJson<RegisterAgentRequest>,
 ) -> Result<(StatusCode, Json<RegisteredAgent>), ApiError> {
     let name = request.name.trim();
@@ -38,7 +40,8 @@ pub(super) async fn register(
         credential_hash: token_hash(&credential),
         peer: Some(peer_ip),
     };
-    let outcome = state.db.register_machine(&machine, now_ms()).await?;
+    let now = now_ms();
+    let outcome = state.db.register_machine(&machine, now).await?;
     let label = match &outcome {
         RegistrationOutcome::Registered { .. } => "registered",
         RegistrationOutcome::UnknownToken => "unknown_token",
@@ -55,6 +58,15 @@ pub(super) async fn register(
             machine_id,
         } => {
             tracing::info!(%tenant_id, %machine_id, peer = %peer_ip, "agent registered");
+            let audit = Audit {
+                actor: format!("agent:{machine_id}"),
+                source: Some(peer_ip),
+                request_id: caller_request_id,
+            };
+            let scope = TenantScope::for_authenticated(tenant_id.clone());
+            audit
+                .tenant(state.db.as_ref(), &scope, now, "machine.register", name, "ok")
+                .await?;
             Ok((
                 StatusCode::CREATED,
                 Json(RegisteredAgent {

@@ -1,130 +1,412 @@
 //! The HTTP API: which routes exist on which listener, and the JSON conventions they
 //! share (request bodies through [`ApiJson`], errors as `{"error": "..."}`).
 //!
-//! Customer listener: `/api/v1/agents/register`, `/api/v1/agent/...` (and later the portal
-//! and tenant-user API). Management listener: `/api/v1/operator/...`, `/metrics`,
-//! `/healthz`. A route added to one router does not exist on the other.
+//! Customer listener: `/api/v1/agents/register`, `/api/v1/agent/...`, `/api/v1/vault/...`
+//! (agents) and the tenant-user API (`/api/v1/login`, `/users`, `/tokens`, `/events`, …).
+//! Management listener: `/api/v1/operator/...`, `/metrics`, `/healthz`. A route added to
+//! one router does not exist on the other. Each route's [`Access`] is declared in its
+//! table, next to the route.
 
 use axum::body::Bytes;
 use axum::extract::DefaultBodyLimit;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, Request, State};
 use axum::http::{Method, StatusCode, Uri};
-use axum::routing::{MethodFilter, MethodRouter, get, on, post};
-use axum::{Json, Router};
+use axum::routing::{MethodFilter, MethodRouter, on};
+use axum::{Extension, Json, Router};
 use kura_api::vault::{MAX_COMMIT_BYTES, MAX_PACK_BYTES};
 use serde::de::DeserializeOwned;
 
 use crate::app::AppState;
+use crate::auth::RequiredPermission;
 use crate::error::ApiError;
+use crate::roles::{Permission, roles_markdown};
 
 mod agent;
 mod operator;
+pub mod reset;
+pub mod support;
+mod totp;
 pub mod types;
+mod users;
 mod vault;
 
 /// Builds one route's handler (with its layers) for the method it is given, so the
 /// method in the table is the one the router serves.
 type MakeRoute = fn(MethodFilter) -> MethodRouter<AppState>;
 
+/// Who may call a route. Role routes get their [`Permission`] attached as a
+/// [`RequiredPermission`], which the user and operator extractors enforce.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// No credential: registration (a token in the body), sign-in, health and metrics.
+    Open,
+    /// An agent credential.
+    Agent,
+    /// A tenant user (customer listener) or an operator (management listener) whose role
+    /// holds the permission.
+    Role(Permission),
+}
+
+type RouteTable = &'static [(Method, &'static str, Access, MakeRoute)];
+
 /// Every route of the customer listener: the router is built from this table, and the
-/// isolation suite walks it ([`customer_route_table`]), so a route cannot be added without
-/// the suite noticing.
-const CUSTOMER_ROUTES: &[(Method, &str, MakeRoute)] = &[
-    (Method::POST, "/api/v1/agents/register", |m| {
+/// isolation suite and the role matrix walk it ([`customer_route_table`]), so a route
+/// cannot be added without them noticing.
+const CUSTOMER_ROUTES: RouteTable = &[
+    (Method::POST, "/api/v1/agents/register", Access::Open, |m| {
         on(m, agent::register)
     }),
-    (Method::GET, "/api/v1/agent/whoami", |m| on(m, agent::whoami)),
-    (Method::GET, "/api/v1/vault", |m| on(m, vault::info)),
-    (Method::POST, "/api/v1/vault", |m| on(m, vault::create)),
-    (Method::GET, "/api/v1/vault/key-slots", |m| {
+    (Method::GET, "/api/v1/agent/whoami", Access::Agent, |m| {
+        on(m, agent::whoami)
+    }),
+    (Method::GET, "/api/v1/vault", Access::Agent, |m| {
+        on(m, vault::info)
+    }),
+    (Method::POST, "/api/v1/vault", Access::Agent, |m| {
+        on(m, vault::create)
+    }),
+    (Method::GET, "/api/v1/vault/key-slots", Access::Agent, |m| {
         on(m, vault::key_slots)
     }),
-    (Method::POST, "/api/v1/vault/key-slots", |m| {
+    (Method::POST, "/api/v1/vault/key-slots", Access::Agent, |m| {
         on(m, vault::add_key_slot)
     }),
-    (Method::DELETE, "/api/v1/vault/key-slots/{id}", |m| {
-        on(m, vault::remove_key_slot)
-    }),
-    (Method::POST, "/api/v1/vault/sessions", |m| {
+    (
+        Method::DELETE,
+        "/api/v1/vault/key-slots/{id}",
+        Access::Agent,
+        |m| on(m, vault::remove_key_slot),
+    ),
+    (Method::POST, "/api/v1/vault/sessions", Access::Agent, |m| {
         on(m, vault::open_session)
     }),
-    (Method::DELETE, "/api/v1/vault/sessions/{session}", |m| {
-        on(m, vault::abort_session)
-    }),
-    (Method::POST, "/api/v1/vault/sessions/{session}/missing", |m| {
-        on(m, vault::missing)
-    }),
-    (Method::PUT, "/api/v1/vault/sessions/{session}/packs", |m| {
-        on(m, vault::put_pack).layer(DefaultBodyLimit::max(MAX_PACK_BYTES))
-    }),
-    (Method::POST, "/api/v1/vault/sessions/{session}/commit", |m| {
-        on(m, vault::commit).layer(DefaultBodyLimit::max(MAX_COMMIT_BYTES))
-    }),
-    (Method::GET, "/api/v1/vault/snapshots", |m| {
+    (
+        Method::DELETE,
+        "/api/v1/vault/sessions/{session}",
+        Access::Agent,
+        |m| on(m, vault::abort_session),
+    ),
+    (
+        Method::POST,
+        "/api/v1/vault/sessions/{session}/missing",
+        Access::Agent,
+        |m| on(m, vault::missing),
+    ),
+    (
+        Method::PUT,
+        "/api/v1/vault/sessions/{session}/packs",
+        Access::Agent,
+        |m| on(m, vault::put_pack).layer(DefaultBodyLimit::max(MAX_PACK_BYTES)),
+    ),
+    (
+        Method::POST,
+        "/api/v1/vault/sessions/{session}/commit",
+        Access::Agent,
+        |m| on(m, vault::commit).layer(DefaultBodyLimit::max(MAX_COMMIT_BYTES)),
+    ),
+    (Method::GET, "/api/v1/vault/snapshots", Access::Agent, |m| {
         on(m, vault::snapshots)
     }),
-    (Method::GET, "/api/v1/vault/snapshots/{spec}", |m| {
-        on(m, vault::snapshot)
+    (
+        Method::GET,
+        "/api/v1/vault/snapshots/{spec}",
+        Access::Agent,
+        |m| on(m, vault::snapshot),
+    ),
+    (Method::POST, "/api/v1/vault/blobs", Access::Agent, |m| {
+        on(m, vault::blobs)
     }),
-    (Method::POST, "/api/v1/vault/blobs", |m| on(m, vault::blobs)),
-    (Method::POST, "/api/v1/vault/forget", |m| on(m, vault::forget)),
-    (Method::POST, "/api/v1/vault/gc", |m| on(m, vault::gc)),
-    (Method::POST, "/api/v1/vault/verify", |m| on(m, vault::verify)),
-    (Method::GET, "/api/v1/vault/usage", |m| on(m, vault::usage)),
+    (Method::POST, "/api/v1/vault/forget", Access::Agent, |m| {
+        on(m, vault::forget)
+    }),
+    (Method::POST, "/api/v1/vault/gc", Access::Agent, |m| {
+        on(m, vault::gc)
+    }),
+    (Method::POST, "/api/v1/vault/verify", Access::Agent, |m| {
+        on(m, vault::verify)
+    }),
+    (Method::GET, "/api/v1/vault/usage", Access::Agent, |m| {
+        on(m, vault::usage)
+    }),
+    (Method::POST, "/api/v1/login", Access::Open, |m| {
+        on(m, users::login)
+    }),
+    (Method::POST, "/api/v1/password/forgot", Access::Open, |m| {
+        on(m, reset::forgot)
+    }),
+    (Method::POST, "/api/v1/password/reset", Access::Open, |m| {
+        on(m, reset::reset)
+    }),
+    (
+        Method::POST,
+        "/api/v1/users/{id}/reset-password",
+        Access::Role(Permission::ManageUsers),
+        |m| on(m, reset::force_reset),
+    ),
+    (
+        Method::POST,
+        "/api/v1/logout",
+        Access::Role(Permission::ViewStatus),
+        |m| on(m, users::logout),
+    ),
+    (
+        Method::GET,
+        "/api/v1/me",
+        Access::Role(Permission::ViewStatus),
+        |m| on(m, users::me),
+    ),
+    (
+        Method::POST,
+        "/api/v1/password",
+        Access::Role(Permission::ViewStatus),
+        |m| on(m, users::change_password),
+    ),
+    (
+        Method::GET,
+        "/api/v1/sessions",
+        Access::Role(Permission::ViewStatus),
+        |m| on(m, users::sessions),
+    ),
+    (
+        Method::DELETE,
+        "/api/v1/sessions/{id}",
+        Access::Role(Permission::ViewStatus),
+        |m| on(m, users::revoke_session),
+    ),
+    (
+        Method::GET,
+        "/api/v1/tokens",
+        Access::Role(Permission::ViewStatus),
+        |m| on(m, users::tokens),
+    ),
+    (
+        Method::POST,
+        "/api/v1/tokens",
+        Access::Role(Permission::ViewStatus),
+        |m| on(m, users::create_token),
+    ),
+    (
+        Method::DELETE,
+        "/api/v1/tokens/{id}",
+        Access::Role(Permission::ViewStatus),
+        |m| on(m, users::revoke_token),
+    ),
+    (
+        Method::GET,
+        "/api/v1/users",
+        Access::Role(Permission::ManageUsers),
+        |m| on(m, users::list_users),
+    ),
+    (
+        Method::POST,
+        "/api/v1/users",
+        Access::Role(Permission::ManageUsers),
+        |m| on(m, users::create_user),
+    ),
+    (
+        Method::PATCH,
+        "/api/v1/users/{id}",
+        Access::Role(Permission::ManageUsers),
+        |m| on(m, users::update_user),
+    ),
+    (
+        Method::DELETE,
+        "/api/v1/users/{id}",
+        Access::Role(Permission::ManageUsers),
+        |m| on(m, users::delete_user),
+    ),
+    (
+        Method::GET,
+        "/api/v1/tenant/admin-networks",
+        Access::Role(Permission::ManageSecurity),
+        |m| on(m, users::admin_networks),
+    ),
+    (
+        Method::PUT,
+        "/api/v1/tenant/admin-networks",
+        Access::Role(Permission::ManageSecurity),
+        |m| on(m, users::set_admin_networks),
+    ),
+    (
+        Method::GET,
+        "/api/v1/events",
+        Access::Role(Permission::ReadEvents),
+        |m| on(m, users::events),
+    ),
+    (
+        Method::POST,
+        "/api/v1/totp/enroll",
+        Access::Role(Permission::ViewStatus),
+        |m| on(m, totp::enroll),
+    ),
+    (
+        Method::POST,
+        "/api/v1/totp/confirm",
+        Access::Role(Permission::ViewStatus),
+        |m| on(m, totp::confirm),
+    ),
+    (
+        Method::DELETE,
+        "/api/v1/totp",
+        Access::Role(Permission::ViewStatus),
+        |m| on(m, totp::disable),
+    ),
+    (
+        Method::GET,
+        "/api/v1/tenant/totp-policy",
+        Access::Role(Permission::ManageSecurity),
+        |m| on(m, totp::policy),
+    ),
+    (
+        Method::PUT,
+        "/api/v1/tenant/totp-policy",
+        Access::Role(Permission::ManageSecurity),
+        |m| on(m, totp::set_policy),
+    ),
+    (
+        Method::GET,
+        "/api/v1/tenant/support-access",
+        Access::Role(Permission::ManageSecurity),
+        |m| on(m, support::show),
+    ),
+    (
+        Method::PUT,
+        "/api/v1/tenant/support-access",
+        Access::Role(Permission::ManageSecurity),
+        |m| on(m, support::grant),
+    ),
+    (
+        Method::DELETE,
+        "/api/v1/tenant/support-access",
+        Access::Role(Permission::ManageSecurity),
+        |m| on(m, support::revoke),
+    ),
 ];
 
-/// Method and path pattern of every customer route, as the router has them.
-pub fn customer_route_table() -> Vec<(Method, &'static str)> {
-    CUSTOMER_ROUTES
+/// Every route of the management listener, like [`CUSTOMER_ROUTES`].
+const MANAGEMENT_ROUTES: RouteTable = &[
+    (Method::GET, "/healthz", Access::Open, |m| on(m, healthz)),
+    (Method::GET, "/metrics", Access::Open, |m| on(m, metrics)),
+    (
+        Method::POST,
+        "/api/v1/operator/tenants",
+        Access::Role(Permission::ManageTenants),
+        |m| on(m, operator::create_tenant),
+    ),
+    (
+        Method::GET,
+        "/api/v1/operator/tenants",
+        Access::Role(Permission::ReadTenants),
+        |m| on(m, operator::list_tenants),
+    ),
+    (
+        Method::GET,
+        "/api/v1/operator/tenants/{tenant_id}",
+        Access::Role(Permission::ReadTenants),
+        |m| on(m, operator::show_tenant),
+    ),
+    (
+        Method::PATCH,
+        "/api/v1/operator/tenants/{tenant_id}",
+        Access::Role(Permission::ManageTenants),
+        |m| on(m, operator::update_tenant),
+    ),
+    (
+        Method::POST,
+        "/api/v1/operator/tenants/{tenant_id}/suspend",
+        Access::Role(Permission::ManageTenants),
+        |m| on(m, operator::suspend_tenant),
+    ),
+    (
+        Method::POST,
+        "/api/v1/operator/tenants/{tenant_id}/resume",
+        Access::Role(Permission::ManageTenants),
+        |m| on(m, operator::resume_tenant),
+    ),
+    (
+        Method::POST,
+        "/api/v1/operator/tenants/{tenant_id}/registration-tokens",
+        Access::Role(Permission::ManageMachines),
+        |m| on(m, operator::issue_registration_token),
+    ),
+    (
+        Method::GET,
+        "/api/v1/operator/tenants/{tenant_id}/machines",
+        Access::Role(Permission::ReadTenants),
+        |m| on(m, operator::list_machines),
+    ),
+    (
+        Method::POST,
+        "/api/v1/operator/tenants/{tenant_id}/machines/{machine_id}/revoke",
+        Access::Role(Permission::ManageMachines),
+        |m| on(m, operator::revoke_machine),
+    ),
+    (
+        Method::GET,
+        "/api/v1/operator/tenants/{tenant_id}/snapshots",
+        Access::Role(Permission::ReadTenants),
+        |m| on(m, support::operator_snapshots),
+    ),
+];
+
+/// Method, path pattern and access of every customer route, as the router has them.
+pub fn customer_route_table() -> Vec<(Method, &'static str, Access)> {
+    listing(CUSTOMER_ROUTES)
+}
+
+/// Method, path pattern and access of every management route.
+pub fn management_route_table() -> Vec<(Method, &'static str, Access)> {
+    listing(MANAGEMENT_ROUTES)
+}
+
+fn listing(table: RouteTable) -> Vec<(Method, &'static str, Access)> {
+    table
         .iter()
-        .map(|(method, path, _)| (method.clone(), *path))
+        .map(|(method, path, access, _)| (method.clone(), *path, *access))
         .collect()
 }
 
-/// Routes of the customer listener. Routes of one path with several methods merge.
-pub(crate) fn customer_routes() -> Router<AppState> {
-    CUSTOMER_ROUTES
+/// `docs/roles.md`, generated from the role table and both route tables.
+pub fn roles_doc() -> String {
+    let routes = |table: RouteTable| -> Vec<(String, String)> {
+        table
+            .iter()
+            .map(|(method, path, access, _)| {
+                let needs = match access {
+                    Access::Role(permission) => permission.as_str(),
+                    Access::Agent => "an agent credential",
+                    Access::Open => "no role (see below)",
+                };
+                (format!("{method} {path}"), needs.to_owned())
+            })
+            .collect()
+    };
+    roles_markdown(&routes(CUSTOMER_ROUTES), &routes(MANAGEMENT_ROUTES))
+}
+
+/// Builds a router from a table; routes of one path with several methods merge.
+fn router_from(table: RouteTable) -> Router<AppState> {
+    table
         .iter()
-        .fold(Router::new(), |router, (method, path, make)| {
+        .fold(Router::new(), |router, (method, path, access, make)| {
             let filter = MethodFilter::try_from(method.clone()).expect("the table uses standard methods");
-            router.route(path, make(filter))
+            let route = match access {
+                Access::Role(permission) => make(filter).layer(Extension(RequiredPermission(*permission))),
+                Access::Open | Access::Agent => make(filter),
+            };
+            router.route(path, route)
         })
+}
+
+/// Routes of the customer listener.
+pub(crate) fn customer_routes() -> Router<AppState> {
+    router_from(CUSTOMER_ROUTES)
 }
 
 /// Routes of the management listener.
 pub(crate) fn management_routes() -> Router<AppState> {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics))
-        .route(
-            "/api/v1/operator/tenants",
-            post(operator::create_tenant).get(operator::list_tenants),
-        )
-        .route(
-            "/api/v1/operator/tenants/{tenant_id}",
-            get(operator::show_tenant).patch(operator::update_tenant),
-        )
-        .route(
-            "/api/v1/operator/tenants/{tenant_id}/suspend",
-            post(operator::suspend_tenant),
-        )
-        .route(
-            "/api/v1/operator/tenants/{tenant_id}/resume",
-            post(operator::resume_tenant),
-        )
-        .route(
-            "/api/v1/operator/tenants/{tenant_id}/registration-tokens",
-            post(operator::issue_registration_token),
-        )
-        .route(
-            "/api/v1/operator/tenants/{tenant_id}/machines",
-            get(operator::list_machines),
-        )
-        .route(
-            "/api/v1/operator/tenants/{tenant_id}/machines/{machine_id}/revoke",
-            post(operator::revoke_machine),
-        )
+    router_from(MANAGEMENT_ROUTES)
 }
 
 /// A JSON request body whose every failure is a precise JSON error: 400 for malformed

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::db::{MachineRecord, TenantRecord, TenantUserRecord};
+use crate::db::{ApiTokenRecord, MachineRecord, TenantRecord, TenantRole, TenantUserRecord, TotpPolicy};
 
 /// `POST /api/v1/operator/tenants`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -93,19 +93,227 @@ impl From<&TenantRecord> for TenantView {
 /// A portal user, without credentials.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserView {
+    pub id: String,
     pub login: String,
     pub role: String,
+    pub disabled: bool,
+    pub totp: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
     pub created: String,
+    /// Set while failed sign-ins keep the login ID locked (RFC 3339, UTC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locked_until: Option<String>,
 }
 
 impl From<&TenantUserRecord> for UserView {
     fn from(user: &TenantUserRecord) -> Self {
         UserView {
+            id: user.id.to_string(),
             login: user.login.clone(),
             role: user.role.as_str().to_owned(),
+            disabled: user.disabled_ms.is_some(),
+            totp: user.totp_enrolled,
+            email: user.email.clone(),
             created: rfc3339(user.created_ms),
+            locked_until: None,
         }
     }
+}
+
+/// `POST /api/v1/login`.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    pub login: String,
+    pub password: String,
+    /// The current TOTP code, when enrolled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub totp: Option<String>,
+}
+
+impl std::fmt::Debug for LoginRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginRequest")
+            .field("login", &self.login)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Answer to a sign-in. The session itself is in the `kura_session` cookie; every
+/// request that changes something must carry `csrf_token` in `X-CSRF-Token`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoginResponse {
+    pub tenant_id: String,
+    pub user_id: String,
+    pub login: String,
+    pub role: String,
+    pub csrf_token: String,
+    /// When the session ends at the latest (RFC 3339, UTC).
+    pub expires: String,
+}
+
+/// `GET /api/v1/me`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MeView {
+    pub tenant_id: String,
+    pub user_id: String,
+    pub login: String,
+    pub role: String,
+    /// `session` or `api-token`.
+    pub credential: String,
+}
+
+/// `POST /api/v1/users`.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateUserRequest {
+    pub login: String,
+    pub role: TenantRole,
+    /// The first password; without one, a random password is generated and shown once.
+    #[serde(default, skip_serializing)]
+    pub password: Option<String>,
+    /// Where password reset links go.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+}
+
+impl std::fmt::Debug for CreateUserRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreateUserRequest")
+            .field("login", &self.login)
+            .field("role", &self.role)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Answer to `POST /api/v1/users`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreatedUser {
+    #[serde(flatten)]
+    pub user: UserView,
+    /// The generated password, shown once (absent when the request gave one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+}
+
+/// `PATCH /api/v1/users/{id}`: only the fields given change.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateUserRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<TenantRole>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disabled: Option<bool>,
+    /// `true` forgets the failed sign-ins that locked the account.
+    #[serde(default)]
+    pub unlock: bool,
+    /// `true` removes the user's TOTP (a lost device); they enrol again.
+    #[serde(default)]
+    pub reset_totp: bool,
+    /// A new address for password reset links.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+}
+
+/// `POST /api/v1/password`.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChangePasswordRequest {
+    pub old_password: String,
+    pub new_password: String,
+}
+
+impl std::fmt::Debug for ChangePasswordRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ChangePasswordRequest { .. }")
+    }
+}
+
+/// One of the caller's sessions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionView {
+    pub id: String,
+    pub source: String,
+    pub created: String,
+    pub last_seen: String,
+    /// The session making this request.
+    pub current: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked: Option<String>,
+}
+
+/// `POST /api/v1/tokens`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTokenRequest {
+    pub name: String,
+    /// Defaults to the caller's role; may not be above it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<TenantRole>,
+    /// 1 to 365; defaults to 90.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_in_days: Option<u32>,
+}
+
+/// An API token without its secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenView {
+    pub id: String,
+    pub name: String,
+    pub role: String,
+    pub created: String,
+    pub expires: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_used: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked: Option<String>,
+}
+
+impl From<&ApiTokenRecord> for TokenView {
+    fn from(token: &ApiTokenRecord) -> Self {
+        TokenView {
+            id: token.id.clone(),
+            name: token.name.clone(),
+            role: token.role.as_str().to_owned(),
+            created: rfc3339(token.created_ms),
+            expires: rfc3339(token.expires_ms),
+            last_used: token.last_used_ms.map(rfc3339),
+            revoked: token.revoked_ms.map(rfc3339),
+        }
+    }
+}
+
+/// Answer to `POST /api/v1/tokens`: the token is shown here once and stored only hashed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreatedToken {
+    pub token: String,
+    #[serde(flatten)]
+    pub view: TokenView,
+}
+
+/// `PUT /api/v1/tenant/admin-networks` and its answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminNetworks {
+    /// CIDRs (or single addresses) admins must sign in from; empty means anywhere.
+    pub cidrs: Vec<String>,
+}
+
+/// One row of the event log as exported.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventView {
+    pub seq: i64,
+    /// RFC 3339 in the tenant's time zone.
+    pub time: String,
+    /// RFC 3339, UTC.
+    pub time_utc: String,
+    pub actor: String,
+    pub source: String,
+    pub action: String,
+    pub target: String,
+    pub result: String,
+    pub request_id: String,
 }
 
 /// A registered machine.
@@ -188,4 +396,46 @@ pub fn rfc3339(ms: i64) -> String {
     jiff::Timestamp::from_millisecond(ms)
         .map(|timestamp| timestamp.to_string())
         .unwrap_or_else(|_| ms.to_string())
+}
+
+/// Answer to `POST /api/v1/totp/enroll`: the secret, shown once.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TotpEnrolment {
+    /// Base32, for typing into an authenticator app.
+    pub secret: String,
+    /// The same as an `otpauth://` URI, for a QR code.
+    pub otpauth_uri: String,
+}
+
+impl std::fmt::Debug for TotpEnrolment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TotpEnrolment { .. }")
+    }
+}
+
+/// `POST /api/v1/totp/confirm`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TotpCode {
+    pub code: String,
+}
+
+/// Answer to a confirmed enrolment: single-use recovery codes, shown once.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecoveryCodes {
+    pub recovery_codes: Vec<String>,
+}
+
+impl std::fmt::Debug for RecoveryCodes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RecoveryCodes { .. }")
+    }
+}
+
+/// `GET`/`PUT /api/v1/tenant/totp-policy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TotpPolicyBody {
+    /// `optional`, `admins` or `everyone`.
+    pub policy: TotpPolicy,
 }

@@ -38,7 +38,7 @@ use crate::vaults::TenantVault;
 
 /// What a store failure means to the client. Storage and database failures are ours
 /// (logged, not shown); a full disk is named because the operator must act.
-fn store_error(err: StoreError) -> ApiError {
+pub(super) fn store_error(err: StoreError) -> ApiError {
     match err {
         StoreError::NoVault(_) => no_vault(),
         StoreError::AlreadyExists(_) => ApiError::conflict("this tenant's vault already exists"),
@@ -160,10 +160,26 @@ fn octets(body: Vec<u8>) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, OCTET_STREAM)], body)
 }
 
-fn refuse_agent(what: &str) -> ApiError {
-    ApiError::forbidden(format!(
-        "agent credentials can add and read snapshots but never {what}; a tenant admin can do this in the portal"
-    ))
+/// Refuses a deletion to an agent, and records the attempt in the tenant's event log (a
+/// stolen credential trying to destroy backups is worth knowing about).
+async fn refuse_agent(state: &AppState, agent: &AgentPrincipal, action: &str, what: &str) -> ApiError {
+    let logged = agent
+        .audit
+        .tenant(
+            state.db.as_ref(),
+            &agent.scope,
+            now_ms(),
+            action,
+            &agent.audit.actor,
+            "refused: agents cannot delete",
+        )
+        .await;
+    match logged {
+        Ok(()) => ApiError::forbidden(format!(
+            "agent credentials can add and read snapshots but never {what}; a tenant admin can do this in the portal"
+        )),
+        Err(err) => err.into(),
+    }
 }
 
 /// `GET /api/v1/vault`.
@@ -244,9 +260,12 @@ pub(super) async fn add_key_slot(
 }
 
 /// `DELETE /api/v1/vault/key-slots/{id}`: never by an agent.
-/// The principal is extracted only so an unauthenticated caller gets 401, not 403.
-pub(super) async fn remove_key_slot(_agent: AgentPrincipal, Path(_id): Path<String>) -> ApiError {
-    refuse_agent("remove a key slot")
+pub(super) async fn remove_key_slot(
+    State(state): State<AppState>,
+    agent: AgentPrincipal,
+    Path(_id): Path<String>,
+) -> ApiError {
+    refuse_agent(&state, &agent, "vault.key_slot.remove", "remove a key slot").await
 }
 
 /// `POST /api/v1/vault/sessions`.
@@ -311,6 +330,17 @@ pub(super) async fn put_pack(
     if used.saturating_add(body.len() as u64) > tenant.quota_bytes {
         metrics::counter!("kura_quota_refusals_total").increment(1);
         tracing::warn!(tenant_id = %agent.scope.tenant_id(), used, quota = tenant.quota_bytes, "upload refused: quota");
+        agent
+            .audit
+            .tenant(
+                state.db.as_ref(),
+                &agent.scope,
+                now_ms(),
+                "backup.upload",
+                &format!("session {}", session.0),
+                "refused: storage quota exceeded",
+            )
+            .await?;
         return Err(ApiError::new(
             StatusCode::INSUFFICIENT_STORAGE,
             format!(
@@ -362,6 +392,17 @@ pub(super) async fn commit(
         .await
         .map_err(store_error)?;
     tracing::info!(tenant_id = %agent.scope.tenant_id(), machine_id = %agent.machine_id, snapshot = %id.to_hex(), "snapshot committed");
+    agent
+        .audit
+        .tenant(
+            state.db.as_ref(),
+            &agent.scope,
+            now_ms(),
+            "backup.commit",
+            &id.to_hex(),
+            "ok",
+        )
+        .await?;
     metrics::counter!("kura_snapshots_committed_total").increment(1);
     Ok((
         StatusCode::CREATED,
@@ -434,13 +475,19 @@ pub(super) async fn blobs(
 }
 
 /// `POST /api/v1/vault/forget`: never by an agent.
-pub(super) async fn forget(_agent: AgentPrincipal) -> ApiError {
-    refuse_agent("delete snapshots")
+pub(super) async fn forget(State(state): State<AppState>, agent: AgentPrincipal) -> ApiError {
+    refuse_agent(&state, &agent, "snapshot.forget", "delete snapshots").await
 }
 
 /// `POST /api/v1/vault/gc`: never by an agent (the service runs GC as a job).
-pub(super) async fn gc(_agent: AgentPrincipal) -> ApiError {
-    refuse_agent("delete data (garbage collection runs on the service)")
+pub(super) async fn gc(State(state): State<AppState>, agent: AgentPrincipal) -> ApiError {
+    refuse_agent(
+        &state,
+        &agent,
+        "vault.gc",
+        "delete data (garbage collection runs on the service)",
+    )
+    .await
 }
 
 /// `POST /api/v1/vault/verify`: checks without the key (pack hashes, plain blobs).

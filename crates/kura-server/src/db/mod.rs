@@ -8,6 +8,7 @@
 //! obtained in the first place. Times are milliseconds since the Unix epoch, passed in by
 //! the caller so tests can move the clock.
 
+use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -16,7 +17,9 @@ use async_trait::async_trait;
 use ipnet::IpNet;
 
 use crate::auth::OperatorPrincipal;
-use crate::tenancy::{MachineId, TenantId, TenantScope};
+pub use crate::roles::{ProviderRole, TenantRole};
+use crate::tenancy::{MachineId, TenantId, TenantScope, UserId};
+pub use crate::totp::TotpPolicy;
 
 mod postgres;
 mod sql;
@@ -97,6 +100,12 @@ pub struct TenantRecord {
     pub immutable_days: u32,
     /// Networks agents must connect from; empty means anywhere.
     pub agent_networks: Vec<IpNet>,
+    /// Networks admins must sign in (or use admin API tokens) from; empty means anywhere.
+    pub admin_networks: Vec<IpNet>,
+    /// Who must use TOTP.
+    pub totp_policy: TotpPolicy,
+    /// Until when the tenant's admins let operators see its data.
+    pub support_until_ms: Option<i64>,
     pub status: TenantStatus,
     /// IANA time zone in which the tenant sees times.
     pub time_zone: String,
@@ -128,51 +137,262 @@ pub struct TenantUpdate {
     pub encryption_required: Option<bool>,
     pub immutable_days: Option<u32>,
     pub agent_networks: Option<Vec<IpNet>>,
+    pub admin_networks: Option<Vec<IpNet>>,
+    pub totp_policy: Option<TotpPolicy>,
     pub time_zone: Option<String>,
-}
-
-/// What a tenant user may do. Only the first admin exists so far.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TenantRole {
-    Admin,
-}
-
-impl TenantRole {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TenantRole::Admin => "admin",
-        }
-    }
 }
 
 impl FromStr for TenantRole {
     type Err = DbError;
 
     fn from_str(text: &str) -> DbResult<Self> {
-        match text {
-            "admin" => Ok(TenantRole::Admin),
-            other => Err(DbError::Corrupt(format!("unknown tenant role {other:?}"))),
-        }
+        TenantRole::parse(text).ok_or_else(|| DbError::Corrupt(format!("unknown tenant role {text:?}")))
+    }
+}
+
+impl FromStr for TotpPolicy {
+    type Err = DbError;
+
+    fn from_str(text: &str) -> DbResult<Self> {
+        TotpPolicy::parse(text).ok_or_else(|| DbError::Corrupt(format!("unknown TOTP policy {text:?}")))
+    }
+}
+
+impl FromStr for ProviderRole {
+    type Err = DbError;
+
+    fn from_str(text: &str) -> DbResult<Self> {
+        ProviderRole::parse(text).ok_or_else(|| DbError::Corrupt(format!("unknown provider role {text:?}")))
     }
 }
 
 /// A person who signs in to the portal for a tenant.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct NewTenantUser {
     /// Unique across the whole service.
     pub login: String,
     /// Argon2id PHC string.
     pub password_hash: String,
     pub role: TenantRole,
+    /// Where password reset links go.
+    pub email: Option<String>,
 }
 
-/// A tenant user as stored.
+impl fmt::Debug for NewTenantUser {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NewTenantUser")
+            .field("login", &self.login)
+            .field("role", &self.role)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A tenant user as stored, without credentials.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TenantUserRecord {
+    pub id: UserId,
     pub login: String,
+    pub role: TenantRole,
+    pub disabled_ms: Option<i64>,
+    pub created_ms: i64,
+    pub totp_enrolled: bool,
+    pub email: Option<String>,
+}
+
+/// Changes to a user; `None` keeps the current value. Disabling revokes the user's
+/// sessions and API tokens.
+#[derive(Debug, Clone, Default)]
+pub struct UserUpdate {
+    pub role: Option<TenantRole>,
+    pub disabled: Option<bool>,
+    pub email: Option<String>,
+}
+
+/// What a login attempt is checked against, found by the login ID.
+#[derive(Clone)]
+pub struct LoginCandidate {
+    pub tenant_id: TenantId,
+    pub user_id: UserId,
+    pub login: String,
+    /// Argon2id PHC string.
     pub password_hash: String,
     pub role: TenantRole,
+    pub disabled: bool,
+    pub tenant_status: TenantStatus,
+    pub admin_networks: Vec<IpNet>,
+    /// The active TOTP secret (base32), if enrolled.
+    pub totp_secret: Option<String>,
+    pub totp_last_step: Option<i64>,
+    pub totp_policy: TotpPolicy,
+    /// Where password reset links go.
+    pub email: Option<String>,
+}
+
+impl fmt::Debug for LoginCandidate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LoginCandidate")
+            .field("tenant_id", &self.tenant_id)
+            .field("user_id", &self.user_id)
+            .field("login", &self.login)
+            .field("role", &self.role)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Failed logins inside a time window.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LoginFailures {
+    pub by_login: u32,
+    pub last_by_login_ms: Option<i64>,
+    pub by_source: u32,
+    pub last_by_source_ms: Option<i64>,
+}
+
+/// A portal session about to be stored; the secrets only as hashes.
+#[derive(Debug, Clone)]
+pub struct NewUserSession {
+    pub id: String,
+    pub user_id: UserId,
+    pub session_hash: String,
+    pub csrf_hash: String,
+    pub source: String,
+}
+
+/// Who holds a session cookie, found by the cookie's hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionIdentity {
+    pub session_id: String,
+    pub tenant_id: TenantId,
+    pub user_id: UserId,
+    pub login: String,
+    pub role: TenantRole,
+    pub csrf_hash: String,
     pub created_ms: i64,
+    pub last_seen_ms: i64,
+    pub revoked: bool,
+    pub user_disabled: bool,
+    pub tenant_status: TenantStatus,
+    pub admin_networks: Vec<IpNet>,
+    pub totp_enrolled: bool,
+    pub totp_policy: TotpPolicy,
+}
+
+/// A session as its owner sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserSessionRecord {
+    pub id: String,
+    pub source: String,
+    pub created_ms: i64,
+    pub last_seen_ms: i64,
+    pub revoked_ms: Option<i64>,
+}
+
+/// An API token about to be stored (by its hash).
+#[derive(Debug, Clone)]
+pub struct NewApiToken {
+    pub id: String,
+    pub user_id: UserId,
+    pub name: String,
+    pub role: TenantRole,
+    pub token_hash: String,
+    pub expires_ms: i64,
+}
+
+/// Who holds an API token, found by the token's hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiTokenIdentity {
+    pub token_id: String,
+    pub tenant_id: TenantId,
+    pub user_id: UserId,
+    pub login: String,
+    pub user_role: TenantRole,
+    pub token_role: TenantRole,
+    pub expires_ms: i64,
+    pub revoked: bool,
+    pub user_disabled: bool,
+    pub tenant_status: TenantStatus,
+    pub admin_networks: Vec<IpNet>,
+    pub totp_enrolled: bool,
+    pub totp_policy: TotpPolicy,
+}
+
+/// A user's TOTP state.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct TotpState {
+    /// The active secret (base32).
+    pub secret: Option<String>,
+    /// A secret handed out for enrolment, not yet confirmed with a code.
+    pub pending: Option<String>,
+    /// The last time step a code was accepted for.
+    pub last_step: Option<i64>,
+}
+
+impl fmt::Debug for TotpState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TotpState")
+            .field("enrolled", &self.secret.is_some())
+            .field("pending", &self.pending.is_some())
+            .field("last_step", &self.last_step)
+            .finish()
+    }
+}
+
+/// An API token as its owner sees it (never the token itself).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiTokenRecord {
+    pub id: String,
+    pub user_id: UserId,
+    pub name: String,
+    pub role: TenantRole,
+    pub created_ms: i64,
+    pub expires_ms: i64,
+    pub last_used_ms: Option<i64>,
+    pub revoked_ms: Option<i64>,
+}
+
+/// Which hash chain of the event log an event joins. Appending needs no principal
+/// (recording is not reading), but a tenant's chain is still named by its scope.
+#[derive(Debug, Clone, Copy)]
+pub enum EventChain<'a> {
+    /// The tenant's own log, which its admins and auditors export.
+    Tenant(&'a TenantScope),
+    /// The operator work log, which also records service-wide events such as sign-in
+    /// attempts for unknown login IDs.
+    Operators,
+}
+
+/// The name of the operator work log's chain; a tenant's chain is named by its id.
+pub const OPERATOR_CHAIN: &str = "operators";
+
+/// An event about to be appended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEvent {
+    pub time_ms: i64,
+    pub actor: String,
+    pub source: String,
+    pub action: String,
+    pub target: String,
+    pub result: String,
+    pub request_id: String,
+}
+
+/// An event as stored, with its place in the chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventRecord {
+    pub chain: String,
+    pub seq: i64,
+    pub tenant_id: Option<String>,
+    pub event: NewEvent,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+/// The newest link of a chain, kept apart from the events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainHead {
+    pub chain: String,
+    pub last_seq: i64,
+    pub head_hash: String,
 }
 
 /// A machine registered by an agent.
@@ -230,6 +450,7 @@ pub struct OperatorTokenRecord {
     pub id: String,
     /// Who or what the token was issued to.
     pub name: String,
+    pub role: ProviderRole,
 }
 
 /// The service's metadata store. See the module docs for the scoping rules.
@@ -241,7 +462,13 @@ pub trait ServiceDb: Send + Sync {
     /// Number of operator tokens ever issued (revoked ones included).
     async fn count_operator_tokens(&self) -> DbResult<u64>;
     /// Stores a new operator token by its hash.
-    async fn insert_operator_token(&self, name: &str, token_hash: &str, now_ms: i64) -> DbResult<()>;
+    async fn insert_operator_token(
+        &self,
+        name: &str,
+        role: ProviderRole,
+        token_hash: &str,
+        now_ms: i64,
+    ) -> DbResult<()>;
     /// The unrevoked operator token with this hash, if any.
     async fn operator_token(&self, token_hash: &str) -> DbResult<Option<OperatorTokenRecord>>;
 
@@ -276,8 +503,165 @@ pub trait ServiceDb: Send + Sync {
         scope: &TenantScope,
         status: TenantStatus,
     ) -> DbResult<Option<TenantRecord>>;
+    /// Grants support access until `until_ms`, or withdraws it (`None`).
+    async fn set_support_access(
+        &self,
+        scope: &TenantScope,
+        until_ms: Option<i64>,
+    ) -> DbResult<Option<TenantRecord>>;
     /// The tenant's portal users, by login.
     async fn tenant_users(&self, scope: &TenantScope) -> DbResult<Vec<TenantUserRecord>>;
+    /// Adds a user; a login taken anywhere in the service is a [`DbError::Conflict`].
+    async fn create_user(
+        &self,
+        scope: &TenantScope,
+        user: &NewTenantUser,
+        now_ms: i64,
+    ) -> DbResult<TenantUserRecord>;
+    /// Applies `update`; disabling also revokes the user's sessions and API tokens.
+    async fn update_user(
+        &self,
+        scope: &TenantScope,
+        user_id: &UserId,
+        update: &UserUpdate,
+        now_ms: i64,
+    ) -> DbResult<Option<TenantUserRecord>>;
+    /// Deletes the user with their sessions and API tokens. `false` if there is no such user.
+    async fn delete_user(&self, scope: &TenantScope, user_id: &UserId) -> DbResult<bool>;
+    /// Replaces the user's password hash and revokes every session and API token of the
+    /// user except the session `keep_session` (the one changing its own password).
+    async fn set_password(
+        &self,
+        scope: &TenantScope,
+        user_id: &UserId,
+        password_hash: &str,
+        keep_session: Option<&str>,
+        now_ms: i64,
+    ) -> DbResult<bool>;
+
+    /// The user's TOTP state.
+    async fn totp_state(&self, scope: &TenantScope, user_id: &UserId) -> DbResult<TotpState>;
+    /// Sets (or clears) the secret being enrolled.
+    async fn set_totp_pending(
+        &self,
+        scope: &TenantScope,
+        user_id: &UserId,
+        secret: Option<&str>,
+    ) -> DbResult<()>;
+    /// Makes the pending secret active as of `step` and replaces the recovery codes
+    /// (stored by hash). `false` if nothing was pending.
+    async fn activate_totp(
+        &self,
+        scope: &TenantScope,
+        user_id: &UserId,
+        step: i64,
+        recovery_code_hashes: &[String],
+    ) -> DbResult<bool>;
+    /// Removes TOTP and the recovery codes from the user.
+    async fn disable_totp(&self, scope: &TenantScope, user_id: &UserId) -> DbResult<bool>;
+    /// Records that a code for `step` was used; `false` if that step (or a later one) was
+    /// used already, so each code works once even under concurrent sign-ins.
+    async fn use_totp_step(&self, scope: &TenantScope, user_id: &UserId, step: i64) -> DbResult<bool>;
+    /// Consumes an unused recovery code with this hash; `false` if there is none.
+    async fn use_recovery_code(
+        &self,
+        scope: &TenantScope,
+        user_id: &UserId,
+        code_hash: &str,
+        now_ms: i64,
+    ) -> DbResult<bool>;
+
+    /// Stores a password reset link (by its hash) for a user.
+    async fn create_password_reset(
+        &self,
+        scope: &TenantScope,
+        user_id: &UserId,
+        token_hash: &str,
+        now_ms: i64,
+        expires_ms: i64,
+    ) -> DbResult<()>;
+    /// How many reset links the user was sent since `since_ms`.
+    async fn password_resets_since(
+        &self,
+        scope: &TenantScope,
+        user_id: &UserId,
+        since_ms: i64,
+    ) -> DbResult<u32>;
+    /// The user an unused, unexpired reset link belongs to, with their login ID.
+    async fn password_reset_user(
+        &self,
+        token_hash: &str,
+        now_ms: i64,
+    ) -> DbResult<Option<(TenantId, UserId, String)>>;
+    /// Uses up a reset link; `false` if it was used (or expired) meanwhile.
+    async fn consume_password_reset(
+        &self,
+        scope: &TenantScope,
+        token_hash: &str,
+        now_ms: i64,
+    ) -> DbResult<bool>;
+
+    /// The user with this login ID, for checking a login attempt.
+    async fn login_candidate(&self, login: &str) -> DbResult<Option<LoginCandidate>>;
+    /// Notes a failed login of `login` (as typed) from `source`.
+    async fn record_login_failure(&self, login: &str, source: &str, now_ms: i64) -> DbResult<()>;
+    /// Failed logins of `login` and from `source` since `since_ms`.
+    async fn login_failures(&self, login: &str, source: &str, since_ms: i64) -> DbResult<LoginFailures>;
+    /// Forgets the failed logins of `login` (after a successful login or an admin unlock).
+    async fn clear_login_failures(&self, login: &str) -> DbResult<()>;
+
+    /// Stores a new portal session of a user of the scoped tenant.
+    async fn create_user_session(
+        &self,
+        scope: &TenantScope,
+        session: &NewUserSession,
+        now_ms: i64,
+    ) -> DbResult<()>;
+    /// The session whose cookie has this hash, revoked or not.
+    async fn session_identity(&self, session_hash: &str) -> DbResult<Option<SessionIdentity>>;
+    /// Records activity on a session (for the idle timeout).
+    async fn touch_user_session(&self, scope: &TenantScope, session_id: &str, now_ms: i64) -> DbResult<()>;
+    /// The user's sessions, newest first.
+    async fn user_sessions(&self, scope: &TenantScope, user_id: &UserId) -> DbResult<Vec<UserSessionRecord>>;
+    /// Revokes one of the user's sessions. `false` if there is no such live session.
+    async fn revoke_user_session(
+        &self,
+        scope: &TenantScope,
+        user_id: &UserId,
+        session_id: &str,
+        now_ms: i64,
+    ) -> DbResult<bool>;
+
+    /// Stores a new API token of a user of the scoped tenant.
+    async fn create_api_token(&self, scope: &TenantScope, token: &NewApiToken, now_ms: i64) -> DbResult<()>;
+    /// The API token with this hash, revoked or expired or not.
+    async fn api_token_identity(&self, token_hash: &str) -> DbResult<Option<ApiTokenIdentity>>;
+    /// Records a use of the token.
+    async fn touch_api_token(&self, scope: &TenantScope, token_id: &str, now_ms: i64) -> DbResult<()>;
+    /// The user's API tokens (`None`: every user's), newest first.
+    async fn api_tokens(
+        &self,
+        scope: &TenantScope,
+        user_id: Option<&UserId>,
+    ) -> DbResult<Vec<ApiTokenRecord>>;
+    /// Revokes a token of the user (`None`: of any user of the tenant). `false` if there is
+    /// no such live token.
+    async fn revoke_api_token(
+        &self,
+        scope: &TenantScope,
+        user_id: Option<&UserId>,
+        token_id: &str,
+        now_ms: i64,
+    ) -> DbResult<bool>;
+
+    /// Appends an event to a chain of the event log, linking it to the chain's last one.
+    async fn append_event(&self, chain: EventChain<'_>, event: &NewEvent) -> DbResult<()>;
+    /// The tenant's events with `from_ms <= time < to_ms`, oldest first.
+    async fn events(&self, scope: &TenantScope, from_ms: i64, to_ms: i64) -> DbResult<Vec<EventRecord>>;
+    /// Every event of every chain, by chain and sequence number, for `audit verify`.
+    async fn all_events(&self) -> DbResult<Vec<EventRecord>>;
+    /// The head of every chain.
+    async fn chain_heads(&self) -> DbResult<Vec<ChainHead>>;
 
     /// Stores a one-time agent registration token by its hash.
     async fn insert_registration_token(

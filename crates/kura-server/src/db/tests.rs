@@ -14,6 +14,8 @@ const T0: i64 = 1_800_000_000_000;
 /// A database for one test, removed when dropped.
 struct TestDb {
     db: Arc<dyn ServiceDb>,
+    /// The database's URL, for tests that go around the trait (tampering).
+    url: String,
     cleanup: Cleanup,
 }
 
@@ -65,6 +67,7 @@ async fn sqlite() -> TestDb {
     let url = format!("sqlite://{}", dir.path().join("service.db").display());
     TestDb {
         db: connect(&url).await.unwrap(),
+        url,
         cleanup: Cleanup::Sqlite { _dir: dir },
     }
 }
@@ -84,6 +87,7 @@ async fn postgres() -> TestDb {
     let url = format!("{admin_url}{separator}options=-c%20search_path%3D{schema}");
     TestDb {
         db: connect(&url).await.unwrap(),
+        url,
         cleanup: Cleanup::Postgres { admin_url, schema },
     }
 }
@@ -98,6 +102,12 @@ macro_rules! both_backends {
                     super::$name(test_db.db.clone()).await;
                 }
             )*
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn audit_verify_finds_edited_and_deleted_rows() {
+                let test_db = super::sqlite().await;
+                let raw = super::RawPool::Sqlite(sqlx::SqlitePool::connect(&test_db.url).await.unwrap());
+                super::audit_verify_finds_edited_and_deleted_rows(test_db.db.clone(), raw).await;
+            }
         }
         mod on_postgres {
             $(
@@ -107,6 +117,12 @@ macro_rules! both_backends {
                     super::$name(test_db.db.clone()).await;
                 }
             )*
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn audit_verify_finds_edited_and_deleted_rows() {
+                let test_db = super::postgres().await;
+                let raw = super::RawPool::Postgres(sqlx::PgPool::connect(&test_db.url).await.unwrap());
+                super::audit_verify_finds_edited_and_deleted_rows(test_db.db.clone(), raw).await;
+            }
         }
     };
 }
@@ -122,6 +138,10 @@ both_backends!(
     inactive_tenants_and_foreign_networks_cannot_register,
     tenant_scope_isolates_tenants,
     sessions_and_snapshots_belong_to_one_machine,
+    users_are_created_updated_disabled_and_deleted,
+    sessions_and_api_tokens_resolve_and_revoke,
+    login_failures_count_by_login_and_source,
+    events_chain_per_tenant_and_for_operators,
 );
 
 fn operator() -> OperatorPrincipal {
@@ -148,6 +168,7 @@ fn admin(login: &str) -> NewTenantUser {
         login: login.to_owned(),
         password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".to_owned(),
         role: TenantRole::Admin,
+        email: None,
     }
 }
 
@@ -194,10 +215,13 @@ async fn register(db: &dyn ServiceDb, scope: &TenantScope) -> (MachineId, String
 
 async fn operator_tokens_are_found_by_hash(db: Arc<dyn ServiceDb>) {
     assert_eq!(db.count_operator_tokens().await.unwrap(), 0);
-    db.insert_operator_token("alice", "hash-a", T0).await.unwrap();
+    db.insert_operator_token("alice", ProviderRole::Operator, "hash-a", T0)
+        .await
+        .unwrap();
     assert_eq!(db.count_operator_tokens().await.unwrap(), 1);
     let found = db.operator_token("hash-a").await.unwrap().unwrap();
     assert_eq!(found.name, "alice");
+    assert_eq!(found.role, ProviderRole::Operator);
     assert!(db.operator_token("hash-b").await.unwrap().is_none());
 }
 
@@ -587,4 +611,356 @@ async fn sessions_and_snapshots_belong_to_one_machine(db: Arc<dyn ServiceDb>) {
     );
     assert!(db.machine_snapshots(&scope_a, &mail).await.unwrap().is_empty());
     assert!(db.machine_snapshots(&scope_b, &web).await.unwrap().is_empty());
+}
+
+fn user(login: &str, role: TenantRole) -> NewTenantUser {
+    NewTenantUser { role, ..admin(login) }
+}
+
+async fn users_are_created_updated_disabled_and_deleted(db: Arc<dyn ServiceDb>) {
+    let (_, scope_a) = create(db.as_ref(), "ACME-0001", 1).await;
+    let (_, scope_b) = create(db.as_ref(), "BETA-0002", 1).await;
+    let alice = db
+        .create_user(&scope_a, &user("alice", TenantRole::Auditor), T0)
+        .await
+        .unwrap();
+    assert_eq!(
+        (alice.login.as_str(), alice.role, alice.disabled_ms),
+        ("alice", TenantRole::Auditor, None)
+    );
+    let taken = db
+        .create_user(&scope_b, &user("alice", TenantRole::Admin), T0)
+        .await;
+    assert!(
+        matches!(taken, Err(DbError::Conflict(_))),
+        "logins are unique across tenants"
+    );
+
+    let candidate = db.login_candidate("alice").await.unwrap().unwrap();
+    assert_eq!(candidate.user_id, alice.id);
+    assert_eq!(candidate.tenant_id, *scope_a.tenant_id());
+    assert!(
+        !format!("{candidate:?}").contains("argon2"),
+        "Debug hides the hash"
+    );
+    assert!(db.login_candidate("nobody").await.unwrap().is_none());
+
+    let promote = UserUpdate {
+        role: Some(TenantRole::Operator),
+        disabled: Some(true),
+        email: Some("alice@example.com".to_owned()),
+    };
+    assert!(
+        db.update_user(&scope_b, &alice.id, &promote, T0)
+            .await
+            .unwrap()
+            .is_none(),
+        "tenant B's scope cannot touch tenant A's user"
+    );
+    let updated = db
+        .update_user(&scope_a, &alice.id, &promote, T0 + 1)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (updated.role, updated.disabled_ms),
+        (TenantRole::Operator, Some(T0 + 1))
+    );
+    assert_eq!(updated.email.as_deref(), Some("alice@example.com"));
+
+    db.create_password_reset(&scope_a, &alice.id, "reset-hash", T0, T0 + HOUR_MS)
+        .await
+        .unwrap();
+    assert_eq!(
+        db.password_resets_since(&scope_a, &alice.id, T0).await.unwrap(),
+        1
+    );
+    assert_eq!(
+        db.password_resets_since(&scope_a, &alice.id, T0 + 1)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        db.password_resets_since(&scope_b, &alice.id, T0).await.unwrap(),
+        0
+    );
+    let (tenant, user_id, login) = db
+        .password_reset_user("reset-hash", T0 + 1)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (&tenant, &user_id, login.as_str()),
+        (scope_a.tenant_id(), &alice.id, "alice")
+    );
+    assert!(
+        db.password_reset_user("reset-hash", T0 + HOUR_MS)
+            .await
+            .unwrap()
+            .is_none(),
+        "expired"
+    );
+    assert!(
+        !db.consume_password_reset(&scope_b, "reset-hash", T0 + 2)
+            .await
+            .unwrap()
+    );
+    assert!(
+        db.consume_password_reset(&scope_a, "reset-hash", T0 + 2)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !db.consume_password_reset(&scope_a, "reset-hash", T0 + 3)
+            .await
+            .unwrap(),
+        "single use"
+    );
+    assert!(
+        db.password_reset_user("reset-hash", T0 + 4)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(db.login_candidate("alice").await.unwrap().unwrap().disabled);
+    let enable = UserUpdate {
+        disabled: Some(false),
+        ..UserUpdate::default()
+    };
+    let enabled = db
+        .update_user(&scope_a, &alice.id, &enable, T0 + 2)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((enabled.role, enabled.disabled_ms), (TenantRole::Operator, None));
+
+    assert!(
+        db.set_password(&scope_a, &alice.id, "new-hash", None, T0)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !db.set_password(&scope_b, &alice.id, "evil", None, T0)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        db.login_candidate("alice").await.unwrap().unwrap().password_hash,
+        "new-hash"
+    );
+
+    assert!(!db.delete_user(&scope_b, &alice.id).await.unwrap());
+    assert!(db.delete_user(&scope_a, &alice.id).await.unwrap());
+    assert!(db.login_candidate("alice").await.unwrap().is_none());
+    assert_eq!(db.tenant_users(&scope_a).await.unwrap().len(), 1);
+}
+
+async fn sessions_and_api_tokens_resolve_and_revoke(db: Arc<dyn ServiceDb>) {
+    let (_, scope_a) = create(db.as_ref(), "ACME-0001", 1).await;
+    let (_, scope_b) = create(db.as_ref(), "BETA-0002", 1).await;
+    let bob = db
+        .create_user(&scope_a, &user("bob", TenantRole::Admin), T0)
+        .await
+        .unwrap();
+    for id in ["s1", "s2"] {
+        let session = NewUserSession {
+            id: id.to_owned(),
+            user_id: bob.id.clone(),
+            session_hash: format!("hash-{id}"),
+            csrf_hash: "csrf".to_owned(),
+            source: "127.0.0.1".to_owned(),
+        };
+        db.create_user_session(&scope_a, &session, T0).await.unwrap();
+    }
+    let found = db.session_identity("hash-s1").await.unwrap().unwrap();
+    assert_eq!(
+        (found.login.as_str(), found.role, found.revoked),
+        ("bob", TenantRole::Admin, false)
+    );
+    db.touch_user_session(&scope_a, "s1", T0 + 5).await.unwrap();
+    assert_eq!(
+        db.session_identity("hash-s1")
+            .await
+            .unwrap()
+            .unwrap()
+            .last_seen_ms,
+        T0 + 5
+    );
+    assert!(!db.revoke_user_session(&scope_b, &bob.id, "s1", T0).await.unwrap());
+    assert!(db.revoke_user_session(&scope_a, &bob.id, "s1", T0).await.unwrap());
+    assert!(db.session_identity("hash-s1").await.unwrap().unwrap().revoked);
+    assert_eq!(db.user_sessions(&scope_a, &bob.id).await.unwrap().len(), 2);
+
+    let token = NewApiToken {
+        id: "k1".to_owned(),
+        user_id: bob.id.clone(),
+        name: "backup script".to_owned(),
+        role: TenantRole::Auditor,
+        token_hash: "hash-k1".to_owned(),
+        expires_ms: T0 + HOUR_MS,
+    };
+    db.create_api_token(&scope_a, &token, T0).await.unwrap();
+    let identity = db.api_token_identity("hash-k1").await.unwrap().unwrap();
+    assert_eq!(
+        (identity.user_role, identity.token_role),
+        (TenantRole::Admin, TenantRole::Auditor)
+    );
+    db.touch_api_token(&scope_a, "k1", T0 + 7).await.unwrap();
+    let listed = db.api_tokens(&scope_a, Some(&bob.id)).await.unwrap();
+    assert_eq!(listed[0].last_used_ms, Some(T0 + 7));
+    assert!(db.api_tokens(&scope_b, None).await.unwrap().is_empty());
+    assert!(!db.revoke_api_token(&scope_b, None, "k1", T0).await.unwrap());
+
+    // A new password ends the other sessions and every token.
+    assert!(
+        db.set_password(&scope_a, &bob.id, "h", Some("s2"), T0 + 9)
+            .await
+            .unwrap()
+    );
+    assert!(!db.session_identity("hash-s2").await.unwrap().unwrap().revoked);
+    assert!(db.api_token_identity("hash-k1").await.unwrap().unwrap().revoked);
+
+    // Disabling ends sessions too.
+    let disable = UserUpdate {
+        disabled: Some(true),
+        ..UserUpdate::default()
+    };
+    db.update_user(&scope_a, &bob.id, &disable, T0 + 10)
+        .await
+        .unwrap();
+    let session = db.session_identity("hash-s2").await.unwrap().unwrap();
+    assert!(session.revoked && session.user_disabled);
+}
+
+async fn login_failures_count_by_login_and_source(db: Arc<dyn ServiceDb>) {
+    for (login, source, at) in [
+        ("eve", "192.0.2.1", T0),
+        ("eve", "192.0.2.2", T0 + 10),
+        ("mallory", "192.0.2.1", T0 + 20),
+    ] {
+        db.record_login_failure(login, source, at).await.unwrap();
+    }
+    let failures = db.login_failures("eve", "192.0.2.1", T0).await.unwrap();
+    assert_eq!(
+        failures,
+        LoginFailures {
+            by_login: 2,
+            last_by_login_ms: Some(T0 + 10),
+            by_source: 2,
+            last_by_source_ms: Some(T0 + 20),
+        }
+    );
+    assert_eq!(db.login_failures("eve", "x", T0 + 5).await.unwrap().by_login, 1);
+    db.clear_login_failures("eve").await.unwrap();
+    assert_eq!(
+        db.login_failures("eve", "x", 0).await.unwrap(),
+        LoginFailures::default()
+    );
+}
+
+fn event(action: &str, time_ms: i64) -> NewEvent {
+    NewEvent {
+        time_ms,
+        actor: "alice".to_owned(),
+        source: "127.0.0.1".to_owned(),
+        action: action.to_owned(),
+        target: "bob".to_owned(),
+        result: "ok".to_owned(),
+        request_id: "r".to_owned(),
+    }
+}
+
+async fn events_chain_per_tenant_and_for_operators(db: Arc<dyn ServiceDb>) {
+    let (_, scope_a) = create(db.as_ref(), "ACME-0001", 1).await;
+    let (_, scope_b) = create(db.as_ref(), "BETA-0002", 1).await;
+    let appends = (0..20).map(|i| {
+        let db = db.clone();
+        let scope = if i % 2 == 0 {
+            scope_a.clone()
+        } else {
+            scope_b.clone()
+        };
+        tokio::spawn(async move {
+            db.append_event(EventChain::Tenant(&scope), &event("login", T0 + i))
+                .await
+        })
+    });
+    for append in appends.collect::<Vec<_>>() {
+        append.await.unwrap().unwrap();
+    }
+    db.append_event(EventChain::Operators, &event("operator.post", T0))
+        .await
+        .unwrap();
+    let a = db.events(&scope_a, 0, i64::MAX).await.unwrap();
+    assert_eq!(a.len(), 10);
+    assert_eq!(
+        a.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        (1..=10).collect::<Vec<_>>()
+    );
+    assert!(
+        a.iter()
+            .all(|e| e.tenant_id.as_deref() == Some(scope_a.tenant_id().as_str()))
+    );
+    assert_eq!(db.events(&scope_a, T0 + 2, T0 + 6).await.unwrap().len(), 2);
+    let verified = crate::audit::verify(db.as_ref()).await.unwrap().unwrap();
+    assert_eq!((verified.chains, verified.events), (3, 21));
+}
+
+/// A connection beside the trait, playing someone with write access to the database.
+enum RawPool {
+    Sqlite(sqlx::SqlitePool),
+    Postgres(sqlx::PgPool),
+}
+
+impl RawPool {
+    /// Runs `sql` with `$1` bound to `chain`.
+    async fn run(&self, sql: &'static str, chain: &str) {
+        match self {
+            RawPool::Sqlite(pool) => sqlx::query(sql).bind(chain).execute(pool).await.map(|_| ()),
+            RawPool::Postgres(pool) => sqlx::query(sql).bind(chain).execute(pool).await.map(|_| ()),
+        }
+        .unwrap();
+    }
+}
+
+async fn audit_verify_finds_edited_and_deleted_rows(db: Arc<dyn ServiceDb>, raw: RawPool) {
+    use crate::audit::ChainBreak;
+    let (_, scope) = create(db.as_ref(), "ACME-0001", 1).await;
+    let chain = scope.tenant_id().as_str().to_owned();
+    for i in 0..5 {
+        db.append_event(EventChain::Tenant(&scope), &event("login", T0 + i))
+            .await
+            .unwrap();
+    }
+    assert!(crate::audit::verify(db.as_ref()).await.unwrap().is_ok());
+    let run = |sql: &'static str| raw.run(sql, &chain);
+
+    run("UPDATE events SET actor = 'mallory' WHERE chain = $1 AND seq = 2").await;
+    assert_eq!(
+        crate::audit::verify(db.as_ref()).await.unwrap(),
+        Err(ChainBreak::Altered {
+            chain: chain.clone(),
+            seq: 2
+        })
+    );
+    run("UPDATE events SET actor = 'alice' WHERE chain = $1 AND seq = 2").await;
+    assert!(crate::audit::verify(db.as_ref()).await.unwrap().is_ok());
+
+    run("DELETE FROM events WHERE chain = $1 AND seq = 5").await;
+    assert_eq!(
+        crate::audit::verify(db.as_ref()).await.unwrap(),
+        Err(ChainBreak::Truncated {
+            chain: chain.clone(),
+            seq: 4
+        })
+    );
+    run("DELETE FROM events WHERE chain = $1 AND seq = 3").await;
+    assert_eq!(
+        crate::audit::verify(db.as_ref()).await.unwrap(),
+        Err(ChainBreak::Missing {
+            chain: chain.clone(),
+            seq: 3
+        })
+    );
 }
