@@ -125,9 +125,8 @@ if ! g bucket info "$bucket" >/dev/null 2>&1; then
 fi
 g bucket allow --read --write --owner "$bucket" --key "$key_name" >/dev/null
 
-key_info=$(g key info "$key_name" --show-secret)
-key_id=$(awk -F': *' '/^Key ID/ {print $2; exit}' <<<"$key_info")
-secret=$(awk -F': *' '/^Secret key/ {print $2; exit}' <<<"$key_info")
+key_id=$(g key info "$key_name" --key-id)
+secret=$(g key info "$key_name" --secret-key)
 [ -n "$key_id" ] && [ -n "$secret" ] || die "cannot read the key of $key_name from 'garage key info'"
 
 # The S3 API answers once the bucket is usable.
