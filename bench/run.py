@@ -18,6 +18,15 @@ Every timed step runs as a child process; its wall time is measured with
 ``time.perf_counter`` and its peak RSS is ``ru_maxrss`` from ``os.wait4``.
 Results are printed as a table with Kura/peer ratios and the project's
 targets; ``--json`` writes them to a file, ``--markdown`` prints markdown.
+
+``--server`` adds a ``kura-server`` column: the same ``kura`` binary registered
+with a ``kura-server quickstart`` on loopback (TLS, HTTP/2, SQLite), so the
+vault sits behind the service; its ratios to local Kura are printed too, with
+the server's own CPU time and peak RSS (``VmHWM``).
+
+``--load-agents N`` is a separate mode: N agents, each its own registered
+machine with its own data, back up at once through one server; it reports the
+aggregate throughput against one agent alone (see ``load.py``).
 """
 
 from __future__ import annotations
@@ -38,10 +47,11 @@ BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
 sys.path.insert(0, str(BENCH_DIR))
 import gen_dataset  # noqa: E402
+from server import KuraServer, ServerError  # noqa: E402
 
 MIB = 1024 * 1024
 PASSWORD = "kura-bench-password"
-KURA_TOOLS = ("kura", "kura-plain")
+KURA_TOOLS = ("kura", "kura-plain", "kura-server")
 PEERS = ("restic", "borg")
 BACKUP_STEPS = ("initial", "nochange", "mutation")
 
@@ -70,6 +80,12 @@ class Tool:
 
     def cwd_for_restore(self, target: Path) -> Path | None:
         return None
+
+    def prepare(self) -> None:
+        """Set-up before init (not timed): e.g. start a server and register."""
+
+    def stop(self) -> None:
+        """Tear-down after the run."""
 
     def version_cmd(self) -> list[str]:
         return [self.exe, "--version"]
@@ -164,6 +180,57 @@ class Kura(Tool):
         return [self.exe, "--repo", str(self.repo), "restore", "latest", "--target", str(target)]
 
 
+@dataclass
+class KuraRemote(Kura):
+    """The same kura binary, registered with a kura-server on loopback (no --repo).
+
+    The server is ``kura-server quickstart`` (TLS, HTTP/2, SQLite) in its own data
+    directory; the vault is encrypted, like the ``kura`` column's. The vault size is
+    that of the tenant's vault directory on the server (its catalog and objects)."""
+
+    server_exe: str = ""
+    server: KuraServer | None = None
+
+    @property
+    def service_dir(self) -> Path:
+        return self.work / "repos" / self.name
+
+    @property
+    def repo(self) -> Path:
+        return self.service_dir / "vaults"
+
+    def env(self) -> dict[str, str]:
+        env = super().env()
+        env["KURA_CONFIG"] = str(self.work / "home" / self.name / "agent.toml")
+        return env
+
+    def version(self) -> str:
+        try:
+            out = subprocess.run([self.server_exe, "--version"], capture_output=True, text=True,
+                                 timeout=30)
+            return f"{super().version()} + {out.stdout.strip()}"
+        except (OSError, subprocess.SubprocessError):
+            return super().version()
+
+    def prepare(self) -> None:
+        self.server = KuraServer(self.server_exe, self.service_dir, self.work / "logs")
+        info = self.server.start()
+        self.server.register(self.exe, self.env(), info["registration_token"], "bench-01")
+
+    def stop(self) -> None:
+        if self.server:
+            self.server.stop()
+
+    def init_cmd(self) -> list[str]:
+        return [self.exe, "init", "--encrypt"]
+
+    def backup_cmd(self, data: Path, n: int) -> list[str]:
+        return [self.exe, "--json", "backup", str(data)]
+
+    def restore_cmd(self, target: Path, n: int) -> list[str]:
+        return [self.exe, "restore", "latest", "--target", str(target)]
+
+
 # ---------------------------------------------------------------------------
 # measuring
 # ---------------------------------------------------------------------------
@@ -171,6 +238,8 @@ class Kura(Tool):
 class StepResult:
     wall_s: float = 0.0
     maxrss_kib: int = 0
+    cpu_s: float = 0.0  # the child's user + system CPU time
+    server_cpu_s: float | None = None  # CPU time the server spent during the step
     returncode: int = 0
     bytes: int = 0  # dataset bytes the step processed
     summary: dict | None = None  # the tool's own JSON summary, when it printed one
@@ -185,6 +254,7 @@ class ToolResult:
     restore_ok: bool | None = None
     restore_problems: list[str] = field(default_factory=list)
     error: str | None = None
+    server_peak_rss_kib: int | None = None  # kura-server only: VmHWM at the end
 
     def throughput(self, step: str) -> float | None:
         s = self.steps.get(step)
@@ -236,7 +306,8 @@ def run_measured(cmd: list[str], env: dict[str, str], log: Path, cwd: Path | Non
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - t0
     proc.returncode = os.waitstatus_to_exitcode(status)
-    result = StepResult(wall_s=wall, maxrss_kib=usage.ru_maxrss, returncode=proc.returncode,
+    result = StepResult(wall_s=wall, maxrss_kib=usage.ru_maxrss,
+                        cpu_s=usage.ru_utime + usage.ru_stime, returncode=proc.returncode,
                         summary=last_json_line(out_path))
     if proc.returncode != 0:
         tail = err_path.read_text(errors="replace")[-2000:]
@@ -286,38 +357,59 @@ def ensure_debian_packages(packages: dict[str, str]) -> None:
         subprocess.run(install, env=env, check=True)
 
 
-def build_kura() -> str:
-    """cargo build --release -p kura; returns the binary's path."""
-    phase("building kura (cargo build --release -p kura) ...")
-    subprocess.run(["cargo", "build", "--release", "-p", "kura"], cwd=REPO_ROOT, check=True)
+def build_release(*packages: str) -> Path:
+    """cargo build --release -p PACKAGE...; returns the release directory."""
+    flags = [a for p in packages for a in ("-p", p)]
+    phase(f"building {', '.join(packages)} (cargo build --release {' '.join(flags)}) ...")
+    subprocess.run(["cargo", "build", "--release", *flags], cwd=REPO_ROOT, check=True)
     target = Path(os.environ.get("CARGO_TARGET_DIR", REPO_ROOT / "target"))
     if not target.is_absolute():
         target = REPO_ROOT / target
-    return str(target / "release" / "kura")
+    return target / "release"
+
+
+def find_binaries(args: argparse.Namespace, server: bool) -> tuple[str, str | None]:
+    """The kura binary, and kura-server when server is true: the given paths, else
+    kura-server beside the given kura, else built with cargo."""
+    kura, kura_server = args.kura, args.kura_server
+    if server and not kura_server and kura:
+        sibling = Path(kura).resolve().parent / "kura-server"
+        kura_server = str(sibling) if os.access(sibling, os.X_OK) else None
+    if not kura or (server and not kura_server):
+        release = build_release("kura", "kura-server") if server else build_release("kura")
+        kura = kura or str(release / "kura")
+        kura_server = kura_server or (str(release / "kura-server") if server else None)
+    for exe in (kura, kura_server):
+        if exe and not os.access(exe, os.X_OK):
+            sys.exit(f"binary not found or not executable: {exe}")
+    return str(Path(kura).resolve()), str(Path(kura_server).resolve()) if kura_server else None
 
 
 def make_tools(args: argparse.Namespace, work: Path) -> list[Tool]:
     names = [t.strip() for t in args.tools.split(",") if t.strip()]
     if args.kura_unencrypted and "kura-plain" not in names:
         names.insert(names.index("kura") + 1 if "kura" in names else 0, "kura-plain")
+    if args.server and "kura-server" not in names:
+        after = [n for n in ("kura", "kura-plain") if n in names]
+        names.insert(names.index(after[-1]) + 1 if after else 0, "kura-server")
     unknown = set(names) - set(KURA_TOOLS) - set(PEERS)
     if unknown:
         sys.exit(f"unknown tools: {', '.join(sorted(unknown))}")
     ensure_debian_packages({p: pkg for p, pkg in (("restic", "restic"), ("borg", "borgbackup"))
                             if p in names})
-    kura = None
+    kura = kura_server = None
     if any(n in KURA_TOOLS for n in names):
-        kura = args.kura or build_kura()
-        if not os.access(kura, os.X_OK):
-            sys.exit(f"kura binary not found or not executable: {kura}")
+        kura, kura_server = find_binaries(args, "kura-server" in names)
     tools: list[Tool] = []
     for n in names:
         if n == "restic":
             tools.append(Restic(n, shutil.which("restic"), work))
         elif n == "borg":
             tools.append(Borg(n, shutil.which("borg"), work, compression=args.borg_compression))
+        elif n == "kura-server":
+            tools.append(KuraRemote(n, kura, work, encrypt=True, server_exe=kura_server))
         else:
-            tools.append(Kura(n, str(Path(kura).resolve()), work, encrypt=(n == "kura")))
+            tools.append(Kura(n, kura, work, encrypt=(n == "kura")))
     return tools
 
 
@@ -327,7 +419,7 @@ def prepare_work(work: Path, size_mib: int) -> None:
     for sub in ("data", "repos", "restore", "home", "logs"):
         shutil.rmtree(work / sub, ignore_errors=True)
     free = shutil.disk_usage(work).free
-    need = 5 * size_mib * MIB
+    need = 8 * size_mib * MIB  # data, four vaults, four restored trees
     if free < need:
         progress(f"warning: {free // MIB} MiB free in {work}, the run may need ~{need // MIB} MiB")
 
@@ -350,7 +442,9 @@ class Bench:
              data_bytes: int = 0) -> StepResult | None:
         """Run one step of one tool; a failure marks the tool as failed."""
         res = self.results[tool.name]
-        progress(f"  {tool.name:<10} {label:<10} ", end="")
+        progress(f"  {tool.name:<11} {label:<10} ", end="")
+        server = getattr(tool, "server", None)
+        cpu0 = server.cpu_s() if server else None
         try:
             r = run_measured(cmd, tool.env(), self.work / "logs" / f"{tool.name}-{label}", cwd)
         except (StepFailed, OSError) as e:
@@ -358,14 +452,33 @@ class Bench:
             progress(f"FAILED\n{e}")
             return None
         r.bytes = data_bytes
-        progress(f"{r.wall_s:8.2f} s  {r.maxrss_kib / 1024:8.1f} MiB RSS")
+        extra = ""
+        if server:
+            r.server_cpu_s = server.cpu_s() - cpu0
+            extra = f"  (server: {r.server_cpu_s:.2f} s CPU, {server.rss_kib() / 1024:.1f} MiB RSS)"
+        progress(f"{r.wall_s:8.2f} s  {r.maxrss_kib / 1024:8.1f} MiB RSS  "
+                 f"{r.cpu_s:7.2f} s CPU{extra}")
         return r
 
     def init(self) -> None:
         phase("init")
         for tool in self.live():
             tool.repo.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                tool.prepare()
+            except (ServerError, OSError, subprocess.SubprocessError) as e:
+                self.results[tool.name].error = f"prepare: {e}"
+                progress(f"  {tool.name}: set-up FAILED: {e}")
+                continue
             self.step(tool, "init", tool.init_cmd())
+
+    def finish(self) -> None:
+        """Records what the servers cost over the whole run, then stops them."""
+        for tool in self.tools:
+            server = getattr(tool, "server", None)
+            if server and server.proc and server.proc.poll() is None:
+                self.results[tool.name].server_peak_rss_kib = server.peak_rss_kib()
+            tool.stop()
 
     def backup(self, n: int) -> None:
         label = BACKUP_STEPS[n - 1]
@@ -380,6 +493,11 @@ class Bench:
                 res.repo_bytes[f"after_{label}"] = du_bytes(tool.repo)
 
     def restore(self, n: int) -> None:
+        """Each tool restores into its own empty directory; the restored trees are deleted
+        only after every tool has restored. (On ext4 without a journal, as here, creating
+        files soon after tens of thousands were deleted is several times slower: inode
+        allocation skips inodes deleted in the last minutes. Deleting one tool's restore
+        before the next tool's would slow the next one down.)"""
         expected = gen_dataset.tree_digests(self.data)
         size = tree_bytes(self.data)
         phase(f"restore ({size / MIB:.1f} MiB)")
@@ -399,8 +517,8 @@ class Bench:
                     progress(f"  {tool.name:<10} verified in {time.monotonic() - t0:.1f} s")
                 else:
                     progress(f"  {tool.name}: RESTORE MISMATCH: {res.restore_problems[:5]}")
-            shutil.rmtree(target, ignore_errors=True)
             res.repo_bytes["final"] = du_bytes(tool.repo)
+        shutil.rmtree(self.work / "restore", ignore_errors=True)
 
 
 def restored_root(target: Path, data: Path) -> Path:
@@ -547,8 +665,62 @@ def result_rows(results: dict[str, ToolResult], sizes: dict[str, int]) -> list[l
         ["restore verified"] + ["-" if r.restore_ok is None else ("ok" if r.restore_ok
                                                                   else "MISMATCH") for r in rs],
     ]
+    if any(r.server_peak_rss_kib for r in rs):
+        rows.append(["server peak RSS (MiB)"] + [fmt(mib_k(r.server_peak_rss_kib), ".1f")
+                                                 for r in rs])
     if any(r.error for r in rs):
         rows.append(["failed step"] + [r.error.split(":")[0] if r.error else "" for r in rs])
+    return rows
+
+
+# (label, metric, target): kura-server/kura, higher is better for every throughput.
+SERVER_TARGETS = (
+    ("initial backup throughput", "initial", 0.80),
+    ("no-change backup throughput", "nochange", 0.80),
+    ("mutation backup throughput", "mutation", None),
+    ("restore throughput", "restore", 0.80),
+)
+
+
+def server_ratio_rows(results: dict[str, ToolResult]) -> list[dict]:
+    """kura-server/kura: what going through the service costs against a local vault."""
+    if "kura-server" not in results or "kura" not in results:
+        return []
+    remote, local = results["kura-server"], results["kura"]
+    rows = []
+    for label, metric, target in SERVER_TARGETS:
+        a, b = remote.throughput(metric), local.throughput(metric)
+        value = a / b if a is not None and b else None
+        met = None if value is None or target is None else value >= target
+        rows.append({"metric": label, "ratio": value, "target": target, "met": met})
+    return rows
+
+
+def server_ratio_table(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
+    table = []
+    for r in rows:
+        status = "" if r["met"] is None else (" met" if r["met"] else " NOT met")
+        table.append([r["metric"], "" if r["target"] is None else f">= {r['target']:.2f}",
+                      fmt(r["ratio"], ".2f", "x") + status])
+    return ["ratio (server/local)", "target", "kura-server/kura"], table
+
+
+def cpu_rows(results: dict[str, ToolResult]) -> list[list[str]]:
+    """CPU seconds per step: the tool's own, plus the server's for kura-server."""
+    rows = []
+    for step, label in (("initial", "initial backup"), ("nochange", "no-change backup"),
+                        ("mutation", "mutation backup"), ("restore", "restore latest")):
+        line = [label]
+        for r in results.values():
+            st = r.steps.get(step)
+            if st is None:
+                line.append("-")
+            elif st.server_cpu_s is not None:
+                line.append(f"{st.cpu_s:.2f} + {st.server_cpu_s:.2f} "
+                            f"({(st.cpu_s + st.server_cpu_s) / st.wall_s:.2f} cores)")
+            else:
+                line.append(f"{st.cpu_s:.2f} ({st.cpu_s / st.wall_s:.2f} cores)")
+        rows.append(line)
     return rows
 
 
@@ -579,6 +751,12 @@ def report(meta: dict, results: dict[str, ToolResult], markdown: bool) -> str:
     rows = ratio_rows(results)
     if rows:
         out += ["", render(*ratio_table(rows), markdown)]
+    server_rows = server_ratio_rows(results)
+    if server_rows:
+        out += ["", render(*server_ratio_table(server_rows), markdown)]
+    out += ["", "CPU seconds (user + system) of each step; for kura-server the agent's "
+                "+ the server's, and the cores they kept busy on average:", "",
+            render(["CPU s"] + list(results), cpu_rows(results), markdown)]
     versions = ", ".join(f"{r.name}: {r.version}" for r in results.values())
     out += ["", f"Versions: {versions}"]
     return "\n".join(out)
@@ -609,6 +787,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--tools", default="kura,restic,borg",
                     help="comma-separated subset of kura,restic,borg (default all)")
     ap.add_argument("--kura", help="kura binary (default: cargo build --release -p kura)")
+    ap.add_argument("--kura-server", help="kura-server binary (default: beside --kura, or "
+                    "cargo build --release -p kura-server)")
+    ap.add_argument("--server", action="store_true",
+                    help="add a 'kura-server' column: kura through a kura-server on loopback (TLS)")
+    ap.add_argument("--load-agents", type=int, metavar="N",
+                    help="load mode instead of the comparison: N agents back up at once "
+                    "through one server (see bench/load.py)")
+    ap.add_argument("--load-size-mib", type=int, default=64,
+                    help="load mode: dataset size per agent (default 64)")
     ap.add_argument("--kura-unencrypted", action="store_true",
                     help="add a 'kura-plain' column with an unencrypted vault")
     ap.add_argument("--borg-compression", default="lz4", help="borg --compression (default lz4)")
@@ -621,6 +808,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     work = args.work.resolve()
+    if args.load_agents:
+        import load
+        kura, kura_server = find_binaries(args, server=True)
+        return load.main(args, work, kura, kura_server)
     tools = make_tools(args, work)
     prepare_work(work, args.size_mib)
     data = work / "data"
@@ -628,14 +819,17 @@ def main(argv: list[str] | None = None) -> int:
     phase(f"generating {args.size_mib} MiB into {data} ...")
     dataset = generate_data(data, args.size_mib, args.seed)
     bench = Bench(tools, work, data)
-    bench.init()
-    bench.backup(1)
-    bench.backup(2)
-    initial_bytes = tree_bytes(data)
-    mutation = generate_data(data, args.size_mib, args.seed, percent=args.percent)
-    phase(f"mutated: {json.dumps(mutation)}")
-    bench.backup(3)
-    bench.restore(3)
+    try:
+        bench.init()
+        bench.backup(1)
+        bench.backup(2)
+        initial_bytes = tree_bytes(data)
+        mutation = generate_data(data, args.size_mib, args.seed, percent=args.percent)
+        phase(f"mutated: {json.dumps(mutation)}")
+        bench.backup(3)
+        bench.restore(3)
+    finally:
+        bench.finish()
 
     phase("done")
     meta = {
@@ -656,6 +850,7 @@ def main(argv: list[str] | None = None) -> int:
                                         "peak_rss_kib": r.peak_rss_kib}
                         for n, r in bench.results.items()},
             "ratios": ratio_rows(bench.results),
+            "server_ratios": server_ratio_rows(bench.results),
         }, indent=2) + "\n")
     if not args.keep:
         for sub in ("data", "repos", "restore", "home"):

@@ -2,7 +2,9 @@
 # Runs every test of the workspace: unit, property and integration tests (the latter
 # drive the real `kura` binary and a real `kura-server` over TLS). Database tests run on
 # SQLite and on PostgreSQL at 127.0.0.1:5432 (database `test`, override with
-# KURA_TEST_POSTGRES_URL). Installs and starts what it needs on a fresh machine.
+# KURA_TEST_POSTGRES_URL); vaults in S3 against a one-node Garage on loopback
+# (scripts/garage.sh; or any S3 given as KURA_TEST_S3_*). Installs and starts what it
+# needs on a fresh machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/kura-target}
@@ -28,6 +30,20 @@ if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
   service postgresql start >/dev/null 2>&1 || pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | sort -V | tail -1)" main start
   for _ in $(seq 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
   pg_isready -h 127.0.0.1 -p 5432 || { echo "PostgreSQL did not start on 127.0.0.1:5432" >&2; exit 1; }
+fi
+
+# S3: Garage on loopback, unless an S3 store is given already. The first run on a machine
+# builds garage into ~/.cargo/bin (cargo install, 8-15 min on 2 cores; reused afterwards).
+# KURA_TEST_GARAGE=skip does without: the S3 tests then say loudly that they did not run.
+if [ -z "${KURA_TEST_S3_ENDPOINT:-}" ] && [ "${KURA_TEST_GARAGE:-}" != skip ]; then
+  if ! scripts/garage.sh status; then
+    trap 'scripts/garage.sh stop' EXIT # leave no daemon behind that this run started
+  fi
+  if s3_env=$(scripts/garage.sh); then
+    eval "$s3_env"
+  else
+    echo "WARNING: Garage did not start (see above): the S3 tests will NOT run" >&2
+  fi
 fi
 
 cargo nextest run --workspace --locked --no-fail-fast "$@"

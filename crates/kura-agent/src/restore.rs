@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, sync_channel};
 use std::sync::{Arc, Mutex};
 
-use kura_format::tree::{Extent, Node, NodeKind};
+use kura_format::tree::{Extent, Node, NodeKind, Tree};
 use kura_format::{ChunkId, SnapshotId};
 
 use crate::browse::{find, path_names, root_of};
@@ -127,7 +127,7 @@ pub fn run(
                 }
                 match node {
                     None => walker.restore_tree(target, &root)?,
-                    Some(node) => walker.restore_node(&dir, node)?,
+                    Some(node) => walker.restore_node(&dir, node, &mut HashMap::new())?,
                 }
             }
             walker.flush_small()
@@ -233,19 +233,44 @@ impl RestoreWalk<'_> {
 
     fn restore_tree(&mut self, dir: &Path, tree_id: &ChunkId) -> Result<()> {
         let tree = self.vault.load_tree_blocking(tree_id)?;
+        self.restore_loaded(dir, tree)
+    }
+
+    /// Restores the entries of a loaded tree. The trees of its subdirectories are fetched
+    /// with one request for the whole directory (as a backup fetches its parent's): through
+    /// the server every fetch is a round trip, and one per directory, one after the other,
+    /// made restores of trees with many directories wait on the network. If the batch
+    /// fails, each directory is fetched on its own, so an error names the one that failed.
+    fn restore_loaded(&mut self, dir: &Path, tree: Tree) -> Result<()> {
+        let ids: Vec<ChunkId> = tree
+            .nodes
+            .iter()
+            .filter(|n| n.kind == NodeKind::Dir)
+            .filter_map(|n| n.subtree)
+            .collect();
+        let mut subtrees = HashMap::new();
+        if ids.len() > 1
+            && let Ok(trees) = self.vault.handle.block_on(self.vault.load_trees(&ids))
+        {
+            subtrees = ids.into_iter().zip(trees).collect();
+        }
         for node in tree.nodes {
-            self.restore_node(dir, &node)?;
+            self.restore_node(dir, &node, &mut subtrees)?;
         }
         Ok(())
     }
 
-    fn restore_node(&mut self, dir: &Path, node: &Node) -> Result<()> {
+    /// Restores one entry; `subtrees` holds trees fetched already, by id.
+    fn restore_node(&mut self, dir: &Path, node: &Node, subtrees: &mut HashMap<ChunkId, Tree>) -> Result<()> {
         let path = dir.join(safe_name(&node.name)?);
         match node.kind {
             NodeKind::Dir => {
                 self.make_dir(&path)?;
                 if let Some(sub) = &node.subtree {
-                    self.restore_tree(&path, sub)?;
+                    match subtrees.remove(sub) {
+                        Some(tree) => self.restore_loaded(&path, tree)?,
+                        None => self.restore_tree(&path, sub)?,
+                    }
                 }
                 self.dirs.push((path, node.clone()));
             }

@@ -1,6 +1,10 @@
 //! The vault's behaviour, run on every catalog backend: each test below is an async
 //! function over a [`Fixture`], and [`conformance!`] runs it once on SQLite and once on
-//! PostgreSQL (127.0.0.1:5432, or `KURA_TEST_POSTGRES_URL`; each test in a fresh schema).
+//! PostgreSQL (127.0.0.1:5432, or `KURA_TEST_POSTGRES_URL`; each test in a fresh schema),
+//! with objects in a temporary folder; and once more on PostgreSQL with objects in an S3
+//! bucket (`KURA_TEST_S3_*`, as `scripts/garage.sh` prints them; each test under its own
+//! prefix, emptied afterwards). Without `KURA_TEST_S3_ENDPOINT` the S3 runs say loudly
+//! that they did not run.
 
 use std::collections::{BTreeSet, HashSet};
 use std::panic::AssertUnwindSafe;
@@ -20,6 +24,7 @@ use kura_store::{
 };
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
+use object_store::prefix::PrefixStore;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use serde_bytes::ByteBuf;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -32,6 +37,8 @@ const DEFAULT_POSTGRES_URL: &str = "postgres://root@127.0.0.1:5432/test";
 enum Backend {
     Sqlite,
     Postgres,
+    /// PostgreSQL catalog, objects in S3.
+    S3,
 }
 
 #[derive(Clone)]
@@ -124,7 +131,19 @@ where
     F: for<'a> AsyncFnOnce(&'a Fixture),
 {
     let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn ObjectStore> = Arc::new(LocalFileSystem::new_with_prefix(dir.path()).unwrap());
+    let store: Arc<dyn ObjectStore> = match backend {
+        Backend::S3 => match s3_test_store() {
+            Some(store) => store,
+            None => {
+                eprintln!(
+                    "\n!!! SKIPPED: KURA_TEST_S3_ENDPOINT is not set, so this test did NOT run on S3.\n\
+                     !!! Run `eval \"$(scripts/garage.sh)\"` first (scripts/test.sh does).\n"
+                );
+                return;
+            }
+        },
+        _ => Arc::new(LocalFileSystem::new_with_prefix(dir.path()).unwrap()),
+    };
     let (db, schema) = match backend {
         Backend::Sqlite => {
             let options = SqliteConnectOptions::new()
@@ -140,7 +159,7 @@ where
             migrate_sqlite(&pool).await.unwrap();
             (Db::Sqlite(pool), None)
         }
-        Backend::Postgres => {
+        Backend::Postgres | Backend::S3 => {
             let (pool, schema) = postgres_schema().await;
             migrate_postgres(&pool).await.unwrap();
             (Db::Postgres(pool), Some(schema))
@@ -152,6 +171,13 @@ where
         _dir: dir,
     };
     let outcome = AssertUnwindSafe(test(&fixture)).catch_unwind().await;
+    if let Backend::S3 = backend {
+        // The bucket is shared between runs: leave nothing behind.
+        let names: Vec<_> = fixture.store.list(None).try_collect().await.unwrap();
+        for meta in names {
+            fixture.store.delete(&meta.location).await.unwrap();
+        }
+    }
     drop(fixture);
     if let (Db::Postgres(pool), Some(schema)) = (db, schema) {
         pool.close().await;
@@ -164,6 +190,30 @@ where
     if let Err(panic) = outcome {
         std::panic::resume_unwind(panic);
     }
+}
+
+/// The S3 bucket from `KURA_TEST_S3_*`, narrowed to a fresh prefix so that tests running
+/// at once (and earlier runs) never see each other's objects; `None` when unset.
+fn s3_test_store() -> Option<Arc<dyn ObjectStore>> {
+    let endpoint = std::env::var("KURA_TEST_S3_ENDPOINT")
+        .ok()
+        .filter(|e| !e.is_empty())?;
+    let var = |name: &str| {
+        std::env::var(name).unwrap_or_else(|_| {
+            panic!("KURA_TEST_S3_ENDPOINT is set but {name} is not (scripts/garage.sh prints all of them)")
+        })
+    };
+    let bucket = kura_store::s3_store(
+        &endpoint,
+        &std::env::var("KURA_TEST_S3_REGION").unwrap_or_else(|_| "garage".into()),
+        &var("KURA_TEST_S3_BUCKET"),
+        &var("KURA_TEST_S3_ACCESS_KEY"),
+        &var("KURA_TEST_S3_SECRET_KEY"),
+        endpoint.starts_with("http://"),
+    )
+    .unwrap();
+    let root = Path::from(format!("conformance/{}", random_hex()));
+    Some(Arc::new(PrefixStore::new(bucket, root)))
 }
 
 fn postgres_url() -> String {
@@ -841,7 +891,7 @@ async fn objects_stay_in_prefix(fx: &Fixture) {
     assert!(left.is_empty(), "{left:?}");
 }
 
-/// Runs each named test on every backend: `sqlite::NAME` and `postgres::NAME`.
+/// Runs each named test on every backend: `sqlite::NAME`, `postgres::NAME` and `s3::NAME`.
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -857,6 +907,14 @@ macro_rules! conformance {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
                     crate::run(crate::Backend::Postgres, crate::$name).await
+                }
+            )*
+        }
+        mod s3 {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    crate::run(crate::Backend::S3, crate::$name).await
                 }
             )*
         }
