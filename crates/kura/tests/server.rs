@@ -284,3 +284,63 @@ fn a_snapshot_of_many_files_commits_through_the_server() {
         "file 39 999"
     );
 }
+
+#[test]
+fn image_snapshots_back_up_restore_and_browse_through_the_server() {
+    let tmp = tempdir();
+    let svc = Service::start(&tmp.path().join("service"));
+    let kura = agent(&tmp.path().join("agent"), "image passphrase");
+    register(&kura, &svc, &svc.info.registration_token, "db-01");
+    kura.json(["init", "--encrypt"]);
+
+    // A whole-disk ext4 file system (no partition table) holding a generated tree.
+    let tree = tmp.path().join("tree");
+    generate_tree(&tree, 3, 30, 300 << 10);
+    let image = tmp.path().join("disk.img");
+    std::fs::File::create(&image).unwrap().set_len(64 << 20).unwrap();
+    let mkfs = std::process::Command::new("mkfs.ext4")
+        .args(["-q", "-F", "-d"])
+        .arg(&tree)
+        .arg(&image)
+        .output()
+        .expect("mkfs.ext4 runs");
+    assert!(mkfs.status.success(), "{}", describe(&mkfs));
+    let img = image.to_str().unwrap();
+
+    let first = kura.json(["backup", "--image", img]);
+    assert_eq!(first["bytes"].as_u64(), Some(64 << 20), "{first}");
+    let again = kura.json(["backup", "--image", img]);
+    assert_eq!(again["parent"], first["snapshot_id"], "{again}");
+    assert!(again["bytes_added"].as_u64().unwrap() < 64 << 10, "{again}");
+
+    let out = tmp.path().join("restored.img");
+    kura.ok(["restore", "latest", "--target", out.to_str().unwrap()]);
+    assert!(
+        std::fs::read(&out).unwrap() == std::fs::read(&image).unwrap(),
+        "restored image differs"
+    );
+
+    let layout = kura.json(["ls", "latest"]);
+    assert_eq!(layout["partitions"][0]["filesystem"], "ext4", "{layout}");
+    let files = tmp.path().join("files");
+    kura.ok([
+        "restore",
+        "latest",
+        "--partition",
+        "0",
+        "--target",
+        files.to_str().unwrap(),
+    ]);
+    let diff = std::process::Command::new("diff")
+        .arg("-r")
+        .arg(&tree)
+        .arg(&files)
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&diff).lines().all(|l| l.ends_with("lost+found")),
+        "{}",
+        describe(&diff)
+    );
+    kura.ok(["check", "--read-data"]);
+}
