@@ -347,6 +347,12 @@ impl Repository for RemoteRepository {
         Ok(blobs)
     }
 
+    async fn note_restore(&self, id: &SnapshotId) -> Result<()> {
+        let path = format!("/api/v1/vault/snapshots/{}/restores", id.to_hex());
+        self.call(self.request(Method::POST, &path)).await?;
+        Ok(())
+    }
+
     async fn forget(&self, ids: &[SnapshotId]) -> Result<()> {
         let body = Forget {
             snapshots: ids.iter().map(SnapshotId::to_hex).collect(),

@@ -36,6 +36,8 @@ pub trait Repository: Send + Sync {
     async fn is_damaged(&self, id: &SnapshotId) -> Result<bool>;
     /// Sealed blobs of `ids`, in order.
     async fn read_blobs(&self, ids: &[ChunkId]) -> Result<Vec<Bytes>>;
+    /// Records that snapshot `id` is being restored, where the vault keeps an event log.
+    async fn note_restore(&self, id: &SnapshotId) -> Result<()>;
     async fn forget(&self, ids: &[SnapshotId]) -> Result<()>;
     async fn gc(&self, options: GcOptions) -> Result<GcReport>;
     async fn verify(&self, scope: VerifyScope, opener: Option<&BlobCodec>) -> Result<VerifyReport>;
@@ -109,6 +111,10 @@ impl Repository for LocalRepository {
     }
     async fn read_blobs(&self, ids: &[ChunkId]) -> Result<Vec<Bytes>> {
         Ok(self.vault.read_blobs(ids).await?)
+    }
+    /// A local vault keeps no event log.
+    async fn note_restore(&self, _id: &SnapshotId) -> Result<()> {
+        Ok(())
     }
     async fn forget(&self, ids: &[SnapshotId]) -> Result<()> {
         Ok(self.vault.forget(ids).await?)

@@ -7,6 +7,7 @@ mod common;
 
 use std::time::Duration;
 
+use common::agent::Agent;
 use common::user::{Session, try_login, try_login_with, with_token};
 use common::{TestServer, error_of};
 use kura_server::api::{Access, customer_route_table, management_route_table};
@@ -606,10 +607,17 @@ async fn events_export_in_the_tenant_time_zone_and_verify_detects_tampering() {
     let (created, admin) = server.tenant_admin("ACME-0001").await;
     let (_, password) = server.add_user(&admin, "auditor-anna", "auditor").await;
     let anna = server.login("auditor-anna", &password).await;
-    let (status, _) = server
-        .register(created["registration_token"].as_str().unwrap(), "web-01")
+    let agent = Agent::register(&server, created["registration_token"].as_str().unwrap(), "web-01").await;
+    agent.create_vault().await;
+    let snapshot = agent.backup("web-01:/etc", &[b"config".as_slice()]).await;
+    let (status, body) = agent
+        .send(
+            Method::POST,
+            &format!("/api/v1/vault/snapshots/{snapshot}/restores"),
+            Vec::new(),
+        )
         .await;
-    assert_eq!(status, 201);
+    assert_eq!(status, 204, "{body}");
     // An operator action on the tenant shows in the tenant's log.
     let tenant_id = created["tenant_id"].as_str().unwrap();
     server
@@ -624,7 +632,14 @@ async fn events_export_in_the_tenant_time_zone_and_verify_detects_tampering() {
     assert_eq!(status, 200, "{events}");
     let rows = events.as_array().unwrap();
     let actions: Vec<&str> = rows.iter().map(|e| e["action"].as_str().unwrap()).collect();
-    for wanted in ["machine.register", "login", "user.create", "operator.get"] {
+    for wanted in [
+        "machine.register",
+        "login",
+        "user.create",
+        "operator.get",
+        "backup.commit",
+        "restore.start",
+    ] {
         assert!(actions.contains(&wanted), "{wanted} missing from {actions:?}");
     }
     let login = rows.iter().find(|e| e["action"] == "login").unwrap();
@@ -895,7 +910,20 @@ struct MailServer {
 }
 
 impl MailServer {
+    /// Starts aiosmtpd on a free port. The port is found by binding and releasing it, so
+    /// another test may take it first: then aiosmtpd exits, or the port answers without
+    /// an SMTP greeting, and another port is tried.
     async fn start() -> MailServer {
+        for _ in 0..5 {
+            if let Some(server) = Self::try_start().await {
+                return server;
+            }
+        }
+        panic!("aiosmtpd did not start on any of 5 ports");
+    }
+
+    async fn try_start() -> Option<MailServer> {
+        use tokio::io::AsyncReadExt;
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -903,7 +931,7 @@ impl MailServer {
             .port();
         let maildir = tempfile::tempdir().unwrap();
         // Owned by the struct from the start, so `Drop` stops it on every path.
-        let server = MailServer {
+        let mut server = MailServer {
             child: std::process::Command::new("python3")
                 .args([
                     "-m",
@@ -916,18 +944,25 @@ impl MailServer {
                 ])
                 // aiosmtpd creates the Maildir (new/, cur/, tmp/) only where nothing exists yet.
                 .arg(maildir.path().join("box"))
+                .stderr(std::process::Stdio::null())
                 .spawn()
                 .expect("python3 with aiosmtpd (pip install aiosmtpd) runs the test's mail server"),
             port,
             maildir,
         };
         for _ in 0..100 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
-                return server;
+            if server.child.try_wait().unwrap().is_some() {
+                return None;
+            }
+            if let Ok(mut stream) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
+                let mut greeting = [0u8; 4];
+                let read =
+                    tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut greeting)).await;
+                return matches!(read, Ok(Ok(_)) if &greeting[..3] == b"220").then_some(server);
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        panic!("aiosmtpd did not start on port {port}");
+        None
     }
 
     fn delivered(&self) -> Vec<String> {
@@ -981,14 +1016,27 @@ impl Drop for MailServer {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn forgotten_passwords_are_reissued_by_mail_once_within_30_minutes() {
+async fn password_reissue_by_mail_on_sqlite() {
+    forgotten_passwords_are_reissued_by_mail_once_within_30_minutes(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn password_reissue_by_mail_on_postgres() {
+    forgotten_passwords_are_reissued_by_mail_once_within_30_minutes(true).await;
+}
+
+async fn forgotten_passwords_are_reissued_by_mail_once_within_30_minutes(on_postgres: bool) {
     let mail = MailServer::start().await;
     let port = mail.port;
-    let server = common::start(move |config| {
+    let adjust = move |config: &mut kura_server::ServerConfig| {
         config.smtp_url = kura_server::config::SecretString::new(format!("smtp://127.0.0.1:{port}"));
         config.smtp_from = "Kura <kura@example.net>".to_owned();
-    })
-    .await;
+    };
+    let server = if on_postgres {
+        common::start_on_postgres(adjust).await
+    } else {
+        common::start(adjust).await
+    };
     let (created, admin) = server.tenant_admin("ACME-0001").await;
     let (status, mia) = admin
         .call(

@@ -101,6 +101,11 @@ fn case(method: &Method, pattern: &str, a: &Victim, same_tenant: bool) -> (Strin
             Body::None,
             NOT_FOUND,
         ),
+        ("POST", "/api/v1/vault/snapshots/{spec}/restores") => (
+            format!("/api/v1/vault/snapshots/{snapshot}/restores"),
+            Body::None,
+            NOT_FOUND,
+        ),
         // Chunks are shared inside a tenant (dedup), never across tenants.
         ("POST", "/api/v1/vault/blobs") => (
             pattern.into(),

@@ -374,6 +374,7 @@ impl Ctx {
     fn restore(&self, args: RestoreArgs) -> Result<u8> {
         let vault = self.unlock()?;
         let id = self.resolve(&vault, &args.snapshot)?;
+        self.rt.block_on(vault.repo.note_restore(&id))?;
         if self.kind_of(&id)? == SnapshotKind::Image {
             return self.restore_image(&vault, &id, args);
         }

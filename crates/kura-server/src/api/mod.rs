@@ -114,6 +114,12 @@ const CUSTOMER_ROUTES: RouteTable = &[
         Access::Agent,
         |m| on(m, vault::snapshot),
     ),
+    (
+        Method::POST,
+        "/api/v1/vault/snapshots/{spec}/restores",
+        Access::Agent,
+        |m| on(m, vault::note_restore),
+    ),
     (Method::POST, "/api/v1/vault/blobs", Access::Agent, |m| {
         on(m, vault::blobs)
     }),

@@ -458,6 +458,30 @@ pub(super) async fn snapshot(
     Ok(Json(entry(&tv, record).await?))
 }
 
+/// `POST /api/v1/vault/snapshots/{spec}/restores`: the agent says it is restoring one of
+/// its machine's snapshots, so the restore appears in the tenant's event log (the server
+/// only sees blob reads, which browsing and checking make too).
+pub(super) async fn note_restore(
+    State(state): State<AppState>,
+    agent: AgentPrincipal,
+    Path(spec): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let tv = tenant_vault(&state, &agent).await?;
+    let record = resolve_among(own_snapshots(&state, &agent, &tv).await?, &spec).map_err(store_error)?;
+    agent
+        .audit
+        .tenant(
+            state.db.as_ref(),
+            &agent.scope,
+            now_ms(),
+            "restore.start",
+            &record.id.to_hex(),
+            "started",
+        )
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// `POST /api/v1/vault/blobs`: ids in, their sealed blobs out as frames, in order.
 pub(super) async fn blobs(
     State(state): State<AppState>,
