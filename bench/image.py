@@ -217,6 +217,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--markdown", action="store_true")
     args = ap.parse_args(argv)
     args.kura_unencrypted = False
+    args.server = False
+    args.kura_server = None
 
     work = args.work.resolve()
     for sub in ("repos", "restore", "home", "logs"):

@@ -30,6 +30,24 @@ pub struct ImageIndex {
     pub segment_chunks: u32,
     /// One id per segment, in image order.
     pub segments: Vec<ChunkId>,
+    /// The image file's identity when it was read; `None` for block devices.
+    pub source: Option<SourceStamp>,
+}
+
+/// What identifies an unchanged image file without reading it (as for files in a tree):
+/// a later backup whose file has the same stamp reuses the index as it is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceStamp {
+    #[serde(rename = "s")]
+    pub size: u64,
+    #[serde(rename = "m")]
+    pub mtime_ns: i64,
+    #[serde(rename = "c")]
+    pub ctime_ns: i64,
+    #[serde(rename = "d")]
+    pub device: u64,
+    #[serde(rename = "n")]
+    pub inode: u64,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -45,6 +63,8 @@ struct IndexWire {
     /// Segment ids, 32 bytes each, concatenated.
     #[serde(rename = "i")]
     segments: ByteBuf,
+    #[serde(rename = "f", default, skip_serializing_if = "Option::is_none")]
+    source: Option<SourceStamp>,
 }
 
 impl ImageIndex {
@@ -82,6 +102,7 @@ impl ImageIndex {
             chunk_size: self.chunk_size,
             segment_chunks: self.segment_chunks,
             segments: ByteBuf::from(ids),
+            source: self.source,
         };
         let mut out = Vec::new();
         ciborium::into_writer(&wire, &mut out).expect("CBOR encoding into memory cannot fail");
@@ -129,6 +150,7 @@ impl ImageIndex {
             chunk_size: w.chunk_size,
             segment_chunks: w.segment_chunks,
             segments: ids_of(&w.segments),
+            source: w.source,
         })
     }
 }
@@ -244,6 +266,13 @@ mod tests {
             chunk_size: 4096,
             segment_chunks: 4,
             segments: vec![id(1), id(2), id(3)],
+            source: Some(SourceStamp {
+                size: 10 * 4096 + 1,
+                mtime_ns: 1,
+                ctime_ns: -2,
+                device: 3,
+                inode: 4,
+            }),
         };
         assert_eq!(ImageIndex::chunk_count(idx.size, 4096), 11);
         assert_eq!(idx.chunks_in_segment(0), 4);
@@ -259,6 +288,7 @@ mod tests {
             chunk_size: 1 << 18,
             segment_chunks: SEGMENT_CHUNKS,
             segments: vec![id(1), id(2)],
+            source: None,
         };
         let err = ImageIndex::decode(&idx.encode()).unwrap_err();
         assert!(err.to_string().contains("segment"), "{err}");
@@ -295,6 +325,7 @@ mod tests {
                 chunk_size,
                 segment_chunks: per,
                 segments: (0..n).map(|i| id(i as u8)).collect(),
+                source: None,
             };
             prop_assert_eq!(ImageIndex::decode(&idx.encode()).unwrap(), idx);
         }

@@ -118,10 +118,15 @@ fn changed_blocks_are_all_a_new_image_snapshot_stores() {
     let v1 = tmp.path().join("v1.img");
     fs::copy(&image, &v1).unwrap();
 
-    // Unchanged: nothing added, the first snapshot is the parent.
+    // Unchanged (same size, times and inode): not even read, nothing added, the first
+    // snapshot is the parent; --force reads it all again.
     let same = kura.json(["backup", "--image", image.to_str().unwrap()]);
     assert_eq!(same["parent"], first["snapshot_id"], "{same}");
+    assert_eq!(same["bytes_read"].as_u64(), Some(0), "{same}");
     assert!(same["bytes_added"].as_u64().unwrap() < 64 << 10, "{same}");
+    let forced = kura.json(["backup", "--image", image.to_str().unwrap(), "--force"]);
+    assert_eq!(forced["bytes_read"].as_u64(), Some(32 * MIB), "{forced}");
+    assert!(forced["bytes_added"].as_u64().unwrap() < 64 << 10, "{forced}");
 
     // Rewrite 2 % of the 4 KiB blocks at random places.
     let f = fs::File::options().write(true).open(&image).unwrap();

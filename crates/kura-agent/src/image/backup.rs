@@ -13,7 +13,7 @@ use kura_format::image::{ImageIndex, ImageSegment, SEGMENT_CHUNKS};
 use kura_format::manifest::SnapshotStats;
 use kura_format::{BlobKind, ChunkId, SnapshotKind};
 
-use super::source::ImageInput;
+use super::source::{ImageInput, stamp_of};
 use super::{is_zero, load_index, load_segment};
 use crate::backup::{BackupProgress, BackupSummary, ChunkSink, SnapshotDraft, find_parent};
 use crate::{AgentError, OpenVault, Result, now_ns};
@@ -70,14 +70,26 @@ pub fn run(
         )
     };
 
-    let (session, sink, index) = read_image(
-        vault,
-        &path,
-        chunk_size,
-        parent_id,
-        parent_index.as_ref(),
-        &progress,
-    )?;
+    let unchanged = match (&parent_index, stamp_of(&path)?) {
+        (Some(parent), Some(now)) => parent.source == Some(now),
+        _ => false,
+    };
+    let (session, sink, index) = if unchanged {
+        reuse_parent(
+            vault,
+            parent_id,
+            parent_index.expect("an unchanged image has a parent"),
+        )?
+    } else {
+        read_image(
+            vault,
+            &path,
+            chunk_size,
+            parent_id,
+            parent_index.as_ref(),
+            &progress,
+        )?
+    };
 
     let index_bytes = index.encode();
     let index_id = vault.codec.id(&index_bytes);
@@ -124,6 +136,32 @@ pub fn run(
     })
 }
 
+/// An image file unchanged since its parent snapshot (same size, times, device and inode,
+/// as for unchanged files in a tree) is not read: the parent's index is the new one, and
+/// every chunk it names is recorded as used.
+fn reuse_parent(
+    vault: &OpenVault,
+    parent_id: Option<kura_format::SnapshotId>,
+    index: ImageIndex,
+) -> Result<(kura_store::SessionId, ChunkSink, ImageIndex)> {
+    let session = vault.handle.block_on(vault.repo.open_session(parent_id))?;
+    let sink = ChunkSink::new(vault.clone(), session.clone());
+    let reused = (0..index.segments.len() as u64).try_for_each(|n| {
+        let segment = vault.handle.block_on(load_segment(vault, &index, n))?;
+        sink.reuse(segment.chunks.iter().flatten());
+        sink.reuse(std::iter::once(&index.segments[n as usize]));
+        Ok(())
+    });
+    match reused {
+        Ok(()) => Ok((session, sink, index)),
+        Err(e) => {
+            drop(sink);
+            let _ = vault.handle.block_on(vault.repo.abort_session(&session));
+            Err(e)
+        }
+    }
+}
+
 /// Reads the whole image into an open session; returns the session, the sink holding
 /// what is still to be flushed, and the image index.
 fn read_image(
@@ -143,6 +181,7 @@ fn read_image(
         chunk_size,
         segment_chunks: SEGMENT_CHUNKS,
         segments: Vec::new(),
+        source: input.stamp(),
     };
     let segments = ImageIndex::segment_count(size, chunk_size, SEGMENT_CHUNKS);
     let result = (0..segments).try_for_each(|n| {

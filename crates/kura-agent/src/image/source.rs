@@ -9,6 +9,8 @@ use std::os::unix::fs::{FileExt, FileTypeExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use kura_format::image::SourceStamp;
+
 use crate::{AgentError, Result};
 
 /// The first bytes of a qcow2 file.
@@ -23,6 +25,22 @@ pub(crate) struct ImageInput {
     seekable_holes: bool,
     /// The raw file converted from qcow2, removed when the input is dropped.
     converted: Option<tempfile::TempPath>,
+    /// The image file's identity before reading (`None` for devices).
+    stamp: Option<SourceStamp>,
+}
+
+/// The identity of the image file at `path` now; `None` for block devices, whose
+/// contents change without their metadata doing so.
+pub(crate) fn stamp_of(path: &Path) -> Result<Option<SourceStamp>> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).map_err(|e| AgentError::io(path, e))?;
+    Ok(m.file_type().is_file().then(|| SourceStamp {
+        size: m.size(),
+        mtime_ns: m.mtime() * 1_000_000_000 + m.mtime_nsec(),
+        ctime_ns: m.ctime() * 1_000_000_000 + m.ctime_nsec(),
+        device: m.dev(),
+        inode: m.ino(),
+    }))
 }
 
 impl ImageInput {
@@ -37,9 +55,12 @@ impl ImageInput {
                 path.display()
             )));
         }
+        let stamp = stamp_of(path)?;
         let mut file = File::open(path).map_err(|e| AgentError::io(path, e))?;
         if ft.is_file() && is_qcow2(&mut file, path)? {
-            return Self::from_qcow2(path);
+            let mut input = Self::from_qcow2(path)?;
+            input.stamp = stamp;
+            return Ok(input);
         }
         let size = file.seek(SeekFrom::End(0)).map_err(|e| AgentError::io(path, e))?;
         advise_sequential(&file);
@@ -49,6 +70,7 @@ impl ImageInput {
             size,
             seekable_holes: ft.is_file(),
             converted: None,
+            stamp,
         })
     }
 
@@ -74,6 +96,10 @@ impl ImageInput {
 
     pub(crate) fn size(&self) -> u64 {
         self.size
+    }
+
+    pub(crate) fn stamp(&self) -> Option<SourceStamp> {
+        self.stamp
     }
 
     /// Whether `range` lies wholly in a hole of a sparse file (reads as zeros).
