@@ -31,6 +31,18 @@ pub mod types;
 mod users;
 mod vault;
 
+/// The caller's tenant; a tenant deleted under a live credential is a clear 404.
+async fn current_tenant(
+    state: &AppState,
+    scope: &crate::tenancy::TenantScope,
+) -> Result<crate::db::TenantRecord, ApiError> {
+    state
+        .db
+        .tenant(scope)
+        .await?
+        .ok_or_else(|| ApiError::not_found("this tenant no longer exists"))
+}
+
 /// Builds one route's handler (with its layers) for the method it is given, so the
 /// method in the table is the one the router serves.
 type MakeRoute = fn(MethodFilter) -> MethodRouter<AppState>;

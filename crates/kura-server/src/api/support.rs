@@ -61,11 +61,7 @@ pub(super) async fn show(
     State(state): State<AppState>,
     user: UserPrincipal,
 ) -> Result<Json<SupportAccessView>, ApiError> {
-    let tenant = state
-        .db
-        .tenant(&user.scope)
-        .await?
-        .ok_or_else(|| ApiError::not_found("this tenant no longer exists"))?;
+    let tenant = super::current_tenant(&state, &user.scope).await?;
     Ok(Json(view(&tenant, state.clock.now_ms())))
 }
 

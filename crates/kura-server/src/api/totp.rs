@@ -106,11 +106,7 @@ pub(super) async fn disable(
     user: UserPrincipal,
 ) -> Result<StatusCode, ApiError> {
     user.session_id()?;
-    let tenant = state
-        .db
-        .tenant(&user.scope)
-        .await?
-        .ok_or_else(|| ApiError::not_found("this tenant no longer exists"))?;
+    let tenant = super::current_tenant(&state, &user.scope).await?;
     if tenant.totp_policy.requires(user.role) {
         return Err(ApiError::conflict(
             "your tenant requires TOTP for your role; if your device is lost, ask an admin to reset it",
@@ -135,11 +131,7 @@ pub(super) async fn policy(
     State(state): State<AppState>,
     user: UserPrincipal,
 ) -> Result<Json<TotpPolicyBody>, ApiError> {
-    let tenant = state
-        .db
-        .tenant(&user.scope)
-        .await?
-        .ok_or_else(|| ApiError::not_found("this tenant no longer exists"))?;
+    let tenant = super::current_tenant(&state, &user.scope).await?;
     Ok(Json(TotpPolicyBody {
         policy: tenant.totp_policy,
     }))

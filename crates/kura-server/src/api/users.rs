@@ -515,11 +515,7 @@ pub(super) async fn admin_networks(
     State(state): State<AppState>,
     user: UserPrincipal,
 ) -> Result<Json<AdminNetworks>, ApiError> {
-    let tenant = state
-        .db
-        .tenant(&user.scope)
-        .await?
-        .ok_or_else(|| ApiError::not_found("this tenant no longer exists"))?;
+    let tenant = super::current_tenant(&state, &user.scope).await?;
     Ok(Json(AdminNetworks {
         cidrs: tenant.admin_networks.iter().map(ToString::to_string).collect(),
     }))
@@ -611,11 +607,7 @@ pub(super) async fn events(
         "csv" => true,
         _ => return Err(ApiError::invalid("format must be json or csv")),
     };
-    let tenant = state
-        .db
-        .tenant(&user.scope)
-        .await?
-        .ok_or_else(|| ApiError::not_found("this tenant no longer exists"))?;
+    let tenant = super::current_tenant(&state, &user.scope).await?;
     let zone = jiff::tz::TimeZone::get(&tenant.time_zone).unwrap_or(jiff::tz::TimeZone::UTC);
     let records = state.db.events(&user.scope, from, to).await?;
     let views: Vec<EventView> = records
