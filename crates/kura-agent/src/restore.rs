@@ -16,9 +16,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, sync_channel};
 use std::sync::{Arc, Mutex};
 
-use kura_format::tree::{Extent, Node, NodeKind, Tree};
+use kura_format::tree::{Extent, Node, NodeKind};
 use kura_format::{ChunkId, SnapshotId};
 
+use crate::backup::prefetch::TreePrefetch;
 use crate::browse::{find, path_names, root_of};
 use crate::{AgentError, OpenVault, Result};
 
@@ -99,7 +100,6 @@ pub fn run(
     let (tx, rx) = sync_channel::<Vec<FileJob>>(2 * workers);
     let rx = Arc::new(Mutex::new(rx));
     let mut walker = RestoreWalk {
-        vault,
         overwrite: options.overwrite,
         jobs: tx,
         small: Vec::new(),
@@ -117,7 +117,7 @@ pub fn run(
             let (errors, progress) = (&errors, &progress);
             scope.spawn(move || write_files(vault, &rx, errors, progress));
         }
-        let result = (|| {
+        let result = TreePrefetch::with(vault, |trees| {
             for (names, node) in &selected {
                 let mut dir = target.clone();
                 // Intermediate directories of an included path.
@@ -126,12 +126,12 @@ pub fn run(
                     walker.make_dir(&dir)?;
                 }
                 match node {
-                    None => walker.restore_tree(target, &root)?,
-                    Some(node) => walker.restore_node(&dir, node, &mut HashMap::new())?,
+                    None => walker.restore_tree(target, &root, trees)?,
+                    Some(node) => walker.restore_node(&dir, node, trees)?,
                 }
             }
             walker.flush_small()
-        })();
+        });
         drop(std::mem::replace(&mut walker.jobs, sync_channel(1).0));
         result
     });
@@ -192,7 +192,6 @@ fn safe_name(name: &[u8]) -> Result<&std::ffi::OsStr> {
 }
 
 struct RestoreWalk<'a> {
-    vault: &'a OpenVault,
     overwrite: bool,
     jobs: std::sync::mpsc::SyncSender<Vec<FileJob>>,
     /// Single-chunk files waiting to be sent as one batch.
@@ -231,46 +230,23 @@ impl RestoreWalk<'_> {
         std::fs::create_dir(path).map_err(|e| AgentError::io(path, e))
     }
 
-    fn restore_tree(&mut self, dir: &Path, tree_id: &ChunkId) -> Result<()> {
-        let tree = self.vault.load_tree_blocking(tree_id)?;
-        self.restore_loaded(dir, tree)
-    }
-
-    /// Restores the entries of a loaded tree. The trees of its subdirectories are fetched
-    /// with one request for the whole directory (as a backup fetches its parent's): through
-    /// the server every fetch is a round trip, and one per directory, one after the other,
-    /// made restores of trees with many directories wait on the network. If the batch
-    /// fails, each directory is fetched on its own, so an error names the one that failed.
-    fn restore_loaded(&mut self, dir: &Path, tree: Tree) -> Result<()> {
-        let ids: Vec<ChunkId> = tree
-            .nodes
-            .iter()
-            .filter(|n| n.kind == NodeKind::Dir)
-            .filter_map(|n| n.subtree)
-            .collect();
-        let mut subtrees = HashMap::new();
-        if ids.len() > 1
-            && let Ok(trees) = self.vault.handle.block_on(self.vault.load_trees(&ids))
-        {
-            subtrees = ids.into_iter().zip(trees).collect();
-        }
-        for node in tree.nodes {
-            self.restore_node(dir, &node, &mut subtrees)?;
+    /// Restores the entries of a tree. Trees come from the prefetcher: through the server
+    /// every fetch is a round trip, and one per directory, one after the other, made
+    /// restores of trees with many directories wait on the network.
+    fn restore_tree(&mut self, dir: &Path, tree_id: &ChunkId, trees: &TreePrefetch) -> Result<()> {
+        for node in &trees.take(tree_id)?.nodes {
+            self.restore_node(dir, node, trees)?;
         }
         Ok(())
     }
 
-    /// Restores one entry; `subtrees` holds trees fetched already, by id.
-    fn restore_node(&mut self, dir: &Path, node: &Node, subtrees: &mut HashMap<ChunkId, Tree>) -> Result<()> {
+    fn restore_node(&mut self, dir: &Path, node: &Node, trees: &TreePrefetch) -> Result<()> {
         let path = dir.join(safe_name(&node.name)?);
         match node.kind {
             NodeKind::Dir => {
                 self.make_dir(&path)?;
                 if let Some(sub) = &node.subtree {
-                    match subtrees.remove(sub) {
-                        Some(tree) => self.restore_loaded(&path, tree)?,
-                        None => self.restore_tree(&path, sub)?,
-                    }
+                    self.restore_tree(&path, sub, trees)?;
                 }
                 self.dirs.push((path, node.clone()));
             }
