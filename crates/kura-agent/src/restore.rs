@@ -4,7 +4,9 @@
 //! (no `/`, `..` or NUL — a hostile vault could hold them), directories are created by
 //! this restore and checked not to be symlinks, and files are opened with `O_NOFOLLOW`.
 //! Files are written by worker threads; holes are skipped so sparse files stay sparse;
-//! directory metadata is applied last, deepest first, so their times stick.
+//! directory metadata is applied last, deepest first, so their times stick. Reads overlap
+//! writes: a batch of small files is read from the moment it is queued, and a worker reads
+//! the next run of a large file's chunks while it writes the current one.
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -16,14 +18,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, sync_channel};
 use std::sync::{Arc, Mutex};
 
-use kura_format::tree::{Extent, Node, NodeKind, Tree};
+use bytes::Bytes;
+
+use kura_format::tree::{Extent, Node, NodeKind};
 use kura_format::{ChunkId, SnapshotId};
 
+use crate::backup::prefetch::TreePrefetch;
 use crate::browse::{find, path_names, root_of};
 use crate::{AgentError, OpenVault, Result};
 
-/// Chunks fetched per request while writing a file.
-const READ_BATCH: usize = 16;
+/// Chunks fetched per request while writing a file. The next run is read while one is
+/// written, so a worker holds two: as much as one run of 16 before reads overlapped.
+const READ_BATCH: usize = 8;
 
 /// Where and what to restore.
 #[derive(Clone, Debug, Default)]
@@ -57,6 +63,35 @@ pub struct RestoreSummary {
 struct FileJob {
     path: PathBuf,
     node: Node,
+}
+
+/// Blobs being read on the runtime while the thread that will write them does other work.
+struct Fetch {
+    ids: Vec<ChunkId>,
+    blobs: tokio::task::JoinHandle<Result<Vec<Bytes>>>,
+}
+
+impl Fetch {
+    fn start(vault: &OpenVault, ids: Vec<ChunkId>) -> Fetch {
+        let (repo, request) = (Arc::clone(&vault.repo), ids.clone());
+        let blobs = vault.handle.spawn(async move { repo.read_blobs(&request).await });
+        Fetch { ids, blobs }
+    }
+
+    /// The blobs, in the order of `ids`.
+    fn wait(self, vault: &OpenVault) -> Result<(Vec<ChunkId>, Vec<Bytes>)> {
+        let blobs = vault
+            .handle
+            .block_on(self.blobs)
+            .map_err(|e| AgentError::Aborted(format!("a read stopped: {e}")))??;
+        Ok((self.ids, blobs))
+    }
+}
+
+/// What a worker writes: one file, or small files whose chunks are already being read.
+struct Batch {
+    jobs: Vec<FileJob>,
+    small: Option<Fetch>,
 }
 
 /// Small files travel to the workers in batches whose chunks are fetched with one read:
@@ -96,7 +131,8 @@ pub fn run(
     let workers = std::thread::available_parallelism()
         .map_or(2, |n| n.get() * 2)
         .clamp(4, 16);
-    let (tx, rx) = sync_channel::<Vec<FileJob>>(2 * workers);
+    // Queued small batches are being read: the queue bounds the reads ahead of the writers.
+    let (tx, rx) = sync_channel::<Batch>(workers);
     let rx = Arc::new(Mutex::new(rx));
     let mut walker = RestoreWalk {
         vault,
@@ -117,7 +153,7 @@ pub fn run(
             let (errors, progress) = (&errors, &progress);
             scope.spawn(move || write_files(vault, &rx, errors, progress));
         }
-        let result = (|| {
+        let result = TreePrefetch::with(vault, |trees| {
             for (names, node) in &selected {
                 let mut dir = target.clone();
                 // Intermediate directories of an included path.
@@ -126,12 +162,12 @@ pub fn run(
                     walker.make_dir(&dir)?;
                 }
                 match node {
-                    None => walker.restore_tree(target, &root)?,
-                    Some(node) => walker.restore_node(&dir, node, &mut HashMap::new())?,
+                    None => walker.restore_tree(target, &root, trees)?,
+                    Some(node) => walker.restore_node(&dir, node, trees)?,
                 }
             }
             walker.flush_small()
-        })();
+        });
         drop(std::mem::replace(&mut walker.jobs, sync_channel(1).0));
         result
     });
@@ -194,7 +230,7 @@ fn safe_name(name: &[u8]) -> Result<&std::ffi::OsStr> {
 struct RestoreWalk<'a> {
     vault: &'a OpenVault,
     overwrite: bool,
-    jobs: std::sync::mpsc::SyncSender<Vec<FileJob>>,
+    jobs: std::sync::mpsc::SyncSender<Batch>,
     /// Single-chunk files waiting to be sent as one batch.
     small: Vec<FileJob>,
     small_bytes: u64,
@@ -231,46 +267,23 @@ impl RestoreWalk<'_> {
         std::fs::create_dir(path).map_err(|e| AgentError::io(path, e))
     }
 
-    fn restore_tree(&mut self, dir: &Path, tree_id: &ChunkId) -> Result<()> {
-        let tree = self.vault.load_tree_blocking(tree_id)?;
-        self.restore_loaded(dir, tree)
-    }
-
-    /// Restores the entries of a loaded tree. The trees of its subdirectories are fetched
-    /// with one request for the whole directory (as a backup fetches its parent's): through
-    /// the server every fetch is a round trip, and one per directory, one after the other,
-    /// made restores of trees with many directories wait on the network. If the batch
-    /// fails, each directory is fetched on its own, so an error names the one that failed.
-    fn restore_loaded(&mut self, dir: &Path, tree: Tree) -> Result<()> {
-        let ids: Vec<ChunkId> = tree
-            .nodes
-            .iter()
-            .filter(|n| n.kind == NodeKind::Dir)
-            .filter_map(|n| n.subtree)
-            .collect();
-        let mut subtrees = HashMap::new();
-        if ids.len() > 1
-            && let Ok(trees) = self.vault.handle.block_on(self.vault.load_trees(&ids))
-        {
-            subtrees = ids.into_iter().zip(trees).collect();
-        }
-        for node in tree.nodes {
-            self.restore_node(dir, &node, &mut subtrees)?;
+    /// Restores the entries of a tree. Trees come from the prefetcher: through the server
+    /// every fetch is a round trip, and one per directory, one after the other, made
+    /// restores of trees with many directories wait on the network.
+    fn restore_tree(&mut self, dir: &Path, tree_id: &ChunkId, trees: &TreePrefetch) -> Result<()> {
+        for node in &trees.take(tree_id)?.nodes {
+            self.restore_node(dir, node, trees)?;
         }
         Ok(())
     }
 
-    /// Restores one entry; `subtrees` holds trees fetched already, by id.
-    fn restore_node(&mut self, dir: &Path, node: &Node, subtrees: &mut HashMap<ChunkId, Tree>) -> Result<()> {
+    fn restore_node(&mut self, dir: &Path, node: &Node, trees: &TreePrefetch) -> Result<()> {
         let path = dir.join(safe_name(&node.name)?);
         match node.kind {
             NodeKind::Dir => {
                 self.make_dir(&path)?;
                 if let Some(sub) = &node.subtree {
-                    match subtrees.remove(sub) {
-                        Some(tree) => self.restore_loaded(&path, tree)?,
-                        None => self.restore_tree(&path, sub)?,
-                    }
+                    self.restore_tree(&path, sub, trees)?;
                 }
                 self.dirs.push((path, node.clone()));
             }
@@ -296,7 +309,10 @@ impl RestoreWalk<'_> {
                         self.flush_small()?;
                     }
                 } else {
-                    self.send(vec![job])?;
+                    self.send(Batch {
+                        jobs: vec![job],
+                        small: None,
+                    })?;
                 }
             }
             NodeKind::Symlink => {
@@ -330,7 +346,7 @@ impl RestoreWalk<'_> {
         Ok(())
     }
 
-    fn send(&self, batch: Vec<FileJob>) -> Result<()> {
+    fn send(&self, batch: Batch) -> Result<()> {
         self.jobs
             .send(batch)
             .map_err(|_| AgentError::Aborted("restore workers stopped".into()))
@@ -341,8 +357,19 @@ impl RestoreWalk<'_> {
         if self.small.is_empty() {
             return Ok(());
         }
-        let batch = std::mem::take(&mut self.small);
-        self.send(batch)
+        let jobs = std::mem::take(&mut self.small);
+        // A lone file is written as any other; a batch's chunks are read from now on.
+        let small = (jobs.len() > 1).then(|| {
+            let ids = jobs
+                .iter()
+                .filter_map(|job| match job.node.content.first() {
+                    Some(Extent::Chunk(id)) => Some(*id),
+                    _ => None,
+                })
+                .collect();
+            Fetch::start(self.vault, ids)
+        });
+        self.send(Batch { jobs, small })
     }
 
     fn clear(&self, path: &Path) -> Result<()> {
@@ -366,7 +393,7 @@ fn remove_entry(path: &Path) -> Result<()> {
 /// Worker: writes the content of files.
 fn write_files(
     vault: &OpenVault,
-    jobs: &Mutex<Receiver<Vec<FileJob>>>,
+    jobs: &Mutex<Receiver<Batch>>,
     errors: &Mutex<Vec<String>>,
     progress: &RestoreProgress,
 ) {
@@ -377,9 +404,8 @@ fn write_files(
             .push(format!("{}: {e}", path.display()))
     };
     loop {
-        let batch = match jobs.lock().expect("job lock").recv() {
-            Ok(b) => b,
-            Err(_) => return,
+        let Ok(Batch { jobs: batch, small }) = jobs.lock().expect("job lock").recv() else {
+            return;
         };
         let done = |job: &FileJob, result: Result<()>| match result {
             Ok(()) => {
@@ -388,20 +414,15 @@ fn write_files(
             }
             Err(e) => report(&job.path, e),
         };
-        if let [job] = batch.as_slice() {
-            done(job, write_file(vault, &job.path, &job.node, progress));
+        let Some(read) = small else {
+            for job in &batch {
+                done(job, write_file(vault, &job.path, &job.node, progress));
+            }
             continue;
-        }
+        };
         // Small files: every chunk of the batch in one read.
-        let ids: Vec<ChunkId> = batch
-            .iter()
-            .filter_map(|job| match job.node.content.first() {
-                Some(Extent::Chunk(id)) => Some(*id),
-                _ => None,
-            })
-            .collect();
-        let blobs = match vault.handle.block_on(vault.repo.read_blobs(&ids)) {
-            Ok(blobs) => blobs,
+        let (ids, blobs) = match read.wait(vault) {
+            Ok(read) => read,
             // One bad chunk must not cost the others: fall back to file by file.
             Err(_) => {
                 for job in &batch {
@@ -474,29 +495,46 @@ fn finish_file(file: &File, path: &Path, node: &Node, pos: u64, written: u64) ->
     Ok(())
 }
 
+/// A file's content in the order it is written: holes, and runs of chunks read with one
+/// request each.
+enum Step {
+    Hole(u64),
+    Chunks(Vec<ChunkId>),
+}
+
+fn steps(content: &[Extent]) -> Vec<Step> {
+    let mut steps = Vec::new();
+    for extent in content {
+        match (extent, steps.last_mut()) {
+            (Extent::Hole(n), _) => steps.push(Step::Hole(*n)),
+            (Extent::Chunk(id), Some(Step::Chunks(ids))) if ids.len() < READ_BATCH => ids.push(*id),
+            (Extent::Chunk(id), _) => steps.push(Step::Chunks(vec![*id])),
+        }
+    }
+    steps
+}
+
 fn write_file(vault: &OpenVault, path: &Path, node: &Node, progress: &RestoreProgress) -> Result<()> {
     let mut file = create_file(path)?;
+    let steps = steps(&node.content);
+    // Each run is read while the one before it is written.
+    let mut reads = steps.iter().filter_map(|step| match step {
+        Step::Chunks(ids) => Some(Fetch::start(vault, ids.clone())),
+        Step::Hole(_) => None,
+    });
+    let mut next = reads.next();
     let mut pos = 0u64;
     let mut written = 0u64;
-    let mut i = 0;
-    while i < node.content.len() {
-        match node.content[i] {
-            Extent::Hole(n) => {
+    for step in &steps {
+        match step {
+            Step::Hole(n) => {
                 pos += n;
                 file.seek(SeekFrom::Start(pos))
                     .map_err(|e| AgentError::io(path, e))?;
-                i += 1;
             }
-            Extent::Chunk(_) => {
-                let ids: Vec<ChunkId> = node.content[i..]
-                    .iter()
-                    .take(READ_BATCH)
-                    .map_while(|e| match e {
-                        Extent::Chunk(id) => Some(*id),
-                        Extent::Hole(_) => None,
-                    })
-                    .collect();
-                let blobs = vault.handle.block_on(vault.repo.read_blobs(&ids))?;
+            Step::Chunks(_) => {
+                let read = std::mem::replace(&mut next, reads.next()).expect("one read per run of chunks");
+                let (ids, blobs) = read.wait(vault)?;
                 for (id, blob) in ids.iter().zip(blobs) {
                     let data = vault.codec.open(id, &blob)?;
                     file.write_all(&data).map_err(|e| AgentError::io(path, e))?;
@@ -504,7 +542,6 @@ fn write_file(vault: &OpenVault, path: &Path, node: &Node, progress: &RestorePro
                     written = pos;
                     progress.bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
                 }
-                i += ids.len();
             }
         }
     }

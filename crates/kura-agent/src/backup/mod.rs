@@ -7,6 +7,7 @@
 //! post-order by one thread, so a directory's tree is built only after its children.
 
 mod exclude;
+pub(crate) mod prefetch;
 mod reader;
 pub(crate) mod sink;
 mod walk;

@@ -2,7 +2,7 @@
 //! worker threads read, chunk and hash; one finisher thread builds each directory's tree
 //! in post-order. See the module docs of [`super`].
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ffi::{OsStr, OsString};
 use std::fs::Metadata;
 use std::os::unix::ffi::OsStrExt;
@@ -18,6 +18,7 @@ use serde_bytes::ByteBuf;
 
 use super::BackupProgress;
 use super::exclude::ExcludeRules;
+use super::prefetch::{TreePrefetch, TreeTicket};
 use super::reader::{link_target, read_file};
 use super::sink::ChunkSink;
 use crate::promise::Promise;
@@ -156,29 +157,30 @@ pub(super) fn walk(
             scope.spawn(move || read_files(shared, &rx));
         }
         let finisher = scope.spawn(|| finish_dirs(&shared, dir_rx, &errors, &changed));
-        let parent_tree = parent_root.and_then(|id| vault.load_tree_blocking(&id).ok());
-        let mut walker = Walker {
-            shared: &shared,
-            jobs: job_tx,
-            dirs: dir_tx,
-            excludes,
-            one_file_system,
-            hard_links: HashMap::new(),
-            errors: &errors,
-            files: 0,
-            dirs_count: 0,
-            bytes: 0,
-        };
-        let selection = Selection::from_paths(paths);
-        let root = walker.walk_dir(
-            Path::new("/"),
-            selection.as_ref(),
-            parent_tree.as_ref(),
-            &[],
-            None,
-        );
-        let counts = (walker.files, walker.dirs_count, walker.bytes);
-        drop(walker);
+        let (root, counts) = TreePrefetch::with(vault, |prefetch| {
+            let mut walker = Walker {
+                shared: &shared,
+                prefetch,
+                jobs: job_tx,
+                dirs: dir_tx,
+                excludes,
+                one_file_system,
+                hard_links: HashMap::new(),
+                errors: &errors,
+                files: 0,
+                dirs_count: 0,
+                bytes: 0,
+            };
+            let selection = Selection::from_paths(paths);
+            let root = walker.walk_dir(
+                Path::new("/"),
+                selection.as_ref(),
+                parent_root.map(|id| prefetch.ticket(id)),
+                &[],
+                None,
+            );
+            (root, (walker.files, walker.dirs_count, walker.bytes))
+        });
         let _ = finisher.join();
         (root.wait(), counts)
     });
@@ -286,6 +288,7 @@ fn finish_dirs(
 
 struct Walker<'a, 'b> {
     shared: &'a Shared<'b>,
+    prefetch: &'a TreePrefetch<'b>,
     jobs: SyncSender<FileJob>,
     dirs: SyncSender<DirJob>,
     excludes: &'a ExcludeRules,
@@ -297,7 +300,7 @@ struct Walker<'a, 'b> {
     bytes: u64,
 }
 
-impl Walker<'_, '_> {
+impl<'a, 'b> Walker<'a, 'b> {
     fn error(&self, path: &Path, why: impl std::fmt::Display) {
         self.errors
             .lock()
@@ -311,7 +314,7 @@ impl Walker<'_, '_> {
         &mut self,
         dir: &Path,
         selection: Option<&Selection>,
-        parent: Option<&Tree>,
+        parent: Option<TreeTicket<'a, 'b>>,
         ignores: &[ExcludeRules],
         fs_dev: Option<u64>,
     ) -> TreePromise {
@@ -337,28 +340,28 @@ impl Walker<'_, '_> {
                 }
             },
         };
-        // The parent's subdirectory trees, fetched with one request for the whole directory.
-        let mut parent_subtrees: HashMap<ChunkId, Tree> = HashMap::new();
-        if let Some(parent) = parent {
-            let ids: Vec<ChunkId> = parent
-                .nodes
-                .iter()
-                .filter(|n| n.kind == NodeKind::Dir)
-                .filter_map(|n| n.subtree)
-                .collect();
-            if !ids.is_empty()
-                && let Ok(trees) = self
-                    .shared
-                    .vault
-                    .handle
-                    .block_on(self.shared.vault.load_trees(&ids))
-            {
-                parent_subtrees = ids.into_iter().zip(trees).collect();
+        // Without its parent counterpart a directory is read whole, as in a first backup.
+        let parent = parent.and_then(|t| t.take().ok());
+        // The parent's subdirectories still here; the trees of the others are released.
+        let mut parent_subtrees: HashMap<&[u8], TreeTicket> = HashMap::new();
+        if let Some(parent) = &parent {
+            let listed: HashSet<&[u8]> = names.iter().map(|(n, _)| n.as_bytes()).collect();
+            for node in &parent.nodes {
+                if node.kind == NodeKind::Dir
+                    && let Some(id) = node.subtree
+                {
+                    // Every subdirectory gets a ticket: the dropped ones release their trees.
+                    let ticket = self.prefetch.ticket(id);
+                    if listed.contains(node.name.as_slice()) {
+                        parent_subtrees.insert(node.name.as_slice(), ticket);
+                    }
+                }
             }
         }
         let mut nodes = Vec::with_capacity(names.len());
         for (name, selected) in names {
             let path = dir.join(&name);
+            let parent_tree = parent_subtrees.remove(name.as_bytes());
             // Paths named on the command line are never excluded; what is below them may be.
             if selected.is_none()
                 && (self.excludes.excludes(&path) || ignores.iter().any(|r| r.excludes(&path)))
@@ -372,11 +375,7 @@ impl Walker<'_, '_> {
                     continue;
                 }
             };
-            let parent_node = parent.and_then(|t| t.find(name.as_bytes()));
-            let parent_tree = parent_node
-                .filter(|n| n.kind == NodeKind::Dir)
-                .and_then(|n| n.subtree)
-                .and_then(|id| parent_subtrees.remove(&id));
+            let parent_node = parent.as_ref().and_then(|t| t.find(name.as_bytes()));
             match self.entry(
                 &path,
                 &name,
@@ -413,7 +412,7 @@ impl Walker<'_, '_> {
         meta: &Metadata,
         selected: Option<Option<&Selection>>,
         parent_node: Option<&Node>,
-        parent_tree: Option<Tree>,
+        parent_tree: Option<TreeTicket<'a, 'b>>,
         ignores: &[ExcludeRules],
         fs_dev: Option<u64>,
     ) -> Result<Option<PendingNode>> {
@@ -475,7 +474,7 @@ impl Walker<'_, '_> {
                         .map_err(|_| AgentError::Aborted("finisher stopped".into()))?;
                     empty
                 } else {
-                    self.walk_dir(path, child_selection, parent_tree.as_ref(), &child_ignores, dev)
+                    self.walk_dir(path, child_selection, parent_tree, &child_ignores, dev)
                 };
                 pending.subtree = Some(sub);
             }
