@@ -54,9 +54,13 @@ impl OpenVault {
 
     /// Reads and decodes one tree (async context).
     pub async fn load_tree(&self, id: &ChunkId) -> Result<Tree> {
+        Ok(Tree::decode(&self.read_plain(id).await?)?)
+    }
+
+    /// Reads one blob and opens it: the plaintext of chunk `id` (async context).
+    pub async fn read_plain(&self, id: &ChunkId) -> Result<Vec<u8>> {
         let blob = self.repo.read_blobs(std::slice::from_ref(id)).await?.remove(0);
-        let bytes = self.codec.open(id, &blob)?;
-        Ok(Tree::decode(&bytes)?)
+        Ok(self.codec.open(id, &blob)?)
     }
 
     /// Reads and decodes several trees with one request (async context).

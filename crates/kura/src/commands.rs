@@ -303,7 +303,7 @@ impl Ctx {
         let id = self.resolve(&vault, &args.snapshot)?;
         let path = args.path.as_deref().unwrap_or(Path::new("/"));
         let recursive = !args.no_recurse;
-        if self.kind_of(&id)? == SnapshotKind::Image {
+        if self.kind_of(&vault, &id)? == SnapshotKind::Image {
             return self.ls_image(&vault, &id, &args);
         }
         if args.partition.is_some() {
@@ -375,7 +375,7 @@ impl Ctx {
         let vault = self.unlock()?;
         let id = self.resolve(&vault, &args.snapshot)?;
         self.rt.block_on(vault.repo.note_restore(&id))?;
-        if self.kind_of(&id)? == SnapshotKind::Image {
+        if self.kind_of(&vault, &id)? == SnapshotKind::Image {
             return self.restore_image(&vault, &id, args);
         }
         if args.partition.is_some() || args.format != ImageFormatArg::Raw {
@@ -499,9 +499,8 @@ impl Ctx {
         Ok(0)
     }
 
-    fn kind_of(&self, id: &SnapshotId) -> Result<SnapshotKind> {
-        let repo = self.open_repo()?;
-        Ok(self.rt.block_on(repo.manifest(id))?.kind)
+    fn kind_of(&self, vault: &OpenVault, id: &SnapshotId) -> Result<SnapshotKind> {
+        Ok(self.rt.block_on(vault.repo.manifest(id))?.kind)
     }
 
     fn restore_image(&self, vault: &OpenVault, id: &SnapshotId, args: RestoreArgs) -> Result<u8> {
@@ -687,7 +686,7 @@ impl Ctx {
         let mut out = std::collections::BTreeMap::new();
         for s in &report.damaged_snapshots {
             let id: SnapshotId = s.parse()?;
-            if self.kind_of(&id)? == SnapshotKind::Image {
+            if self.kind_of(vault, &id)? == SnapshotKind::Image {
                 let ranges = self.rt.block_on(image::damaged_ranges(vault, &id, &damaged))?;
                 out.insert(s.clone(), ranges);
             }

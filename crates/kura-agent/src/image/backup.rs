@@ -7,14 +7,14 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 
-use kura_format::image::{ImageIndex, ImageSegment, SEGMENT_CHUNKS};
+use kura_format::image::{ImageIndex, ImageSegment, SEGMENT_CHUNKS, SourceStamp};
 use kura_format::manifest::SnapshotStats;
 use kura_format::{BlobKind, ChunkId, SnapshotKind};
 
 use super::source::{ImageInput, stamp_of};
-use super::{is_zero, load_index, load_segment};
+use super::{cores, for_each_claimed, is_zero, load_index, load_segment};
 use crate::backup::{BackupProgress, BackupSummary, ChunkSink, SnapshotDraft, find_parent};
 use crate::{AgentError, OpenVault, Result, now_ns};
 
@@ -70,36 +70,39 @@ pub fn run(
         )
     };
 
-    let unchanged = match (&parent_index, stamp_of(&path)?) {
-        (Some(parent), Some(now)) => parent.source == Some(now),
-        _ => false,
+    // Taken before reading: a file changed during the read gets a new ctime, so the next
+    // backup reads it again.
+    let stamp = stamp_of(&path)?;
+    let unchanged = parent_index
+        .as_ref()
+        .is_some_and(|p| stamp.is_some() && p.source == stamp);
+    let input = match unchanged {
+        true => None,
+        false => Some(ImageInput::open(&path)?),
     };
-    let (session, sink, index) = if unchanged {
-        reuse_parent(
-            vault,
-            parent_id,
-            parent_index.expect("an unchanged image has a parent"),
-        )?
-    } else {
-        read_image(
-            vault,
-            &path,
-            chunk_size,
-            parent_id,
-            parent_index.as_ref(),
-            &progress,
-        )?
+    let session = vault.handle.block_on(vault.repo.open_session(parent_id))?;
+    let sink = ChunkSink::new(vault.clone(), session.clone());
+    let filled = match (&input, parent_index) {
+        (Some(input), parent) => {
+            read_image(vault, input, chunk_size, stamp, parent.as_ref(), &sink, &progress)
+        }
+        (None, parent) => reuse_parent(vault, parent.expect("an unchanged image has a parent"), &sink),
     };
-
-    let index_bytes = index.encode();
-    let index_id = vault.codec.id(&index_bytes);
-    let stored = sink
-        .submit(index_id, BlobKind::Tree, index_bytes)
-        .and_then(|_| sink.flush());
-    if let Err(e) = stored {
-        let _ = vault.handle.block_on(vault.repo.abort_session(&session));
-        return Err(e);
-    }
+    let stored = filled.and_then(|index| {
+        let bytes = index.encode();
+        let id = vault.codec.id(&bytes);
+        sink.submit(id, BlobKind::Tree, bytes)?;
+        sink.flush()?;
+        Ok((index, id))
+    });
+    let (index, index_id) = match stored {
+        Ok(stored) => stored,
+        Err(e) => {
+            drop(sink);
+            let _ = vault.handle.block_on(vault.repo.abort_session(&session));
+            return Err(e);
+        }
+    };
     let stats = SnapshotStats {
         files: 0,
         dirs: 0,
@@ -139,52 +142,34 @@ pub fn run(
 /// An image file unchanged since its parent snapshot (same size, times, device and inode,
 /// as for unchanged files in a tree) is not read: the parent's index is the new one, and
 /// every chunk it names is recorded as used.
-fn reuse_parent(
-    vault: &OpenVault,
-    parent_id: Option<kura_format::SnapshotId>,
-    index: ImageIndex,
-) -> Result<(kura_store::SessionId, ChunkSink, ImageIndex)> {
-    let session = vault.handle.block_on(vault.repo.open_session(parent_id))?;
-    let sink = ChunkSink::new(vault.clone(), session.clone());
-    let reused = (0..index.segments.len() as u64).try_for_each(|n| {
+fn reuse_parent(vault: &OpenVault, index: ImageIndex, sink: &ChunkSink) -> Result<ImageIndex> {
+    for n in 0..index.segments.len() as u64 {
         let segment = vault.handle.block_on(load_segment(vault, &index, n))?;
         sink.reuse(segment.chunks.iter().flatten());
         sink.reuse(std::iter::once(&index.segments[n as usize]));
-        Ok(())
-    });
-    match reused {
-        Ok(()) => Ok((session, sink, index)),
-        Err(e) => {
-            drop(sink);
-            let _ = vault.handle.block_on(vault.repo.abort_session(&session));
-            Err(e)
-        }
     }
+    Ok(index)
 }
 
-/// Reads the whole image into an open session; returns the session, the sink holding
-/// what is still to be flushed, and the image index.
+/// Reads the whole image into `sink`; returns its index.
 fn read_image(
     vault: &OpenVault,
-    path: &std::path::Path,
+    input: &ImageInput,
     chunk_size: u32,
-    parent_id: Option<kura_format::SnapshotId>,
+    source: Option<SourceStamp>,
     parent: Option<&ImageIndex>,
+    sink: &ChunkSink,
     progress: &BackupProgress,
-) -> Result<(kura_store::SessionId, ChunkSink, ImageIndex)> {
-    let input = ImageInput::open(path)?;
+) -> Result<ImageIndex> {
     let size = input.size();
-    let session = vault.handle.block_on(vault.repo.open_session(parent_id))?;
-    let sink = ChunkSink::new(vault.clone(), session.clone());
     let mut index = ImageIndex {
         size,
         chunk_size,
         segment_chunks: SEGMENT_CHUNKS,
         segments: Vec::new(),
-        source: input.stamp(),
+        source,
     };
-    let segments = ImageIndex::segment_count(size, chunk_size, SEGMENT_CHUNKS);
-    let result = (0..segments).try_for_each(|n| {
+    for n in 0..ImageIndex::segment_count(size, chunk_size, SEGMENT_CHUNKS) {
         let parent_segment = match parent {
             Some(p)
                 if n < p.segments.len() as u64 && p.chunks_in_segment(n) == index.chunks_in_segment(n) =>
@@ -193,21 +178,13 @@ fn read_image(
             }
             _ => None,
         };
-        let segment = read_segment(vault, &input, &index, n, parent_segment.as_ref(), &sink, progress)?;
+        let segment = read_segment(vault, input, &index, n, parent_segment.as_ref(), sink, progress)?;
         let bytes = segment.encode();
         let id = vault.codec.id(&bytes);
         sink.submit(id, BlobKind::Tree, bytes)?;
         index.segments.push(id);
-        Ok(())
-    });
-    match result {
-        Ok(()) => Ok((session, sink, index)),
-        Err(e) => {
-            drop(sink);
-            let _ = vault.handle.block_on(vault.repo.abort_session(&session));
-            Err(e)
-        }
     }
+    Ok(index)
 }
 
 /// Reads segment `n` with one worker per core, each claiming the next chunk.
@@ -223,34 +200,18 @@ fn read_segment(
     let count = index.chunks_in_segment(n) as usize;
     let first = n * u64::from(index.segment_chunks);
     let chunks = Mutex::new(vec![None; count]);
-    let next = AtomicUsize::new(0);
-    let failed: Mutex<Option<AgentError>> = Mutex::new(None);
-    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
-    std::thread::scope(|s| {
-        for _ in 0..workers {
-            s.spawn(|| {
-                let mut buf = vec![0u8; index.chunk_size as usize];
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    if i >= count || failed.lock().expect("failure lock").is_some() {
-                        break;
-                    }
-                    let range = index.chunk_range(first + i as u64);
-                    let reused = parent.and_then(|p| p.chunks[i]);
-                    match read_chunk(vault, input, range, &mut buf, reused, sink, progress) {
-                        Ok(id) => chunks.lock().expect("chunks lock")[i] = id,
-                        Err(e) => {
-                            failed.lock().expect("failure lock").get_or_insert(e);
-                            break;
-                        }
-                    }
-                }
-            });
-        }
-    });
-    if let Some(e) = failed.into_inner().expect("failure lock") {
-        return Err(e);
-    }
+    for_each_claimed(
+        count,
+        cores(),
+        || vec![0u8; index.chunk_size as usize],
+        |buf, i| {
+            let range = index.chunk_range(first + i as u64);
+            let reused = parent.and_then(|p| p.chunks[i]);
+            let id = read_chunk(vault, input, range, buf, reused, sink, progress)?;
+            chunks.lock().expect("chunks lock")[i] = id;
+            Ok(())
+        },
+    )?;
     Ok(ImageSegment {
         chunks: chunks.into_inner().expect("chunks lock"),
     })

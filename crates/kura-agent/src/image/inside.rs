@@ -5,7 +5,7 @@
 
 use std::io;
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use kura_format::SnapshotId;
@@ -13,6 +13,7 @@ use kura_image::{DiskImage, ExtractStats, ImageSource};
 pub use kura_image::{Entry, EntryKind};
 
 use super::VaultImage;
+use crate::browse::path_names;
 use crate::{AgentError, OpenVault, Result};
 
 impl ImageSource for VaultImage {
@@ -205,26 +206,15 @@ pub fn restore(
 
 /// An absolute file system path (`/` + names) from a user's path; `..` is refused.
 fn fs_path(path: &Path) -> Result<Vec<u8>> {
-    let mut out = Vec::new();
-    for c in path.components() {
-        match c {
-            Component::Normal(n) => {
-                out.push(b'/');
-                out.extend_from_slice(n.as_bytes());
-            }
-            Component::RootDir | Component::CurDir => {}
-            Component::ParentDir | Component::Prefix(_) => {
-                return Err(AgentError::Usage(format!(
-                    "{}: `..` is not allowed in a path inside an image",
-                    path.display()
-                )));
-            }
-        }
+    let names = path_names(path)?;
+    if names.is_empty() {
+        return Ok(b"/".to_vec());
     }
-    if out.is_empty() {
-        out.push(b'/');
-    }
-    Ok(out)
+    Ok(names
+        .iter()
+        .flat_map(|n| std::iter::once(&b'/').chain(n))
+        .copied()
+        .collect())
 }
 
 fn join(base: &[u8], relative: &[u8]) -> Vec<u8> {

@@ -10,12 +10,54 @@ mod random_access;
 pub mod restore;
 mod source;
 
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use kura_format::image::{ImageIndex, ImageSegment};
 use kura_format::{ChunkId, SnapshotId, SnapshotKind};
 
 pub use random_access::VaultImage;
 
 use crate::{AgentError, OpenVault, Result};
+
+/// Runs `work` for every index in `0..count` on `workers` threads, each claiming the next
+/// index and keeping its own scratch state from `scratch`. Stops at the first error and
+/// returns it.
+pub(crate) fn for_each_claimed<S>(
+    count: usize,
+    workers: usize,
+    scratch: impl Fn() -> S + Sync,
+    work: impl Fn(&mut S, usize) -> Result<()> + Sync,
+) -> Result<()> {
+    let next = AtomicUsize::new(0);
+    let failed: Mutex<Option<AgentError>> = Mutex::new(None);
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|| {
+                let mut state = scratch();
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= count || failed.lock().expect("failure lock").is_some() {
+                        break;
+                    }
+                    if let Err(e) = work(&mut state, i) {
+                        failed.lock().expect("failure lock").get_or_insert(e);
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    match failed.into_inner().expect("failure lock") {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// Worker threads for image work: one per core.
+pub(crate) fn cores() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
 
 /// Whether every byte of `data` is zero; compares 64-byte blocks so it vectorises.
 pub(crate) fn is_zero(data: &[u8]) -> bool {
@@ -25,7 +67,7 @@ pub(crate) fn is_zero(data: &[u8]) -> bool {
 
 /// Reads and decodes the image index `id`.
 pub(crate) async fn load_index(vault: &OpenVault, id: &ChunkId) -> Result<ImageIndex> {
-    let bytes = read_blob(vault, id).await?;
+    let bytes = vault.read_plain(id).await?;
     Ok(ImageIndex::decode(&bytes)?)
 }
 
@@ -35,13 +77,8 @@ pub(crate) async fn load_segment(vault: &OpenVault, index: &ImageIndex, n: u64) 
         .segments
         .get(n as usize)
         .ok_or_else(|| AgentError::Unsafe(format!("image index has no segment {n}")))?;
-    let bytes = read_blob(vault, id).await?;
+    let bytes = vault.read_plain(id).await?;
     Ok(ImageSegment::decode(&bytes, index.chunks_in_segment(n))?)
-}
-
-async fn read_blob(vault: &OpenVault, id: &ChunkId) -> Result<Vec<u8>> {
-    let blob = vault.repo.read_blobs(std::slice::from_ref(id)).await?.remove(0);
-    Ok(vault.codec.open(id, &blob)?)
 }
 
 /// The image index of snapshot `id`, refusing snapshots of files.

@@ -97,12 +97,7 @@ impl VaultImage {
         if let Some(c) = self.chunks.lock().expect("chunk cache").get(id) {
             return Ok(c);
         }
-        let blob = self
-            .vault
-            .handle
-            .block_on(self.vault.repo.read_blobs(std::slice::from_ref(id)))?
-            .remove(0);
-        let data = Arc::new(self.vault.codec.open(id, &blob)?);
+        let data = Arc::new(self.vault.handle.block_on(self.vault.read_plain(id))?);
         if data.len() > self.index.chunk_size as usize {
             return Err(AgentError::Unsafe(format!(
                 "image chunk {} is larger than the chunk size",

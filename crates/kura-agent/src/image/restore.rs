@@ -9,14 +9,13 @@ use std::io::{Seek, SeekFrom};
 use std::os::unix::fs::{FileExt, FileTypeExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 
 use kura_format::image::ImageIndex;
 use kura_format::{ChunkId, SnapshotId};
 
 use super::source::run_qemu_img;
-use super::{index_of, load_segment};
+use super::{cores, for_each_claimed, index_of, load_segment};
 use crate::restore::RestoreProgress;
 use crate::{AgentError, OpenVault, Result};
 
@@ -155,29 +154,18 @@ fn open_target(target: &Path, size: u64, overwrite: bool) -> Result<Target> {
                 zero_fill: true,
             })
         }
-        Ok(meta) if meta.file_type().is_file() => {
-            if !overwrite {
-                return Err(exists_error(target));
-            }
-            let file = OpenOptions::new()
-                .write(true)
-                .truncate(true)
-                .open(target)
-                .map_err(|e| AgentError::io(target, e))?;
-            file.set_len(size).map_err(|e| AgentError::io(target, e))?;
-            Ok(Target {
-                file,
-                zero_fill: false,
-            })
-        }
-        Ok(_) => Err(AgentError::Usage(format!(
+        Ok(meta) if !meta.file_type().is_file() => Err(AgentError::Usage(format!(
             "{} is neither a file nor a block device",
             target.display()
         ))),
-        Err(_) => {
+        Ok(_) if !overwrite => Err(exists_error(target)),
+        // An existing file is emptied (old bytes must not show through the holes); a new
+        // one is created only if nothing appeared under its name meanwhile.
+        found => {
             let file = OpenOptions::new()
                 .write(true)
-                .create_new(true)
+                .truncate(true)
+                .create_new(found.is_err())
                 .open(target)
                 .map_err(|e| AgentError::io(target, e))?;
             file.set_len(size).map_err(|e| AgentError::io(target, e))?;
@@ -229,29 +217,13 @@ fn write_chunks(
     progress: &RestoreProgress,
 ) -> Result<()> {
     let batches: Vec<&[(u64, ChunkId)]> = stored.chunks(READ_BATCH).collect();
-    let next = AtomicUsize::new(0);
-    let failed: Mutex<Option<AgentError>> = Mutex::new(None);
-    let workers = std::thread::available_parallelism().map_or(2, |n| n.get()) + 1;
-    std::thread::scope(|s| {
-        for _ in 0..workers {
-            s.spawn(|| {
-                loop {
-                    let b = next.fetch_add(1, Ordering::Relaxed);
-                    if b >= batches.len() || failed.lock().expect("failure lock").is_some() {
-                        break;
-                    }
-                    if let Err(e) = write_batch(vault, index, out, batches[b], progress) {
-                        failed.lock().expect("failure lock").get_or_insert(e);
-                        break;
-                    }
-                }
-            });
-        }
-    });
-    match failed.into_inner().expect("failure lock") {
-        Some(e) => Err(e),
-        None => Ok(()),
-    }
+    // One worker more than cores: fetching overlaps writing.
+    for_each_claimed(
+        batches.len(),
+        cores() + 1,
+        || (),
+        |_, b| write_batch(vault, index, out, batches[b], progress),
+    )
 }
 
 fn write_batch(

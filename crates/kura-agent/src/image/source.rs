@@ -25,8 +25,6 @@ pub(crate) struct ImageInput {
     seekable_holes: bool,
     /// The raw file converted from qcow2, removed when the input is dropped.
     converted: Option<tempfile::TempPath>,
-    /// The image file's identity before reading (`None` for devices).
-    stamp: Option<SourceStamp>,
 }
 
 /// The identity of the image file at `path` now; `None` for block devices, whose
@@ -55,12 +53,9 @@ impl ImageInput {
                 path.display()
             )));
         }
-        let stamp = stamp_of(path)?;
         let mut file = File::open(path).map_err(|e| AgentError::io(path, e))?;
         if ft.is_file() && is_qcow2(&mut file, path)? {
-            let mut input = Self::from_qcow2(path)?;
-            input.stamp = stamp;
-            return Ok(input);
+            return Self::from_qcow2(path);
         }
         let size = file.seek(SeekFrom::End(0)).map_err(|e| AgentError::io(path, e))?;
         advise_sequential(&file);
@@ -70,7 +65,6 @@ impl ImageInput {
             size,
             seekable_holes: ft.is_file(),
             converted: None,
-            stamp,
         })
     }
 
@@ -96,10 +90,6 @@ impl ImageInput {
 
     pub(crate) fn size(&self) -> u64 {
         self.size
-    }
-
-    pub(crate) fn stamp(&self) -> Option<SourceStamp> {
-        self.stamp
     }
 
     /// Whether `range` lies wholly in a hole of a sparse file (reads as zeros).
