@@ -221,7 +221,7 @@ impl Vault {
             };
             let blob = &bytes[e.offset as usize..(e.offset + e.length) as usize];
             let ok = match codec {
-                Some(c) => c.open(chunk, blob).is_ok(),
+                Some(c) => c.open_rehashed(chunk, blob).is_ok(),
                 // Without a key, an intact pack is the proof; a changed one condemns all.
                 None => intact,
             };

@@ -177,8 +177,7 @@ fn open_target(target: &Path, size: u64, overwrite: bool) -> Result<Target> {
     }
 }
 
-/// Writes every chunk of the image, one segment at a time, with a worker per core plus
-/// one (fetching overlaps writing).
+/// Writes every chunk of the image, one segment at a time.
 fn write_image(
     vault: &OpenVault,
     index: &ImageIndex,
@@ -209,6 +208,12 @@ fn write_image(
     Ok(())
 }
 
+/// Decoded chunks of one batch with their image offsets, on their way to the writer.
+type Decoded = Vec<(u64, Vec<u8>)>;
+
+/// Fetches and decodes `stored` on one thread per core and writes it from this one:
+/// buffered writes to one file serialise on its inode lock anyway, so decoders that wrote
+/// themselves would queue (and spin) there instead of decoding.
 fn write_chunks(
     vault: &OpenVault,
     index: &ImageIndex,
@@ -217,24 +222,43 @@ fn write_chunks(
     progress: &RestoreProgress,
 ) -> Result<()> {
     let batches: Vec<&[(u64, ChunkId)]> = stored.chunks(READ_BATCH).collect();
-    // One worker more than cores: fetching overlaps writing.
-    for_each_claimed(
-        batches.len(),
-        cores() + 1,
-        || (),
-        |_, b| write_batch(vault, index, out, batches[b], progress),
-    )
+    let decoders = cores();
+    // Two batches per decoder in flight: the writer never waits while a decoder has work.
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Decoded>(2 * decoders);
+    std::thread::scope(|s| {
+        let decoding = s.spawn(move || {
+            for_each_claimed(
+                batches.len(),
+                decoders,
+                || tx.clone(),
+                |tx, b| {
+                    let decoded = decode_batch(vault, index, batches[b])?;
+                    // A closed channel means the writer failed; its error is the one reported.
+                    tx.send(decoded)
+                        .map_err(|_| AgentError::Aborted("the image writer stopped".into()))
+                },
+            )
+        });
+        let written = rx.iter().try_for_each(|decoded| {
+            for (offset, data) in decoded {
+                out.file
+                    .write_all_at(&data, offset)
+                    .map_err(|e| AgentError::io("restore target", e))?;
+                progress.bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
+            }
+            Ok(())
+        });
+        // Dropping the receiver stops the decoders at their next send.
+        drop(rx);
+        let decoded = decoding.join().expect("decoder threads do not panic");
+        written.and(decoded)
+    })
 }
 
-fn write_batch(
-    vault: &OpenVault,
-    index: &ImageIndex,
-    out: &Target,
-    batch: &[(u64, ChunkId)],
-    progress: &RestoreProgress,
-) -> Result<()> {
+fn decode_batch(vault: &OpenVault, index: &ImageIndex, batch: &[(u64, ChunkId)]) -> Result<Decoded> {
     let ids: Vec<ChunkId> = batch.iter().map(|(_, id)| *id).collect();
     let blobs = vault.handle.block_on(vault.repo.read_blobs(&ids))?;
+    let mut decoded = Vec::with_capacity(batch.len());
     for ((chunk, id), blob) in batch.iter().zip(blobs) {
         let data = vault.codec.open(id, &blob)?;
         let range = index.chunk_range(*chunk);
@@ -246,10 +270,7 @@ fn write_batch(
                 range.end - range.start
             )));
         }
-        out.file
-            .write_all_at(&data, range.start)
-            .map_err(|e| AgentError::io("restore target", e))?;
-        progress.bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
+        decoded.push((range.start, data));
     }
-    Ok(())
+    Ok(decoded)
 }
