@@ -14,7 +14,8 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum_server::Handle;
-use axum_server::tls_rustls::RustlsConfig;
+use axum_server::accept::NoDelayAcceptor;
+use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::task::JoinHandle;
 
@@ -299,8 +300,12 @@ fn serve(
     router: Router,
 ) -> Result<JoinHandle<std::io::Result<()>>, ServerError> {
     let addr = local_addr(&listener, SocketAddr::from(([0, 0, 0, 0], 0)))?;
-    let server = axum_server::from_tcp_rustls(listener, tls)
+    // TCP_NODELAY: an answer leaves as several TLS records; with Nagle on, the second
+    // waits for the client's delayed ACK of the first (up to 40 ms per request).
+    let acceptor = RustlsAcceptor::new(tls).acceptor(NoDelayAcceptor::new());
+    let server = axum_server::from_tcp(listener)
         .map_err(|source| ServerError::Bind { addr, source })?
+        .acceptor(acceptor)
         .handle(handle);
     Ok(tokio::spawn(async move {
         let result = server

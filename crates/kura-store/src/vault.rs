@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures::StreamExt;
 use kura_format::blob::BlobHeader;
 use kura_format::pack::parse_pack;
 use kura_format::{
@@ -702,16 +703,35 @@ impl Vault {
                 .ok_or_else(|| StoreError::MissingChunk(id.to_hex()))?;
             by_pack.entry(*pack).or_default().push((i, *offset, *length));
         }
-        let mut out = vec![Bytes::new(); ids.len()];
         let o = self.objects();
-        for (pack, mut wanted) in by_pack {
-            wanted.sort_by_key(|w| w.1);
-            for run in read_runs(&wanted) {
-                let start = run[0].1 as u64;
-                let end = run.iter().map(|w| w.1 as u64 + w.2 as u64).max().unwrap_or(start);
-                let span = o.store.get_range(&o.pack(&pack), start..end).await?;
-                for &(i, offset, length) in run {
-                    let at = (offset as u64 - start) as usize;
+        let reads = by_pack.into_iter().map(|(pack, mut wanted)| {
+            let path = o.pack(&pack);
+            let store = &o.store;
+            async move {
+                wanted.sort_by_key(|w| w.1);
+                let runs: Vec<Vec<(usize, u32, u32)>> =
+                    read_runs(&wanted).into_iter().map(<[_]>::to_vec).collect();
+                let ranges: Vec<std::ops::Range<u64>> = runs
+                    .iter()
+                    .map(|run| {
+                        let start = run[0].1 as u64;
+                        start..run.iter().map(|w| w.1 as u64 + w.2 as u64).max().unwrap_or(start)
+                    })
+                    .collect();
+                // One call per pack: a local store opens the file once, S3 sends its
+                // requests in parallel.
+                let spans = store.get_ranges(&path, &ranges).await?;
+                Ok::<_, StoreError>(runs.into_iter().zip(ranges).zip(spans).collect::<Vec<_>>())
+            }
+        });
+        // Packs are read concurrently: each is a round trip to object storage (or a
+        // blocking file read), and one call often spans several packs.
+        let mut out = vec![Bytes::new(); ids.len()];
+        let mut packs = futures::stream::iter(reads).buffer_unordered(CONCURRENT_READS);
+        while let Some(read) = packs.next().await {
+            for ((run, range), span) in read? {
+                for (i, offset, length) in run {
+                    let at = (offset as u64 - range.start) as usize;
                     out[i] = span.slice(at..at + length as usize);
                 }
             }
@@ -829,6 +849,9 @@ fn getrandom_fill(buf: &mut [u8]) -> Result<()> {
 /// Blobs closer than this in a pack are fetched with one read; farther apart, reading the
 /// gap would cost more than another request.
 const READ_GAP: u64 = 256 << 10;
+
+/// Packs of one `read_blobs` call read at once.
+const CONCURRENT_READS: usize = 8;
 
 /// Splits blobs sorted by offset, `(index, offset, length)`, into runs read with one
 /// ranged read each.

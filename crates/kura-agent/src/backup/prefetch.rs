@@ -282,6 +282,11 @@ pub(crate) struct TreeTicket<'p, 'v> {
 }
 
 impl TreeTicket<'_, '_> {
+    /// The id of the tree this ticket is for.
+    pub(crate) fn id(&self) -> ChunkId {
+        self.id
+    }
+
     pub(crate) fn take(self) -> Result<Tree> {
         let (prefetch, id) = (self.prefetch, self.id);
         // Taken, so not released.

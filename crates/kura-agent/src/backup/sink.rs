@@ -47,7 +47,11 @@ pub(crate) struct ChunkSink {
     vault: OpenVault,
     session: SessionId,
     batch: Mutex<Batch>,
-    packer: Mutex<PackWriter>,
+    /// Trees go to packs of their own, as in restic: the next backup and every restore
+    /// read a snapshot's trees first, and then find them in a few packs, side by side,
+    /// instead of one or two in each data pack.
+    data_pack: Mutex<PackWriter>,
+    tree_pack: Mutex<PackWriter>,
     used: Mutex<HashSet<ChunkId>>,
     uploads: Mutex<Option<SyncSender<PackWriter>>>,
     uploader: Mutex<Option<JoinHandle<()>>>,
@@ -85,7 +89,8 @@ impl ChunkSink {
             vault,
             session,
             batch: Mutex::new(Batch::default()),
-            packer: Mutex::new(PackWriter::new()),
+            data_pack: Mutex::new(PackWriter::new()),
+            tree_pack: Mutex::new(PackWriter::new()),
             used: Mutex::new(HashSet::new()),
             uploads: Mutex::new(Some(tx)),
             uploader: Mutex::new(Some(uploader)),
@@ -136,7 +141,7 @@ impl ChunkSink {
         for p in batch.chunks.into_iter().filter(|p| missing.contains(&p.id)) {
             let blob = self.vault.codec.seal(&p.id, &p.data)?;
             let full = {
-                let mut packer = self.packer.lock().expect("packer lock");
+                let mut packer = self.pack_for(p.kind).lock().expect("packer lock");
                 packer.add(p.id, p.kind, &blob, p.data.len() as u32);
                 // A preallocated writer: growing one by doubling past 16 MiB would touch 32 MiB.
                 packer
@@ -149,6 +154,13 @@ impl ChunkSink {
             }
         }
         Ok(())
+    }
+
+    fn pack_for(&self, kind: BlobKind) -> &Mutex<PackWriter> {
+        match kind {
+            BlobKind::Data => &self.data_pack,
+            BlobKind::Tree => &self.tree_pack,
+        }
     }
 
     fn upload(&self, pack: PackWriter) -> Result<()> {
@@ -169,9 +181,11 @@ impl ChunkSink {
     pub(crate) fn flush(&self) -> Result<()> {
         let batch = mem::take(&mut *self.batch.lock().expect("batch lock"));
         self.store(batch)?;
-        let pack = mem::take(&mut *self.packer.lock().expect("packer lock"));
-        if !pack.is_empty() {
-            self.upload(pack)?;
+        for packer in [&self.data_pack, &self.tree_pack] {
+            let pack = mem::take(&mut *packer.lock().expect("packer lock"));
+            if !pack.is_empty() {
+                self.upload(pack)?;
+            }
         }
         self.stop_uploader();
         match self.failure() {

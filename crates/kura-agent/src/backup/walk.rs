@@ -58,6 +58,8 @@ struct PendingNode {
 
 struct DirJob {
     nodes: Vec<PendingNode>,
+    /// The id of this directory's tree in the parent snapshot.
+    parent_id: Option<ChunkId>,
     result: TreePromise,
 }
 
@@ -276,7 +278,12 @@ fn finish_dirs(
         tree.sort();
         let bytes = tree.encode();
         let id = shared.vault.codec.id(&bytes);
-        match shared.sink.submit(id, BlobKind::Tree, bytes) {
+        // A tree identical to its parent's is stored already: the parent references it.
+        let stored = match job.parent_id == Some(id) {
+            true => Ok(shared.sink.reuse(std::iter::once(&id))),
+            false => shared.sink.submit(id, BlobKind::Tree, bytes),
+        };
+        match stored {
             Ok(()) => job.result.set(Ok(id)),
             Err(e) => {
                 shared.fail(e);
@@ -341,6 +348,7 @@ impl<'a, 'b> Walker<'a, 'b> {
             },
         };
         // Without its parent counterpart a directory is read whole, as in a first backup.
+        let parent_id = parent.as_ref().map(|t| t.id());
         let parent = parent.and_then(|t| t.take().ok());
         // The parent's subdirectories still here; the trees of the others are released.
         let mut parent_subtrees: HashMap<&[u8], TreeTicket> = HashMap::new();
@@ -395,6 +403,7 @@ impl<'a, 'b> Walker<'a, 'b> {
             .dirs
             .send(DirJob {
                 nodes,
+                parent_id: parent.as_ref().and(parent_id),
                 result: result.clone(),
             })
             .is_err()
@@ -469,6 +478,7 @@ impl<'a, 'b> Walker<'a, 'b> {
                     self.dirs
                         .send(DirJob {
                             nodes: Vec::new(),
+                            parent_id: None,
                             result: empty.clone(),
                         })
                         .map_err(|_| AgentError::Aborted("finisher stopped".into()))?;
