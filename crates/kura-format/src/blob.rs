@@ -230,25 +230,25 @@ impl BlobCodec {
     fn decode(&self, id: &ChunkId, blob: &[u8], rehash: bool) -> crate::Result<Vec<u8>> {
         let header = BlobHeader::parse(blob)?;
         let mut body = &blob[HEADER_LEN..];
-        let mut decrypted;
-        match (&self.aead, header.encrypted) {
+        // The plaintext payload: decrypted into a buffer of its own, or the stored bytes.
+        let decrypted = match (&self.aead, header.encrypted) {
             (Some(key), true) => {
                 let nonce: [u8; NONCE_LEN] = take(&mut body, NONCE_LEN, "blob nonce")?
                     .try_into()
                     .expect("12 bytes");
-                decrypted = body.to_vec();
-                let plain = key
+                let mut payload = body.to_vec();
+                let n = key
                     .open_in_place(
                         Nonce::assume_unique_for_key(nonce),
                         Aad::from(aad(id, &blob[..HEADER_LEN])),
-                        &mut decrypted,
+                        &mut payload,
                     )
-                    .map_err(|_| FormatError::AuthenticationFailed { what: "blob" })?;
-                let n = plain.len();
-                decrypted.truncate(n);
-                body = &decrypted;
+                    .map_err(|_| FormatError::AuthenticationFailed { what: "blob" })?
+                    .len();
+                payload.truncate(n);
+                Some(payload)
             }
-            (None, false) => {}
+            (None, false) => None,
             (Some(_), false) => {
                 return Err(FormatError::KeyMismatch(
                     "blob is not encrypted in an encrypted vault",
@@ -259,11 +259,12 @@ impl BlobCodec {
                     "blob is encrypted; the vault key is needed",
                 ));
             }
-        }
-        let data = if header.compressed {
-            decompress(body, header.raw_len as usize)?
-        } else {
-            body.to_vec()
+        };
+        let data = match (header.compressed, decrypted) {
+            (true, decrypted) => decompress(decrypted.as_deref().unwrap_or(body), header.raw_len as usize)?,
+            // Stored uncompressed: the decrypted buffer is the data, without another copy.
+            (false, Some(decrypted)) => decrypted,
+            (false, None) => body.to_vec(),
         };
         if data.len() != header.raw_len as usize {
             return Err(FormatError::malformed(

@@ -13,8 +13,6 @@ use kura_format::pack::parse_pack;
 use kura_format::{
     BlobCodec, BlobKind, ChunkId, KeySlot, Manifest, PackId, ReferenceList, SnapshotId, VaultConfig,
 };
-use object_store::local::LocalFileSystem;
-use object_store::path::Path;
 use object_store::{ObjectStoreExt, PutPayload};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
@@ -119,8 +117,7 @@ impl Vault {
     }
 
     async fn local_parts(dir: &FsPath, create: bool) -> Result<(ObjectLayout, Catalog)> {
-        let store = LocalFileSystem::new_with_prefix(dir.join("objects"))?;
-        let objects = ObjectLayout::new(Arc::new(store), Path::default());
+        let objects = ObjectLayout::local(&dir.join("objects"))?;
         let options = SqliteConnectOptions::new()
             .filename(dir.join("catalog.db"))
             .create_if_missing(create)
@@ -706,7 +703,6 @@ impl Vault {
         let o = self.objects();
         let reads = by_pack.into_iter().map(|(pack, mut wanted)| {
             let path = o.pack(&pack);
-            let store = &o.store;
             async move {
                 wanted.sort_by_key(|w| w.1);
                 let runs: Vec<Vec<(usize, u32, u32)>> =
@@ -720,7 +716,7 @@ impl Vault {
                     .collect();
                 // One call per pack: a local store opens the file once, S3 sends its
                 // requests in parallel.
-                let spans = store.get_ranges(&path, &ranges).await?;
+                let spans = o.read_ranges(&path, &ranges).await?;
                 Ok::<_, StoreError>(runs.into_iter().zip(ranges).zip(spans).collect::<Vec<_>>())
             }
         });

@@ -223,8 +223,8 @@ fn write_chunks(
 ) -> Result<()> {
     let batches: Vec<&[(u64, ChunkId)]> = stored.chunks(READ_BATCH).collect();
     let decoders = cores();
-    // Two batches per decoder in flight: the writer never waits while a decoder has work.
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Decoded>(2 * decoders);
+    // One batch per decoder queued: the writer has the next while a decoder works.
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Decoded>(decoders);
     std::thread::scope(|s| {
         let decoding = s.spawn(move || {
             for_each_claimed(
