@@ -214,10 +214,13 @@ pub(crate) fn query<'a>(sql: impl SqlSafeStr) -> Query<'a> {
     }
 }
 
-/// Whether `sql` refers to parameter `$1` (not just `$10`…).
+/// Whether `sql` refers to parameter `$1` (not just `$10`…), itself or through `{rows}`,
+/// whose every row [`Query::bind_rows`] leads with it.
 fn uses_vault_id(sql: &str) -> bool {
-    sql.match_indices("$1")
-        .any(|(at, _)| !sql[at + 2..].starts_with(|c: char| c.is_ascii_digit()))
+    sql.contains("{rows}")
+        || sql
+            .match_indices("$1")
+            .any(|(at, _)| !sql[at + 2..].starts_with(|c: char| c.is_ascii_digit()))
 }
 
 /// Runs `$body` with `$e` bound to the executor of either driver: the statement is written
@@ -271,6 +274,26 @@ impl<'a> Query<'a> {
         self
     }
 
+    /// Binds rows of `N` values to the statement's `{rows}` (as in `INSERT ... VALUES
+    /// {rows}`), each row led by the vault id `$1`, numbered after the values bound so far.
+    /// Bind at most [`crate::vault::BATCH`] values at once.
+    pub(crate) fn bind_rows<const N: usize>(
+        mut self,
+        rows: impl IntoIterator<Item = [Value<'a>; N]>,
+    ) -> Self {
+        let mut list = Vec::new();
+        for row in rows {
+            let first = self.args.len() + 2;
+            self.args.extend(row);
+            let params: Vec<String> = (first..first + N).map(|i| format!("${i}")).collect();
+            list.push(format!("($1, {})", params.join(", ")));
+        }
+        // Only parameter numbers are spliced into the SQL, never a value.
+        let sql = self.sql.as_str().replace("{rows}", &list.join(", "));
+        self.sql = AssertSqlSafe(sql).into_sql_str();
+        self
+    }
+
     /// Runs the statement; returns the number of rows it changed.
     pub(crate) async fn execute<'c>(self, to: impl Target<'c>) -> Result<u64> {
         let (vault, exec) = to.target();
@@ -306,5 +329,22 @@ impl<'a> Query<'a> {
     /// The first row; a statement that yields none is a catalog error.
     pub(crate) async fn fetch_one<'c, T: Record>(self, to: impl Target<'c>) -> Result<T> {
         Ok(self.fetch_optional(to).await?.ok_or(sqlx::Error::RowNotFound)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_are_numbered_after_earlier_values_and_lead_with_the_vault() {
+        let q = query("INSERT INTO t (vault, a, b) VALUES {rows} ON CONFLICT DO NOTHING")
+            .bind(7i64)
+            .bind_rows([[1i64.into(), 2i64.into()], [3i64.into(), 4i64.into()]]);
+        assert_eq!(
+            q.sql.as_str(),
+            "INSERT INTO t (vault, a, b) VALUES ($1, $3, $4), ($1, $5, $6) ON CONFLICT DO NOTHING"
+        );
+        assert_eq!(q.args.len(), 5);
     }
 }

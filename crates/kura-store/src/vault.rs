@@ -375,28 +375,34 @@ impl Vault {
         let seen = session.map_or(now, |(_, started)| seen_in_session(started));
         let mut tx = self.db().begin().await?;
         insert_pack(&mut tx, pack_id, size, entries.len()).await?;
-        let mut new_chunks = 0;
-        for e in entries.iter().filter(|e| absent.contains(&e.id)) {
+        let new: Vec<&kura_format::PackEntry> = entries.iter().filter(|e| absent.contains(&e.id)).collect();
+        // Many rows per statement: a pack of small files or trees holds thousands of
+        // chunks, and one statement each kept the catalog busy with round trips.
+        for rows in new.chunks(BATCH / 7) {
             // New, or a damaged chunk uploaded again: then the index points at the good copy.
             query(
                 "INSERT INTO vault_chunks (vault, id, pack, kind, pack_offset, length, raw_length, seen_ms)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                 VALUES {rows}
                  ON CONFLICT (vault, id) DO UPDATE SET pack = excluded.pack, kind = excluded.kind,
                    pack_offset = excluded.pack_offset, length = excluded.length,
                    raw_length = excluded.raw_length, seen_ms = excluded.seen_ms, bad = FALSE
                  WHERE vault_chunks.bad",
             )
-            .bind(e.id.as_bytes().as_slice())
-            .bind(pack_id.0.as_slice())
-            .bind(e.kind as u8 as i64)
-            .bind(e.offset as i64)
-            .bind(e.length as i64)
-            .bind(e.raw_length as i64)
-            .bind(seen)
+            .bind_rows(rows.iter().map(|e| {
+                [
+                    e.id.as_bytes().as_slice().into(),
+                    pack_id.0.as_slice().into(),
+                    (e.kind as u8 as i64).into(),
+                    (e.offset as i64).into(),
+                    (e.length as i64).into(),
+                    (e.raw_length as i64).into(),
+                    seen.into(),
+                ]
+            }))
             .execute(&mut tx)
             .await?;
-            new_chunks += 1;
         }
+        let new_chunks = new.len() as u64;
         query("DELETE FROM vault_pending_packs WHERE vault = $1 AND id = $2")
             .bind(pack_id.0.as_slice())
             .execute(&mut tx)
