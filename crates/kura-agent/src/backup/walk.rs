@@ -280,7 +280,10 @@ fn finish_dirs(
         let id = shared.vault.codec.id(&bytes);
         // A tree identical to its parent's is stored already: the parent references it.
         let stored = match job.parent_id == Some(id) {
-            true => Ok(shared.sink.reuse(std::iter::once(&id))),
+            true => {
+                shared.sink.reuse(std::iter::once(&id));
+                Ok(())
+            }
             false => shared.sink.submit(id, BlobKind::Tree, bytes),
         };
         match stored {
