@@ -378,7 +378,13 @@ impl Vault {
         let seen = session.map_or(now, |(_, started)| seen_in_session(started));
         let mut tx = self.db().begin().await?;
         insert_pack(&mut tx, pack_id, size, entries.len()).await?;
-        let new: Vec<&kura_format::PackEntry> = entries.iter().filter(|e| absent.contains(&e.id)).collect();
+        // Once per id: a (forged) pack may name one twice, and a row must not be proposed
+        // twice in one statement.
+        let mut listed = HashSet::new();
+        let new: Vec<&kura_format::PackEntry> = entries
+            .iter()
+            .filter(|e| absent.contains(&e.id) && listed.insert(e.id))
+            .collect();
         // Several rows per statement: a pack of small files or trees holds thousands of
         // chunks, and one statement each kept the catalog busy with round trips. Rows of
         // seven values, at most about half a BATCH per statement (see BATCH).

@@ -523,6 +523,11 @@ async fn put_pack_and_adopt(fx: &Fixture) {
     assert_eq!(missing_names(&vault, &["e", "f", "g"]).await, ["g"]);
     assert_eq!(vault.adopt_pending_packs().await.unwrap(), 0);
     assert_eq!(vault.usage().await.unwrap().packs, 3);
+
+    // A pack that names one chunk twice indexes it once.
+    let receipt = vault.put_pack(&session, pack(&["h", "i", "h"]).1).await.unwrap();
+    assert_eq!((receipt.blobs, receipt.new_chunks), (3, 2));
+    assert!(missing_names(&vault, &["h", "i"]).await.is_empty());
 }
 
 async fn commit_checks_references(fx: &Fixture) {
