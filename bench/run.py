@@ -296,7 +296,12 @@ class StepFailed(Exception):
 
 def run_measured(cmd: list[str], env: dict[str, str], log: Path, cwd: Path | None = None
                  ) -> StepResult:
-    """Run cmd with stdout/stderr to log files; wall time and the child's peak RSS."""
+    """Run cmd with stdout/stderr to log files; wall time and the child's peak RSS.
+
+    Dirty pages are written out first (not timed): otherwise a step pays for writing back
+    what the step before it wrote (the generated dataset, another tool's repository), and
+    which tool pays depends on the order the tools run in."""
+    os.sync()
     log.parent.mkdir(parents=True, exist_ok=True)
     out_path, err_path = log.with_suffix(".out"), log.with_suffix(".err")
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
