@@ -212,16 +212,13 @@ pub(super) async fn force_reset(
         .db
         .set_password(&user.scope, &target.id, &unusable, None, now)
         .await?;
-    user.audit
-        .tenant(
-            state.db.as_ref(),
-            &user.scope,
-            now,
-            "password.force_reset",
-            &target.login,
-            &format!("ok: link sent to {email}"),
-        )
-        .await?;
+    user.record(
+        &state,
+        "password.force_reset",
+        &target.login,
+        &format!("ok: link sent to {email}"),
+    )
+    .await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(ResetRequested {

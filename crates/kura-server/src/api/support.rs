@@ -103,16 +103,7 @@ async fn set(
         Some(until) => ("support.grant", format!("ok: until {}", rfc3339(until))),
         None => ("support.revoke", "ok".to_owned()),
     };
-    user.audit
-        .tenant(
-            state.db.as_ref(),
-            &user.scope,
-            now,
-            action,
-            "support access",
-            &result,
-        )
-        .await?;
+    user.record(&state, action, "support access", &result).await?;
     Ok(Json(view(&tenant, now)))
 }
 

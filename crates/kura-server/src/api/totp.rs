@@ -37,16 +37,7 @@ pub(super) async fn enroll(
         .db
         .set_totp_pending(&user.scope, &user.user_id, Some(&secret))
         .await?;
-    user.audit
-        .tenant(
-            state.db.as_ref(),
-            &user.scope,
-            state.clock.now_ms(),
-            "totp.enroll",
-            &user.login,
-            "started",
-        )
-        .await?;
+    user.record(&state, "totp.enroll", &user.login, "started").await?;
     Ok(Json(TotpEnrolment {
         otpauth_uri: totp::otpauth_uri(&secret, &user.login),
         secret,
@@ -85,16 +76,7 @@ pub(super) async fn confirm(
             "no TOTP enrolment is in progress; start with POST /api/v1/totp/enroll",
         ));
     }
-    user.audit
-        .tenant(
-            state.db.as_ref(),
-            &user.scope,
-            now,
-            "totp.enable",
-            &user.login,
-            "ok",
-        )
-        .await?;
+    user.record(&state, "totp.enable", &user.login, "ok").await?;
     Ok(Json(RecoveryCodes {
         recovery_codes: codes,
     }))
@@ -113,16 +95,7 @@ pub(super) async fn disable(
         ));
     }
     state.db.disable_totp(&user.scope, &user.user_id).await?;
-    user.audit
-        .tenant(
-            state.db.as_ref(),
-            &user.scope,
-            state.clock.now_ms(),
-            "totp.disable",
-            &user.login,
-            "ok",
-        )
-        .await?;
+    user.record(&state, "totp.disable", &user.login, "ok").await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -152,15 +125,7 @@ pub(super) async fn set_policy(
         .update_tenant(&user.scope, &update)
         .await?
         .ok_or_else(|| ApiError::not_found("this tenant no longer exists"))?;
-    user.audit
-        .tenant(
-            state.db.as_ref(),
-            &user.scope,
-            state.clock.now_ms(),
-            "tenant.totp_policy",
-            tenant.totp_policy.as_str(),
-            "ok",
-        )
+    user.record(&state, "tenant.totp_policy", tenant.totp_policy.as_str(), "ok")
         .await?;
     Ok(Json(TotpPolicyBody {
         policy: tenant.totp_policy,

@@ -196,16 +196,7 @@ pub(super) async fn revoke_session(
     {
         return Err(ApiError::not_found("you have no open session with this id"));
     }
-    user.audit
-        .tenant(
-            state.db.as_ref(),
-            &user.scope,
-            now,
-            "session.revoke",
-            &session_id,
-            "ok",
-        )
-        .await?;
+    user.record(&state, "session.revoke", &session_id, "ok").await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -300,16 +291,7 @@ pub(super) async fn revoke_token(
     {
         return Err(ApiError::not_found("no live API token with this id"));
     }
-    user.audit
-        .tenant(
-            state.db.as_ref(),
-            &user.scope,
-            now,
-            "token.revoke",
-            &token_id,
-            "ok",
-        )
-        .await?;
+    user.record(&state, "token.revoke", &token_id, "ok").await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -370,16 +352,13 @@ pub(super) async fn create_user(
         }
         Err(err) => return Err(err.into()),
     };
-    user.audit
-        .tenant(
-            state.db.as_ref(),
-            &user.scope,
-            now,
-            "user.create",
-            &login,
-            &format!("ok: role {}", record.role.as_str()),
-        )
-        .await?;
+    user.record(
+        &state,
+        "user.create",
+        &login,
+        &format!("ok: role {}", record.role.as_str()),
+    )
+    .await?;
     Ok((
         StatusCode::CREATED,
         Json(CreatedUser {
@@ -473,16 +452,13 @@ pub(super) async fn update_user(
     if let Some(email) = &request.email {
         changes.push(format!("email {email}"));
     }
-    user.audit
-        .tenant(
-            state.db.as_ref(),
-            &user.scope,
-            now,
-            "user.update",
-            &record.login,
-            &format!("ok: {}", changes.join(", ")),
-        )
-        .await?;
+    user.record(
+        &state,
+        "user.update",
+        &record.login,
+        &format!("ok: {}", changes.join(", ")),
+    )
+    .await?;
     Ok(Json(UserView::from(&record)))
 }
 
@@ -497,16 +473,7 @@ pub(super) async fn delete_user(
     if !state.db.delete_user(&user.scope, &target.id).await? {
         return Err(ApiError::not_found("this tenant has no user with this id"));
     }
-    user.audit
-        .tenant(
-            state.db.as_ref(),
-            &user.scope,
-            state.clock.now_ms(),
-            "user.delete",
-            &target.login,
-            "ok",
-        )
-        .await?;
+    user.record(&state, "user.delete", &target.login, "ok").await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -552,16 +519,7 @@ pub(super) async fn set_admin_networks(
     } else {
         cidrs.join(" ")
     };
-    user.audit
-        .tenant(
-            state.db.as_ref(),
-            &user.scope,
-            state.clock.now_ms(),
-            "tenant.admin_networks",
-            &shown,
-            "ok",
-        )
-        .await?;
+    user.record(&state, "tenant.admin_networks", &shown, "ok").await?;
     Ok(Json(AdminNetworks { cidrs }))
 }
 
@@ -631,16 +589,13 @@ pub(super) async fn events(
             }
         })
         .collect();
-    user.audit
-        .tenant(
-            state.db.as_ref(),
-            &user.scope,
-            now,
-            "events.export",
-            if csv { "csv" } else { "json" },
-            &format!("ok: {} rows", views.len()),
-        )
-        .await?;
+    user.record(
+        &state,
+        "events.export",
+        if csv { "csv" } else { "json" },
+        &format!("ok: {} rows", views.len()),
+    )
+    .await?;
     if !csv {
         return Ok(Json(views).into_response());
     }
