@@ -12,7 +12,9 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
+use crate::app::AppState;
 use crate::db::{DbResult, EventChain, EventRecord, NewEvent, ServiceDb};
+use crate::error::ApiError;
 use crate::tenancy::TenantScope;
 
 /// The "previous hash" of a chain's first row.
@@ -159,6 +161,28 @@ impl Audit {
             result: result.to_owned(),
             request_id: self.request_id.clone(),
         }
+    }
+
+    /// Appends to the log of `scope`'s tenant, timed by the service clock: the one call
+    /// handlers make for what a user or agent did.
+    pub async fn record(
+        &self,
+        state: &AppState,
+        scope: &TenantScope,
+        action: &str,
+        target: &str,
+        result: &str,
+    ) -> Result<(), ApiError> {
+        self.tenant(
+            state.db.as_ref(),
+            scope,
+            state.clock.now_ms(),
+            action,
+            target,
+            result,
+        )
+        .await?;
+        Ok(())
     }
 
     /// Appends to the tenant's chain. A failure to log fails the request: an action that

@@ -151,17 +151,6 @@ impl UserPrincipal {
             )),
         }
     }
-
-    /// Appends an event by this user to the tenant's log, timed now.
-    pub async fn record(
-        &self,
-        state: &AppState,
-        action: &str,
-        target: &str,
-        result: &str,
-    ) -> Result<(), ApiError> {
-        record_event(state, &self.audit, &self.scope, action, target, result).await
-    }
 }
 
 impl FromRequestParts<AppState> for UserPrincipal {
@@ -404,41 +393,6 @@ pub struct AgentPrincipal {
     pub machine_id: MachineId,
     /// Actor, address and request id for the event log.
     pub audit: Audit,
-}
-
-impl AgentPrincipal {
-    /// Appends an event by this agent to its tenant's log, timed now.
-    pub async fn record(
-        &self,
-        state: &AppState,
-        action: &str,
-        target: &str,
-        result: &str,
-    ) -> Result<(), ApiError> {
-        record_event(state, &self.audit, &self.scope, action, target, result).await
-    }
-}
-
-/// Appends an event to the log of `scope`'s tenant, timed by the service clock.
-async fn record_event(
-    state: &AppState,
-    audit: &Audit,
-    scope: &TenantScope,
-    action: &str,
-    target: &str,
-    result: &str,
-) -> Result<(), ApiError> {
-    audit
-        .tenant(
-            state.db.as_ref(),
-            scope,
-            state.clock.now_ms(),
-            action,
-            target,
-            result,
-        )
-        .await?;
-    Ok(())
 }
 
 impl FromRequestParts<AppState> for AgentPrincipal {

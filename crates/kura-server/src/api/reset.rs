@@ -212,13 +212,15 @@ pub(super) async fn force_reset(
         .db
         .set_password(&user.scope, &target.id, &unusable, None, now)
         .await?;
-    user.record(
-        &state,
-        "password.force_reset",
-        &target.login,
-        &format!("ok: link sent to {email}"),
-    )
-    .await?;
+    user.audit
+        .record(
+            &state,
+            &user.scope,
+            "password.force_reset",
+            &target.login,
+            &format!("ok: link sent to {email}"),
+        )
+        .await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(ResetRequested {

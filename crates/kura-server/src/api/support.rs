@@ -103,7 +103,9 @@ async fn set(
         Some(until) => ("support.grant", format!("ok: until {}", rfc3339(until))),
         None => ("support.revoke", "ok".to_owned()),
     };
-    user.record(&state, action, "support access", &result).await?;
+    user.audit
+        .record(&state, &user.scope, action, "support access", &result)
+        .await?;
     Ok(Json(view(&tenant, now)))
 }
 

@@ -37,7 +37,9 @@ pub(super) async fn enroll(
         .db
         .set_totp_pending(&user.scope, &user.user_id, Some(&secret))
         .await?;
-    user.record(&state, "totp.enroll", &user.login, "started").await?;
+    user.audit
+        .record(&state, &user.scope, "totp.enroll", &user.login, "started")
+        .await?;
     Ok(Json(TotpEnrolment {
         otpauth_uri: totp::otpauth_uri(&secret, &user.login),
         secret,
@@ -76,7 +78,9 @@ pub(super) async fn confirm(
             "no TOTP enrolment is in progress; start with POST /api/v1/totp/enroll",
         ));
     }
-    user.record(&state, "totp.enable", &user.login, "ok").await?;
+    user.audit
+        .record(&state, &user.scope, "totp.enable", &user.login, "ok")
+        .await?;
     Ok(Json(RecoveryCodes {
         recovery_codes: codes,
     }))
@@ -95,7 +99,9 @@ pub(super) async fn disable(
         ));
     }
     state.db.disable_totp(&user.scope, &user.user_id).await?;
-    user.record(&state, "totp.disable", &user.login, "ok").await?;
+    user.audit
+        .record(&state, &user.scope, "totp.disable", &user.login, "ok")
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -125,7 +131,14 @@ pub(super) async fn set_policy(
         .update_tenant(&user.scope, &update)
         .await?
         .ok_or_else(|| ApiError::not_found("this tenant no longer exists"))?;
-    user.record(&state, "tenant.totp_policy", tenant.totp_policy.as_str(), "ok")
+    user.audit
+        .record(
+            &state,
+            &user.scope,
+            "tenant.totp_policy",
+            tenant.totp_policy.as_str(),
+            "ok",
+        )
         .await?;
     Ok(Json(TotpPolicyBody {
         policy: tenant.totp_policy,

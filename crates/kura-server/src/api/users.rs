@@ -196,7 +196,9 @@ pub(super) async fn revoke_session(
     {
         return Err(ApiError::not_found("you have no open session with this id"));
     }
-    user.record(&state, "session.revoke", &session_id, "ok").await?;
+    user.audit
+        .record(&state, &user.scope, "session.revoke", &session_id, "ok")
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -291,7 +293,9 @@ pub(super) async fn revoke_token(
     {
         return Err(ApiError::not_found("no live API token with this id"));
     }
-    user.record(&state, "token.revoke", &token_id, "ok").await?;
+    user.audit
+        .record(&state, &user.scope, "token.revoke", &token_id, "ok")
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -352,13 +356,15 @@ pub(super) async fn create_user(
         }
         Err(err) => return Err(err.into()),
     };
-    user.record(
-        &state,
-        "user.create",
-        &login,
-        &format!("ok: role {}", record.role.as_str()),
-    )
-    .await?;
+    user.audit
+        .record(
+            &state,
+            &user.scope,
+            "user.create",
+            &login,
+            &format!("ok: role {}", record.role.as_str()),
+        )
+        .await?;
     Ok((
         StatusCode::CREATED,
         Json(CreatedUser {
@@ -452,13 +458,15 @@ pub(super) async fn update_user(
     if let Some(email) = &request.email {
         changes.push(format!("email {email}"));
     }
-    user.record(
-        &state,
-        "user.update",
-        &record.login,
-        &format!("ok: {}", changes.join(", ")),
-    )
-    .await?;
+    user.audit
+        .record(
+            &state,
+            &user.scope,
+            "user.update",
+            &record.login,
+            &format!("ok: {}", changes.join(", ")),
+        )
+        .await?;
     Ok(Json(UserView::from(&record)))
 }
 
@@ -473,7 +481,9 @@ pub(super) async fn delete_user(
     if !state.db.delete_user(&user.scope, &target.id).await? {
         return Err(ApiError::not_found("this tenant has no user with this id"));
     }
-    user.record(&state, "user.delete", &target.login, "ok").await?;
+    user.audit
+        .record(&state, &user.scope, "user.delete", &target.login, "ok")
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -519,7 +529,9 @@ pub(super) async fn set_admin_networks(
     } else {
         cidrs.join(" ")
     };
-    user.record(&state, "tenant.admin_networks", &shown, "ok").await?;
+    user.audit
+        .record(&state, &user.scope, "tenant.admin_networks", &shown, "ok")
+        .await?;
     Ok(Json(AdminNetworks { cidrs }))
 }
 
@@ -589,13 +601,15 @@ pub(super) async fn events(
             }
         })
         .collect();
-    user.record(
-        &state,
-        "events.export",
-        if csv { "csv" } else { "json" },
-        &format!("ok: {} rows", views.len()),
-    )
-    .await?;
+    user.audit
+        .record(
+            &state,
+            &user.scope,
+            "events.export",
+            if csv { "csv" } else { "json" },
+            &format!("ok: {} rows", views.len()),
+        )
+        .await?;
     if !csv {
         return Ok(Json(views).into_response());
     }

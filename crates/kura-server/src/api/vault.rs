@@ -164,7 +164,14 @@ fn octets(body: Vec<u8>) -> impl IntoResponse {
 /// stolen credential trying to destroy backups is worth knowing about).
 async fn refuse_agent(state: &AppState, agent: &AgentPrincipal, action: &str, what: &str) -> ApiError {
     let logged = agent
-        .record(state, action, &agent.audit.actor, "refused: agents cannot delete")
+        .audit
+        .record(
+            state,
+            &agent.scope,
+            action,
+            &agent.audit.actor,
+            "refused: agents cannot delete",
+        )
         .await;
     match logged {
         Ok(()) => ApiError::forbidden(format!(
@@ -323,8 +330,10 @@ pub(super) async fn put_pack(
         metrics::counter!("kura_quota_refusals_total").increment(1);
         tracing::warn!(tenant_id = %agent.scope.tenant_id(), used, quota = tenant.quota_bytes, "upload refused: quota");
         agent
+            .audit
             .record(
                 &state,
+                &agent.scope,
                 "backup.upload",
                 &format!("session {}", session.0),
                 "refused: storage quota exceeded",
@@ -381,7 +390,10 @@ pub(super) async fn commit(
         .await
         .map_err(store_error)?;
     tracing::info!(tenant_id = %agent.scope.tenant_id(), machine_id = %agent.machine_id, snapshot = %id.to_hex(), "snapshot committed");
-    agent.record(&state, "backup.commit", &id.to_hex(), "ok").await?;
+    agent
+        .audit
+        .record(&state, &agent.scope, "backup.commit", &id.to_hex(), "ok")
+        .await?;
     metrics::counter!("kura_snapshots_committed_total").increment(1);
     Ok((
         StatusCode::CREATED,
@@ -448,7 +460,14 @@ pub(super) async fn note_restore(
     let tv = tenant_vault(&state, &agent).await?;
     let record = resolve_among(own_snapshots(&state, &agent, &tv).await?, &spec).map_err(store_error)?;
     agent
-        .record(&state, "restore.start", &record.id.to_hex(), "started")
+        .audit
+        .record(
+            &state,
+            &agent.scope,
+            "restore.start",
+            &record.id.to_hex(),
+            "started",
+        )
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
