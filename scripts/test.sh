@@ -46,4 +46,7 @@ if [ -z "${KURA_TEST_S3_ENDPOINT:-}" ] && [ "${KURA_TEST_GARAGE:-}" != skip ]; t
   fi
 fi
 
+# Compile-fail proofs (a handler cannot make a tenant scope) are doc tests, which nextest
+# does not run.
+cargo test --doc --locked -p kura-service
 cargo nextest run --workspace --locked --no-fail-fast "$@"

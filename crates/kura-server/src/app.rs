@@ -2,30 +2,33 @@
 //! its own router, so that operator routes and metrics simply do not exist on the
 //! customer-facing socket.
 
-use crate::vaults::{TenantVaults, VaultsError};
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+use axum::RequestExt;
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::extract::{DefaultBodyLimit, MatchedPath, RawPathParams, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum_server::Handle;
 use axum_server::accept::NoDelayAcceptor;
 use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
+use kura_service::audit::Action;
+use kura_service::db::{Db, DbError};
+use kura_service::ids::TenantId;
+use kura_service::secrets::{TokenKind, new_token, random_hex, write_private_file};
+use kura_service::vaults::{ObjectStorage, TenantVaults, VaultStorage, VaultsError};
+use kura_service::{Clock, Service, ServiceError, Settings, ops};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::task::JoinHandle;
 
 use crate::api;
 use crate::auth::{OperatorSlot, RequestId};
-use crate::config::ServerConfig;
-use crate::db::{self, DbError, ProviderRole, ServiceDb};
+use crate::config::{ObjectStoreKind, ServerConfig};
+use crate::error::ApiError;
 use crate::mail::Mailer;
-use crate::secrets::{TokenKind, new_token, random_hex, token_hash, write_private_file};
-use crate::tenants::now_ms;
 use crate::tls::{self, TlsError};
 
 /// Why the server could not start or stopped with an error.
@@ -41,6 +44,8 @@ pub enum ServerError {
     Tls(#[from] TlsError),
     #[error(transparent)]
     Mail(#[from] crate::mail::MailError),
+    #[error("{0}")]
+    Service(#[from] ServiceError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -60,35 +65,50 @@ pub enum ServerError {
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
-    pub db: Arc<dyn ServiceDb>,
-    /// The tenants' vaults (customer data, kept apart from the service database).
-    pub vaults: Arc<TenantVaults>,
+    /// Every decision of the service: operations, scopes, the database, the vaults.
+    pub service: Service,
     pub config: Arc<ServerConfig>,
     pub metrics: PrometheusHandle,
-    pub clock: Clock,
-    pub mailer: Arc<Mailer>,
-    /// Where users reach the customer listener, for links in mail (no trailing `/`).
-    pub public_url: Arc<str>,
 }
 
-/// The time that sessions, tokens, lockouts and the event log go by: the system clock
-/// plus an offset that a program embedding the server (the tests) can move forward, so
-/// expiry is tested without waiting. Nothing outside the process can move it.
-#[derive(Debug, Clone, Default)]
-pub struct Clock {
-    offset_ms: Arc<AtomicI64>,
-}
-
-impl Clock {
-    /// Milliseconds since the Unix epoch.
-    pub fn now_ms(&self) -> i64 {
-        now_ms().saturating_add(self.offset_ms.load(Ordering::Relaxed))
+impl AppState {
+    /// The service's clock (tests move it forward).
+    pub fn clock(&self) -> &Clock {
+        &self.service.clock
     }
+}
 
-    /// Moves the clock forward by `by`.
-    pub fn advance(&self, by: Duration) {
-        let by = i64::try_from(by.as_millis()).unwrap_or(i64::MAX);
-        self.offset_ms.fetch_add(by, Ordering::Relaxed);
+/// The service's rules, from the configuration.
+fn settings(config: &ServerConfig) -> Settings {
+    Settings {
+        registration_token_ttl: config.registration_token_ttl,
+        default_region: config.default_region.clone(),
+        session_idle_timeout: config.session_idle_timeout,
+        session_absolute_timeout: config.session_absolute_timeout,
+        login_throttle_after: config.login_throttle_after,
+        login_lockout_after: config.login_lockout_after,
+        login_source_lockout_after: config.login_source_lockout_after,
+        login_lockout_period: config.login_lockout_period,
+        mail_enabled: !config.smtp_url.expose().is_empty(),
+    }
+}
+
+/// Where the vaults live, from the configuration.
+pub fn vault_storage(config: &ServerConfig) -> VaultStorage {
+    VaultStorage {
+        database_url: config.effective_database_url(),
+        data_dir: config.data_dir.clone(),
+        objects: match config.object_store {
+            ObjectStoreKind::Local => ObjectStorage::Local,
+            ObjectStoreKind::S3 => ObjectStorage::S3 {
+                endpoint: config.s3_endpoint.clone(),
+                region: config.s3_region.clone(),
+                bucket: config.s3_bucket.clone(),
+                access_key: config.s3_access_key.clone(),
+                secret_key: config.s3_secret_key.expose().to_owned(),
+                allow_http: config.s3_allow_http,
+            },
+        },
     }
 }
 
@@ -105,20 +125,19 @@ impl Server {
             path: config.data_dir.clone(),
             source,
         })?;
-        let db = db::connect(&config.effective_database_url()).await?;
-        ensure_bootstrap_operator_token(db.as_ref(), &config.data_dir).await?;
+        let db = Db::connect(&config.effective_database_url()).await?;
         let tls = tls::load_or_generate(&config)?;
         let customer_listener = bind(config.customer_listen)?;
         let management_listener = bind(config.management_listen)?;
         let customer_addr = local_addr(&customer_listener, config.customer_listen)?;
         let management_addr = local_addr(&management_listener, config.management_listen)?;
 
-        let state = AppState {
+        let service = Service {
             db: db.clone(),
-            vaults: Arc::new(TenantVaults::connect(&config).await?),
-            metrics: prometheus_handle(),
+            vaults: Arc::new(TenantVaults::connect(&vault_storage(&config)).await?),
             clock: Clock::default(),
-            mailer: Arc::new(Mailer::from_config(&config)?),
+            settings: Arc::new(settings(&config)),
+            mail: Arc::new(Mailer::from_config(&config)?),
             public_url: config
                 .public_url
                 .as_deref()
@@ -127,6 +146,11 @@ impl Server {
                     |url| url.trim_end_matches('/').to_owned(),
                 )
                 .into(),
+        };
+        ensure_bootstrap_operator_token(&service, &config.data_dir).await?;
+        let state = AppState {
+            service,
+            metrics: prometheus_handle(),
             config: Arc::new(config),
         };
         let tls_config = RustlsConfig::from_config(tls.server_config);
@@ -193,9 +217,9 @@ impl RunningServer {
         self.ca_cert.as_deref()
     }
 
-    /// The service database, for in-process setup (quickstart) and tests.
-    pub fn db(&self) -> Arc<dyn ServiceDb> {
-        self.state.db.clone()
+    /// The service, for in-process setup (quickstart) and tests.
+    pub fn service(&self) -> &Service {
+        &self.state.service
     }
 
     /// What the handlers share, for in-process setup that follows the API's rules.
@@ -257,8 +281,8 @@ pub fn operator_token_path(data_dir: &Path) -> PathBuf {
 
 /// A fresh service has no operator yet: issue one token and leave it where only the
 /// process owner can read it. Never logged.
-async fn ensure_bootstrap_operator_token(db: &dyn ServiceDb, data_dir: &Path) -> Result<(), ServerError> {
-    if db.count_operator_tokens().await? > 0 {
+async fn ensure_bootstrap_operator_token(service: &Service, data_dir: &Path) -> Result<(), ServerError> {
+    if !ops::operators::none_issued(service).await? {
         return Ok(());
     }
     let token = new_token(TokenKind::Operator);
@@ -267,13 +291,7 @@ async fn ensure_bootstrap_operator_token(db: &dyn ServiceDb, data_dir: &Path) ->
         path: path.clone(),
         source,
     })?;
-    db.insert_operator_token(
-        "bootstrap",
-        ProviderRole::OperatorAdmin,
-        &token_hash(&token),
-        now_ms(),
-    )
-    .await?;
+    ops::operators::register(service, "bootstrap", &token).await?;
     tracing::info!(path = %path.display(), "issued the bootstrap operator token");
     Ok(())
 }
@@ -382,55 +400,34 @@ async fn track_request(State(listener): State<&'static str>, mut request: Reques
     response
 }
 
-/// Writes each authenticated operator call to the operator work log and, when the path
-/// names an existing tenant, to that tenant's log, so a tenant sees every operator action
-/// on it. Calls that did not authenticate are only in the request log.
+/// Writes each authenticated operator call to the operator work log and, when the
+/// route's `{tenant_id}` parameter names an existing tenant, to that tenant's log, so a
+/// tenant sees every operator action on it. Calls that did not authenticate are only in
+/// the request log.
 async fn log_operator_call(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     let slot = OperatorSlot::default();
     request.extensions_mut().insert(slot.clone());
-    let parts_for_audit = (
-        request.method().clone(),
-        request.uri().path().to_owned(),
-        crate::auth::request_id_of(request.extensions()),
-        crate::auth::client_ip_of(request.extensions(), request.headers(), &state.config),
-    );
+    let tenant = match request.extract_parts::<RawPathParams>().await {
+        Ok(params) => params
+            .iter()
+            .find(|(name, _)| *name == "tenant_id")
+            .and_then(|(_, value)| TenantId::parse(value)),
+        Err(_) => None,
+    };
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let caller = crate::auth::caller_of(request.extensions(), request.headers(), &state.config);
     let response = next.run(request).await;
     let Some(operator) = slot.take() else {
         return response;
     };
-    let (method, path, request_id, source) = parts_for_audit;
-    let audit = crate::audit::Audit {
-        actor: format!("operator:{}", operator.token_name()),
-        source,
-        request_id,
+    let Some(action) = Action::operator_call(method.as_str()) else {
+        return response;
     };
-    let now = state.clock.now_ms();
-    let action = format!("operator.{}", method.as_str().to_ascii_lowercase());
-    let result = response.status().as_u16().to_string();
-    let mut logged = audit
-        .operators(state.db.as_ref(), now, &action, &path, &result)
-        .await;
-    let tenant = path
-        .strip_prefix("/api/v1/operator/tenants/")
-        .and_then(|rest| rest.split('/').next())
-        .and_then(crate::tenancy::TenantId::parse);
-    if logged.is_ok()
-        && let Some(tenant_id) = tenant
-    {
-        let scope = crate::tenancy::TenantScope::for_operator(&operator, tenant_id);
-        logged = match state.db.tenant(&scope).await {
-            Ok(Some(_)) => {
-                audit
-                    .tenant(state.db.as_ref(), &scope, now, &action, &path, &result)
-                    .await
-            }
-            Ok(None) => Ok(()),
-            Err(err) => Err(err),
-        };
-    }
-    match logged {
+    let status = response.status().as_u16().to_string();
+    match ops::operators::log_call(&state.service, &operator, &caller, action, &path, &status, tenant).await {
         Ok(()) => response,
-        Err(err) => crate::error::ApiError::from(err).into_response(),
+        Err(err) => ApiError::from(err).into_response(),
     }
 }
 

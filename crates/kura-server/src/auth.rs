@@ -1,35 +1,33 @@
-//! Who is calling: axum extractors that turn a credential into a principal, or refuse
-//! the request with a precise 401/403.
+//! Who is calling: axum extractors that turn a credential into one of the service's
+//! principals (`kura_service::authz`), or refuse the request with a precise 401/403.
 //!
-//! - [`OperatorPrincipal`]: provider staff, by operator token (management listener only),
-//!   with a provider role.
-//! - [`AgentPrincipal`]: a registered machine, by its agent credential.
-//! - [`UserPrincipal`]: a tenant user, by session cookie (with a CSRF token on every
-//!   request that changes something) or by API token, with a tenant role.
+//! - [`Operator`]: provider staff, by operator token (management listener only), with a
+//!   provider role.
+//! - [`Agent`]: a registered machine, by its agent credential.
+//! - [`User`]: a tenant user, by session cookie (with a CSRF token, as the
+//!   `X-CSRF-Token` header or the `csrf_token` form field, on every request that changes
+//!   something) or by API token, with a tenant role.
 //!
-//! Agents and users yield the [`TenantScope`] the handler must pass to the database.
 //! Operators and users must also hold the permission their route declares
 //! ([`RequiredPermission`], set from the route tables in `api`); a route that declares
 //! none refuses everyone. The client address is the socket peer, or with
-//! `trusted_proxies` the first untrusted address of `X-Forwarded-For` ([`client_ip`]).
+//! `trusted_proxies` the first untrusted address of `X-Forwarded-For` ([`client_ip_of`]).
 
 use std::net::{IpAddr, SocketAddr};
+use std::ops::Deref;
 use std::sync::{Arc, Mutex};
 
 use axum::extract::{ConnectInfo, FromRequestParts, MatchedPath};
 use axum::http::header::{AUTHORIZATION, COOKIE};
 use axum::http::request::Parts;
 use axum::http::{Extensions, HeaderMap, Method};
-use ipnet::IpNet;
+use kura_service::authz::{
+    self, AgentPrincipal, Caller, OperatorPrincipal, Permission, UserCheck, UserPrincipal,
+};
 
 use crate::app::AppState;
-use crate::audit::Audit;
 use crate::config::ServerConfig;
-use crate::db::{ProviderRole, TenantRole, TenantStatus, TotpPolicy};
 use crate::error::ApiError;
-use crate::roles::Permission;
-use crate::secrets::token_hash;
-use crate::tenancy::{MachineId, TenantScope, UserId, agent_network_allows};
 
 /// The cookie holding a portal session id.
 pub const SESSION_COOKIE: &str = "kura_session";
@@ -44,6 +42,11 @@ pub struct RequiredPermission(pub Permission);
 #[derive(Debug, Clone)]
 pub struct RequestId(pub String);
 
+/// A CSRF token sent as a hidden form field, put here by the form extractor before the
+/// principal is checked.
+#[derive(Debug, Clone)]
+pub struct FormCsrfToken(pub String);
+
 /// Where the management listener's middleware learns which operator a request
 /// authenticated as, to write the operator work log after the handler ran.
 #[derive(Debug, Clone, Default)]
@@ -55,216 +58,40 @@ impl OperatorSlot {
     }
 }
 
-/// Refuses unless `allowed`; names the role and the permission.
-fn check_permission(parts: &Parts, role: &str, allows: impl Fn(Permission) -> bool) -> Result<(), ApiError> {
-    match parts.extensions.get::<RequiredPermission>() {
-        Some(RequiredPermission(permission)) if allows(*permission) => Ok(()),
-        Some(RequiredPermission(permission)) => Err(ApiError::forbidden(format!(
-            "your role ({role}) may not do this: it needs the {} permission (see docs/roles.md); ask an admin",
-            permission.as_str()
-        ))),
-        None => Err(ApiError::forbidden(
-            "this route declares no permission, so nobody may use it",
-        )),
-    }
+/// The permission the route declares; a route that declares none refuses everyone.
+fn required(parts: &Parts) -> Result<Permission, ApiError> {
+    parts
+        .extensions
+        .get::<RequiredPermission>()
+        .map(|RequiredPermission(permission)| *permission)
+        .ok_or_else(|| ApiError::forbidden("this route declares no permission, so nobody may use it"))
 }
 
-/// An authenticated operator.
+/// An authenticated operator holding the route's permission.
 #[derive(Debug, Clone)]
-pub struct OperatorPrincipal {
-    /// The name the token was issued under, for the log.
-    token_name: String,
-    role: ProviderRole,
-}
+pub struct Operator(pub OperatorPrincipal);
 
-impl OperatorPrincipal {
-    /// The process owner acting locally (quickstart setup), who already holds the data
-    /// directory and so every secret in it.
-    pub(crate) fn local_console() -> Self {
-        OperatorPrincipal {
-            token_name: "local console".to_owned(),
-            role: ProviderRole::OperatorAdmin,
-        }
-    }
+impl Deref for Operator {
+    type Target = OperatorPrincipal;
 
-    pub fn token_name(&self) -> &str {
-        &self.token_name
-    }
-
-    pub fn role(&self) -> ProviderRole {
-        self.role
+    fn deref(&self) -> &OperatorPrincipal {
+        &self.0
     }
 }
 
-impl FromRequestParts<AppState> for OperatorPrincipal {
+impl FromRequestParts<AppState> for Operator {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let token = bearer_token(parts, "an operator token")?;
-        let Some(record) = state.db.operator_token(&token_hash(token)).await? else {
-            return Err(ApiError::unauthorized("invalid or revoked operator token"));
-        };
-        let operator = OperatorPrincipal {
-            token_name: record.name,
-            role: record.role,
-        };
+        let operator = authz::operator(&state.service, token).await?;
         if let Some(slot) = parts.extensions.get::<OperatorSlot>()
             && let Ok(mut slot) = slot.0.lock()
         {
             *slot = Some(operator.clone());
         }
-        check_permission(parts, operator.role.as_str(), |p| operator.role.allows(p))?;
-        Ok(operator)
-    }
-}
-
-/// How a user authenticated.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum UserCredential {
-    /// A portal session, by its id (not the cookie).
-    Session(String),
-    /// An API token, by its id.
-    ApiToken(String),
-}
-
-/// An authenticated tenant user.
-#[derive(Debug, Clone)]
-pub struct UserPrincipal {
-    pub scope: TenantScope,
-    pub user_id: UserId,
-    pub login: String,
-    /// The role in force: the user's, or an API token's (never above its owner's).
-    pub role: TenantRole,
-    pub credential: UserCredential,
-    /// Actor, address and request id for the event log.
-    pub audit: Audit,
-}
-
-impl UserPrincipal {
-    /// The session id when signed in with a cookie; API tokens cannot change passwords,
-    /// create tokens or manage sessions.
-    pub fn session_id(&self) -> Result<&str, ApiError> {
-        match &self.credential {
-            UserCredential::Session(id) => Ok(id),
-            UserCredential::ApiToken(_) => Err(ApiError::forbidden(
-                "API tokens cannot do this; sign in with your password (POST /api/v1/login)",
-            )),
-        }
-    }
-}
-
-impl FromRequestParts<AppState> for UserPrincipal {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let now = state.clock.now_ms();
-        let source = client_ip(parts, &state.config);
-        let request_id = request_id(parts);
-        let principal = if parts.headers.contains_key(AUTHORIZATION) {
-            let token = bearer_token(parts, "an API token")?;
-            let Some(token) = state.db.api_token_identity(&token_hash(token)).await? else {
-                return Err(ApiError::unauthorized(
-                    "unknown API token; check that it was copied completely",
-                ));
-            };
-            if token.revoked {
-                return Err(ApiError::unauthorized(
-                    "this API token was revoked; create a new one",
-                ));
-            }
-            if now >= token.expires_ms {
-                return Err(ApiError::unauthorized(format!(
-                    "this API token expired at {}; create a new one",
-                    crate::api::types::rfc3339(token.expires_ms)
-                )));
-            }
-            if token.user_disabled {
-                return Err(ApiError::unauthorized(
-                    "the account owning this API token is disabled",
-                ));
-            }
-            if !token.user_role.covers(token.token_role) {
-                return Err(ApiError::unauthorized(
-                    "this API token's role is above its owner's current role; create a new token",
-                ));
-            }
-            refuse_inactive_tenant(token.tenant_status)?;
-            refuse_before_totp_enrolment(parts, token.totp_policy, token.user_role, token.totp_enrolled)?;
-            let scope = TenantScope::for_authenticated(token.tenant_id);
-            let audit = Audit {
-                actor: token.login.clone(),
-                source,
-                request_id,
-            };
-            if token.token_role == TenantRole::Admin {
-                refuse_outside_admin_networks(state, &scope, &audit, &token.admin_networks, now).await?;
-            }
-            state.db.touch_api_token(&scope, &token.token_id, now).await?;
-            UserPrincipal {
-                scope,
-                user_id: token.user_id,
-                login: token.login,
-                role: token.token_role,
-                credential: UserCredential::ApiToken(token.token_id),
-                audit,
-            }
-        } else {
-            let signed_out = || {
-                ApiError::unauthorized("not signed in: POST /api/v1/login, or send an API token as Bearer")
-            };
-            let cookie = session_cookie(&parts.headers).ok_or_else(signed_out)?;
-            let session = state
-                .db
-                .session_identity(&token_hash(&cookie))
-                .await?
-                .ok_or_else(signed_out)?;
-            let ended = || ApiError::unauthorized("your session has ended; sign in again");
-            let idle = duration_ms(state.config.session_idle_timeout);
-            let absolute = duration_ms(state.config.session_absolute_timeout);
-            if session.revoked
-                || session.user_disabled
-                || now >= session.last_seen_ms.saturating_add(idle)
-                || now >= session.created_ms.saturating_add(absolute)
-            {
-                return Err(ended());
-            }
-            refuse_inactive_tenant(session.tenant_status)?;
-            refuse_before_totp_enrolment(parts, session.totp_policy, session.role, session.totp_enrolled)?;
-            if !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS) {
-                let sent = parts
-                    .headers
-                    .get(CSRF_HEADER)
-                    .and_then(|value| value.to_str().ok());
-                if sent.is_none_or(|csrf| token_hash(csrf) != session.csrf_hash) {
-                    return Err(ApiError::forbidden(
-                        "missing or wrong X-CSRF-Token header: send the csrf_token returned at sign-in",
-                    ));
-                }
-            }
-            let scope = TenantScope::for_authenticated(session.tenant_id);
-            let audit = Audit {
-                actor: session.login.clone(),
-                source,
-                request_id,
-            };
-            if session.role == TenantRole::Admin {
-                refuse_outside_admin_networks(state, &scope, &audit, &session.admin_networks, now).await?;
-            }
-            state
-                .db
-                .touch_user_session(&scope, &session.session_id, now)
-                .await?;
-            UserPrincipal {
-                scope,
-                user_id: session.user_id,
-                login: session.login,
-                role: session.role,
-                credential: UserCredential::Session(session.session_id),
-                audit,
-            }
-        };
-        check_permission(parts, principal.role.as_str(), |p| principal.role.allows(p))?;
-        Ok(principal)
+        operator.require(required(parts)?)?;
+        Ok(Operator(operator))
     }
 }
 
@@ -276,51 +103,89 @@ const BEFORE_TOTP_ENROLMENT: &[&str] = &[
     "/api/v1/totp/confirm",
 ];
 
-/// The tenant's TOTP policy: a user it covers who has not enrolled can only enrol.
-fn refuse_before_totp_enrolment(
-    parts: &Parts,
-    policy: TotpPolicy,
-    role: TenantRole,
-    enrolled: bool,
-) -> Result<(), ApiError> {
-    let route = parts.extensions.get::<MatchedPath>().map(MatchedPath::as_str);
-    if enrolled || !policy.requires(role) || route.is_some_and(|route| BEFORE_TOTP_ENROLMENT.contains(&route))
-    {
-        return Ok(());
+/// An authenticated tenant user holding the route's permission.
+#[derive(Debug, Clone)]
+pub struct User(pub UserPrincipal);
+
+impl Deref for User {
+    type Target = UserPrincipal;
+
+    fn deref(&self) -> &UserPrincipal {
+        &self.0
     }
-    Err(ApiError::forbidden(
-        "your tenant requires TOTP for your role: enrol first (POST /api/v1/totp/enroll, then /api/v1/totp/confirm)",
-    ))
 }
 
-/// The admin allow-list: refused requests say so and are logged in the tenant's log.
-pub(crate) async fn refuse_outside_admin_networks(
-    state: &AppState,
-    scope: &TenantScope,
-    audit: &Audit,
-    networks: &[IpNet],
-    now_ms: i64,
-) -> Result<(), ApiError> {
-    if agent_network_allows(networks, audit.source) {
-        return Ok(());
+impl FromRequestParts<AppState> for User {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let caller = caller(parts, &state.config);
+        let route = parts.extensions.get::<MatchedPath>().map(MatchedPath::as_str);
+        let form_csrf = parts
+            .extensions
+            .get::<FormCsrfToken>()
+            .map(|FormCsrfToken(t)| t.as_str());
+        let check = UserCheck {
+            csrf_token: parts
+                .headers
+                .get(CSRF_HEADER)
+                .and_then(|value| value.to_str().ok())
+                .or(form_csrf),
+            changes_state: !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS),
+            open_before_totp_enrolment: route.is_some_and(|route| BEFORE_TOTP_ENROLMENT.contains(&route)),
+        };
+        let user = if parts.headers.contains_key(AUTHORIZATION) {
+            let token = bearer_token(parts, "an API token")?;
+            authz::api_token(&state.service, token, check, &caller).await?
+        } else {
+            let cookie = session_cookie(&parts.headers).ok_or_else(|| {
+                ApiError::unauthorized("not signed in: POST /api/v1/login, or send an API token as Bearer")
+            })?;
+            authz::session(&state.service, &cookie, check, &caller).await?
+        };
+        user.require(required(parts)?)?;
+        Ok(User(user))
     }
-    audit
-        .tenant(
-            state.db.as_ref(),
-            scope,
-            now_ms,
-            "admin.access",
-            &audit.actor,
-            "refused: outside admin networks",
-        )
-        .await?;
-    let peer = audit
-        .source
-        .map_or_else(|| "an unknown address".to_owned(), |ip| ip.to_string());
-    Err(ApiError::forbidden(format!(
-        "admins of this tenant may sign in only from its admin networks, and {peer} is not in them; \
-         ask another admin to add it"
-    )))
+}
+
+/// An authenticated agent.
+#[derive(Debug, Clone)]
+pub struct Agent(pub AgentPrincipal);
+
+impl Deref for Agent {
+    type Target = AgentPrincipal;
+
+    fn deref(&self) -> &AgentPrincipal {
+        &self.0
+    }
+}
+
+impl FromRequestParts<AppState> for Agent {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let credential = bearer_token(parts, "the agent credential")?;
+        // The private-gateway check uses the socket peer: agents do not come through
+        // the portal's proxies.
+        let caller = Caller {
+            source: peer_ip(&parts.extensions),
+            request_id: request_id_of(&parts.extensions),
+        };
+        Ok(Agent(
+            authz::agent(&state.service, credential, caller.source, &caller).await?,
+        ))
+    }
+}
+
+/// The caller's address and request id, taken before the body is read.
+pub struct CallerInfo(pub Caller);
+
+impl FromRequestParts<AppState> for CallerInfo {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        Ok(CallerInfo(caller(parts, &state.config)))
+    }
 }
 
 /// The session cookie's value, if the request carries one.
@@ -335,13 +200,16 @@ fn session_cookie(headers: &HeaderMap) -> Option<String> {
         .map(|(_, value)| value.to_owned())
 }
 
-pub(crate) fn duration_ms(duration: std::time::Duration) -> i64 {
-    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+/// The request's origin for the event log.
+fn caller(parts: &Parts, config: &ServerConfig) -> Caller {
+    caller_of(&parts.extensions, &parts.headers, config)
 }
 
-/// The current request's id (set by the router's middleware).
-pub(crate) fn request_id(parts: &Parts) -> String {
-    request_id_of(&parts.extensions)
+pub(crate) fn caller_of(extensions: &Extensions, headers: &HeaderMap, config: &ServerConfig) -> Caller {
+    Caller {
+        source: client_ip_of(extensions, headers, config),
+        request_id: request_id_of(extensions),
+    }
 }
 
 pub(crate) fn request_id_of(extensions: &Extensions) -> String {
@@ -351,20 +219,21 @@ pub(crate) fn request_id_of(extensions: &Extensions) -> String {
         .unwrap_or_default()
 }
 
-/// The client's address: the socket peer, unless the peer is a trusted proxy, in which
-/// case `X-Forwarded-For` is read from the right, skipping trusted proxies.
-pub(crate) fn client_ip(parts: &Parts, config: &ServerConfig) -> Option<IpAddr> {
-    client_ip_of(&parts.extensions, &parts.headers, config)
+/// The socket peer's address; IPv4 clients of a dual-stack socket appear as IPv4.
+fn peer_ip(extensions: &Extensions) -> Option<IpAddr> {
+    extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip().to_canonical())
 }
 
+/// The client's address: the socket peer, unless the peer is a trusted proxy, in which
+/// case `X-Forwarded-For` is read from the right, skipping trusted proxies.
 pub(crate) fn client_ip_of(
     extensions: &Extensions,
     headers: &HeaderMap,
     config: &ServerConfig,
 ) -> Option<IpAddr> {
-    let peer = extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| addr.ip().to_canonical())?;
+    let peer = peer_ip(extensions)?;
     let trusted = |ip: &IpAddr| config.trusted_proxies.iter().any(|net| net.contains(ip));
     if !trusted(&peer) {
         return Some(peer);
@@ -384,80 +253,6 @@ pub(crate) fn client_ip_of(
             .find(|ip| !trusted(ip))
             .unwrap_or(peer),
     )
-}
-
-/// An authenticated agent: the machine, and the scope of its tenant.
-#[derive(Debug, Clone)]
-pub struct AgentPrincipal {
-    pub scope: TenantScope,
-    pub machine_id: MachineId,
-    /// Actor, address and request id for the event log.
-    pub audit: Audit,
-}
-
-impl FromRequestParts<AppState> for AgentPrincipal {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let credential = bearer_token(parts, "the agent credential")?;
-        let Some(agent) = state.db.agent_by_credential(&token_hash(credential)).await? else {
-            return Err(ApiError::unauthorized("unknown agent credential"));
-        };
-        if agent.credential_revoked {
-            return Err(ApiError::unauthorized(
-                "this agent's credential was revoked; register the machine again",
-            ));
-        }
-        refuse_inactive_tenant(agent.tenant_status)?;
-        refuse_outside_agent_networks(&agent.agent_networks, peer_ip(parts))?;
-        Ok(AgentPrincipal {
-            scope: TenantScope::for_authenticated(agent.tenant_id),
-            audit: Audit {
-                actor: format!("agent:{}", agent.machine_id),
-                source: peer_ip(parts),
-                request_id: request_id(parts),
-            },
-            machine_id: agent.machine_id,
-        })
-    }
-}
-
-/// A suspended or terminated tenant is locked out at once.
-pub(crate) fn refuse_inactive_tenant(status: TenantStatus) -> Result<(), ApiError> {
-    match status {
-        TenantStatus::Active => Ok(()),
-        TenantStatus::Suspended => Err(ApiError::forbidden(
-            "this tenant is suspended; contact your service provider",
-        )),
-        TenantStatus::Terminated => Err(ApiError::forbidden("this tenant's contract has been terminated")),
-    }
-}
-
-/// The private-gateway option (see [`agent_network_allows`]).
-pub(crate) fn refuse_outside_agent_networks(
-    networks: &[IpNet],
-    peer: Option<IpAddr>,
-) -> Result<(), ApiError> {
-    if agent_network_allows(networks, peer) {
-        Ok(())
-    } else {
-        Err(outside_agent_networks(peer))
-    }
-}
-
-pub(crate) fn outside_agent_networks(peer: Option<IpAddr>) -> ApiError {
-    let peer = peer.map_or_else(|| "an unknown address".to_owned(), |ip| ip.to_string());
-    ApiError::forbidden(format!(
-        "this tenant accepts agents only from its configured networks, and {peer} is not in them"
-    ))
-}
-
-/// The socket peer's address; IPv4 clients of a dual-stack socket appear as IPv4.
-pub(crate) fn peer_ip(parts: &Parts) -> Option<IpAddr> {
-    parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| addr.ip().to_canonical())
 }
 
 fn bearer_token<'a>(parts: &'a Parts, what: &str) -> Result<&'a str, ApiError> {

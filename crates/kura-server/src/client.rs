@@ -73,7 +73,7 @@ impl ManagementClient {
 
     /// Accepts a tenant id or a service code.
     pub async fn resolve_tenant(&self, tenant: &str) -> Result<String, ClientError> {
-        if crate::tenancy::TenantId::parse(tenant).is_some() {
+        if kura_service::ids::TenantId::parse(tenant).is_some() {
             return Ok(tenant.to_owned());
         }
         self.list_tenants()

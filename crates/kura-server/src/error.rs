@@ -1,10 +1,10 @@
 //! [`ApiError`]: every error an HTTP client sees, always as `{"error": "..."}` with a
-//! status that says whose fault it is.
+//! status that says whose fault it is. Service errors are mapped to statuses here, in
+//! one place.
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-
-use crate::db::DbError;
+use kura_service::{ErrorKind, ServiceError};
 
 /// An error answered to an HTTP client. Messages are written for the person reading
 /// them and never contain secrets.
@@ -44,27 +44,30 @@ impl ApiError {
         Self::new(StatusCode::NOT_FOUND, message)
     }
 
-    pub fn conflict(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::CONFLICT, message)
-    }
-
     /// A failure on our side; the details go to the log, not to the client.
     pub fn internal(context: &str, err: &dyn std::error::Error) -> Self {
-        tracing::error!(error = %err, "{context}");
-        Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal server error; the operator can find details in the log",
-        )
+        ServiceError::internal(context, err).into()
     }
 }
 
-impl From<DbError> for ApiError {
-    fn from(err: DbError) -> Self {
-        match err {
-            DbError::Conflict(message) => ApiError::conflict(message),
-            DbError::OutOfRange(what) => ApiError::invalid(format!("{what} is too large")),
-            other => ApiError::internal("database error", &other),
-        }
+/// The status of each kind of service error.
+pub fn status_of(kind: ErrorKind) -> StatusCode {
+    match kind {
+        ErrorKind::NotFound => StatusCode::NOT_FOUND,
+        ErrorKind::Conflict => StatusCode::CONFLICT,
+        ErrorKind::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
+        ErrorKind::Forbidden => StatusCode::FORBIDDEN,
+        ErrorKind::Unauthenticated => StatusCode::UNAUTHORIZED,
+        ErrorKind::Throttled => StatusCode::TOO_MANY_REQUESTS,
+        ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorKind::StorageFull => StatusCode::INSUFFICIENT_STORAGE,
+        ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(err: ServiceError) -> Self {
+        ApiError::new(status_of(err.kind), err.message)
     }
 }
 

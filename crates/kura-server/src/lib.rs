@@ -1,37 +1,31 @@
-//! `kura-server`: the multi-tenant service around the vault engine.
+//! `kura-server`: the process around the service.
 //!
-//! This crate owns the service side: configuration, the two TLS listeners (customer and
-//! management) and their routers, authentication of operators, agents and tenant users,
-//! roles ([`roles`]), the tamper-evident event log ([`audit`]), tenancy
-//! ([`TenantScope`], the only way to reach a tenant's data), the service database
-//! ([`db::ServiceDb`] on SQLite or PostgreSQL), tenant contracts, agent registration,
-//! metrics, quickstart, and the operator command-line client.
+//! This crate owns configuration, the two TLS listeners (customer and management) and
+//! their route tables, the JSON API (mapping [`kura_service::ServiceError`] to HTTP in
+//! one place, [`ApiError`]), the extractors that turn credentials into the service's
+//! principals, the SMTP transport, metrics, quickstart and the operator command-line
+//! client.
 //!
-//! It must not know the stored formats beyond `kura-format`'s API, nor how the vault keeps
-//! packs and chunks (that is `kura-store`'s). Customer data (vaults) and service data (this
-//! crate's database) stay apart.
+//! It must not know SQL or the service's rules: every decision is a `kura-service`
+//! operation, which the API (and later the portal, the console and jobs) call alike. It
+//! knows the stored formats only through `kura-format`'s and `kura-store`'s APIs.
 
-pub mod accounts;
 pub mod api;
 pub mod app;
-pub mod audit;
 pub mod auth;
 pub mod client;
 pub mod config;
-pub mod db;
 pub mod error;
 pub mod mail;
 pub mod quickstart;
-pub mod roles;
-pub mod secrets;
-pub mod tenancy;
-pub mod tenants;
 pub mod tls;
-pub mod totp;
-pub mod vaults;
 
-pub use app::{AppState, Clock, RunningServer, Server, ServerError, ShutdownHandle};
-pub use auth::{AgentPrincipal, OperatorPrincipal, UserPrincipal};
+pub use app::{AppState, RunningServer, Server, ServerError, ShutdownHandle};
 pub use config::ServerConfig;
 pub use error::ApiError;
-pub use tenancy::{MachineId, TenantId, TenantScope};
+pub use kura_service::{Clock, secrets, totp};
+
+/// Roles as the API names them (re-exported for the command-line client and tests).
+pub mod roles {
+    pub use kura_service::authz::{Permission, ProviderRole, TenantRole};
+}

@@ -1,10 +1,11 @@
-//! Outgoing mail: lettre over SMTP (`smtp_url`), the one place the service sends from.
-//! Callers record what they sent in the event log; message bodies may carry one-time
-//! links, so they are never logged.
+//! Outgoing mail: lettre over SMTP (`smtp_url`), the transport behind the service's
+//! [`MailTransport`]. Message bodies may carry one-time links, so they are never logged.
 
 use lettre::message::Mailbox;
 use lettre::message::header::ContentType;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+
+use kura_service::mail::{MailFailure, MailTransport, Sending};
 
 use crate::config::ServerConfig;
 
@@ -70,5 +71,18 @@ impl Mailer {
             .body(body)?;
         transport.send(message).await?;
         Ok(())
+    }
+}
+
+impl MailTransport for Mailer {
+    fn send<'a>(&'a self, to: &'a str, subject: &'a str, body: String) -> Sending<'a> {
+        Box::pin(async move {
+            Mailer::send(self, to, subject, body)
+                .await
+                .map_err(|err| match err {
+                    MailError::NotConfigured => MailFailure::NotConfigured,
+                    other => MailFailure::Failed(other.to_string()),
+                })
+        })
     }
 }

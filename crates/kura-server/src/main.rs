@@ -223,10 +223,10 @@ async fn run(command: Command) -> Result<()> {
 }
 
 async fn audit_verify(config: ServerConfig) -> Result<()> {
-    let db = kura_server::db::connect(&config.effective_database_url())
+    let db = kura_service::db::Db::connect(&config.effective_database_url())
         .await
         .context("cannot open the service database")?;
-    match kura_server::audit::verify(db.as_ref()).await? {
+    match kura_service::audit::verify(&db).await? {
         Ok(verified) => {
             println!(
                 "event log intact: {} chains, {} events",

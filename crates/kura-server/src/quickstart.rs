@@ -13,15 +13,15 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use kura_service::authz::{self, ContractScope, OperatorPrincipal};
+use kura_service::ids::TenantId;
+use kura_service::ops::{operators, tenants};
+use kura_service::secrets::{TokenKind, new_token, write_private_file};
+use kura_service::{Service, ServiceError};
+
 use crate::api::types::CreateTenantRequest;
-use crate::app::{AppState, RunningServer, Server, ServerError, operator_token_path};
-use crate::auth::OperatorPrincipal;
+use crate::app::{RunningServer, Server, ServerError, operator_token_path};
 use crate::config::ServerConfig;
-use crate::db::{DbError, ProviderRole, ServiceDb};
-use crate::error::ApiError;
-use crate::secrets::{TokenKind, new_token, token_hash, write_private_file};
-use crate::tenancy::{TenantId, TenantScope};
-use crate::tenants::{self, now_ms};
 
 /// The demo tenant's service code.
 pub const DEMO_SERVICE_CODE: &str = "DEMO-0001";
@@ -31,10 +31,8 @@ pub const DEMO_SERVICE_CODE: &str = "DEMO-0001";
 pub enum QuickstartError {
     #[error(transparent)]
     Server(#[from] ServerError),
-    #[error(transparent)]
-    Db(#[from] DbError),
     #[error("cannot set up the demo tenant: {0}")]
-    Setup(#[from] ApiError),
+    Setup(#[from] ServiceError),
     #[error("cannot read or write {path}: {message}")]
     File { path: PathBuf, message: String },
     #[error(
@@ -81,8 +79,11 @@ pub fn config(data_dir: &Path, customer_listen: SocketAddr, management_listen: S
 pub async fn start(config: ServerConfig) -> Result<(RunningServer, QuickstartInfo), QuickstartError> {
     let data_dir = config.data_dir.clone();
     let server = Server::start(config).await?;
-    let operator_token = ensure_operator_token(server.state().db.as_ref(), &data_dir).await?;
-    let demo = ensure_demo_tenant(server.state(), &data_dir).await?;
+    let service = server.service();
+    let operator_token = ensure_operator_token(service, &data_dir).await?;
+    // Quickstart acts as the operator whose token it holds, like any operator.
+    let operator = authz::operator(service, &operator_token).await?;
+    let demo = ensure_demo_tenant(service, &operator, &data_dir).await?;
     let ca_cert = server.ca_cert().map(Path::to_owned).unwrap_or_default();
     let info = QuickstartInfo {
         customer_url: https_url(server.customer_addr()),
@@ -110,11 +111,11 @@ pub fn https_url(addr: SocketAddr) -> String {
 
 /// The bootstrap operator token from its file, or a new one if the file is gone or its
 /// token was revoked.
-async fn ensure_operator_token(db: &dyn ServiceDb, data_dir: &Path) -> Result<String, QuickstartError> {
+async fn ensure_operator_token(service: &Service, data_dir: &Path) -> Result<String, QuickstartError> {
     let path = operator_token_path(data_dir);
     if let Ok(text) = std::fs::read_to_string(&path) {
         let token = text.trim().to_owned();
-        if db.operator_token(&token_hash(&token)).await?.is_some() {
+        if authz::operator(service, &token).await.is_ok() {
             return Ok(token);
         }
     }
@@ -123,27 +124,21 @@ async fn ensure_operator_token(db: &dyn ServiceDb, data_dir: &Path) -> Result<St
         path: path.clone(),
         message: err.to_string(),
     })?;
-    db.insert_operator_token(
-        "quickstart",
-        ProviderRole::OperatorAdmin,
-        &token_hash(&token),
-        now_ms(),
-    )
-    .await?;
+    operators::register(service, "quickstart", &token).await?;
     Ok(token)
 }
 
-async fn ensure_demo_tenant(state: &AppState, data_dir: &Path) -> Result<DemoState, QuickstartError> {
-    let operator = OperatorPrincipal::local_console();
+async fn ensure_demo_tenant(
+    service: &Service,
+    operator: &OperatorPrincipal,
+    data_dir: &Path,
+) -> Result<DemoState, QuickstartError> {
     let path = data_dir.join("quickstart.json");
-    let existing = state
-        .db
-        .tenant_by_service_code(&operator, DEMO_SERVICE_CODE)
-        .await?;
+    let existing = tenants::by_service_code(service, operator, DEMO_SERVICE_CODE).await?;
     let Some(tenant) = existing else {
-        let created = tenants::create_tenant(
-            state,
-            &operator,
+        let created = tenants::create(
+            service,
+            operator,
             CreateTenantRequest {
                 service_code: DEMO_SERVICE_CODE.to_owned(),
                 name: "Demo tenant".to_owned(),
@@ -158,10 +153,10 @@ async fn ensure_demo_tenant(state: &AppState, data_dir: &Path) -> Result<DemoSta
         )
         .await?;
         let demo = DemoState {
-            tenant_id: created.tenant_id,
+            tenant_id: created.tenant.id.to_string(),
             admin_login: created.admin_login,
             admin_password: created.admin_password,
-            registration_token: created.registration_token,
+            registration_token: created.registration.token,
         };
         save_state(&path, &demo)?;
         return Ok(demo);
@@ -171,16 +166,10 @@ async fn ensure_demo_tenant(state: &AppState, data_dir: &Path) -> Result<DemoSta
     if tenant_id.is_none() {
         return Err(QuickstartError::StateLost { path });
     }
-    let scope = TenantScope::for_operator(&operator, tenant.id.clone());
-    let usable = state
-        .db
-        .registration_token_usable(&scope, &token_hash(&demo.registration_token), now_ms())
-        .await?;
-    if !usable {
-        let token =
-            tenants::issue_registration_token(state.db.as_ref(), &scope, state.config.registration_token_ttl)
-                .await?;
-        demo.registration_token = token.registration_token;
+    let scope = ContractScope::new(operator, tenant.id.clone());
+    if !tenants::registration_token_usable(service, &scope, &demo.registration_token).await? {
+        let token = tenants::issue_registration_token(service, &scope, &tenant).await?;
+        demo.registration_token = token.token;
         save_state(&path, &demo)?;
     }
     Ok(demo)

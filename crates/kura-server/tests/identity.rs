@@ -11,7 +11,7 @@ use common::agent::Agent;
 use common::user::{Session, try_login, try_login_with, with_token};
 use common::{TestServer, error_of};
 use kura_server::api::{Access, customer_route_table, management_route_table};
-use kura_server::db::{ProviderRole, TenantRole};
+use kura_server::roles::{ProviderRole, TenantRole};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -196,7 +196,7 @@ async fn sessions_end_after_idle_and_absolute_timeouts() {
     })
     .await;
     let (_, admin) = server.tenant_admin("ACME-0001").await;
-    let clock = server.server.state().clock.clone();
+    let clock = server.server.state().clock().clone();
     clock.advance(Duration::from_secs(500));
     assert_eq!(admin.get("/api/v1/me").await.0, 200, "activity keeps it alive");
     clock.advance(Duration::from_secs(500));
@@ -303,17 +303,15 @@ async fn role_matrix_matches_the_table(server: TestServer) {
 
     // Provider roles on the management listener.
     let operator_token = "kura_op_test_operator_role_token";
-    server
-        .server
-        .db()
-        .insert_operator_token(
-            "staff",
-            ProviderRole::Operator,
-            &kura_server::secrets::token_hash(operator_token),
-            0,
-        )
-        .await
-        .unwrap();
+    kura_service::db::operators::insert(
+        &server.server.service().db,
+        "staff",
+        ProviderRole::Operator,
+        &kura_server::secrets::token_hash(operator_token),
+        0,
+    )
+    .await
+    .unwrap();
     for (method, pattern, access) in management_route_table() {
         let Access::Role(permission) = access else {
             continue;
@@ -384,13 +382,7 @@ async fn admin_allow_list_is_enforced_from_a_second_loopback_address(server: Tes
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["cidrs"], json!(["127.0.0.1/32", "2001:db8::/32"]));
 
-    let ca = server.server.ca_cert().unwrap().to_owned();
-    let pem = std::fs::read(ca).unwrap();
-    let from_second = reqwest::Client::builder()
-        .tls_certs_only([reqwest::Certificate::from_pem(&pem).unwrap()])
-        .local_address(Some("127.0.0.2".parse().unwrap()))
-        .build()
-        .unwrap();
+    let from_second = client_from(&server, "127.0.0.2");
     let admin_login = created["admin_login"].as_str().unwrap();
     let (status, body, _) = try_login(
         &from_second,
@@ -439,10 +431,81 @@ async fn failed_logins_throttle_then_lock_on_postgres() {
     failed_logins_throttle_then_lock_and_the_admin_sees_it(common::start_on_postgres(|_| ()).await).await;
 }
 
+/// A client bound to `address` (another loopback address), trusting the test server.
+fn client_from(server: &TestServer, address: &str) -> reqwest::Client {
+    let pem = std::fs::read(server.server.ca_cert().unwrap()).unwrap();
+    reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(&pem).unwrap()])
+        .local_address(Some(address.parse().unwrap()))
+        .build()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credential_stuffing_from_one_address_is_slowed() {
+    let server = common::start(|_| ()).await;
+    let (_, admin) = server.tenant_admin("ACME-0001").await;
+    let (_, password) = server.add_user(&admin, "victor", "operator").await;
+    // Many login IDs, one wrong password each, from one address.
+    let mut first_refusal = None;
+    for i in 0..10 {
+        let login = format!("guess-{i}");
+        let (status, body, _) = try_login(&server.http, &server.customer, &login, "Winter2026!pass").await;
+        if status == 429 {
+            assert!(error_of(&body).contains("wait"), "{body}");
+            first_refusal = Some(i);
+            break;
+        }
+        assert_eq!(status, 401, "{body}");
+    }
+    assert!(
+        first_refusal.is_some(),
+        "ten failures from one address were never slowed"
+    );
+    // Another address is not affected.
+    let other = client_from(&server, "127.0.0.3");
+    let (status, body, _) = try_login(&other, &server.customer, "victor", &password).await;
+    assert_eq!(status, 200, "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_from_outside_the_admin_networks_do_not_lock_the_admin() {
+    let server = common::start(|_| ()).await;
+    let (created, admin) = server.tenant_admin("ACME-0001").await;
+    let (status, body) = admin
+        .call(
+            Method::PUT,
+            "/api/v1/tenant/admin-networks",
+            Some(json!({ "cidrs": ["127.0.0.1/32"] })),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let admin_login = created["admin_login"].as_str().unwrap();
+    let outsider = client_from(&server, "127.0.0.4");
+    let clock = server.server.state().clock().clone();
+    for _ in 0..12 {
+        let (status, _, _) = try_login(&outsider, &server.customer, admin_login, "not-the-password-1").await;
+        assert!(status == 401 || status == 429, "{status}");
+        clock.advance(Duration::from_secs(120));
+    }
+    // The outsider's address is slowed or locked; the admin's login is not.
+    let (status, body, _) = try_login(
+        &server.http,
+        &server.customer,
+        admin_login,
+        created["admin_password"].as_str().unwrap(),
+    )
+    .await;
+    assert_eq!(
+        status, 200,
+        "the admin must not be locked out from outside: {body}"
+    );
+}
+
 async fn failed_logins_throttle_then_lock_and_the_admin_sees_it(server: TestServer) {
     let (_, admin) = server.tenant_admin("ACME-0001").await;
     let (victim, password) = server.add_user(&admin, "victor", "operator").await;
-    let clock = server.server.state().clock.clone();
+    let clock = server.server.state().clock().clone();
     let attempt = |login: &'static str, password: String| {
         let http = server.http.clone();
         let base = server.customer.clone();
@@ -476,7 +539,16 @@ async fn failed_logins_throttle_then_lock_and_the_admin_sees_it(server: TestServ
         .find(|u| u["login"] == "victor")
         .unwrap();
     assert!(shown["locked_until"].is_string(), "{users}");
-    // An unknown login ID locks the same way, so lockout reveals nothing.
+    // The admin lifts the lockout.
+    let path = format!("/api/v1/users/{}", victim["id"].as_str().unwrap());
+    let (status, _) = admin
+        .call(Method::PATCH, &path, Some(json!({ "unlock": true })))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(attempt("victor", password.clone()).await.0, 200);
+    // An unknown login ID locks the same way, so lockout reveals nothing. (The failures
+    // above also count against this address; let them age out first.)
+    clock.advance(Duration::from_secs(16 * 60));
     for failures in 0..10 {
         if failures >= 3 {
             wait_out(failures);
@@ -487,13 +559,6 @@ async fn failed_logins_throttle_then_lock_and_the_admin_sees_it(server: TestServ
     let (status_unknown, unknown, _) = attempt("nobody", "wrong".into()).await;
     assert_eq!(status_unknown, 429, "{unknown}");
 
-    // The admin lifts the lockout.
-    let path = format!("/api/v1/users/{}", victim["id"].as_str().unwrap());
-    let (status, _) = admin
-        .call(Method::PATCH, &path, Some(json!({ "unlock": true })))
-        .await;
-    assert_eq!(status, 200);
-    assert_eq!(attempt("victor", password.clone()).await.0, 200);
     let (_, events) = admin.get("/api/v1/events").await;
     let actions: Vec<&str> = events
         .as_array()
@@ -567,7 +632,7 @@ async fn api_tokens_are_scoped_shown_once_expire_and_revoke(server: TestServer) 
     assert!(!listed.to_string().contains(token));
     assert!(listed[0]["last_used"].is_string(), "{listed}");
 
-    let clock = server.server.state().clock.clone();
+    let clock = server.server.state().clock().clone();
     clock.advance(Duration::from_secs(31 * 24 * 3600));
     let (status, body) = with_token(&server, token, Method::GET, "/api/v1/me", None).await;
     assert_eq!(status, 401, "{body}");
@@ -719,7 +784,7 @@ async fn totp_enrolment_policy_and_single_use_codes_follow_the_servers_clock(ser
     let (created, admin) = server.tenant_admin("ACME-0001").await;
     let login = created["admin_login"].as_str().unwrap();
     let password = created["admin_password"].as_str().unwrap();
-    let clock = server.server.state().clock.clone();
+    let clock = server.server.state().clock().clone();
     let step = Duration::from_millis(STEP_MS as u64);
 
     // The policy makes TOTP mandatory for admins: until enrolled, only enrolment works.
@@ -834,7 +899,7 @@ async fn operators_see_tenant_data_only_under_a_live_support_grant(server: TestS
     let auditor = server.login("aud", &password).await;
     let tenant_id = created["tenant_id"].as_str().unwrap();
     let path = format!("/api/v1/operator/tenants/{tenant_id}/snapshots");
-    let clock = server.server.state().clock.clone();
+    let clock = server.server.state().clock().clone();
 
     let (status, body) = server.operator(Method::GET, &path, None).await;
     assert_eq!(status, 403, "{body}");
@@ -1094,7 +1159,7 @@ async fn forgotten_passwords_are_reissued_by_mail_once_within_30_minutes(on_post
     server.login("mia", "a fresh passphrase here").await;
 
     // At most one mail in 5 minutes; links expire after 30 minutes.
-    let clock = server.server.state().clock.clone();
+    let clock = server.server.state().clock().clone();
     clock.advance(Duration::from_secs(5 * 60));
     forgot("mia").await;
     let (_, token) = mail.reset_token(2).await;
@@ -1108,7 +1173,7 @@ async fn forgotten_passwords_are_reissued_by_mail_once_within_30_minutes(on_post
     server
         .server
         .state()
-        .clock
+        .clock()
         .advance(Duration::from_secs(30 * 60 + 1));
     assert_eq!(reset(token, "a later passphrase here").await.0, 401, "expired");
 

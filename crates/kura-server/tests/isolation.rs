@@ -154,7 +154,8 @@ fn case(method: &Method, pattern: &str, a: &Victim, same_tenant: bool) -> (Strin
         ("POST", "/api/v1/password/forgot") => (
             pattern.into(),
             Body::Json(json!({ "login": "acme-0001-admin" })),
-            &[202],
+            // No mail server in this suite: the service says so instead of pretending.
+            &[503],
         ),
         ("POST", "/api/v1/password/reset") => (
             pattern.into(),

@@ -20,7 +20,7 @@ use serde::de::DeserializeOwned;
 use crate::app::AppState;
 use crate::auth::RequiredPermission;
 use crate::error::ApiError;
-use crate::roles::{Permission, roles_markdown};
+use kura_service::authz::{Permission, roles_markdown};
 
 mod agent;
 mod operator;
@@ -30,18 +30,6 @@ mod totp;
 pub mod types;
 mod users;
 mod vault;
-
-/// The caller's tenant; a tenant deleted under a live credential is a clear 404.
-async fn current_tenant(
-    state: &AppState,
-    scope: &crate::tenancy::TenantScope,
-) -> Result<crate::db::TenantRecord, ApiError> {
-    state
-        .db
-        .tenant(scope)
-        .await?
-        .ok_or_else(|| ApiError::not_found("this tenant no longer exists"))
-}
 
 /// Builds one route's handler (with its layers) for the method it is given, so the
 /// method in the table is the one the router serves.
@@ -517,9 +505,9 @@ pub(crate) async fn method_not_allowed() -> ApiError {
 
 /// Liveness and database reachability, for load balancers and monitoring.
 async fn healthz(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
-    state.db.count_operator_tokens().await?;
+    kura_service::ops::operators::ping(&state.service).await?;
     Ok(Json(
-        serde_json::json!({ "status": "ok", "database": state.db.backend() }),
+        serde_json::json!({ "status": "ok", "database": state.service.db.backend() }),
     ))
 }
 
@@ -529,4 +517,21 @@ async fn metrics(State(state): State<AppState>) -> ([(axum::http::HeaderName, &'
         [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.render(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn roles_doc_matches_the_table() {
+        let expected = super::roles_doc();
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/roles.md");
+        if std::env::var_os("KURA_WRITE_ROLES_DOC").is_some() {
+            std::fs::write(path, &expected).unwrap();
+        }
+        let actual = std::fs::read_to_string(path).unwrap_or_default();
+        assert_eq!(
+            actual, expected,
+            "docs/roles.md is out of date: run with KURA_WRITE_ROLES_DOC=1 to regenerate it"
+        );
+    }
 }

@@ -4,53 +4,12 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::db::{ApiTokenRecord, MachineRecord, TenantRecord, TenantRole, TenantUserRecord, TotpPolicy};
+use kura_service::authz::TenantRole;
+use kura_service::model::{ApiTokenRecord, MachineRecord, TenantRecord, TenantUserRecord};
+pub use kura_service::rfc3339;
+use kura_service::totp::TotpPolicy;
 
-/// `POST /api/v1/operator/tenants`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CreateTenantRequest {
-    /// `^[A-Z0-9][A-Z0-9-]{2,31}$`, unique.
-    pub service_code: String,
-    pub name: String,
-    pub quota_bytes: u64,
-    pub max_machines: u32,
-    /// Defaults to the server's `default_region`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub region: Option<String>,
-    #[serde(default)]
-    pub encryption_required: bool,
-    #[serde(default)]
-    pub immutable_days: u32,
-    /// CIDRs (or single addresses) agents must connect from; empty means anywhere.
-    #[serde(default)]
-    pub agent_networks: Vec<String>,
-    /// IANA time zone; defaults to Asia/Tokyo.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub time_zone: Option<String>,
-}
-
-/// `PATCH /api/v1/operator/tenants/{id}`: only the fields given change.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct UpdateTenantRequest {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub quota_bytes: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_machines: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub region: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub encryption_required: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub immutable_days: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub agent_networks: Option<Vec<String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub time_zone: Option<String>,
-}
+pub use kura_service::ops::tenants::{CreateTenantRequest, UpdateTenantRequest};
 
 /// A tenant as the operator sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -389,13 +348,6 @@ pub struct RegisteredAgent {
 pub struct AgentWhoAmI {
     pub tenant_id: String,
     pub machine_id: String,
-}
-
-/// Milliseconds since the epoch as RFC 3339 in UTC.
-pub fn rfc3339(ms: i64) -> String {
-    jiff::Timestamp::from_millisecond(ms)
-        .map(|timestamp| timestamp.to_string())
-        .unwrap_or_else(|_| ms.to_string())
 }
 
 /// Answer to `POST /api/v1/totp/enroll`: the secret, shown once.

@@ -31,8 +31,8 @@ use object_store::path::Path as ObjectPath;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use tokio::sync::Mutex;
 
-use crate::config::{ObjectStoreKind, ServerConfig};
-use crate::tenancy::{TenantId, TenantScope};
+use crate::authz::TenantScope;
+use crate::ids::TenantId;
 
 /// The one vault every tenant has so far.
 const VAULT_NAME: &str = "default";
@@ -71,6 +71,33 @@ impl TenantVault {
     }
 }
 
+/// Where the vaults live, from the server's configuration.
+#[derive(Clone)]
+pub struct VaultStorage {
+    /// The service database's URL: PostgreSQL keeps every catalog there.
+    pub database_url: String,
+    /// The service's data directory (`vaults/` with SQLite, `objects/` for local objects).
+    pub data_dir: PathBuf,
+    /// Where objects live when the database is PostgreSQL.
+    pub objects: ObjectStorage,
+}
+
+/// Where vault objects live with PostgreSQL.
+#[derive(Clone)]
+pub enum ObjectStorage {
+    /// `DATA/objects`.
+    Local,
+    /// An S3 bucket (explicit endpoint and credentials, never the cloud's metadata service).
+    S3 {
+        endpoint: String,
+        region: String,
+        bucket: String,
+        access_key: String,
+        secret_key: String,
+        allow_http: bool,
+    },
+}
+
 /// Why the vaults could not be set up at start.
 #[derive(Debug, thiserror::Error)]
 pub enum VaultsError {
@@ -104,32 +131,32 @@ pub struct TenantVaults {
 impl TenantVaults {
     /// The vaults for `config`: on PostgreSQL when `database_url` is PostgreSQL (migrating
     /// the catalog tables), in `DATA/vaults` otherwise.
-    pub async fn connect(config: &ServerConfig) -> Result<Self, VaultsError> {
-        let url = config.effective_database_url();
+    pub async fn connect(config: &VaultStorage) -> Result<Self, VaultsError> {
+        let url = &config.database_url;
         let backend = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let pool = PgPoolOptions::new()
                 .max_connections(16)
-                .connect_with(PgConnectOptions::from_str(&url)?)
+                .connect_with(PgConnectOptions::from_str(url)?)
                 .await?;
             kura_store::migrate_postgres(&pool).await?;
-            let objects: Arc<dyn ObjectStore> = match config.object_store {
-                ObjectStoreKind::Local => {
+            let objects: Arc<dyn ObjectStore> = match &config.objects {
+                ObjectStorage::Local => {
                     let dir = config.data_dir.join("objects");
                     std::fs::create_dir_all(&dir)
                         .map_err(|e| StoreError::Storage(format!("cannot create {}: {e}", dir.display())))?;
                     Arc::new(LocalFileSystem::new_with_prefix(dir).map_err(StoreError::from)?)
                 }
-                ObjectStoreKind::S3 => kura_store::s3_store(
-                    &config.s3_endpoint,
-                    &config.s3_region,
-                    &config.s3_bucket,
-                    &config.s3_access_key,
-                    config.s3_secret_key.expose(),
-                    config.s3_allow_http,
-                )?,
+                ObjectStorage::S3 {
+                    endpoint,
+                    region,
+                    bucket,
+                    access_key,
+                    secret_key,
+                    allow_http,
+                } => kura_store::s3_store(endpoint, region, bucket, access_key, secret_key, *allow_http)?,
             };
             Backend::Shared { pool, objects }
-        } else if config.object_store == ObjectStoreKind::S3 {
+        } else if matches!(config.objects, ObjectStorage::S3 { .. }) {
             return Err(VaultsError::S3NeedsPostgres);
         } else {
             Backend::Local {

@@ -1,6 +1,5 @@
-//! The event log: what is recorded ([`Audit`], built per request), how rows are chained
-//! ([`event_hash`]), and how the chains are checked ([`verify`], behind
-//! `kura-server audit verify`).
+//! How rows of the event log are chained ([`event_hash`]) and how the chains are checked
+//! ([`verify`], behind `kura-server audit verify`).
 //!
 //! Each tenant has one chain and the operators one (the operator work log). A row's hash
 //! covers its chain, sequence number, tenant and every field, plus the previous row's
@@ -10,12 +9,9 @@
 //! deletes them.
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
 
-use crate::app::AppState;
-use crate::db::{DbResult, EventChain, EventRecord, NewEvent, ServiceDb};
-use crate::error::ApiError;
-use crate::tenancy::TenantScope;
+use crate::db::{Db, DbResult, events};
+use crate::model::{EventRecord, NewEvent};
 
 /// The "previous hash" of a chain's first row.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -77,10 +73,9 @@ pub struct VerifiedLog {
 }
 
 /// Checks every chain from its first row to its head; names the first broken row.
-pub async fn verify(db: &dyn ServiceDb) -> DbResult<Result<VerifiedLog, ChainBreak>> {
-    let events = db.all_events().await?;
-    let heads: BTreeMap<String, (i64, String)> = db
-        .chain_heads()
+pub async fn verify(db: &Db) -> DbResult<Result<VerifiedLog, ChainBreak>> {
+    let events = events::all(db).await?;
+    let heads: BTreeMap<String, (i64, String)> = events::heads(db)
         .await?
         .into_iter()
         .map(|head| (head.chain, (head.last_seq, head.head_hash)))
@@ -139,85 +134,6 @@ fn verify_chain(chain: &str, rows: &[&EventRecord], head: Option<&(i64, String)>
         });
     }
     Ok(())
-}
-
-/// Who is acting and from where, for the rows one request writes. Built by the
-/// principal extractors and by the login route.
-#[derive(Debug, Clone)]
-pub struct Audit {
-    pub actor: String,
-    pub source: Option<IpAddr>,
-    pub request_id: String,
-}
-
-impl Audit {
-    fn event(&self, time_ms: i64, action: &str, target: &str, result: &str) -> NewEvent {
-        NewEvent {
-            time_ms,
-            actor: self.actor.clone(),
-            source: self.source.map(|ip| ip.to_string()).unwrap_or_default(),
-            action: action.to_owned(),
-            target: target.to_owned(),
-            result: result.to_owned(),
-            request_id: self.request_id.clone(),
-        }
-    }
-
-    /// Appends to the log of `scope`'s tenant, timed by the service clock: the one call
-    /// handlers make for what a user or agent did.
-    pub async fn record(
-        &self,
-        state: &AppState,
-        scope: &TenantScope,
-        action: &str,
-        target: &str,
-        result: &str,
-    ) -> Result<(), ApiError> {
-        self.tenant(
-            state.db.as_ref(),
-            scope,
-            state.clock.now_ms(),
-            action,
-            target,
-            result,
-        )
-        .await?;
-        Ok(())
-    }
-
-    /// Appends to the tenant's chain. A failure to log fails the request: an action that
-    /// cannot be recorded must not look recorded.
-    pub async fn tenant(
-        &self,
-        db: &dyn ServiceDb,
-        scope: &TenantScope,
-        time_ms: i64,
-        action: &str,
-        target: &str,
-        result: &str,
-    ) -> DbResult<()> {
-        db.append_event(
-            EventChain::Tenant(scope),
-            &self.event(time_ms, action, target, result),
-        )
-        .await
-    }
-
-    /// Appends to the operator work log.
-    pub async fn operators(
-        &self,
-        db: &dyn ServiceDb,
-        time_ms: i64,
-        action: &str,
-        target: &str,
-        result: &str,
-    ) -> DbResult<()> {
-        db.append_event(
-            EventChain::Operators,
-            &self.event(time_ms, action, target, result),
-        )
-        .await
-    }
 }
 
 #[cfg(test)]

@@ -1,11 +1,15 @@
-//! The conformance suite of [`ServiceDb`]: every test runs on SQLite (a fresh file) and on
-//! PostgreSQL (a fresh schema in `KURA_TEST_POSTGRES_URL`, default
-//! `postgres://root@127.0.0.1:5432/test`, dropped afterwards).
+//! The conformance suite of the database layer: every test runs on SQLite (a fresh file)
+//! and on PostgreSQL (a fresh schema in `KURA_TEST_POSTGRES_URL`, default
+//! `postgres://root@127.0.0.1:5432/test`, dropped afterwards). [`Api`] runs each area's
+//! function in a transaction of its own, as the operations do.
 
 use std::net::IpAddr;
 use std::sync::Arc;
 
 use super::*;
+use crate::authz::{OperatorPrincipal, ProviderRole, TenantRole, TenantScope};
+use crate::ids::{MachineId, TenantId, UserId};
+use crate::model::*;
 use crate::secrets::random_hex;
 
 const HOUR_MS: i64 = 3_600_000;
@@ -13,7 +17,7 @@ const T0: i64 = 1_800_000_000_000;
 
 /// A database for one test, removed when dropped.
 struct TestDb {
-    db: Arc<dyn ServiceDb>,
+    db: Arc<Api>,
     /// The database's URL, for tests that go around the trait (tampering).
     url: String,
     cleanup: Cleanup,
@@ -66,7 +70,7 @@ async fn sqlite() -> TestDb {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("service.db").display());
     TestDb {
-        db: connect(&url).await.unwrap(),
+        db: Arc::new(Api(Db::connect(&url).await.unwrap())),
         url,
         cleanup: Cleanup::Sqlite { _dir: dir },
     }
@@ -86,7 +90,7 @@ async fn postgres() -> TestDb {
     let separator = if admin_url.contains('?') { '&' } else { '?' };
     let url = format!("{admin_url}{separator}options=-c%20search_path%3D{schema}");
     TestDb {
-        db: connect(&url).await.unwrap(),
+        db: Arc::new(Api(Db::connect(&url).await.unwrap())),
         url,
         cleanup: Cleanup::Postgres { admin_url, schema },
     }
@@ -145,7 +149,7 @@ both_backends!(
 );
 
 fn operator() -> OperatorPrincipal {
-    OperatorPrincipal::local_console()
+    OperatorPrincipal::for_tests()
 }
 
 fn new_tenant(code: &str, max_machines: u32) -> NewTenant {
@@ -172,7 +176,7 @@ fn admin(login: &str) -> NewTenantUser {
     }
 }
 
-async fn create(db: &dyn ServiceDb, code: &str, max_machines: u32) -> (TenantRecord, TenantScope) {
+async fn create(db: &Api, code: &str, max_machines: u32) -> (TenantRecord, TenantScope) {
     let tenant = db
         .create_tenant(
             &operator(),
@@ -182,12 +186,12 @@ async fn create(db: &dyn ServiceDb, code: &str, max_machines: u32) -> (TenantRec
         )
         .await
         .unwrap();
-    let scope = TenantScope::for_operator(&operator(), tenant.id.clone());
+    let scope = TenantScope::for_tests(tenant.id.clone());
     (tenant, scope)
 }
 
 /// Issues a token valid for an hour from `T0`; returns its hash.
-async fn token(db: &dyn ServiceDb, scope: &TenantScope) -> String {
+async fn token(db: &Api, scope: &TenantScope) -> String {
     let hash = random_hex(32);
     db.insert_registration_token(scope, &hash, T0, T0 + HOUR_MS)
         .await
@@ -205,7 +209,7 @@ fn machine(token_hash: &str, peer: Option<IpAddr>) -> NewMachine {
     }
 }
 
-async fn register(db: &dyn ServiceDb, scope: &TenantScope) -> (MachineId, String) {
+async fn register(db: &Api, scope: &TenantScope) -> (MachineId, String) {
     let request = machine(&token(db, scope).await, None);
     match db.register_machine(&request, T0 + 1).await.unwrap() {
         RegistrationOutcome::Registered { machine_id, .. } => (machine_id, request.credential_hash),
@@ -213,7 +217,7 @@ async fn register(db: &dyn ServiceDb, scope: &TenantScope) -> (MachineId, String
     }
 }
 
-async fn operator_tokens_are_found_by_hash(db: Arc<dyn ServiceDb>) {
+async fn operator_tokens_are_found_by_hash(db: Arc<Api>) {
     assert_eq!(db.count_operator_tokens().await.unwrap(), 0);
     db.insert_operator_token("alice", ProviderRole::Operator, "hash-a", T0)
         .await
@@ -225,7 +229,7 @@ async fn operator_tokens_are_found_by_hash(db: Arc<dyn ServiceDb>) {
     assert!(db.operator_token("hash-b").await.unwrap().is_none());
 }
 
-async fn tenants_are_created_listed_updated_and_suspended(db: Arc<dyn ServiceDb>) {
+async fn tenants_are_created_listed_updated_and_suspended(db: Arc<Api>) {
     let mut wanted = new_tenant("ACME-0001", 5);
     wanted.agent_networks = vec!["10.0.0.0/8".parse().unwrap(), "2001:db8::/32".parse().unwrap()];
     wanted.encryption_required = true;
@@ -257,7 +261,7 @@ async fn tenants_are_created_listed_updated_and_suspended(db: Arc<dyn ServiceDb>
             .is_none()
     );
 
-    let scope = TenantScope::for_operator(&operator(), tenant.id.clone());
+    let scope = TenantScope::for_tests(tenant.id.clone());
     assert_eq!(db.tenant(&scope).await.unwrap().as_ref(), Some(&tenant));
     let users = db.tenant_users(&scope).await.unwrap();
     assert_eq!(users.len(), 1);
@@ -294,7 +298,7 @@ async fn tenants_are_created_listed_updated_and_suspended(db: Arc<dyn ServiceDb>
         TenantStatus::Suspended
     );
 
-    let nobody = TenantScope::for_operator(&operator(), TenantId::generate());
+    let nobody = TenantScope::for_tests(TenantId::generate());
     assert!(db.tenant(&nobody).await.unwrap().is_none());
     assert!(db.update_tenant(&nobody, &update).await.unwrap().is_none());
     assert!(
@@ -305,7 +309,7 @@ async fn tenants_are_created_listed_updated_and_suspended(db: Arc<dyn ServiceDb>
     );
 }
 
-async fn service_codes_and_logins_are_unique(db: Arc<dyn ServiceDb>) {
+async fn service_codes_and_logins_are_unique(db: Arc<Api>) {
     create(db.as_ref(), "ACME-0001", 1).await;
     let duplicate_code = db
         .create_tenant(
@@ -343,7 +347,7 @@ async fn service_codes_and_logins_are_unique(db: Arc<dyn ServiceDb>) {
     assert_eq!(db.list_tenants(&operator()).await.unwrap().len(), 1);
 }
 
-async fn registration_tokens_work_once_and_expire(db: Arc<dyn ServiceDb>) {
+async fn registration_tokens_work_once_and_expire(db: Arc<Api>) {
     let (tenant, scope) = create(db.as_ref(), "ACME-0001", 10).await;
     let hash = token(db.as_ref(), &scope).await;
     assert!(db.registration_token_usable(&scope, &hash, T0).await.unwrap());
@@ -394,7 +398,7 @@ async fn registration_tokens_work_once_and_expire(db: Arc<dyn ServiceDb>) {
     assert_eq!(machines[0].revoked_ms, None);
 }
 
-async fn machine_quota_counts_unrevoked_machines(db: Arc<dyn ServiceDb>) {
+async fn machine_quota_counts_unrevoked_machines(db: Arc<Api>) {
     let (_, scope) = create(db.as_ref(), "ACME-0001", 2).await;
     let (first, _) = register(db.as_ref(), &scope).await;
     register(db.as_ref(), &scope).await;
@@ -422,7 +426,7 @@ async fn machine_quota_counts_unrevoked_machines(db: Arc<dyn ServiceDb>) {
     );
 }
 
-async fn concurrent_registrations_respect_the_quota(db: Arc<dyn ServiceDb>) {
+async fn concurrent_registrations_respect_the_quota(db: Arc<Api>) {
     let (_, scope) = create(db.as_ref(), "ACME-0001", 3).await;
     let mut tasks = Vec::new();
     for _ in 0..8 {
@@ -444,14 +448,14 @@ async fn concurrent_registrations_respect_the_quota(db: Arc<dyn ServiceDb>) {
     assert_eq!(db.machines(&scope).await.unwrap().len(), 3);
 }
 
-async fn agent_credentials_resolve_and_revoke(db: Arc<dyn ServiceDb>) {
+async fn agent_credentials_resolve_and_revoke(db: Arc<Api>) {
     let mut wanted = new_tenant("ACME-0001", 5);
     wanted.agent_networks = vec!["192.0.2.0/24".parse().unwrap()];
     let tenant = db
         .create_tenant(&operator(), &wanted, &admin("a"), T0)
         .await
         .unwrap();
-    let scope = TenantScope::for_operator(&operator(), tenant.id.clone());
+    let scope = TenantScope::for_tests(tenant.id.clone());
     let request = machine(
         &token(db.as_ref(), &scope).await,
         Some("192.0.2.9".parse().unwrap()),
@@ -499,14 +503,14 @@ async fn agent_credentials_resolve_and_revoke(db: Arc<dyn ServiceDb>) {
     assert_eq!(db.machines(&scope).await.unwrap()[0].revoked_ms, Some(T0 + 2));
 }
 
-async fn inactive_tenants_and_foreign_networks_cannot_register(db: Arc<dyn ServiceDb>) {
+async fn inactive_tenants_and_foreign_networks_cannot_register(db: Arc<Api>) {
     let mut wanted = new_tenant("ACME-0001", 5);
     wanted.agent_networks = vec!["198.51.100.0/24".parse().unwrap()];
     let tenant = db
         .create_tenant(&operator(), &wanted, &admin("a"), T0)
         .await
         .unwrap();
-    let scope = TenantScope::for_operator(&operator(), tenant.id);
+    let scope = TenantScope::for_tests(tenant.id);
 
     let hash = token(db.as_ref(), &scope).await;
     let outside = db
@@ -536,7 +540,7 @@ async fn inactive_tenants_and_foreign_networks_cannot_register(db: Arc<dyn Servi
     );
 }
 
-async fn tenant_scope_isolates_tenants(db: Arc<dyn ServiceDb>) {
+async fn tenant_scope_isolates_tenants(db: Arc<Api>) {
     let (tenant_a, scope_a) = create(db.as_ref(), "ACME-0001", 5).await;
     let (tenant_b, scope_b) = create(db.as_ref(), "BETA-0002", 5).await;
     let (machine_a, _) = register(db.as_ref(), &scope_a).await;
@@ -577,7 +581,7 @@ async fn tenant_scope_isolates_tenants(db: Arc<dyn ServiceDb>) {
     assert_eq!(db.tenant(&scope_a).await.unwrap().unwrap().id, tenant_a.id);
 }
 
-async fn sessions_and_snapshots_belong_to_one_machine(db: Arc<dyn ServiceDb>) {
+async fn sessions_and_snapshots_belong_to_one_machine(db: Arc<Api>) {
     let (_, scope_a) = create(db.as_ref(), "ACME-0001", 5).await;
     let (_, scope_b) = create(db.as_ref(), "BETA-0002", 5).await;
     let (web, _) = register(db.as_ref(), &scope_a).await;
@@ -617,7 +621,7 @@ fn user(login: &str, role: TenantRole) -> NewTenantUser {
     NewTenantUser { role, ..admin(login) }
 }
 
-async fn users_are_created_updated_disabled_and_deleted(db: Arc<dyn ServiceDb>) {
+async fn users_are_created_updated_disabled_and_deleted(db: Arc<Api>) {
     let (_, scope_a) = create(db.as_ref(), "ACME-0001", 1).await;
     let (_, scope_b) = create(db.as_ref(), "BETA-0002", 1).await;
     let alice = db
@@ -756,7 +760,7 @@ async fn users_are_created_updated_disabled_and_deleted(db: Arc<dyn ServiceDb>) 
     assert_eq!(db.tenant_users(&scope_a).await.unwrap().len(), 1);
 }
 
-async fn sessions_and_api_tokens_resolve_and_revoke(db: Arc<dyn ServiceDb>) {
+async fn sessions_and_api_tokens_resolve_and_revoke(db: Arc<Api>) {
     let (_, scope_a) = create(db.as_ref(), "ACME-0001", 1).await;
     let (_, scope_b) = create(db.as_ref(), "BETA-0002", 1).await;
     let bob = db
@@ -833,7 +837,7 @@ async fn sessions_and_api_tokens_resolve_and_revoke(db: Arc<dyn ServiceDb>) {
     assert!(session.revoked && session.user_disabled);
 }
 
-async fn login_failures_count_by_login_and_source(db: Arc<dyn ServiceDb>) {
+async fn login_failures_count_by_login_and_source(db: Arc<Api>) {
     for (login, source, at) in [
         ("eve", "192.0.2.1", T0),
         ("eve", "192.0.2.2", T0 + 10),
@@ -871,7 +875,7 @@ fn event(action: &str, time_ms: i64) -> NewEvent {
     }
 }
 
-async fn events_chain_per_tenant_and_for_operators(db: Arc<dyn ServiceDb>) {
+async fn events_chain_per_tenant_and_for_operators(db: Arc<Api>) {
     let (_, scope_a) = create(db.as_ref(), "ACME-0001", 1).await;
     let (_, scope_b) = create(db.as_ref(), "BETA-0002", 1).await;
     let appends = (0..20).map(|i| {
@@ -882,14 +886,14 @@ async fn events_chain_per_tenant_and_for_operators(db: Arc<dyn ServiceDb>) {
             scope_b.clone()
         };
         tokio::spawn(async move {
-            db.append_event(EventChain::Tenant(&scope), &event("login", T0 + i))
+            db.append_event(events::Chain::tenant(&scope), &event("login", T0 + i))
                 .await
         })
     });
     for append in appends.collect::<Vec<_>>() {
         append.await.unwrap().unwrap();
     }
-    db.append_event(EventChain::Operators, &event("operator.post", T0))
+    db.append_event(events::Chain::operators(), &event("operator.post", T0))
         .await
         .unwrap();
     let a = db.events(&scope_a, 0, i64::MAX).await.unwrap();
@@ -903,7 +907,7 @@ async fn events_chain_per_tenant_and_for_operators(db: Arc<dyn ServiceDb>) {
             .all(|e| e.tenant_id.as_deref() == Some(scope_a.tenant_id().as_str()))
     );
     assert_eq!(db.events(&scope_a, T0 + 2, T0 + 6).await.unwrap().len(), 2);
-    let verified = crate::audit::verify(db.as_ref()).await.unwrap().unwrap();
+    let verified = crate::audit::verify(&db.0).await.unwrap().unwrap();
     assert_eq!((verified.chains, verified.events), (3, 21));
 }
 
@@ -924,32 +928,32 @@ impl RawPool {
     }
 }
 
-async fn audit_verify_finds_edited_and_deleted_rows(db: Arc<dyn ServiceDb>, raw: RawPool) {
+async fn audit_verify_finds_edited_and_deleted_rows(db: Arc<Api>, raw: RawPool) {
     use crate::audit::ChainBreak;
     let (_, scope) = create(db.as_ref(), "ACME-0001", 1).await;
     let chain = scope.tenant_id().as_str().to_owned();
     for i in 0..5 {
-        db.append_event(EventChain::Tenant(&scope), &event("login", T0 + i))
+        db.append_event(events::Chain::tenant(&scope), &event("login", T0 + i))
             .await
             .unwrap();
     }
-    assert!(crate::audit::verify(db.as_ref()).await.unwrap().is_ok());
+    assert!(crate::audit::verify(&db.0).await.unwrap().is_ok());
     let run = |sql: &'static str| raw.run(sql, &chain);
 
     run("UPDATE events SET actor = 'mallory' WHERE chain = $1 AND seq = 2").await;
     assert_eq!(
-        crate::audit::verify(db.as_ref()).await.unwrap(),
+        crate::audit::verify(&db.0).await.unwrap(),
         Err(ChainBreak::Altered {
             chain: chain.clone(),
             seq: 2
         })
     );
     run("UPDATE events SET actor = 'alice' WHERE chain = $1 AND seq = 2").await;
-    assert!(crate::audit::verify(db.as_ref()).await.unwrap().is_ok());
+    assert!(crate::audit::verify(&db.0).await.unwrap().is_ok());
 
     run("DELETE FROM events WHERE chain = $1 AND seq = 5").await;
     assert_eq!(
-        crate::audit::verify(db.as_ref()).await.unwrap(),
+        crate::audit::verify(&db.0).await.unwrap(),
         Err(ChainBreak::Truncated {
             chain: chain.clone(),
             seq: 4
@@ -957,10 +961,251 @@ async fn audit_verify_finds_edited_and_deleted_rows(db: Arc<dyn ServiceDb>, raw:
     );
     run("DELETE FROM events WHERE chain = $1 AND seq = 3").await;
     assert_eq!(
-        crate::audit::verify(db.as_ref()).await.unwrap(),
+        crate::audit::verify(&db.0).await.unwrap(),
         Err(ChainBreak::Missing {
             chain: chain.clone(),
             seq: 3
         })
     );
+}
+
+/// The database layer with one transaction per call.
+struct Api(Db);
+
+macro_rules! in_tx {
+    ($db:expr, $tx:ident => $body:expr) => {{
+        let mut $tx = $db.0.begin().await?;
+        let out = $body;
+        $tx.commit().await?;
+        Ok(out)
+    }};
+}
+
+impl Api {
+    async fn count_operator_tokens(&self) -> DbResult<u64> {
+        operators::count(&self.0).await
+    }
+    async fn insert_operator_token(
+        &self,
+        name: &str,
+        role: ProviderRole,
+        hash: &str,
+        now: i64,
+    ) -> DbResult<()> {
+        operators::insert(&self.0, name, role, hash, now).await
+    }
+    async fn operator_token(&self, hash: &str) -> DbResult<Option<OperatorTokenRecord>> {
+        operators::by_hash(&self.0, hash).await
+    }
+    async fn create_tenant(
+        &self,
+        _: &OperatorPrincipal,
+        t: &NewTenant,
+        a: &NewTenantUser,
+        now: i64,
+    ) -> DbResult<TenantRecord> {
+        in_tx!(self, tx => tenants::create(&mut tx, t, a, now).await?)
+    }
+    async fn list_tenants(&self, _: &OperatorPrincipal) -> DbResult<Vec<TenantRecord>> {
+        tenants::list(&self.0).await
+    }
+    async fn tenant_by_service_code(
+        &self,
+        _: &OperatorPrincipal,
+        code: &str,
+    ) -> DbResult<Option<TenantRecord>> {
+        tenants::by_service_code(&self.0, code).await
+    }
+    async fn tenant(&self, scope: &TenantScope) -> DbResult<Option<TenantRecord>> {
+        tenants::get(&self.0, scope).await
+    }
+    async fn update_tenant(
+        &self,
+        scope: &TenantScope,
+        update: &TenantUpdate,
+    ) -> DbResult<Option<TenantRecord>> {
+        tenants::update(&self.0, scope, update).await
+    }
+    async fn set_tenant_status(
+        &self,
+        scope: &TenantScope,
+        status: TenantStatus,
+    ) -> DbResult<Option<TenantRecord>> {
+        tenants::set_status(&self.0, scope, status).await
+    }
+    async fn tenant_users(&self, scope: &TenantScope) -> DbResult<Vec<TenantUserRecord>> {
+        users::list(&self.0, scope).await
+    }
+    async fn create_user(
+        &self,
+        scope: &TenantScope,
+        user: &NewTenantUser,
+        now: i64,
+    ) -> DbResult<TenantUserRecord> {
+        in_tx!(self, tx => users::create(&mut tx, scope, user, now).await?)
+    }
+    async fn update_user(
+        &self,
+        scope: &TenantScope,
+        id: &UserId,
+        u: &UserUpdate,
+        now: i64,
+    ) -> DbResult<Option<TenantUserRecord>> {
+        in_tx!(self, tx => users::update(&mut tx, scope, id, u, now).await?)
+    }
+    async fn delete_user(&self, scope: &TenantScope, id: &UserId) -> DbResult<bool> {
+        in_tx!(self, tx => users::delete(&mut tx, scope, id).await?)
+    }
+    async fn set_password(
+        &self,
+        scope: &TenantScope,
+        id: &UserId,
+        hash: &str,
+        keep: Option<&str>,
+        now: i64,
+    ) -> DbResult<bool> {
+        in_tx!(self, tx => users::set_password(&mut tx, scope, id, hash, keep, now).await?)
+    }
+    async fn create_password_reset(
+        &self,
+        scope: &TenantScope,
+        id: &UserId,
+        hash: &str,
+        now: i64,
+        expires: i64,
+    ) -> DbResult<()> {
+        resets::create(&self.0, scope, id, hash, now, expires).await
+    }
+    async fn password_resets_since(&self, scope: &TenantScope, id: &UserId, since: i64) -> DbResult<u32> {
+        resets::count_since(&self.0, scope, id, since).await
+    }
+    async fn password_reset_user(
+        &self,
+        hash: &str,
+        now: i64,
+    ) -> DbResult<Option<(TenantId, UserId, String)>> {
+        resets::holder(&self.0, hash, now).await
+    }
+    async fn consume_password_reset(&self, scope: &TenantScope, hash: &str, now: i64) -> DbResult<bool> {
+        resets::consume(&self.0, scope, hash, now).await
+    }
+    async fn login_candidate(&self, login: &str) -> DbResult<Option<LoginCandidate>> {
+        logins::candidate(&self.0, login).await
+    }
+    async fn record_login_failure(&self, login: &str, source: &str, now: i64) -> DbResult<()> {
+        logins::record_failure(&self.0, login, source, now).await
+    }
+    async fn login_failures(&self, login: &str, source: &str, since: i64) -> DbResult<LoginFailures> {
+        logins::failures(&self.0, login, source, since).await
+    }
+    async fn clear_login_failures(&self, login: &str) -> DbResult<()> {
+        logins::clear_failures(&self.0, login).await
+    }
+    async fn create_user_session(
+        &self,
+        scope: &TenantScope,
+        session: &NewUserSession,
+        now: i64,
+    ) -> DbResult<()> {
+        sessions::create(&self.0, scope, session, now).await
+    }
+    async fn session_identity(&self, hash: &str) -> DbResult<Option<SessionIdentity>> {
+        sessions::identity(&self.0, hash).await
+    }
+    async fn touch_user_session(&self, scope: &TenantScope, id: &str, now: i64) -> DbResult<()> {
+        sessions::touch(&self.0, scope, id, now).await
+    }
+    async fn user_sessions(&self, scope: &TenantScope, user: &UserId) -> DbResult<Vec<UserSessionRecord>> {
+        sessions::list(&self.0, scope, user).await
+    }
+    async fn revoke_user_session(
+        &self,
+        scope: &TenantScope,
+        user: &UserId,
+        id: &str,
+        now: i64,
+    ) -> DbResult<bool> {
+        sessions::revoke(&self.0, scope, user, id, now).await
+    }
+    async fn create_api_token(&self, scope: &TenantScope, token: &NewApiToken, now: i64) -> DbResult<()> {
+        tokens::create(&self.0, scope, token, now).await
+    }
+    async fn api_token_identity(&self, hash: &str) -> DbResult<Option<ApiTokenIdentity>> {
+        tokens::identity(&self.0, hash).await
+    }
+    async fn touch_api_token(&self, scope: &TenantScope, id: &str, now: i64) -> DbResult<()> {
+        tokens::touch(&self.0, scope, id, now).await
+    }
+    async fn api_tokens(&self, scope: &TenantScope, user: Option<&UserId>) -> DbResult<Vec<ApiTokenRecord>> {
+        tokens::list(&self.0, scope, user).await
+    }
+    async fn revoke_api_token(
+        &self,
+        scope: &TenantScope,
+        user: Option<&UserId>,
+        id: &str,
+        now: i64,
+    ) -> DbResult<bool> {
+        tokens::revoke(&self.0, scope, user, id, now).await
+    }
+    async fn append_event(&self, chain: events::Chain<'_>, event: &NewEvent) -> DbResult<()> {
+        in_tx!(self, tx => events::append(&mut tx, chain, event).await?)
+    }
+    async fn events(&self, scope: &TenantScope, from: i64, to: i64) -> DbResult<Vec<EventRecord>> {
+        events::list(&self.0, scope, from, to).await
+    }
+    async fn insert_registration_token(
+        &self,
+        scope: &TenantScope,
+        hash: &str,
+        now: i64,
+        expires: i64,
+    ) -> DbResult<()> {
+        machines::insert_registration_token(&self.0, scope, hash, now, expires).await
+    }
+    async fn registration_token_usable(&self, scope: &TenantScope, hash: &str, now: i64) -> DbResult<bool> {
+        machines::registration_token_usable(&self.0, scope, hash, now).await
+    }
+    /// Commits only a registration that happened, as the operation does.
+    async fn register_machine(&self, machine: &NewMachine, now: i64) -> DbResult<RegistrationOutcome> {
+        let mut tx = self.0.begin().await?;
+        let outcome = machines::register(&mut tx, machine, now).await?;
+        if matches!(outcome, RegistrationOutcome::Registered { .. }) {
+            tx.commit().await?;
+        }
+        Ok(outcome)
+    }
+    async fn agent_by_credential(&self, hash: &str) -> DbResult<Option<AgentIdentity>> {
+        machines::agent_by_credential(&self.0, hash).await
+    }
+    async fn machines(&self, scope: &TenantScope) -> DbResult<Vec<MachineRecord>> {
+        machines::list(&self.0, scope).await
+    }
+    async fn revoke_machine(&self, scope: &TenantScope, id: &MachineId, now: i64) -> DbResult<bool> {
+        in_tx!(self, tx => machines::revoke(&mut tx, scope, id, now).await?)
+    }
+    async fn record_session(
+        &self,
+        scope: &TenantScope,
+        id: &str,
+        machine: &MachineId,
+        now: i64,
+    ) -> DbResult<()> {
+        machines::record_session(&self.0, scope, id, machine, now).await
+    }
+    async fn session_machine(&self, scope: &TenantScope, id: &str) -> DbResult<Option<MachineId>> {
+        machines::session_machine(&self.0, scope, id).await
+    }
+    async fn claim_snapshot(
+        &self,
+        scope: &TenantScope,
+        id: &str,
+        machine: &MachineId,
+        now: i64,
+    ) -> DbResult<bool> {
+        in_tx!(self, tx => machines::claim_snapshot(&mut tx, scope, id, machine, now).await?)
+    }
+    async fn machine_snapshots(&self, scope: &TenantScope, machine: &MachineId) -> DbResult<Vec<String>> {
+        machines::machine_snapshots(&self.0, scope, machine).await
+    }
 }

@@ -2,12 +2,15 @@
 //! [`PROVIDER_ROLE_TABLE`]) that the API enforces and `docs/roles.md` is generated from
 //! ([`roles_markdown`]; a test keeps the file in step).
 //!
-//! A route declares the [`Permission`] it needs (see `api::CUSTOMER_ROUTES` and
-//! `api::MANAGEMENT_ROUTES`); a principal passes when its role's row holds that
-//! permission. Tenant roles exist on the customer listener only, provider roles on the
+//! A route declares the [`Permission`] it needs (in `kura-server`'s route tables); a
+//! principal passes when its role's row holds that permission. Tenant roles exist on the customer listener only, provider roles on the
 //! management listener only.
 
+use std::str::FromStr;
+
 use serde::{Deserialize, Serialize};
+
+use crate::db::DbError;
 
 /// Something a route lets its caller do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -181,6 +184,14 @@ impl TenantRole {
     }
 }
 
+impl FromStr for TenantRole {
+    type Err = DbError;
+
+    fn from_str(text: &str) -> Result<Self, DbError> {
+        TenantRole::parse(text).ok_or_else(|| DbError::Corrupt(format!("unknown tenant role {text:?}")))
+    }
+}
+
 impl ProviderRole {
     pub const ALL: [ProviderRole; 2] = [ProviderRole::OperatorAdmin, ProviderRole::Operator];
 
@@ -208,8 +219,8 @@ pub fn roles_markdown(
 ) -> String {
     let mut out = String::from(
         "# Roles\n\n\
-         Generated from `crates/kura-server/src/roles.rs` (`cargo test -p kura-server roles_doc` \
-         checks it; set `KURA_WRITE_ROLES_DOC=1` to rewrite it). The server enforces exactly \
+         Generated from `crates/kura-service/src/authz/roles.rs` and the route tables of \
+         `kura-server` (`cargo test -p kura-server roles_doc` checks it; set `KURA_WRITE_ROLES_DOC=1` to rewrite it). The server enforces exactly \
          this table.\n\n\
          ## Tenant roles (customer listener)\n\n",
     );
@@ -288,20 +299,6 @@ fn push_matrix(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn roles_doc_matches_the_table() {
-        let expected = crate::api::roles_doc();
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/roles.md");
-        if std::env::var_os("KURA_WRITE_ROLES_DOC").is_some() {
-            std::fs::write(path, &expected).unwrap();
-        }
-        let actual = std::fs::read_to_string(path).unwrap_or_default();
-        assert_eq!(
-            actual, expected,
-            "docs/roles.md is out of date: run with KURA_WRITE_ROLES_DOC=1 to regenerate it"
-        );
-    }
 
     #[test]
     fn roles_parse_and_order() {

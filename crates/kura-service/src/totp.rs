@@ -12,7 +12,8 @@ use aws_lc_rs::hmac;
 use data_encoding::BASE32_NOPAD;
 use serde::{Deserialize, Serialize};
 
-use crate::db::TenantRole;
+use crate::authz::TenantRole;
+use crate::db::DbError;
 use crate::secrets::random_hex;
 
 /// Length of one time step.
@@ -54,6 +55,14 @@ impl TotpPolicy {
             TotpPolicy::Admins => role == TenantRole::Admin,
             TotpPolicy::Everyone => true,
         }
+    }
+}
+
+impl std::str::FromStr for TotpPolicy {
+    type Err = DbError;
+
+    fn from_str(text: &str) -> Result<Self, DbError> {
+        TotpPolicy::parse(text).ok_or_else(|| DbError::Corrupt(format!("unknown TOTP policy {text:?}")))
     }
 }
 

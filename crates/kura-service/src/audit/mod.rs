@@ -1,0 +1,221 @@
+//! The event log: what can be recorded ([`Action`], the event catalogue that
+//! `docs/events.md` is generated from), who is acting ([`Actor`]), how an operation
+//! records its event inside its own transaction ([`record`]), and the hash chains
+//! ([`chain`]).
+
+use std::net::IpAddr;
+
+use crate::db::{DbResult, Tx, events};
+use crate::model::NewEvent;
+
+pub mod chain;
+
+pub use chain::{ChainBreak, GENESIS_HASH, VerifiedLog, event_hash, verify};
+pub use events::{Chain, OPERATOR_CHAIN};
+
+/// Defines [`Action`] from one table: variant, wire name, which log, and what it means.
+macro_rules! actions {
+    ($($variant:ident = $wire:literal, $log:literal, $doc:literal;)*) => {
+        /// Everything the event log can record. The wire name is what the `action` column
+        /// holds and what exports show.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum Action {
+            $(#[doc = $doc] $variant,)*
+        }
+
+        impl Action {
+            /// Every action, in the order of the catalogue.
+            pub const ALL: &[Action] = &[$(Action::$variant,)*];
+
+            /// The name stored in the `action` column.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Action::$variant => $wire,)*
+                }
+            }
+
+            /// Which log the action goes to.
+            pub fn log(self) -> &'static str {
+                match self {
+                    $(Action::$variant => $log,)*
+                }
+            }
+
+            /// What the action records, for `docs/events.md`.
+            pub fn description(self) -> &'static str {
+                match self {
+                    $(Action::$variant => $doc,)*
+                }
+            }
+        }
+    };
+}
+
+actions! {
+    Login = "login", "tenant (operators for unknown login IDs)",
+        "A sign-in attempt: `ok`, `failed`, `failed: wrong TOTP code`, or `refused: …` (throttled, locked, TOTP code missing).";
+    LoginLockout = "login.lockout", "tenant (operators for unknown login IDs)",
+        "Failed sign-ins locked a login ID or a source address; the result says until when.";
+    Logout = "logout", "tenant", "A user signed out.";
+    AdminAccess = "admin.access", "tenant",
+        "An admin's sign-in or request came from outside the tenant's admin networks and was refused.";
+    UserPassword = "user.password", "tenant",
+        "A user changed their password (`ok`), or gave a wrong old password (`refused: …`).";
+    SessionRevoke = "session.revoke", "tenant", "A user ended one of their sessions.";
+    TokenCreate = "token.create", "tenant", "An API token was created; the result names its role and expiry.";
+    TokenRevoke = "token.revoke", "tenant", "An API token was revoked.";
+    UserCreate = "user.create", "tenant", "A user was added; the result names the role.";
+    UserUpdate = "user.update", "tenant",
+        "A user's role, e-mail address or state changed (disabled, enabled, unlocked, TOTP reset), or the change was refused.";
+    UserDelete = "user.delete", "tenant", "A user was deleted with their sessions and API tokens, or the deletion was refused.";
+    TenantAdminNetworks = "tenant.admin_networks", "tenant", "The admin IP allow-list was replaced; the target lists it.";
+    TenantTotpPolicy = "tenant.totp_policy", "tenant", "The tenant's TOTP policy changed.";
+    EventsExport = "events.export", "tenant", "The event log was read or downloaded (JSON or CSV).";
+    TotpEnroll = "totp.enroll", "tenant", "A user started TOTP enrolment.";
+    TotpEnable = "totp.enable", "tenant", "A user finished TOTP enrolment with a code.";
+    TotpDisable = "totp.disable", "tenant", "A user turned TOTP off, or gave a wrong password or code for it (`refused: …`).";
+    SupportGrant = "support.grant", "tenant", "A tenant admin granted operators support access; the result says until when.";
+    SupportRevoke = "support.revoke", "tenant", "A tenant admin withdrew support access.";
+    PasswordForgot = "password.forgot", "tenant (operators for unknown login IDs)",
+        "Someone asked for a password reset link; the result says whether one was sent and why not.";
+    PasswordReset = "password.reset", "tenant", "A password was set with a reset link.";
+    PasswordForceReset = "password.force_reset", "tenant",
+        "A user admin forced a password reset: the old password stopped working and a link was sent.";
+    MachineRegister = "machine.register", "tenant", "An agent registered a machine with a registration token.";
+    BackupUpload = "backup.upload", "tenant", "An upload was refused (for example by the storage quota).";
+    BackupCommit = "backup.commit", "tenant", "An agent committed a snapshot.";
+    RestoreStart = "restore.start", "tenant", "An agent started restoring a snapshot.";
+    SnapshotForget = "snapshot.forget", "tenant", "An agent tried to delete snapshots and was refused (agents are append-only).";
+    VaultGc = "vault.gc", "tenant", "An agent tried to run garbage collection and was refused.";
+    VaultKeySlotRemove = "vault.key_slot.remove", "tenant", "An agent tried to remove a key slot and was refused.";
+    OperatorGet = "operator.get", "operators (and the tenant's log when the route names one)",
+        "An operator read something through the management API; the target is the path, the result the HTTP status.";
+    OperatorPost = "operator.post", "operators (and the tenant's log when the route names one)",
+        "An operator created or changed something (POST); the target is the path, the result the HTTP status.";
+    OperatorPut = "operator.put", "operators (and the tenant's log when the route names one)",
+        "An operator replaced something (PUT); the target is the path, the result the HTTP status.";
+    OperatorPatch = "operator.patch", "operators (and the tenant's log when the route names one)",
+        "An operator changed something (PATCH); the target is the path, the result the HTTP status.";
+    OperatorDelete = "operator.delete", "operators (and the tenant's log when the route names one)",
+        "An operator deleted something; the target is the path, the result the HTTP status.";
+}
+
+impl Action {
+    /// The `operator.*` action of an HTTP method of the management API.
+    pub fn operator_call(method: &str) -> Option<Action> {
+        match method {
+            "GET" | "HEAD" => Some(Action::OperatorGet),
+            "POST" => Some(Action::OperatorPost),
+            "PUT" => Some(Action::OperatorPut),
+            "PATCH" => Some(Action::OperatorPatch),
+            "DELETE" => Some(Action::OperatorDelete),
+            _ => None,
+        }
+    }
+}
+
+/// `docs/events.md`, generated from [`Action`] (a test keeps the file in step).
+pub fn events_markdown() -> String {
+    let mut out = String::from(
+        "# Events\n\n\
+         Generated from the event catalogue in `crates/kura-service/src/audit/mod.rs` \
+         (`cargo test -p kura-service events_doc` checks it; set `KURA_WRITE_EVENTS_DOC=1` \
+         to rewrite it). Every row of the event log has one of these actions.\n\n\
+         Each row carries `seq`, `time` (UTC milliseconds, shown in the tenant's time zone), \
+         `actor` (a login ID, `agent:<machine>` or `operator:<name>`), `source` (the client \
+         address), `action`, `target`, `result` and `request_id`, and is chained to the row \
+         before it by a BLAKE3 hash (`kura-server audit verify` checks every chain).\n\n\
+         | action | log | what it records |\n|---|---|---|\n",
+    );
+    for action in Action::ALL {
+        out.push_str(&format!(
+            "| `{}` | {} | {} |\n",
+            action.as_str(),
+            action.log(),
+            action.description()
+        ));
+    }
+    out
+}
+
+/// Who is acting and from where, for the rows an operation writes.
+#[derive(Debug, Clone)]
+pub struct Actor {
+    /// A login ID, `agent:<machine>` or `operator:<name>`.
+    pub name: String,
+    pub source: Option<IpAddr>,
+    pub request_id: String,
+}
+
+impl Actor {
+    fn event(&self, time_ms: i64, action: Action, target: &str, result: &str) -> NewEvent {
+        NewEvent {
+            time_ms,
+            actor: self.name.clone(),
+            source: self.source.map(|ip| ip.to_string()).unwrap_or_default(),
+            action: action.as_str().to_owned(),
+            target: target.to_owned(),
+            result: result.to_owned(),
+            request_id: self.request_id.clone(),
+        }
+    }
+}
+
+/// One event, about to be appended.
+pub struct Entry<'a> {
+    pub chain: Chain<'a>,
+    pub action: Action,
+    pub target: &'a str,
+    pub result: &'a str,
+}
+
+/// Appends the event of an operation inside its transaction. Append last: a failure to
+/// log fails the operation, since an action that cannot be recorded must not look done.
+pub async fn record(tx: &mut Tx, actor: &Actor, time_ms: i64, entry: Entry<'_>) -> DbResult<()> {
+    events::append(
+        tx,
+        entry.chain,
+        &actor.event(time_ms, entry.action, entry.target, entry.result),
+    )
+    .await
+}
+
+/// Records an event that is an operation of its own (a refusal, a sign-in attempt) in
+/// a transaction of its own.
+pub(crate) async fn record_alone(
+    db: &crate::db::Db,
+    actor: &Actor,
+    time_ms: i64,
+    entry: Entry<'_>,
+) -> DbResult<()> {
+    let mut tx = db.begin().await?;
+    record(&mut tx, actor, time_ms, entry).await?;
+    tx.commit().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_doc_matches_the_catalogue() {
+        let expected = events_markdown();
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/events.md");
+        if std::env::var_os("KURA_WRITE_EVENTS_DOC").is_some() {
+            std::fs::write(path, &expected).unwrap();
+        }
+        let actual = std::fs::read_to_string(path).unwrap_or_default();
+        assert_eq!(
+            actual, expected,
+            "docs/events.md is out of date: run with KURA_WRITE_EVENTS_DOC=1 to regenerate it"
+        );
+    }
+
+    #[test]
+    fn wire_names_are_unique() {
+        let mut names: Vec<&str> = Action::ALL.iter().map(|a| a.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), Action::ALL.len());
+    }
+}

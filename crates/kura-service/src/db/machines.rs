@@ -1,0 +1,299 @@
+//! `machines`, `agent_credentials`, `registration_tokens`, and which machine opened each
+//! upload session and committed each snapshot (`upload_sessions`, `snapshot_owners`).
+//!
+//! Registration starts from a token's hash alone (that is how an agent gets a scope), so
+//! its statements are service-wide and bind the tenant id the token resolved to.
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+
+use super::{DbResult, Query, Target, Tx, networks_from_db};
+use crate::authz::TenantKey;
+use crate::ids::{MachineId, TenantId};
+use crate::model::{AgentIdentity, MachineRecord, NewMachine, RegistrationOutcome, TenantStatus};
+use crate::secrets::random_hex;
+
+/// The private-gateway rule: a tenant with networks accepts only peers inside them. An
+/// unknown peer address never passes a non-empty list.
+pub fn network_allows(networks: &[IpNet], peer: Option<IpAddr>) -> bool {
+    networks.is_empty() || peer.is_some_and(|ip| networks.iter().any(|net| net.contains(&ip)))
+}
+
+/// Stores a one-time agent registration token by its hash.
+pub async fn insert_registration_token<'c>(
+    on: impl Target<'c>,
+    scope: &impl TenantKey,
+    token_hash: &str,
+    now_ms: i64,
+    expires_ms: i64,
+) -> DbResult<()> {
+    Query::tenant(
+        scope,
+        "INSERT INTO registration_tokens (tenant_id, id, token_hash, created_ms, expires_ms) \
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(random_hex(16))
+    .bind(token_hash)
+    .bind(now_ms)
+    .bind(expires_ms)
+    .execute(on)
+    .await?;
+    Ok(())
+}
+
+/// Whether the token exists for this tenant, is unused and has not expired.
+pub async fn registration_token_usable<'c>(
+    on: impl Target<'c>,
+    scope: &impl TenantKey,
+    token_hash: &str,
+    now_ms: i64,
+) -> DbResult<bool> {
+    let found: Option<(i64,)> = Query::tenant(
+        scope,
+        "SELECT expires_ms FROM registration_tokens \
+         WHERE tenant_id = $1 AND token_hash = $2 AND used_ms IS NULL AND expires_ms > $3",
+    )
+    .bind(token_hash)
+    .bind(now_ms)
+    .fetch_optional(on)
+    .await?;
+    Ok(found.is_some())
+}
+
+/// Consumes a registration token and creates the machine and its credential, all or
+/// nothing, enforcing the token's validity, the tenant's status and its machine quota
+/// (counting unrevoked machines) even under concurrent registrations. Only
+/// `Registered` leaves a change for the caller to commit.
+pub async fn register(tx: &mut Tx, machine: &NewMachine, now_ms: i64) -> DbResult<RegistrationOutcome> {
+    // Consume the token first: a write, so concurrent registrations serialise from here
+    // on, and a token is used at most once.
+    let tenant_id: Option<(String,)> = Query::service(
+        "UPDATE registration_tokens SET used_ms = $1 \
+         WHERE token_hash = $2 AND used_ms IS NULL AND expires_ms > $1 RETURNING tenant_id",
+    )
+    .bind(now_ms)
+    .bind(&machine.registration_token_hash)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some((tenant_id,)) = tenant_id else {
+        let found: Option<(Option<i64>, i64)> =
+            Query::service("SELECT used_ms, expires_ms FROM registration_tokens WHERE token_hash = $1")
+                .bind(&machine.registration_token_hash)
+                .fetch_optional(&mut *tx)
+                .await?;
+        return Ok(match found {
+            None => RegistrationOutcome::UnknownToken,
+            Some((Some(_), _)) => RegistrationOutcome::TokenUsed,
+            Some((None, _)) => RegistrationOutcome::TokenExpired,
+        });
+    };
+    let lock = if tx.is_postgres() {
+        "SELECT status, max_machines, agent_networks FROM tenants WHERE id = $1 FOR UPDATE"
+    } else {
+        "SELECT status, max_machines, agent_networks FROM tenants WHERE id = $1"
+    };
+    let (status, max_machines, networks): (String, i64, String) =
+        Query::service(lock).bind(&tenant_id).fetch_one(&mut *tx).await?;
+    let status: TenantStatus = status.parse()?;
+    if status != TenantStatus::Active {
+        return Ok(RegistrationOutcome::TenantNotActive(status));
+    }
+    if !network_allows(&networks_from_db(&networks)?, machine.peer) {
+        return Ok(RegistrationOutcome::PeerOutsideAgentNetworks);
+    }
+    let (machines,): (i64,) =
+        Query::service("SELECT COUNT(*) FROM machines WHERE tenant_id = $1 AND revoked_ms IS NULL")
+            .bind(&tenant_id)
+            .fetch_one(&mut *tx)
+            .await?;
+    if machines >= max_machines {
+        return Ok(RegistrationOutcome::MachineLimitReached {
+            max_machines: u32::try_from(max_machines).unwrap_or(u32::MAX),
+        });
+    }
+    Query::service("INSERT INTO machines (tenant_id, id, name, created_ms) VALUES ($1, $2, $3, $4)")
+        .bind(&tenant_id)
+        .bind(machine.machine_id.as_str())
+        .bind(&machine.name)
+        .bind(now_ms)
+        .execute(&mut *tx)
+        .await?;
+    Query::service(
+        "INSERT INTO agent_credentials (tenant_id, id, machine_id, credential_hash, created_ms) \
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(&tenant_id)
+    .bind(random_hex(16))
+    .bind(machine.machine_id.as_str())
+    .bind(&machine.credential_hash)
+    .bind(now_ms)
+    .execute(&mut *tx)
+    .await?;
+    Query::service("UPDATE registration_tokens SET used_by_machine = $1 WHERE token_hash = $2")
+        .bind(machine.machine_id.as_str())
+        .bind(&machine.registration_token_hash)
+        .execute(tx)
+        .await?;
+    Ok(RegistrationOutcome::Registered {
+        tenant_id: TenantId::from_db(tenant_id),
+        machine_id: machine.machine_id.clone(),
+    })
+}
+
+/// The agent holding the credential with this hash, revoked or not.
+pub async fn agent_by_credential<'c>(
+    on: impl Target<'c>,
+    credential_hash: &str,
+) -> DbResult<Option<AgentIdentity>> {
+    let row: Option<(String, String, Option<i64>, String, String)> = Query::service(
+        "SELECT c.tenant_id, c.machine_id, c.revoked_ms, t.status, t.agent_networks \
+         FROM agent_credentials c JOIN tenants t ON t.id = c.tenant_id \
+         WHERE c.credential_hash = $1",
+    )
+    .bind(credential_hash)
+    .fetch_optional(on)
+    .await?;
+    row.map(|(tenant_id, machine_id, revoked_ms, status, networks)| {
+        Ok(AgentIdentity {
+            tenant_id: TenantId::from_db(tenant_id),
+            machine_id: MachineId::from_db(machine_id),
+            credential_revoked: revoked_ms.is_some(),
+            tenant_status: status.parse()?,
+            agent_networks: networks_from_db(&networks)?,
+        })
+    })
+    .transpose()
+}
+
+/// The tenant's machines, oldest first.
+pub async fn list<'c>(on: impl Target<'c>, scope: &impl TenantKey) -> DbResult<Vec<MachineRecord>> {
+    let rows: Vec<(String, String, String, i64, Option<i64>)> = Query::tenant(
+        scope,
+        "SELECT id, tenant_id, name, created_ms, revoked_ms FROM machines \
+         WHERE tenant_id = $1 ORDER BY created_ms, id",
+    )
+    .fetch_all(on)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, tenant_id, name, created_ms, revoked_ms)| MachineRecord {
+            id: MachineId::from_db(id),
+            tenant_id: TenantId::from_db(tenant_id),
+            name,
+            created_ms,
+            revoked_ms,
+        })
+        .collect())
+}
+
+/// Revokes the machine and every credential it holds. `false` if the tenant has no such
+/// machine or it was already revoked.
+pub async fn revoke(
+    tx: &mut Tx,
+    scope: &impl TenantKey,
+    machine_id: &MachineId,
+    now_ms: i64,
+) -> DbResult<bool> {
+    let revoked = Query::tenant(
+        scope,
+        "UPDATE machines SET revoked_ms = $3 WHERE tenant_id = $1 AND id = $2 AND revoked_ms IS NULL",
+    )
+    .bind(machine_id.as_str())
+    .bind(now_ms)
+    .execute(&mut *tx)
+    .await?;
+    Query::tenant(
+        scope,
+        "UPDATE agent_credentials SET revoked_ms = $3 \
+         WHERE tenant_id = $1 AND machine_id = $2 AND revoked_ms IS NULL",
+    )
+    .bind(machine_id.as_str())
+    .bind(now_ms)
+    .execute(tx)
+    .await?;
+    Ok(revoked == 1)
+}
+
+/// Notes that `machine` opened upload session `session_id` of the tenant's vault.
+pub async fn record_session<'c>(
+    on: impl Target<'c>,
+    scope: &impl TenantKey,
+    session_id: &str,
+    machine: &MachineId,
+    now_ms: i64,
+) -> DbResult<()> {
+    Query::tenant(
+        scope,
+        "INSERT INTO upload_sessions (tenant_id, session_id, machine_id, created_ms) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(session_id)
+    .bind(machine.as_str())
+    .bind(now_ms)
+    .execute(on)
+    .await?;
+    Ok(())
+}
+
+/// The machine that opened the session, if the tenant has such a session.
+pub async fn session_machine<'c>(
+    on: impl Target<'c>,
+    scope: &impl TenantKey,
+    session_id: &str,
+) -> DbResult<Option<MachineId>> {
+    let machine: Option<(String,)> = Query::tenant(
+        scope,
+        "SELECT machine_id FROM upload_sessions WHERE tenant_id = $1 AND session_id = $2",
+    )
+    .bind(session_id)
+    .fetch_optional(on)
+    .await?;
+    Ok(machine.map(|(id,)| MachineId::from_db(id)))
+}
+
+/// Records `machine` as the owner of snapshot `snapshot_id` (hex). `true` when the
+/// snapshot is now this machine's (also when it already was), `false` when another
+/// machine of the tenant owns it.
+pub async fn claim_snapshot(
+    tx: &mut Tx,
+    scope: &impl TenantKey,
+    snapshot_id: &str,
+    machine: &MachineId,
+    now_ms: i64,
+) -> DbResult<bool> {
+    Query::tenant(
+        scope,
+        "INSERT INTO snapshot_owners (tenant_id, snapshot_id, machine_id, created_ms) \
+         VALUES ($1, $2, $3, $4) ON CONFLICT (tenant_id, snapshot_id) DO NOTHING",
+    )
+    .bind(snapshot_id)
+    .bind(machine.as_str())
+    .bind(now_ms)
+    .execute(&mut *tx)
+    .await?;
+    let (owner,): (String,) = Query::tenant(
+        scope,
+        "SELECT machine_id FROM snapshot_owners WHERE tenant_id = $1 AND snapshot_id = $2",
+    )
+    .bind(snapshot_id)
+    .fetch_one(tx)
+    .await?;
+    Ok(owner == machine.as_str())
+}
+
+/// Ids (hex) of the snapshots the machine owns, including claims whose commit failed:
+/// callers intersect them with the vault's live snapshots.
+pub async fn machine_snapshots<'c>(
+    on: impl Target<'c>,
+    scope: &impl TenantKey,
+    machine: &MachineId,
+) -> DbResult<Vec<String>> {
+    let rows: Vec<(String,)> = Query::tenant(
+        scope,
+        "SELECT snapshot_id FROM snapshot_owners WHERE tenant_id = $1 AND machine_id = $2 ORDER BY snapshot_id",
+    )
+    .bind(machine.as_str())
+    .fetch_all(on)
+    .await?;
+    Ok(rows.into_iter().map(|(id,)| id).collect())
+}

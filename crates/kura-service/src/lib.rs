@@ -1,0 +1,75 @@
+//! `kura-service`: every decision of the Kura service, without HTTP.
+//!
+//! It owns the domain operations ([`ops`]: tenants, accounts and sessions, users,
+//! tokens, machines, support access, vaults, the event log), who may reach what
+//! ([`authz`]: roles, [`authz::TenantScope`] and [`authz::ContractScope`], whose
+//! constructors are private to it), the service database ([`db`]: one SQL text for
+//! SQLite and PostgreSQL, one transaction per operation, one file per area), the event
+//! catalogue and its hash chains ([`audit`]), the tenants' vaults ([`vaults`]) and the
+//! only source of time ([`Clock`]). Each operation checks, changes, and records its event
+//! in one transaction, and fails with a [`ServiceError`] whose kind the edge maps.
+//!
+//! It must not know HTTP, HTML, JSON routes, mail transport or templates: those are
+//! `kura-server`'s, which calls these operations from the API, the portal, the console
+//! and its jobs alike. It knows the vault engine only through `kura-store`'s API.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+pub mod audit;
+pub mod authz;
+mod clock;
+pub mod db;
+mod error;
+pub mod ids;
+pub mod mail;
+pub mod model;
+pub mod ops;
+pub mod secrets;
+pub mod totp;
+pub mod vaults;
+
+pub use clock::{Clock, duration_ms, rfc3339};
+pub use error::{ErrorKind, ServiceError, ServiceResult};
+
+/// The rules the service runs by, from the server's configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// How long an agent registration token stays valid.
+    pub registration_token_ttl: Duration,
+    /// Region label given to new tenants that do not name one.
+    pub default_region: String,
+    /// A portal session ends after this long without a request.
+    pub session_idle_timeout: Duration,
+    /// A portal session ends this long after sign-in, however active.
+    pub session_absolute_timeout: Duration,
+    /// Failed sign-ins of one login ID after which each further attempt must wait,
+    /// doubling from one second.
+    pub login_throttle_after: u32,
+    /// Failed sign-ins of one login ID after which it is locked for the period.
+    pub login_lockout_after: u32,
+    /// Failed sign-ins from one source address after which it is locked likewise.
+    pub login_source_lockout_after: u32,
+    /// The window in which failures count, and how long a lockout lasts.
+    pub login_lockout_period: Duration,
+    /// Whether the service can send mail (an SMTP server is configured).
+    pub mail_enabled: bool,
+}
+
+/// The service: its database, vaults, clock and rules. Cheap to clone.
+#[derive(Clone)]
+pub struct Service {
+    pub db: db::Db,
+    pub vaults: Arc<vaults::TenantVaults>,
+    pub clock: Clock,
+    pub settings: Arc<Settings>,
+    pub mail: Arc<dyn mail::MailTransport>,
+    /// Where users reach the customer listener, for links in mail (no trailing `/`).
+    pub public_url: Arc<str>,
+}
+
+impl Service {
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+}

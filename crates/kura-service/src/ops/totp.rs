@@ -1,0 +1,142 @@
+//! TOTP for one's own account (enrol, confirm, turn off) and the tenant's TOTP policy.
+//! Only sessions may enrol or turn TOTP off, never API tokens.
+
+use super::record_in;
+use crate::audit::Action;
+use crate::authz::{TenantScope, UserPrincipal};
+use crate::db::{tenants, users};
+use crate::model::TenantUpdate;
+use crate::secrets::token_hash;
+use crate::totp::{self, TotpPolicy};
+use crate::{Service, ServiceError, ServiceResult};
+
+/// A secret handed out for enrolment (shown once) and its `otpauth://` URI.
+pub struct Enrolment {
+    pub secret: String,
+    pub otpauth_uri: String,
+}
+
+/// Starts enrolment: a new secret, active after [`confirm`].
+pub async fn enroll(svc: &Service, user: &UserPrincipal) -> ServiceResult<Enrolment> {
+    user.session_id()?;
+    if users::totp_state(&svc.db, &user.scope, &user.user_id)
+        .await?
+        .secret
+        .is_some()
+    {
+        return Err(ServiceError::conflict(
+            "TOTP is already on for this account; turn it off first (DELETE /api/v1/totp)",
+        ));
+    }
+    let secret = totp::new_secret();
+    let mut tx = svc.db.begin().await?;
+    users::set_totp_pending(&mut tx, &user.scope, &user.user_id, Some(&secret)).await?;
+    record_in(
+        &mut tx,
+        &user.actor,
+        svc.now_ms(),
+        &user.scope,
+        Action::TotpEnroll,
+        &user.login,
+        "started",
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Enrolment {
+        otpauth_uri: totp::otpauth_uri(&secret, &user.login),
+        secret,
+    })
+}
+
+/// Finishes enrolment with a current code; answers the recovery codes, shown once.
+pub async fn confirm(svc: &Service, user: &UserPrincipal, code: &str) -> ServiceResult<Vec<String>> {
+    user.session_id()?;
+    let now = svc.now_ms();
+    let not_started =
+        || ServiceError::conflict("no TOTP enrolment is in progress; start with POST /api/v1/totp/enroll");
+    let pending = users::totp_state(&svc.db, &user.scope, &user.user_id)
+        .await?
+        .pending
+        .ok_or_else(not_started)?;
+    let step = totp::matching_step(&pending, code, now, None).ok_or_else(|| {
+        ServiceError::invalid(
+            "the code does not match: check that the device's clock is right and enter the current code",
+        )
+    })?;
+    let codes = totp::new_recovery_codes();
+    let hashes: Vec<String> = codes.iter().map(|code| token_hash(code)).collect();
+    let mut tx = svc.db.begin().await?;
+    if !users::activate_totp(&mut tx, &user.scope, &user.user_id, step, &hashes).await? {
+        return Err(not_started());
+    }
+    record_in(
+        &mut tx,
+        &user.actor,
+        now,
+        &user.scope,
+        Action::TotpEnable,
+        &user.login,
+        "ok",
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(codes)
+}
+
+/// Turns TOTP off for the caller, unless the tenant's policy requires it.
+pub async fn disable(svc: &Service, user: &UserPrincipal) -> ServiceResult<()> {
+    user.session_id()?;
+    let tenant = super::tenants::current(svc, &user.scope).await?;
+    if tenant.totp_policy.requires(user.role) {
+        return Err(ServiceError::conflict(
+            "your tenant requires TOTP for your role; if your device is lost, ask an admin to reset it",
+        ));
+    }
+    let mut tx = svc.db.begin().await?;
+    users::disable_totp(&mut tx, &user.scope, &user.user_id).await?;
+    record_in(
+        &mut tx,
+        &user.actor,
+        svc.now_ms(),
+        &user.scope,
+        Action::TotpDisable,
+        &user.login,
+        "ok",
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Sets the tenant's TOTP policy. Users it newly covers can only enrol until they do.
+pub async fn set_policy(
+    svc: &Service,
+    admin: &UserPrincipal,
+    policy: TotpPolicy,
+) -> ServiceResult<TotpPolicy> {
+    let update = TenantUpdate {
+        totp_policy: Some(policy),
+        ..TenantUpdate::default()
+    };
+    let mut tx = svc.db.begin().await?;
+    let tenant = tenants::update(&mut tx, &admin.scope, &update)
+        .await?
+        .ok_or_else(|| ServiceError::not_found("this tenant no longer exists"))?;
+    record_in(
+        &mut tx,
+        &admin.actor,
+        svc.now_ms(),
+        &admin.scope,
+        Action::TenantTotpPolicy,
+        tenant.totp_policy.as_str(),
+        "ok",
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(tenant.totp_policy)
+}
+
+/// The tenant's TOTP policy.
+pub async fn policy(svc: &Service, scope: &TenantScope) -> ServiceResult<TotpPolicy> {
+    Ok(super::tenants::current(svc, scope).await?.totp_policy)
+}
