@@ -3,6 +3,7 @@
 //! customer-facing socket.
 
 use std::net::{SocketAddr, TcpListener};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -121,11 +122,15 @@ impl Server {
     /// `DATA/operator-token` (mode 0600).
     pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         tls::install_crypto_provider();
-        std::fs::create_dir_all(&config.data_dir).map_err(|source| ServerError::DataDir {
+        keep_private(&config.data_dir).map_err(|source| ServerError::DataDir {
             path: config.data_dir.clone(),
             source,
         })?;
         let db = Db::connect(&config.effective_database_url()).await?;
+        restrict_existing(&config.data_dir).map_err(|source| ServerError::DataDir {
+            path: config.data_dir.clone(),
+            source,
+        })?;
         let tls = tls::load_or_generate(&config)?;
         let customer_listener = bind(config.customer_listen)?;
         let management_listener = bind(config.management_listen)?;
@@ -274,6 +279,47 @@ impl ShutdownHandle {
     }
 }
 
+/// Service data and customer data are the provider's alone: the process creates every
+/// file and directory for its owner only (umask 077, whatever it was started with), and
+/// the data directory is `0700`.
+fn keep_private(data_dir: &Path) -> std::io::Result<()> {
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
+    std::fs::create_dir_all(data_dir)?;
+    std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(0o700))
+}
+
+/// Files made by earlier versions under a looser umask: the service database and the
+/// vaults become owner-only too.
+fn restrict_existing(data_dir: &Path) -> std::io::Result<()> {
+    for name in ["service.db", "service.db-wal", "service.db-shm"] {
+        let path = data_dir.join(name);
+        if path.exists() {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+        }
+    }
+    for top in ["vaults", "objects"] {
+        restrict_tree(&data_dir.join(top))?;
+    }
+    Ok(())
+}
+
+fn restrict_tree(path: &Path) -> std::io::Result<()> {
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return Ok(());
+    };
+    if meta.is_dir() {
+        if meta.permissions().mode() & 0o077 != 0 {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))?;
+        }
+        for entry in std::fs::read_dir(path)? {
+            restrict_tree(&entry?.path())?;
+        }
+    } else if meta.is_file() && meta.permissions().mode() & 0o077 != 0 {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(())
+}
+
 /// The file holding the bootstrap operator token.
 pub fn operator_token_path(data_dir: &Path) -> PathBuf {
     data_dir.join("operator-token")
@@ -342,6 +388,7 @@ fn customer_router(state: AppState) -> Router {
         .fallback(api::no_route)
         .method_not_allowed_fallback(api::method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
+        .layer(middleware::from_fn(security_headers))
         .with_state(state)
 }
 
@@ -355,6 +402,7 @@ fn management_router(state: AppState) -> Router {
         .fallback(api::no_route)
         .method_not_allowed_fallback(api::method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
+        .layer(middleware::from_fn(security_headers))
         .with_state(state)
 }
 
@@ -378,6 +426,7 @@ async fn track_request(State(listener): State<&'static str>, mut request: Reques
     if let Ok(value) = axum::http::HeaderValue::from_str(&request_id) {
         response.headers_mut().insert("x-request-id", value);
     }
+
     let elapsed = started.elapsed();
     let status = response.status().as_u16().to_string();
     let labels = [
@@ -396,6 +445,25 @@ async fn track_request(State(listener): State<&'static str>, mut request: Reques
         request_id,
         duration_ms = elapsed.as_millis() as u64,
         "request"
+    );
+    response
+}
+
+/// Both listeners speak only TLS, so browsers are told to keep it that way (HSTS), and no
+/// answer of the API is stored by a browser or proxy: many carry secrets (tokens, CSRF
+/// tokens, recovery codes), and none is worth caching.
+async fn security_headers(request: Request, next: Next) -> Response {
+    use axum::http::{HeaderValue, header};
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::STRICT_TRANSPORT_SECURITY,
+        HeaderValue::from_static("max-age=31536000"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
     );
     response
 }

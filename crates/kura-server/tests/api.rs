@@ -68,6 +68,15 @@ async fn both_listeners_speak_http2() {
     for base in [&test.customer, &test.management] {
         let response = test.http.get(format!("{base}/nowhere")).send().await.unwrap();
         assert_eq!(response.version(), reqwest::Version::HTTP_2);
+        // Every answer forbids caching (many carry secrets) and keeps browsers on TLS.
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .map(|v| v.to_str().unwrap().to_owned())
+        };
+        assert_eq!(header("cache-control").as_deref(), Some("no-store"));
+        assert!(header("strict-transport-security").is_some_and(|v| v.starts_with("max-age=")));
     }
 }
 

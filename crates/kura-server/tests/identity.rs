@@ -1210,3 +1210,97 @@ async fn forgotten_passwords_are_reissued_by_mail_once_within_30_minutes(on_post
         assert!(actions.contains(&wanted), "{wanted} missing: {actions:?}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_admins_cannot_demote_each_other_at_once_on_sqlite() {
+    a_tenant_always_keeps_an_admin(common::start(|_| ()).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_admins_cannot_demote_each_other_at_once_on_postgres() {
+    a_tenant_always_keeps_an_admin(common::start_on_postgres(|_| ()).await).await;
+}
+
+/// Two admins demoting (or deleting) each other at the same moment: one wins, the other
+/// is refused, and the tenant keeps an admin who can manage users.
+async fn a_tenant_always_keeps_an_admin(server: TestServer) {
+    for round in 0..3 {
+        let (created, first) = server.tenant_admin(&format!("RACE-{round:04}")).await;
+        let first_id = {
+            let (_, me) = first.get("/api/v1/me").await;
+            me["user_id"].as_str().unwrap().to_owned()
+        };
+        let (second_user, password) = server.add_user(&first, &format!("second-{round}"), "admin").await;
+        let second = server
+            .login(second_user["login"].as_str().unwrap(), &password)
+            .await;
+        let second_path = format!("/api/v1/users/{}", second_user["id"].as_str().unwrap());
+        let first_path = format!("/api/v1/users/{first_id}");
+        let demote = json!({ "role": "operator" });
+        let (a, b) = if round == 2 {
+            // Deleting races the same way.
+            tokio::join!(
+                first.call(Method::DELETE, &second_path, None),
+                second.call(Method::DELETE, &first_path, None)
+            )
+        } else {
+            tokio::join!(
+                first.call(Method::PATCH, &second_path, Some(demote.clone())),
+                second.call(Method::PATCH, &first_path, Some(demote.clone()))
+            )
+        };
+        let statuses = [a.0, b.0];
+        let won = statuses.iter().filter(|s| matches!(s, 200 | 204)).count();
+        assert_eq!(won, 1, "round {round}: exactly one may win: {a:?} {b:?}");
+        assert!(statuses.contains(&409), "round {round}: {a:?} {b:?}");
+        let refused = if matches!(a.0, 200 | 204) { &b.1 } else { &a.1 };
+        assert!(error_of(refused).contains("last active admin"), "{refused}");
+        let admin_login = created["admin_login"].as_str().unwrap();
+        let survivor = if matches!(a.0, 200 | 204) { &first } else { &second };
+        let (status, users) = survivor.get("/api/v1/users").await;
+        assert_eq!(status, 200, "the surviving admin still manages users: {users}");
+        let admins = users
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|u| u["role"] == "admin" && u["disabled"] != true)
+            .count();
+        assert_eq!(admins, 1, "round {round} ({admin_login}): {users}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_revoked_by_a_lowered_role_stays_revoked() {
+    let server = common::start(|_| ()).await;
+    let (_, admin) = server.tenant_admin("ACME-0001").await;
+    let (user, password) = server.add_user(&admin, "taro", "admin").await;
+    let taro = server.login("taro", &password).await;
+    let (status, created) = taro
+        .call(
+            Method::POST,
+            "/api/v1/tokens",
+            Some(json!({ "name": "script", "role": "admin" })),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let token = created["token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        with_token(&server, &token, Method::GET, "/api/v1/users", None)
+            .await
+            .0,
+        200
+    );
+    let path = format!("/api/v1/users/{}", user["id"].as_str().unwrap());
+    for role in ["operator", "admin"] {
+        let (status, body) = admin
+            .call(Method::PATCH, &path, Some(json!({ "role": role })))
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let (status, body) = with_token(&server, &token, Method::GET, "/api/v1/users", None).await;
+    assert_eq!(
+        status, 401,
+        "raising the role again must not revive the token: {body}"
+    );
+    assert!(error_of(&body).contains("revoked"), "{body}");
+}

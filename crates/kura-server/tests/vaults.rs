@@ -113,3 +113,34 @@ async fn vaults_live_in_postgresql_when_the_service_does() {
     server.server.shutdown().await.unwrap();
     schema.drop_it().await;
 }
+
+/// Everything the service writes is its owner's alone, whatever the umask it was started
+/// with: the data directory `0700`, the database and every vault file `0600`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_and_vault_files_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let server = common::start(|_| ()).await;
+    let tenant = server.create_tenant("ACME-0001", 2, serde_json::json!({})).await;
+    let agent = Agent::register(&server, tenant["registration_token"].as_str().unwrap(), "web-01").await;
+    agent.create_vault().await;
+    agent.backup("etc", &[b"a chunk of private data"]).await;
+    let mode = |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    let data = server.data_dir();
+    assert_eq!(mode(&data), 0o700);
+    assert_eq!(mode(&data.join("service.db")), 0o600);
+    let mut files = 0;
+    let mut stack = vec![data.join("vaults")];
+    while let Some(dir) = stack.pop() {
+        assert_eq!(mode(&dir), 0o700, "{dir:?}");
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                assert_eq!(mode(&path), 0o600, "{path:?}");
+                files += 1;
+            }
+        }
+    }
+    assert!(files >= 2, "{files} vault files checked");
+}
