@@ -126,7 +126,7 @@ async fn service_and_vault_files_are_private() {
     agent.backup("etc", &[b"a chunk of private data"]).await;
     let mode = |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
     let data = server.data_dir();
-    assert_eq!(mode(&data), 0o700);
+    assert_eq!(mode(data), 0o700);
     assert_eq!(mode(&data.join("service.db")), 0o600);
     let mut files = 0;
     let mut stack = vec![data.join("vaults")];
