@@ -881,6 +881,30 @@ async fn totp_enrolment_policy_and_single_use_codes_follow_the_servers_clock(ser
         .map(|e| e["result"].as_str().unwrap())
         .collect();
     assert!(results.contains(&"failed: wrong TOTP code"), "{results:?}");
+
+    // Turning TOTP off takes the password or a current code again, not just the session.
+    let (status, _) = admin
+        .call(
+            Method::PUT,
+            "/api/v1/tenant/totp-policy",
+            Some(json!({ "policy": "optional" })),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, body) = admin.call(Method::DELETE, "/api/v1/totp", None).await;
+    assert_eq!(status, 422, "{body}");
+    assert!(error_of(&body).contains("password or a current code"), "{body}");
+    let wrong = json!({ "password": "not the password at all" });
+    let (status, body) = admin.call(Method::DELETE, "/api/v1/totp", Some(wrong)).await;
+    assert_eq!(status, 403, "{body}");
+    clock.advance(step);
+    let current = code_at(&secret, clock.now_ms()).unwrap();
+    let (status, body) = admin
+        .call(Method::DELETE, "/api/v1/totp", Some(json!({ "code": current })))
+        .await;
+    assert_eq!(status, 204, "{body}");
+    let (_, users) = admin.get("/api/v1/users").await;
+    assert_eq!(users[0]["totp"], false, "{users}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

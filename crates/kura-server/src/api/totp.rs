@@ -7,8 +7,10 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use kura_service::ops::totp;
 
-use super::ApiJson;
+use serde::Deserialize;
+
 use super::types::{RecoveryCodes, TotpCode, TotpEnrolment, TotpPolicyBody};
+use super::{ApiBytes, ApiJson};
 use crate::app::AppState;
 use crate::auth::User;
 use crate::error::ApiError;
@@ -35,9 +37,37 @@ pub(super) async fn confirm(
     Ok(Json(RecoveryCodes { recovery_codes }))
 }
 
-/// Turns TOTP off for the caller, unless the tenant's policy requires it.
-pub(super) async fn disable(State(state): State<AppState>, user: User) -> Result<StatusCode, ApiError> {
-    totp::disable(&state.service, &user).await?;
+/// `DELETE /api/v1/totp`: the password or a current code, given again.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DisableTotp {
+    #[serde(default)]
+    password: Option<String>,
+    #[serde(default)]
+    code: Option<String>,
+}
+
+/// Turns TOTP off for the caller, unless the tenant's policy requires it; the caller
+/// proves it is them with their password or a current code.
+pub(super) async fn disable(
+    State(state): State<AppState>,
+    user: User,
+    ApiBytes(body): ApiBytes,
+) -> Result<StatusCode, ApiError> {
+    let request: Option<DisableTotp> = if body.is_empty() {
+        None
+    } else {
+        Some(
+            serde_json::from_slice(&body)
+                .map_err(|err| ApiError::invalid(format!("invalid request body: {err}")))?,
+        )
+    };
+    let proof = match request.map(|r| (r.password, r.code)) {
+        Some((Some(password), None)) => Some(totp::Proof::Password(password)),
+        Some((None, Some(code))) => Some(totp::Proof::Code(code)),
+        _ => None,
+    };
+    totp::disable(&state.service, &user, proof).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

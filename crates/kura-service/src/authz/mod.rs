@@ -40,7 +40,8 @@ pub use authenticate::{
 pub use roles::{Permission, ProviderRole, TenantRole, roles_markdown};
 pub use signin::{
     ForgotTarget, RedeemedReset, RegisteredMachine, SignedIn, Throttle, forgot_target, redeem_reset,
-    register_machine, registration_refusal, sign_in, source_key, throttle, verify_user_password,
+    register_machine, registration_refusal, sign_in, source_key, throttle, verify_user_code,
+    verify_user_password,
 };
 
 mod sealed {

@@ -300,33 +300,71 @@ pub async fn verify_user_password(
     password: String,
     action: Action,
 ) -> ServiceResult<()> {
+    reauthenticate(svc, user, action, "password", async {
+        let stored = users::password_hash(&svc.db, &user.scope, &user.user_id).await?;
+        verify_password_blocking(password, stored).await
+    })
+    .await
+}
+
+/// Checks a current TOTP code (or a recovery code, used up) of a signed-in user before a
+/// sensitive change, throttled like a sign-in.
+pub async fn verify_user_code(
+    svc: &Service,
+    user: &UserPrincipal,
+    code: &str,
+    action: Action,
+) -> ServiceResult<()> {
+    reauthenticate(svc, user, action, "code", async {
+        let state = users::totp_state(&svc.db, &user.scope, &user.user_id).await?;
+        let Some(secret) = state.secret else {
+            return Ok(false);
+        };
+        use_second_factor(
+            svc,
+            &user.scope,
+            &user.user_id,
+            &secret,
+            state.last_step,
+            code,
+            svc.now_ms(),
+        )
+        .await
+    })
+    .await
+}
+
+/// Runs `check` unless the user's login or address is throttled; counts and records a
+/// failed check (`what` names the secret in the refusal).
+async fn reauthenticate(
+    svc: &Service,
+    user: &UserPrincipal,
+    action: Action,
+    what: &str,
+    check: impl Future<Output = ServiceResult<bool>>,
+) -> ServiceResult<()> {
     let now = svc.now_ms();
     let source = source_key(user.actor.source);
     let failures = recent_failures(svc, &user.login, &source, now).await?;
-    let record = |result: &'static str| {
-        audit::record_alone(
-            &svc.db,
-            &user.actor,
-            now,
-            Entry {
-                chain: Chain::tenant(&user.scope),
-                action,
-                target: &user.login,
-                result,
-            },
-        )
+    let record = |result: String| async move {
+        let entry = Entry {
+            chain: Chain::tenant(&user.scope),
+            action,
+            target: &user.login,
+            result: &result,
+        };
+        audit::record_alone(&svc.db, &user.actor, now, entry).await
     };
     if let Some((refusal, result)) = throttled(throttle(&svc.settings, &failures, now), now) {
-        record(result).await?;
+        record(result.to_owned()).await?;
         return Err(refusal);
     }
-    let stored = users::password_hash(&svc.db, &user.scope, &user.user_id).await?;
-    if verify_password_blocking(password, stored).await? {
+    if check.await? {
         return Ok(());
     }
     logins::record_failure(&svc.db, &user.login, &source, now).await?;
-    record("refused: wrong password").await?;
-    Err(ServiceError::forbidden("the password is wrong"))
+    record(format!("refused: wrong {what}")).await?;
+    Err(ServiceError::forbidden(format!("the {what} is wrong")))
 }
 
 /// A user a "forgot password" request may mail a link to, or why not.

@@ -3,7 +3,7 @@
 
 use super::record_in;
 use crate::audit::Action;
-use crate::authz::{TenantScope, UserPrincipal};
+use crate::authz::{TenantScope, UserPrincipal, verify_user_code, verify_user_password};
 use crate::db::{tenants, users};
 use crate::model::TenantUpdate;
 use crate::secrets::token_hash;
@@ -83,14 +83,32 @@ pub async fn confirm(svc: &Service, user: &UserPrincipal, code: &str) -> Service
     Ok(codes)
 }
 
-/// Turns TOTP off for the caller, unless the tenant's policy requires it.
-pub async fn disable(svc: &Service, user: &UserPrincipal) -> ServiceResult<()> {
+/// How the caller proves, once more, that it is them.
+pub enum Proof {
+    Password(String),
+    /// A current TOTP code or an unused recovery code.
+    Code(String),
+}
+
+/// Turns TOTP off for the caller, unless the tenant's policy requires it. A stolen
+/// session alone cannot do it: the caller gives their password or a current code again,
+/// and wrong ones are throttled like sign-ins.
+pub async fn disable(svc: &Service, user: &UserPrincipal, proof: Option<Proof>) -> ServiceResult<()> {
     user.session_id()?;
     let tenant = super::tenants::current(svc, &user.scope).await?;
     if tenant.totp_policy.requires(user.role) {
         return Err(ServiceError::conflict(
             "your tenant requires TOTP for your role; if your device is lost, ask an admin to reset it",
         ));
+    }
+    let proof = proof.ok_or_else(|| {
+        ServiceError::invalid(
+            "to turn TOTP off, give your password or a current code again: {\"password\": \"…\"} or {\"code\": \"123456\"}",
+        )
+    })?;
+    match proof {
+        Proof::Password(password) => verify_user_password(svc, user, password, Action::TotpDisable).await?,
+        Proof::Code(code) => verify_user_code(svc, user, code.trim(), Action::TotpDisable).await?,
     }
     let mut tx = svc.db.begin().await?;
     users::disable_totp(&mut tx, &user.scope, &user.user_id).await?;
