@@ -388,8 +388,39 @@ fn customer_router(state: AppState) -> Router {
         .fallback(api::no_route)
         .method_not_allowed_fallback(api::method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
+        .layer(middleware::from_fn_with_state(limit, form_csrf_token))
         .layer(middleware::from_fn(security_headers))
         .with_state(state)
+}
+
+/// An HTML form cannot send headers, so a form's CSRF token comes as its hidden field
+/// `csrf_token`: found here in a URL-encoded body of a state-changing request and handed
+/// to the user extractor, which accepts it like the `X-CSRF-Token` header.
+async fn form_csrf_token(State(limit): State<usize>, request: Request, next: Next) -> Response {
+    use axum::http::{Method, StatusCode, header};
+    let is_form = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("application/x-www-form-urlencoded"));
+    if !is_form || matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
+        return next.run(request).await;
+    }
+    let (mut parts, body) = request.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, limit).await else {
+        return ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body is too large: the limit is {limit} bytes"),
+        )
+        .into_response();
+    };
+    if let Some((_, token)) = form_urlencoded::parse(&bytes).find(|(name, _)| name == "csrf_token") {
+        parts
+            .extensions
+            .insert(crate::auth::FormCsrfToken(token.into_owned()));
+    }
+    next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
+        .await
 }
 
 /// Management listener: operator API, metrics and health. Every call an operator makes

@@ -48,336 +48,402 @@ pub enum Access {
     Role(Permission),
 }
 
-type RouteTable = &'static [(Method, &'static str, Access, MakeRoute)];
+/// The routes of one area of one front end (JSON API now; the portal and the console use
+/// the same type): method, path pattern, who may call it, and the handler.
+pub struct RouteTable {
+    pub area: &'static str,
+    routes: &'static [(Method, &'static str, Access, MakeRoute)],
+}
 
-/// Every route of the customer listener: the router is built from this table, and the
-/// isolation suite and the role matrix walk it ([`customer_route_table`]), so a route
-/// cannot be added without them noticing.
-const CUSTOMER_ROUTES: RouteTable = &[
-    (Method::POST, "/api/v1/agents/register", Access::Open, |m| {
-        on(m, agent::register)
-    }),
-    (Method::GET, "/api/v1/agent/whoami", Access::Agent, |m| {
-        on(m, agent::whoami)
-    }),
-    (Method::GET, "/api/v1/vault", Access::Agent, |m| {
-        on(m, vault::info)
-    }),
-    (Method::POST, "/api/v1/vault", Access::Agent, |m| {
-        on(m, vault::create)
-    }),
-    (Method::GET, "/api/v1/vault/key-slots", Access::Agent, |m| {
-        on(m, vault::key_slots)
-    }),
-    (Method::POST, "/api/v1/vault/key-slots", Access::Agent, |m| {
-        on(m, vault::add_key_slot)
-    }),
-    (
-        Method::DELETE,
-        "/api/v1/vault/key-slots/{id}",
-        Access::Agent,
-        |m| on(m, vault::remove_key_slot),
-    ),
-    (Method::POST, "/api/v1/vault/sessions", Access::Agent, |m| {
-        on(m, vault::open_session)
-    }),
-    (
-        Method::DELETE,
-        "/api/v1/vault/sessions/{session}",
-        Access::Agent,
-        |m| on(m, vault::abort_session),
-    ),
-    (
-        Method::POST,
-        "/api/v1/vault/sessions/{session}/missing",
-        Access::Agent,
-        |m| on(m, vault::missing),
-    ),
-    (
-        Method::PUT,
-        "/api/v1/vault/sessions/{session}/packs",
-        Access::Agent,
-        |m| on(m, vault::put_pack).layer(DefaultBodyLimit::max(MAX_PACK_BYTES)),
-    ),
-    (
-        Method::POST,
-        "/api/v1/vault/sessions/{session}/commit",
-        Access::Agent,
-        |m| on(m, vault::commit).layer(DefaultBodyLimit::max(MAX_COMMIT_BYTES)),
-    ),
-    (Method::GET, "/api/v1/vault/snapshots", Access::Agent, |m| {
-        on(m, vault::snapshots)
-    }),
-    (
-        Method::GET,
-        "/api/v1/vault/snapshots/{spec}",
-        Access::Agent,
-        |m| on(m, vault::snapshot),
-    ),
-    (
-        Method::POST,
-        "/api/v1/vault/snapshots/{spec}/restores",
-        Access::Agent,
-        |m| on(m, vault::note_restore),
-    ),
-    (Method::POST, "/api/v1/vault/blobs", Access::Agent, |m| {
-        on(m, vault::blobs)
-    }),
-    (Method::POST, "/api/v1/vault/forget", Access::Agent, |m| {
-        on(m, vault::forget)
-    }),
-    (Method::POST, "/api/v1/vault/gc", Access::Agent, |m| {
-        on(m, vault::gc)
-    }),
-    (Method::POST, "/api/v1/vault/verify", Access::Agent, |m| {
-        on(m, vault::verify)
-    }),
-    (Method::GET, "/api/v1/vault/usage", Access::Agent, |m| {
-        on(m, vault::usage)
-    }),
-    (Method::POST, "/api/v1/login", Access::Open, |m| {
-        on(m, users::login)
-    }),
-    (Method::POST, "/api/v1/password/forgot", Access::Open, |m| {
-        on(m, reset::forgot)
-    }),
-    (Method::POST, "/api/v1/password/reset", Access::Open, |m| {
-        on(m, reset::reset)
-    }),
-    (
-        Method::POST,
-        "/api/v1/users/{id}/reset-password",
-        Access::Role(Permission::ManageUsers),
-        |m| on(m, reset::force_reset),
-    ),
-    (
-        Method::POST,
-        "/api/v1/logout",
-        Access::Role(Permission::ViewStatus),
-        |m| on(m, users::logout),
-    ),
-    (
-        Method::GET,
-        "/api/v1/me",
-        Access::Role(Permission::ViewStatus),
-        |m| on(m, users::me),
-    ),
-    (
-        Method::POST,
-        "/api/v1/password",
-        Access::Role(Permission::ViewStatus),
-        |m| on(m, users::change_password),
-    ),
-    (
-        Method::GET,
-        "/api/v1/sessions",
-        Access::Role(Permission::ViewStatus),
-        |m| on(m, users::sessions),
-    ),
-    (
-        Method::DELETE,
-        "/api/v1/sessions/{id}",
-        Access::Role(Permission::ViewStatus),
-        |m| on(m, users::revoke_session),
-    ),
-    (
-        Method::GET,
-        "/api/v1/tokens",
-        Access::Role(Permission::ViewStatus),
-        |m| on(m, users::tokens),
-    ),
-    (
-        Method::POST,
-        "/api/v1/tokens",
-        Access::Role(Permission::ViewStatus),
-        |m| on(m, users::create_token),
-    ),
-    (
-        Method::DELETE,
-        "/api/v1/tokens/{id}",
-        Access::Role(Permission::ViewStatus),
-        |m| on(m, users::revoke_token),
-    ),
-    (
-        Method::GET,
-        "/api/v1/users",
-        Access::Role(Permission::ManageUsers),
-        |m| on(m, users::list_users),
-    ),
-    (
-        Method::POST,
-        "/api/v1/users",
-        Access::Role(Permission::ManageUsers),
-        |m| on(m, users::create_user),
-    ),
-    (
-        Method::PATCH,
-        "/api/v1/users/{id}",
-        Access::Role(Permission::ManageUsers),
-        |m| on(m, users::update_user),
-    ),
-    (
-        Method::DELETE,
-        "/api/v1/users/{id}",
-        Access::Role(Permission::ManageUsers),
-        |m| on(m, users::delete_user),
-    ),
-    (
-        Method::GET,
-        "/api/v1/tenant/admin-networks",
-        Access::Role(Permission::ManageSecurity),
-        |m| on(m, users::admin_networks),
-    ),
-    (
-        Method::PUT,
-        "/api/v1/tenant/admin-networks",
-        Access::Role(Permission::ManageSecurity),
-        |m| on(m, users::set_admin_networks),
-    ),
-    (
-        Method::GET,
-        "/api/v1/events",
-        Access::Role(Permission::ReadEvents),
-        |m| on(m, users::events),
-    ),
-    (
-        Method::POST,
-        "/api/v1/totp/enroll",
-        Access::Role(Permission::ViewStatus),
-        |m| on(m, totp::enroll),
-    ),
-    (
-        Method::POST,
-        "/api/v1/totp/confirm",
-        Access::Role(Permission::ViewStatus),
-        |m| on(m, totp::confirm),
-    ),
-    (
-        Method::DELETE,
-        "/api/v1/totp",
-        Access::Role(Permission::ViewStatus),
-        |m| on(m, totp::disable),
-    ),
-    (
-        Method::GET,
-        "/api/v1/tenant/totp-policy",
-        Access::Role(Permission::ManageSecurity),
-        |m| on(m, totp::policy),
-    ),
-    (
-        Method::PUT,
-        "/api/v1/tenant/totp-policy",
-        Access::Role(Permission::ManageSecurity),
-        |m| on(m, totp::set_policy),
-    ),
-    (
-        Method::GET,
-        "/api/v1/tenant/support-access",
-        Access::Role(Permission::ManageSecurity),
-        |m| on(m, support::show),
-    ),
-    (
-        Method::PUT,
-        "/api/v1/tenant/support-access",
-        Access::Role(Permission::ManageSecurity),
-        |m| on(m, support::grant),
-    ),
-    (
-        Method::DELETE,
-        "/api/v1/tenant/support-access",
-        Access::Role(Permission::ManageSecurity),
-        |m| on(m, support::revoke),
-    ),
+/// Agent registration and identity.
+const AGENT_ROUTES: RouteTable = RouteTable {
+    area: "agents",
+    routes: &[
+        (Method::POST, "/api/v1/agents/register", Access::Open, |m| {
+            on(m, agent::register)
+        }),
+        (Method::GET, "/api/v1/agent/whoami", Access::Agent, |m| {
+            on(m, agent::whoami)
+        }),
+    ],
+};
+
+/// The vault protocol of registered agents.
+const VAULT_ROUTES: RouteTable = RouteTable {
+    area: "vault",
+    routes: &[
+        (Method::GET, "/api/v1/vault", Access::Agent, |m| {
+            on(m, vault::info)
+        }),
+        (Method::POST, "/api/v1/vault", Access::Agent, |m| {
+            on(m, vault::create)
+        }),
+        (Method::GET, "/api/v1/vault/key-slots", Access::Agent, |m| {
+            on(m, vault::key_slots)
+        }),
+        (Method::POST, "/api/v1/vault/key-slots", Access::Agent, |m| {
+            on(m, vault::add_key_slot)
+        }),
+        (
+            Method::DELETE,
+            "/api/v1/vault/key-slots/{id}",
+            Access::Agent,
+            |m| on(m, vault::remove_key_slot),
+        ),
+        (Method::POST, "/api/v1/vault/sessions", Access::Agent, |m| {
+            on(m, vault::open_session)
+        }),
+        (
+            Method::DELETE,
+            "/api/v1/vault/sessions/{session}",
+            Access::Agent,
+            |m| on(m, vault::abort_session),
+        ),
+        (
+            Method::POST,
+            "/api/v1/vault/sessions/{session}/missing",
+            Access::Agent,
+            |m| on(m, vault::missing),
+        ),
+        (
+            Method::PUT,
+            "/api/v1/vault/sessions/{session}/packs",
+            Access::Agent,
+            |m| on(m, vault::put_pack).layer(DefaultBodyLimit::max(MAX_PACK_BYTES)),
+        ),
+        (
+            Method::POST,
+            "/api/v1/vault/sessions/{session}/commit",
+            Access::Agent,
+            |m| on(m, vault::commit).layer(DefaultBodyLimit::max(MAX_COMMIT_BYTES)),
+        ),
+        (Method::GET, "/api/v1/vault/snapshots", Access::Agent, |m| {
+            on(m, vault::snapshots)
+        }),
+        (
+            Method::GET,
+            "/api/v1/vault/snapshots/{spec}",
+            Access::Agent,
+            |m| on(m, vault::snapshot),
+        ),
+        (
+            Method::POST,
+            "/api/v1/vault/snapshots/{spec}/restores",
+            Access::Agent,
+            |m| on(m, vault::note_restore),
+        ),
+        (Method::POST, "/api/v1/vault/blobs", Access::Agent, |m| {
+            on(m, vault::blobs)
+        }),
+        (Method::POST, "/api/v1/vault/forget", Access::Agent, |m| {
+            on(m, vault::forget)
+        }),
+        (Method::POST, "/api/v1/vault/gc", Access::Agent, |m| {
+            on(m, vault::gc)
+        }),
+        (Method::POST, "/api/v1/vault/verify", Access::Agent, |m| {
+            on(m, vault::verify)
+        }),
+        (Method::GET, "/api/v1/vault/usage", Access::Agent, |m| {
+            on(m, vault::usage)
+        }),
+    ],
+};
+
+/// Sign-in and a user's own account: password, sessions, API tokens, TOTP.
+const ACCOUNT_ROUTES: RouteTable = RouteTable {
+    area: "accounts",
+    routes: &[
+        (Method::POST, "/api/v1/login", Access::Open, |m| {
+            on(m, users::login)
+        }),
+        (Method::POST, "/api/v1/password/forgot", Access::Open, |m| {
+            on(m, reset::forgot)
+        }),
+        (Method::POST, "/api/v1/password/reset", Access::Open, |m| {
+            on(m, reset::reset)
+        }),
+        (
+            Method::POST,
+            "/api/v1/logout",
+            Access::Role(Permission::ViewStatus),
+            |m| on(m, users::logout),
+        ),
+        (
+            Method::GET,
+            "/api/v1/me",
+            Access::Role(Permission::ViewStatus),
+            |m| on(m, users::me),
+        ),
+        (
+            Method::POST,
+            "/api/v1/password",
+            Access::Role(Permission::ViewStatus),
+            |m| on(m, users::change_password),
+        ),
+        (
+            Method::GET,
+            "/api/v1/sessions",
+            Access::Role(Permission::ViewStatus),
+            |m| on(m, users::sessions),
+        ),
+        (
+            Method::DELETE,
+            "/api/v1/sessions/{id}",
+            Access::Role(Permission::ViewStatus),
+            |m| on(m, users::revoke_session),
+        ),
+        (
+            Method::GET,
+            "/api/v1/tokens",
+            Access::Role(Permission::ViewStatus),
+            |m| on(m, users::tokens),
+        ),
+        (
+            Method::POST,
+            "/api/v1/tokens",
+            Access::Role(Permission::ViewStatus),
+            |m| on(m, users::create_token),
+        ),
+        (
+            Method::DELETE,
+            "/api/v1/tokens/{id}",
+            Access::Role(Permission::ViewStatus),
+            |m| on(m, users::revoke_token),
+        ),
+        (
+            Method::POST,
+            "/api/v1/totp/enroll",
+            Access::Role(Permission::ViewStatus),
+            |m| on(m, totp::enroll),
+        ),
+        (
+            Method::POST,
+            "/api/v1/totp/confirm",
+            Access::Role(Permission::ViewStatus),
+            |m| on(m, totp::confirm),
+        ),
+        (
+            Method::DELETE,
+            "/api/v1/totp",
+            Access::Role(Permission::ViewStatus),
+            |m| on(m, totp::disable),
+        ),
+    ],
+};
+
+/// User administration.
+const USER_ROUTES: RouteTable = RouteTable {
+    area: "users",
+    routes: &[
+        (
+            Method::POST,
+            "/api/v1/users/{id}/reset-password",
+            Access::Role(Permission::ManageUsers),
+            |m| on(m, reset::force_reset),
+        ),
+        (
+            Method::GET,
+            "/api/v1/users",
+            Access::Role(Permission::ManageUsers),
+            |m| on(m, users::list_users),
+        ),
+        (
+            Method::POST,
+            "/api/v1/users",
+            Access::Role(Permission::ManageUsers),
+            |m| on(m, users::create_user),
+        ),
+        (
+            Method::PATCH,
+            "/api/v1/users/{id}",
+            Access::Role(Permission::ManageUsers),
+            |m| on(m, users::update_user),
+        ),
+        (
+            Method::DELETE,
+            "/api/v1/users/{id}",
+            Access::Role(Permission::ManageUsers),
+            |m| on(m, users::delete_user),
+        ),
+    ],
+};
+
+/// The tenant's security settings, support access and event log.
+const SECURITY_ROUTES: RouteTable = RouteTable {
+    area: "security",
+    routes: &[
+        (
+            Method::GET,
+            "/api/v1/tenant/admin-networks",
+            Access::Role(Permission::ManageSecurity),
+            |m| on(m, users::admin_networks),
+        ),
+        (
+            Method::PUT,
+            "/api/v1/tenant/admin-networks",
+            Access::Role(Permission::ManageSecurity),
+            |m| on(m, users::set_admin_networks),
+        ),
+        (
+            Method::GET,
+            "/api/v1/events",
+            Access::Role(Permission::ReadEvents),
+            |m| on(m, users::events),
+        ),
+        (
+            Method::GET,
+            "/api/v1/tenant/totp-policy",
+            Access::Role(Permission::ManageSecurity),
+            |m| on(m, totp::policy),
+        ),
+        (
+            Method::PUT,
+            "/api/v1/tenant/totp-policy",
+            Access::Role(Permission::ManageSecurity),
+            |m| on(m, totp::set_policy),
+        ),
+        (
+            Method::GET,
+            "/api/v1/tenant/support-access",
+            Access::Role(Permission::ManageSecurity),
+            |m| on(m, support::show),
+        ),
+        (
+            Method::PUT,
+            "/api/v1/tenant/support-access",
+            Access::Role(Permission::ManageSecurity),
+            |m| on(m, support::grant),
+        ),
+        (
+            Method::DELETE,
+            "/api/v1/tenant/support-access",
+            Access::Role(Permission::ManageSecurity),
+            |m| on(m, support::revoke),
+        ),
+    ],
+};
+
+/// Every table of the customer listener: the router is built from them, and the isolation
+/// suite and the role matrix walk them ([`customer_route_table`]), so a route cannot be
+/// added without them noticing.
+const CUSTOMER: &[&RouteTable] = &[
+    &AGENT_ROUTES,
+    &VAULT_ROUTES,
+    &ACCOUNT_ROUTES,
+    &USER_ROUTES,
+    &SECURITY_ROUTES,
 ];
 
-/// Every route of the management listener, like [`CUSTOMER_ROUTES`].
-const MANAGEMENT_ROUTES: RouteTable = &[
-    (Method::GET, "/healthz", Access::Open, |m| on(m, healthz)),
-    (Method::GET, "/metrics", Access::Open, |m| on(m, metrics)),
-    (
-        Method::POST,
-        "/api/v1/operator/tenants",
-        Access::Role(Permission::ManageTenants),
-        |m| on(m, operator::create_tenant),
-    ),
-    (
-        Method::GET,
-        "/api/v1/operator/tenants",
-        Access::Role(Permission::ReadTenants),
-        |m| on(m, operator::list_tenants),
-    ),
-    (
-        Method::GET,
-        "/api/v1/operator/tenants/{tenant_id}",
-        Access::Role(Permission::ReadTenants),
-        |m| on(m, operator::show_tenant),
-    ),
-    (
-        Method::PATCH,
-        "/api/v1/operator/tenants/{tenant_id}",
-        Access::Role(Permission::ManageTenants),
-        |m| on(m, operator::update_tenant),
-    ),
-    (
-        Method::POST,
-        "/api/v1/operator/tenants/{tenant_id}/suspend",
-        Access::Role(Permission::ManageTenants),
-        |m| on(m, operator::suspend_tenant),
-    ),
-    (
-        Method::POST,
-        "/api/v1/operator/tenants/{tenant_id}/resume",
-        Access::Role(Permission::ManageTenants),
-        |m| on(m, operator::resume_tenant),
-    ),
-    (
-        Method::POST,
-        "/api/v1/operator/tenants/{tenant_id}/registration-tokens",
-        Access::Role(Permission::ManageMachines),
-        |m| on(m, operator::issue_registration_token),
-    ),
-    (
-        Method::GET,
-        "/api/v1/operator/tenants/{tenant_id}/machines",
-        Access::Role(Permission::ReadTenants),
-        |m| on(m, operator::list_machines),
-    ),
-    (
-        Method::POST,
-        "/api/v1/operator/tenants/{tenant_id}/machines/{machine_id}/revoke",
-        Access::Role(Permission::ManageMachines),
-        |m| on(m, operator::revoke_machine),
-    ),
-    (
-        Method::GET,
-        "/api/v1/operator/tenants/{tenant_id}/snapshots",
-        Access::Role(Permission::ReadTenants),
-        |m| on(m, support::operator_snapshots),
-    ),
-];
+/// Health and metrics, for the provider's monitoring.
+const MONITORING_ROUTES: RouteTable = RouteTable {
+    area: "monitoring",
+    routes: &[
+        (Method::GET, "/healthz", Access::Open, |m| on(m, healthz)),
+        (Method::GET, "/metrics", Access::Open, |m| on(m, metrics)),
+    ],
+};
+
+/// Tenants, contracts, registration tokens and machines, for operators.
+const OPERATOR_ROUTES: RouteTable = RouteTable {
+    area: "operator",
+    routes: &[
+        (
+            Method::POST,
+            "/api/v1/operator/tenants",
+            Access::Role(Permission::ManageTenants),
+            |m| on(m, operator::create_tenant),
+        ),
+        (
+            Method::GET,
+            "/api/v1/operator/tenants",
+            Access::Role(Permission::ReadTenants),
+            |m| on(m, operator::list_tenants),
+        ),
+        (
+            Method::GET,
+            "/api/v1/operator/tenants/{tenant_id}",
+            Access::Role(Permission::ReadTenants),
+            |m| on(m, operator::show_tenant),
+        ),
+        (
+            Method::PATCH,
+            "/api/v1/operator/tenants/{tenant_id}",
+            Access::Role(Permission::ManageTenants),
+            |m| on(m, operator::update_tenant),
+        ),
+        (
+            Method::POST,
+            "/api/v1/operator/tenants/{tenant_id}/suspend",
+            Access::Role(Permission::ManageTenants),
+            |m| on(m, operator::suspend_tenant),
+        ),
+        (
+            Method::POST,
+            "/api/v1/operator/tenants/{tenant_id}/resume",
+            Access::Role(Permission::ManageTenants),
+            |m| on(m, operator::resume_tenant),
+        ),
+        (
+            Method::POST,
+            "/api/v1/operator/tenants/{tenant_id}/registration-tokens",
+            Access::Role(Permission::ManageMachines),
+            |m| on(m, operator::issue_registration_token),
+        ),
+        (
+            Method::GET,
+            "/api/v1/operator/tenants/{tenant_id}/machines",
+            Access::Role(Permission::ReadTenants),
+            |m| on(m, operator::list_machines),
+        ),
+        (
+            Method::POST,
+            "/api/v1/operator/tenants/{tenant_id}/machines/{machine_id}/revoke",
+            Access::Role(Permission::ManageMachines),
+            |m| on(m, operator::revoke_machine),
+        ),
+        (
+            Method::GET,
+            "/api/v1/operator/tenants/{tenant_id}/snapshots",
+            Access::Role(Permission::ReadTenants),
+            |m| on(m, support::operator_snapshots),
+        ),
+    ],
+};
+
+/// Every table of the management listener.
+const MANAGEMENT: &[&RouteTable] = &[&MONITORING_ROUTES, &OPERATOR_ROUTES];
 
 /// Method, path pattern and access of every customer route, as the router has them.
 pub fn customer_route_table() -> Vec<(Method, &'static str, Access)> {
-    listing(CUSTOMER_ROUTES)
+    listing(CUSTOMER)
 }
 
 /// Method, path pattern and access of every management route.
 pub fn management_route_table() -> Vec<(Method, &'static str, Access)> {
-    listing(MANAGEMENT_ROUTES)
+    listing(MANAGEMENT)
 }
 
-fn listing(table: RouteTable) -> Vec<(Method, &'static str, Access)> {
-    table
+fn routes(
+    tables: &[&RouteTable],
+) -> impl Iterator<Item = &'static (Method, &'static str, Access, MakeRoute)> {
+    tables
         .iter()
+        .flat_map(|table| table.routes.iter())
+        .collect::<Vec<_>>()
+        .into_iter()
+}
+
+fn listing(tables: &[&RouteTable]) -> Vec<(Method, &'static str, Access)> {
+    routes(tables)
         .map(|(method, path, access, _)| (method.clone(), *path, *access))
         .collect()
 }
 
 /// `docs/roles.md`, generated from the role table and both route tables.
 pub fn roles_doc() -> String {
-    let routes = |table: RouteTable| -> Vec<(String, String)> {
-        table
-            .iter()
+    let described = |tables: &[&RouteTable]| -> Vec<(String, String)> {
+        routes(tables)
             .map(|(method, path, access, _)| {
                 let needs = match access {
                     Access::Role(permission) => permission.as_str(),
@@ -388,31 +454,29 @@ pub fn roles_doc() -> String {
             })
             .collect()
     };
-    roles_markdown(&routes(CUSTOMER_ROUTES), &routes(MANAGEMENT_ROUTES))
+    roles_markdown(&described(CUSTOMER), &described(MANAGEMENT))
 }
 
 /// Builds a router from a table; routes of one path with several methods merge.
-fn router_from(table: RouteTable) -> Router<AppState> {
-    table
-        .iter()
-        .fold(Router::new(), |router, (method, path, access, make)| {
-            let filter = MethodFilter::try_from(method.clone()).expect("the table uses standard methods");
-            let route = match access {
-                Access::Role(permission) => make(filter).layer(Extension(RequiredPermission(*permission))),
-                Access::Open | Access::Agent => make(filter),
-            };
-            router.route(path, route)
-        })
+fn router_from(tables: &[&RouteTable]) -> Router<AppState> {
+    routes(tables).fold(Router::new(), |router, (method, path, access, make)| {
+        let filter = MethodFilter::try_from(method.clone()).expect("the table uses standard methods");
+        let route = match access {
+            Access::Role(permission) => make(filter).layer(Extension(RequiredPermission(*permission))),
+            Access::Open | Access::Agent => make(filter),
+        };
+        router.route(path, route)
+    })
 }
 
 /// Routes of the customer listener.
 pub(crate) fn customer_routes() -> Router<AppState> {
-    router_from(CUSTOMER_ROUTES)
+    router_from(CUSTOMER)
 }
 
 /// Routes of the management listener.
 pub(crate) fn management_routes() -> Router<AppState> {
-    router_from(MANAGEMENT_ROUTES)
+    router_from(MANAGEMENT)
 }
 
 /// A JSON request body whose every failure is a precise JSON error: 400 for malformed
