@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -137,36 +137,6 @@ fn killed_backups_leave_a_sound_vault_and_the_next_backup_resumes() {
     let target = tmp.path().join("t");
     kura.restore_ok("latest", &target, &[]);
     assert_same_tree(&tree, &scan(&restored(&target, &src)), Compare::default());
-}
-
-/// A tmpfs mounted for the test's lifetime.
-struct Mount(PathBuf);
-
-impl Drop for Mount {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount")
-            .arg("-l")
-            .arg(&self.0)
-            .status();
-    }
-}
-
-fn mount_tmpfs(dir: &Path, size: &str) -> Option<Mount> {
-    std::fs::create_dir_all(dir).unwrap();
-    let out = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-        .arg(dir)
-        .output()
-        .ok()?;
-    if out.status.success() {
-        Some(Mount(dir.to_path_buf()))
-    } else {
-        eprintln!(
-            "note: cannot mount a tmpfs ({}); the full-disk test is skipped",
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-        None
-    }
 }
 
 #[test]
