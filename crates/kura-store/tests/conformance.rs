@@ -850,6 +850,12 @@ async fn repair_heals_what_it_can(fx: &Fixture) {
     let blob = vault.read_blob(&chunk_id("t")).await.unwrap();
     assert_eq!(codec().open(&chunk_id("t"), &blob).unwrap(), data("t"));
 
+    // A stale mark on a whole chunk (left by an older check) is cleared.
+    vault.mark_bad(&[chunk_id("u")].into()).await.unwrap();
+    let report = vault.repair(None).await.unwrap();
+    assert!(report.is_healed(), "{report:?}");
+    assert_eq!(report.marks_cleared, 1, "{report:?}");
+
     // A damaged chunk with a whole copy in another pack is pointed at the copy.
     let session = vault.open_session(None).await.unwrap();
     let first = upload(&vault, &session, &["s"]).await.unwrap();
