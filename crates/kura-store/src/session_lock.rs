@@ -34,19 +34,20 @@ impl SessionLocks {
     /// Takes the lock of a new session. Called before its catalog row exists, so a row
     /// without a locked file always belongs to a process that is gone.
     pub(crate) fn acquire(&self, id: &str) -> Result<()> {
-        let fail = |e: &dyn std::fmt::Display| {
-            StoreError::Storage(format!(
-                "cannot lock the upload session in {}: {e}",
-                self.dir.display()
-            ))
+        let fail = |e: std::io::Error| {
+            let msg = format!("cannot lock the upload session in {}: {e}", self.dir.display());
+            match e.kind() {
+                std::io::ErrorKind::StorageFull => StoreError::NoSpace(msg),
+                _ => StoreError::Storage(msg),
+            }
         };
-        std::fs::create_dir_all(&self.dir).map_err(|e| fail(&e))?;
+        std::fs::create_dir_all(&self.dir).map_err(fail)?;
         let file = OpenOptions::new()
             .write(true)
             .create_new(true)
             .open(self.path(id))
-            .map_err(|e| fail(&e))?;
-        flock(&file, FlockOperation::NonBlockingLockExclusive).map_err(|e| fail(&e))?;
+            .map_err(fail)?;
+        flock(&file, FlockOperation::NonBlockingLockExclusive).map_err(|e| fail(e.into()))?;
         self.held
             .lock()
             .expect("session locks")
