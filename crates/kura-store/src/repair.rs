@@ -93,8 +93,10 @@ impl Vault {
             }
             for blob in &indexed {
                 let sound = bytes.as_ref().is_some_and(|b| blob.is_sound(b, codec, intact));
-                // A sound blob marked bad, or a damaged one not marked.
-                if sound == blob.bad {
+                // A sound blob marked bad, or a damaged one not marked. Without a codec an
+                // unchanged pack vouches for its bytes, not for what its writer sealed: a
+                // mark set by a check with the key stays.
+                if sound == blob.bad && (codec.is_some() || !sound) {
                     let changed = self.set_bad(&blob.id, &pack, !sound).await?;
                     match sound {
                         true => report.marks_cleared += changed,
