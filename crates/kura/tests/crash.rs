@@ -153,7 +153,10 @@ fn a_full_disk_gives_a_clear_error_and_a_consistent_vault() {
     kura.init();
     let out = kura.run(["backup", src.to_str().unwrap()]);
     let text = assert_exit(&out, 1);
-    assert!(text.contains("no space left on the vault's file system"), "{text}");
+    assert!(
+        text.contains("no space left on the vault's file system"),
+        "{text}"
+    );
     assert!(kura.snapshots().is_empty());
     kura.ok(["check"]);
 
