@@ -85,9 +85,17 @@ pub async fn list(vault: &OpenVault, root: &ChunkId, path: &Path, recursive: boo
         )
     };
     let mut out = Listing::default();
-    let start_tree = match find(vault, root, &names, &path.display().to_string()).await? {
-        None => Some(*root),
-        Some(node) => {
+    let start_tree = match find(vault, root, &names, &path.display().to_string()).await {
+        Err(e) if e.is_damage() => {
+            out.damaged.push(format!(
+                "{}: a directory on its way is damaged: {e}",
+                path.display()
+            ));
+            None
+        }
+        Err(e) => return Err(e),
+        Ok(None) => Some(*root),
+        Ok(Some(node)) => {
             let sub = node.subtree.filter(|_| node.kind == NodeKind::Dir);
             out.entries.push(Entry {
                 path: prefix.clone(),

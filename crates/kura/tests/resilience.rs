@@ -155,6 +155,10 @@ fn a_damaged_tree_costs_only_its_directory_and_repair_heals_it() {
             "{d} is listed:\n{text}"
         );
     }
+    // Below the damaged directory nothing can be listed; it says which path and why.
+    let below = src.join(&lost_dir).join(format!("{lost_dir}-f00"));
+    let text = assert_exit(&kura.run(["ls", "latest", below.to_str().unwrap()]), 3);
+    assert!(text.contains("a directory on its way is damaged"), "{text}");
 
     // Restore writes every file outside it, byte for byte, and names it.
     let t = tmp.path().join("damaged");
