@@ -14,6 +14,14 @@ pub struct Entry {
     pub node: Node,
 }
 
+/// A listing: the entries that could be read, and the directories whose entries could
+/// not ("path: why"), because their trees are damaged or lost.
+#[derive(Clone, Debug, Default)]
+pub struct Listing {
+    pub entries: Vec<Entry>,
+    pub damaged: Vec<String>,
+}
+
 /// The root tree of a snapshot.
 pub async fn root_of(vault: &OpenVault, id: &SnapshotId) -> Result<ChunkId> {
     let manifest = vault.repo.manifest(id).await?;
@@ -59,8 +67,10 @@ pub async fn find(vault: &OpenVault, root: &ChunkId, names: &[Vec<u8>], shown: &
     Ok(found)
 }
 
-/// Every entry at and below `path` in the snapshot, depth first, sorted by name.
-pub async fn list(vault: &OpenVault, root: &ChunkId, path: &Path, recursive: bool) -> Result<Vec<Entry>> {
+/// Every entry at and below `path` in the snapshot, depth first, sorted by name. A
+/// directory whose tree cannot be read is named in [`Listing::damaged`] and the walk goes
+/// on around it.
+pub async fn list(vault: &OpenVault, root: &ChunkId, path: &Path, recursive: bool) -> Result<Listing> {
     let names = path_names(path)?;
     let prefix = if names.is_empty() {
         String::new()
@@ -74,23 +84,47 @@ pub async fn list(vault: &OpenVault, root: &ChunkId, path: &Path, recursive: boo
                 .join("/")
         )
     };
-    let mut out = Vec::new();
-    let start_tree = match find(vault, root, &names, &path.display().to_string()).await? {
-        None => Some(*root),
-        Some(node) => {
+    let mut out = Listing::default();
+    let start_tree = match find(vault, root, &names, &path.display().to_string()).await {
+        Err(e) if e.is_damage() => {
+            out.damaged.push(format!(
+                "{}: a directory on its way is damaged: {e}",
+                path.display()
+            ));
+            None
+        }
+        Err(e) => return Err(e),
+        Ok(None) => Some(*root),
+        Ok(Some(node)) => {
             let sub = node.subtree.filter(|_| node.kind == NodeKind::Dir);
-            out.push(Entry {
+            out.entries.push(Entry {
                 path: prefix.clone(),
                 node,
             });
             sub
         }
     };
-    if let Some(tree_id) = start_tree {
-        let tree = vault.load_tree(&tree_id).await?;
+    if let Some(tree_id) = start_tree
+        && let Some(tree) = load_listed(vault, &tree_id, &prefix, &mut out).await?
+    {
         list_tree(vault, tree, &prefix, recursive, &mut out).await?;
     }
     Ok(out)
+}
+
+/// The tree of directory `path`, or `None` when it is damaged (then named in `out`).
+async fn load_listed(vault: &OpenVault, id: &ChunkId, path: &str, out: &mut Listing) -> Result<Option<Tree>> {
+    match vault.load_tree(id).await {
+        Ok(tree) => Ok(Some(tree)),
+        Err(e) if e.is_damage() => {
+            let shown = if path.is_empty() { "/" } else { path };
+            out.damaged.push(format!(
+                "{shown}: damaged directory, its entries cannot be listed: {e}"
+            ));
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 async fn list_tree(
@@ -98,7 +132,7 @@ async fn list_tree(
     tree: Tree,
     prefix: &str,
     recursive: bool,
-    out: &mut Vec<Entry>,
+    out: &mut Listing,
 ) -> Result<()> {
     // Iterative depth-first walk (async recursion would need boxing).
     let mut stack = vec![(prefix.to_string(), tree.nodes.into_iter())];
@@ -106,13 +140,14 @@ async fn list_tree(
         let Some(node) = iter.next() else { continue };
         let path = format!("{dir}/{}", String::from_utf8_lossy(&node.name));
         let sub = node.subtree.filter(|_| node.kind == NodeKind::Dir && recursive);
-        out.push(Entry {
+        out.entries.push(Entry {
             path: path.clone(),
             node,
         });
         stack.push((dir, iter));
-        if let Some(id) = sub {
-            let t = vault.load_tree(&id).await?;
+        if let Some(id) = sub
+            && let Some(t) = load_listed(vault, &id, &path, out).await?
+        {
             stack.push((path, t.nodes.into_iter()));
         }
     }

@@ -46,6 +46,18 @@ pub enum AgentError {
 }
 
 impl AgentError {
+    /// Whether this is stored data that cannot be read back — damaged, missing, or refused
+    /// by the server — so work can go on around it: one lost chunk must not cost the rest
+    /// of a restore.
+    pub fn is_damage(&self) -> bool {
+        use kura_store::StoreError as S;
+        match self {
+            AgentError::Store(S::Database(_) | S::NoSpace(_)) => false,
+            AgentError::Store(_) | AgentError::Format(_) | AgentError::Server { .. } => true,
+            _ => false,
+        }
+    }
+
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         AgentError::Io {
             path: path.into(),

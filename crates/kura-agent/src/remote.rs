@@ -17,7 +17,8 @@ use kura_api::vault::{
 };
 use kura_format::{BlobCodec, ChunkId, KeySlot, Manifest, PackId, SnapshotId, VaultConfig};
 use kura_store::{
-    GcOptions, GcReport, PackReceipt, SessionId, SnapshotRecord, Usage, VerifyReport, VerifyScope,
+    GcOptions, GcReport, PackReceipt, RepairReport, SessionId, SnapshotRecord, Usage, VerifyReport,
+    VerifyScope,
 };
 use reqwest::{Method, RequestBuilder, Response};
 use serde::de::DeserializeOwned;
@@ -385,6 +386,15 @@ impl Repository for RemoteRepository {
                 .await?,
         )
         .await
+    }
+
+    /// The server repairs its vaults itself, in its verify job: agents cannot ask for it.
+    async fn repair(&self, _opener: Option<&BlobCodec>) -> Result<RepairReport> {
+        Err(AgentError::Usage(
+            "a vault on the server is repaired by the server's verify job, not by an agent; \
+             `kura check` shows what it found — ask your provider to run it if damage is reported"
+                .into(),
+        ))
     }
 
     async fn usage(&self) -> Result<Usage> {

@@ -7,7 +7,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use kura_format::{BlobCodec, ChunkId, KeySlot, Manifest, SnapshotId, VaultConfig};
 use kura_store::{
-    GcOptions, GcReport, PackReceipt, SessionId, SnapshotRecord, Usage, Vault, VerifyReport, VerifyScope,
+    GcOptions, GcReport, PackReceipt, RepairReport, SessionId, SnapshotRecord, Usage, Vault, VerifyReport,
+    VerifyScope,
 };
 
 use crate::Result;
@@ -41,6 +42,8 @@ pub trait Repository: Send + Sync {
     async fn forget(&self, ids: &[SnapshotId]) -> Result<()>;
     async fn gc(&self, options: GcOptions) -> Result<GcReport>;
     async fn verify(&self, scope: VerifyScope, opener: Option<&BlobCodec>) -> Result<VerifyReport>;
+    /// Heals what the vault can heal from its own bytes ([`Vault::repair`]).
+    async fn repair(&self, opener: Option<&BlobCodec>) -> Result<RepairReport>;
     async fn usage(&self) -> Result<Usage>;
 }
 
@@ -124,6 +127,9 @@ impl Repository for LocalRepository {
     }
     async fn verify(&self, scope: VerifyScope, opener: Option<&BlobCodec>) -> Result<VerifyReport> {
         Ok(self.vault.verify(scope, opener).await?)
+    }
+    async fn repair(&self, opener: Option<&BlobCodec>) -> Result<RepairReport> {
+        Ok(self.vault.repair(opener).await?)
     }
     async fn usage(&self) -> Result<Usage> {
         Ok(self.vault.usage().await?)

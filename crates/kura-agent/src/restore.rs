@@ -7,6 +7,10 @@
 //! directory metadata is applied last, deepest first, so their times stick. Reads overlap
 //! writes: a batch of small files is read from the moment it is queued, and a worker reads
 //! the next run of a large file's chunks while it writes the current one.
+//!
+//! Damage in the vault costs only what it touches: a directory whose tree cannot be read
+//! is skipped with everything below it, a file whose content cannot be read is removed,
+//! and both are named in [`RestoreSummary::damaged`]; everything else is restored.
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -58,6 +62,43 @@ pub struct RestoreSummary {
     pub duration_s: f64,
     /// Entries or metadata that could not be restored.
     pub errors: Vec<String>,
+    /// Files and directories not restored because their data in the vault is damaged or
+    /// lost: "path: why".
+    pub damaged: Vec<String>,
+}
+
+/// Problems met on the way, as "path: why".
+#[derive(Default)]
+struct Problems {
+    errors: Mutex<Vec<String>>,
+    damaged: Mutex<Vec<String>>,
+}
+
+impl Problems {
+    fn error(&self, path: &Path, why: impl std::fmt::Display) {
+        push(&self.errors, path, why);
+    }
+
+    fn damaged(&self, path: &Path, what: &str, why: impl std::fmt::Display) {
+        push(&self.damaged, path, format!("{what}: {why}"));
+    }
+
+    /// A file that could not be written: damage in the vault (the partial file is removed,
+    /// so nothing half-restored passes for whole) or a failure here.
+    fn file_failed(&self, path: &Path, e: AgentError) {
+        if e.is_damage() {
+            let _ = std::fs::remove_file(path);
+            self.damaged(path, "damaged file, not restored", e);
+        } else {
+            self.error(path, e);
+        }
+    }
+}
+
+fn push(list: &Mutex<Vec<String>>, path: &Path, why: impl std::fmt::Display) {
+    list.lock()
+        .expect("problems lock")
+        .push(format!("{}: {why}", path.display()));
 }
 
 struct FileJob {
@@ -111,6 +152,7 @@ pub fn run(
     prepare_target(target, options.overwrite)?;
     let root = vault.handle.block_on(root_of(vault, id))?;
 
+    let problems = Problems::default();
     // What to restore: (path relative to the target, node or the root).
     let mut selected: Vec<(Vec<Vec<u8>>, Option<Node>)> = Vec::new();
     if options.includes.is_empty() {
@@ -118,14 +160,17 @@ pub fn run(
     } else {
         for inc in &options.includes {
             let names = path_names(inc)?;
-            let node = vault
+            match vault
                 .handle
-                .block_on(find(vault, &root, &names, &inc.display().to_string()))?;
-            selected.push((names, node));
+                .block_on(find(vault, &root, &names, &inc.display().to_string()))
+            {
+                Ok(node) => selected.push((names, node)),
+                Err(e) if e.is_damage() => problems.damaged(inc, "a directory on its way is damaged", e),
+                Err(e) => return Err(e),
+            }
         }
     }
 
-    let errors = Mutex::new(Vec::new());
     // Writing files is mostly system calls that wait on the file system: two workers per
     // core keep the cores busy.
     let workers = std::thread::available_parallelism()
@@ -143,15 +188,15 @@ pub fn run(
         dirs: Vec::new(),
         links: Vec::new(),
         first_links: HashMap::new(),
-        errors: &errors,
+        problems: &problems,
         files: 0,
         bytes: 0,
     };
     let walk_result = std::thread::scope(|scope| {
         for _ in 0..workers {
             let rx = Arc::clone(&rx);
-            let (errors, progress) = (&errors, &progress);
-            scope.spawn(move || write_files(vault, &rx, errors, progress));
+            let (problems, progress) = (&problems, &progress);
+            scope.spawn(move || write_files(vault, &rx, problems, progress));
         }
         let result = TreePrefetch::with(vault, |trees| {
             for (names, node) in &selected {
@@ -177,13 +222,13 @@ pub fn run(
             let _ = std::fs::remove_file(link);
         }
         if let Err(e) = std::fs::hard_link(original, link) {
-            walker.error(link, e);
+            problems.error(link, e);
         }
     }
     // Directory metadata last, deepest first.
     let dirs = std::mem::take(&mut walker.dirs);
     for (path, node) in dirs.iter().rev() {
-        apply_metadata(path, node, &errors);
+        apply_metadata(path, node, &problems);
     }
     let (files, bytes) = (walker.files, walker.bytes);
     Ok(RestoreSummary {
@@ -192,7 +237,8 @@ pub fn run(
         dirs: dirs.len() as u64,
         bytes,
         duration_s: started.elapsed().as_secs_f64(),
-        errors: errors.into_inner().expect("errors lock"),
+        errors: problems.errors.into_inner().expect("problems lock"),
+        damaged: problems.damaged.into_inner().expect("problems lock"),
     })
 }
 
@@ -238,19 +284,12 @@ struct RestoreWalk<'a> {
     /// Hard links to create once files are written: (link, original).
     links: Vec<(PathBuf, PathBuf)>,
     first_links: HashMap<(u64, u64), PathBuf>,
-    errors: &'a Mutex<Vec<String>>,
+    problems: &'a Problems,
     files: u64,
     bytes: u64,
 }
 
 impl RestoreWalk<'_> {
-    fn error(&self, path: &Path, why: impl std::fmt::Display) {
-        self.errors
-            .lock()
-            .expect("errors lock")
-            .push(format!("{}: {why}", path.display()));
-    }
-
     /// Creates a directory, or accepts an existing real one (never a symlink to one).
     fn make_dir(&self, path: &Path) -> Result<()> {
         match std::fs::symlink_metadata(path) {
@@ -271,7 +310,16 @@ impl RestoreWalk<'_> {
     /// every fetch is a round trip, and one per directory, one after the other, made
     /// restores of trees with many directories wait on the network.
     fn restore_tree(&mut self, dir: &Path, tree_id: &ChunkId, trees: &TreePrefetch) -> Result<()> {
-        for node in &trees.take(tree_id)?.nodes {
+        let tree = match trees.take(tree_id) {
+            Ok(tree) => tree,
+            Err(e) if e.is_damage() => {
+                self.problems
+                    .damaged(dir, "damaged directory, nothing below it restored", e);
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
+        for node in &tree.nodes {
             self.restore_node(dir, node, trees)?;
         }
         Ok(())
@@ -323,8 +371,8 @@ impl RestoreWalk<'_> {
                     .map(|t| t.as_slice())
                     .unwrap_or_default();
                 match std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(target), &path) {
-                    Ok(()) => apply_metadata(&path, node, self.errors),
-                    Err(e) => self.error(&path, e),
+                    Ok(()) => apply_metadata(&path, node, self.problems),
+                    Err(e) => self.problems.error(&path, e),
                 }
             }
             NodeKind::Fifo | NodeKind::CharDevice | NodeKind::BlockDevice => {
@@ -336,8 +384,8 @@ impl RestoreWalk<'_> {
                 };
                 let mode = rustix::fs::Mode::from_raw_mode(node.mode & 0o777);
                 match rustix::fs::mknodat(rustix::fs::CWD, &path, ft, mode, node.rdev) {
-                    Ok(()) => apply_metadata(&path, node, self.errors),
-                    Err(e) => self.error(&path, e),
+                    Ok(()) => apply_metadata(&path, node, self.problems),
+                    Err(e) => self.problems.error(&path, e),
                 }
             }
             // A socket is recreated by the program that owns it, not by a restore.
@@ -394,15 +442,9 @@ fn remove_entry(path: &Path) -> Result<()> {
 fn write_files(
     vault: &OpenVault,
     jobs: &Mutex<Receiver<Batch>>,
-    errors: &Mutex<Vec<String>>,
+    problems: &Problems,
     progress: &RestoreProgress,
 ) {
-    let report = |path: &Path, e: AgentError| {
-        errors
-            .lock()
-            .expect("errors lock")
-            .push(format!("{}: {e}", path.display()))
-    };
     loop {
         let Ok(Batch { jobs: batch, small }) = jobs.lock().expect("job lock").recv() else {
             return;
@@ -410,9 +452,9 @@ fn write_files(
         let done = |job: &FileJob, result: Result<()>| match result {
             Ok(()) => {
                 progress.files.fetch_add(1, Ordering::Relaxed);
-                apply_metadata(&job.path, &job.node, errors);
+                apply_metadata(&job.path, &job.node, problems);
             }
-            Err(e) => report(&job.path, e),
+            Err(e) => problems.file_failed(&job.path, e),
         };
         let Some(read) = small else {
             for job in &batch {
@@ -550,14 +592,9 @@ fn write_file(vault: &OpenVault, path: &Path, node: &Node, progress: &RestorePro
 
 /// Owner, mode, extended attributes and times; failures are reported, not fatal
 /// (an unprivileged user cannot give files away).
-fn apply_metadata(path: &Path, node: &Node, errors: &Mutex<Vec<String>>) {
+fn apply_metadata(path: &Path, node: &Node, problems: &Problems) {
     use rustix::fs::{AtFlags, CWD, Timespec, Timestamps};
-    let report = |what: &str, e: &dyn std::fmt::Display| {
-        errors
-            .lock()
-            .expect("errors lock")
-            .push(format!("{}: {what}: {e}", path.display()));
-    };
+    let report = |what: &str, e: &dyn std::fmt::Display| problems.error(path, format!("{what}: {e}"));
     static AM_ROOT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     let am_root = *AM_ROOT.get_or_init(|| rustix::process::geteuid().is_root());
     if am_root

@@ -5,8 +5,8 @@ use std::str::FromStr;
 
 use bytes::Bytes;
 use futures::TryStreamExt;
-use kura_format::pack::parse_pack;
-use kura_format::{ChunkId, PackId, PackWriter, SnapshotId};
+use kura_format::pack::{ENTRY_LEN, FOOTER_LEN};
+use kura_format::{BlobKind, ChunkId, PackId, PackWriter, SnapshotId};
 use object_store::{ObjectStoreExt, PutPayload};
 
 use crate::catalog::query;
@@ -21,6 +21,7 @@ const SWEEP_PAGE: i64 = 10_000;
 struct PackFigures {
     id: Vec<u8>,
     size: i64,
+    blob_count: i64,
     created_ms: i64,
     damaged: bool,
     /// Bytes of its sound blobs.
@@ -139,13 +140,13 @@ impl Vault {
         // Packs: delete the dead; repack the mostly dead and the damaged (their good
         // blobs move out, so the damaged object can go).
         let packs: Vec<PackFigures> = query(
-            "SELECT p.id, p.size, p.created_ms, p.damaged,
+            "SELECT p.id, p.size, p.blob_count, p.created_ms, p.damaged,
                     CAST(coalesce(sum(CASE WHEN NOT c.bad THEN c.length ELSE 0 END), 0) AS BIGINT) AS live,
                     count(c.id) AS indexed,
                     CAST(coalesce(sum(CASE WHEN NOT c.bad THEN 1 ELSE 0 END), 0) AS BIGINT) AS good
              FROM vault_packs p LEFT JOIN vault_chunks c ON c.vault = p.vault AND c.pack = p.id
              WHERE p.vault = $1
-             GROUP BY p.id, p.size, p.created_ms, p.damaged",
+             GROUP BY p.id, p.size, p.blob_count, p.created_ms, p.damaged",
         )
         .fetch_all(self.db())
         .await?;
@@ -154,12 +155,14 @@ impl Vault {
             let PackFigures {
                 id,
                 size,
+                blob_count,
                 created_ms,
                 damaged,
                 live,
                 indexed,
                 good,
             } = pack;
+            let dead = dead_bytes(size, blob_count, live);
             let id = PackId(pack_bytes(&id)?);
             if indexed == 0 && created_ms < t_keep {
                 query("DELETE FROM vault_packs WHERE vault = $1 AND id = $2")
@@ -171,7 +174,7 @@ impl Vault {
                 report.bytes_freed += size as u64;
             } else if good > 0
                 && created_ms < t_keep
-                && (damaged || (size - live) as f64 > options.max_unused * size as f64)
+                && (damaged || (dead > 0 && dead as f64 > options.max_unused * size as f64))
             {
                 to_repack.push((id, size as u64));
             }
@@ -183,12 +186,15 @@ impl Vault {
         }
 
         // Objects no catalog row knows, left by killed runs before t_keep.
-        report.orphans_deleted = self.delete_orphans(t_keep).await?;
+        report.orphans_deleted =
+            self.delete_orphans(t_keep).await? + self.objects().delete_stale_staging(t_keep).await?;
         Ok(report)
     }
 
-    /// Copies the live blobs of `packs` into new packs, moves the index, deletes the old.
-    async fn repack(&self, packs: &[(PackId, u64)]) -> Result<u64> {
+    /// Copies the sound blobs of `packs` into new packs, moves the index, deletes the old
+    /// packs no index row points at any more. Blobs are found where the index says, not
+    /// through the trailer, so a pack with a damaged trailer is rewritten too.
+    pub(crate) async fn repack(&self, packs: &[(PackId, u64)]) -> Result<u64> {
         let o = self.objects();
         let mut writer = PackWriter::new();
         let mut moved: HashSet<ChunkId> = HashSet::new();
@@ -196,30 +202,26 @@ impl Vault {
         let mut new_size = 0u64;
         for (pack, size) in packs {
             // Damaged blobs stay where they are: copying them would spread the damage.
-            let live: Vec<(Vec<u8>,)> =
-                query("SELECT id FROM vault_chunks WHERE vault = $1 AND pack = $2 AND NOT bad")
-                    .bind(pack.0.as_slice())
-                    .fetch_all(self.db())
-                    .await?;
-            let live: HashSet<Vec<u8>> = live.into_iter().map(|r| r.0).collect();
+            let live: Vec<(Vec<u8>, i64, i64, i64, i64)> = query(
+                "SELECT id, kind, pack_offset, length, raw_length FROM vault_chunks
+                 WHERE vault = $1 AND pack = $2 AND NOT bad ORDER BY pack_offset",
+            )
+            .bind(pack.0.as_slice())
+            .fetch_all(self.db())
+            .await?;
             let bytes = match o.store.get(&o.pack(pack)).await {
                 Ok(r) => r.bytes().await?,
                 // A lost pack has nothing to copy; verify has reported it.
                 Err(object_store::Error::NotFound { .. }) => continue,
                 Err(e) => return Err(e.into()),
             };
-            let Ok(entries) = parse_pack(&bytes) else {
-                continue;
-            };
-            for e in entries {
-                if live.contains(e.id.as_bytes().as_slice()) && !moved.contains(&e.id) {
-                    writer.add(
-                        e.id,
-                        e.kind,
-                        &bytes[e.offset as usize..(e.offset + e.length) as usize],
-                        e.raw_length,
-                    );
-                    moved.insert(e.id);
+            for (id, kind, offset, length, raw_length) in live {
+                let id = ChunkId::from_slice(&id)?;
+                let Some(blob) = bytes.get(offset as usize..(offset + length) as usize) else {
+                    continue;
+                };
+                if moved.insert(id) {
+                    writer.add(id, BlobKind::from_u8(kind as u8)?, blob, raw_length as u32);
                 }
             }
             old_size += size;
@@ -312,6 +314,14 @@ impl Vault {
         }
         Ok(deleted)
     }
+}
+
+/// Bytes of a pack's blob area that no sound index row uses. The trailer and footer are
+/// not dead: every pack has them, and counting them made `--max-unused 0` rewrite packs
+/// that lost nothing.
+fn dead_bytes(size: i64, blob_count: i64, live: i64) -> i64 {
+    let blob_area = size - FOOTER_LEN as i64 - blob_count * ENTRY_LEN as i64;
+    (blob_area - live).max(0)
 }
 
 async fn delete_if_present(o: &crate::ObjectLayout, path: &object_store::path::Path) -> Result<()> {

@@ -83,6 +83,37 @@ impl ObjectLayout {
         .map_err(|e| StoreError::Storage(format!("object read stopped: {e}")))?
     }
 
+    /// Deletes, in a local folder, the staging files of writes cut off before `before_ms`
+    /// (Unix ms). [`LocalFileSystem`] writes `<name>#<n>` and renames it into place; a
+    /// killed process leaves it behind, and no listing shows it, so it would pin its space
+    /// (up to a whole pack) for ever. Returns how many it deleted.
+    pub(crate) async fn delete_stale_staging(&self, before_ms: i64) -> Result<u64> {
+        let Some(dir) = self.local_dir.clone() else {
+            return Ok(0);
+        };
+        let before = std::time::UNIX_EPOCH + std::time::Duration::from_millis(before_ms.max(0) as u64);
+        tokio::task::spawn_blocking(move || {
+            let mut deleted = 0;
+            let mut folders = vec![dir];
+            while let Some(folder) = folders.pop() {
+                for entry in std::fs::read_dir(&folder).into_iter().flatten().flatten() {
+                    let Ok(meta) = entry.metadata() else { continue };
+                    if meta.is_dir() {
+                        folders.push(entry.path());
+                    } else if entry.file_name().to_string_lossy().contains('#')
+                        && meta.modified().is_ok_and(|m| m < before)
+                        && std::fs::remove_file(entry.path()).is_ok()
+                    {
+                        deleted += 1;
+                    }
+                }
+            }
+            deleted
+        })
+        .await
+        .map_err(|e| StoreError::Storage(format!("sweeping cut-off writes stopped: {e}")))
+    }
+
     fn child(&self, parts: &[&str]) -> Path {
         let mut p = self.prefix.clone();
         for part in parts {

@@ -38,12 +38,24 @@
 //! them, repairing every snapshot that used them), and a snapshot referencing a bad chunk
 //! is reported damaged and never used as a parent.
 //!
+//! **Repair.** [`Vault::repair`] reads every pack and heals what the vault's own bytes
+//! allow: it clears marks of chunks that are whole again, points bad chunks at whole copies
+//! in other packs, and rewrites packs whose bytes changed (in a blob, in dead space or in
+//! the trailer) without them. What it cannot heal exists nowhere else; its report names it.
+//!
+//! **Sessions end with their owner.** A local vault's sessions belong to the processes
+//! that opened them (a lock file each, see `session_lock`), so GC stops keeping a killed
+//! run's uploads at once. The service's sessions end after an idle time
+//! ([`Vault::set_session_idle_expiry`]) that live agents renew ([`Vault::heartbeat`]).
+//!
 //! This crate knows nothing of HTTP, users or roles: the server scopes vaults per tenant.
 
 mod catalog;
 mod error;
 mod gc;
 mod layout;
+mod repair;
+mod session_lock;
 mod vault;
 mod verify;
 
@@ -51,6 +63,7 @@ pub use catalog::{Catalog, migrate_postgres, migrate_sqlite};
 pub use error::StoreError;
 pub use gc::{GcOptions, GcReport};
 pub use layout::{ObjectLayout, s3_store};
+pub use repair::RepairReport;
 pub use vault::{PackReceipt, SessionId, SnapshotRecord, Usage, Vault};
 pub use verify::{VerifyReport, VerifyScope};
 

@@ -3,7 +3,8 @@
 use std::collections::{HashMap, HashSet};
 use std::path::Path as FsPath;
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -14,10 +15,13 @@ use kura_format::{
     BlobCodec, BlobKind, ChunkId, KeySlot, Manifest, PackId, ReferenceList, SnapshotId, VaultConfig,
 };
 use object_store::{ObjectStoreExt, PutPayload};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqliteLockingMode, SqlitePoolOptions, SqliteSynchronous,
+};
 
 use crate::catalog::{Catalog, Target, Tx, migrate_sqlite, query};
 use crate::layout::ObjectLayout;
+use crate::session_lock::SessionLocks;
 use crate::{Result, StoreError, now_ms};
 
 /// Values per catalog statement. Far below the limits (SQLite 32766, PostgreSQL 65535)
@@ -25,7 +29,9 @@ use crate::{Result, StoreError, now_ms};
 /// statement's cost grows with the square of its parameters: at 500, that lookup alone was
 /// 2.5 % of a backup's CPU.
 pub(crate) const BATCH: usize = 200;
-/// An upload session not heard from for this long no longer holds back GC.
+/// By default, an upload session not heard from for this long no longer holds back GC
+/// (see [`Vault::set_session_idle_expiry`]; sessions of a local vault end with their
+/// process instead).
 const SESSION_EXPIRY_MS: i64 = 6 * 3600 * 1000;
 /// The id of the one vault in a local vault's `catalog.db`.
 const LOCAL_VAULT_ID: &str = "local";
@@ -43,6 +49,11 @@ pub(crate) struct Inner {
     location: String,
     /// Re-check every uploaded blob (the service does; a local vault trusts its own process).
     verify_uploads: bool,
+    /// Sessions owned by processes on this machine (a local vault used in-process); unset
+    /// where sessions belong to remote agents and end by idle expiry.
+    session_locks: OnceLock<SessionLocks>,
+    /// Milliseconds without a call after which a session no longer holds back GC.
+    session_idle_ms: AtomicI64,
 }
 
 /// An open upload session.
@@ -81,14 +92,25 @@ pub struct Usage {
 }
 
 impl Vault {
-    /// Creates a vault in a local directory: `objects/` and `catalog.db`.
+    /// Creates a vault in a local directory: `objects/` and `catalog.db`. Its upload
+    /// sessions belong to the processes that open them and end with them.
     pub async fn create_local(dir: &FsPath, config: VaultConfig, slots: &[KeySlot]) -> Result<Vault> {
-        Self::create_local_checked(dir, config, slots, false).await
+        let vault = Self::create_local_checked(dir, config, slots, false).await?;
+        Ok(vault.with_session_locks(dir))
     }
 
-    /// Opens the vault in a local directory.
+    /// Opens the vault in a local directory (sessions as in [`Vault::create_local`]).
     pub async fn open_local(dir: &FsPath) -> Result<Vault> {
-        Self::open_local_checked(dir, false).await
+        let vault = Self::open_local_checked(dir, false).await?;
+        Ok(vault.with_session_locks(dir))
+    }
+
+    fn with_session_locks(self, dir: &FsPath) -> Vault {
+        let _ = self
+            .inner
+            .session_locks
+            .set(SessionLocks::new(dir.join("sessions")));
+        self
     }
 
     /// [`Vault::create_local`] for a service that must not trust uploads: with
@@ -121,18 +143,19 @@ impl Vault {
 
     async fn local_parts(dir: &FsPath, create: bool) -> Result<(ObjectLayout, Catalog)> {
         let objects = ObjectLayout::local(&dir.join("objects"))?;
-        let options = SqliteConnectOptions::new()
-            .filename(dir.join("catalog.db"))
-            .create_if_missing(create)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(60))
-            .foreign_keys(true);
-        let db = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options)
-            .await?;
-        migrate_sqlite(&db).await?;
+        let db = match local_catalog(dir, create, false).await {
+            Ok(db) => db,
+            // WAL mode keeps its index in a shared-memory file beside the catalog, which
+            // cannot grow on a full disk ("disk I/O error"). Opened for this process alone,
+            // SQLite keeps that index in memory, so reading still works.
+            Err(e) if !create && is_full(dir) => {
+                local_catalog(dir, false, true).await.map_err(|_| match e {
+                    StoreError::Database(msg) => StoreError::NoSpace(format!("catalog database: {msg}")),
+                    other => other,
+                })?
+            }
+            Err(e) => return Err(e),
+        };
         Ok((objects, Catalog::sqlite(db, LOCAL_VAULT_ID)))
     }
 
@@ -185,8 +208,12 @@ impl Vault {
         };
         let config = VaultConfig::decode(&bytes)?;
         let vault = Vault::assemble(objects, db, config, location, verify_uploads);
-        vault.adopt_pending_packs().await?;
-        Ok(vault)
+        match vault.adopt_pending_packs().await {
+            // Adopting writes; on a full disk the vault must still open for reading (the
+            // next session adopts them).
+            Ok(_) | Err(StoreError::NoSpace(_)) => Ok(vault),
+            Err(e) => Err(e),
+        }
     }
 
     fn assemble(
@@ -203,6 +230,8 @@ impl Vault {
                 config,
                 location,
                 verify_uploads,
+                session_locks: OnceLock::new(),
+                session_idle_ms: AtomicI64::new(SESSION_EXPIRY_MS),
             }),
         }
     }
@@ -275,15 +304,51 @@ impl Vault {
         getrandom_fill(&mut raw)?;
         let id = hex::encode(raw);
         let now = now_ms();
-        query(
+        if let Some(locks) = self.inner.session_locks.get() {
+            locks.acquire(&id)?;
+        }
+        let inserted = query(
             "INSERT INTO vault_sessions (vault, id, started_ms, heartbeat_ms, parent) VALUES ($1, $2, $3, $3, $4)",
         )
         .bind(id.as_str())
         .bind(now)
         .bind(parent.map(|p| p.to_hex()))
+        .execute(self.db())
+        .await;
+        if let Err(e) = inserted {
+            self.release_session_lock(&id);
+            return Err(e);
+        }
+        Ok(SessionId(id))
+    }
+
+    fn release_session_lock(&self, id: &str) {
+        if let Some(locks) = self.inner.session_locks.get() {
+            locks.release(id);
+        }
+    }
+
+    /// Notes that the agent of `session` is alive: a session not heard from for the idle
+    /// expiry ([`Vault::set_session_idle_expiry`]) is abandoned. Every session call counts;
+    /// an agent busy reading (no calls) sends heartbeats.
+    pub async fn heartbeat(&self, session: &SessionId) -> Result<()> {
+        let touched = query("UPDATE vault_sessions SET heartbeat_ms = $2 WHERE vault = $1 AND id = $3")
+            .bind(now_ms())
+            .bind(session.0.as_str())
             .execute(self.db())
             .await?;
-        Ok(SessionId(id))
+        if touched == 0 {
+            return Err(StoreError::UnknownSession(session.0.clone()));
+        }
+        Ok(())
+    }
+
+    /// How long a session of a remote agent may stay silent before GC stops keeping its
+    /// uploads (default 6 hours). A service whose agents send heartbeats
+    /// ([`Vault::heartbeat`]) sets minutes, so a killed run's packs are reclaimed soon.
+    pub fn set_session_idle_expiry(&self, idle: Duration) {
+        let ms = i64::try_from(idle.as_millis()).unwrap_or(i64::MAX);
+        self.inner.session_idle_ms.store(ms, Ordering::Relaxed);
     }
 
     async fn session_start(&self, session: &SessionId) -> Result<i64> {
@@ -301,6 +366,7 @@ impl Vault {
             .bind(session.0.as_str())
             .execute(self.db())
             .await?;
+        self.release_session_lock(&session.0);
         Ok(())
     }
 
@@ -308,6 +374,7 @@ impl Vault {
     /// seen by this session, so GC keeps them until it ends.
     pub async fn missing(&self, session: &SessionId, ids: &[ChunkId]) -> Result<Vec<ChunkId>> {
         let started = self.session_start(session).await?;
+        self.heartbeat(session).await?;
         let mut missing = Vec::new();
         for batch in ids.chunks(BATCH) {
             let found = self.sound_chunks(batch).await?;
@@ -556,6 +623,7 @@ impl Vault {
         .execute(&mut tx)
         .await?;
         tx.commit().await?;
+        self.release_session_lock(&session.0);
         Ok(id)
     }
 
@@ -794,14 +862,57 @@ impl Vault {
         })
     }
 
-    /// Sessions not heard from within the expiry no longer count as open.
-    pub(crate) async fn expire_sessions(&self) -> Result<()> {
-        query("DELETE FROM vault_sessions WHERE vault = $1 AND heartbeat_ms < $2")
-            .bind(now_ms() - SESSION_EXPIRY_MS)
+    /// Sessions whose process is gone (local vaults) or that were not heard from within
+    /// the idle expiry no longer count as open. Returns how many were abandoned.
+    pub(crate) async fn expire_sessions(&self) -> Result<u64> {
+        let mut abandoned = query("DELETE FROM vault_sessions WHERE vault = $1 AND heartbeat_ms < $2")
+            .bind(now_ms() - self.inner.session_idle_ms.load(Ordering::Relaxed))
             .execute(self.db())
             .await?;
-        Ok(())
+        if let Some(locks) = self.inner.session_locks.get() {
+            let open: Vec<(String,)> = query("SELECT id FROM vault_sessions WHERE vault = $1")
+                .fetch_all(self.db())
+                .await?;
+            for (id,) in open {
+                if locks.is_abandoned(&id) {
+                    abandoned += query("DELETE FROM vault_sessions WHERE vault = $1 AND id = $2")
+                        .bind(id.as_str())
+                        .execute(self.db())
+                        .await?;
+                }
+            }
+        }
+        Ok(abandoned)
     }
+}
+
+/// The catalog of a local vault, connected and migrated. `exclusive` opens it for this
+/// process alone (one connection, no shared-memory index), which needs no free space.
+async fn local_catalog(dir: &FsPath, create: bool, exclusive: bool) -> Result<sqlx::SqlitePool> {
+    let options = SqliteConnectOptions::new()
+        .filename(dir.join("catalog.db"))
+        .create_if_missing(create)
+        .locking_mode(if exclusive {
+            SqliteLockingMode::Exclusive
+        } else {
+            SqliteLockingMode::Normal
+        })
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .busy_timeout(Duration::from_secs(60))
+        .foreign_keys(true);
+    let db = SqlitePoolOptions::new()
+        .max_connections(if exclusive { 1 } else { 4 })
+        .connect_with(options)
+        .await?;
+    migrate_sqlite(&db).await?;
+    Ok(db)
+}
+
+/// Whether the file system holding `dir` is (as good as) full: SQLite needs a few pages
+/// to open a catalog for sharing.
+fn is_full(dir: &FsPath) -> bool {
+    rustix::fs::statvfs(dir).is_ok_and(|s| s.f_bavail.saturating_mul(s.f_frsize) < 1 << 20)
 }
 
 /// When a session relies on a chunk: now, but never before the session began. Servers'

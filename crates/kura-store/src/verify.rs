@@ -28,18 +28,49 @@ pub struct VerifyReport {
     pub bytes_read: u64,
     /// Structural problems, one sentence each.
     pub problems: Vec<String>,
+    /// Findings that lose no data (a clean vault may have them), one sentence each.
+    #[serde(default)]
+    pub warnings: Vec<String>,
     /// Chunks whose stored bytes are damaged or gone (hex ids).
     pub damaged_chunks: Vec<String>,
     /// Packs that are damaged or missing (hex ids).
     pub damaged_packs: Vec<String>,
     /// Snapshots that reference a damaged or missing chunk (hex ids).
     pub damaged_snapshots: Vec<String>,
+    /// Packs whose bytes changed outside every indexed blob (dead space, or the trailer):
+    /// no data is lost, and [`Vault::repair`] rewrites them (hex ids).
+    #[serde(default)]
+    pub repairable_packs: Vec<String>,
 }
 
 impl VerifyReport {
     /// Whether nothing was found wrong.
     pub fn is_clean(&self) -> bool {
         self.problems.is_empty() && self.damaged_chunks.is_empty() && self.damaged_snapshots.is_empty()
+    }
+}
+
+/// One index row of a pack: where a chunk's blob is, and whether it is marked bad.
+pub(crate) struct IndexedBlob {
+    pub(crate) id: ChunkId,
+    pub(crate) offset: usize,
+    pub(crate) length: usize,
+    pub(crate) bad: bool,
+}
+
+impl IndexedBlob {
+    /// Whether the blob is whole in `pack`, found where the index says rather than through
+    /// the trailer (a damaged trailer must not condemn the blobs it lists; restores read
+    /// by the index too). With a codec the blob is opened and its id recomputed; without
+    /// one (the service, encrypted vault) only an unchanged pack vouches for it.
+    pub(crate) fn is_sound(&self, pack: &[u8], codec: Option<&BlobCodec>, intact: bool) -> bool {
+        let Some(blob) = pack.get(self.offset..self.offset + self.length) else {
+            return false;
+        };
+        match codec {
+            Some(c) => c.open_rehashed(&self.id, blob).is_ok(),
+            None => intact,
+        }
     }
 }
 
@@ -113,6 +144,8 @@ impl Vault {
                 if !damaged.is_empty() {
                     bad_packs.insert(*id);
                     bad_chunks.extend(damaged);
+                } else if !intact {
+                    report.repairable_packs.push(id.to_hex());
                 }
             }
         }
@@ -184,57 +217,53 @@ impl Vault {
         codec: Option<&BlobCodec>,
         report: &mut VerifyReport,
     ) -> Result<(Vec<ChunkId>, bool)> {
-        let o = self.objects();
-        let indexed: Vec<(Vec<u8>,)> = query("SELECT id FROM vault_chunks WHERE vault = $1 AND pack = $2")
-            .bind(id.0.as_slice())
-            .fetch_all(self.db())
-            .await?;
-        let indexed: Vec<ChunkId> = indexed
-            .into_iter()
-            .map(|(c,)| ChunkId::from_slice(&c))
-            .collect::<std::result::Result<_, _>>()?;
-        let bytes = match o.store.get(&o.pack(id)).await {
+        let indexed = self.indexed_in(id).await?;
+        let bytes = match self.objects().store.get(&self.objects().pack(id)).await {
             Ok(r) => r.bytes().await?,
             Err(e) => {
                 report.problems.push(format!("pack {id} cannot be read: {e}"));
-                return Ok((indexed, false));
+                return Ok((indexed.iter().map(|b| b.id).collect(), false));
             }
         };
         report.bytes_read += bytes.len() as u64;
         let intact = PackId::of(&bytes) == *id;
-        let entries = match parse_pack(&bytes) {
-            Ok(e) => e,
-            Err(e) => {
-                report
-                    .problems
-                    .push(format!("pack {id}: trailer unreadable: {e}"));
-                return Ok((indexed, false));
-            }
-        };
         let mut damaged = Vec::new();
-        let by_id: HashMap<ChunkId, _> = entries.iter().map(|e| (e.id, e)).collect();
-        for chunk in &indexed {
+        for blob in &indexed {
             report.blobs_checked += 1;
-            let Some(e) = by_id.get(chunk) else {
-                damaged.push(*chunk);
-                continue;
-            };
-            let blob = &bytes[e.offset as usize..(e.offset + e.length) as usize];
-            let ok = match codec {
-                Some(c) => c.open_rehashed(chunk, blob).is_ok(),
-                // Without a key, an intact pack is the proof; a changed one condemns all.
-                None => intact,
-            };
-            if !ok {
-                damaged.push(*chunk);
+            if !blob.is_sound(&bytes, codec, intact) {
+                damaged.push(blob.id);
             }
         }
         if !intact && damaged.is_empty() {
-            report
-                .problems
-                .push(format!("pack {id}: bytes changed outside any indexed blob"));
+            let part = if parse_pack(&bytes).is_err() {
+                "its trailer"
+            } else {
+                "dead space"
+            };
+            report.warnings.push(format!(
+                "pack {id}: bytes changed outside every indexed blob ({part}); no data is lost — `kura repair` rewrites the pack"
+            ));
         }
         Ok((damaged, intact))
+    }
+
+    /// The index rows that point into `pack`.
+    pub(crate) async fn indexed_in(&self, pack: &PackId) -> Result<Vec<IndexedBlob>> {
+        let rows: Vec<(Vec<u8>, i64, i64, bool)> =
+            query("SELECT id, pack_offset, length, bad FROM vault_chunks WHERE vault = $1 AND pack = $2")
+                .bind(pack.0.as_slice())
+                .fetch_all(self.db())
+                .await?;
+        rows.into_iter()
+            .map(|(id, offset, length, bad)| {
+                Ok(IndexedBlob {
+                    id: ChunkId::from_slice(&id)?,
+                    offset: offset as usize,
+                    length: length as usize,
+                    bad,
+                })
+            })
+            .collect()
     }
 
     /// Notes packs whose stored bytes are missing or changed, so GC replaces them.

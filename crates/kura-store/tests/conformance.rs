@@ -780,6 +780,122 @@ async fn verify_marks_damage(fx: &Fixture) {
     assert!(report.is_clean(), "{report:?}");
 }
 
+/// Rewrites one byte of a stored pack, as bit rot would.
+async fn flip_byte(fx: &Fixture, pack: &PackId, at: impl FnOnce(&[u8]) -> usize) {
+    let o = fx.objects("v");
+    let path = o.pack(pack);
+    let mut bytes = o.store.get(&path).await.unwrap().bytes().await.unwrap().to_vec();
+    let i = at(&bytes);
+    bytes[i] ^= 0x20;
+    o.store.put(&path, PutPayload::from(bytes)).await.unwrap();
+}
+
+/// Where blob `name` ends in a pack's bytes.
+fn end_of(bytes: &[u8], name: &str) -> usize {
+    let entries = kura_format::pack::parse_pack(bytes).unwrap();
+    let e = entries.iter().find(|e| e.id == chunk_id(name)).unwrap();
+    (e.offset + e.length - 1) as usize
+}
+
+async fn repair_heals_what_it_can(fx: &Fixture) {
+    let vault = fx.create("v").await;
+    let session = vault.open_session(None).await.unwrap();
+    let hurt = upload(&vault, &session, &["a", "b"]).await.unwrap();
+    let (m, r) = manifest(&["a", "b"], 1, None);
+    let snap = vault.commit(&session, &m, &r).await.unwrap();
+    flip_byte(fx, &hurt, |b| end_of(b, "a")).await;
+
+    // The only copy of `a` is damaged: marked, its pack kept, the snapshot named.
+    let report = vault.repair(None).await.unwrap();
+    assert_eq!((report.chunks_marked, report.packs_checked), (1, 1), "{report:?}");
+    assert_eq!(report.packs_kept, [hurt.to_hex()]);
+    assert!(!report.is_healed());
+    assert_eq!(report.remaining.damaged_snapshots, [snap.to_hex()]);
+    assert_eq!(missing_names(&vault, &["a", "b"]).await, ["a"]);
+
+    // A backup uploads `a` again; repair moves `b` out and the damaged pack goes.
+    backup(&vault, &["a", "b"], 2).await;
+    let report = vault.repair(None).await.unwrap();
+    assert!(report.is_healed(), "{report:?}");
+    assert_eq!(report.packs_rewritten, [hurt.to_hex()]);
+    assert!(
+        !fx.object_names("v")
+            .await
+            .iter()
+            .any(|n| n.ends_with(&hurt.to_hex()))
+    );
+    let verified = vault.verify(VerifyScope { read_data: true }, None).await.unwrap();
+    assert!(
+        verified.is_clean() && verified.warnings.is_empty(),
+        "{verified:?}"
+    );
+
+    // A damaged trailer loses nothing: verify warns, repair rewrites the pack.
+    let session = vault.open_session(None).await.unwrap();
+    let trailer = upload(&vault, &session, &["t", "u"]).await.unwrap();
+    let (m, r) = manifest(&["t", "u"], 3, None);
+    vault.commit(&session, &m, &r).await.unwrap();
+    flip_byte(fx, &trailer, |b| b.len() - 48 - 3).await;
+    let verified = vault.verify(VerifyScope { read_data: true }, None).await.unwrap();
+    assert!(verified.is_clean(), "{verified:?}");
+    assert_eq!(verified.repairable_packs, [trailer.to_hex()]);
+    let report = vault.repair(None).await.unwrap();
+    assert!(report.is_healed(), "{report:?}");
+    assert_eq!(report.packs_rewritten, [trailer.to_hex()]);
+    let verified = vault.verify(VerifyScope { read_data: true }, None).await.unwrap();
+    assert!(
+        verified.is_clean() && verified.repairable_packs.is_empty(),
+        "{verified:?}"
+    );
+    let blob = vault.read_blob(&chunk_id("t")).await.unwrap();
+    assert_eq!(codec().open(&chunk_id("t"), &blob).unwrap(), data("t"));
+
+    // A stale mark on a whole chunk (left by an older check) is cleared.
+    vault.mark_bad(&[chunk_id("u")].into()).await.unwrap();
+    let report = vault.repair(None).await.unwrap();
+    assert!(report.is_healed(), "{report:?}");
+    assert_eq!(report.marks_cleared, 1, "{report:?}");
+
+    // A damaged chunk with a whole copy in another pack is pointed at the copy.
+    let session = vault.open_session(None).await.unwrap();
+    let first = upload(&vault, &session, &["s"]).await.unwrap();
+    let (_, copy) = pack(&["s", "w"]);
+    vault.put_pack(&session, copy).await.unwrap();
+    let (m, r) = manifest(&["s", "w"], 4, None);
+    let with_copy = vault.commit(&session, &m, &r).await.unwrap();
+    flip_byte(fx, &first, |b| end_of(b, "s")).await;
+    let report = vault.repair(None).await.unwrap();
+    assert!(report.is_healed(), "{report:?}");
+    assert_eq!((report.chunks_marked, report.marks_cleared), (1, 1), "{report:?}");
+    assert!(!vault.is_damaged(&with_copy).await.unwrap());
+    let blob = vault.read_blob(&chunk_id("s")).await.unwrap();
+    assert_eq!(codec().open(&chunk_id("s"), &blob).unwrap(), data("s"));
+}
+
+async fn idle_sessions_expire_unless_heartbeats_keep_them(fx: &Fixture) {
+    let vault = fx.create("v").await;
+    vault.set_session_idle_expiry(Duration::from_millis(300));
+    let session = vault.open_session(None).await.unwrap();
+    upload(&vault, &session, &["a"]).await.unwrap();
+    for _ in 0..4 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        vault.heartbeat(&session).await.unwrap();
+    }
+    let report = vault.gc(gc_all()).await.unwrap();
+    assert_eq!(
+        report.chunks_deleted, 0,
+        "a live session keeps its uploads: {report:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let report = vault.gc(gc_all()).await.unwrap();
+    assert_eq!(
+        (report.chunks_deleted, report.packs_deleted),
+        (1, 1),
+        "a silent session's uploads are reclaimed: {report:?}"
+    );
+    assert!(unknown(vault.heartbeat(&session).await));
+}
+
 async fn usage(fx: &Fixture) {
     let vault = fx.create("v").await;
     assert_eq!(vault.usage().await.unwrap(), Default::default());
@@ -936,6 +1052,8 @@ conformance!(
     forget_and_gc_with_open_session,
     orphans_and_repack,
     verify_marks_damage,
+    repair_heals_what_it_can,
+    idle_sessions_expire_unless_heartbeats_keep_them,
     usage,
     vaults_are_isolated,
     objects_stay_in_prefix,

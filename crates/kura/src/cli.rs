@@ -85,6 +85,10 @@ pub enum Command {
         #[arg(long)]
         read_data: bool,
     },
+    /// Heal what the vault can heal from its own bytes: reads every pack, rewrites packs
+    /// whose bytes changed, clears damage that backups have uploaded again, and lists what
+    /// is lost because it exists nowhere else. Exit 3 when something is still lost.
+    Repair,
     /// Manage the passphrases that open an encrypted vault.
     Key {
         #[command(subcommand)]

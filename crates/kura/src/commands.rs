@@ -52,6 +52,7 @@ pub fn run(cli: Cli, ui: Ui, rt: Handle) -> Result<u8> {
         Command::Forget(args) => ctx.forget(args),
         Command::Gc { max_unused, dry_run } => ctx.gc(max_unused, dry_run),
         Command::Check { read_data } => ctx.check(read_data),
+        Command::Repair => ctx.repair(),
         Command::Key { command } => ctx.key(command),
         Command::Stats => ctx.stats(),
         Command::Bench { mib } => ctx.bench(mib),
@@ -312,11 +313,12 @@ impl Ctx {
                 id.short()
             );
         }
-        let entries = self.rt.block_on(async {
+        let listing = self.rt.block_on(async {
             let root = browse::root_of(&vault, &id).await?;
             browse::list(&vault, &root, path, recursive).await
         })?;
-        let listed: Vec<Listed> = entries
+        let listed: Vec<Listed> = listing
+            .entries
             .iter()
             .map(|e| {
                 let n = &e.node;
@@ -341,7 +343,17 @@ impl Ctx {
             })
             .collect();
         self.print_listing(&listed);
-        Ok(0)
+        for d in &listing.damaged {
+            self.ui.warn(format!("not listed: {d}"));
+        }
+        if listing.damaged.is_empty() {
+            return Ok(0);
+        }
+        self.ui.warn(format!(
+            "{} directories are damaged in the vault (listed above); `kura check --read-data` tells more",
+            listing.damaged.len()
+        ));
+        Ok(EXIT_PARTIAL)
     }
 
     fn print_listing(&self, entries: &[Listed]) {
@@ -399,6 +411,16 @@ impl Ctx {
         for e in &summary.errors {
             self.ui.warn(e);
         }
+        for d in &summary.damaged {
+            self.ui.warn(format!("not restored: {d}"));
+        }
+        if !summary.damaged.is_empty() {
+            self.ui.warn(format!(
+                "{} files or directories were not restored because their data in the vault is damaged (listed above); \
+                 everything else was restored. A backup of the same files stores them again; `kura repair` then tells what is still lost",
+                summary.damaged.len()
+            ));
+        }
         self.ui.result(format!(
             "restored {} files, {} dirs, {} from {} to {} in {:.1}s",
             summary.files,
@@ -409,7 +431,7 @@ impl Ctx {
             summary.duration_s
         ));
         self.ui.json(&summary);
-        Ok(if summary.errors.is_empty() {
+        Ok(if summary.errors.is_empty() && summary.damaged.is_empty() {
             0
         } else {
             EXIT_PARTIAL
@@ -528,6 +550,17 @@ impl Ctx {
             std::thread::scope(|s| s.spawn(|| image::restore::run(vault, id, &options, p)).join())
                 .map_err(|_| anyhow::anyhow!("the restore thread panicked"))??
         };
+        for r in &summary.damaged {
+            self.ui.warn(format!(
+                "not restored: image bytes {}..{} ({} damaged in the vault; left zero)",
+                r.start, r.end, r.cause
+            ));
+        }
+        if !summary.damaged.is_empty() {
+            self.ui.warn(
+                "parts of the image are damaged in the vault (listed above); every other byte was restored",
+            );
+        }
         self.ui.result(format!(
             "restored image of {} from {} to {} in {:.1}s",
             ui::size(summary.bytes),
@@ -536,7 +569,11 @@ impl Ctx {
             summary.duration_s
         ));
         self.ui.json(&summary);
-        Ok(0)
+        Ok(if summary.damaged.is_empty() {
+            0
+        } else {
+            EXIT_PARTIAL
+        })
     }
 
     fn forget(&self, args: ForgetArgs) -> Result<u8> {
@@ -635,25 +672,7 @@ impl Ctx {
             self.rt
                 .block_on(vault.repo.verify(VerifyScope { read_data }, Some(&vault.codec)))?
         };
-        for p in &report.problems {
-            self.ui.warn(p);
-        }
-        for c in &report.damaged_chunks {
-            self.ui.result(format!("damaged chunk {c}"));
-        }
-        for p in &report.damaged_packs {
-            self.ui.result(format!("damaged pack {p}"));
-        }
-        let damaged_images = self.damaged_images(&vault, &report)?;
-        for s in &report.damaged_snapshots {
-            self.ui.result(format!("damaged snapshot {s}"));
-            for r in damaged_images.get(s).into_iter().flatten() {
-                self.ui.result(format!(
-                    "  image bytes {}..{} ({} damaged)",
-                    r.start, r.end, r.cause
-                ));
-            }
-        }
+        let damaged_images = self.show_damage(&vault, &report)?;
         self.ui.result(format!(
             "checked {} snapshots, {} packs, {} blobs, read {}: {}",
             report.snapshots_checked,
@@ -663,13 +682,83 @@ impl Ctx {
             if report.is_clean() {
                 "no errors"
             } else {
-                "ERRORS FOUND (the next backup re-uploads damaged chunks)"
+                "ERRORS FOUND (the next backup re-uploads damaged chunks; `kura repair` then heals the vault)"
             }
         ));
         let mut json = serde_json::to_value(&report)?;
         json["damaged_image_ranges"] = serde_json::to_value(&damaged_images)?;
         self.ui.json(&json);
         Ok(if report.is_clean() { 0 } else { 1 })
+    }
+
+    /// Prints what a verification found; returns the lost byte ranges of damaged image
+    /// snapshots.
+    fn show_damage(
+        &self,
+        vault: &OpenVault,
+        report: &kura_store::VerifyReport,
+    ) -> Result<std::collections::BTreeMap<String, Vec<image::DamagedRange>>> {
+        for p in &report.problems {
+            self.ui.warn(p);
+        }
+        for w in &report.warnings {
+            self.ui.warn(w);
+        }
+        for c in &report.damaged_chunks {
+            self.ui.result(format!("damaged chunk {c}"));
+        }
+        for p in &report.damaged_packs {
+            self.ui.result(format!("damaged pack {p}"));
+        }
+        let damaged_images = self.damaged_images(vault, report)?;
+        for s in &report.damaged_snapshots {
+            self.ui.result(format!("damaged snapshot {s}"));
+            for r in damaged_images.get(s).into_iter().flatten() {
+                self.ui.result(format!(
+                    "  image bytes {}..{} ({} damaged)",
+                    r.start, r.end, r.cause
+                ));
+            }
+        }
+        Ok(damaged_images)
+    }
+
+    fn repair(&self) -> Result<u8> {
+        let vault = self.unlock()?;
+        let report = {
+            let _bar = self.ui.progress("reading all data to repair it", vec![]);
+            self.rt.block_on(vault.repo.repair(Some(&vault.codec)))?
+        };
+        for p in &report.packs_rewritten {
+            self.ui.say(format!("rewrote pack {p} without its damaged bytes"));
+        }
+        for p in &report.packs_kept {
+            self.ui.warn(format!(
+                "pack {p} is damaged but kept: it holds the only copy of some chunks"
+            ));
+        }
+        let damaged_images = self.show_damage(&vault, &report.remaining)?;
+        self.ui.result(format!(
+            "repair: read {} packs ({}), rewrote {}, {} damaged chunks whole again, {} newly found damaged: {}",
+            report.packs_checked,
+            ui::size(report.bytes_read),
+            report.packs_rewritten.len(),
+            report.marks_cleared,
+            report.chunks_marked,
+            if report.is_healed() {
+                "the vault is whole".to_string()
+            } else {
+                format!(
+                    "{} snapshots lack data that exists nowhere else (listed above) — back up the same data again \
+                     (damaged chunks are uploaded anew) and run `kura repair` again, or forget those snapshots",
+                    report.remaining.damaged_snapshots.len()
+                )
+            }
+        ));
+        let mut json = serde_json::to_value(&report)?;
+        json["damaged_image_ranges"] = serde_json::to_value(&damaged_images)?;
+        self.ui.json(&json);
+        Ok(if report.is_healed() { 0 } else { EXIT_PARTIAL })
     }
 
     /// For each damaged image snapshot, the byte ranges of the image that are lost.

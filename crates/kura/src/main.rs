@@ -10,7 +10,9 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-/// Exit code when a backup completed but some files could not be read.
+/// Exit code when a command did its work but not all of it: a backup that could not read
+/// some files, a restore or listing that went around damage in the vault, a repair that
+/// left damage it could not heal. What was left out is listed.
 pub const EXIT_PARTIAL: u8 = 3;
 
 fn main() -> ExitCode {

@@ -344,3 +344,99 @@ fn image_snapshots_back_up_restore_and_browse_through_the_server() {
     );
     kura.ok(["check", "--read-data"]);
 }
+
+/// The pack files a service keeps under `data`, wherever its vaults live.
+fn service_packs(data: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut dirs = vec![data.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path
+                .parent()
+                .and_then(Path::parent)
+                .is_some_and(|p| p.ends_with("packs"))
+            {
+                out.push(path);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn restores_through_the_server_go_on_around_damage() {
+    let tmp = tempdir();
+    let svc = Service::start(&tmp.path().join("service"));
+    let kura = agent(&tmp.path().join("agent"), "damage passphrase");
+    register(&kura, &svc, &svc.info.registration_token, "files-01");
+    kura.json(["init", "--encrypt"]);
+    let src = tmp.path().join("src");
+    for d in 0..6 {
+        for f in 0..15 {
+            write_random(
+                &src.join(format!("d{d}/d{d}-f{f:02}")),
+                d * 100 + f,
+                3000 + 50 * f as usize,
+            );
+        }
+    }
+    let snap = kura.backup(&[&src], &[])["snapshot_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // The largest tree blob is one of the six directories.
+    let (pack, tree) = service_packs(&tmp.path().join("service"))
+        .into_iter()
+        .flat_map(|p| {
+            let entries = kura_format::pack::parse_pack(&std::fs::read(&p).unwrap()).unwrap();
+            entries.into_iter().map(move |e| (p.clone(), e))
+        })
+        .filter(|(_, e)| e.kind == kura_format::BlobKind::Tree)
+        .max_by_key(|(_, e)| e.length)
+        .unwrap();
+    let mut bytes = std::fs::read(&pack).unwrap();
+    bytes[(tree.offset + tree.length / 2) as usize] ^= 0x01;
+    std::fs::write(&pack, &bytes).unwrap();
+
+    let text = assert_exit(&kura.run(["ls", "latest"]), 3);
+    assert!(text.contains("damaged directory"), "{text}");
+    let target = tmp.path().join("restore");
+    let out = kura.restore(&snap, &target, &["--json"]);
+    assert_exit(&out, 3);
+    let summary = last_json(&out);
+    let damaged = summary["damaged"].as_array().unwrap();
+    assert_eq!(damaged.len(), 1, "{summary}");
+    let lost = damaged[0].as_str().unwrap().split("/src/").nth(1).unwrap()[..2].to_string();
+    for d in (0..6).map(|d| format!("d{d}")).filter(|d| *d != lost) {
+        for f in 0..15 {
+            let rel = format!("{d}/{d}-f{f:02}");
+            assert!(
+                std::fs::read(restored(&target, &src).join(&rel)).unwrap()
+                    == std::fs::read(src.join(&rel)).unwrap(),
+                "{rel} is restored whole"
+            );
+        }
+    }
+    let text = assert_exit(&kura.run(["repair"]), 1);
+    assert!(text.contains("verify job"), "{text}");
+
+    // A lost data pack: the server cannot deliver its chunks, and the files that need
+    // them are named while the rest is restored.
+    let data_pack = service_packs(&tmp.path().join("service"))
+        .into_iter()
+        .find(|p| *p != pack)
+        .unwrap();
+    std::fs::remove_file(&data_pack).unwrap();
+    let out = kura.restore(&snap, &tmp.path().join("restore2"), &["--json"]);
+    assert_exit(&out, 3);
+    let summary = last_json(&out);
+    let files = summary["damaged"].as_array().unwrap();
+    assert!(
+        files.iter().any(|d| d.as_str().unwrap().contains("damaged file")),
+        "{summary}"
+    );
+}

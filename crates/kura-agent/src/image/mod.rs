@@ -127,14 +127,7 @@ pub async fn damaged_ranges(
         return Ok(whole("image index"));
     };
     let mut out: Vec<DamagedRange> = Vec::new();
-    let mut push = |range: std::ops::Range<u64>, cause| match out.last_mut() {
-        Some(last) if last.end == range.start && last.cause == cause => last.end = range.end,
-        _ => out.push(DamagedRange {
-            start: range.start,
-            end: range.end,
-            cause,
-        }),
-    };
+    let mut push = |range, cause| push_range(&mut out, range, cause);
     for (n, segment_id) in index.segments.iter().enumerate() {
         let n = n as u64;
         let first = n * u64::from(index.segment_chunks);
@@ -157,6 +150,18 @@ pub async fn damaged_ranges(
         }
     }
     Ok(out)
+}
+
+/// Appends a damaged range, merged with the last one when they touch and share a cause.
+pub(crate) fn push_range(out: &mut Vec<DamagedRange>, range: std::ops::Range<u64>, cause: &'static str) {
+    match out.last_mut() {
+        Some(last) if last.end == range.start && last.cause == cause => last.end = range.end,
+        _ => out.push(DamagedRange {
+            start: range.start,
+            end: range.end,
+            cause,
+        }),
+    }
 }
 
 #[cfg(test)]

@@ -3,6 +3,10 @@
 //! are left as holes in files (the result is sparse where the source was zero) and
 //! written as zeros on devices, whose old contents would otherwise show through. A device
 //! smaller than the image is refused before anything is written.
+//!
+//! Damage in the vault costs only the bytes it touches: a chunk or a segment of the index
+//! that cannot be read leaves its byte range zero (written as zeros on a device), the
+//! rest of the image is written, and the ranges are named in the summary.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Seek, SeekFrom};
@@ -15,7 +19,7 @@ use kura_format::image::ImageIndex;
 use kura_format::{ChunkId, SnapshotId};
 
 use super::source::run_qemu_img;
-use super::{cores, for_each_claimed, index_of, load_segment};
+use super::{DamagedRange, cores, for_each_claimed, index_of, load_segment, push_range};
 use crate::restore::RestoreProgress;
 use crate::{AgentError, OpenVault, Result};
 
@@ -51,6 +55,8 @@ pub struct ImageRestoreSummary {
     /// Bytes of stored chunks written (zero ranges are not counted).
     pub bytes_written: u64,
     pub duration_s: f64,
+    /// Byte ranges of the image that could not be read from the vault and were left zero.
+    pub damaged: Vec<DamagedRange>,
 }
 
 /// Restores image snapshot `id`. Call from a thread outside the async runtime.
@@ -63,13 +69,14 @@ pub fn run(
     let started = std::time::Instant::now();
     let index = vault.handle.block_on(index_of(vault, id))?;
     let target = &options.target;
-    match options.format {
+    let damaged = match options.format {
         ImageFormat::Raw => {
             let out = open_target(target, index.size, options.overwrite)?;
-            write_image(vault, &index, &out, &progress)?;
+            let damaged = write_image(vault, &index, &out, &progress)?;
             if out.zero_fill {
                 out.file.sync_all().map_err(|e| AgentError::io(target, e))?;
             }
+            damaged
         }
         ImageFormat::Qcow2 => {
             if std::fs::symlink_metadata(target).is_ok() && !options.overwrite {
@@ -91,7 +98,7 @@ pub fn run(
                 file: raw.reopen().map_err(|e| AgentError::io(raw.path(), e))?,
                 zero_fill: false,
             };
-            write_image(vault, &index, &out, &progress)?;
+            let damaged = write_image(vault, &index, &out, &progress)?;
             run_qemu_img(&[
                 "convert".as_ref(),
                 "-f".as_ref(),
@@ -101,8 +108,9 @@ pub fn run(
                 raw.path().as_os_str(),
                 target.as_os_str(),
             ])?;
+            damaged
         }
-    }
+    };
     Ok(ImageRestoreSummary {
         snapshot_id: id.to_hex(),
         target: target.display().to_string(),
@@ -110,6 +118,7 @@ pub fn run(
         bytes: index.size,
         bytes_written: progress.bytes.load(Ordering::Relaxed),
         duration_s: started.elapsed().as_secs_f64(),
+        damaged,
     })
 }
 
@@ -177,39 +186,75 @@ fn open_target(target: &Path, size: u64, overwrite: bool) -> Result<Target> {
     }
 }
 
-/// Writes every chunk of the image, one segment at a time.
+/// Writes every chunk of the image, one segment at a time. Returns the ranges that could
+/// not be read, merged and in order.
 fn write_image(
     vault: &OpenVault,
     index: &ImageIndex,
     out: &Target,
     progress: &RestoreProgress,
-) -> Result<()> {
-    let zeros = vec![0u8; index.chunk_size as usize];
+) -> Result<Vec<DamagedRange>> {
+    let mut damaged = Vec::new();
     for n in 0..index.segments.len() as u64 {
-        let segment = vault.handle.block_on(load_segment(vault, index, n))?;
         let first = n * u64::from(index.segment_chunks);
+        let segment = match vault.handle.block_on(load_segment(vault, index, n)) {
+            Ok(segment) => segment,
+            Err(e) if e.is_damage() => {
+                let last = first + u64::from(index.chunks_in_segment(n)) - 1;
+                let lost = DamagedRange {
+                    start: index.chunk_range(first).start,
+                    end: index.chunk_range(last).end,
+                    cause: "index",
+                };
+                out.zero(lost.start..lost.end)?;
+                damaged.push(lost);
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         let mut stored: Vec<(u64, ChunkId)> = Vec::new();
         for (i, c) in segment.chunks.iter().enumerate() {
             let chunk = first + i as u64;
             match c {
                 Some(id) => stored.push((chunk, *id)),
-                None if out.zero_fill => {
-                    let range = index.chunk_range(chunk);
-                    let len = (range.end - range.start) as usize;
-                    out.file
-                        .write_all_at(&zeros[..len], range.start)
-                        .map_err(|e| AgentError::io("restore target", e))?;
+                None => {
+                    out.zero(index.chunk_range(chunk))?;
                 }
-                None => {}
             }
         }
-        write_chunks(vault, index, out, &stored, progress)?;
+        damaged.extend(write_chunks(vault, index, out, &stored, progress)?);
     }
-    Ok(())
+    damaged.sort_by_key(|d| d.start);
+    let mut merged = Vec::new();
+    for d in damaged {
+        push_range(&mut merged, d.start..d.end, d.cause);
+    }
+    Ok(merged)
 }
 
-/// Decoded chunks of one batch with their image offsets, on their way to the writer.
-type Decoded = Vec<(u64, Vec<u8>)>;
+impl Target {
+    /// Zeros a range of a device, whose old contents would otherwise show through; a file
+    /// target is already zero (a hole) there.
+    fn zero(&self, range: std::ops::Range<u64>) -> Result<()> {
+        static ZEROS: [u8; 1 << 16] = [0; 1 << 16];
+        if !self.zero_fill {
+            return Ok(());
+        }
+        let mut at = range.start;
+        while at < range.end {
+            let len = (range.end - at).min(ZEROS.len() as u64) as usize;
+            self.file
+                .write_all_at(&ZEROS[..len], at)
+                .map_err(|e| AgentError::io("restore target", e))?;
+            at += len as u64;
+        }
+        Ok(())
+    }
+}
+
+/// Decoded chunks of one batch with their image offsets, on their way to the writer, and
+/// the ranges of its chunks that could not be read.
+type Decoded = (Vec<(u64, Vec<u8>)>, Vec<DamagedRange>);
 
 /// Fetches and decodes `stored` on one thread per core and writes it from this one:
 /// buffered writes to one file serialise on its inode lock anyway, so decoders that wrote
@@ -220,7 +265,7 @@ fn write_chunks(
     out: &Target,
     stored: &[(u64, ChunkId)],
     progress: &RestoreProgress,
-) -> Result<()> {
+) -> Result<Vec<DamagedRange>> {
     let batches: Vec<&[(u64, ChunkId)]> = stored.chunks(READ_BATCH).collect();
     let decoders = cores();
     // One batch per decoder queued: the writer has the next while a decoder works.
@@ -239,29 +284,55 @@ fn write_chunks(
                 },
             )
         });
-        let written = rx.iter().try_for_each(|decoded| {
-            for (offset, data) in decoded {
+        let mut damaged = Vec::new();
+        let written = rx.iter().try_for_each(|(chunks, lost)| {
+            for (offset, data) in chunks {
                 out.file
                     .write_all_at(&data, offset)
                     .map_err(|e| AgentError::io("restore target", e))?;
                 progress.bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
             }
+            for range in &lost {
+                out.zero(range.start..range.end)?;
+            }
+            damaged.extend(lost);
             Ok(())
         });
         // Dropping the receiver stops the decoders at their next send.
         drop(rx);
         let decoded = decoding.join().expect("decoder threads do not panic");
-        written.and(decoded)
+        written.and(decoded).map(|()| damaged)
     })
 }
 
 fn decode_batch(vault: &OpenVault, index: &ImageIndex, batch: &[(u64, ChunkId)]) -> Result<Decoded> {
     let ids: Vec<ChunkId> = batch.iter().map(|(_, id)| *id).collect();
-    let blobs = vault.handle.block_on(vault.repo.read_blobs(&ids))?;
+    let read = |ids: &[ChunkId]| vault.handle.block_on(vault.repo.read_blobs(ids));
+    let blobs: Vec<Result<bytes::Bytes>> = match read(&ids) {
+        Ok(blobs) => blobs.into_iter().map(Ok).collect(),
+        // One lost chunk fails its whole read: read the batch chunk by chunk instead.
+        Err(e) if e.is_damage() => ids
+            .iter()
+            .map(|id| read(std::slice::from_ref(id)).map(|mut b| b.remove(0)))
+            .collect(),
+        Err(e) => return Err(e),
+    };
     let mut decoded = Vec::with_capacity(batch.len());
+    let mut damaged = Vec::new();
     for ((chunk, id), blob) in batch.iter().zip(blobs) {
-        let data = vault.codec.open(id, &blob)?;
         let range = index.chunk_range(*chunk);
+        let data = match blob.and_then(|blob| Ok(vault.codec.open(id, &blob)?)) {
+            Ok(data) => data,
+            Err(e) if e.is_damage() => {
+                damaged.push(DamagedRange {
+                    start: range.start,
+                    end: range.end,
+                    cause: "data",
+                });
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         if data.len() as u64 != range.end - range.start {
             return Err(AgentError::Unsafe(format!(
                 "chunk {} of the image holds {} bytes where {} belong",
@@ -272,5 +343,5 @@ fn decode_batch(vault: &OpenVault, index: &ImageIndex, batch: &[(u64, ChunkId)])
         }
         decoded.push((range.start, data));
     }
-    Ok(decoded)
+    Ok((decoded, damaged))
 }

@@ -678,6 +678,35 @@ pub fn pack_files(repo: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// A tmpfs mounted for a test's lifetime; unmounted when dropped, however the test ends.
+pub struct Mount(PathBuf);
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// Mounts a tmpfs of `size` (e.g. `8m`) at `dir`, or says loudly why it cannot (not root,
+/// no mount) and returns `None`: the caller skips its test.
+pub fn mount_tmpfs(dir: &Path, size: &str) -> Option<Mount> {
+    fs::create_dir_all(dir).unwrap();
+    let out = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+        .arg(dir)
+        .output()
+        .ok()?;
+    if out.status.success() {
+        Some(Mount(dir.to_path_buf()))
+    } else {
+        eprintln!(
+            "NOTE: cannot mount a tmpfs ({}); this full-disk test is SKIPPED",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+        None
+    }
+}
+
 /// `OsStr` from raw bytes.
 pub fn os(bytes: &[u8]) -> &OsStr {
     OsStr::from_bytes(bytes)
