@@ -38,7 +38,7 @@ pub fn store_error(err: StoreError) -> ServiceError {
         StoreError::UnknownSession(id) => ServiceError::not_found(format!(
             "upload session {id} is unknown, expired or already committed; start a new backup"
         )),
-        StoreError::Storage(msg) if msg.contains("No space left") => {
+        StoreError::NoSpace(msg) => {
             tracing::error!(error = %msg, "vault storage is full");
             ServiceError::storage_full(
                 "the service's storage is full; nothing was stored — try again later and tell your provider",
