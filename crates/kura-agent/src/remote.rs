@@ -305,6 +305,12 @@ impl Repository for RemoteRepository {
         Ok(())
     }
 
+    async fn heartbeat(&self, session: &SessionId) -> Result<()> {
+        self.call(self.request(Method::POST, &Self::session_path(session, "/heartbeat")))
+            .await?;
+        Ok(())
+    }
+
     async fn snapshots(&self) -> Result<Vec<SnapshotRecord>> {
         let list: SnapshotList = json(
             self.call(self.request(Method::GET, "/api/v1/vault/snapshots"))

@@ -30,6 +30,8 @@ pub trait Repository: Send + Sync {
     async fn put_pack(&self, session: &SessionId, pack: Bytes) -> Result<PackReceipt>;
     async fn commit(&self, session: &SessionId, manifest: Vec<u8>, refs: Vec<u8>) -> Result<SnapshotId>;
     async fn abort_session(&self, session: &SessionId) -> Result<()>;
+    /// Says the backup of `session` is alive, so the vault keeps what it uploaded.
+    async fn heartbeat(&self, session: &SessionId) -> Result<()>;
     async fn snapshots(&self) -> Result<Vec<SnapshotRecord>>;
     /// `latest`, a full id or a unique prefix.
     async fn resolve(&self, spec: &str) -> Result<SnapshotId>;
@@ -99,6 +101,9 @@ impl Repository for LocalRepository {
     }
     async fn abort_session(&self, session: &SessionId) -> Result<()> {
         Ok(self.vault.abort_session(session).await?)
+    }
+    async fn heartbeat(&self, session: &SessionId) -> Result<()> {
+        Ok(self.vault.heartbeat(session).await?)
     }
     async fn snapshots(&self) -> Result<Vec<SnapshotRecord>> {
         Ok(self.vault.snapshots().await?)

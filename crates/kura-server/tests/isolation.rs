@@ -69,6 +69,11 @@ fn case(method: &Method, pattern: &str, a: &Victim, same_tenant: bool) -> (Strin
         ("DELETE", "/api/v1/vault/sessions/{session}") => {
             (format!("/api/v1/vault/sessions/{session}"), Body::None, NOT_FOUND)
         }
+        ("POST", "/api/v1/vault/sessions/{session}/heartbeat") => (
+            format!("/api/v1/vault/sessions/{session}/heartbeat"),
+            Body::None,
+            NOT_FOUND,
+        ),
         ("POST", "/api/v1/vault/sessions/{session}/missing") => (
             format!("/api/v1/vault/sessions/{session}/missing"),
             Body::Bytes(a.chunk_ids.clone()),

@@ -144,3 +144,32 @@ async fn service_and_vault_files_are_private() {
     }
     assert!(files >= 2, "{files} vault files checked");
 }
+
+/// A running backup keeps its session with heartbeats; a session that is gone answers
+/// 404, and another machine's session is as unknown as a missing one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heartbeats_keep_a_session_of_the_callers_machine() {
+    let server = common::start(|_| ()).await;
+    let tenant = server.create_tenant("ACME-0001", 2, serde_json::json!({})).await;
+    let token = tenant["registration_token"].as_str().unwrap();
+    let agent = Agent::register(&server, token, "web-01").await;
+    agent.create_vault().await;
+    let session = agent.open_session().await;
+    let path = format!("/api/v1/vault/sessions/{session}/heartbeat");
+    assert_eq!(agent.send(Method::POST, &path, Vec::new()).await.0, 204);
+    let (_, issued) = server
+        .operator(
+            Method::POST,
+            &format!(
+                "/api/v1/operator/tenants/{}/registration-tokens",
+                tenant["tenant_id"].as_str().unwrap()
+            ),
+            None,
+        )
+        .await;
+    let other = Agent::register(&server, issued["registration_token"].as_str().unwrap(), "web-02").await;
+    assert_eq!(other.send(Method::POST, &path, Vec::new()).await.0, 404);
+    let session_path = format!("/api/v1/vault/sessions/{session}");
+    assert_eq!(agent.send(Method::DELETE, &session_path, Vec::new()).await.0, 204);
+    assert_eq!(agent.send(Method::POST, &path, Vec::new()).await.0, 404);
+}

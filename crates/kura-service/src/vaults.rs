@@ -34,6 +34,11 @@ use tokio::sync::Mutex;
 use crate::authz::TenantScope;
 use crate::ids::TenantId;
 
+/// An upload session whose agent has said nothing (no upload, no query, no heartbeat)
+/// for this long stops holding its packs back from gc: agents send a heartbeat every
+/// minute, so only a killed or cut-off backup goes this quiet.
+pub const SESSION_IDLE_EXPIRY: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
 /// The one vault every tenant has so far.
 const VAULT_NAME: &str = "default";
 
@@ -46,6 +51,7 @@ pub struct TenantVault {
 
 impl TenantVault {
     async fn new(vault: Vault) -> Result<Self, StoreError> {
+        vault.set_session_idle_expiry(SESSION_IDLE_EXPIRY);
         let stored = vault.usage().await?.stored_bytes;
         Ok(TenantVault {
             vault,

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use bytes::Bytes;
 use kura_format::{BlobKind, ChunkId, PackWriter};
@@ -35,6 +36,34 @@ struct Batch {
 /// packs in memory stay at two (a queued third cost 17 MiB of peak RSS for no speed).
 const UPLOAD_QUEUE: usize = 0;
 
+/// How often a running backup tells the vault it is alive. A server expires the sessions
+/// of agents that stopped talking after minutes (see `kura_service::vaults`), so that a
+/// killed backup's uploads do not hold space back from gc for hours.
+const HEARTBEAT: Duration = Duration::from_secs(60);
+
+/// Sends heartbeats for a session until dropped.
+struct KeepAlive(tokio::task::JoinHandle<()>);
+
+impl KeepAlive {
+    fn start(vault: &OpenVault, session: &SessionId) -> Self {
+        let (repo, session) = (Arc::clone(&vault.repo), session.clone());
+        KeepAlive(vault.handle.spawn(async move {
+            loop {
+                tokio::time::sleep(HEARTBEAT).await;
+                // A failed heartbeat is not fatal here: if the session is gone, the next
+                // upload or the commit says so with a precise error.
+                let _ = repo.heartbeat(&session).await;
+            }
+        }))
+    }
+}
+
+impl Drop for KeepAlive {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Figures and the first failure of the uploader thread.
 #[derive(Default)]
 struct UploadState {
@@ -57,6 +86,7 @@ pub(crate) struct ChunkSink {
     uploader: Mutex<Option<JoinHandle<()>>>,
     state: Arc<UploadState>,
     pub(crate) chunks_added: AtomicU64,
+    _keep_alive: KeepAlive,
 }
 
 impl ChunkSink {
@@ -86,6 +116,7 @@ impl ChunkSink {
             })
         };
         ChunkSink {
+            _keep_alive: KeepAlive::start(&vault, &session),
             vault,
             session,
             batch: Mutex::new(Batch::default()),

@@ -101,6 +101,12 @@ const VAULT_ROUTES: RouteTable = RouteTable {
         ),
         (
             Method::POST,
+            "/api/v1/vault/sessions/{session}/heartbeat",
+            Access::Agent,
+            |m| on(m, vault::heartbeat),
+        ),
+        (
+            Method::POST,
             "/api/v1/vault/sessions/{session}/missing",
             Access::Agent,
             |m| on(m, vault::missing),

@@ -208,6 +208,18 @@ pub(super) async fn abort_session(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// `POST /api/v1/vault/sessions/{session}/heartbeat`: the agent's backup is alive.
+pub(super) async fn heartbeat(
+    State(state): State<AppState>,
+    agent: Agent,
+    Path(session): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let session = vault::own_session(&state.service, &agent, &session).await?;
+    let tv = vault::open(&state.service, &agent).await?;
+    tv.vault.heartbeat(&session).await.map_err(store_error)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 async fn entry(tv: &TenantVault, record: SnapshotRecord) -> Result<SnapshotEntry, ApiError> {
     Ok(SnapshotEntry {
         id: record.id.to_hex(),
