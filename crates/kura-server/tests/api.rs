@@ -1,9 +1,7 @@
 //! The service over real HTTPS: listeners, operator API, agent registration and the
 //! agent extractor, error bodies.
 
-mod common;
-
-use common::{error_of, parts, start};
+use kura_testing::{error_of, parts, start};
 use reqwest::Method;
 use serde_json::json;
 

@@ -2,20 +2,18 @@
 //! gets a precise 4xx JSON error, stores nothing (usage and snapshots unchanged), and the
 //! server keeps serving.
 
-mod common;
-
-use common::TestServer;
-use common::agent::Agent;
 use kura_api::frames::encode_frames;
 use kura_api::vault::MAX_PACK_BYTES;
 use kura_format::pack::{ENTRY_LEN, FOOTER_LEN};
 use kura_format::{BlobKind, PackWriter};
+use kura_testing::TestServer;
+use kura_testing::agent::Agent;
 use reqwest::Method;
 use serde_json::{Value, json};
 
 /// A server with one tenant, its vault and one snapshot.
 async fn setup() -> (TestServer, Agent) {
-    let server = common::start(|_| ()).await;
+    let server = kura_testing::start(|_| ()).await;
     let tenant = server.create_tenant("ACME-0001", 2, json!({})).await;
     let agent = Agent::register(&server, tenant["registration_token"].as_str().unwrap(), "web-01").await;
     agent.create_vault().await;
@@ -48,7 +46,7 @@ async fn json_raw(agent: &Agent, path: &str, text: &str) -> (u16, Value) {
         .send()
         .await
         .unwrap();
-    common::parts(response).await
+    kura_testing::parts(response).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,15 +3,14 @@
 //! `kura_server::roles` says), the admin allow-list from a second loopback address,
 //! lockout, API tokens, the event log export and `kura-server audit verify`.
 
-mod common;
-
 use std::time::Duration;
 
-use common::agent::Agent;
-use common::user::{Session, try_login, try_login_with, with_token};
-use common::{TestServer, error_of};
 use kura_server::api::{Access, customer_route_table, management_route_table};
 use kura_server::roles::{ProviderRole, TenantRole};
+use kura_testing::agent::Agent;
+use kura_testing::smtp::MailServer;
+use kura_testing::user::{Session, try_login, try_login_with, with_token};
+use kura_testing::{TestServer, error_of};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -19,7 +18,7 @@ const WRONG_LOGIN: &str = "sign-in failed";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_first_admin_signs_in_and_manages_users() {
-    let server = common::start(|_| ()).await;
+    let server = kura_testing::start(|_| ()).await;
     let (created, admin) = server.tenant_admin("ACME-0001").await;
     for attribute in ["HttpOnly", "Secure", "SameSite=Strict", "Path=/"] {
         assert!(admin.set_cookie.contains(attribute), "{}", admin.set_cookie);
@@ -177,7 +176,7 @@ async fn the_first_admin_signs_in_and_manages_users() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_logins_and_wrong_passwords_look_alike() {
-    let server = common::start(|_| ()).await;
+    let server = kura_testing::start(|_| ()).await;
     let created = server.create_tenant("ACME-0001", 1, json!({})).await;
     let admin_login = created["admin_login"].as_str().unwrap();
     let (status_known, known, _) =
@@ -190,7 +189,7 @@ async fn unknown_logins_and_wrong_passwords_look_alike() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sessions_end_after_idle_and_absolute_timeouts() {
-    let server = common::start(|config| {
+    let server = kura_testing::start(|config| {
         config.session_idle_timeout = Duration::from_secs(600);
         config.session_absolute_timeout = Duration::from_secs(1800);
     })
@@ -249,12 +248,12 @@ fn tenant_role(name: &str) -> TenantRole {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn role_matrix_matches_the_table_on_sqlite() {
-    role_matrix_matches_the_table(common::start(|_| ()).await).await;
+    role_matrix_matches_the_table(kura_testing::start(|_| ()).await).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn role_matrix_matches_the_table_on_postgres() {
-    role_matrix_matches_the_table(common::start_on_postgres(|_| ()).await).await;
+    role_matrix_matches_the_table(kura_testing::start_on_postgres(|_| ()).await).await;
 }
 
 async fn role_matrix_matches_the_table(server: TestServer) {
@@ -328,7 +327,7 @@ async fn role_matrix_matches_the_table(server: TestServer) {
             if let Some(body) = body {
                 request = request.json(&body);
             }
-            let (status, answer) = common::parts(request.send().await.unwrap()).await;
+            let (status, answer) = kura_testing::parts(request.send().await.unwrap()).await;
             if role.allows(permission) {
                 assert!(
                     ![401, 403].contains(&status),
@@ -344,13 +343,15 @@ async fn role_matrix_matches_the_table(server: TestServer) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_allow_list_from_127_0_0_2_on_sqlite() {
-    admin_allow_list_is_enforced_from_a_second_loopback_address(common::start(|_| ()).await).await;
+    admin_allow_list_is_enforced_from_a_second_loopback_address(kura_testing::start(|_| ()).await).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_allow_list_from_127_0_0_2_on_postgres() {
-    admin_allow_list_is_enforced_from_a_second_loopback_address(common::start_on_postgres(|_| ()).await)
-        .await;
+    admin_allow_list_is_enforced_from_a_second_loopback_address(
+        kura_testing::start_on_postgres(|_| ()).await,
+    )
+    .await;
 }
 
 async fn admin_allow_list_is_enforced_from_a_second_loopback_address(server: TestServer) {
@@ -423,12 +424,13 @@ async fn admin_allow_list_is_enforced_from_a_second_loopback_address(server: Tes
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_logins_throttle_then_lock_on_sqlite() {
-    failed_logins_throttle_then_lock_and_the_admin_sees_it(common::start(|_| ()).await).await;
+    failed_logins_throttle_then_lock_and_the_admin_sees_it(kura_testing::start(|_| ()).await).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_logins_throttle_then_lock_on_postgres() {
-    failed_logins_throttle_then_lock_and_the_admin_sees_it(common::start_on_postgres(|_| ()).await).await;
+    failed_logins_throttle_then_lock_and_the_admin_sees_it(kura_testing::start_on_postgres(|_| ()).await)
+        .await;
 }
 
 /// A client bound to `address` (another loopback address), trusting the test server.
@@ -443,7 +445,7 @@ fn client_from(server: &TestServer, address: &str) -> reqwest::Client {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn credential_stuffing_from_one_address_is_slowed() {
-    let server = common::start(|_| ()).await;
+    let server = kura_testing::start(|_| ()).await;
     let (_, admin) = server.tenant_admin("ACME-0001").await;
     let (_, password) = server.add_user(&admin, "victor", "operator").await;
     // Many login IDs, one wrong password each, from one address.
@@ -470,7 +472,7 @@ async fn credential_stuffing_from_one_address_is_slowed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failures_from_outside_the_admin_networks_do_not_lock_the_admin() {
-    let server = common::start(|_| ()).await;
+    let server = kura_testing::start(|_| ()).await;
     let (created, admin) = server.tenant_admin("ACME-0001").await;
     let (status, body) = admin
         .call(
@@ -572,12 +574,12 @@ async fn failed_logins_throttle_then_lock_and_the_admin_sees_it(server: TestServ
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_tokens_are_scoped_expire_and_revoke_on_sqlite() {
-    api_tokens_are_scoped_shown_once_expire_and_revoke(common::start(|_| ()).await).await;
+    api_tokens_are_scoped_shown_once_expire_and_revoke(kura_testing::start(|_| ()).await).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_tokens_are_scoped_expire_and_revoke_on_postgres() {
-    api_tokens_are_scoped_shown_once_expire_and_revoke(common::start_on_postgres(|_| ()).await).await;
+    api_tokens_are_scoped_shown_once_expire_and_revoke(kura_testing::start_on_postgres(|_| ()).await).await;
 }
 
 async fn api_tokens_are_scoped_shown_once_expire_and_revoke(server: TestServer) {
@@ -668,7 +670,7 @@ async fn api_tokens_are_scoped_shown_once_expire_and_revoke(server: TestServer) 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_export_in_the_tenant_time_zone_and_verify_detects_tampering() {
-    let server = common::start(|_| ()).await;
+    let server = kura_testing::start(|_| ()).await;
     let (created, admin) = server.tenant_admin("ACME-0001").await;
     let (_, password) = server.add_user(&admin, "auditor-anna", "auditor").await;
     let anna = server.login("auditor-anna", &password).await;
@@ -768,13 +770,14 @@ async fn events_export_in_the_tenant_time_zone_and_verify_detects_tampering() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn totp_with_the_servers_clock_on_sqlite() {
-    totp_enrolment_policy_and_single_use_codes_follow_the_servers_clock(common::start(|_| ()).await).await;
+    totp_enrolment_policy_and_single_use_codes_follow_the_servers_clock(kura_testing::start(|_| ()).await)
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn totp_with_the_servers_clock_on_postgres() {
     totp_enrolment_policy_and_single_use_codes_follow_the_servers_clock(
-        common::start_on_postgres(|_| ()).await,
+        kura_testing::start_on_postgres(|_| ()).await,
     )
     .await;
 }
@@ -909,12 +912,13 @@ async fn totp_enrolment_policy_and_single_use_codes_follow_the_servers_clock(ser
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn support_access_needs_a_live_grant_on_sqlite() {
-    operators_see_tenant_data_only_under_a_live_support_grant(common::start(|_| ()).await).await;
+    operators_see_tenant_data_only_under_a_live_support_grant(kura_testing::start(|_| ()).await).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn support_access_needs_a_live_grant_on_postgres() {
-    operators_see_tenant_data_only_under_a_live_support_grant(common::start_on_postgres(|_| ()).await).await;
+    operators_see_tenant_data_only_under_a_live_support_grant(kura_testing::start_on_postgres(|_| ()).await)
+        .await;
 }
 
 async fn operators_see_tenant_data_only_under_a_live_support_grant(server: TestServer) {
@@ -991,119 +995,6 @@ async fn operators_see_tenant_data_only_under_a_live_support_grant(server: TestS
     assert!(rows.iter().any(|e| e["action"] == "support.revoke"));
 }
 
-/// A real SMTP server on loopback (aiosmtpd) delivering into a Maildir.
-struct MailServer {
-    child: std::process::Child,
-    port: u16,
-    maildir: tempfile::TempDir,
-}
-
-impl MailServer {
-    /// Starts aiosmtpd on a free port. The port is found by binding and releasing it, so
-    /// another test may take it first: then aiosmtpd exits, or the port answers without
-    /// an SMTP greeting, and another port is tried.
-    async fn start() -> MailServer {
-        for _ in 0..5 {
-            if let Some(server) = Self::try_start().await {
-                return server;
-            }
-        }
-        panic!("aiosmtpd did not start on any of 5 ports");
-    }
-
-    async fn try_start() -> Option<MailServer> {
-        use tokio::io::AsyncReadExt;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let maildir = tempfile::tempdir().unwrap();
-        // Owned by the struct from the start, so `Drop` stops it on every path.
-        let mut server = MailServer {
-            child: std::process::Command::new("python3")
-                .args([
-                    "-m",
-                    "aiosmtpd",
-                    "-n",
-                    "-l",
-                    &format!("127.0.0.1:{port}"),
-                    "-c",
-                    "aiosmtpd.handlers.Mailbox",
-                ])
-                // aiosmtpd creates the Maildir (new/, cur/, tmp/) only where nothing exists yet.
-                .arg(maildir.path().join("box"))
-                .stderr(std::process::Stdio::null())
-                .spawn()
-                .expect("python3 with aiosmtpd (pip install aiosmtpd) runs the test's mail server"),
-            port,
-            maildir,
-        };
-        for _ in 0..100 {
-            if server.child.try_wait().unwrap().is_some() {
-                return None;
-            }
-            if let Ok(mut stream) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
-                let mut greeting = [0u8; 4];
-                let read =
-                    tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut greeting)).await;
-                return matches!(read, Ok(Ok(_)) if &greeting[..3] == b"220").then_some(server);
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        None
-    }
-
-    fn delivered(&self) -> Vec<String> {
-        let new = self.maildir.path().join("box").join("new");
-        let mut mails: Vec<(std::time::SystemTime, String)> = std::fs::read_dir(new)
-            .map(|dir| {
-                dir.map(|entry| {
-                    let entry = entry.unwrap();
-                    (
-                        entry.metadata().unwrap().modified().unwrap(),
-                        std::fs::read_to_string(entry.path()).unwrap(),
-                    )
-                })
-                .collect()
-            })
-            .unwrap_or_default();
-        mails.sort();
-        mails.into_iter().map(|(_, mail)| mail).collect()
-    }
-
-    /// Waits for the `count`th mail and returns the reset token in it.
-    async fn reset_token(&self, count: usize) -> (String, String) {
-        for _ in 0..100 {
-            let mails = self.delivered();
-            if mails.len() >= count {
-                let mail = &mails[count - 1];
-                // Undo quoted-printable soft line breaks and escapes around the link.
-                let text = mail.replace("=\r\n", "").replace("=\n", "").replace("=3D", "=");
-                let token = text
-                    .split("token=")
-                    .nth(1)
-                    .map(|rest| {
-                        rest.chars()
-                            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-                            .collect()
-                    })
-                    .expect("the mail carries a reset link");
-                return (mail.clone(), token);
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("no mail number {count} arrived");
-    }
-}
-
-impl Drop for MailServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn password_reissue_by_mail_on_sqlite() {
     forgotten_passwords_are_reissued_by_mail_once_within_30_minutes(false).await;
@@ -1122,9 +1013,9 @@ async fn forgotten_passwords_are_reissued_by_mail_once_within_30_minutes(on_post
         config.smtp_from = "Kura <kura@example.net>".to_owned();
     };
     let server = if on_postgres {
-        common::start_on_postgres(adjust).await
+        kura_testing::start_on_postgres(adjust).await
     } else {
-        common::start(adjust).await
+        kura_testing::start(adjust).await
     };
     let (created, admin) = server.tenant_admin("ACME-0001").await;
     let (status, mia) = admin
@@ -1141,14 +1032,14 @@ async fn forgotten_passwords_are_reissued_by_mail_once_within_30_minutes(on_post
             .http
             .post(format!("{}/api/v1/password/forgot", server.customer))
             .json(&json!({ "login": login }));
-        async move { common::parts(request.send().await.unwrap()).await }
+        async move { kura_testing::parts(request.send().await.unwrap()).await }
     };
     let reset = |token: String, password: &str| {
         let request = server
             .http
             .post(format!("{}/api/v1/password/reset", server.customer))
             .json(&json!({ "token": token, "new_password": password }));
-        async move { common::parts(request.send().await.unwrap()).await }
+        async move { kura_testing::parts(request.send().await.unwrap()).await }
     };
 
     // Known and unknown login IDs get the same answer; only the known one gets mail.
@@ -1237,12 +1128,12 @@ async fn forgotten_passwords_are_reissued_by_mail_once_within_30_minutes(on_post
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_admins_cannot_demote_each_other_at_once_on_sqlite() {
-    a_tenant_always_keeps_an_admin(common::start(|_| ()).await).await;
+    a_tenant_always_keeps_an_admin(kura_testing::start(|_| ()).await).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_admins_cannot_demote_each_other_at_once_on_postgres() {
-    a_tenant_always_keeps_an_admin(common::start_on_postgres(|_| ()).await).await;
+    a_tenant_always_keeps_an_admin(kura_testing::start_on_postgres(|_| ()).await).await;
 }
 
 /// Two admins demoting (or deleting) each other at the same moment: one wins, the other
@@ -1300,7 +1191,7 @@ async fn a_tenant_always_keeps_an_admin(server: TestServer) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_revoked_by_a_lowered_role_stays_revoked() {
-    let server = common::start(|_| ()).await;
+    let server = kura_testing::start(|_| ()).await;
     let (_, admin) = server.tenant_admin("ACME-0001").await;
     let (user, password) = server.add_user(&admin, "taro", "admin").await;
     let taro = server.login("taro", &password).await;
@@ -1338,7 +1229,7 @@ async fn a_token_revoked_by_a_lowered_role_stays_revoked() {
 /// request with neither the field nor the header is refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_csrf_token_comes_as_a_header_or_a_form_field() {
-    let server = common::start(|_| ()).await;
+    let server = kura_testing::start(|_| ()).await;
     let (_, admin) = server.tenant_admin("ACME-0001").await;
     let form = |body: String| {
         server

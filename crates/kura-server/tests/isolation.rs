@@ -6,11 +6,9 @@
 //! The routes come from [`customer_route_table`], which the router is built from: a new
 //! route without a case here fails the suite.
 
-mod common;
-
-use common::agent::Agent;
-use common::{TestServer, parts};
 use kura_server::api::customer_route_table;
+use kura_testing::agent::Agent;
+use kura_testing::{TestServer, parts};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -214,7 +212,7 @@ async fn call(intruder: &Agent, method: &Method, path: &str, body: Body) -> (u16
 }
 
 async fn setup() -> (TestServer, Victim, Agent, Agent) {
-    let server = common::start(|_| ()).await;
+    let server = kura_testing::start(|_| ()).await;
     let a_tenant = server.create_tenant("ACME-0001", 3, json!({})).await;
     let a_token = a_tenant["registration_token"].as_str().unwrap().to_owned();
     let a1 = Agent::register(&server, &a_token, "acme-web-01").await;

@@ -1,8 +1,6 @@
 //! The real `kura-server` binary: `quickstart --json`, the `tenant` CLI against it, and a
 //! restart that reuses the demo tenant.
 
-mod common;
-
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -79,7 +77,7 @@ async fn quickstart_runs_the_service_and_the_cli_manages_tenants() {
         );
     }
     assert_eq!(info["service_code"], "DEMO-0001");
-    let http = common::client_trusting(Path::new(info["ca_cert"].as_str().unwrap()));
+    let http = kura_testing::client_trusting(Path::new(info["ca_cert"].as_str().unwrap()));
     let health = http
         .get(format!("{}/healthz", info["management_url"].as_str().unwrap()))
         .send()

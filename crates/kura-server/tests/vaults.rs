@@ -2,69 +2,32 @@
 //! PostgreSQL and objects under `DATA/objects/t/<tenant>/v/default/`, driven through the
 //! vault protocol of a real server.
 
-mod common;
-
-use common::agent::Agent;
 use kura_api::frames::decode_frames;
 use kura_format::ChunkId;
-use kura_server::secrets::random_hex;
+use kura_testing::agent::Agent;
+use kura_testing::postgres::PgSchema;
 use reqwest::Method;
 
-/// A fresh schema in the test PostgreSQL, dropped when the guard goes.
-struct Schema {
-    admin: sqlx::PgPool,
-    name: String,
-}
-
-/// The test PostgreSQL database.
-fn postgres_url() -> String {
-    std::env::var("KURA_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://root@127.0.0.1:5432/test".to_owned())
-}
-
-impl Schema {
-    async fn create() -> Schema {
-        let admin = sqlx::PgPool::connect(&postgres_url())
-            .await
-            .expect("PostgreSQL must be running for this test");
-        let name = format!("v_{}", random_hex(8));
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {name}")))
-            .execute(&admin)
-            .await
-            .unwrap();
-        Schema { admin, name }
-    }
-
-    /// The test database with this schema first on the search path.
-    fn url(&self) -> String {
-        format!("{}?options=-c%20search_path%3D{}", postgres_url(), self.name)
-    }
-
-    /// Rows of `table` (a catalog table) that belong to `vault`.
-    async fn vault_rows(&self, table: &str, vault: &str) -> i64 {
-        sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-            "SELECT COUNT(*) FROM {}.{table} WHERE vault = $1",
-            self.name
-        )))
-        .bind(vault)
-        .fetch_one(&self.admin)
+/// Rows of `table` (a catalog table) in `schema` that belong to `vault`.
+async fn vault_rows(schema: &PgSchema, table: &str, vault: &str) -> i64 {
+    let admin = sqlx::PgPool::connect(&kura_testing::postgres::admin_url())
         .await
-        .unwrap()
-    }
-
-    async fn drop_it(self) {
-        sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {} CASCADE", self.name)))
-            .execute(&self.admin)
-            .await
-            .unwrap();
-    }
+        .unwrap();
+    sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT COUNT(*) FROM {}.{table} WHERE vault = $1",
+        schema.name()
+    )))
+    .bind(vault)
+    .fetch_one(&admin)
+    .await
+    .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn vaults_live_in_postgresql_when_the_service_does() {
-    let schema = Schema::create().await;
+    let schema = PgSchema::create("v").await;
     let url = schema.url();
-    let server = common::start(|config| config.database_url = Some(url)).await;
+    let server = kura_testing::start(|config| config.database_url = Some(url)).await;
     let tenant = server.create_tenant("ACME-0001", 2, serde_json::json!({})).await;
     let tenant_id = tenant["tenant_id"].as_str().unwrap();
     let agent = Agent::register(&server, tenant["registration_token"].as_str().unwrap(), "web-01").await;
@@ -96,8 +59,8 @@ async fn vaults_live_in_postgresql_when_the_service_does() {
     // The catalog rows are in PostgreSQL, the objects in the shared store, no per-tenant
     // directory on disk.
     let vault = format!("{tenant_id}/default");
-    assert_eq!(schema.vault_rows("vault_snapshots", &vault).await, 2);
-    let chunks = schema.vault_rows("vault_chunks", &vault).await;
+    assert_eq!(vault_rows(&schema, "vault_snapshots", &vault).await, 2);
+    let chunks = vault_rows(&schema, "vault_chunks", &vault).await;
     assert!(chunks >= 2, "{chunks} chunks indexed");
     let packs = server
         .data_dir()
@@ -111,7 +74,6 @@ async fn vaults_live_in_postgresql_when_the_service_does() {
     assert!(!server.data_dir().join("vaults").exists());
 
     server.server.shutdown().await.unwrap();
-    schema.drop_it().await;
 }
 
 /// Everything the service writes is its owner's alone, whatever the umask it was started
@@ -119,7 +81,7 @@ async fn vaults_live_in_postgresql_when_the_service_does() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn service_and_vault_files_are_private() {
     use std::os::unix::fs::PermissionsExt;
-    let server = common::start(|_| ()).await;
+    let server = kura_testing::start(|_| ()).await;
     let tenant = server.create_tenant("ACME-0001", 2, serde_json::json!({})).await;
     let agent = Agent::register(&server, tenant["registration_token"].as_str().unwrap(), "web-01").await;
     agent.create_vault().await;
@@ -149,7 +111,7 @@ async fn service_and_vault_files_are_private() {
 /// 404, and another machine's session is as unknown as a missing one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn heartbeats_keep_a_session_of_the_callers_machine() {
-    let server = common::start(|_| ()).await;
+    let server = kura_testing::start(|_| ()).await;
     let tenant = server.create_tenant("ACME-0001", 2, serde_json::json!({})).await;
     let token = tenant["registration_token"].as_str().unwrap();
     let agent = Agent::register(&server, token, "web-01").await;

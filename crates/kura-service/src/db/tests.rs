@@ -18,52 +18,15 @@ const T0: i64 = 1_800_000_000_000;
 /// A database for one test, removed when dropped.
 struct TestDb {
     db: Arc<Api>,
-    /// The database's URL, for tests that go around the trait (tampering).
+    /// The database's URL, for tests that go around the database layer (tampering).
     url: String,
-    cleanup: Cleanup,
+    /// Held so the database lives as long as the test.
+    _storage: Storage,
 }
 
-enum Cleanup {
-    /// Held so the directory lives as long as the database.
-    Sqlite {
-        _dir: tempfile::TempDir,
-    },
-    Postgres {
-        admin_url: String,
-        schema: String,
-    },
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        if let Cleanup::Postgres { admin_url, schema } = &self.cleanup {
-            let drop_schema = format!("DROP SCHEMA {schema} CASCADE");
-            let admin_url = admin_url.clone();
-            // Drop runs inside the test's runtime, so the cleanup gets its own thread.
-            let dropped = std::thread::spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .unwrap();
-                runtime.block_on(async {
-                    let pool = sqlx::PgPool::connect(&admin_url).await?;
-                    sqlx::query(sqlx::AssertSqlSafe(drop_schema))
-                        .execute(&pool)
-                        .await
-                        .map(|_| ())
-                })
-            })
-            .join();
-            if !matches!(dropped, Ok(Ok(()))) {
-                eprintln!("could not drop test schema {schema}");
-            }
-        }
-    }
-}
-
-pub(crate) fn postgres_admin_url() -> String {
-    std::env::var("KURA_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://root@127.0.0.1:5432/test".to_owned())
+enum Storage {
+    Sqlite(#[allow(dead_code, reason = "held for its Drop")] tempfile::TempDir),
+    Postgres(#[allow(dead_code, reason = "held for its Drop")] kura_testing::postgres::PgSchema),
 }
 
 async fn sqlite() -> TestDb {
@@ -72,27 +35,17 @@ async fn sqlite() -> TestDb {
     TestDb {
         db: Arc::new(Api(Db::connect(&url).await.unwrap())),
         url,
-        cleanup: Cleanup::Sqlite { _dir: dir },
+        _storage: Storage::Sqlite(dir),
     }
 }
 
 async fn postgres() -> TestDb {
-    let admin_url = postgres_admin_url();
-    let schema = format!("t_{}", random_hex(8));
-    let admin = sqlx::PgPool::connect(&admin_url)
-        .await
-        .expect("PostgreSQL must be running for the DB suite");
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-        .execute(&admin)
-        .await
-        .unwrap();
-    admin.close().await;
-    let separator = if admin_url.contains('?') { '&' } else { '?' };
-    let url = format!("{admin_url}{separator}options=-c%20search_path%3D{schema}");
+    let schema = kura_testing::postgres::PgSchema::create("t").await;
+    let url = schema.url();
     TestDb {
         db: Arc::new(Api(Db::connect(&url).await.unwrap())),
         url,
-        cleanup: Cleanup::Postgres { admin_url, schema },
+        _storage: Storage::Postgres(schema),
     }
 }
 

@@ -11,7 +11,7 @@ use reqwest::Method;
 use serde_bytes::ByteBuf;
 use serde_json::{Value, json};
 
-use super::{TestServer, parts};
+use crate::server::{TestServer, parts};
 
 /// One registered machine of an unencrypted vault.
 pub struct Agent {

@@ -1,18 +1,12 @@
-//! Helpers shared by the integration tests: a real server on loopback ports chosen by the
-//! OS, and HTTPS clients that trust its generated CA.
-
-#![allow(
-    dead_code,
-    reason = "each test binary uses a different subset of these helpers"
-)]
-
-pub mod agent;
-pub mod user;
+//! A real server on loopback ports chosen by the OS, and HTTPS clients that trust its
+//! generated CA.
 
 use std::path::Path;
 
 use kura_server::{RunningServer, Server, ServerConfig};
 use serde_json::{Value, json};
+
+use crate::postgres::PgSchema;
 
 pub struct TestServer {
     pub server: RunningServer,
@@ -24,53 +18,16 @@ pub struct TestServer {
     _schema: Option<PgSchema>,
 }
 
-/// A fresh PostgreSQL schema (in `KURA_TEST_POSTGRES_URL`, default
-/// `postgres://root@127.0.0.1:5432/test`), dropped when the test ends.
-pub struct PgSchema {
-    admin_url: String,
-    name: String,
-}
-
-impl Drop for PgSchema {
-    fn drop(&mut self) {
-        let admin_url = self.admin_url.clone();
-        let statement = format!("DROP SCHEMA {} CASCADE", self.name);
-        // Drop runs inside the test's runtime, so the cleanup gets its own thread.
-        let _ = std::thread::spawn(move || {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap()
-                .block_on(async {
-                    let pool = sqlx::PgPool::connect(&admin_url).await?;
-                    sqlx::query(sqlx::AssertSqlSafe(statement)).execute(&pool).await
-                })
-        })
-        .join();
-    }
-}
-
 /// Starts a server whose service database is a fresh PostgreSQL schema.
 pub async fn start_on_postgres(adjust: impl FnOnce(&mut ServerConfig)) -> TestServer {
-    let admin_url = std::env::var("KURA_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://root@127.0.0.1:5432/test".to_owned());
-    let name = format!("it_{}", kura_server::secrets::random_hex(8));
-    let admin = sqlx::PgPool::connect(&admin_url)
-        .await
-        .expect("PostgreSQL must be running for this test");
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {name}")))
-        .execute(&admin)
-        .await
-        .unwrap();
-    admin.close().await;
-    let separator = if admin_url.contains('?') { '&' } else { '?' };
-    let url = format!("{admin_url}{separator}options=-c%20search_path%3D{name}");
+    let schema = PgSchema::create("it").await;
+    let url = schema.url();
     let mut server = start(|config| {
         config.database_url = Some(url);
         adjust(config);
     })
     .await;
-    server._schema = Some(PgSchema { admin_url, name });
+    server._schema = Some(schema);
     server
 }
 

@@ -4,7 +4,7 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use super::{TestServer, parts};
+use crate::server::{TestServer, parts};
 
 /// A signed-in portal session.
 #[derive(Clone)]
