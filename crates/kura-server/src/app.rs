@@ -390,7 +390,17 @@ fn customer_router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(limit))
         .layer(middleware::from_fn_with_state(limit, form_csrf_token))
         .layer(middleware::from_fn(security_headers))
+        .layer(middleware::from_fn_with_state(
+            drain_limit(limit),
+            crate::drain::drain_unread,
+        ))
         .with_state(state)
+}
+
+/// How much of an unread request body is read before answering: a refused pack upload is
+/// read to its end (at most a pack), so the client sees the refusal.
+fn drain_limit(limit: usize) -> usize {
+    limit.max(kura_api::vault::MAX_PACK_BYTES)
 }
 
 /// An HTML form cannot send headers, so a form's CSRF token comes as its hidden field
@@ -434,6 +444,10 @@ fn management_router(state: AppState) -> Router {
         .method_not_allowed_fallback(api::method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
         .layer(middleware::from_fn(security_headers))
+        .layer(middleware::from_fn_with_state(
+            drain_limit(limit),
+            crate::drain::drain_unread,
+        ))
         .with_state(state)
 }
 

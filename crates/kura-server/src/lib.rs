@@ -15,6 +15,7 @@ pub mod app;
 pub mod auth;
 pub mod client;
 pub mod config;
+mod drain;
 pub mod error;
 pub mod mail;
 pub mod quickstart;

@@ -205,3 +205,80 @@ async fn bad_commits_are_refused_and_a_session_commits_once() {
     );
     assert_eq!(agent.snapshot_ids().await, snapshots);
 }
+
+/// Requests refused before their body is read reach curl over HTTP/2 as their JSON
+/// error, not as "Stream error in the HTTP/2 framing layer" (Debian 12's curl 7.88).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_before_the_body_reach_curl_over_http2() {
+    let (server, agent) = setup().await;
+    let dir = tempfile::tempdir().unwrap();
+    let body = dir.path().join("body.bin");
+    std::fs::write(&body, vec![7u8; 300_000]).unwrap();
+    let ca = server.server.ca_cert().unwrap().to_owned();
+    let session = agent.open_session().await;
+    let customer = &server.customer;
+    let cases = [
+        // 401: no credential.
+        (
+            "PUT",
+            format!("{customer}/api/v1/vault/sessions/{session}/packs"),
+            "application/octet-stream",
+            None,
+            "401",
+        ),
+        // 404: a session that is not the caller's.
+        (
+            "PUT",
+            format!("{customer}/api/v1/vault/sessions/{}/packs", "0".repeat(32)),
+            "application/octet-stream",
+            Some(agent.credential.clone()),
+            "404",
+        ),
+        // 415: not JSON.
+        (
+            "POST",
+            format!("{customer}/api/v1/login"),
+            "text/plain",
+            None,
+            "415",
+        ),
+        // 404: no such route.
+        (
+            "POST",
+            format!("{customer}/api/v1/nowhere"),
+            "application/json",
+            None,
+            "404",
+        ),
+    ];
+    for (method, url, content_type, auth, status) in cases {
+        let mut command = std::process::Command::new("curl");
+        command
+            .args(["-sS", "--http2", "--cacert"])
+            .arg(&ca)
+            .args([
+                "-X",
+                method,
+                "-H",
+                &format!("content-type: {content_type}"),
+                "--data-binary",
+            ])
+            .arg(format!("@{}", body.display()))
+            .args(["-w", "\n%{http_code}", &url]);
+        if let Some(auth) = auth {
+            command.args(["-H", &format!("authorization: Bearer {auth}")]);
+        }
+        let output = tokio::task::spawn_blocking(move || command.output())
+            .await
+            .unwrap()
+            .expect("curl runs");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{method} {url}: curl failed: {stderr}");
+        assert!(
+            stdout.ends_with(status),
+            "{method} {url}: expected {status}: {stdout} {stderr}"
+        );
+        assert!(stdout.contains("\"error\""), "{stdout}");
+    }
+}
