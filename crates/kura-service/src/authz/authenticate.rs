@@ -10,6 +10,7 @@ use super::{
 use crate::audit::{self, Action, Actor, Chain, Entry};
 use crate::authz::TenantRole;
 use crate::db::{machines, operators, sessions, tenants, tokens};
+use crate::ids::{TenantId, UserId};
 use crate::model::TenantStatus;
 use crate::secrets::token_hash;
 use crate::totp::TotpPolicy;
@@ -104,20 +105,21 @@ pub async fn session(
              (or the csrf_token form field)",
         ));
     }
-    let scope = TenantScope::authenticated(session.tenant_id);
-    let actor = caller.actor(session.login.clone());
-    if session.role == TenantRole::Admin {
-        refuse_outside_admin_networks(svc, &scope, &actor, &session.admin_networks).await?;
-    }
-    sessions::touch(&svc.db, &scope, &session.session_id, now).await?;
-    Ok(UserPrincipal {
-        scope,
-        user_id: session.user_id,
-        login: session.login,
-        role: session.role,
-        credential: UserCredential::Session(session.session_id),
-        actor,
-    })
+    let user = user_principal(
+        svc,
+        caller,
+        Resolved {
+            tenant_id: session.tenant_id,
+            user_id: session.user_id,
+            login: session.login,
+            role: session.role,
+            admin_networks: &session.admin_networks,
+            credential: UserCredential::Session(session.session_id.clone()),
+        },
+    )
+    .await?;
+    sessions::touch(&svc.db, &user.scope, &session.session_id, now).await?;
+    Ok(user)
 }
 
 /// The user holding this API token, acting with the token's role.
@@ -156,18 +158,51 @@ pub async fn api_token(
     }
     refuse_inactive_tenant(token.tenant_status)?;
     refuse_before_totp_enrolment(check, token.totp_policy, token.user_role, token.totp_enrolled)?;
-    let scope = TenantScope::authenticated(token.tenant_id);
-    let actor = caller.actor(token.login.clone());
-    if token.token_role == TenantRole::Admin {
-        refuse_outside_admin_networks(svc, &scope, &actor, &token.admin_networks).await?;
+    let user = user_principal(
+        svc,
+        caller,
+        Resolved {
+            tenant_id: token.tenant_id,
+            user_id: token.user_id,
+            login: token.login,
+            role: token.token_role,
+            admin_networks: &token.admin_networks,
+            credential: UserCredential::ApiToken(token.token_id.clone()),
+        },
+    )
+    .await?;
+    tokens::touch(&svc.db, &user.scope, &token.token_id, now).await?;
+    Ok(user)
+}
+
+/// A user credential the database resolved, with the role in force.
+struct Resolved<'a> {
+    tenant_id: TenantId,
+    user_id: UserId,
+    login: String,
+    role: TenantRole,
+    admin_networks: &'a [IpNet],
+    credential: UserCredential,
+}
+
+/// The principal of a resolved credential; an admin role must come from the tenant's
+/// admin networks.
+async fn user_principal(
+    svc: &Service,
+    caller: &Caller,
+    resolved: Resolved<'_>,
+) -> ServiceResult<UserPrincipal> {
+    let scope = TenantScope::authenticated(resolved.tenant_id);
+    let actor = caller.actor(resolved.login.clone());
+    if resolved.role == TenantRole::Admin {
+        refuse_outside_admin_networks(svc, &scope, &actor, resolved.admin_networks).await?;
     }
-    tokens::touch(&svc.db, &scope, &token.token_id, now).await?;
     Ok(UserPrincipal {
         scope,
-        user_id: token.user_id,
-        login: token.login,
-        role: token.token_role,
-        credential: UserCredential::ApiToken(token.token_id),
+        user_id: resolved.user_id,
+        login: resolved.login,
+        role: resolved.role,
+        credential: resolved.credential,
         actor,
     })
 }
