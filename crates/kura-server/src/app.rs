@@ -122,15 +122,15 @@ impl Server {
     /// `DATA/operator-token` (mode 0600).
     pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         tls::install_crypto_provider();
-        keep_private(&config.data_dir).map_err(|source| ServerError::DataDir {
+        let data_dir_error = |source| ServerError::DataDir {
             path: config.data_dir.clone(),
             source,
-        })?;
+        };
+        let was_open = keep_private(&config.data_dir).map_err(data_dir_error)?;
         let db = Db::connect(&config.effective_database_url()).await?;
-        restrict_existing(&config.data_dir).map_err(|source| ServerError::DataDir {
-            path: config.data_dir.clone(),
-            source,
-        })?;
+        if was_open {
+            restrict_existing(&config.data_dir).map_err(data_dir_error)?;
+        }
         let tls = tls::load_or_generate(&config)?;
         let customer_listener = bind(config.customer_listen)?;
         let management_listener = bind(config.management_listen)?;
@@ -281,15 +281,19 @@ impl ShutdownHandle {
 
 /// Service data and customer data are the provider's alone: the process creates every
 /// file and directory for its owner only (umask 077, whatever it was started with), and
-/// the data directory is `0700`.
-fn keep_private(data_dir: &Path) -> std::io::Result<()> {
+/// the data directory is `0700`. Answers whether the directory was open to others before,
+/// which only a data directory of an earlier version is.
+fn keep_private(data_dir: &Path) -> std::io::Result<bool> {
     rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     std::fs::create_dir_all(data_dir)?;
-    std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(0o700))
+    let was_open = std::fs::metadata(data_dir)?.permissions().mode() & 0o077 != 0;
+    std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(0o700))?;
+    Ok(was_open)
 }
 
 /// Files made by earlier versions under a looser umask: the service database and the
-/// vaults become owner-only too.
+/// vaults become owner-only too. Walks every vault file, so it runs once, when the data
+/// directory was found open, not at every start.
 fn restrict_existing(data_dir: &Path) -> std::io::Result<()> {
     for name in ["service.db", "service.db-wal", "service.db-shm"] {
         let path = data_dir.join(name);

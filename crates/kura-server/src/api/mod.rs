@@ -431,16 +431,12 @@ pub fn management_route_table() -> Vec<(Method, &'static str, Access)> {
 }
 
 fn routes(
-    tables: &[&RouteTable],
+    tables: &'static [&'static RouteTable],
 ) -> impl Iterator<Item = &'static (Method, &'static str, Access, MakeRoute)> {
-    tables
-        .iter()
-        .flat_map(|table| table.routes.iter())
-        .collect::<Vec<_>>()
-        .into_iter()
+    tables.iter().flat_map(|table| table.routes.iter())
 }
 
-fn listing(tables: &[&RouteTable]) -> Vec<(Method, &'static str, Access)> {
+fn listing(tables: &'static [&'static RouteTable]) -> Vec<(Method, &'static str, Access)> {
     routes(tables)
         .map(|(method, path, access, _)| (method.clone(), *path, *access))
         .collect()
@@ -448,7 +444,7 @@ fn listing(tables: &[&RouteTable]) -> Vec<(Method, &'static str, Access)> {
 
 /// `docs/roles.md`, generated from the role table and both route tables.
 pub fn roles_doc() -> String {
-    let described = |tables: &[&RouteTable]| -> Vec<(String, String)> {
+    let described = |tables: &'static [&'static RouteTable]| -> Vec<(String, String)> {
         routes(tables)
             .map(|(method, path, access, _)| {
                 let needs = match access {
@@ -464,7 +460,7 @@ pub fn roles_doc() -> String {
 }
 
 /// Builds a router from a table; routes of one path with several methods merge.
-fn router_from(tables: &[&RouteTable]) -> Router<AppState> {
+fn router_from(tables: &'static [&'static RouteTable]) -> Router<AppState> {
     routes(tables).fold(Router::new(), |router, (method, path, access, make)| {
         let filter = MethodFilter::try_from(method.clone()).expect("the table uses standard methods");
         let route = match access {

@@ -80,10 +80,13 @@ pub(crate) async fn record(
     target: &str,
     result: &str,
 ) -> ServiceResult<()> {
-    let mut tx = svc.db.begin().await?;
-    record_in(&mut tx, actor, svc.now_ms(), scope, action, target, result).await?;
-    tx.commit().await?;
-    Ok(())
+    let entry = Entry {
+        chain: Chain::tenant(scope),
+        action,
+        target,
+        result,
+    };
+    Ok(audit::record_alone(&svc.db, actor, svc.now_ms(), entry).await?)
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@
 //! the lookup and the sending after answering, so neither its answer nor its timing tells.
 
 use super::record;
-use crate::audit::{self, Action, Actor, Chain, Entry};
+use crate::audit::{self, Action, Chain, Entry};
 use crate::authz::{Caller, ForgotTarget, TenantScope, UserPrincipal, forgot_target};
 use crate::db::{resets, users};
 use crate::ids::UserId;
@@ -93,25 +93,13 @@ pub async fn forgot(svc: &Service, caller: &Caller, login: &str) -> ServiceResul
         }
     };
     let chain = chain_scope.as_ref().map_or_else(Chain::operators, Chain::tenant);
-    log_alone(svc, &actor, now, chain, &login, &result).await
-}
-
-async fn log_alone(
-    svc: &Service,
-    actor: &Actor,
-    now: i64,
-    chain: Chain<'_>,
-    login: &str,
-    result: &str,
-) -> ServiceResult<()> {
     let entry = Entry {
         chain,
         action: Action::PasswordForgot,
-        target: login,
-        result,
+        target: &login,
+        result: &result,
     };
-    audit::record_alone(&svc.db, actor, now, entry).await?;
-    Ok(())
+    Ok(audit::record_alone(&svc.db, &actor, now, entry).await?)
 }
 
 /// A user admin forces a reset: a link goes to the user, then the old password, every

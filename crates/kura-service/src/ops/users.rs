@@ -326,14 +326,13 @@ fn refuse_self(admin: &UserPrincipal, target: &TenantUserRecord, what: &str) -> 
 }
 
 /// Refuses a change that would leave the tenant without an enabled admin. Runs inside the
-/// change's transaction with the tenant row locked, so two admins demoting each other at
-/// the same moment cannot both succeed.
+/// change's transaction after [`locked_target`], so two admins demoting each other at the
+/// same moment cannot both succeed.
 async fn keep_an_admin(
     tx: &mut crate::db::Tx,
     scope: &TenantScope,
     target: &TenantUserRecord,
 ) -> ServiceResult<()> {
-    tenants::lock(tx, scope).await?;
     let is_active_admin = target.role == TenantRole::Admin && target.disabled_ms.is_none();
     if is_active_admin && users::count_active_admins(tx, scope).await? <= 1 {
         return Err(ServiceError::conflict(
@@ -341,6 +340,18 @@ async fn keep_an_admin(
         ));
     }
     Ok(())
+}
+
+/// The user a change is about, read once inside the change's transaction with the tenant
+/// row locked, so what is checked is what is changed.
+async fn locked_target(
+    tx: &mut crate::db::Tx,
+    scope: &TenantScope,
+    id: &str,
+) -> ServiceResult<TenantUserRecord> {
+    let id = UserId::parse(id).ok_or_else(not_found)?;
+    tenants::lock(tx, scope).await?;
+    users::get(tx, scope, &id).await?.ok_or_else(not_found)
 }
 
 /// What an admin asks to change about a user.
@@ -375,18 +386,15 @@ pub async fn update(
     if let Some(email) = &change.email {
         validate_email(email)?;
     }
-    let target = get(svc, &admin.scope, id).await?;
+    let now = svc.now_ms();
+    let mut tx = svc.db.begin().await?;
+    let target = locked_target(&mut tx, &admin.scope, id).await?;
     let demotes = change.role.is_some_and(|role| role != target.role);
     if demotes || change.disabled == Some(true) {
         refuse_self(admin, &target, "change the role of or disable")?;
     }
-    let now = svc.now_ms();
-    let mut tx = svc.db.begin().await?;
     if change.role.is_some_and(|role| role != TenantRole::Admin) || change.disabled == Some(true) {
-        let current = users::get(&mut tx, &admin.scope, &target.id)
-            .await?
-            .ok_or_else(not_found)?;
-        keep_an_admin(&mut tx, &admin.scope, &current).await?;
+        keep_an_admin(&mut tx, &admin.scope, &target).await?;
     }
     let update = UserUpdate {
         role: change.role,
@@ -443,13 +451,10 @@ pub async fn update(
 
 /// Deletes a user with their sessions and API tokens; never the last active admin.
 pub async fn delete(svc: &Service, admin: &UserPrincipal, id: &str) -> ServiceResult<()> {
-    let target = get(svc, &admin.scope, id).await?;
-    refuse_self(admin, &target, "delete")?;
     let mut tx = svc.db.begin().await?;
-    let current = users::get(&mut tx, &admin.scope, &target.id)
-        .await?
-        .ok_or_else(not_found)?;
-    keep_an_admin(&mut tx, &admin.scope, &current).await?;
+    let target = locked_target(&mut tx, &admin.scope, id).await?;
+    refuse_self(admin, &target, "delete")?;
+    keep_an_admin(&mut tx, &admin.scope, &target).await?;
     if !users::delete(&mut tx, &admin.scope, &target.id).await? {
         return Err(not_found());
     }
