@@ -1168,11 +1168,15 @@ async fn a_tenant_always_keeps_an_admin(server: TestServer) {
         let won = statuses.iter().filter(|s| matches!(s, 200 | 204)).count();
         assert_eq!(won, 1, "round {round}: exactly one may win: {a:?} {b:?}");
         // The loser is refused inside its transaction (409, the last admin), or, when the
-        // winner committed before it was even authenticated, as no longer an admin (403).
+        // winner committed before it was even authenticated, as no longer an admin (403)
+        // or, once deleted, as no longer signed in (401: its sessions went with it).
         let refused = if matches!(a.0, 200 | 204) { &b } else { &a };
         match refused.0 {
             409 => assert!(error_of(&refused.1).contains("last active admin"), "{refused:?}"),
             403 => assert!(error_of(&refused.1).contains("manage-users"), "{refused:?}"),
+            401 if round == 2 => {
+                assert!(error_of(&refused.1).contains("not signed in"), "{refused:?}")
+            }
             other => panic!("round {round}: the loser got {other}: {refused:?}"),
         }
         let admin_login = created["admin_login"].as_str().unwrap();
