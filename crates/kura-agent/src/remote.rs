@@ -5,11 +5,14 @@
 
 use std::str::FromStr;
 
+use std::time::Duration;
+
 use async_trait::async_trait;
 use bytes::Bytes;
 use kura_api::ErrorBody;
 use kura_api::agent::{Register, Registered};
 use kura_api::frames::{decode_frames, decode_ids, encode_frames, encode_ids};
+use kura_api::jobs::JobView;
 use kura_api::vault::{
     AddKeySlot, Committed, CreateVault, Forget, KeySlots, MAX_BLOBS_PER_REQUEST, MAX_IDS_PER_REQUEST,
     OCTET_STREAM, OpenSession, PackStored, RunGc, RunVerify, SessionOpened, SnapshotEntry, SnapshotList,
@@ -383,15 +386,24 @@ impl Repository for RemoteRepository {
 
     async fn verify(&self, scope: VerifyScope, _opener: Option<&BlobCodec>) -> Result<VerifyReport> {
         // The server checks without the key: pack hashes and plain blobs. Encrypted blobs
-        // are proven by their pack's content hash, which the agent made.
+        // are proven by their pack's content hash, which the agent made. The check runs
+        // as a job on the server (it may read the whole vault); the agent follows it.
         let body = RunVerify {
             read_data: scope.read_data,
         };
-        json(
+        let mut job: JobView = json(
             self.call(self.request(Method::POST, "/api/v1/vault/verify").json(&body))
                 .await?,
         )
-        .await
+        .await?;
+        let path = format!("/api/v1/jobs/{}", job.id);
+        let mut wait = Duration::from_millis(200);
+        while !job.is_finished() {
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(Duration::from_secs(5));
+            job = json(self.call(self.request(Method::GET, &path)).await?).await?;
+        }
+        verify_outcome(job)
     }
 
     /// The server repairs its vaults itself, in its verify job: agents cannot ask for it.
@@ -410,4 +422,57 @@ impl Repository for RemoteRepository {
         )
         .await
     }
+}
+
+/// What the server's verify job found. When it found damage its repair ran, and the
+/// answer is the vault as the repair left it (what is still damaged), with what was found
+/// and healed among the warnings: so `check` fails only while damage remains.
+fn verify_outcome(job: JobView) -> Result<VerifyReport> {
+    #[derive(serde::Deserialize)]
+    struct Outcome {
+        report: VerifyReport,
+        repair: Option<RepairReport>,
+    }
+    if job.status != "succeeded" {
+        return Err(AgentError::Server {
+            status: 500,
+            message: format!(
+                "the server's verify job {} failed: {}",
+                job.id,
+                job.error.as_deref().unwrap_or("no reason given")
+            ),
+        });
+    }
+    let outcome: Outcome = job
+        .result
+        .ok_or_else(|| AgentError::Connection(format!("verify job {} has no result", job.id)))
+        .and_then(|value| {
+            serde_json::from_value(value)
+                .map_err(|e| AgentError::Connection(format!("unexpected verify result: {e}")))
+        })?;
+    let mut report = outcome.report;
+    if let Some(repair) = outcome.repair {
+        report.warnings.push(format!(
+            "the server found damage ({} chunks, {} packs, {} snapshots) and repaired the vault: \
+             {} packs rewritten, {} damage marks cleared; {}",
+            report.damaged_chunks.len(),
+            report.damaged_packs.len(),
+            report.damaged_snapshots.len(),
+            repair.packs_rewritten.len(),
+            repair.marks_cleared,
+            if repair.is_healed() {
+                "the vault is whole again".to_owned()
+            } else {
+                format!(
+                    "{} snapshots stay damaged: their data exists nowhere else — back up the same files again, or forget them",
+                    repair.remaining.damaged_snapshots.len()
+                )
+            }
+        ));
+        report.problems = repair.remaining.problems;
+        report.damaged_chunks = repair.remaining.damaged_chunks;
+        report.damaged_packs = repair.remaining.damaged_packs;
+        report.damaged_snapshots = repair.remaining.damaged_snapshots;
+    }
+    Ok(report)
 }

@@ -6,6 +6,7 @@
 
 pub mod agent;
 pub mod frames;
+pub mod jobs;
 pub mod vault;
 
 /// The body of every error response: `{"error": "..."}`.

@@ -19,7 +19,7 @@ use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
 use kura_service::audit::Action;
 use kura_service::db::{Db, DbError};
 use kura_service::ids::TenantId;
-use kura_service::secrets::{TokenKind, new_token, random_hex, write_private_file};
+use kura_service::secrets::{ServiceKey, TokenKind, new_token, random_hex, write_private_file};
 use kura_service::vaults::{ObjectStorage, TenantVaults, VaultStorage, VaultsError};
 use kura_service::{Clock, Service, ServiceError, Settings, ops};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
@@ -29,6 +29,7 @@ use crate::api;
 use crate::auth::{OperatorSlot, RequestId};
 use crate::config::{ObjectStoreKind, ServerConfig};
 use crate::error::ApiError;
+use crate::jobs::{JobRunner, RunnerSettings};
 use crate::mail::Mailer;
 use crate::tls::{self, TlsError};
 
@@ -54,6 +55,10 @@ pub enum ServerError {
     },
     #[error("cannot write {path}: {source}")]
     Write { path: PathBuf, source: std::io::Error },
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("service_key: {0}")]
+    Key(String),
     #[error("{listener} listener failed: {source}")]
     Serve {
         listener: &'static str,
@@ -91,6 +96,9 @@ fn settings(config: &ServerConfig) -> Settings {
         login_source_lockout_after: config.login_source_lockout_after,
         login_lockout_period: config.login_lockout_period,
         mail_enabled: !config.smtp_url.expose().is_empty(),
+        gc_interval: config.gc_interval,
+        verify_interval: config.verify_interval,
+        expiry_interval: config.expiry_interval,
     }
 }
 
@@ -151,8 +159,26 @@ impl Server {
                     |url| url.trim_end_matches('/').to_owned(),
                 )
                 .into(),
+            work_queued: Arc::default(),
+            key: Arc::new(service_key(&config)?),
         };
+        let sealed = ops::totp::seal_plain_secrets(&service).await?;
+        if sealed > 0 {
+            tracing::info!(
+                users = sealed,
+                "sealed TOTP secrets stored in plain text by an earlier version"
+            );
+        }
         ensure_bootstrap_operator_token(&service, &config.data_dir).await?;
+        let runner = JobRunner::start(
+            service.clone(),
+            RunnerSettings {
+                tick: config.job_tick,
+                lease: config.job_lease,
+                workers: usize::try_from(config.job_workers).unwrap_or(usize::MAX),
+                grace: config.shutdown_grace,
+            },
+        );
         let state = AppState {
             service,
             metrics: prometheus_handle(),
@@ -191,6 +217,7 @@ impl Server {
             },
             state,
             tasks: vec![("customer", customer_task), ("management", management_task)],
+            runner,
         })
     }
 }
@@ -203,6 +230,7 @@ pub struct RunningServer {
     state: AppState,
     shutdown: ShutdownHandle,
     tasks: Vec<(&'static str, JoinHandle<std::io::Result<()>>)>,
+    runner: JobRunner,
 }
 
 impl RunningServer {
@@ -237,7 +265,13 @@ impl RunningServer {
         self.shutdown.clone()
     }
 
-    /// Waits until both listeners have stopped.
+    /// The name this server's job leases carry.
+    pub fn job_owner(&self) -> &str {
+        self.runner.owner()
+    }
+
+    /// Waits until both listeners have stopped, then stops the job runner (running jobs
+    /// get up to `shutdown_grace` to end).
     pub async fn wait(self) -> Result<(), ServerError> {
         let mut first_error = None;
         for (listener, task) in self.tasks {
@@ -253,6 +287,7 @@ impl RunningServer {
                 first_error.get_or_insert(err);
             }
         }
+        self.runner.stop().await;
         first_error.map_or(Ok(()), Err)
     }
 
@@ -322,6 +357,29 @@ fn restrict_tree(path: &Path) -> std::io::Result<()> {
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
     }
     Ok(())
+}
+
+/// The key sealing stored secrets: `service_key` from the configuration, else
+/// `DATA/service-key`, made (mode 0600) on first start.
+fn service_key(config: &ServerConfig) -> Result<ServiceKey, ServerError> {
+    let configured = config.service_key.expose();
+    let path = config.data_dir.join("service-key");
+    let hex = if !configured.is_empty() {
+        configured.to_owned()
+    } else if path.exists() {
+        std::fs::read_to_string(&path).map_err(|source| ServerError::Read {
+            path: path.clone(),
+            source,
+        })?
+    } else {
+        let hex = ServiceKey::generate_hex();
+        write_private_file(&path, hex.as_bytes()).map_err(|source| ServerError::Write {
+            path: path.clone(),
+            source,
+        })?;
+        hex
+    };
+    ServiceKey::from_hex(&hex).map_err(|err| ServerError::Key(err.to_string()))
 }
 
 /// The file holding the bootstrap operator token.

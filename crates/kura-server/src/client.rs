@@ -1,7 +1,9 @@
-//! [`ManagementClient`]: the operator API over HTTPS, as used by `kura-server tenant ...`.
+//! [`ManagementClient`]: the operator API over HTTPS, as used by `kura-server tenant ...`
+//! and `kura-server jobs ...`.
 
 use std::path::Path;
 
+use kura_api::jobs::{JobView, RunJob};
 use reqwest::{Method, StatusCode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -130,6 +132,32 @@ impl ManagementClient {
     ) -> Result<RegistrationTokenView, ClientError> {
         let path = format!("/api/v1/operator/tenants/{tenant_id}/registration-tokens");
         self.call(Method::POST, &path, None::<&()>).await
+    }
+
+    /// Runs, newest first; each filter is optional.
+    pub async fn list_jobs(
+        &self,
+        kind: Option<&str>,
+        status: Option<&str>,
+        tenant_id: Option<&str>,
+    ) -> Result<Vec<JobView>, ClientError> {
+        let query: Vec<String> = [("kind", kind), ("status", status), ("tenant", tenant_id)]
+            .into_iter()
+            .filter_map(|(name, value)| value.map(|v| format!("{name}={v}")))
+            .collect();
+        let path = format!("/api/v1/operator/jobs?{}", query.join("&"));
+        self.call(Method::GET, &path, None::<&()>).await
+    }
+
+    pub async fn job(&self, id: &str) -> Result<JobView, ClientError> {
+        self.call(Method::GET, &format!("/api/v1/operator/jobs/{id}"), None::<&()>)
+            .await
+    }
+
+    /// Queues a run now.
+    pub async fn run_job(&self, request: &RunJob) -> Result<JobView, ClientError> {
+        self.call(Method::POST, "/api/v1/operator/jobs", Some(request))
+            .await
     }
 
     async fn call<T: DeserializeOwned>(

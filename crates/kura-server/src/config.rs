@@ -113,6 +113,33 @@ pub struct ServerConfig {
     /// `https://localhost:PORT`.
     #[serde(default)]
     pub public_url: Option<String>,
+    /// How often the job runner looks for due work (it also wakes when this server
+    /// queues some).
+    #[serde(default = "default_job_tick", deserialize_with = "de_duration")]
+    pub job_tick: Duration,
+    /// How long a server holds a running job without renewing its lease; a job of a
+    /// server that died is taken over by another once this has passed.
+    #[serde(default = "default_job_lease", deserialize_with = "de_duration")]
+    pub job_lease: Duration,
+    /// Jobs one server runs at the same time.
+    #[serde(default = "default_job_workers")]
+    pub job_workers: u32,
+    /// How often every tenant's vault is garbage-collected; `0s` turns the round off.
+    #[serde(default = "default_gc_interval", deserialize_with = "de_duration")]
+    pub gc_interval: Duration,
+    /// How often every tenant's vault is read back in full and repaired where it can be;
+    /// `0s` turns the round off.
+    #[serde(default = "default_verify_interval", deserialize_with = "de_duration")]
+    pub verify_interval: Duration,
+    /// The key (64 hex digits) that seals the secrets the service must read back (TOTP
+    /// secrets); empty means `DATA/service-key`, made on first start. Servers sharing one
+    /// database must share it. Never printed.
+    #[serde(default)]
+    pub service_key: SecretString,
+    /// How often ended sessions, spent reset links, expired registration tokens and old
+    /// job and mail records are deleted.
+    #[serde(default = "default_expiry_interval", deserialize_with = "de_duration")]
+    pub expiry_interval: Duration,
 }
 
 /// A secret from the configuration: read like a string, never shown by `Debug`, so a
@@ -201,6 +228,30 @@ fn default_smtp_from() -> String {
     "Kura <kura@localhost>".to_owned()
 }
 
+fn default_job_tick() -> Duration {
+    Duration::from_secs(5)
+}
+
+fn default_job_lease() -> Duration {
+    Duration::from_secs(60)
+}
+
+fn default_job_workers() -> u32 {
+    2
+}
+
+fn default_gc_interval() -> Duration {
+    Duration::from_secs(24 * 3600)
+}
+
+fn default_verify_interval() -> Duration {
+    Duration::from_secs(7 * 24 * 3600)
+}
+
+fn default_expiry_interval() -> Duration {
+    Duration::from_secs(3600)
+}
+
 fn default_s3_region() -> String {
     "us-east-1".to_owned()
 }
@@ -254,6 +305,13 @@ impl ServerConfig {
             smtp_url: SecretString::default(),
             smtp_from: default_smtp_from(),
             public_url: None,
+            job_tick: default_job_tick(),
+            job_lease: default_job_lease(),
+            job_workers: default_job_workers(),
+            gc_interval: default_gc_interval(),
+            verify_interval: default_verify_interval(),
+            expiry_interval: default_expiry_interval(),
+            service_key: SecretString::default(),
         }
     }
 
@@ -339,28 +397,24 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
 
 /// Parses a duration: a whole number with a unit `s`, `m`, `h` or `d` (`90s`, `72h`, `3d`).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let invalid = || format!("invalid duration {text:?}: use a number with ms, s, m, h or d, e.g. 3d");
     let trimmed = text.trim();
     let split = trimmed
         .find(|c: char| !c.is_ascii_digit())
         .unwrap_or(trimmed.len());
     let (number, unit) = trimmed.split_at(split);
-    let seconds_per_unit = match unit.trim() {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86400,
-        _ => {
-            return Err(format!(
-                "invalid duration {text:?}: use a number with s, m, h or d, e.g. 3d"
-            ));
-        }
+    let millis_per_unit: u64 = match unit.trim() {
+        "ms" => 1,
+        "s" => 1000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => return Err(invalid()),
     };
-    let count: u64 = number
-        .parse()
-        .map_err(|_| format!("invalid duration {text:?}: use a number with s, m, h or d, e.g. 3d"))?;
+    let count: u64 = number.parse().map_err(|_| invalid())?;
     count
-        .checked_mul(seconds_per_unit)
-        .map(Duration::from_secs)
+        .checked_mul(millis_per_unit)
+        .map(Duration::from_millis)
         .ok_or_else(|| format!("invalid duration {text:?}: too long"))
 }
 
@@ -392,6 +446,7 @@ mod tests {
     fn durations_take_units() {
         assert_eq!(parse_duration("3d").unwrap(), Duration::from_secs(259_200));
         assert_eq!(parse_duration("90s").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
         assert!(parse_duration("3 weeks").is_err());
         assert!(parse_duration("").is_err());
     }

@@ -17,6 +17,7 @@ pub mod client;
 pub mod config;
 mod drain;
 pub mod error;
+pub mod jobs;
 pub mod mail;
 pub mod quickstart;
 pub mod tls;

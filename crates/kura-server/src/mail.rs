@@ -1,11 +1,14 @@
-//! Outgoing mail: lettre over SMTP (`smtp_url`), the transport behind the service's
-//! [`MailTransport`]. Message bodies may carry one-time links, so they are never logged.
+//! Outgoing mail: the templates of every message kind in Japanese and English
+//! (`templates/mail/KIND.LANG.txt` with a `Subject:` line, and `KIND.LANG.html`), filled
+//! from the service's [`MailContent`], and lettre over SMTP (`smtp_url`) as the
+//! transport behind the service's [`MailTransport`]. Message bodies may carry one-time
+//! links, so they are never logged.
 
-use lettre::message::Mailbox;
-use lettre::message::header::ContentType;
+use lettre::message::{Mailbox, MultiPart};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
-use kura_service::mail::{MailFailure, MailTransport, Sending};
+use kura_service::mail::{MailContent, MailFailure, MailTransport, OutgoingMail, Sending};
+use kura_service::model::Language;
 
 use crate::config::ServerConfig;
 
@@ -19,10 +22,123 @@ pub enum MailError {
     InvalidUrl(String),
     #[error("invalid mail address {address:?}: {reason}")]
     InvalidAddress { address: String, reason: String },
+    #[error("no {language} template for mail kind {kind:?}")]
+    NoTemplate { kind: String, language: Language },
+    #[error("template {template} uses {{{{{name}}}}}, which a {kind} message does not have")]
+    UnknownPlaceholder {
+        template: String,
+        kind: String,
+        name: String,
+    },
+    #[error("template {0} has no `Subject:` first line")]
+    NoSubject(String),
     #[error("cannot build the message: {0}")]
     Build(#[from] lettre::error::Error),
     #[error("the SMTP server did not take the message: {0}")]
     Send(#[from] lettre::transport::smtp::Error),
+}
+
+/// Each kind's templates, per language: (kind, language, text with subject, HTML body).
+macro_rules! templates {
+    ($($kind:literal),*) => {
+        &[$(
+            ($kind, Language::Ja,
+             include_str!(concat!("../templates/mail/", $kind, ".ja.txt")),
+             include_str!(concat!("../templates/mail/", $kind, ".ja.html"))),
+            ($kind, Language::En,
+             include_str!(concat!("../templates/mail/", $kind, ".en.txt")),
+             include_str!(concat!("../templates/mail/", $kind, ".en.html"))),
+        )*]
+    };
+}
+
+const TEMPLATES: &[(&str, Language, &str, &str)] = templates!("password_reset", "password_forced_reset");
+
+/// A message ready to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+/// Fills a content's templates in a language.
+pub fn render(content: &MailContent, language: Language) -> Result<Rendered, MailError> {
+    let kind = content.kind();
+    let (_, _, text, html) = TEMPLATES
+        .iter()
+        .find(|(k, l, _, _)| *k == kind && *l == language)
+        .ok_or_else(|| MailError::NoTemplate {
+            kind: kind.to_owned(),
+            language,
+        })?;
+    let values = serde_json::to_value(content).expect("mail contents are plain values");
+    let lookup = |name: &str| -> Option<String> {
+        match values.get(name)? {
+            serde_json::Value::String(text) => Some(text.clone()),
+            other => Some(other.to_string()),
+        }
+    };
+    let template_name = |suffix: &str| format!("{kind}.{language}.{suffix}");
+    let (subject_line, body) = text
+        .split_once('\n')
+        .ok_or_else(|| MailError::NoSubject(template_name("txt")))?;
+    let subject = subject_line
+        .strip_prefix("Subject: ")
+        .ok_or_else(|| MailError::NoSubject(template_name("txt")))?;
+    let fill_in = |template: &str, suffix: &str, escape: bool| {
+        fill(template, &lookup, escape).map_err(|name| MailError::UnknownPlaceholder {
+            template: template_name(suffix),
+            kind: kind.to_owned(),
+            name,
+        })
+    };
+    Ok(Rendered {
+        // A value with a line break must not add header lines.
+        subject: fill_in(subject, "txt", false)?.replace(['\r', '\n'], " "),
+        text: fill_in(body.trim_start_matches('\n'), "txt", false)?,
+        html: format!(
+            "<!DOCTYPE html>\n<html lang=\"{language}\"><head><meta charset=\"utf-8\"></head><body>\n{}</body></html>\n",
+            fill_in(html, "html", true)?
+        ),
+    })
+}
+
+/// Replaces each `{{name}}` with its value (HTML-escaped if asked); an unknown name is
+/// the error.
+fn fill(template: &str, lookup: &dyn Fn(&str) -> Option<String>, escape: bool) -> Result<String, String> {
+    let mut out = String::with_capacity(template.len() + 128);
+    let mut rest = template;
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let end = after.find("}}").ok_or_else(|| "(an unclosed {{)".to_owned())?;
+        let name = after[..end].trim();
+        let value = lookup(name).ok_or_else(|| name.to_owned())?;
+        if escape {
+            out.push_str(&escape_html(&value));
+        } else {
+            out.push_str(&value);
+        }
+        rest = &after[end + 2..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+fn escape_html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 /// Sends mail through the configured SMTP server.
@@ -60,29 +176,91 @@ impl Mailer {
         })
     }
 
-    /// Sends a plain-text mail.
-    pub async fn send(&self, to: &str, subject: &str, body: String) -> Result<(), MailError> {
+    /// Renders and sends a message (plain text and HTML alternatives).
+    pub async fn send(&self, mail: &OutgoingMail<'_>) -> Result<(), MailError> {
         let transport = self.transport.as_ref().ok_or(MailError::NotConfigured)?;
+        let rendered = render(mail.content, mail.language)?;
         let message = Message::builder()
             .from(self.from.clone())
-            .to(parse_address(to)?)
-            .subject(subject)
-            .header(ContentType::TEXT_PLAIN)
-            .body(body)?;
+            .to(parse_address(mail.to)?)
+            .subject(rendered.subject)
+            .multipart(MultiPart::alternative_plain_html(rendered.text, rendered.html))?;
         transport.send(message).await?;
         Ok(())
     }
 }
 
 impl MailTransport for Mailer {
-    fn send<'a>(&'a self, to: &'a str, subject: &'a str, body: String) -> Sending<'a> {
+    fn send<'a>(&'a self, mail: OutgoingMail<'a>) -> Sending<'a> {
         Box::pin(async move {
-            Mailer::send(self, to, subject, body)
-                .await
-                .map_err(|err| match err {
-                    MailError::NotConfigured => MailFailure::NotConfigured,
-                    other => MailFailure::Failed(other.to_string()),
-                })
+            Mailer::send(self, &mail).await.map_err(|err| match err {
+                MailError::NotConfigured => MailFailure::NotConfigured,
+                // The mail server is down or busy: worth another try later.
+                MailError::Send(ref smtp) if !smtp.is_permanent() => MailFailure::Failed(err.to_string()),
+                other => MailFailure::Rejected(other.to_string()),
+            })
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One message of every kind; the match makes a new kind fail to compile here until
+    /// it has a sample (and so templates, which the test below requires).
+    fn samples() -> Vec<MailContent> {
+        let samples = vec![
+            MailContent::PasswordReset {
+                login: "taro@acme".into(),
+                link: "https://backup.example/reset-password?token=x&y=<z>".into(),
+                minutes: 30,
+            },
+            MailContent::PasswordForcedReset {
+                login: "taro@acme".into(),
+                link: "https://backup.example/reset-password?token=x".into(),
+                minutes: 30,
+                admin: "hanako@acme".into(),
+            },
+        ];
+        for sample in &samples {
+            match sample {
+                MailContent::PasswordReset { .. } | MailContent::PasswordForcedReset { .. } => {}
+            }
+        }
+        samples
+    }
+
+    #[test]
+    fn every_kind_renders_in_both_languages() {
+        for content in samples() {
+            for language in Language::ALL {
+                let rendered = render(&content, language).unwrap_or_else(|e| panic!("{e}"));
+                assert!(!rendered.subject.is_empty() && !rendered.subject.contains('{'));
+                assert!(rendered.text.contains("taro@acme"), "{}", rendered.text);
+                assert!(!rendered.text.contains("{{") && !rendered.html.contains("{{"));
+                assert!(rendered.html.contains(&format!("lang=\"{language}\"")));
+            }
+        }
+        let ja = render(&samples()[0], Language::Ja).unwrap();
+        assert!(ja.subject.contains("パスワード再発行"), "{}", ja.subject);
+    }
+
+    #[test]
+    fn html_bodies_escape_values_and_text_bodies_keep_them() {
+        let rendered = render(&samples()[0], Language::En).unwrap();
+        assert!(
+            rendered.html.contains("token=x&amp;y=&lt;z&gt;"),
+            "{}",
+            rendered.html
+        );
+        assert!(rendered.text.contains("token=x&y=<z>"), "{}", rendered.text);
+    }
+
+    #[test]
+    fn unknown_placeholders_are_errors() {
+        let lookup = |name: &str| (name == "known").then(|| "v".to_owned());
+        assert_eq!(fill("a {{known}} b", &lookup, false).unwrap(), "a v b");
+        assert_eq!(fill("a {{other}}", &lookup, false).unwrap_err(), "other");
     }
 }

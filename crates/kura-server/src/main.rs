@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
+use kura_api::jobs::RunJob;
 use kura_server::api::types::{CreateTenantRequest, TenantView, UpdateTenantRequest};
 use kura_server::client::ManagementClient;
 use kura_server::config::parse_size;
@@ -36,16 +37,56 @@ enum Command {
         customer_listen: SocketAddr,
         #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9443")]
         management_listen: SocketAddr,
+        /// An SMTP server for the service's mail (password reset links), e.g.
+        /// smtp://127.0.0.1:2525; without it the service sends no mail.
+        #[arg(long, value_name = "URL", env = "KURA_SMTP_URL", hide_env_values = true)]
+        smtp_url: Option<String>,
     },
     /// Manage tenants through the operator API.
     Tenant {
         #[command(subcommand)]
         command: TenantCommand,
     },
+    /// See the service's jobs and run one now, through the operator API.
+    Jobs {
+        #[command(subcommand)]
+        command: JobsCommand,
+    },
     /// Check the event log.
     Audit {
         #[command(subcommand)]
         command: AuditCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum JobsCommand {
+    /// List runs, newest first.
+    List {
+        #[command(flatten)]
+        connection: Connection,
+        /// verify, gc, expiry or mail.
+        #[arg(long)]
+        kind: Option<String>,
+        /// queued, running, succeeded or failed.
+        #[arg(long)]
+        status: Option<String>,
+        /// A tenant's id or service code.
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+    /// Queue a run now (gc or verify of one tenant's vault, expiry or mail for the
+    /// service); with --wait, follow it to its end and exit 1 if it failed.
+    Run {
+        #[command(flatten)]
+        connection: Connection,
+        /// verify, gc, expiry or mail.
+        kind: String,
+        /// A tenant's id or service code (for verify and gc).
+        #[arg(long)]
+        tenant: Option<String>,
+        #[arg(long)]
+        wait: bool,
     },
 }
 
@@ -93,6 +134,16 @@ struct Connection {
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
+}
+
+impl Connection {
+    fn client(&self) -> Result<ManagementClient> {
+        Ok(ManagementClient::new(
+            &self.management_url,
+            self.ca_cert.as_deref(),
+            &self.operator_token,
+        )?)
+    }
 }
 
 #[derive(Subcommand)]
@@ -157,6 +208,9 @@ enum TenantCommand {
         agent_networks: Option<Vec<String>>,
         #[arg(long)]
         time_zone: Option<String>,
+        /// The tenant's default language for pages and mail: ja or en.
+        #[arg(long)]
+        language: Option<String>,
     },
     /// Lock a tenant out (its data is kept).
     Suspend {
@@ -205,8 +259,12 @@ async fn run(command: Command) -> Result<()> {
             json,
             customer_listen,
             management_listen,
+            smtp_url,
         } => {
-            let config = quickstart::config(&data, customer_listen, management_listen);
+            let mut config = quickstart::config(&data, customer_listen, management_listen);
+            if let Some(url) = smtp_url {
+                config.smtp_url = kura_server::config::SecretString::new(url);
+            }
             let (server, info) = quickstart::start(config).await?;
             if json {
                 println!("{}", serde_json::to_string(&info)?);
@@ -216,6 +274,7 @@ async fn run(command: Command) -> Result<()> {
             run_until_signal(server).await
         }
         Command::Tenant { command } => tenant(command).await,
+        Command::Jobs { command } => jobs(command).await,
         Command::Audit {
             command: AuditCommand::Verify { source },
         } => audit_verify(source.load()?).await,
@@ -283,6 +342,8 @@ What to do next:
       kura-server tenant create --management-url {management} --ca-cert {ca} \\
         --operator-token {operator} --service-code ACME-0001 --name 'ACME Corp' \\
         --quota 500GiB --max-machines 10
+  - See the service's background jobs (gc, verify, expiry, mail):
+      kura-server jobs list --management-url {management} --ca-cert {ca} --operator-token {operator}
   - Back up a machine (agent side; the passphrase never leaves it):
       kura register --server {customer} --ca-cert {ca} --token {token}
       kura init --encrypt
@@ -302,13 +363,7 @@ Press Ctrl-C to stop; starting again with the same --data reuses everything.",
 }
 
 async fn tenant(command: TenantCommand) -> Result<()> {
-    let client = |connection: &Connection| {
-        ManagementClient::new(
-            &connection.management_url,
-            connection.ca_cert.as_deref(),
-            &connection.operator_token,
-        )
-    };
+    let client = Connection::client;
     match command {
         TenantCommand::Create {
             connection,
@@ -402,6 +457,7 @@ async fn tenant(command: TenantCommand) -> Result<()> {
             immutable_days,
             agent_networks,
             time_zone,
+            language,
         } => {
             let update = UpdateTenantRequest {
                 name,
@@ -413,6 +469,7 @@ async fn tenant(command: TenantCommand) -> Result<()> {
                 agent_networks: agent_networks
                     .map(|nets| nets.into_iter().filter(|net| !net.is_empty()).collect()),
                 time_zone,
+                language,
             };
             let client = client(&connection)?;
             let view = client
@@ -450,6 +507,80 @@ async fn tenant(command: TenantCommand) -> Result<()> {
     Ok(())
 }
 
+async fn jobs(command: JobsCommand) -> Result<()> {
+    match command {
+        JobsCommand::List {
+            connection,
+            kind,
+            status,
+            tenant,
+        } => {
+            let client = connection.client()?;
+            let tenant = tenant_id(&client, tenant).await?;
+            let runs = client
+                .list_jobs(kind.as_deref(), status.as_deref(), tenant.as_deref())
+                .await?;
+            if connection.json {
+                println!("{}", serde_json::to_string(&runs)?);
+            } else {
+                println!(
+                    "{:<32} {:<7} {:<10} {:<25} {:>3}  {:<32} ERROR",
+                    "ID", "KIND", "STATUS", "QUEUED", "TRY", "TENANT"
+                );
+                for run in &runs {
+                    println!(
+                        "{:<32} {:<7} {:<10} {:<25} {:>3}  {:<32} {}",
+                        run.id,
+                        run.kind,
+                        run.status,
+                        run.queued,
+                        run.attempts,
+                        run.tenant_id.as_deref().unwrap_or("-"),
+                        run.error.as_deref().unwrap_or("")
+                    );
+                }
+            }
+        }
+        JobsCommand::Run {
+            connection,
+            kind,
+            tenant,
+            wait,
+        } => {
+            let client = connection.client()?;
+            let tenant_id = tenant_id(&client, tenant).await?;
+            let mut run = client.run_job(&RunJob { kind, tenant_id }).await?;
+            while wait && !run.is_finished() {
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                run = client.job(&run.id).await?;
+            }
+            if connection.json {
+                println!("{}", serde_json::to_string(&run)?);
+            } else {
+                println!("Job {} ({}) is {}", run.id, run.kind, run.status);
+                if let Some(result) = &run.result {
+                    println!("  result  {result}");
+                }
+                if let Some(error) = &run.error {
+                    println!("  error   {error}");
+                }
+            }
+            if run.status == "failed" {
+                std::process::exit(1);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The id of a tenant named by id or service code, if one is named.
+async fn tenant_id(client: &ManagementClient, tenant: Option<String>) -> Result<Option<String>> {
+    Ok(match tenant {
+        Some(tenant) => Some(client.resolve_tenant(&tenant).await?),
+        None => None,
+    })
+}
+
 fn print_view(view: &TenantView, json: bool) -> Result<()> {
     if json {
         println!("{}", serde_json::to_string(view)?);
@@ -475,6 +606,10 @@ fn print_tenant(tenant: &TenantView) {
     println!("  immutable days      {}", tenant.immutable_days);
     println!("  agent networks      {networks}");
     println!("  time zone           {}", tenant.time_zone);
+    println!(
+        "  language            {}",
+        tenant.language.as_deref().unwrap_or("(by time zone)")
+    );
     println!("  created             {}", tenant.created);
 }
 

@@ -1018,14 +1018,7 @@ async fn forgotten_passwords_are_reissued_by_mail_once_within_30_minutes(on_post
         kura_testing::start(adjust).await
     };
     let (created, admin) = server.tenant_admin("ACME-0001").await;
-    let (status, mia) = admin
-        .call(
-            Method::POST,
-            "/api/v1/users",
-            Some(json!({ "login": "mia", "role": "operator", "email": "mia@example.com" })),
-        )
-        .await;
-    assert_eq!(status, 201, "{mia}");
+    let mia = server.add_user_with_mail(&admin, "mia").await;
     let old_password = mia["password"].as_str().unwrap().to_owned();
     let forgot = |login: &str| {
         let request = server

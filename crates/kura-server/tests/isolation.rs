@@ -25,6 +25,8 @@ struct Victim {
     machine_markers: Vec<String>,
     /// A's first admin, whom the user routes aim at.
     admin_user_id: String,
+    /// A verify job A's first machine asked for.
+    job: String,
 }
 
 enum Body {
@@ -121,7 +123,11 @@ fn case(method: &Method, pattern: &str, a: &Victim, same_tenant: bool) -> (Strin
             FORBIDDEN,
         ),
         ("POST", "/api/v1/vault/gc") => (pattern.into(), Body::Json(json!({})), FORBIDDEN),
-        ("POST", "/api/v1/vault/verify") => (pattern.into(), Body::Json(json!({ "read_data": true })), OWN),
+        ("POST", "/api/v1/vault/verify") => {
+            (pattern.into(), Body::Json(json!({ "read_data": true })), &[202])
+        }
+        // A job is followed by the machine that asked for it.
+        ("GET", "/api/v1/jobs/{id}") => (format!("/api/v1/jobs/{}", a.job), Body::None, NOT_FOUND),
         ("GET", "/api/v1/vault/usage") => (pattern.into(), Body::None, OWN),
         // User routes: an agent credential is no user credential, whatever it aims at.
         ("POST", "/api/v1/login") => (
@@ -186,6 +192,11 @@ fn case(method: &Method, pattern: &str, a: &Victim, same_tenant: bool) -> (Strin
             Body::None,
             UNAUTHORIZED,
         ),
+        ("PATCH", "/api/v1/me") => (
+            pattern.into(),
+            Body::Json(json!({ "language": "en" })),
+            UNAUTHORIZED,
+        ),
         ("PATCH", "/api/v1/users/{id}") => (
             pattern.replace("{id}", &a.admin_user_id),
             Body::Json(json!({ "role": "auditor" })),
@@ -223,6 +234,11 @@ async fn setup() -> (TestServer, Victim, Agent, Agent) {
         a1.backup("acme-payroll", &a_chunks[..1]).await,
     ];
     let session = a1.open_session().await;
+    let (status, job) = a1
+        .post_json("/api/v1/vault/verify", json!({ "read_data": false }))
+        .await;
+    assert_eq!(status, 202, "{job}");
+    let job = job["id"].as_str().unwrap().to_owned();
     let a2_token = server
         .new_registration_token(a_tenant["tenant_id"].as_str().unwrap())
         .await;
@@ -241,7 +257,12 @@ async fn setup() -> (TestServer, Victim, Agent, Agent) {
     let ids: Vec<_> = a_chunks.iter().map(|c| a1.codec.id(c)).collect();
     let chunk_hex: Vec<String> = ids.iter().map(|id| id.to_string()).collect();
     let mut machine_markers = snapshots.clone();
-    machine_markers.extend([session.clone(), a1.machine_id.clone(), "acme-payroll".to_owned()]);
+    machine_markers.extend([
+        session.clone(),
+        a1.machine_id.clone(),
+        "acme-payroll".to_owned(),
+        job.clone(),
+    ]);
     let mut tenant_markers = machine_markers.clone();
     tenant_markers.extend(chunk_hex.iter().cloned());
     tenant_markers.extend([
@@ -270,6 +291,7 @@ async fn setup() -> (TestServer, Victim, Agent, Agent) {
         session,
         tenant_markers,
         machine_markers,
+        job,
     };
     (server, victim, a2, b)
 }

@@ -46,7 +46,6 @@ fn stop(mut child: Child) {
 
 fn cli(info: &Value, args: &[&str]) -> std::process::Output {
     Command::new(BIN)
-        .args(["tenant"])
         .args(args)
         .env("KURA_MANAGEMENT_URL", info["management_url"].as_str().unwrap())
         .env("KURA_CA_CERT", info["ca_cert"].as_str().unwrap())
@@ -88,6 +87,7 @@ async fn quickstart_runs_the_service_and_the_cli_manages_tenants() {
     let created = cli(
         &info,
         &[
+            "tenant",
             "create",
             "--service-code",
             "ACME-0001",
@@ -115,6 +115,7 @@ async fn quickstart_runs_the_service_and_the_cli_manages_tenants() {
     let duplicate = cli(
         &info,
         &[
+            "tenant",
             "create",
             "--service-code",
             "ACME-0001",
@@ -136,6 +137,7 @@ async fn quickstart_runs_the_service_and_the_cli_manages_tenants() {
     let bad_size = cli(
         &info,
         &[
+            "tenant",
             "create",
             "--service-code",
             "BETA-0002",
@@ -150,7 +152,10 @@ async fn quickstart_runs_the_service_and_the_cli_manages_tenants() {
     assert!(!bad_size.status.success());
     assert!(String::from_utf8_lossy(&bad_size.stderr).contains("unknown unit"));
 
-    let updated = cli(&info, &["update", "ACME-0001", "--quota", "2TiB", "--json"]);
+    let updated = cli(
+        &info,
+        &["tenant", "update", "ACME-0001", "--quota", "2TiB", "--json"],
+    );
     assert!(
         updated.status.success(),
         "{}",
@@ -159,14 +164,14 @@ async fn quickstart_runs_the_service_and_the_cli_manages_tenants() {
     let updated: Value = serde_json::from_slice(&updated.stdout).unwrap();
     assert_eq!(updated["quota_bytes"], 2u64 << 40);
 
-    let suspended = cli(&info, &["suspend", "ACME-0001", "--json"]);
+    let suspended = cli(&info, &["tenant", "suspend", "ACME-0001", "--json"]);
     assert!(suspended.status.success());
     assert_eq!(
         serde_json::from_slice::<Value>(&suspended.stdout).unwrap()["status"],
         "suspended"
     );
 
-    let listed = cli(&info, &["list"]);
+    let listed = cli(&info, &["tenant", "list"]);
     assert!(listed.status.success());
     let text = String::from_utf8_lossy(&listed.stdout);
     assert!(
@@ -174,7 +179,7 @@ async fn quickstart_runs_the_service_and_the_cli_manages_tenants() {
         "{text}"
     );
 
-    let shown = cli(&info, &["show", "DEMO-0001"]);
+    let shown = cli(&info, &["tenant", "show", "DEMO-0001"]);
     assert!(shown.status.success());
     assert!(String::from_utf8_lossy(&shown.stdout).contains("demo-0001-admin"));
 
@@ -189,6 +194,29 @@ async fn quickstart_runs_the_service_and_the_cli_manages_tenants() {
         .await
         .unwrap();
     assert_eq!(registered.status(), 201);
+
+    // Operators run a job now and see it among the service's runs.
+    let ran = cli(&info, &["jobs", "run", "expiry", "--wait", "--json"]);
+    assert!(ran.status.success(), "{}", String::from_utf8_lossy(&ran.stderr));
+    let ran: Value = serde_json::from_slice(&ran.stdout).unwrap();
+    assert_eq!(
+        (ran["kind"].as_str(), ran["status"].as_str()),
+        (Some("expiry"), Some("succeeded")),
+        "{ran}"
+    );
+    let gc = cli(&info, &["jobs", "run", "gc", "--tenant", "DEMO-0001", "--wait"]);
+    assert!(gc.status.success(), "{}", String::from_utf8_lossy(&gc.stderr));
+    assert!(String::from_utf8_lossy(&gc.stdout).contains("(gc) is succeeded"));
+    let no_tenant = cli(&info, &["jobs", "run", "gc"]);
+    assert!(!no_tenant.status.success());
+    assert!(String::from_utf8_lossy(&no_tenant.stderr).contains("give tenant_id"));
+    let listed = cli(&info, &["jobs", "list", "--kind", "expiry"]);
+    assert!(listed.status.success());
+    let text = String::from_utf8_lossy(&listed.stdout);
+    assert!(
+        text.contains(ran["id"].as_str().unwrap()) && text.contains("succeeded"),
+        "{text}"
+    );
 
     // The printed admin account is real: it signs in on the customer listener.
     let signed_in = http
@@ -214,7 +242,7 @@ async fn quickstart_runs_the_service_and_the_cli_manages_tenants() {
         assert_eq!(again[key], info[key], "{key} changed across restarts");
     }
     assert_ne!(again["registration_token"], info["registration_token"]);
-    let listed = cli(&again, &["list", "--json"]);
+    let listed = cli(&again, &["tenant", "list", "--json"]);
     assert!(
         listed.status.success(),
         "{}",

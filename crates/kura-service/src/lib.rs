@@ -5,8 +5,9 @@
 //! ([`authz`]: roles, [`authz::TenantScope`] and [`authz::ContractScope`], whose
 //! constructors are private to it), the service database ([`db`]: one SQL text for
 //! SQLite and PostgreSQL, one transaction per operation, one file per area), the event
-//! catalogue and its hash chains ([`audit`]), the tenants' vaults ([`vaults`]) and the
-//! only source of time ([`Clock`]). Each operation checks, changes, and records its event
+//! catalogue and its hash chains ([`audit`]), the tenants' vaults ([`vaults`]), the job
+//! kinds and their schedule ([`jobs`]), the mail outbox ([`mail`]) and the only source of
+//! time ([`Clock`]). Each operation checks, changes, and records its event
 //! in one transaction, and fails with a [`ServiceError`] whose kind the edge maps.
 //!
 //! It must not know HTTP, HTML, JSON routes, mail transport or templates: those are
@@ -22,6 +23,7 @@ mod clock;
 pub mod db;
 mod error;
 pub mod ids;
+pub mod jobs;
 pub mod mail;
 pub mod model;
 pub mod ops;
@@ -54,6 +56,12 @@ pub struct Settings {
     pub login_lockout_period: Duration,
     /// Whether the service can send mail (an SMTP server is configured).
     pub mail_enabled: bool,
+    /// How often every tenant's vault is garbage-collected (zero: never by schedule).
+    pub gc_interval: Duration,
+    /// How often every tenant's vault is read back and repaired (zero: never).
+    pub verify_interval: Duration,
+    /// How often ended sessions, spent links and old records are deleted.
+    pub expiry_interval: Duration,
 }
 
 /// The service: its database, vaults, clock and rules. Cheap to clone.
@@ -66,10 +74,20 @@ pub struct Service {
     pub mail: Arc<dyn mail::MailTransport>,
     /// Where users reach the customer listener, for links in mail (no trailing `/`).
     pub public_url: Arc<str>,
+    /// Seals the secrets the service must read back (TOTP secrets).
+    pub key: Arc<secrets::ServiceKey>,
+    /// Woken when a job or a mail is queued, so this server's job runner starts it
+    /// without waiting for its next tick.
+    pub work_queued: Arc<tokio::sync::Notify>,
 }
 
 impl Service {
     pub fn now_ms(&self) -> i64 {
         self.clock.now_ms()
+    }
+
+    /// Tells this server's job runner that work was queued.
+    pub(crate) fn wake_runner(&self) {
+        self.work_queued.notify_one();
     }
 }

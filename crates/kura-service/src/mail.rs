@@ -1,15 +1,62 @@
-//! What the service mails, without how: operations compose a message and hand it to a
-//! [`MailTransport`], which the server implements over SMTP. Message bodies may carry
-//! one-time links, so they are never logged.
+//! What the service mails, without how: an operation puts a [`MailContent`] for a
+//! recipient in the outbox (`db::outbox`) in its own transaction, and the `mail` job hands
+//! each message to a [`MailTransport`], which the server implements with its templates
+//! (one set per kind and language) over SMTP. Contents may carry one-time links, so they
+//! are never logged, and the outbox empties them once a message is sent or given up.
 
 use std::future::Future;
 use std::pin::Pin;
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::Language;
+
+/// What a message says, by kind; the fields are what its templates fill in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum MailContent {
+    /// The user asked for a reset link ("forgot password").
+    PasswordReset {
+        login: String,
+        link: String,
+        minutes: u32,
+    },
+    /// A user admin reset the user's password: the old one no longer works.
+    PasswordForcedReset {
+        login: String,
+        link: String,
+        minutes: u32,
+        admin: String,
+    },
+}
+
+impl MailContent {
+    /// The kind's name, as templates and the outbox know it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            MailContent::PasswordReset { .. } => "password_reset",
+            MailContent::PasswordForcedReset { .. } => "password_forced_reset",
+        }
+    }
+}
+
+/// A message as the transport receives it.
+#[derive(Debug, Clone)]
+pub struct OutgoingMail<'a> {
+    pub to: &'a str,
+    pub language: Language,
+    pub content: &'a MailContent,
+}
 
 /// Why a message was not sent.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MailFailure {
     #[error("this service cannot send mail (smtp_url is not set)")]
     NotConfigured,
+    /// The message itself cannot be sent (a malformed address): retrying will not help.
+    #[error("{0}")]
+    Rejected(String),
+    /// The mail server could not be reached or refused for now: retry later.
     #[error("{0}")]
     Failed(String),
 }
@@ -17,7 +64,7 @@ pub enum MailFailure {
 /// A message being sent.
 pub type Sending<'a> = Pin<Box<dyn Future<Output = Result<(), MailFailure>> + Send + 'a>>;
 
-/// Delivers a plain-text message.
+/// Renders and delivers a message.
 pub trait MailTransport: Send + Sync {
-    fn send<'a>(&'a self, to: &'a str, subject: &'a str, body: String) -> Sending<'a>;
+    fn send<'a>(&'a self, mail: OutgoingMail<'a>) -> Sending<'a>;
 }

@@ -1,5 +1,6 @@
 //! Secrets the service hands out and how it keeps them: random bearer tokens (stored only
-//! as a BLAKE3 hash), and passwords (stored only as Argon2id PHC strings).
+//! as a BLAKE3 hash), passwords (stored only as Argon2id PHC strings), and the few
+//! secrets it must read back (TOTP secrets), sealed with the [`ServiceKey`].
 //!
 //! Tokens carry 256 random bits, so a fast unsalted hash is enough to make a stolen
 //! database useless for logging in; passwords are chosen by people and get Argon2id.
@@ -103,6 +104,90 @@ pub fn write_private_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     std::fs::rename(&temporary, path)
 }
 
+/// Why a sealed secret could not be opened, or a key not read.
+#[derive(Debug, thiserror::Error)]
+pub enum SealError {
+    #[error("the service key must be 64 hex digits (32 bytes)")]
+    BadKey,
+    #[error("a stored secret is not sealed by this service (expected `k1:`)")]
+    NotSealed,
+    #[error("a stored secret cannot be opened: it was sealed with another service key, or altered")]
+    WrongKeyOrAltered,
+}
+
+/// The service's key for the secrets it must read back (TOTP secrets): AES-256-GCM with
+/// a random nonce, each value bound to what it belongs to (`context`, e.g. the user), so
+/// a stolen database (or a value copied to another row) is useless without the key.
+/// Sealed values read `k1:` and base64. All servers of one service share the key.
+pub struct ServiceKey(aws_lc_rs::aead::LessSafeKey);
+
+const SEALED_PREFIX: &str = "k1:";
+const NONCE_LEN: usize = 12;
+
+impl ServiceKey {
+    /// A key from its 64 hex digits.
+    pub fn from_hex(text: &str) -> Result<ServiceKey, SealError> {
+        let bytes = hex::decode(text.trim()).map_err(|_| SealError::BadKey)?;
+        let key = aws_lc_rs::aead::UnboundKey::new(&aws_lc_rs::aead::AES_256_GCM, &bytes)
+            .map_err(|_| SealError::BadKey)?;
+        Ok(ServiceKey(aws_lc_rs::aead::LessSafeKey::new(key)))
+    }
+
+    /// 64 hex digits of a new random key.
+    pub fn generate_hex() -> String {
+        random_hex(32)
+    }
+
+    /// Whether a stored value is sealed (values from before sealing are not).
+    pub fn is_sealed(value: &str) -> bool {
+        value.starts_with(SEALED_PREFIX)
+    }
+
+    /// Seals `plain` for `context`.
+    pub fn seal(&self, plain: &str, context: &str) -> String {
+        use aws_lc_rs::aead::{Aad, Nonce};
+        let mut nonce = [0u8; NONCE_LEN];
+        getrandom::fill(&mut nonce).expect("the operating system's random source failed");
+        let mut sealed = plain.as_bytes().to_vec();
+        self.0
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(context.as_bytes()),
+                &mut sealed,
+            )
+            .expect("AES-GCM seals any message this size");
+        let mut out = nonce.to_vec();
+        out.extend_from_slice(&sealed);
+        format!("{SEALED_PREFIX}{}", data_encoding::BASE64.encode(&out))
+    }
+
+    /// Opens a value sealed for `context`.
+    pub fn open(&self, sealed: &str, context: &str) -> Result<String, SealError> {
+        use aws_lc_rs::aead::{Aad, Nonce};
+        let encoded = sealed.strip_prefix(SEALED_PREFIX).ok_or(SealError::NotSealed)?;
+        let bytes = data_encoding::BASE64
+            .decode(encoded.as_bytes())
+            .map_err(|_| SealError::WrongKeyOrAltered)?;
+        if bytes.len() < NONCE_LEN {
+            return Err(SealError::WrongKeyOrAltered);
+        }
+        let (nonce, body) = bytes.split_at(NONCE_LEN);
+        let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| SealError::WrongKeyOrAltered)?;
+        let mut body = body.to_vec();
+        let plain = self
+            .0
+            .open_in_place(nonce, Aad::from(context.as_bytes()), &mut body)
+            .map_err(|_| SealError::WrongKeyOrAltered)?;
+        String::from_utf8(plain.to_vec()).map_err(|_| SealError::WrongKeyOrAltered)
+    }
+}
+
+impl std::fmt::Debug for ServiceKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ServiceKey(<redacted>)")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -126,5 +211,39 @@ mod tests {
         assert!(verify_password(&password, &phc));
         assert!(!verify_password("wrong", &phc));
         assert!(!verify_password(&password, "not a phc string"));
+    }
+
+    #[test]
+    fn sealed_secrets_open_only_with_their_key_and_context() {
+        let key = ServiceKey::from_hex(&ServiceKey::generate_hex()).unwrap();
+        let sealed = key.seal("JBSWY3DPEHPK3PXP", "totp:user-a");
+        assert!(ServiceKey::is_sealed(&sealed) && !sealed.contains("JBSWY3DP"));
+        assert_ne!(
+            sealed,
+            key.seal("JBSWY3DPEHPK3PXP", "totp:user-a"),
+            "a fresh nonce each time"
+        );
+        assert_eq!(key.open(&sealed, "totp:user-a").unwrap(), "JBSWY3DPEHPK3PXP");
+        assert!(matches!(
+            key.open(&sealed, "totp:user-b"),
+            Err(SealError::WrongKeyOrAltered)
+        ));
+        let other = ServiceKey::from_hex(&ServiceKey::generate_hex()).unwrap();
+        assert!(matches!(
+            other.open(&sealed, "totp:user-a"),
+            Err(SealError::WrongKeyOrAltered)
+        ));
+        let mut altered = sealed.clone().into_bytes();
+        let last = altered.len() - 3;
+        altered[last] = if altered[last] == b'A' { b'B' } else { b'A' };
+        assert!(
+            key.open(std::str::from_utf8(&altered).unwrap(), "totp:user-a")
+                .is_err()
+        );
+        assert!(matches!(
+            key.open("JBSWY3DPEHPK3PXP", "totp:user-a"),
+            Err(SealError::NotSealed)
+        ));
+        assert!(matches!(ServiceKey::from_hex("abcd"), Err(SealError::BadKey)));
     }
 }

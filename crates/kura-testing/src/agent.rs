@@ -25,11 +25,22 @@ pub struct Agent {
 impl Agent {
     /// Registers a machine with `token` on `server`.
     pub async fn register(server: &TestServer, token: &str, name: &str) -> Agent {
-        let (status, body) = server.register(token, name).await;
+        Agent::register_at(&server.http, &server.customer, token, name).await
+    }
+
+    /// Registers with the server at `customer` (a server of another process, say).
+    pub async fn register_at(http: &reqwest::Client, customer: &str, token: &str, name: &str) -> Agent {
+        let response = http
+            .post(format!("{customer}/api/v1/agents/register"))
+            .json(&json!({ "token": token, "name": name }))
+            .send()
+            .await
+            .unwrap();
+        let (status, body) = parts(response).await;
         assert_eq!(status, 201, "{body}");
         Agent {
-            http: server.http.clone(),
-            base: server.customer.clone(),
+            http: http.clone(),
+            base: customer.to_owned(),
             credential: body["credential"].as_str().unwrap().to_owned(),
             machine_id: body["machine_id"].as_str().unwrap().to_owned(),
             codec: BlobCodec::plain(3),
@@ -92,6 +103,29 @@ impl Agent {
 
     pub async fn get(&self, path: &str) -> (u16, Value) {
         parts(self.request(Method::GET, path).send().await.unwrap()).await
+    }
+
+    pub async fn post_json(&self, path: &str, body: Value) -> (u16, Value) {
+        parts(self.request(Method::POST, path).json(&body).send().await.unwrap()).await
+    }
+
+    /// Asks the server to verify the vault and follows the job to its end (at most a
+    /// minute); returns the finished job.
+    pub async fn verify(&self, read_data: bool) -> Value {
+        let (status, job) = self
+            .post_json("/api/v1/vault/verify", json!({ "read_data": read_data }))
+            .await;
+        assert_eq!(status, 202, "{job}");
+        let path = format!("/api/v1/jobs/{}", job["id"].as_str().unwrap());
+        for _ in 0..600 {
+            let (status, job) = self.get(&path).await;
+            assert_eq!(status, 200, "{job}");
+            if matches!(job["status"].as_str(), Some("succeeded" | "failed")) {
+                return job;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("verify job {path} did not finish within a minute");
     }
 
     /// Ids of the snapshots this machine sees.

@@ -23,13 +23,29 @@ impl MailServer {
         panic!("aiosmtpd did not start on any of 5 ports");
     }
 
+    /// Starts aiosmtpd on `port` (one a test had before, say): the way a mail server
+    /// that was down comes back.
+    pub async fn start_on(port: u16) -> MailServer {
+        for _ in 0..50 {
+            if let Some(server) = Self::try_start_on(port).await {
+                return server;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("aiosmtpd did not start on port {port}");
+    }
+
     async fn try_start() -> Option<MailServer> {
-        use tokio::io::AsyncReadExt;
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
+        Self::try_start_on(port).await
+    }
+
+    async fn try_start_on(port: u16) -> Option<MailServer> {
+        use tokio::io::AsyncReadExt;
         let maildir = tempfile::tempdir().unwrap();
         // Owned by the struct from the start, so `Drop` stops it on every path.
         let mut server = MailServer {
@@ -84,28 +100,73 @@ impl MailServer {
         mails.into_iter().map(|(_, mail)| mail).collect()
     }
 
-    /// Waits for the `count`th mail and returns the reset token in it.
+    /// Waits for the `count`th mail; returns it (raw, with its headers) and the reset
+    /// token its text carries.
     pub async fn reset_token(&self, count: usize) -> (String, String) {
+        let text = self.wait_for(count).await[count - 1].text.clone();
+        let token = text
+            .split("token=")
+            .nth(1)
+            .map(|rest| {
+                rest.chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect()
+            })
+            .expect("the mail carries a reset link");
+        (self.delivered()[count - 1].clone(), token)
+    }
+}
+
+/// A delivered message, decoded.
+#[derive(Debug, Clone)]
+pub struct Delivered {
+    pub to: String,
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+impl MailServer {
+    /// Every message so far, oldest first, with its headers and parts decoded.
+    pub fn messages(&self) -> Vec<Delivered> {
+        self.delivered()
+            .iter()
+            .map(|raw| {
+                let mail = mailparse::parse_mail(raw.as_bytes()).expect("a well-formed message");
+                let header = |name: &str| {
+                    mail.headers
+                        .iter()
+                        .find(|h| h.get_key_ref().eq_ignore_ascii_case(name))
+                        .map(|h| h.get_value())
+                        .unwrap_or_default()
+                };
+                let part = |mime: &str| {
+                    std::iter::once(&mail)
+                        .chain(mail.subparts.iter())
+                        .find(|p| p.ctype.mimetype == mime)
+                        .map(|p| p.get_body().expect("a decodable part"))
+                        .unwrap_or_default()
+                };
+                Delivered {
+                    to: header("To"),
+                    subject: header("Subject"),
+                    text: part("text/plain"),
+                    html: part("text/html"),
+                }
+            })
+            .collect()
+    }
+
+    /// Waits (up to 10 s) until `count` messages have arrived; returns them all.
+    pub async fn wait_for(&self, count: usize) -> Vec<Delivered> {
         for _ in 0..100 {
-            let mails = self.delivered();
-            if mails.len() >= count {
-                let mail = &mails[count - 1];
-                // Undo quoted-printable soft line breaks and escapes around the link.
-                let text = mail.replace("=\r\n", "").replace("=\n", "").replace("=3D", "=");
-                let token = text
-                    .split("token=")
-                    .nth(1)
-                    .map(|rest| {
-                        rest.chars()
-                            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-                            .collect()
-                    })
-                    .expect("the mail carries a reset link");
-                return (mail.clone(), token);
+            let messages = self.messages();
+            if messages.len() >= count {
+                return messages;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        panic!("no mail number {count} arrived");
+        panic!("{count} messages did not arrive; got {:?}", self.messages());
     }
 }
 

@@ -121,6 +121,15 @@ impl TestServer {
         (created, admin)
     }
 
+    /// Creates `login` (an operator) with the address `login@example.com`, where reset
+    /// links go; returns the user with the password generated for it.
+    pub async fn add_user_with_mail(&self, admin: &Session, login: &str) -> Value {
+        let body = json!({ "login": login, "role": "operator", "email": format!("{login}@example.com") });
+        let (status, user) = admin.call(Method::POST, "/api/v1/users", Some(body)).await;
+        assert_eq!(status, 201, "{user}");
+        user
+    }
+
     /// Creates a user with `role` through the admin's session; returns the user and a
     /// password for them.
     pub async fn add_user(&self, admin: &Session, login: &str, role: &str) -> (Value, String) {

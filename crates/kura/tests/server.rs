@@ -440,3 +440,60 @@ fn restores_through_the_server_go_on_around_damage() {
         "{summary}"
     );
 }
+
+#[test]
+fn the_servers_verify_job_heals_what_a_new_backup_can_replace() {
+    let tmp = tempdir();
+    let svc = Service::start(&tmp.path().join("service"));
+    let kura = agent(&tmp.path().join("agent"), "heal passphrase");
+    register(&kura, &svc, &svc.info.registration_token, "files-01");
+    kura.json(["init", "--encrypt"]);
+    let src = tmp.path().join("src");
+    for f in 0..8 {
+        write_random(&src.join(format!("f{f}")), 700 + f, 40_000);
+    }
+    kura.backup(&[&src], &[]);
+    kura.ok(["check", "--read-data"]);
+
+    // One byte of a data blob flips on the server's disk.
+    let (pack, blob) = service_packs(&tmp.path().join("service"))
+        .into_iter()
+        .flat_map(|p| {
+            let entries = kura_format::pack::parse_pack(&std::fs::read(&p).unwrap()).unwrap();
+            entries.into_iter().map(move |e| (p.clone(), e))
+        })
+        .find(|(_, e)| e.kind == kura_format::BlobKind::Data)
+        .unwrap();
+    let mut bytes = std::fs::read(&pack).unwrap();
+    bytes[(blob.offset + blob.length / 2) as usize] ^= 0x01;
+    std::fs::write(&pack, &bytes).unwrap();
+
+    // The check runs as the server's verify job, which finds the damage and repairs the
+    // vault around it; without the key the server cannot tell which blobs of the changed
+    // pack are whole, so they stay damaged until a backup uploads them again.
+    let text = assert_exit(&kura.run(["check", "--read-data"]), 1);
+    assert!(text.contains("the server found damage"), "{text}");
+    assert!(text.contains("snapshots stay damaged"), "{text}");
+    assert!(text.contains("damaged snapshot"), "{text}");
+
+    // A backup of the same files uploads what was lost, and the vault is whole again (the
+    // changed pack, now unreferenced, goes with the next gc).
+    let snap = kura.backup(&[&src], &[])["snapshot_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let text = assert_exit(&kura.run(["check", "--read-data"]), 0);
+    assert!(text.contains("no errors"), "{text}");
+    let text = assert_exit(&kura.run(["check", "--read-data"]), 0);
+    assert!(!text.contains("the server found damage"), "{text}");
+    let target = tmp.path().join("restore");
+    assert_exit(&kura.restore(&snap, &target, &[]), 0);
+    for f in 0..8 {
+        let rel = format!("f{f}");
+        assert_eq!(
+            std::fs::read(restored(&target, &src).join(&rel)).unwrap(),
+            std::fs::read(src.join(&rel)).unwrap(),
+            "{rel}"
+        );
+    }
+}

@@ -23,6 +23,7 @@ use crate::error::ApiError;
 use kura_service::authz::{Permission, roles_markdown};
 
 mod agent;
+mod jobs;
 mod operator;
 pub mod reset;
 pub mod support;
@@ -123,6 +124,9 @@ const VAULT_ROUTES: RouteTable = RouteTable {
             Access::Agent,
             |m| on(m, vault::commit).layer(DefaultBodyLimit::max(MAX_COMMIT_BYTES)),
         ),
+        (Method::GET, "/api/v1/jobs/{id}", Access::Agent, |m| {
+            on(m, jobs::agent_job)
+        }),
         (Method::GET, "/api/v1/vault/snapshots", Access::Agent, |m| {
             on(m, vault::snapshots)
         }),
@@ -180,6 +184,12 @@ const ACCOUNT_ROUTES: RouteTable = RouteTable {
             "/api/v1/me",
             Access::Role(Permission::ViewStatus),
             |m| on(m, users::me),
+        ),
+        (
+            Method::PATCH,
+            "/api/v1/me",
+            Access::Role(Permission::ViewStatus),
+            |m| on(m, users::update_me),
         ),
         (
             Method::POST,
@@ -417,8 +427,33 @@ const OPERATOR_ROUTES: RouteTable = RouteTable {
     ],
 };
 
+/// The service's jobs, for operators.
+const JOB_ROUTES: RouteTable = RouteTable {
+    area: "jobs",
+    routes: &[
+        (
+            Method::GET,
+            "/api/v1/operator/jobs",
+            Access::Role(Permission::ReadTenants),
+            |m| on(m, jobs::list),
+        ),
+        (
+            Method::POST,
+            "/api/v1/operator/jobs",
+            Access::Role(Permission::RunJobs),
+            |m| on(m, jobs::run),
+        ),
+        (
+            Method::GET,
+            "/api/v1/operator/jobs/{id}",
+            Access::Role(Permission::ReadTenants),
+            |m| on(m, jobs::get),
+        ),
+    ],
+};
+
 /// Every table of the management listener.
-const MANAGEMENT: &[&RouteTable] = &[&MONITORING_ROUTES, &OPERATOR_ROUTES];
+const MANAGEMENT: &[&RouteTable] = &[&MONITORING_ROUTES, &OPERATOR_ROUTES, &JOB_ROUTES];
 
 /// Method, path pattern and access of every customer route, as the router has them.
 pub fn customer_route_table() -> Vec<(Method, &'static str, Access)> {

@@ -26,6 +26,10 @@ pub struct TenantView {
     /// `active`, `suspended` or `terminated`.
     pub status: String,
     pub time_zone: String,
+    /// `ja` or `en` when the contract sets the tenant's language; otherwise the time zone
+    /// decides (Japanese for Asia/Tokyo).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
     /// RFC 3339, UTC.
     pub created: String,
 }
@@ -44,6 +48,7 @@ impl From<&TenantRecord> for TenantView {
             agent_networks: tenant.agent_networks.iter().map(ToString::to_string).collect(),
             status: tenant.status.as_str().to_owned(),
             time_zone: tenant.time_zone.clone(),
+            language: tenant.language.map(|l| l.as_str().to_owned()),
             created: rfc3339(tenant.created_ms),
         }
     }
@@ -121,6 +126,16 @@ pub struct MeView {
     pub role: String,
     /// `session` or `api-token`.
     pub credential: String,
+    /// The user's own choice of language (`ja` or `en`); `None` follows the tenant's.
+    pub language: Option<String>,
+}
+
+/// `PATCH /api/v1/me`: the caller's own settings.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateMeRequest {
+    /// `ja`, `en`, or `null` to follow the tenant's language.
+    pub language: Option<String>,
 }
 
 /// `POST /api/v1/users`.

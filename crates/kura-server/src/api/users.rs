@@ -15,7 +15,8 @@ use serde::Deserialize;
 use super::ApiJson;
 use super::types::{
     AdminNetworks, ChangePasswordRequest, CreateTokenRequest, CreateUserRequest, CreatedToken, CreatedUser,
-    EventView, LoginRequest, LoginResponse, MeView, SessionView, TokenView, UpdateUserRequest, UserView,
+    EventView, LoginRequest, LoginResponse, MeView, SessionView, TokenView, UpdateMeRequest,
+    UpdateUserRequest, UserView,
 };
 use crate::app::AppState;
 use crate::auth::{CallerInfo, SESSION_COOKIE, User};
@@ -68,14 +69,27 @@ pub(super) async fn logout(State(state): State<AppState>, user: User) -> Result<
 }
 
 /// Who the caller is.
-pub(super) async fn me(user: User) -> Json<MeView> {
-    Json(MeView {
+pub(super) async fn me(State(state): State<AppState>, user: User) -> Result<Json<MeView>, ApiError> {
+    let record = users::get(&state.service, &user.scope, user.user_id.as_str()).await?;
+    Ok(Json(MeView {
         tenant_id: user.scope.tenant_id().to_string(),
         user_id: user.user_id.to_string(),
         login: user.login.clone(),
         role: user.role.as_str().to_owned(),
         credential: users::credential_kind(&user).to_owned(),
-    })
+        language: record.language.map(|l| l.as_str().to_owned()),
+    }))
+}
+
+/// `PATCH /api/v1/me`: the caller changes their own settings (the language of pages and
+/// mail).
+pub(super) async fn update_me(
+    State(state): State<AppState>,
+    user: User,
+    ApiJson(request): ApiJson<UpdateMeRequest>,
+) -> Result<Json<MeView>, ApiError> {
+    users::set_language(&state.service, &user, request.language.as_deref()).await?;
+    me(State(state), user).await
 }
 
 /// Changes the caller's password; ends every other session and revokes their API tokens.

@@ -11,15 +11,17 @@ use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use kura_api::frames::{decode_ids, decode_n_frames, push_frame};
+use kura_api::jobs::JobView;
 use kura_api::vault::{
     AddKeySlot, Committed, CreateVault, KeySlots, MAX_BLOBS_PER_REQUEST, MAX_IDS_PER_REQUEST, OCTET_STREAM,
     OpenSession, PackStored, RunVerify, SessionOpened, SnapshotEntry, SnapshotList, VaultInfo,
 };
 use kura_format::{ChunkId, KeySlot, SnapshotId, VaultConfig};
 use kura_service::audit::Action;
+use kura_service::ops::jobs;
 use kura_service::ops::vault::{self, store_error};
 use kura_service::vaults::TenantVault;
-use kura_store::{SnapshotRecord, Usage, VerifyReport, VerifyScope};
+use kura_store::{SnapshotRecord, Usage};
 
 use super::{ApiBytes, ApiJson};
 use crate::app::AppState;
@@ -300,17 +302,16 @@ pub(super) async fn gc(State(state): State<AppState>, agent: Agent) -> ApiError 
     .into()
 }
 
-/// `POST /api/v1/vault/verify`: checks without the key (pack hashes, plain blobs).
+/// `POST /api/v1/vault/verify`: queues a check without the key (catalog, and with
+/// `read_data` every pack's content hash, then repair of what can be healed) and answers
+/// `202` with the job; the agent follows it at `GET /api/v1/jobs/{id}`.
 pub(super) async fn verify(
     State(state): State<AppState>,
     agent: Agent,
     ApiJson(request): ApiJson<RunVerify>,
-) -> Result<Json<VerifyReport>, ApiError> {
-    let tv = vault::open(&state.service, &agent).await?;
-    let scope = VerifyScope {
-        read_data: request.read_data,
-    };
-    Ok(Json(tv.vault.verify(scope, None).await.map_err(store_error)?))
+) -> Result<(StatusCode, Json<JobView>), ApiError> {
+    let job = jobs::request_verify(&state.service, &agent, request.read_data).await?;
+    Ok((StatusCode::ACCEPTED, Json(super::jobs::view(&job))))
 }
 
 /// `GET /api/v1/vault/usage`.

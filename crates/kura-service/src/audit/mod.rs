@@ -86,7 +86,14 @@ actions! {
     BackupCommit = "backup.commit", "tenant", "An agent committed a snapshot.";
     RestoreStart = "restore.start", "tenant", "An agent started restoring a snapshot.";
     SnapshotForget = "snapshot.forget", "tenant", "An agent tried to delete snapshots and was refused (agents are append-only).";
-    VaultGc = "vault.gc", "tenant", "An agent tried to run garbage collection and was refused.";
+    VaultGc = "vault.gc", "tenant",
+        "Garbage collection of the tenant's vault: a `gc` job's run (the result says what it freed), or an agent's attempt, refused.";
+    VaultVerify = "vault.verify", "tenant",
+        "A `verify` job checked the tenant's vault; the result says what it read, the damage it found and what repair healed.";
+    MailSent = "mail.sent", "tenant (operators for service mail)",
+        "A message left the outbox; the target is the address, the result its kind and language.";
+    MailGivenUp = "mail.failed", "tenant (operators for service mail)",
+        "A message was given up (the mail server refused it, or it could not be sent before it expired); the result says why.";
     VaultKeySlotRemove = "vault.key_slot.remove", "tenant", "An agent tried to remove a key slot and was refused.";
     OperatorGet = "operator.get", "operators (and the tenant's log when the route names one)",
         "An operator read something through the management API; the target is the path, the result the HTTP status.";

@@ -76,6 +76,14 @@ impl TenantScope {
     }
 }
 
+/// The scope of the service's own work for a tenant (its jobs and its mail), which no
+/// request reaches: only code in this crate can call it.
+pub(crate) fn service_scope(tenant_id: &TenantId) -> TenantScope {
+    TenantScope {
+        tenant_id: tenant_id.clone(),
+    }
+}
+
 impl sealed::Sealed for TenantScope {}
 
 impl TenantKey for TenantScope {

@@ -34,6 +34,8 @@ pub enum Permission {
     ManageTenants,
     /// Provider: issue registration tokens and revoke machines.
     ManageMachines,
+    /// Provider: run a service job now (gc or verify of a tenant's vault, expiry, mail).
+    RunJobs,
 }
 
 impl Permission {
@@ -55,6 +57,9 @@ impl Permission {
             }
             Permission::ManageTenants => "create tenants, change contracts, suspend and resume",
             Permission::ManageMachines => "issue registration tokens, revoke machines",
+            Permission::RunJobs => {
+                "run a service job now: gc or verify of a tenant's vault, expiry, mail delivery"
+            }
         }
     }
 
@@ -69,6 +74,7 @@ impl Permission {
             Permission::ReadTenants => "read-tenants",
             Permission::ManageTenants => "manage-tenants",
             Permission::ManageMachines => "manage-machines",
+            Permission::RunJobs => "run-jobs",
         }
     }
 }
@@ -130,11 +136,16 @@ pub const PROVIDER_ROLE_TABLE: &[(ProviderRole, &[Permission])] = &[
             Permission::ReadTenants,
             Permission::ManageTenants,
             Permission::ManageMachines,
+            Permission::RunJobs,
         ],
     ),
     (
         ProviderRole::Operator,
-        &[Permission::ReadTenants, Permission::ManageMachines],
+        &[
+            Permission::ReadTenants,
+            Permission::ManageMachines,
+            Permission::RunJobs,
+        ],
     ),
 ];
 

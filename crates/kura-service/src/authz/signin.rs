@@ -277,6 +277,7 @@ pub(crate) async fn use_second_factor(
     svc: &Service,
     scope: &TenantScope,
     user_id: &UserId,
+    // Sealed with the service key.
     secret: &str,
     last_step: Option<i64>,
     code: &str,
@@ -286,7 +287,8 @@ pub(crate) async fn use_second_factor(
         let hash = token_hash(&code.to_ascii_lowercase());
         return Ok(users::use_recovery_code(&svc.db, scope, user_id, &hash, now_ms).await?);
     }
-    Ok(match totp::matching_step(secret, code, now_ms, last_step) {
+    let secret = crate::ops::totp::open_secret(svc, user_id, secret)?;
+    Ok(match totp::matching_step(&secret, code, now_ms, last_step) {
         Some(step) => users::use_totp_step(&svc.db, scope, user_id, step).await?,
         None => false,
     })
@@ -563,6 +565,9 @@ mod tests {
             login_source_lockout_after: 50,
             login_lockout_period: std::time::Duration::from_secs(15 * 60),
             mail_enabled: false,
+            gc_interval: std::time::Duration::ZERO,
+            verify_interval: std::time::Duration::ZERO,
+            expiry_interval: std::time::Duration::ZERO,
         }
     }
 

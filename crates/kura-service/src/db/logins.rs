@@ -95,3 +95,11 @@ pub async fn clear_failures<'c>(on: impl Target<'c>, login: &str) -> DbResult<()
         .await?;
     Ok(())
 }
+
+/// Deletes failed sign-ins older than `before_ms`: they no longer count.
+pub async fn prune_failures<'c>(on: impl Target<'c>, before_ms: i64) -> DbResult<u64> {
+    Query::service("DELETE FROM login_failures WHERE at_ms < $1")
+        .bind(before_ms)
+        .execute(on)
+        .await
+}

@@ -297,3 +297,12 @@ pub async fn machine_snapshots<'c>(
     .await?;
     Ok(rows.into_iter().map(|(id,)| id).collect())
 }
+
+/// Deletes registration tokens that expired unused (used ones stay: they record which
+/// token registered which machine).
+pub async fn delete_expired_registration_tokens<'c>(on: impl Target<'c>, now_ms: i64) -> DbResult<u64> {
+    Query::service("DELETE FROM registration_tokens WHERE used_ms IS NULL AND expires_ms <= $1")
+        .bind(now_ms)
+        .execute(on)
+        .await
+}

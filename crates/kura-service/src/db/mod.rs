@@ -33,9 +33,11 @@ use sqlx::{AssertSqlSafe, FromRow, Postgres, SqlSafeStr, SqlStr, Sqlite, Transac
 use crate::authz::TenantKey;
 
 pub mod events;
+pub mod jobs;
 pub mod logins;
 pub mod machines;
 pub mod operators;
+pub mod outbox;
 pub mod resets;
 pub mod sessions;
 pub mod tenants;

@@ -85,3 +85,15 @@ pub async fn consume<'c>(
     .await?;
     Ok(used == 1)
 }
+
+/// Deletes reset links made before `before_ms` that were used or have expired (recent
+/// ones still count towards the "one mail per interval" rule).
+pub async fn delete_spent<'c>(on: impl Target<'c>, before_ms: i64, now_ms: i64) -> DbResult<u64> {
+    Query::service(
+        "DELETE FROM password_resets WHERE created_ms < $1 AND (used_ms IS NOT NULL OR expires_ms <= $2)",
+    )
+    .bind(before_ms)
+    .bind(now_ms)
+    .execute(on)
+    .await
+}

@@ -148,3 +148,19 @@ pub async fn revoke<'c>(
     .await?;
     Ok(revoked == 1)
 }
+
+/// Deletes sessions that ended (signed out, idle since `idle_before_ms`, or begun before
+/// `begun_before_ms`); answers how many.
+pub async fn delete_ended<'c>(
+    on: impl Target<'c>,
+    idle_before_ms: i64,
+    begun_before_ms: i64,
+) -> DbResult<u64> {
+    Query::service(
+        "DELETE FROM user_sessions WHERE revoked_ms IS NOT NULL OR last_seen_ms < $1 OR created_ms < $2",
+    )
+    .bind(idle_before_ms)
+    .bind(begun_before_ms)
+    .execute(on)
+    .await
+}

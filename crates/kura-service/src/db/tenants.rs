@@ -7,13 +7,13 @@ use super::{
 };
 use crate::authz::TenantKey;
 use crate::ids::{TenantId, UserId};
-use crate::model::{NewTenant, NewTenantUser, TenantRecord, TenantStatus, TenantUpdate};
+use crate::model::{Language, NewTenant, NewTenantUser, TenantRecord, TenantStatus, TenantUpdate};
 
 /// The columns of `tenants`, in the order of [`TenantRow`].
 macro_rules! tenant_columns {
     () => {
         "id, service_code, name, quota_bytes, max_machines, region, encryption_required, immutable_days, \
-         agent_networks, status, time_zone, created_ms, admin_networks, totp_policy, support_until_ms"
+         agent_networks, status, time_zone, created_ms, admin_networks, totp_policy, support_until_ms, language"
     };
 }
 
@@ -34,6 +34,7 @@ struct TenantRow {
     admin_networks: String,
     totp_policy: String,
     support_until_ms: Option<i64>,
+    language: Option<String>,
 }
 
 impl TenantRow {
@@ -54,6 +55,7 @@ impl TenantRow {
             status: self.status.parse()?,
             time_zone: self.time_zone,
             created_ms: self.created_ms,
+            language: self.language.map(|l| l.parse()).transpose()?,
         })
     }
 }
@@ -73,7 +75,7 @@ pub async fn create(
     let row: TenantRow = Query::service(concat!(
         "INSERT INTO tenants (",
         tenant_columns!(),
-        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'active', $10, $11, '[]', 'optional', NULL) RETURNING ",
+        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'active', $10, $11, '[]', 'optional', NULL, NULL) RETURNING ",
         tenant_columns!()
     ))
     .bind(tenant.id.as_str())
@@ -169,8 +171,8 @@ pub async fn update<'c>(
                  encryption_required = COALESCE($6, encryption_required), \
                  immutable_days = COALESCE($7, immutable_days), \
                  agent_networks = COALESCE($8, agent_networks), time_zone = COALESCE($9, time_zone), \
-                 admin_networks = COALESCE($10, admin_networks), totp_policy = COALESCE($11, totp_policy) \
-                 WHERE id = $1 RETURNING ",
+                 admin_networks = COALESCE($10, admin_networks), totp_policy = COALESCE($11, totp_policy), \
+                 language = COALESCE($12, language) WHERE id = $1 RETURNING ",
                 tenant_columns!()
             ),
         )
@@ -184,6 +186,7 @@ pub async fn update<'c>(
         .bind(update.time_zone.as_deref())
         .bind(update.admin_networks.as_deref().map(networks_to_db))
         .bind(update.totp_policy.map(|policy| policy.as_str()))
+        .bind(update.language.map(Language::as_str))
         .fetch_optional(on)
         .await?,
     )

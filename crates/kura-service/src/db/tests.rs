@@ -99,6 +99,11 @@ both_backends!(
     sessions_and_api_tokens_resolve_and_revoke,
     login_failures_count_by_login_and_source,
     events_chain_per_tenant_and_for_operators,
+    each_job_is_claimed_once_by_concurrent_runners,
+    a_tenants_jobs_run_one_at_a_time,
+    expired_leases_are_taken_over_and_abandoned_runs_fail,
+    jobs_are_deduplicated_released_and_scheduled_once,
+    the_outbox_retries_sends_and_gives_up,
 );
 
 fn operator() -> OperatorPrincipal {
@@ -923,6 +928,286 @@ async fn audit_verify_finds_edited_and_deleted_rows(db: Arc<Api>, raw: RawPool) 
 }
 
 /// The database layer with one transaction per call.
+fn job<'a>(kind: JobKind, tenant: Option<&'a TenantId>) -> NewJob<'a> {
+    NewJob {
+        kind,
+        tenant_id: tenant,
+        params: "{}".to_owned(),
+        requested_by: "test",
+        due_ms: T0,
+    }
+}
+
+async fn queue(db: &Api, new: &NewJob<'_>) -> (JobRecord, bool) {
+    let mut tx = db.0.begin().await.unwrap();
+    let queued = jobs::enqueue(&mut tx, new, T0).await.unwrap();
+    tx.commit().await.unwrap();
+    queued
+}
+
+async fn finish_ok(db: &Api, id: &str, owner: &str, now: i64) -> bool {
+    let end = jobs::Finish {
+        status: JobStatus::Succeeded,
+        result: Some("{}"),
+        error: None,
+    };
+    jobs::finish(&db.0, id, owner, &end, now).await.unwrap()
+}
+
+async fn each_job_is_claimed_once_by_concurrent_runners(db: Arc<Api>) {
+    let mut tenants = Vec::new();
+    for code in ["JOBS-0001", "JOBS-0002", "JOBS-0003"] {
+        tenants.push(create(&db, code, 3).await.0.id);
+    }
+    let mut queued = Vec::new();
+    for tenant in &tenants {
+        for kind in [JobKind::Gc, JobKind::Verify] {
+            queued.push(queue(&db, &job(kind, Some(tenant))).await.0.id);
+        }
+    }
+    queued.push(queue(&db, &job(JobKind::Expiry, None)).await.0.id);
+    let runners = (0..4).map(|n| {
+        let db = db.clone();
+        tokio::spawn(async move {
+            let owner = format!("runner-{n}");
+            let mut ran = Vec::new();
+            for _ in 0..200 {
+                match jobs::claim(&db.0, &owner, T0, T0 + HOUR_MS).await.unwrap() {
+                    Some(job) => {
+                        assert_eq!(job.lease_owner.as_deref(), Some(owner.as_str()));
+                        assert!(finish_ok(&db, &job.id, &owner, T0).await);
+                        ran.push(job.id);
+                    }
+                    None => tokio::task::yield_now().await,
+                }
+            }
+            ran
+        })
+    });
+    let mut ran = Vec::new();
+    for runner in runners {
+        ran.extend(runner.await.unwrap());
+    }
+    ran.sort();
+    queued.sort();
+    assert_eq!(ran, queued, "every job ran, and none twice");
+    for id in &queued {
+        let record = jobs::get(&db.0, id).await.unwrap().unwrap();
+        assert_eq!(
+            (record.status, record.attempts),
+            (JobStatus::Succeeded, 1),
+            "{record:?}"
+        );
+    }
+}
+
+async fn a_tenants_jobs_run_one_at_a_time(db: Arc<Api>) {
+    let (tenant, _) = create(&db, "ONEATA-01", 3).await;
+    let (other, _) = create(&db, "ONEATA-02", 3).await;
+    queue(&db, &job(JobKind::Gc, Some(&tenant.id))).await;
+    queue(&db, &job(JobKind::Verify, Some(&tenant.id))).await;
+    let first = jobs::claim(&db.0, "a", T0, T0 + HOUR_MS).await.unwrap().unwrap();
+    assert_eq!(first.tenant_id.as_ref(), Some(&tenant.id));
+    assert!(
+        jobs::claim(&db.0, "b", T0, T0 + HOUR_MS).await.unwrap().is_none(),
+        "the tenant's second job waits while its first runs"
+    );
+    queue(&db, &job(JobKind::Gc, Some(&other.id))).await;
+    let theirs = jobs::claim(&db.0, "b", T0, T0 + HOUR_MS).await.unwrap().unwrap();
+    assert_eq!(
+        theirs.tenant_id.as_ref(),
+        Some(&other.id),
+        "other tenants are not held up"
+    );
+    assert!(finish_ok(&db, &first.id, "a", T0).await);
+    let second = jobs::claim(&db.0, "b", T0, T0 + HOUR_MS).await.unwrap().unwrap();
+    assert_eq!(second.tenant_id.as_ref(), Some(&tenant.id));
+    assert_ne!(second.kind, first.kind);
+}
+
+async fn expired_leases_are_taken_over_and_abandoned_runs_fail(db: Arc<Api>) {
+    let queued = queue(&db, &job(JobKind::Expiry, None)).await.0;
+    let dead = jobs::claim(&db.0, "dead", T0, T0 + 1000).await.unwrap().unwrap();
+    assert_eq!(dead.id, queued.id);
+    assert!(
+        jobs::claim(&db.0, "live", T0 + 500, T0 + 1500)
+            .await
+            .unwrap()
+            .is_none(),
+        "a live lease holds"
+    );
+    assert!(
+        jobs::renew(&db.0, &dead.id, "dead", T0 + 2000, Some("half way"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        jobs::claim(&db.0, "live", T0 + 1500, T0 + 2500)
+            .await
+            .unwrap()
+            .is_none(),
+        "a renewed lease holds"
+    );
+    let taken = jobs::claim(&db.0, "live", T0 + 2001, T0 + 3000)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((taken.id.as_str(), taken.attempts), (dead.id.as_str(), 2));
+    assert!(
+        !finish_ok(&db, &dead.id, "dead", T0 + 2002).await,
+        "the first runner lost its lease"
+    );
+    assert!(
+        !jobs::renew(&db.0, &dead.id, "dead", T0 + 9000, None)
+            .await
+            .unwrap()
+    );
+    // Cut off twice more: the third loss fails the job instead of a fourth run.
+    let third = jobs::claim(&db.0, "x", T0 + 3001, T0 + 4000)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(third.attempts, 3);
+    assert_eq!(jobs::fail_abandoned(&db.0, T0 + 4001, 3).await.unwrap(), 1);
+    let failed = jobs::get(&db.0, &queued.id).await.unwrap().unwrap();
+    assert_eq!(failed.status, JobStatus::Failed);
+    assert!(
+        failed.error.as_deref().unwrap().contains("cut off 3 times"),
+        "{failed:?}"
+    );
+    assert!(
+        jobs::claim(&db.0, "y", T0 + 5000, T0 + 6000)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+async fn jobs_are_deduplicated_released_and_scheduled_once(db: Arc<Api>) {
+    let (tenant, scope) = create(&db, "DEDUP-0001", 3).await;
+    let (first, new) = queue(&db, &job(JobKind::Gc, Some(&tenant.id))).await;
+    assert!(new);
+    let (again, new) = queue(&db, &job(JobKind::Gc, Some(&tenant.id))).await;
+    assert_eq!(
+        (again.id.as_str(), new),
+        (first.id.as_str(), false),
+        "one queued gc per vault"
+    );
+    let mut verify = job(JobKind::Verify, Some(&tenant.id));
+    verify.params = r#"{"read_data":true}"#.to_owned();
+    assert!(
+        queue(&db, &verify).await.1,
+        "other kinds and parameters queue apart"
+    );
+    assert!(queue(&db, &job(JobKind::Mail, None)).await.1);
+    assert!(!queue(&db, &job(JobKind::Mail, None)).await.1);
+
+    let claimed = jobs::claim(&db.0, "stopping", T0, T0 + HOUR_MS)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(jobs::release(&db.0, "stopping").await.unwrap(), 1);
+    let released = jobs::get(&db.0, &claimed.id).await.unwrap().unwrap();
+    assert_eq!((released.status, released.lease_owner), (JobStatus::Queued, None));
+
+    let listed = jobs::list(
+        &db.0,
+        &JobFilter {
+            kind: Some(JobKind::Gc),
+            tenant_id: Some(tenant.id.clone()),
+            limit: 10,
+            ..JobFilter::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(
+        jobs::get_for_tenant(&db.0, &scope, &first.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        first.id
+    );
+    let (_, other_scope) = create(&db, "DEDUP-0002", 3).await;
+    assert!(
+        jobs::get_for_tenant(&db.0, &other_scope, &first.id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    let take = |now: i64| {
+        let db = db.clone();
+        async move {
+            let mut tx = db.0.begin().await.unwrap();
+            let taken = jobs::take_schedule(&mut tx, "gc", now, now + 10, now + 10)
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+            taken
+        }
+    };
+    assert!(!take(T0).await, "a new schedule is first due one interval on");
+    assert!(take(T0 + 10).await);
+    assert!(!take(T0 + 10).await, "a round is queued once");
+    assert!(take(T0 + 25).await);
+}
+
+async fn the_outbox_retries_sends_and_gives_up(db: Arc<Api>) {
+    let (_, scope) = create(&db, "MAIL-0001", 3).await;
+    let content = crate::mail::MailContent::PasswordReset {
+        login: "taro".into(),
+        link: "https://x/reset-password?token=secret".into(),
+        minutes: 30,
+    };
+    let mail = |to: &str| NewMail {
+        recipient: to.to_owned(),
+        language: Language::Ja,
+        content: content.clone(),
+        give_up_ms: T0 + HOUR_MS,
+    };
+    let first = outbox::queue(&db.0, &scope, &mail("a@example.com"), T0)
+        .await
+        .unwrap();
+    let second = outbox::queue(&db.0, &scope, &mail("b@example.com"), T0 + 1)
+        .await
+        .unwrap();
+    assert!(outbox::any_due(&db.0, T0 + 1).await.unwrap());
+    let due = outbox::due(&db.0, T0 + 1, 10).await.unwrap();
+    assert_eq!(
+        due.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(),
+        [first.as_str(), second.as_str()]
+    );
+    assert_eq!(due[0].content.as_ref(), Some(&content));
+    assert_eq!(due[0].language, Language::Ja);
+
+    outbox::retry_later(&db.0, &first, T0 + 30_000, "connection refused")
+        .await
+        .unwrap();
+    let due = outbox::due(&db.0, T0 + 2, 10).await.unwrap();
+    assert_eq!(due.len(), 1, "a deferred message waits");
+    outbox::sent(&db.0, &second, T0 + 3).await.unwrap();
+    outbox::give_up(&db.0, &first, T0 + 40_000, "expired", false)
+        .await
+        .unwrap();
+    assert!(!outbox::any_due(&db.0, T0 + HOUR_MS).await.unwrap());
+    let all = outbox::for_tenant(&db.0, &scope, 10).await.unwrap();
+    assert!(
+        all.iter().all(|m| m.content.is_none()),
+        "links are gone once sent or given up"
+    );
+    let given_up = all.iter().find(|m| m.id == first).unwrap();
+    assert_eq!((given_up.status, given_up.attempts), (MailStatus::Failed, 1));
+    assert_eq!(given_up.last_error.as_deref(), Some("expired"));
+    assert_eq!(
+        all.iter().find(|m| m.id == second).unwrap().status,
+        MailStatus::Sent
+    );
+    assert_eq!(outbox::prune(&db.0, T0 + 40_001).await.unwrap(), 2);
+}
+
 struct Api(Db);
 
 macro_rules! in_tx {

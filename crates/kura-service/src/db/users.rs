@@ -3,12 +3,12 @@
 use super::{DbResult, Query, Target, Tx, count_u32, map_unique_violation};
 use crate::authz::{TenantKey, TenantRole};
 use crate::ids::{TenantId, UserId};
-use crate::model::{NewTenantUser, TenantUserRecord, TotpState, UserUpdate};
+use crate::model::{Language, NewTenantUser, TenantUserRecord, TotpState, UserUpdate};
 
 /// The columns of `tenant_users` in the order of [`TenantUserRow`].
 macro_rules! user_columns {
     () => {
-        "id, login, role, disabled_ms, created_ms, totp_secret IS NOT NULL AS totp_enrolled, email"
+        "id, login, role, disabled_ms, created_ms, totp_secret IS NOT NULL AS totp_enrolled, email, language"
     };
 }
 
@@ -21,6 +21,7 @@ struct TenantUserRow {
     created_ms: i64,
     totp_enrolled: bool,
     email: Option<String>,
+    language: Option<String>,
 }
 
 impl TenantUserRow {
@@ -33,6 +34,7 @@ impl TenantUserRow {
             created_ms: self.created_ms,
             totp_enrolled: self.totp_enrolled,
             email: self.email,
+            language: self.language.map(|l| l.parse()).transpose()?,
         })
     }
 }
@@ -383,4 +385,80 @@ pub async fn use_recovery_code<'c>(
     .execute(on)
     .await?;
     Ok(used == 1)
+}
+
+/// The language a user's mail is written in (see [`Language::choose`]).
+pub async fn mail_language<'c>(
+    on: impl Target<'c>,
+    scope: &impl TenantKey,
+    user_id: &UserId,
+) -> DbResult<Language> {
+    let (user, tenant, time_zone): (Option<String>, Option<String>, String) = Query::tenant(
+        scope,
+        "SELECT u.language, t.language, t.time_zone FROM tenant_users u JOIN tenants t ON t.id = u.tenant_id \
+         WHERE u.tenant_id = $1 AND u.id = $2",
+    )
+    .bind(user_id.as_str())
+    .fetch_one(on)
+    .await?;
+    let parse = |text: Option<String>| text.map(|t| t.parse::<Language>()).transpose();
+    Ok(Language::choose(parse(user)?, parse(tenant)?, &time_zone))
+}
+
+/// Sets (or, with `None`, clears) a user's own language.
+pub async fn set_language<'c>(
+    on: impl Target<'c>,
+    scope: &impl TenantKey,
+    user_id: &UserId,
+    language: Option<Language>,
+) -> DbResult<()> {
+    Query::tenant(
+        scope,
+        "UPDATE tenant_users SET language = $3 WHERE tenant_id = $1 AND id = $2",
+    )
+    .bind(user_id.as_str())
+    .bind(language.map(Language::as_str))
+    .execute(on)
+    .await?;
+    Ok(())
+}
+
+/// Users whose TOTP secret or pending secret is stored in plain text (by a version before
+/// sealing): tenant, user, secret, pending.
+pub async fn plain_totp_secrets<'c>(
+    on: impl Target<'c>,
+) -> DbResult<Vec<(TenantId, UserId, Option<String>, Option<String>)>> {
+    let rows: Vec<(String, String, Option<String>, Option<String>)> = Query::service(
+        "SELECT tenant_id, id, totp_secret, totp_pending FROM tenant_users \
+         WHERE (totp_secret IS NOT NULL AND totp_secret NOT LIKE 'k1:%') \
+            OR (totp_pending IS NOT NULL AND totp_pending NOT LIKE 'k1:%')",
+    )
+    .fetch_all(on)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(tenant, user, secret, pending)| {
+            (TenantId::from_db(tenant), UserId::from_db(user), secret, pending)
+        })
+        .collect())
+}
+
+/// Stores a user's sealed TOTP secrets in place of plain ones.
+pub async fn store_sealed_totp<'c>(
+    on: impl Target<'c>,
+    tenant_id: &TenantId,
+    user_id: &UserId,
+    secret: Option<&str>,
+    pending: Option<&str>,
+) -> DbResult<()> {
+    Query::service(
+        "UPDATE tenant_users SET totp_secret = $3, totp_pending = $4 WHERE tenant_id = $1 AND id = $2",
+    )
+    .bind(tenant_id.as_str())
+    .bind(user_id.as_str())
+    .bind(secret)
+    .bind(pending)
+    .execute(on)
+    .await?;
+    Ok(())
 }

@@ -2,13 +2,52 @@
 //! the SQL that stores it (`db/`) or the JSON that shows it (`kura-server`). Times are
 //! milliseconds since the Unix epoch (UTC).
 
+/// Methods of a closed set of names stored as text: `ALL`, `as_str`, `parse`, `Display`,
+/// and `FromStr`, where an unknown name (read from the database) is corrupt data.
+macro_rules! text_enum {
+    ($name:ident, $what:literal, { $($variant:ident = $text:literal),* $(,)? }) => {
+        impl $name {
+            pub const ALL: [$name; <[&str]>::len(&[$($text),*])] = [$($name::$variant),*];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text,)*
+                }
+            }
+
+            pub fn parse(text: &str) -> Option<Self> {
+                Self::ALL.into_iter().find(|value| value.as_str() == text)
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = crate::db::DbError;
+
+            fn from_str(text: &str) -> Result<Self, crate::db::DbError> {
+                Self::parse(text)
+                    .ok_or_else(|| crate::db::DbError::Corrupt(format!(concat!("unknown ", $what, " {:?}"), text)))
+            }
+        }
+    };
+}
+
 mod event;
+mod job;
 mod machine;
+mod mail;
 mod tenant;
 mod user;
 
 pub use event::{ChainHead, EventRecord, NewEvent};
+pub use job::{JobFilter, JobKind, JobRecord, JobStatus, NewJob};
 pub use machine::{AgentIdentity, MachineRecord, NewMachine, RegistrationOutcome};
+pub use mail::{Language, MailRecord, MailStatus, NewMail};
 pub use tenant::{NewTenant, TenantRecord, TenantStatus, TenantUpdate};
 pub use user::{
     ApiTokenIdentity, ApiTokenRecord, LoginCandidate, LoginFailures, NewApiToken, NewTenantUser,

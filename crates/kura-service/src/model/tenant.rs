@@ -67,6 +67,9 @@ pub struct TenantRecord {
     /// IANA time zone in which the tenant sees times.
     pub time_zone: String,
     pub created_ms: i64,
+    /// The language of the tenant's pages and mail unless a user chose their own; `None`
+    /// follows the time zone (Japanese for Asia/Tokyo).
+    pub language: Option<super::Language>,
 }
 
 /// A tenant about to be created.
@@ -97,4 +100,5 @@ pub struct TenantUpdate {
     pub admin_networks: Option<Vec<IpNet>>,
     pub totp_policy: Option<TotpPolicy>,
     pub time_zone: Option<String>,
+    pub language: Option<super::Language>,
 }

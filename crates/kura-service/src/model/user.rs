@@ -40,6 +40,8 @@ pub struct TenantUserRecord {
     pub created_ms: i64,
     pub totp_enrolled: bool,
     pub email: Option<String>,
+    /// The user's own choice of language for pages and mail, if any.
+    pub language: Option<super::Language>,
 }
 
 /// Changes to a user; `None` keeps the current value. Disabling revokes the user's

@@ -4,6 +4,7 @@
 
 pub mod accounts;
 pub mod events;
+pub mod jobs;
 pub mod operators;
 pub mod resets;
 pub mod support;

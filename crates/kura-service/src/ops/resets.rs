@@ -2,15 +2,19 @@
 //! minutes to the user's address, and a user admin can force a reset (the old password
 //! stops working at once and a link is sent). Redeeming a link is `authz::redeem_reset`.
 //!
-//! "Forgot password" answers the same whether or not the login ID exists; the edge does
-//! the lookup and the sending after answering, so neither its answer nor its timing tells.
+//! The link and its mail are written in one transaction (the mail goes through the
+//! outbox, so a mail server that is down delays it, within the link's 30 minutes, and
+//! never loses it). "Forgot password" answers the same whether or not the login ID
+//! exists; the edge does the lookup after answering, so neither its answer nor its
+//! timing tells.
 
-use super::record;
+use super::record_in;
 use crate::audit::{self, Action, Chain, Entry};
 use crate::authz::{Caller, ForgotTarget, TenantScope, UserPrincipal, forgot_target};
-use crate::db::{resets, users};
+use crate::db::{Tx, outbox, resets, users};
 use crate::ids::UserId;
-use crate::mail::MailFailure;
+use crate::mail::MailContent;
+use crate::model::NewMail;
 use crate::ops::accounts::{hash_password_blocking, normalize_login};
 use crate::secrets::{TokenKind, new_token, random_hex, token_hash};
 use crate::{Service, ServiceError, ServiceResult};
@@ -31,18 +35,20 @@ pub fn require_mail(svc: &Service) -> ServiceResult<()> {
     }
 }
 
-/// Creates a link for the user and mails it.
-async fn send_reset_link(
+/// Creates a link for the user and queues the mail that carries it, in the caller's
+/// transaction: the link exists only if its mail is on its way.
+async fn queue_reset_link(
     svc: &Service,
+    tx: &mut Tx,
     scope: &TenantScope,
     user_id: &UserId,
-    login: &str,
     email: &str,
+    content: impl FnOnce(String) -> MailContent,
 ) -> ServiceResult<()> {
     let token = new_token(TokenKind::PasswordReset);
     let now = svc.now_ms();
     resets::create(
-        &svc.db,
+        &mut *tx,
         scope,
         user_id,
         &token_hash(&token),
@@ -50,26 +56,19 @@ async fn send_reset_link(
         now + RESET_LINK_MS,
     )
     .await?;
-    let body = format!(
-        "Someone (hopefully you) asked to reset the Kura password of {login}.\r\n\r\n\
-         Open this link within 30 minutes to choose a new password; it works once:\r\n\r\n\
-         {url}/reset-password?token={token}\r\n\r\n\
-         Scripts can send the token to POST /api/v1/password/reset.\r\n\
-         If you did not ask for this, ignore this mail; your password stays as it is.\r\n",
-        url = svc.public_url,
-    );
-    svc.mail
-        .send(email, "Kura: reset your password", body)
-        .await
-        .map_err(|err| match err {
-            MailFailure::NotConfigured => ServiceError::unavailable(
-                "this service cannot send mail (smtp_url is not set); ask your provider",
-            ),
-            MailFailure::Failed(why) => ServiceError::unavailable(format!(
-                "the reset mail could not be sent ({why}); try again later"
-            )),
-        })
+    let mail = NewMail {
+        recipient: email.to_owned(),
+        language: users::mail_language(&mut *tx, scope, user_id).await?,
+        content: content(format!("{}/reset-password?token={token}", svc.public_url)),
+        // A link that has expired is not worth sending.
+        give_up_ms: now + RESET_LINK_MS,
+    };
+    outbox::queue(&mut *tx, scope, &mail, now).await?;
+    Ok(())
 }
+
+/// Minutes a reset link works, for the mail.
+const RESET_LINK_MINUTES: u32 = (RESET_LINK_MS / 60_000) as u32;
 
 /// Mails a reset link if the login ID names an active user with an address; records
 /// the request in the tenant's log (or the operators' for an unknown login ID).
@@ -77,6 +76,7 @@ pub async fn forgot(svc: &Service, caller: &Caller, login: &str) -> ServiceResul
     let login = normalize_login(login);
     let actor = caller.actor(login.clone());
     let now = svc.now_ms();
+    let mut tx = svc.db.begin().await?;
     let (chain_scope, result) = match forgot_target(svc, &login, FORGOT_INTERVAL_MS).await? {
         ForgotTarget::Unknown => (None, "refused: unknown login ID".to_owned()),
         ForgotTarget::Refused { scope, reason } => (Some(scope), reason.to_owned()),
@@ -85,11 +85,15 @@ pub async fn forgot(svc: &Service, caller: &Caller, login: &str) -> ServiceResul
             user_id,
             email,
         } => {
-            let result = match send_reset_link(svc, &scope, &user_id, &login, &email).await {
-                Ok(()) => format!("ok: link sent to {email}"),
-                Err(err) => format!("failed: {}", err.message),
-            };
-            (Some(scope), result)
+            queue_reset_link(svc, &mut tx, &scope, &user_id, &email, |link| {
+                MailContent::PasswordReset {
+                    login: login.clone(),
+                    link,
+                    minutes: RESET_LINK_MINUTES,
+                }
+            })
+            .await?;
+            (Some(scope), format!("ok: link queued for {email}"))
         }
     };
     let chain = chain_scope.as_ref().map_or_else(Chain::operators, Chain::tenant);
@@ -99,31 +103,45 @@ pub async fn forgot(svc: &Service, caller: &Caller, login: &str) -> ServiceResul
         target: &login,
         result: &result,
     };
-    Ok(audit::record_alone(&svc.db, &actor, now, entry).await?)
+    audit::record(&mut tx, &actor, now, entry).await?;
+    tx.commit().await?;
+    svc.wake_runner();
+    Ok(())
 }
 
-/// A user admin forces a reset: a link goes to the user, then the old password, every
+/// A user admin forces a reset: a link goes to the user, and the old password, every
 /// session and every API token of the user stop working. Answers the address mailed.
 pub async fn force(svc: &Service, admin: &UserPrincipal, id: &str) -> ServiceResult<String> {
+    require_mail(svc)?;
     let target = super::users::get(svc, &admin.scope, id).await?;
     let email = target.email.clone().ok_or_else(|| {
         ServiceError::conflict(
             "this user has no email address: set one (PATCH /api/v1/users/{id} with email) first",
         )
     })?;
-    send_reset_link(svc, &admin.scope, &target.id, &target.login, &email).await?;
     let unusable = hash_password_blocking(random_hex(32)).await?;
     let mut tx = svc.db.begin().await?;
+    queue_reset_link(svc, &mut tx, &admin.scope, &target.id, &email, |link| {
+        MailContent::PasswordForcedReset {
+            login: target.login.clone(),
+            link,
+            minutes: RESET_LINK_MINUTES,
+            admin: admin.actor.name.clone(),
+        }
+    })
+    .await?;
     users::set_password(&mut tx, &admin.scope, &target.id, &unusable, None, svc.now_ms()).await?;
-    tx.commit().await?;
-    record(
-        svc,
+    record_in(
+        &mut tx,
         &admin.actor,
+        svc.now_ms(),
         &admin.scope,
         Action::PasswordForceReset,
         &target.login,
-        &format!("ok: link sent to {email}"),
+        &format!("ok: link queued for {email}"),
     )
     .await?;
+    tx.commit().await?;
+    svc.wake_runner();
     Ok(email)
 }

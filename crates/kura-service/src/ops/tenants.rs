@@ -13,7 +13,8 @@ use crate::authz::{ContractScope, OperatorPrincipal, TenantKey, TenantRole};
 use crate::db::{machines, tenants, users};
 use crate::ids::{MachineId, TenantId};
 use crate::model::{
-    MachineRecord, NewTenant, NewTenantUser, TenantRecord, TenantStatus, TenantUpdate, TenantUserRecord,
+    Language, MachineRecord, NewTenant, NewTenantUser, TenantRecord, TenantStatus, TenantUpdate,
+    TenantUserRecord,
 };
 use crate::secrets::{TokenKind, hash_password, new_password, new_token, token_hash};
 use crate::{Service, ServiceError, ServiceResult, duration_ms};
@@ -69,6 +70,9 @@ pub struct UpdateTenantRequest {
     pub agent_networks: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time_zone: Option<String>,
+    /// `ja` or `en`: the tenant's default language for pages and mail.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
 }
 
 /// Checks a service code: 3–32 characters of `A-Z`, `0-9` and `-`, not starting with `-`.
@@ -287,6 +291,15 @@ pub async fn update(
             .map(|texts| parse_networks("agent network", texts))
             .transpose()?,
         time_zone: request.time_zone,
+        language: request
+            .language
+            .as_deref()
+            .map(|text| {
+                Language::parse(text).ok_or_else(|| {
+                    ServiceError::invalid(format!("language {text:?} is not offered: use \"ja\" or \"en\""))
+                })
+            })
+            .transpose()?,
     };
     tenants::update(&svc.db, scope, &update)
         .await?

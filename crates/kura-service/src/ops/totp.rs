@@ -5,8 +5,9 @@ use super::record_in;
 use crate::audit::Action;
 use crate::authz::{TenantScope, UserPrincipal, verify_user_code, verify_user_password};
 use crate::db::{tenants, users};
+use crate::ids::UserId;
 use crate::model::TenantUpdate;
-use crate::secrets::token_hash;
+use crate::secrets::{ServiceKey, token_hash};
 use crate::totp::{self, TotpPolicy};
 use crate::{Service, ServiceError, ServiceResult};
 
@@ -29,8 +30,9 @@ pub async fn enroll(svc: &Service, user: &UserPrincipal) -> ServiceResult<Enrolm
         ));
     }
     let secret = totp::new_secret();
+    let sealed = svc.key.seal(&secret, &secret_context(&user.user_id));
     let mut tx = svc.db.begin().await?;
-    users::set_totp_pending(&mut tx, &user.scope, &user.user_id, Some(&secret)).await?;
+    users::set_totp_pending(&mut tx, &user.scope, &user.user_id, Some(&sealed)).await?;
     record_in(
         &mut tx,
         &user.actor,
@@ -58,6 +60,7 @@ pub async fn confirm(svc: &Service, user: &UserPrincipal, code: &str) -> Service
         .await?
         .pending
         .ok_or_else(not_started)?;
+    let pending = open_secret(svc, &user.user_id, &pending)?;
     let step = totp::matching_step(&pending, code, now, None).ok_or_else(|| {
         ServiceError::invalid(
             "the code does not match: check that the device's clock is right and enter the current code",
@@ -157,4 +160,48 @@ pub async fn set_policy(
 /// The tenant's TOTP policy.
 pub async fn policy(svc: &Service, scope: &TenantScope) -> ServiceResult<TotpPolicy> {
     Ok(super::tenants::current(svc, scope).await?.totp_policy)
+}
+
+/// What a user's TOTP secret is sealed for: the user, so a value copied to another row
+/// does not open.
+fn secret_context(user_id: &UserId) -> String {
+    format!("totp:{user_id}")
+}
+
+/// Opens a user's stored TOTP secret.
+pub(crate) fn open_secret(svc: &Service, user_id: &UserId, sealed: &str) -> ServiceResult<String> {
+    svc.key.open(sealed, &secret_context(user_id)).map_err(|err| {
+        ServiceError::internal(
+            "cannot open a stored TOTP secret (is service_key the one that sealed it?)",
+            &err,
+        )
+    })
+}
+
+/// Seals TOTP secrets stored in plain text by versions before sealing; answers how many
+/// users' secrets it sealed. Runs at start, before any request.
+pub async fn seal_plain_secrets(svc: &Service) -> ServiceResult<u64> {
+    let mut sealed = 0;
+    for (tenant_id, user_id, secret, pending) in users::plain_totp_secrets(&svc.db).await? {
+        let context = secret_context(&user_id);
+        let seal = |value: Option<String>| {
+            value.map(|v| {
+                if ServiceKey::is_sealed(&v) {
+                    v
+                } else {
+                    svc.key.seal(&v, &context)
+                }
+            })
+        };
+        users::store_sealed_totp(
+            &svc.db,
+            &tenant_id,
+            &user_id,
+            seal(secret).as_deref(),
+            seal(pending).as_deref(),
+        )
+        .await?;
+        sealed += 1;
+    }
+    Ok(sealed)
 }

@@ -12,7 +12,8 @@ use crate::db::DbError;
 use crate::db::{logins, machines, sessions, tenants, tokens, users};
 use crate::ids::UserId;
 use crate::model::{
-    ApiTokenRecord, NewApiToken, NewTenantUser, TenantUpdate, TenantUserRecord, UserSessionRecord, UserUpdate,
+    ApiTokenRecord, Language, NewApiToken, NewTenantUser, TenantUpdate, TenantUserRecord, UserSessionRecord,
+    UserUpdate,
 };
 use crate::ops::accounts::{check_password_policy, hash_password_blocking, normalize_login, validate_login};
 use crate::ops::tenants::parse_networks;
@@ -527,4 +528,34 @@ pub fn credential_kind(user: &UserPrincipal) -> &'static str {
         UserCredential::Session(_) => "session",
         UserCredential::ApiToken(_) => "api-token",
     }
+}
+
+/// The caller sets their own language for pages and mail (`ja` or `en`), or clears it
+/// (`None`) to follow the tenant's default.
+pub async fn set_language(svc: &Service, user: &UserPrincipal, language: Option<&str>) -> ServiceResult<()> {
+    let language = language
+        .map(|text| {
+            Language::parse(text).ok_or_else(|| {
+                ServiceError::invalid(format!("language {text:?} is not offered: use \"ja\" or \"en\""))
+            })
+        })
+        .transpose()?;
+    let mut tx = svc.db.begin().await?;
+    users::set_language(&mut tx, &user.scope, &user.user_id, language).await?;
+    let result = format!(
+        "ok: language {}",
+        language.map_or("(tenant default)", Language::as_str)
+    );
+    record_in(
+        &mut tx,
+        &user.actor,
+        svc.now_ms(),
+        &user.scope,
+        Action::UserUpdate,
+        &user.login,
+        &result,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
 }

@@ -1,0 +1,44 @@
+//! `expiry`: deletes what has stopped mattering — ended portal sessions, spent reset
+//! links, registration tokens that expired unused, failed sign-ins that no longer count,
+//! and records of jobs and mail older than [`KEEP_RECORDS`].
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::db::{jobs, logins, machines, outbox, resets, sessions};
+use crate::{Service, ServiceResult, duration_ms};
+
+/// How long records of finished jobs and of sent or given-up mail are kept.
+pub const KEEP_RECORDS: Duration = Duration::from_secs(90 * 24 * 3600);
+
+/// Spent reset links are kept this long: recent ones count towards the limit of one
+/// "forgot password" mail per interval.
+const KEEP_SPENT_RESETS: Duration = Duration::from_secs(24 * 3600);
+
+pub(super) async fn run(svc: &Service) -> ServiceResult<serde_json::Value> {
+    let now = svc.now_ms();
+    let settings = &svc.settings;
+    let mut tx = svc.db.begin().await?;
+    let sessions = sessions::delete_ended(
+        &mut tx,
+        now - duration_ms(settings.session_idle_timeout),
+        now - duration_ms(settings.session_absolute_timeout),
+    )
+    .await?;
+    let resets = resets::delete_spent(&mut tx, now - duration_ms(KEEP_SPENT_RESETS), now).await?;
+    let tokens = machines::delete_expired_registration_tokens(&mut tx, now).await?;
+    let failures = logins::prune_failures(&mut tx, now - duration_ms(settings.login_lockout_period)).await?;
+    let keep_until = now - duration_ms(KEEP_RECORDS);
+    let job_records = jobs::prune(&mut tx, keep_until).await?;
+    let mail_records = outbox::prune(&mut tx, keep_until).await?;
+    tx.commit().await?;
+    Ok(json!({
+        "sessions": sessions,
+        "reset_links": resets,
+        "registration_tokens": tokens,
+        "login_failures": failures,
+        "job_records": job_records,
+        "mail_records": mail_records,
+    }))
+}
