@@ -101,6 +101,20 @@ pub enum ImageError {
 }
 
 impl ImageError {
+    /// Whether this is one entry's bytes that the image source could not deliver (damaged
+    /// or missing in a backup), so a walk can go on past it. A filesystem that is corrupt
+    /// or hostile (bad names, cycles) and writing errors are not: they stop the walk.
+    pub fn is_unreadable_content(&self) -> bool {
+        matches!(
+            self,
+            ImageError::Io { .. }
+                | ImageError::Ext4 {
+                    source: ext4_view::Ext4Error::Io(_),
+                    ..
+                }
+        )
+    }
+
     pub(crate) fn io(what: impl Into<String>, source: std::io::Error) -> Self {
         Self::Io {
             what: what.into(),

@@ -270,7 +270,15 @@ impl Ext4Volume {
                 format!("{} directories, the inode count of the filesystem", self.max_dirs),
             )
         })?;
-        for child in self.list_dir(&walk.absolute)? {
+        let children = match self.list_dir(&walk.absolute) {
+            Ok(children) => children,
+            Err(err) if err.is_unreadable_content() => {
+                visitor.unreadable(&walk.relative, err)?;
+                Vec::new()
+            }
+            Err(err) => return Err(err),
+        };
+        for child in children {
             let (absolute_len, relative_len) = (walk.absolute.len(), walk.relative.len());
             if walk.absolute.last() != Some(&b'/') {
                 walk.absolute.push(b'/');
@@ -334,6 +342,12 @@ pub(crate) trait WalkVisitor {
     /// Called for a directory after all its children.
     fn leave(&mut self, _relative: &[u8], _entry: &Entry) -> Result<()> {
         Ok(())
+    }
+    /// Called when a directory's entries cannot be read (see
+    /// [`ImageError::is_unreadable_content`]); the walk goes on without them unless this
+    /// fails, as it does by default.
+    fn unreadable(&mut self, _relative: &[u8], err: ImageError) -> Result<()> {
+        Err(err)
     }
 }
 

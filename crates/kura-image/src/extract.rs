@@ -28,6 +28,10 @@ pub struct ExtractStats {
     pub bytes: u64,
     /// Device nodes, fifos and sockets, which are not recreated (relative paths).
     pub skipped: Vec<String>,
+    /// Files and directories whose content could not be read from the image (damaged
+    /// in the backup, say), each `path: why`: a file is not written at all, a directory
+    /// is created without the entries that could not be read.
+    pub damaged: Vec<String>,
 }
 
 /// Whether `name` can be used as one local path component.
@@ -81,6 +85,11 @@ impl TreeWriter<'_> {
         path
     }
 
+    fn note_damage(&mut self, relative: &[u8], err: &ImageError) {
+        let path = String::from_utf8_lossy(&self.source_path(relative)).into_owned();
+        self.stats.damaged.push(format!("{path}: {err}"));
+    }
+
     fn write_file(&mut self, relative: &[u8], local: &Path, entry: &Entry) -> Result<()> {
         let file = OpenOptions::new()
             .write(true)
@@ -123,10 +132,15 @@ impl WalkVisitor for TreeWriter<'_> {
                 fs::create_dir(&local).map_err(|e| write_error(&local, e))?;
                 self.stats.dirs += 1;
             }
-            EntryKind::File => {
-                self.write_file(relative, &local, entry)?;
-                set_mtime(&local, entry)?;
-            }
+            EntryKind::File => match self.write_file(relative, &local, entry) {
+                Ok(()) => set_mtime(&local, entry)?,
+                // What is written stops here; no partial file is left to look whole.
+                Err(err) if err.is_unreadable_content() => {
+                    fs::remove_file(&local).map_err(|e| write_error(&local, e))?;
+                    self.note_damage(relative, &err);
+                }
+                Err(err) => return Err(err),
+            },
             EntryKind::Symlink => {
                 let target = entry.symlink_target.as_deref().unwrap_or_default();
                 std::os::unix::fs::symlink(OsStr::from_bytes(target), &local)
@@ -147,6 +161,11 @@ impl WalkVisitor for TreeWriter<'_> {
         let local = self.local_path(relative);
         set_mode(&local, entry)?;
         set_mtime(&local, entry)
+    }
+
+    fn unreadable(&mut self, relative: &[u8], err: ImageError) -> Result<()> {
+        self.note_damage(relative, &err);
+        Ok(())
     }
 }
 

@@ -506,6 +506,16 @@ impl Ctx {
             self.ui
                 .warn(format!("not restored (device, fifo or socket): {s}"));
         }
+        for d in &summary.damaged {
+            self.ui.warn(format!("not restored: {d}"));
+        }
+        if !summary.damaged.is_empty() {
+            self.ui.warn(format!(
+                "{} files or directories were not restored because their data in the vault is damaged (listed above); \
+                 everything else was restored. A backup of the image stores them again",
+                summary.damaged.len()
+            ));
+        }
         self.ui.result(format!(
             "restored {} files, {} dirs, {} symlinks, {} from partition {} of {} to {} in {:.1}s",
             summary.files,
@@ -518,7 +528,11 @@ impl Ctx {
             summary.duration_s
         ));
         self.ui.json(&summary);
-        Ok(0)
+        Ok(if summary.damaged.is_empty() {
+            0
+        } else {
+            EXIT_PARTIAL
+        })
     }
 
     fn kind_of(&self, vault: &OpenVault, id: &SnapshotId) -> Result<SnapshotKind> {

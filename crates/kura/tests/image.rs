@@ -480,3 +480,68 @@ fn files_are_listed_and_restored_from_inside_an_image_without_restoring_it() {
         assert!(err.contains("not empty"), "{err}");
     }
 }
+
+#[test]
+fn files_inside_an_image_are_restored_around_a_damaged_one() {
+    let tmp = tempdir();
+    let tree = tmp.path().join("tree");
+    generate_tree(&tree.join("etc"), 4, 10, 64 << 10);
+    write_random(&tree.join("var/lib/big.bin"), 9, 3 * MIB as usize);
+    let disk = partitioned_disk(tmp.path(), &tree, "gpt");
+    let kura = Kura::new(tmp.path().join("vault"));
+    kura.init();
+    kura.json(["backup", "--image", disk.to_str().unwrap()]);
+
+    // Damage the image chunk (fixed-size, at a chunk boundary) that lies inside big.bin's
+    // data on the file system.
+    let image = fs::read(&disk).unwrap();
+    let big = fs::read(tree.join("var/lib/big.bin")).unwrap();
+    let at = image
+        .windows(4096)
+        .position(|w| w == &big[..4096])
+        .expect("big.bin's first block is in the image");
+    let chunk = (at as u64).div_ceil(CHUNK) * CHUNK;
+    assert!(
+        chunk + CHUNK <= at as u64 + big.len() as u64,
+        "a whole chunk inside big.bin"
+    );
+    let victim = &image[chunk as usize..(chunk + CHUNK) as usize];
+    let (pack, blob) = blobs(&kura.repo)
+        .into_iter()
+        .find(|(p, e)| e.kind == kura_format::BlobKind::Data && plaintext(p, e) == victim)
+        .expect("the chunk's blob");
+    damage(&pack, &blob);
+
+    let all = tmp.path().join("all");
+    let out = kura.run([
+        "--json",
+        "restore",
+        "latest",
+        "--partition",
+        "2",
+        "--target",
+        all.to_str().unwrap(),
+    ]);
+    let text = assert_exit(&out, 3);
+    assert!(text.contains("not restored: /var/lib/big.bin"), "{text}");
+    let summary = last_json(&out);
+    assert_eq!(summary["damaged"].as_array().unwrap().len(), 1, "{summary}");
+    assert!(
+        !all.join("var/lib/big.bin").exists(),
+        "no partial file that looks whole"
+    );
+    // Everything else is restored whole.
+    let diff = Command::new("diff")
+        .arg("-r")
+        .arg(&tree)
+        .arg(&all)
+        .output()
+        .unwrap();
+    let lines: Vec<&str> = std::str::from_utf8(&diff.stdout).unwrap().lines().collect();
+    assert!(
+        lines
+            .iter()
+            .all(|l| l.ends_with("lost+found") || l.ends_with(": big.bin")),
+        "{lines:?}"
+    );
+}

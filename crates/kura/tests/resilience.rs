@@ -10,8 +10,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::*;
-use kura_format::pack::parse_pack;
-use kura_format::{BlobCodec, BlobKind, PackEntry};
+use kura_format::BlobKind;
 use serde_json::Value;
 
 /// Ten directories `dNN` of twenty small files `dNN-fMM` and one larger file `dNN-big`;
@@ -31,37 +30,6 @@ fn populate(src: &Path) {
     // Read once, so the atimes the trees record stay put (relatime): a later backup of the
     // same files then makes the same trees, and uploads a damaged one again.
     all_files(src);
-}
-
-/// Every blob of the vault: (pack file, its entry).
-fn blobs(repo: &Path) -> Vec<(PathBuf, PackEntry)> {
-    pack_files(repo)
-        .into_iter()
-        .flat_map(|p| {
-            let entries = parse_pack(&fs::read(&p).unwrap()).unwrap();
-            entries.into_iter().map(move |e| (p.clone(), e))
-        })
-        .collect()
-}
-
-/// The plaintext of a blob of an unencrypted vault.
-fn plaintext(pack: &Path, e: &PackEntry) -> Vec<u8> {
-    let bytes = fs::read(pack).unwrap();
-    BlobCodec::plain(3)
-        .open(&e.id, &bytes[e.offset as usize..(e.offset + e.length) as usize])
-        .unwrap()
-}
-
-/// Flips one bit of the byte at `offset` of a file.
-fn flip(file: &Path, offset: usize) {
-    let mut bytes = fs::read(file).unwrap();
-    bytes[offset] ^= 0x10;
-    fs::write(file, &bytes).unwrap();
-}
-
-/// Flips a byte in the middle of a blob.
-fn damage(pack: &Path, e: &PackEntry) {
-    flip(pack, (e.offset + e.length / 2) as usize);
 }
 
 /// The files of `src` (relative paths) whose restored copy under `target` is identical.

@@ -141,6 +141,9 @@ pub struct PartitionRestoreSummary {
     pub bytes: u64,
     /// Devices, fifos and sockets, which are not recreated.
     pub skipped: Vec<String>,
+    /// Files and directories not (fully) restored because their data in the vault is
+    /// damaged, each `path: why`.
+    pub damaged: Vec<String>,
     pub duration_s: f64,
 }
 
@@ -191,6 +194,7 @@ pub fn restore(
         total.symlinks += stats.symlinks;
         total.bytes += stats.bytes;
         total.skipped.extend(stats.skipped);
+        total.damaged.extend(stats.damaged);
     }
     Ok(PartitionRestoreSummary {
         snapshot_id: id.to_hex(),
@@ -200,6 +204,7 @@ pub fn restore(
         symlinks: total.symlinks,
         bytes: total.bytes,
         skipped: total.skipped,
+        damaged: total.damaged,
         duration_s: started.elapsed().as_secs_f64(),
     })
 }

@@ -12,6 +12,8 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+use kura_format::pack::parse_pack;
+use kura_format::{BlobCodec, PackEntry};
 use serde_json::Value;
 
 /// The binary under test.
@@ -717,4 +719,35 @@ pub fn tempdir() -> tempfile::TempDir {
     let t = tempfile::Builder::new().prefix("kura-it-").tempdir().unwrap();
     chmod(t.path(), 0o755);
     t
+}
+
+/// Every blob of the vault: (pack file, its entry).
+pub fn blobs(repo: &Path) -> Vec<(PathBuf, PackEntry)> {
+    pack_files(repo)
+        .into_iter()
+        .flat_map(|p| {
+            let entries = parse_pack(&fs::read(&p).unwrap()).unwrap();
+            entries.into_iter().map(move |e| (p.clone(), e))
+        })
+        .collect()
+}
+
+/// The plaintext of a blob of an unencrypted vault.
+pub fn plaintext(pack: &Path, e: &PackEntry) -> Vec<u8> {
+    let bytes = fs::read(pack).unwrap();
+    BlobCodec::plain(3)
+        .open(&e.id, &bytes[e.offset as usize..(e.offset + e.length) as usize])
+        .unwrap()
+}
+
+/// Flips one bit of the byte at `offset` of a file.
+pub fn flip(file: &Path, offset: usize) {
+    let mut bytes = fs::read(file).unwrap();
+    bytes[offset] ^= 0x10;
+    fs::write(file, &bytes).unwrap();
+}
+
+/// Flips a byte in the middle of a blob.
+pub fn damage(pack: &Path, e: &PackEntry) {
+    flip(pack, (e.offset + e.length / 2) as usize);
 }
