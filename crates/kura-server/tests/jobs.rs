@@ -155,6 +155,19 @@ async fn operators_run_jobs_now_and_see_every_run() {
     assert_eq!(gc["status"], "succeeded", "{gc}");
     assert!(gc["result"]["bytes_freed"].is_u64(), "{gc}");
     assert!(gc["runner"].as_str().unwrap().starts_with("server-"), "{gc}");
+    let metrics = server
+        .http
+        .get(format!("{}/metrics", server.management))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("kura_jobs_total{kind=\"gc\",status=\"succeeded\"}"),
+        "{metrics}"
+    );
 
     let (status, expiry) = run_now(&server, json!({ "kind": "expiry" })).await;
     assert_eq!(status, 202, "{expiry}");
