@@ -9,11 +9,13 @@ use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_kura-server");
 
-/// Starts quickstart on free ports and returns the process and its first stdout line.
-fn quickstart(data: &Path) -> (Child, Value) {
+/// Starts quickstart on free ports (with `extra` options) and returns the process and
+/// its first stdout line.
+fn quickstart(data: &Path, extra: &[&str]) -> (Child, Value) {
     let mut child = Command::new(BIN)
         .args(["quickstart", "--json", "--data"])
         .arg(data)
+        .args(extra)
         .args([
             "--customer-listen",
             "127.0.0.1:0",
@@ -58,7 +60,9 @@ fn cli(info: &Value, args: &[&str]) -> std::process::Output {
 #[tokio::test]
 async fn quickstart_runs_the_service_and_the_cli_manages_tenants() {
     let data = tempfile::tempdir().unwrap();
-    let (child, info) = quickstart(data.path());
+    let mail = kura_testing::smtp::MailServer::start().await;
+    let smtp = format!("smtp://127.0.0.1:{}", mail.port);
+    let (child, info) = quickstart(data.path(), &["--smtp-url", &smtp]);
     for key in [
         "customer_url",
         "management_url",
@@ -218,20 +222,37 @@ async fn quickstart_runs_the_service_and_the_cli_manages_tenants() {
         "{text}"
     );
 
-    // The printed admin account is real: it signs in on the customer listener.
-    let signed_in = http
-        .post(format!("{}/api/v1/login", info["customer_url"].as_str().unwrap()))
-        .json(&serde_json::json!({"login": info["admin_login"], "password": info["admin_password"]}))
+    // The printed admin account is real: it signs in on the customer listener, and with
+    // --smtp-url the service mails (a reset link to a user it adds).
+    let customer = info["customer_url"].as_str().unwrap();
+    let (status, body, admin) = kura_testing::user::try_login(
+        &http,
+        customer,
+        info["admin_login"].as_str().unwrap(),
+        info["admin_password"].as_str().unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let user = serde_json::json!({ "login": "mia", "role": "operator", "email": "mia@example.com" });
+    let (status, body) = admin
+        .unwrap()
+        .call(reqwest::Method::POST, "/api/v1/users", Some(user))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let forgot = http
+        .post(format!("{customer}/api/v1/password/forgot"))
+        .json(&serde_json::json!({ "login": "mia" }))
         .send()
         .await
         .unwrap();
-    assert_eq!(signed_in.status(), 200);
-    assert!(signed_in.headers().contains_key("set-cookie"));
+    assert_eq!(forgot.status(), 202);
+    let (_, token) = mail.reset_token(1).await;
+    assert!(token.starts_with("kura_reset_"), "{token}");
     stop(child);
 
     // A second start reuses the tenant and secrets, with a fresh registration token
     // because the first was used.
-    let (child, again) = quickstart(data.path());
+    let (child, again) = quickstart(data.path(), &[]);
     for key in [
         "tenant_id",
         "admin_login",
@@ -258,7 +279,7 @@ async fn quickstart_runs_the_service_and_the_cli_manages_tenants() {
     );
     stop(child);
 
-    let (child, third) = quickstart(data.path());
+    let (child, third) = quickstart(data.path(), &[]);
     assert_eq!(
         third["registration_token"], again["registration_token"],
         "an unused token is kept"
