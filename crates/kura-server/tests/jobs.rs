@@ -236,6 +236,41 @@ async fn operators_run_jobs_now_and_see_every_run() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn periodic_rounds_are_queued_on_their_schedule() {
+    let server = kura_testing::start(|config| {
+        quick(config);
+        config.gc_interval = Duration::from_secs(1);
+        config.expiry_interval = Duration::from_secs(1);
+    })
+    .await;
+    let (created, _agent) = tenant_with_backup(&server, "ACME-0001").await;
+    // The first round is due one interval after the start; then every interval.
+    for _ in 0..100 {
+        let (_, runs) = server
+            .operator(Method::GET, "/api/v1/operator/jobs?status=succeeded", None)
+            .await;
+        let scheduled = |kind: &str| {
+            runs.as_array()
+                .unwrap()
+                .iter()
+                .filter(|r| r["kind"] == kind && r["requested_by"] == "schedule")
+                .count()
+        };
+        let gc_of_tenant = runs
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["kind"] == "gc" && r["tenant_id"] == created["tenant_id"]);
+        if scheduled("gc") >= 2 && scheduled("expiry") >= 2 && gc_of_tenant {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (_, runs) = server.operator(Method::GET, "/api/v1/operator/jobs", None).await;
+    panic!("no two scheduled rounds of gc and expiry in 10 s: {runs}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expiry_deletes_tokens_sessions_and_links_that_ended() {
     let server = kura_testing::start(quick).await;
     let (created, admin) = server.tenant_admin("ACME-0001").await;

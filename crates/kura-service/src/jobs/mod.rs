@@ -113,6 +113,8 @@ async fn queue_round(svc: &Service, kind: JobKind, interval: Duration, params: &
     let every = duration_ms(interval);
     let mut tx = svc.db.begin().await?;
     if !jobs::take_schedule(&mut tx, kind.as_str(), now, now + every, now + every).await? {
+        // Kept: a schedule seen for the first time was just written.
+        tx.commit().await?;
         return Ok(0);
     }
     let targets: Vec<Option<TenantId>> = if kind.per_tenant() {
