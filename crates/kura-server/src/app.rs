@@ -162,6 +162,7 @@ impl Server {
             work_queued: Arc::default(),
             key: Arc::new(service_key(&config)?),
         };
+        ops::totp::check_service_key(&service).await?;
         let sealed = ops::totp::seal_plain_secrets(&service).await?;
         if sealed > 0 {
             tracing::info!(

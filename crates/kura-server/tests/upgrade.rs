@@ -139,3 +139,29 @@ async fn still_works(server: &TestServer) {
     let (status, job) = parts(run).await;
     assert_eq!(status, 202, "{job}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_with_another_service_key_refuses_to_start_on_the_database() {
+    let schema = PgSchema::create("keys").await;
+    let url = schema.url();
+    let first = kura_testing::start({
+        let url = url.clone();
+        move |config: &mut ServerConfig| config.database_url = Some(url)
+    })
+    .await;
+    let data = tempfile::tempdir().unwrap();
+    let mut config = ServerConfig::with_data_dir(data.path());
+    config.customer_listen = "127.0.0.1:0".parse().unwrap();
+    config.management_listen = "127.0.0.1:0".parse().unwrap();
+    config.database_url = Some(url);
+    let refused = match kura_server::Server::start(config.clone()).await {
+        Ok(_) => panic!("a server with its own new key started on a database sealed with another"),
+        Err(err) => err.to_string(),
+    };
+    assert!(refused.contains("same service_key"), "{refused}");
+    // Given the first server's key, it starts.
+    let key = std::fs::read_to_string(first.data_dir().join("service-key")).unwrap();
+    config.service_key = kura_server::config::SecretString::new(key);
+    let second = kura_server::Server::start(config).await.unwrap();
+    second.shutdown().await.unwrap();
+}

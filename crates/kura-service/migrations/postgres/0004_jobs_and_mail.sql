@@ -66,3 +66,11 @@ CREATE INDEX mail_outbox_tenant ON mail_outbox (tenant_id, created_ms);
 -- else Japanese for tenants in Asia/Tokyo and English otherwise.
 ALTER TABLE tenant_users ADD COLUMN language TEXT;
 ALTER TABLE tenants ADD COLUMN language TEXT;
+
+-- Settings the servers of one service share. `key_check` holds a value sealed with the
+-- service key, so a server started with another key refuses to start instead of failing
+-- to open the secrets later.
+CREATE TABLE service_settings (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);

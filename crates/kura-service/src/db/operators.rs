@@ -52,3 +52,24 @@ pub async fn by_hash<'c>(on: impl Target<'c>, token_hash: &str) -> DbResult<Opti
     })
     .transpose()
 }
+
+/// A shared setting of the service, if set.
+pub async fn setting<'c>(on: impl Target<'c>, name: &str) -> DbResult<Option<String>> {
+    let row: Option<(String,)> = Query::service("SELECT value FROM service_settings WHERE name = $1")
+        .bind(name)
+        .fetch_optional(on)
+        .await?;
+    Ok(row.map(|(value,)| value))
+}
+
+/// Sets a shared setting unless it is set already (the first server to start decides).
+pub async fn init_setting<'c>(on: impl Target<'c>, name: &str, value: &str) -> DbResult<()> {
+    Query::service(
+        "INSERT INTO service_settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+    )
+    .bind(name)
+    .bind(value)
+    .execute(on)
+    .await?;
+    Ok(())
+}

@@ -4,7 +4,7 @@
 use super::record_in;
 use crate::audit::Action;
 use crate::authz::{TenantScope, UserPrincipal, verify_user_code, verify_user_password};
-use crate::db::{tenants, users};
+use crate::db::{self, tenants, users};
 use crate::ids::UserId;
 use crate::model::TenantUpdate;
 use crate::secrets::{ServiceKey, token_hash};
@@ -176,6 +176,23 @@ pub(crate) fn open_secret(svc: &Service, user_id: &UserId, sealed: &str) -> Serv
             &err,
         )
     })
+}
+
+/// Checks that this server's service key is the one the database's secrets are sealed
+/// with (the first server to start records a value sealed with its key). Runs at start.
+pub async fn check_service_key(svc: &Service) -> ServiceResult<()> {
+    const NAME: &str = "key_check";
+    db::operators::init_setting(&svc.db, NAME, &svc.key.seal(NAME, NAME)).await?;
+    let sealed = db::operators::setting(&svc.db, NAME).await?.ok_or_else(|| {
+        ServiceError::unavailable("the service key check was not recorded; start the server again")
+    })?;
+    match svc.key.open(&sealed, NAME) {
+        Ok(_) => Ok(()),
+        Err(_) => Err(ServiceError::unavailable(
+            "this server's service key is not the one the database's secrets are sealed with: \
+             give every server of the service the same service_key (the first server's is in its DATA/service-key)",
+        )),
+    }
 }
 
 /// Seals TOTP secrets stored in plain text by versions before sealing; answers how many
