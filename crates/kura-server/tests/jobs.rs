@@ -527,7 +527,10 @@ async fn two_servers_on_one_postgresql_run_each_job_once() {
             asked.push(at_b.1["id"].as_str().unwrap().to_owned());
         }
     }
+    let mut waited = 0;
     let runs = loop {
+        waited += 1;
+        assert!(waited < 300, "the jobs did not all finish within a minute");
         let (_, runs) = operator(&b.management, Method::GET, "/api/v1/operator/jobs", None).await;
         let runs = runs.as_array().unwrap().clone();
         if runs
@@ -591,7 +594,10 @@ async fn two_servers_on_one_postgresql_run_each_job_once() {
     .execute(&pool)
     .await
     .unwrap();
+    let mut waited = 0;
     let taken = loop {
+        waited += 1;
+        assert!(waited < 300, "the cut-off job was not taken over within a minute");
         let (_, run) = operator(
             &a.management,
             Method::GET,
