@@ -953,6 +953,10 @@ async fn local_catalog(dir: &FsPath, create: bool, exclusive: bool) -> Result<sq
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Normal)
         .busy_timeout(Duration::from_secs(60))
+        // Statement journals in memory: every multi-row upsert of a pack's chunks keeps
+        // one, and spilled to a temporary file page by page they cost about a sixth of
+        // the catalog's CPU in a backup (0.66 → 0.55 CPU-s for the benchmark's 1 GiB).
+        .pragma("temp_store", "memory")
         .foreign_keys(true);
     let db = SqlitePoolOptions::new()
         .max_connections(if exclusive { 1 } else { 4 })
