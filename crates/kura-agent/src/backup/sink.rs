@@ -53,7 +53,8 @@ const FILE_UPLOAD_QUEUE: usize = 8;
 
 /// A pack being filled: straight into a local vault's folder, or in memory for an upload.
 enum OpenPack {
-    File(PackFile, Vault),
+    /// Boxed: a pack file carries its running BLAKE3 state (2 KiB).
+    File(Box<PackFile>, Vault),
     Memory(PackWriter),
 }
 
@@ -62,7 +63,7 @@ impl OpenPack {
         if let Some(local) = vault.repo.local_vault()
             && let Some(file) = local.new_pack_file()?
         {
-            return Ok(OpenPack::File(file, local.clone()));
+            return Ok(OpenPack::File(Box::new(file), local.clone()));
         }
         // A preallocated writer: growing one by doubling past 16 MiB would touch 32 MiB.
         Ok(OpenPack::Memory(PackWriter::new()))
@@ -93,7 +94,7 @@ impl OpenPack {
     /// Stores the pack in the vault of `session`.
     fn store(self, vault: &OpenVault, session: &SessionId) -> Result<PackReceipt> {
         match self {
-            OpenPack::File(file, local) => Ok(vault.handle.block_on(local.put_pack_file(session, file))?),
+            OpenPack::File(file, local) => Ok(vault.handle.block_on(local.put_pack_file(session, *file))?),
             OpenPack::Memory(writer) => {
                 let (_, bytes, _) = writer.finish();
                 vault
