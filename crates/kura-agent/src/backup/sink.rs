@@ -25,9 +25,14 @@ use crate::{OpenVault, Result};
 const BATCH_CHUNKS: usize = 256;
 const BATCH_BYTES: usize = 8 << 20;
 
-/// Chunks waiting for a sealer (at most 1 MiB each): enough that a sealer never waits on
-/// a reader's dedup query, few enough to keep memory flat.
-const SEAL_QUEUE: usize = 16;
+/// Chunks go to the sealers in groups of up to this many bytes or chunks: a hand-off per
+/// chunk woke a thread 32 000 times for the benchmark's 1 GiB (mostly small files), and
+/// 8-10 % of the backup's CPU went to the scheduler and futexes; in groups, 4 %.
+const SEAL_GROUP_BYTES: usize = 1 << 20;
+const SEAL_GROUP_CHUNKS: usize = 64;
+/// Groups waiting for a sealer: enough that a sealer never waits on a reader's dedup
+/// query, few enough to keep memory flat.
+const SEAL_QUEUE: usize = 8;
 
 struct Pending {
     id: ChunkId,
@@ -217,15 +222,17 @@ impl Packing {
 
 /// Sealer thread: seals and packs chunks until the queue closes. After a failure it only
 /// drains the queue, so that nobody blocks on it.
-fn seal_chunks(packing: &Packing, queue: &Mutex<Receiver<Pending>>) {
+fn seal_chunks(packing: &Packing, queue: &Mutex<Receiver<Vec<Pending>>>) {
     loop {
         let next = queue.lock().expect("seal queue lock").recv();
-        let Ok(p) = next else { return };
-        if packing.state.failed() {
-            continue;
-        }
-        if let Err(e) = packing.pack(p) {
-            packing.state.fail(e);
+        let Ok(group) = next else { return };
+        for p in group {
+            if packing.state.failed() {
+                break;
+            }
+            if let Err(e) = packing.pack(p) {
+                packing.state.fail(e);
+            }
         }
     }
 }
@@ -236,7 +243,7 @@ pub(crate) struct ChunkSink {
     batch: Mutex<Batch>,
     used: Mutex<HashSet<ChunkId>>,
     packing: Arc<Packing>,
-    seals: Mutex<Option<SyncSender<Pending>>>,
+    seals: Mutex<Option<SyncSender<Vec<Pending>>>>,
     sealers: Mutex<Vec<JoinHandle<()>>>,
     uploader: Mutex<Option<JoinHandle<()>>>,
     _keep_alive: KeepAlive,
@@ -275,7 +282,7 @@ impl ChunkSink {
             uploads: Mutex::new(Some(tx)),
             state,
         });
-        let (seal_tx, seal_rx) = sync_channel::<Pending>(SEAL_QUEUE);
+        let (seal_tx, seal_rx) = sync_channel::<Vec<Pending>>(SEAL_QUEUE);
         let seal_rx = Arc::new(Mutex::new(seal_rx));
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         let sealers = (0..cores.clamp(1, 8))
@@ -343,10 +350,18 @@ impl ChunkSink {
         let Some(seals) = self.seals.lock().expect("seals lock").clone() else {
             return Err(self.packing.stopped("sealers"));
         };
+        let send = |group: Vec<Pending>| seals.send(group).map_err(|_| self.packing.stopped("sealers"));
+        let mut group = Vec::new();
+        let mut group_bytes = 0;
         for p in batch.chunks.into_iter().filter(|p| missing.contains(&p.id)) {
-            seals.send(p).map_err(|_| self.packing.stopped("sealers"))?;
+            group_bytes += p.data.len();
+            group.push(p);
+            if group_bytes >= SEAL_GROUP_BYTES || group.len() >= SEAL_GROUP_CHUNKS {
+                group_bytes = 0;
+                send(mem::take(&mut group))?;
+            }
         }
-        Ok(())
+        if group.is_empty() { Ok(()) } else { send(group) }
     }
 
     /// Stores what is still batched or packed and waits for every upload. Call once all
