@@ -47,6 +47,11 @@ pub trait Repository: Send + Sync {
     /// Heals what the vault can heal from its own bytes ([`Vault::repair`]).
     async fn repair(&self, opener: Option<&BlobCodec>) -> Result<RepairReport>;
     async fn usage(&self) -> Result<Usage>;
+    /// The vault itself, when it is in this process (a local vault): a backup then writes
+    /// its packs straight into the vault's folder ([`Vault::new_pack_file`]).
+    fn local_vault(&self) -> Option<&Vault> {
+        None
+    }
 }
 
 /// A vault in a local directory, used in-process.
@@ -138,5 +143,8 @@ impl Repository for LocalRepository {
     }
     async fn usage(&self) -> Result<Usage> {
         Ok(self.vault.usage().await?)
+    }
+    fn local_vault(&self) -> Option<&Vault> {
+        Some(&self.vault)
     }
 }

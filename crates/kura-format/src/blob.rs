@@ -170,7 +170,9 @@ impl BlobCodec {
         self.hasher.id(data)
     }
 
-    /// Encodes `data` (whose id is `id`) as a stored blob.
+    /// Encodes `data` (whose id is `id`) as a stored blob. The payload is compressed
+    /// straight into the blob and encrypted in place there: one pass over the bytes each,
+    /// no intermediate buffers (they cost a copy and an allocation per chunk).
     pub fn seal(&self, id: &ChunkId, data: &[u8]) -> crate::Result<Vec<u8>> {
         if data.len() > MAX_RAW_LEN {
             return Err(FormatError::malformed(
@@ -178,37 +180,32 @@ impl BlobCodec {
                 format!("{} bytes is larger than the limit", data.len()),
             ));
         }
-        let compressed = if self.level == 0 {
-            None
-        } else {
-            compress(data, self.level)?
-        };
+        let prefix = HEADER_LEN + if self.aead.is_some() { NONCE_LEN } else { 0 };
+        let mut out = Vec::with_capacity(prefix + data.len() + TAG_LEN);
+        out.resize(prefix, 0);
+        let compressed = self.level != 0 && compress_into(data, self.level, &mut out)?;
+        if !compressed {
+            out.extend_from_slice(data);
+        }
         let header = BlobHeader {
-            compressed: compressed.is_some(),
+            compressed,
             encrypted: self.aead.is_some(),
             raw_len: data.len() as u32,
-        };
-        let header_bytes = header.encode();
-        let payload: &[u8] = compressed.as_deref().unwrap_or(data);
-        let mut out = Vec::with_capacity(HEADER_LEN + NONCE_LEN + payload.len() + TAG_LEN);
-        out.extend_from_slice(&header_bytes);
-        match &self.aead {
-            None => out.extend_from_slice(payload),
-            Some(key) => {
-                let mut nonce = [0u8; NONCE_LEN];
-                random_bytes(&mut nonce)?;
-                out.extend_from_slice(&nonce);
-                let start = out.len();
-                out.extend_from_slice(payload);
-                let mut body = out.split_off(start);
-                key.seal_in_place_append_tag(
+        }
+        .encode();
+        out[..HEADER_LEN].copy_from_slice(&header);
+        if let Some(key) = &self.aead {
+            let mut nonce = [0u8; NONCE_LEN];
+            random_bytes(&mut nonce)?;
+            out[HEADER_LEN..prefix].copy_from_slice(&nonce);
+            let tag = key
+                .seal_in_place_separate_tag(
                     Nonce::assume_unique_for_key(nonce),
-                    Aad::from(aad(id, &header_bytes)),
-                    &mut body,
+                    Aad::from(aad(id, &header)),
+                    &mut out[prefix..],
                 )
                 .map_err(|_| FormatError::malformed("blob", "encryption failed"))?;
-                out.extend_from_slice(&body);
-            }
+            out.extend_from_slice(tag.as_ref());
         }
         Ok(out)
     }
@@ -286,10 +283,11 @@ fn aad(id: &ChunkId, header: &[u8]) -> Vec<u8> {
     aad
 }
 
-/// zstd at `level`, or `None` when that does not save anything.
-fn compress(data: &[u8], level: i32) -> crate::Result<Option<Vec<u8>>> {
+/// Appends `data` compressed with zstd at `level` to `out` and returns true, or leaves
+/// `out` as it was and returns false when that would not save anything.
+fn compress_into(data: &[u8], level: i32, out: &mut Vec<u8>) -> crate::Result<bool> {
     if data.len() < 64 {
-        return Ok(None);
+        return Ok(false);
     }
     COMPRESSOR.with(|cell| {
         let mut slot = cell.borrow_mut();
@@ -299,11 +297,16 @@ fn compress(data: &[u8], level: i32) -> crate::Result<Option<Vec<u8>>> {
             *slot = Some((level, c));
         }
         let (_, c) = slot.as_mut().expect("set above");
-        let mut out = Vec::with_capacity(data.len());
-        match c.compress_to_buffer(data, &mut out) {
-            // A full buffer means the output would not be smaller than the input.
-            Ok(n) if n < data.len() => Ok(Some(out)),
-            Ok(_) | Err(_) => Ok(None),
+        let start = out.len();
+        let mut cursor = std::io::Cursor::new(&mut *out);
+        cursor.set_position(start as u64);
+        match c.compress_to_buffer(data, &mut cursor) {
+            Ok(n) if n < data.len() => Ok(true),
+            // An error here means the output did not fit: it would not be smaller.
+            Ok(_) | Err(_) => {
+                out.truncate(start);
+                Ok(false)
+            }
         }
     })
 }

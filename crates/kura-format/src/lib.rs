@@ -30,7 +30,7 @@ pub use id::{ChunkId, IdHasher};
 pub use image::{ImageIndex, ImageSegment};
 pub use keys::{KeySlot, MasterKey, RecoveryKey};
 pub use manifest::{Manifest, ManifestBody, ReferenceList, SnapshotId, SnapshotKind};
-pub use pack::{PackEntry, PackId, PackWriter};
+pub use pack::{PackEntries, PackEntry, PackId, PackStream, PackWriter, StreamedPack};
 pub use tree::{Node, NodeKind, Tree};
 
 /// Result type of this crate.

@@ -71,37 +71,31 @@ pub struct PackEntry {
     pub raw_length: u32,
 }
 
-/// Builds one pack in memory.
+/// The blob list of a pack being built, wherever its bytes go: where each blob sits, when
+/// the pack is full, and the trailer that ends it. [`PackWriter`] keeps the bytes in
+/// memory; a local vault writes them straight into the pack's file.
 #[derive(Default)]
-pub struct PackWriter {
-    bytes: Vec<u8>,
+pub struct PackEntries {
     entries: Vec<PackEntry>,
+    len: usize,
 }
 
-impl PackWriter {
-    /// An empty pack.
-    pub fn new() -> Self {
-        PackWriter {
-            bytes: Vec::with_capacity(TARGET_PACK_SIZE + (1 << 20)),
-            entries: Vec::new(),
-        }
-    }
-
-    /// Appends a sealed blob.
-    pub fn add(&mut self, id: ChunkId, kind: BlobKind, blob: &[u8], raw_length: u32) {
+impl PackEntries {
+    /// Records a blob of `length` stored bytes appended at the end of the pack.
+    pub fn add(&mut self, id: ChunkId, kind: BlobKind, length: usize, raw_length: u32) {
         self.entries.push(PackEntry {
             id,
             kind,
-            offset: self.bytes.len() as u32,
-            length: blob.len() as u32,
+            offset: self.len as u32,
+            length: length as u32,
             raw_length,
         });
-        self.bytes.extend_from_slice(blob);
+        self.len += length;
     }
 
     /// Bytes of blobs added so far.
     pub fn len(&self) -> usize {
-        self.bytes.len()
+        self.len
     }
 
     /// Whether nothing was added.
@@ -111,27 +105,130 @@ impl PackWriter {
 
     /// Whether the pack has reached its target size.
     pub fn is_full(&self) -> bool {
-        self.bytes.len() >= TARGET_PACK_SIZE || self.entries.len() >= MAX_ENTRIES as usize
+        self.len >= TARGET_PACK_SIZE || self.entries.len() >= MAX_ENTRIES as usize
+    }
+
+    /// The trailer entries and footer that follow the blobs.
+    pub fn trailer(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.entries.len() * ENTRY_LEN + FOOTER_LEN);
+        for e in &self.entries {
+            out.extend_from_slice(e.id.as_bytes());
+            out.push(e.kind as u8);
+            out.extend_from_slice(&e.offset.to_le_bytes());
+            out.extend_from_slice(&e.length.to_le_bytes());
+            out.extend_from_slice(&e.raw_length.to_le_bytes());
+        }
+        let hash = blake3::hash(&out);
+        out.extend_from_slice(&(self.entries.len() as u32).to_le_bytes());
+        out.extend_from_slice(hash.as_bytes());
+        out.push(PACK_VERSION);
+        out.extend_from_slice(&[0; 3]);
+        out.extend_from_slice(MAGIC);
+        out
+    }
+
+    /// The entries, in pack order.
+    pub fn into_entries(self) -> Vec<PackEntry> {
+        self.entries
+    }
+}
+
+/// Builds one pack in memory.
+#[derive(Default)]
+pub struct PackWriter {
+    bytes: Vec<u8>,
+    entries: PackEntries,
+}
+
+impl PackWriter {
+    /// An empty pack.
+    pub fn new() -> Self {
+        PackWriter {
+            bytes: Vec::with_capacity(TARGET_PACK_SIZE + (1 << 20)),
+            entries: PackEntries::default(),
+        }
+    }
+
+    /// Appends a sealed blob.
+    pub fn add(&mut self, id: ChunkId, kind: BlobKind, blob: &[u8], raw_length: u32) {
+        self.entries.add(id, kind, blob.len(), raw_length);
+        self.bytes.extend_from_slice(blob);
+    }
+
+    /// Bytes of blobs added so far.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether nothing was added.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Whether the pack has reached its target size.
+    pub fn is_full(&self) -> bool {
+        self.entries.is_full()
     }
 
     /// Writes the trailer and returns the pack's id, bytes and entries.
     pub fn finish(mut self) -> (PackId, Vec<u8>, Vec<PackEntry>) {
-        let start = self.bytes.len();
-        for e in &self.entries {
-            self.bytes.extend_from_slice(e.id.as_bytes());
-            self.bytes.push(e.kind as u8);
-            self.bytes.extend_from_slice(&e.offset.to_le_bytes());
-            self.bytes.extend_from_slice(&e.length.to_le_bytes());
-            self.bytes.extend_from_slice(&e.raw_length.to_le_bytes());
+        self.bytes.extend_from_slice(&self.entries.trailer());
+        (PackId::of(&self.bytes), self.bytes, self.entries.into_entries())
+    }
+}
+
+/// Builds one pack into a writer (a file) as its blobs come, hashing it on the way, so
+/// that no pack is held in memory and each blob is written while it is still in cache.
+pub struct PackStream<W> {
+    out: W,
+    entries: PackEntries,
+    hasher: blake3::Hasher,
+}
+
+/// A pack written to the end by [`PackStream::finish`].
+pub struct StreamedPack<W> {
+    pub id: PackId,
+    /// Bytes of the whole pack, trailer included.
+    pub size: u64,
+    pub out: W,
+    pub entries: Vec<PackEntry>,
+}
+
+impl<W: std::io::Write> PackStream<W> {
+    /// An empty pack written to `out`.
+    pub fn new(out: W) -> Self {
+        PackStream {
+            out,
+            entries: PackEntries::default(),
+            hasher: blake3::Hasher::new(),
         }
-        let hash = blake3::hash(&self.bytes[start..]);
-        self.bytes
-            .extend_from_slice(&(self.entries.len() as u32).to_le_bytes());
-        self.bytes.extend_from_slice(hash.as_bytes());
-        self.bytes.push(PACK_VERSION);
-        self.bytes.extend_from_slice(&[0; 3]);
-        self.bytes.extend_from_slice(MAGIC);
-        (PackId::of(&self.bytes), self.bytes, self.entries)
+    }
+
+    /// Appends a sealed blob.
+    pub fn add(&mut self, id: ChunkId, kind: BlobKind, blob: &[u8], raw_length: u32) -> std::io::Result<()> {
+        self.out.write_all(blob)?;
+        self.hasher.update(blob);
+        self.entries.add(id, kind, blob.len(), raw_length);
+        Ok(())
+    }
+
+    /// What was added so far.
+    pub fn entries(&self) -> &PackEntries {
+        &self.entries
+    }
+
+    /// Writes the trailer and flushes the writer.
+    pub fn finish(mut self) -> std::io::Result<StreamedPack<W>> {
+        let trailer = self.entries.trailer();
+        self.out.write_all(&trailer)?;
+        self.out.flush()?;
+        self.hasher.update(&trailer);
+        Ok(StreamedPack {
+            id: PackId(*self.hasher.finalize().as_bytes()),
+            size: (self.entries.len() + trailer.len()) as u64,
+            out: self.out,
+            entries: self.entries.into_entries(),
+        })
     }
 }
 
@@ -286,6 +383,23 @@ mod tests {
         let mut bad = bytes.clone();
         bad[n - FOOTER_LEN - 3] ^= 1;
         assert!(parse_pack(&bad).is_err());
+    }
+
+    #[test]
+    fn a_streamed_pack_equals_one_built_in_memory() {
+        let codec = BlobCodec::plain(3);
+        let mut memory = PackWriter::new();
+        let mut stream = PackStream::new(Vec::new());
+        for b in [b"a".repeat(100), b"tree".to_vec(), b"c".repeat(5000)] {
+            let id = codec.id(&b);
+            let blob = codec.seal(&id, &b).unwrap();
+            memory.add(id, BlobKind::Data, &blob, b.len() as u32);
+            stream.add(id, BlobKind::Data, &blob, b.len() as u32).unwrap();
+        }
+        let (id, bytes, entries) = memory.finish();
+        let streamed = stream.finish().unwrap();
+        assert_eq!((streamed.id, streamed.size), (id, bytes.len() as u64));
+        assert_eq!((streamed.out, streamed.entries), (bytes, entries));
     }
 
     proptest! {

@@ -16,6 +16,7 @@ use object_store::StaticCredentialProvider;
 use object_store::aws::{AmazonS3Builder, AwsCredential};
 use object_store::path::Path;
 
+use crate::pack_file::{PackFile, local_io_error};
 use crate::{Result, StoreError};
 
 /// The object names of one vault.
@@ -59,7 +60,7 @@ impl ObjectLayout {
         let file = dir.join(path.as_ref());
         let ranges = ranges.to_vec();
         tokio::task::spawn_blocking(move || {
-            let mut f = std::fs::File::open(&file).map_err(|e| local_read_error(&file, e))?;
+            let mut f = std::fs::File::open(&file).map_err(|e| local_io_error("read", &file, e))?;
             ranges
                 .iter()
                 .map(|r| {
@@ -67,7 +68,7 @@ impl ObjectLayout {
                     let mut buf = Vec::with_capacity(len);
                     f.seek(SeekFrom::Start(r.start))
                         .and_then(|_| (&mut f).take(len as u64).read_to_end(&mut buf))
-                        .map_err(|e| local_read_error(&file, e))?;
+                        .map_err(|e| local_io_error("read", &file, e))?;
                     if buf.len() != len {
                         return Err(StoreError::Storage(format!(
                             "{} ends before byte {}",
@@ -81,6 +82,22 @@ impl ObjectLayout {
         })
         .await
         .map_err(|e| StoreError::Storage(format!("object read stopped: {e}")))?
+    }
+
+    /// A pack to fill straight into the local folder (see [`PackFile`]), or `None` when the
+    /// objects are not in a local folder.
+    pub(crate) fn new_pack_file(&self) -> Result<Option<PackFile>> {
+        let Some(dir) = &self.local_dir else {
+            return Ok(None);
+        };
+        PackFile::create(&dir.join(self.packs().as_ref())).map(Some)
+    }
+
+    /// The file of pack `id` in the local folder, when the objects are in one.
+    pub(crate) fn local_pack_path(&self, id: &PackId) -> Option<PathBuf> {
+        self.local_dir
+            .as_ref()
+            .map(|dir| dir.join(self.pack(id).as_ref()))
     }
 
     /// Deletes, in a local folder, the staging files of writes cut off before `before_ms`
@@ -162,10 +179,6 @@ impl ObjectLayout {
     pub fn references(&self, id: &SnapshotId) -> Path {
         self.child(&["refs", &id.to_hex()])
     }
-}
-
-fn local_read_error(file: &std::path::Path, e: std::io::Error) -> StoreError {
-    StoreError::Storage(format!("cannot read {}: {e}", file.display()))
 }
 
 /// An S3-compatible store (Garage, MinIO, AWS) at `endpoint` (e.g. `http://127.0.0.1:3900`),

@@ -21,6 +21,7 @@ use sqlx::sqlite::{
 
 use crate::catalog::{Catalog, Target, Tx, migrate_sqlite, query};
 use crate::layout::ObjectLayout;
+use crate::pack_file::PackFile;
 use crate::session_lock::SessionLocks;
 use crate::{Result, StoreError, now_ms};
 
@@ -407,6 +408,59 @@ impl Vault {
         }
         let pack_id = PackId::of(&pack);
         let size = pack.len() as u64;
+        let o = self.objects();
+        let write = async {
+            o.store.put(&o.pack(&pack_id), PutPayload::from(pack)).await?;
+            Ok(())
+        };
+        self.add_pack(session, started, pack_id, size, &entries, write)
+            .await
+    }
+
+    /// A new pack for this process to fill blob by blob straight into the vault's folder
+    /// ([`PackFile`]), then store with [`Vault::put_pack_file`]; `None` when the vault's
+    /// objects are not in a local folder (packs then go whole, [`Vault::put_pack`]).
+    pub fn new_pack_file(&self) -> Result<Option<PackFile>> {
+        self.objects().new_pack_file()
+    }
+
+    /// Stores a pack filled through [`Vault::new_pack_file`] the way [`Vault::put_pack`]
+    /// stores an upload: noted as pending, moved into place under its id, then indexed.
+    /// Its blobs are not checked: only the process that sealed them writes such a pack.
+    pub async fn put_pack_file(&self, session: &SessionId, pack: PackFile) -> Result<PackReceipt> {
+        let started = self.session_start(session).await?;
+        let mut finished = tokio::task::spawn_blocking(move || pack.finish())
+            .await
+            .map_err(|e| StoreError::Storage(format!("storing a pack stopped: {e}")))??;
+        let (pack_id, size) = (finished.id, finished.size);
+        let entries = std::mem::take(&mut finished.entries);
+        let target = self
+            .objects()
+            .local_pack_path(&pack_id)
+            .ok_or_else(|| StoreError::Storage("a pack file of a vault without a local folder".into()))?;
+        self.add_pack(
+            session,
+            started,
+            pack_id,
+            size,
+            &entries,
+            finished.publish(target),
+        )
+        .await
+    }
+
+    /// Notes a pack as pending, writes its object with `write`, then indexes its chunks. A
+    /// run killed after the write leaves the pending note, and the next session adopts the
+    /// pack ([`Vault::adopt_pending_packs`]) instead of uploading it again.
+    async fn add_pack(
+        &self,
+        session: &SessionId,
+        started: i64,
+        pack_id: PackId,
+        size: u64,
+        entries: &[kura_format::PackEntry],
+        write: impl Future<Output = Result<()>>,
+    ) -> Result<PackReceipt> {
         query(
             "INSERT INTO vault_pending_packs (vault, id, session, created_ms) VALUES ($1, $2, $3, $4)
              ON CONFLICT DO NOTHING",
@@ -416,10 +470,9 @@ impl Vault {
         .bind(now_ms())
         .execute(self.db())
         .await?;
-        let o = self.objects();
-        o.store.put(&o.pack(&pack_id), PutPayload::from(pack)).await?;
+        write.await?;
         let new_chunks = self
-            .index_pack(&pack_id, size, &entries, Some((session, started)))
+            .index_pack(&pack_id, size, entries, Some((session, started)))
             .await?;
         Ok(PackReceipt {
             pack_id,
@@ -900,6 +953,10 @@ async fn local_catalog(dir: &FsPath, create: bool, exclusive: bool) -> Result<sq
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Normal)
         .busy_timeout(Duration::from_secs(60))
+        // Statement journals in memory: every multi-row upsert of a pack's chunks keeps
+        // one, and spilled to a temporary file page by page they cost about a sixth of
+        // the catalog's CPU in a backup (0.66 → 0.55 CPU-s for the benchmark's 1 GiB).
+        .pragma("temp_store", "memory")
         .foreign_keys(true);
     let db = SqlitePoolOptions::new()
         .max_connections(if exclusive { 1 } else { 4 })

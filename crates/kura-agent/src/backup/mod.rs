@@ -182,7 +182,7 @@ pub fn run(
         bytes: walked.bytes,
         bytes_read: progress.bytes_read.load(Ordering::Relaxed),
         bytes_added: sink.bytes_added(),
-        chunks_added: sink.chunks_added.load(Ordering::Relaxed),
+        chunks_added: sink.chunks_added(),
         errors: walked.errors.len() as u64,
     };
     let draft = SnapshotDraft {

@@ -109,7 +109,7 @@ pub fn run(
         bytes: index.size,
         bytes_read: progress.bytes_read.load(Ordering::Relaxed),
         bytes_added: sink.bytes_added(),
-        chunks_added: sink.chunks_added.load(Ordering::Relaxed),
+        chunks_added: sink.chunks_added(),
         errors: 0,
     };
     let draft = SnapshotDraft {
