@@ -361,12 +361,16 @@ const CUSTOMER: &[&RouteTable] = &[
     &SECURITY_ROUTES,
 ];
 
-/// Health and metrics, for the provider's monitoring.
+/// Health, metrics and the management API's OpenAPI document, for the provider's
+/// monitoring and tooling.
 const MONITORING_ROUTES: RouteTable = RouteTable {
     area: "monitoring",
     routes: &[
         (Method::GET, "/healthz", Access::Open, |m| on(m, healthz)),
         (Method::GET, "/metrics", Access::Open, |m| on(m, metrics)),
+        (Method::GET, "/api/v1/operator/openapi.json", Access::Open, |m| {
+            on(m, openapi::operator_document)
+        }),
     ],
 };
 
@@ -462,21 +466,8 @@ const JOB_ROUTES: RouteTable = RouteTable {
     ],
 };
 
-/// The management listener's OpenAPI document.
-const MANAGEMENT_DOCUMENT_ROUTES: RouteTable = RouteTable {
-    area: "openapi",
-    routes: &[(Method::GET, "/api/v1/operator/openapi.json", Access::Open, |m| {
-        on(m, openapi::operator_document)
-    })],
-};
-
 /// Every table of the management listener.
-const MANAGEMENT: &[&RouteTable] = &[
-    &MANAGEMENT_DOCUMENT_ROUTES,
-    &MONITORING_ROUTES,
-    &OPERATOR_ROUTES,
-    &JOB_ROUTES,
-];
+const MANAGEMENT: &[&RouteTable] = &[&MONITORING_ROUTES, &OPERATOR_ROUTES, &JOB_ROUTES];
 
 /// Method, path pattern and access of every customer route, as the router has them.
 pub fn customer_route_table() -> Vec<(Method, &'static str, Access)> {
