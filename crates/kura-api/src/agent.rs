@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 /// `POST /api/v1/agents/register`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Register {
     /// The one-time registration token.
     pub token: String,
@@ -13,7 +13,7 @@ pub struct Register {
 }
 
 /// Answer to [`Register`]. The credential is shown once; the server keeps only its hash.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Registered {
     pub machine_id: String,
     pub tenant_id: String,

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 /// One run of a job.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct JobView {
     pub id: String,
     /// `verify`, `gc`, `expiry` or `mail`.
@@ -40,7 +40,7 @@ impl JobView {
 }
 
 /// `POST /api/v1/operator/jobs`: run a job now.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RunJob {
     pub kind: String,

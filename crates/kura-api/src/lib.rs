@@ -10,7 +10,7 @@ pub mod jobs;
 pub mod vault;
 
 /// The body of every error response: `{"error": "..."}`.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct ErrorBody {
     pub error: String,
 }

@@ -22,7 +22,7 @@ pub const MAX_PACK_BYTES: usize = 64 << 20;
 pub const MAX_COMMIT_BYTES: usize = 256 << 20;
 
 /// `GET /api/v1/vault`: the vault's configuration (404 when the tenant has none yet).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct VaultInfo {
     /// `VaultConfig` encoding, hex.
     pub config: String,
@@ -31,7 +31,7 @@ pub struct VaultInfo {
 }
 
 /// `POST /api/v1/vault`: create the tenant's vault (the agent made the key and slots).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CreateVault {
     /// `VaultConfig` encoding, hex.
     pub config: String,
@@ -40,34 +40,34 @@ pub struct CreateVault {
 }
 
 /// `GET /api/v1/vault/key-slots`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct KeySlots {
     /// `KeySlot` encodings, hex.
     pub slots: Vec<String>,
 }
 
 /// `POST /api/v1/vault/key-slots`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AddKeySlot {
     /// `KeySlot` encoding, hex.
     pub slot: String,
 }
 
 /// `POST /api/v1/vault/sessions`.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct OpenSession {
     /// The snapshot the backup starts from (hex id), whose chunks GC must keep meanwhile.
     pub parent: Option<String>,
 }
 
 /// Answer to [`OpenSession`].
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SessionOpened {
     pub session: String,
 }
 
 /// `PUT /api/v1/vault/sessions/{session}/packs`: what storing one pack did.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PackStored {
     /// Hex id of the pack.
     pub pack_id: String,
@@ -78,14 +78,14 @@ pub struct PackStored {
 }
 
 /// `POST /api/v1/vault/sessions/{session}/commit` (body: frames manifest, reference list).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Committed {
     pub snapshot_id: String,
 }
 
 /// One snapshot: `GET /api/v1/vault/snapshots` lists them, `GET
 /// /api/v1/vault/snapshots/{spec}` (`latest`, an id or a unique prefix) returns one.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SnapshotEntry {
     pub id: String,
     /// `Manifest` encoding, hex.
@@ -95,26 +95,26 @@ pub struct SnapshotEntry {
 }
 
 /// Answer to the snapshot list.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SnapshotList {
     pub snapshots: Vec<SnapshotEntry>,
 }
 
 /// `POST /api/v1/vault/forget`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Forget {
     pub snapshots: Vec<String>,
 }
 
 /// `POST /api/v1/vault/gc`.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RunGc {
     pub max_unused: f64,
     pub dry_run: bool,
 }
 
 /// `POST /api/v1/vault/verify`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RunVerify {
     pub read_data: bool,
 }

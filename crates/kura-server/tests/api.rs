@@ -5,6 +5,39 @@ use kura_testing::{error_of, parts, start};
 use reqwest::Method;
 use serde_json::json;
 
+/// Each listener serves its own OpenAPI document, and only its own.
+#[tokio::test]
+async fn each_listener_serves_its_openapi_document() {
+    let test = start(|_| {}).await;
+    let get = |url: String| {
+        let http = test.http.clone();
+        async move { parts(http.get(url).send().await.unwrap()).await }
+    };
+    let (status, customer) = get(format!("{}/api/v1/openapi.json", test.customer)).await;
+    assert_eq!(status, 200);
+    assert_eq!(customer["openapi"], "3.1.0");
+    assert_eq!(
+        customer["paths"]["/api/v1/login"]["post"]["x-kura-access"],
+        "open"
+    );
+    assert!(
+        customer["paths"]["/api/v1/operator/tenants"].is_null(),
+        "{customer}"
+    );
+    let (status, management) = get(format!("{}/api/v1/operator/openapi.json", test.management)).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        management["paths"]["/api/v1/operator/tenants"]["post"]["x-kura-access"],
+        "manage-tenants"
+    );
+    assert!(management["paths"]["/api/v1/login"].is_null(), "{management}");
+    let (status, _) = get(format!("{}/api/v1/operator/openapi.json", test.customer)).await;
+    assert_eq!(status, 404);
+    let (status, _) = get(format!("{}/api/v1/openapi.json", test.management)).await;
+    assert_eq!(status, 404);
+    test.server.shutdown().await.unwrap();
+}
+
 #[tokio::test]
 async fn operator_routes_and_metrics_exist_only_on_the_management_listener() {
     let test = start(|_| {}).await;

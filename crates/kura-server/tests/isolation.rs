@@ -49,6 +49,8 @@ fn case(method: &Method, pattern: &str, a: &Victim, same_tenant: bool) -> (Strin
             Body::Json(json!({ "token": a.used_token, "name": "intruder" })),
             &[401],
         ),
+        // The same document for everyone: it names no tenant.
+        ("GET", "/api/v1/openapi.json") => (pattern.into(), Body::None, OWN),
         ("GET", "/api/v1/agent/whoami") => (pattern.into(), Body::None, OWN),
         ("GET", "/api/v1/vault") => (pattern.into(), Body::None, OWN),
         ("POST", "/api/v1/vault") => (
@@ -301,7 +303,7 @@ async fn no_customer_route_reaches_another_tenants_or_machines_data() {
     let (server, a, a2, b) = setup().await;
     let b_usage = b.get("/api/v1/vault/usage").await;
     let routes = customer_route_table();
-    assert!(routes.len() >= 46, "{routes:?}");
+    assert!(routes.len() >= 47, "{routes:?}");
 
     for (intruder, same_tenant, markers) in [(&b, false, &a.tenant_markers), (&a2, true, &a.machine_markers)]
     {

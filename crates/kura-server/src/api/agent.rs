@@ -16,6 +16,9 @@ use crate::auth::{Agent, RequestId};
 use crate::error::ApiError;
 
 /// Exchanges a registration token for a machine and its credential (shown once).
+#[utoipa::path(post, path = "/api/v1/agents/register", tag = "agents",
+    request_body = RegisterAgentRequest,
+    responses((status = 201, body = RegisteredAgent)))]
 pub(super) async fn register(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -54,6 +57,8 @@ pub(super) async fn register(
 }
 
 /// Who the credential belongs to: lets an agent check its registration.
+#[utoipa::path(get, path = "/api/v1/agent/whoami", tag = "agents",
+    responses((status = 200, body = AgentWhoAmI)))]
 pub(super) async fn whoami(agent: Agent) -> Json<AgentWhoAmI> {
     Json(AgentWhoAmI {
         tenant_id: agent.scope.tenant_id().to_string(),

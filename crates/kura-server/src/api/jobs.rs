@@ -40,6 +40,8 @@ pub fn view(job: &JobRecord) -> JobView {
 }
 
 /// `GET /api/v1/jobs/{id}`: a run the agent asked for.
+#[utoipa::path(get, path = "/api/v1/jobs/{id}", tag = "vault",
+    responses((status = 200, body = JobView)))]
 pub(super) async fn agent_job(
     State(state): State<AppState>,
     agent: Agent,
@@ -49,8 +51,9 @@ pub(super) async fn agent_job(
 }
 
 /// The filter of `GET /api/v1/operator/jobs`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(super) struct JobsQuery {
     kind: Option<String>,
     status: Option<String>,
@@ -59,6 +62,8 @@ pub(super) struct JobsQuery {
 }
 
 /// `GET /api/v1/operator/jobs?kind=&status=&tenant=&limit=`: runs, newest first.
+#[utoipa::path(get, path = "/api/v1/operator/jobs", tag = "jobs", params(JobsQuery),
+    responses((status = 200, body = Vec<JobView>)))]
 pub(super) async fn list(
     State(state): State<AppState>,
     operator: Operator,
@@ -77,6 +82,8 @@ pub(super) async fn list(
 }
 
 /// `GET /api/v1/operator/jobs/{id}`.
+#[utoipa::path(get, path = "/api/v1/operator/jobs/{id}", tag = "jobs",
+    responses((status = 200, body = JobView)))]
 pub(super) async fn get(
     State(state): State<AppState>,
     operator: Operator,
@@ -86,6 +93,8 @@ pub(super) async fn get(
 }
 
 /// `POST /api/v1/operator/jobs`: queue a run now; answers `202` with it.
+#[utoipa::path(post, path = "/api/v1/operator/jobs", tag = "jobs", request_body = RunJob,
+    responses((status = 202, description = "the queued job", body = JobView)))]
 pub(super) async fn run(
     State(state): State<AppState>,
     operator: Operator,

@@ -24,6 +24,7 @@ use kura_service::authz::{Permission, roles_markdown};
 
 mod agent;
 mod jobs;
+pub mod openapi;
 mod operator;
 pub mod reset;
 pub mod support;
@@ -340,10 +341,19 @@ const SECURITY_ROUTES: RouteTable = RouteTable {
     ],
 };
 
+/// The customer listener's OpenAPI document.
+const CUSTOMER_DOCUMENT_ROUTES: RouteTable = RouteTable {
+    area: "openapi",
+    routes: &[(Method::GET, "/api/v1/openapi.json", Access::Open, |m| {
+        on(m, openapi::api_document)
+    })],
+};
+
 /// Every table of the customer listener: the router is built from them, and the isolation
 /// suite and the role matrix walk them ([`customer_route_table`]), so a route cannot be
 /// added without them noticing.
 const CUSTOMER: &[&RouteTable] = &[
+    &CUSTOMER_DOCUMENT_ROUTES,
     &AGENT_ROUTES,
     &VAULT_ROUTES,
     &ACCOUNT_ROUTES,
@@ -351,12 +361,16 @@ const CUSTOMER: &[&RouteTable] = &[
     &SECURITY_ROUTES,
 ];
 
-/// Health and metrics, for the provider's monitoring.
+/// Health, metrics and the management API's OpenAPI document, for the provider's
+/// monitoring and tooling.
 const MONITORING_ROUTES: RouteTable = RouteTable {
     area: "monitoring",
     routes: &[
         (Method::GET, "/healthz", Access::Open, |m| on(m, healthz)),
         (Method::GET, "/metrics", Access::Open, |m| on(m, metrics)),
+        (Method::GET, "/api/v1/operator/openapi.json", Access::Open, |m| {
+            on(m, openapi::operator_document)
+        }),
     ],
 };
 
@@ -604,15 +618,29 @@ pub(crate) async fn method_not_allowed() -> ApiError {
     )
 }
 
+/// `GET /healthz`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct Health {
+    /// `ok`.
+    status: &'static str,
+    /// `sqlite` or `postgres`.
+    database: &'static str,
+}
+
 /// Liveness and database reachability, for load balancers and monitoring.
-async fn healthz(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+#[utoipa::path(get, path = "/healthz", tag = "monitoring",
+    responses((status = 200, body = Health)))]
+async fn healthz(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
     kura_service::ops::operators::ping(&state.service).await?;
-    Ok(Json(
-        serde_json::json!({ "status": "ok", "database": state.service.db.backend() }),
-    ))
+    Ok(Json(Health {
+        status: "ok",
+        database: state.service.db.backend(),
+    }))
 }
 
 /// Prometheus text format.
+#[utoipa::path(get, path = "/metrics", tag = "monitoring",
+    responses((status = 200, body = String, content_type = "text/plain")))]
 async fn metrics(State(state): State<AppState>) -> ([(axum::http::HeaderName, &'static str); 1], String) {
     (
         [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],

@@ -17,6 +17,9 @@ use crate::app::AppState;
 use crate::auth::Operator;
 use crate::error::ApiError;
 
+#[utoipa::path(post, path = "/api/v1/operator/tenants", tag = "tenants",
+    request_body = CreateTenantRequest,
+    responses((status = 201, body = CreatedTenant)))]
 pub(super) async fn create_tenant(
     State(state): State<AppState>,
     operator: Operator,
@@ -37,6 +40,8 @@ pub(super) async fn create_tenant(
     ))
 }
 
+#[utoipa::path(get, path = "/api/v1/operator/tenants", tag = "tenants",
+    responses((status = 200, body = Vec<TenantView>)))]
 pub(super) async fn list_tenants(
     State(state): State<AppState>,
     operator: Operator,
@@ -45,6 +50,8 @@ pub(super) async fn list_tenants(
     Ok(Json(tenants.iter().map(TenantView::from).collect()))
 }
 
+#[utoipa::path(get, path = "/api/v1/operator/tenants/{tenant_id}", tag = "tenants",
+    responses((status = 200, body = TenantDetail)))]
 pub(super) async fn show_tenant(
     State(state): State<AppState>,
     operator: Operator,
@@ -59,6 +66,9 @@ pub(super) async fn show_tenant(
     }))
 }
 
+#[utoipa::path(patch, path = "/api/v1/operator/tenants/{tenant_id}", tag = "tenants",
+    request_body = UpdateTenantRequest,
+    responses((status = 200, body = TenantView)))]
 pub(super) async fn update_tenant(
     State(state): State<AppState>,
     operator: Operator,
@@ -71,6 +81,8 @@ pub(super) async fn update_tenant(
     Ok(Json(TenantView::from(&tenant)))
 }
 
+#[utoipa::path(post, path = "/api/v1/operator/tenants/{tenant_id}/suspend", tag = "tenants",
+    responses((status = 200, body = TenantView)))]
 pub(super) async fn suspend_tenant(
     state: State<AppState>,
     operator: Operator,
@@ -79,6 +91,8 @@ pub(super) async fn suspend_tenant(
     set_status(state, operator, tenant_id, TenantStatus::Suspended).await
 }
 
+#[utoipa::path(post, path = "/api/v1/operator/tenants/{tenant_id}/resume", tag = "tenants",
+    responses((status = 200, body = TenantView)))]
 pub(super) async fn resume_tenant(
     state: State<AppState>,
     operator: Operator,
@@ -99,6 +113,8 @@ async fn set_status(
     Ok(Json(TenantView::from(&tenant)))
 }
 
+#[utoipa::path(post, path = "/api/v1/operator/tenants/{tenant_id}/registration-tokens", tag = "tenants",
+    responses((status = 201, body = RegistrationTokenView)))]
 pub(super) async fn issue_registration_token(
     State(state): State<AppState>,
     operator: Operator,
@@ -116,6 +132,8 @@ pub(super) async fn issue_registration_token(
     ))
 }
 
+#[utoipa::path(get, path = "/api/v1/operator/tenants/{tenant_id}/machines", tag = "tenants",
+    responses((status = 200, body = Vec<MachineView>)))]
 pub(super) async fn list_machines(
     State(state): State<AppState>,
     operator: Operator,
@@ -128,6 +146,8 @@ pub(super) async fn list_machines(
 
 /// Revokes a machine's credential at once (e.g. a compromised host); the machine must
 /// register again with a new token.
+#[utoipa::path(post, path = "/api/v1/operator/tenants/{tenant_id}/machines/{machine_id}/revoke", tag = "tenants",
+    responses((status = 204, description = "the machine's credential no longer works")))]
 pub(super) async fn revoke_machine(
     State(state): State<AppState>,
     operator: Operator,

@@ -7,7 +7,9 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
+use kura_api::ErrorBody;
 use kura_service::authz;
 use kura_service::ops::resets;
 
@@ -17,14 +19,14 @@ use crate::auth::{CallerInfo, User};
 use crate::error::ApiError;
 
 /// `POST /api/v1/password/forgot`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ForgotPassword {
     pub login: String,
 }
 
 /// `POST /api/v1/password/reset`.
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResetPassword {
     /// The `token` of the link in the mail.
@@ -39,13 +41,15 @@ impl std::fmt::Debug for ResetPassword {
 }
 
 /// Answer to a reset request.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ResetRequested {
     pub message: String,
 }
 
 /// Mails a reset link if the login ID names an active user with an address; answers the
 /// same in every case.
+#[utoipa::path(post, path = "/api/v1/password/forgot", tag = "accounts", request_body = ForgotPassword,
+    responses((status = 202, body = ResetRequested), (status = 503, description = "the service has no mail server", body = ErrorBody)))]
 pub(super) async fn forgot(
     State(state): State<AppState>,
     CallerInfo(caller): CallerInfo,
@@ -68,6 +72,8 @@ pub(super) async fn forgot(
 }
 
 /// Sets a new password with a reset link.
+#[utoipa::path(post, path = "/api/v1/password/reset", tag = "accounts", request_body = ResetPassword,
+    responses((status = 204, description = "the password is set")))]
 pub(super) async fn reset(
     State(state): State<AppState>,
     CallerInfo(caller): CallerInfo,
@@ -79,6 +85,8 @@ pub(super) async fn reset(
 
 /// A user admin forces a reset: a link goes to the user, then the old password, every
 /// session and every API token of the user stop working.
+#[utoipa::path(post, path = "/api/v1/users/{id}/reset-password", tag = "users",
+    responses((status = 202, body = ResetRequested)))]
 pub(super) async fn force_reset(
     State(state): State<AppState>,
     user: User,

@@ -7,6 +7,7 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use kura_service::authz;
 use kura_service::model::TenantRecord;
@@ -19,7 +20,7 @@ use crate::auth::{Operator, User};
 use crate::error::ApiError;
 
 /// `PUT /api/v1/tenant/support-access`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SupportGrant {
     /// 1 to 72.
@@ -27,7 +28,7 @@ pub struct SupportGrant {
 }
 
 /// Whether support access is granted, and until when.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct SupportAccessView {
     pub active: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -35,13 +36,14 @@ pub struct SupportAccessView {
 }
 
 /// What an operator sees of a tenant's vault under support access.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct SupportSnapshots {
     pub snapshots: Vec<SupportSnapshot>,
+    #[schema(value_type = super::openapi::UsageSchema)]
     pub usage: kura_store::Usage,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct SupportSnapshot {
     pub id: String,
     pub damaged: bool,
@@ -56,6 +58,8 @@ fn view(tenant: &TenantRecord, now_ms: i64) -> SupportAccessView {
 }
 
 /// The tenant's support access.
+#[utoipa::path(get, path = "/api/v1/tenant/support-access", tag = "security",
+    responses((status = 200, body = SupportAccessView)))]
 pub(super) async fn show(
     State(state): State<AppState>,
     user: User,
@@ -65,6 +69,9 @@ pub(super) async fn show(
 }
 
 /// Grants support access for `hours` from now (replacing any earlier grant).
+#[utoipa::path(put, path = "/api/v1/tenant/support-access", tag = "security",
+    request_body = SupportGrant,
+    responses((status = 200, body = SupportAccessView)))]
 pub(super) async fn grant(
     State(state): State<AppState>,
     user: User,
@@ -75,6 +82,8 @@ pub(super) async fn grant(
 }
 
 /// Withdraws support access at once.
+#[utoipa::path(delete, path = "/api/v1/tenant/support-access", tag = "security",
+    responses((status = 200, body = SupportAccessView)))]
 pub(super) async fn revoke(
     State(state): State<AppState>,
     user: User,
@@ -85,6 +94,8 @@ pub(super) async fn revoke(
 
 /// `GET /api/v1/operator/tenants/{id}/snapshots`: the tenant's snapshots and usage, only
 /// under a live support grant.
+#[utoipa::path(get, path = "/api/v1/operator/tenants/{tenant_id}/snapshots", tag = "tenants",
+    responses((status = 200, body = SupportSnapshots)))]
 pub(super) async fn operator_snapshots(
     State(state): State<AppState>,
     operator: Operator,

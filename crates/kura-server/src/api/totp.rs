@@ -16,6 +16,8 @@ use crate::auth::User;
 use crate::error::ApiError;
 
 /// Starts enrolment: a new secret, shown once, active after `confirm`.
+#[utoipa::path(post, path = "/api/v1/totp/enroll", tag = "accounts",
+    responses((status = 200, body = TotpEnrolment)))]
 pub(super) async fn enroll(
     State(state): State<AppState>,
     user: User,
@@ -28,6 +30,9 @@ pub(super) async fn enroll(
 }
 
 /// Finishes enrolment with a current code; answers the recovery codes, shown once.
+#[utoipa::path(post, path = "/api/v1/totp/confirm", tag = "accounts",
+    request_body = TotpCode,
+    responses((status = 200, body = RecoveryCodes)))]
 pub(super) async fn confirm(
     State(state): State<AppState>,
     user: User,
@@ -38,7 +43,7 @@ pub(super) async fn confirm(
 }
 
 /// `DELETE /api/v1/totp`: the password or a current code, given again.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DisableTotp {
     #[serde(default)]
@@ -49,6 +54,9 @@ pub struct DisableTotp {
 
 /// Turns TOTP off for the caller, unless the tenant's policy requires it; the caller
 /// proves it is them with their password or a current code.
+#[utoipa::path(delete, path = "/api/v1/totp", tag = "accounts",
+    request_body = Option<DisableTotp>,
+    responses((status = 204, description = "TOTP is off")))]
 pub(super) async fn disable(
     State(state): State<AppState>,
     user: User,
@@ -72,6 +80,8 @@ pub(super) async fn disable(
 }
 
 /// The tenant's TOTP policy.
+#[utoipa::path(get, path = "/api/v1/tenant/totp-policy", tag = "security",
+    responses((status = 200, body = TotpPolicyBody)))]
 pub(super) async fn policy(
     State(state): State<AppState>,
     user: User,
@@ -82,6 +92,9 @@ pub(super) async fn policy(
 }
 
 /// Sets the tenant's TOTP policy. Users it newly covers can only enrol until they do.
+#[utoipa::path(put, path = "/api/v1/tenant/totp-policy", tag = "security",
+    request_body = TotpPolicyBody,
+    responses((status = 200, body = TotpPolicyBody)))]
 pub(super) async fn set_policy(
     State(state): State<AppState>,
     user: User,

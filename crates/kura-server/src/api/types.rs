@@ -3,6 +3,7 @@
 //! them.)
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use kura_service::authz::TenantRole;
 use kura_service::model::{ApiTokenRecord, MachineRecord, TenantRecord, TenantUserRecord};
@@ -11,8 +12,10 @@ use kura_service::totp::TotpPolicy;
 
 pub use kura_service::ops::tenants::{CreateTenantRequest, UpdateTenantRequest};
 
+use super::openapi::{tenant_role, totp_policy};
+
 /// A tenant as the operator sees it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct TenantView {
     pub id: String,
     pub service_code: String,
@@ -55,7 +58,7 @@ impl From<&TenantRecord> for TenantView {
 }
 
 /// A portal user, without credentials.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct UserView {
     pub id: String,
     pub login: String,
@@ -86,7 +89,7 @@ impl From<&TenantUserRecord> for UserView {
 }
 
 /// `POST /api/v1/login`.
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
     pub login: String,
@@ -106,7 +109,7 @@ impl std::fmt::Debug for LoginRequest {
 
 /// Answer to a sign-in. The session itself is in the `kura_session` cookie; every
 /// request that changes something must carry `csrf_token` in `X-CSRF-Token`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct LoginResponse {
     pub tenant_id: String,
     pub user_id: String,
@@ -118,7 +121,7 @@ pub struct LoginResponse {
 }
 
 /// `GET /api/v1/me`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct MeView {
     pub tenant_id: String,
     pub user_id: String,
@@ -131,7 +134,7 @@ pub struct MeView {
 }
 
 /// `PATCH /api/v1/me`: the caller's own settings.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateMeRequest {
     /// `ja`, `en`, or `null` to follow the tenant's language.
@@ -139,10 +142,11 @@ pub struct UpdateMeRequest {
 }
 
 /// `POST /api/v1/users`.
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateUserRequest {
     pub login: String,
+    #[schema(schema_with = tenant_role)]
     pub role: TenantRole,
     /// The first password; without one, a random password is generated and shown once.
     #[serde(default, skip_serializing)]
@@ -162,7 +166,7 @@ impl std::fmt::Debug for CreateUserRequest {
 }
 
 /// Answer to `POST /api/v1/users`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct CreatedUser {
     #[serde(flatten)]
     pub user: UserView,
@@ -172,10 +176,11 @@ pub struct CreatedUser {
 }
 
 /// `PATCH /api/v1/users/{id}`: only the fields given change.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateUserRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = tenant_role)]
     pub role: Option<TenantRole>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disabled: Option<bool>,
@@ -191,7 +196,7 @@ pub struct UpdateUserRequest {
 }
 
 /// `POST /api/v1/password`.
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChangePasswordRequest {
     pub old_password: String,
@@ -205,7 +210,7 @@ impl std::fmt::Debug for ChangePasswordRequest {
 }
 
 /// One of the caller's sessions.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct SessionView {
     pub id: String,
     pub source: String,
@@ -218,12 +223,13 @@ pub struct SessionView {
 }
 
 /// `POST /api/v1/tokens`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTokenRequest {
     pub name: String,
     /// Defaults to the caller's role; may not be above it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = tenant_role)]
     pub role: Option<TenantRole>,
     /// 1 to 365; defaults to 90.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -231,7 +237,7 @@ pub struct CreateTokenRequest {
 }
 
 /// An API token without its secret.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct TokenView {
     pub id: String,
     pub name: String,
@@ -259,7 +265,7 @@ impl From<&ApiTokenRecord> for TokenView {
 }
 
 /// Answer to `POST /api/v1/tokens`: the token is shown here once and stored only hashed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct CreatedToken {
     pub token: String,
     #[serde(flatten)]
@@ -267,7 +273,7 @@ pub struct CreatedToken {
 }
 
 /// `PUT /api/v1/tenant/admin-networks` and its answer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AdminNetworks {
     /// CIDRs (or single addresses) admins must sign in from; empty means anywhere.
@@ -275,7 +281,7 @@ pub struct AdminNetworks {
 }
 
 /// One row of the event log as exported.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct EventView {
     pub seq: i64,
     /// RFC 3339 in the tenant's time zone.
@@ -291,7 +297,7 @@ pub struct EventView {
 }
 
 /// A registered machine.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct MachineView {
     pub id: String,
     pub name: String,
@@ -312,7 +318,7 @@ impl From<&MachineRecord> for MachineView {
 }
 
 /// `GET /api/v1/operator/tenants/{id}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct TenantDetail {
     #[serde(flatten)]
     pub tenant: TenantView,
@@ -321,7 +327,7 @@ pub struct TenantDetail {
 }
 
 /// A registration token, shown once.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct RegistrationTokenView {
     pub registration_token: String,
     /// RFC 3339, UTC.
@@ -330,7 +336,7 @@ pub struct RegistrationTokenView {
 
 /// Answer to `POST /api/v1/operator/tenants`: the admin password and the registration
 /// token are shown here once and stored only hashed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct CreatedTenant {
     pub tenant_id: String,
     pub service_code: String,
@@ -342,7 +348,7 @@ pub struct CreatedTenant {
 }
 
 /// `POST /api/v1/agents/register`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterAgentRequest {
     pub token: String,
@@ -351,7 +357,7 @@ pub struct RegisterAgentRequest {
 }
 
 /// Answer to a registration: the credential is shown once.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct RegisteredAgent {
     pub machine_id: String,
     pub tenant_id: String,
@@ -359,14 +365,14 @@ pub struct RegisteredAgent {
 }
 
 /// `GET /api/v1/agent/whoami`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct AgentWhoAmI {
     pub tenant_id: String,
     pub machine_id: String,
 }
 
 /// Answer to `POST /api/v1/totp/enroll`: the secret, shown once.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct TotpEnrolment {
     /// Base32, for typing into an authenticator app.
     pub secret: String,
@@ -381,14 +387,14 @@ impl std::fmt::Debug for TotpEnrolment {
 }
 
 /// `POST /api/v1/totp/confirm`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TotpCode {
     pub code: String,
 }
 
 /// Answer to a confirmed enrolment: single-use recovery codes, shown once.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct RecoveryCodes {
     pub recovery_codes: Vec<String>,
 }
@@ -400,9 +406,10 @@ impl std::fmt::Debug for RecoveryCodes {
 }
 
 /// `GET`/`PUT /api/v1/tenant/totp-policy`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TotpPolicyBody {
     /// `optional`, `admins` or `everyone`.
+    #[schema(schema_with = totp_policy)]
     pub policy: TotpPolicy,
 }

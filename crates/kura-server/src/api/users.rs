@@ -30,6 +30,9 @@ fn session_cookie_header(value: &str, max_age_secs: i64) -> Result<HeaderValue, 
 }
 
 /// Signs in with login ID and password; sets the session cookie.
+#[utoipa::path(post, path = "/api/v1/login", tag = "accounts",
+    request_body = LoginRequest,
+    responses((status = 200, description = "signed in; the session is in the `kura_session` cookie", body = LoginResponse)))]
 pub(super) async fn login(
     State(state): State<AppState>,
     CallerInfo(caller): CallerInfo,
@@ -59,6 +62,8 @@ pub(super) async fn login(
 }
 
 /// Ends the caller's session and clears the cookie.
+#[utoipa::path(post, path = "/api/v1/logout", tag = "accounts",
+    responses((status = 204, description = "signed out; the cookie is cleared")))]
 pub(super) async fn logout(State(state): State<AppState>, user: User) -> Result<Response, ApiError> {
     users::logout(&state.service, &user).await?;
     let mut response = StatusCode::NO_CONTENT.into_response();
@@ -69,6 +74,8 @@ pub(super) async fn logout(State(state): State<AppState>, user: User) -> Result<
 }
 
 /// Who the caller is.
+#[utoipa::path(get, path = "/api/v1/me", tag = "accounts",
+    responses((status = 200, body = MeView)))]
 pub(super) async fn me(State(state): State<AppState>, user: User) -> Result<Json<MeView>, ApiError> {
     let record = users::get(&state.service, &user.scope, user.user_id.as_str()).await?;
     Ok(Json(MeView {
@@ -83,6 +90,9 @@ pub(super) async fn me(State(state): State<AppState>, user: User) -> Result<Json
 
 /// `PATCH /api/v1/me`: the caller changes their own settings (the language of pages and
 /// mail).
+#[utoipa::path(patch, path = "/api/v1/me", tag = "accounts",
+    request_body = UpdateMeRequest,
+    responses((status = 200, body = MeView)))]
 pub(super) async fn update_me(
     State(state): State<AppState>,
     user: User,
@@ -93,6 +103,9 @@ pub(super) async fn update_me(
 }
 
 /// Changes the caller's password; ends every other session and revokes their API tokens.
+#[utoipa::path(post, path = "/api/v1/password", tag = "accounts",
+    request_body = ChangePasswordRequest,
+    responses((status = 204, description = "the password is changed")))]
 pub(super) async fn change_password(
     State(state): State<AppState>,
     user: User,
@@ -103,6 +116,8 @@ pub(super) async fn change_password(
 }
 
 /// The caller's sessions, newest first.
+#[utoipa::path(get, path = "/api/v1/sessions", tag = "accounts",
+    responses((status = 200, body = Vec<SessionView>)))]
 pub(super) async fn sessions(
     State(state): State<AppState>,
     user: User,
@@ -125,6 +140,8 @@ pub(super) async fn sessions(
 }
 
 /// Ends one of the caller's sessions (e.g. one left open elsewhere).
+#[utoipa::path(delete, path = "/api/v1/sessions/{id}", tag = "accounts",
+    responses((status = 204, description = "the session ended")))]
 pub(super) async fn revoke_session(
     State(state): State<AppState>,
     user: User,
@@ -135,6 +152,8 @@ pub(super) async fn revoke_session(
 }
 
 /// The caller's API tokens.
+#[utoipa::path(get, path = "/api/v1/tokens", tag = "accounts",
+    responses((status = 200, body = Vec<TokenView>)))]
 pub(super) async fn tokens(
     State(state): State<AppState>,
     user: User,
@@ -144,6 +163,9 @@ pub(super) async fn tokens(
 }
 
 /// Creates an API token for the caller, with a role no higher than theirs.
+#[utoipa::path(post, path = "/api/v1/tokens", tag = "accounts",
+    request_body = CreateTokenRequest,
+    responses((status = 201, body = CreatedToken)))]
 pub(super) async fn create_token(
     State(state): State<AppState>,
     user: User,
@@ -167,6 +189,8 @@ pub(super) async fn create_token(
 }
 
 /// Revokes one of the caller's tokens; user admins may revoke any token of the tenant.
+#[utoipa::path(delete, path = "/api/v1/tokens/{id}", tag = "accounts",
+    responses((status = 204, description = "the token no longer works")))]
 pub(super) async fn revoke_token(
     State(state): State<AppState>,
     user: User,
@@ -177,6 +201,8 @@ pub(super) async fn revoke_token(
 }
 
 /// The tenant's users, with their lockout state.
+#[utoipa::path(get, path = "/api/v1/users", tag = "users",
+    responses((status = 200, body = Vec<UserView>)))]
 pub(super) async fn list_users(
     State(state): State<AppState>,
     user: User,
@@ -195,6 +221,9 @@ pub(super) async fn list_users(
 }
 
 /// Adds a user to the caller's tenant.
+#[utoipa::path(post, path = "/api/v1/users", tag = "users",
+    request_body = CreateUserRequest,
+    responses((status = 201, body = CreatedUser)))]
 pub(super) async fn create_user(
     State(state): State<AppState>,
     user: User,
@@ -219,6 +248,9 @@ pub(super) async fn create_user(
 }
 
 /// Changes a user's role, disables or enables them, or lifts a lockout.
+#[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "users",
+    request_body = UpdateUserRequest,
+    responses((status = 200, body = UserView)))]
 pub(super) async fn update_user(
     State(state): State<AppState>,
     user: User,
@@ -237,6 +269,8 @@ pub(super) async fn update_user(
 }
 
 /// Deletes a user with their sessions and API tokens.
+#[utoipa::path(delete, path = "/api/v1/users/{id}", tag = "users",
+    responses((status = 204, description = "the user is deleted")))]
 pub(super) async fn delete_user(
     State(state): State<AppState>,
     user: User,
@@ -247,6 +281,8 @@ pub(super) async fn delete_user(
 }
 
 /// The admin allow-list.
+#[utoipa::path(get, path = "/api/v1/tenant/admin-networks", tag = "security",
+    responses((status = 200, body = AdminNetworks)))]
 pub(super) async fn admin_networks(
     State(state): State<AppState>,
     user: User,
@@ -258,6 +294,9 @@ pub(super) async fn admin_networks(
 }
 
 /// Replaces the admin allow-list; refuses a list that would shut out the caller.
+#[utoipa::path(put, path = "/api/v1/tenant/admin-networks", tag = "security",
+    request_body = AdminNetworks,
+    responses((status = 200, body = AdminNetworks)))]
 pub(super) async fn set_admin_networks(
     State(state): State<AppState>,
     user: User,
@@ -270,8 +309,9 @@ pub(super) async fn set_admin_networks(
 }
 
 /// `GET /api/v1/events` query.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(super) struct EventsQuery {
     /// RFC 3339; defaults to the beginning.
     from: Option<String>,
@@ -296,6 +336,8 @@ fn parse_time(what: &str, text: Option<&str>, default: i64) -> Result<i64, ApiEr
 
 /// The tenant's event log between `from` and `to`, as JSON or CSV, with times in the
 /// tenant's time zone.
+#[utoipa::path(get, path = "/api/v1/events", tag = "security", params(EventsQuery),
+    responses((status = 200, description = "the event log, oldest first", content((Vec<EventView> = "application/json"), (String = "text/csv")))))]
 pub(super) async fn events(
     State(state): State<AppState>,
     user: User,

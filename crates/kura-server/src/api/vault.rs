@@ -10,6 +10,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
+use kura_api::ErrorBody;
 use kura_api::frames::{decode_ids, decode_n_frames, push_frame};
 use kura_api::jobs::JobView;
 use kura_api::vault::{
@@ -23,6 +24,7 @@ use kura_service::ops::vault::{self, store_error};
 use kura_service::vaults::TenantVault;
 use kura_store::{SnapshotRecord, Usage};
 
+use super::openapi::{Binary, UsageSchema};
 use super::{ApiBytes, ApiJson};
 use crate::app::AppState;
 use crate::auth::Agent;
@@ -50,6 +52,8 @@ fn octets(body: Vec<u8>) -> impl IntoResponse {
 }
 
 /// `GET /api/v1/vault`.
+#[utoipa::path(get, path = "/api/v1/vault", tag = "vault",
+    responses((status = 200, body = VaultInfo)))]
 pub(super) async fn info(State(state): State<AppState>, agent: Agent) -> Result<Json<VaultInfo>, ApiError> {
     let tv = vault::open(&state.service, &agent).await?;
     Ok(Json(VaultInfo {
@@ -59,6 +63,9 @@ pub(super) async fn info(State(state): State<AppState>, agent: Agent) -> Result<
 }
 
 /// `POST /api/v1/vault`: the first registered machine creates the tenant's vault.
+#[utoipa::path(post, path = "/api/v1/vault", tag = "vault",
+    request_body = CreateVault,
+    responses((status = 201, body = VaultInfo)))]
 pub(super) async fn create(
     State(state): State<AppState>,
     agent: Agent,
@@ -79,6 +86,8 @@ pub(super) async fn create(
 }
 
 /// `GET /api/v1/vault/key-slots`.
+#[utoipa::path(get, path = "/api/v1/vault/key-slots", tag = "vault",
+    responses((status = 200, body = KeySlots)))]
 pub(super) async fn key_slots(
     State(state): State<AppState>,
     agent: Agent,
@@ -91,6 +100,9 @@ pub(super) async fn key_slots(
 }
 
 /// `POST /api/v1/vault/key-slots`: adding a way in loses nothing, so agents may.
+#[utoipa::path(post, path = "/api/v1/vault/key-slots", tag = "vault",
+    request_body = AddKeySlot,
+    responses((status = 201, description = "the slot was added")))]
 pub(super) async fn add_key_slot(
     State(state): State<AppState>,
     agent: Agent,
@@ -104,6 +116,8 @@ pub(super) async fn add_key_slot(
 }
 
 /// `DELETE /api/v1/vault/key-slots/{id}`: never by an agent.
+#[utoipa::path(delete, path = "/api/v1/vault/key-slots/{id}", tag = "vault",
+    responses((status = 403, description = "never by an agent", body = ErrorBody)))]
 pub(super) async fn remove_key_slot(
     State(state): State<AppState>,
     agent: Agent,
@@ -120,6 +134,9 @@ pub(super) async fn remove_key_slot(
 }
 
 /// `POST /api/v1/vault/sessions`.
+#[utoipa::path(post, path = "/api/v1/vault/sessions", tag = "vault",
+    request_body = OpenSession,
+    responses((status = 201, body = SessionOpened)))]
 pub(super) async fn open_session(
     State(state): State<AppState>,
     agent: Agent,
@@ -135,6 +152,9 @@ pub(super) async fn open_session(
 }
 
 /// `POST /api/v1/vault/sessions/{session}/missing`: ids in, the missing ones out.
+#[utoipa::path(post, path = "/api/v1/vault/sessions/{session}/missing", tag = "vault",
+    request_body(content = Binary, content_type = "application/octet-stream"),
+    responses((status = 200, description = "the ids the vault lacks, concatenated", content_type = "application/octet-stream", body = Binary)))]
 pub(super) async fn missing(
     State(state): State<AppState>,
     agent: Agent,
@@ -154,6 +174,9 @@ pub(super) async fn missing(
 
 /// `PUT /api/v1/vault/sessions/{session}/packs`: one pack, checked, counted against the
 /// quota before anything is stored.
+#[utoipa::path(put, path = "/api/v1/vault/sessions/{session}/packs", tag = "vault",
+    request_body(content = Binary, content_type = "application/octet-stream"),
+    responses((status = 200, body = PackStored)))]
 pub(super) async fn put_pack(
     State(state): State<AppState>,
     agent: Agent,
@@ -178,6 +201,9 @@ pub(super) async fn put_pack(
 }
 
 /// `POST /api/v1/vault/sessions/{session}/commit`: body = frames (manifest, reference list).
+#[utoipa::path(post, path = "/api/v1/vault/sessions/{session}/commit", tag = "vault",
+    request_body(content = Binary, content_type = "application/octet-stream", description = "frames: manifest, reference list"),
+    responses((status = 201, body = Committed)))]
 pub(super) async fn commit(
     State(state): State<AppState>,
     agent: Agent,
@@ -199,6 +225,8 @@ pub(super) async fn commit(
 
 /// `DELETE /api/v1/vault/sessions/{session}`: gives up an upload (what it stored stays
 /// for the next one, or for GC).
+#[utoipa::path(delete, path = "/api/v1/vault/sessions/{session}", tag = "vault",
+    responses((status = 204, description = "the session ended")))]
 pub(super) async fn abort_session(
     State(state): State<AppState>,
     agent: Agent,
@@ -211,6 +239,8 @@ pub(super) async fn abort_session(
 }
 
 /// `POST /api/v1/vault/sessions/{session}/heartbeat`: the agent's backup is alive.
+#[utoipa::path(post, path = "/api/v1/vault/sessions/{session}/heartbeat", tag = "vault",
+    responses((status = 204, description = "the session lives on")))]
 pub(super) async fn heartbeat(
     State(state): State<AppState>,
     agent: Agent,
@@ -231,6 +261,8 @@ async fn entry(tv: &TenantVault, record: SnapshotRecord) -> Result<SnapshotEntry
 }
 
 /// `GET /api/v1/vault/snapshots`: the caller's machine's snapshots.
+#[utoipa::path(get, path = "/api/v1/vault/snapshots", tag = "vault",
+    responses((status = 200, body = SnapshotList)))]
 pub(super) async fn snapshots(
     State(state): State<AppState>,
     agent: Agent,
@@ -245,6 +277,8 @@ pub(super) async fn snapshots(
 
 /// `GET /api/v1/vault/snapshots/{spec}`: `latest`, a full id or a unique prefix, among
 /// the caller's machine's snapshots.
+#[utoipa::path(get, path = "/api/v1/vault/snapshots/{spec}", tag = "vault",
+    responses((status = 200, body = SnapshotEntry)))]
 pub(super) async fn snapshot(
     State(state): State<AppState>,
     agent: Agent,
@@ -258,6 +292,8 @@ pub(super) async fn snapshot(
 /// `POST /api/v1/vault/snapshots/{spec}/restores`: the agent says it is restoring one of
 /// its machine's snapshots, so the restore appears in the tenant's event log (the server
 /// only sees blob reads, which browsing and checking make too).
+#[utoipa::path(post, path = "/api/v1/vault/snapshots/{spec}/restores", tag = "vault",
+    responses((status = 204, description = "the restore is in the event log")))]
 pub(super) async fn note_restore(
     State(state): State<AppState>,
     agent: Agent,
@@ -268,6 +304,9 @@ pub(super) async fn note_restore(
 }
 
 /// `POST /api/v1/vault/blobs`: ids in, their sealed blobs out as frames, in order.
+#[utoipa::path(post, path = "/api/v1/vault/blobs", tag = "vault",
+    request_body(content = Binary, content_type = "application/octet-stream"),
+    responses((status = 200, description = "the sealed blobs as frames, in order", content_type = "application/octet-stream", body = Binary)))]
 pub(super) async fn blobs(
     State(state): State<AppState>,
     agent: Agent,
@@ -284,6 +323,8 @@ pub(super) async fn blobs(
 }
 
 /// `POST /api/v1/vault/forget`: never by an agent.
+#[utoipa::path(post, path = "/api/v1/vault/forget", tag = "vault",
+    responses((status = 403, description = "never by an agent", body = ErrorBody)))]
 pub(super) async fn forget(State(state): State<AppState>, agent: Agent) -> ApiError {
     vault::refuse_deletion(&state.service, &agent, Action::SnapshotForget, "delete snapshots")
         .await
@@ -291,6 +332,8 @@ pub(super) async fn forget(State(state): State<AppState>, agent: Agent) -> ApiEr
 }
 
 /// `POST /api/v1/vault/gc`: never by an agent (the service runs GC as a job).
+#[utoipa::path(post, path = "/api/v1/vault/gc", tag = "vault",
+    responses((status = 403, description = "never by an agent", body = ErrorBody)))]
 pub(super) async fn gc(State(state): State<AppState>, agent: Agent) -> ApiError {
     vault::refuse_deletion(
         &state.service,
@@ -305,6 +348,9 @@ pub(super) async fn gc(State(state): State<AppState>, agent: Agent) -> ApiError 
 /// `POST /api/v1/vault/verify`: queues a check without the key (catalog, and with
 /// `read_data` every pack's content hash, then repair of what can be healed) and answers
 /// `202` with the job; the agent follows it at `GET /api/v1/jobs/{id}`.
+#[utoipa::path(post, path = "/api/v1/vault/verify", tag = "vault",
+    request_body = RunVerify,
+    responses((status = 202, description = "the queued verify job", body = JobView)))]
 pub(super) async fn verify(
     State(state): State<AppState>,
     agent: Agent,
@@ -315,6 +361,8 @@ pub(super) async fn verify(
 }
 
 /// `GET /api/v1/vault/usage`.
+#[utoipa::path(get, path = "/api/v1/vault/usage", tag = "vault",
+    responses((status = 200, body = UsageSchema)))]
 pub(super) async fn usage(State(state): State<AppState>, agent: Agent) -> Result<Json<Usage>, ApiError> {
     let tv = vault::open(&state.service, &agent).await?;
     Ok(Json(tv.vault.usage().await.map_err(store_error)?))

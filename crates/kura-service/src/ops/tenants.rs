@@ -27,7 +27,7 @@ pub const MAX_MACHINES: u32 = 100_000;
 pub const MAX_IMMUTABLE_DAYS: u32 = 3650;
 
 /// `POST /api/v1/operator/tenants`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTenantRequest {
     /// `^[A-Z0-9][A-Z0-9-]{2,31}$`, unique.
@@ -51,7 +51,7 @@ pub struct CreateTenantRequest {
 }
 
 /// `PATCH /api/v1/operator/tenants/{id}`: only the fields given change.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateTenantRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
