@@ -269,8 +269,9 @@ pub fn roles_markdown(
     out.push_str(
         "\nRoutes with no role: sign-in (throttled) and the password reset routes are open to \
          anyone, `POST /api/v1/agents/register` takes a registration token in its body, and \
-         `/healthz` and `/metrics` are reachable on the management network only. There is no \
-         flag, variable or route that skips these checks.\n",
+         `/healthz`, `/metrics` and the management API's OpenAPI document are reachable on the \
+         management network only; the customer API's OpenAPI document describes the API to \
+         anyone (it holds no data). There is no flag, variable or route that skips these checks.\n",
     );
     out
 }
