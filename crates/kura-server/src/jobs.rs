@@ -1,7 +1,7 @@
 //! The job runner: one scheduler loop per server that queues the periodic rounds, takes
 //! due jobs under a lease (`kura_service::jobs::claim`) and runs each in a worker task,
 //! renewing the lease while it works. A worker that panics fails its job with the panic's
-//! message; the loop goes on. At shutdown the loop stops taking work, waits for running
+//! message; the loop goes on (and a panic of the loop itself restarts it). At shutdown the loop stops taking work, waits for running
 //! jobs up to `shutdown_grace`, and puts what is still unfinished back in the queue; a
 //! job of a server that crashed is taken over by any server once its lease runs out.
 
@@ -35,7 +35,7 @@ impl JobRunner {
     pub fn start(service: Service, settings: RunnerSettings) -> JobRunner {
         let owner = format!("server-{}-{}", std::process::id(), random_hex(4));
         let (stop, stopped) = watch::channel(false);
-        let task = tokio::spawn(run_loop(service, settings, owner.clone(), stopped));
+        let task = tokio::spawn(supervise(service, settings, owner.clone(), stopped));
         JobRunner { stop, task, owner }
     }
 
@@ -49,7 +49,40 @@ impl JobRunner {
     pub async fn stop(self) {
         let _ = self.stop.send(true);
         if let Err(err) = self.task.await {
-            tracing::error!(error = %err, "the job runner's loop ended abnormally");
+            tracing::error!(error = %err, "the job runner ended abnormally");
+        }
+    }
+}
+
+/// Runs the loop, and starts it again if it panics (a panic of the loop itself, not of a
+/// job: those fail their job): the jobs it was running lost their workers, so they are put
+/// back in the queue first.
+async fn supervise(
+    service: Service,
+    settings: RunnerSettings,
+    owner: String,
+    stopped: watch::Receiver<bool>,
+) {
+    loop {
+        let run = tokio::spawn(run_loop(
+            service.clone(),
+            settings.clone(),
+            owner.clone(),
+            stopped.clone(),
+        ));
+        match run.await {
+            Err(err) if err.is_panic() && !*stopped.borrow() => {
+                tracing::error!(error = %err, "the job runner's loop panicked; starting it again");
+                if let Err(err) = jobs::release(&service, &owner).await {
+                    tracing::warn!(error = %err.message, "cannot put the loop's jobs back; they are taken over when their lease runs out");
+                }
+                tokio::time::sleep(settings.tick).await;
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "the job runner's loop ended abnormally");
+                return;
+            }
+            Ok(()) => return,
         }
     }
 }
