@@ -258,7 +258,7 @@ mod tests {
     }
 
     #[test]
-    fn unknown_placeholders_are_errors() {
+    fn a_name_without_a_value_fails_the_fill() {
         let lookup = |name: &str| (name == "known").then(|| "v".to_owned());
         assert_eq!(fill("a {{known}} b", &lookup, false).unwrap(), "a v b");
         assert_eq!(fill("a {{other}}", &lookup, false).unwrap_err(), "other");

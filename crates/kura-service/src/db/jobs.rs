@@ -306,6 +306,15 @@ pub async fn prune<'c>(on: impl Target<'c>, before_ms: i64) -> DbResult<u64> {
         .await
 }
 
+/// When a periodic schedule is next due, if it was ever taken.
+pub async fn schedule_due_at<'c>(on: impl Target<'c>, name: &str) -> DbResult<Option<i64>> {
+    let row: Option<(i64,)> = Query::service("SELECT next_ms FROM job_schedules WHERE name = $1")
+        .bind(name)
+        .fetch_optional(on)
+        .await?;
+    Ok(row.map(|(next,)| next))
+}
+
 /// Moves a periodic schedule on to `next_ms` if it is due at `now_ms`; `true` for the one
 /// caller that did (it queues the round). A schedule seen for the first time is due one
 /// interval from now (`first_ms`).

@@ -111,6 +111,13 @@ pub async fn queue_due(svc: &Service) -> ServiceResult<u32> {
 async fn queue_round(svc: &Service, kind: JobKind, interval: Duration, params: &str) -> ServiceResult<u32> {
     let now = svc.now_ms();
     let every = duration_ms(interval);
+    // Read first: a round is due rarely, and every tick of every server asks.
+    if jobs::schedule_due_at(&svc.db, kind.as_str())
+        .await?
+        .is_some_and(|next| next > now)
+    {
+        return Ok(0);
+    }
     let mut tx = svc.db.begin().await?;
     if !jobs::take_schedule(&mut tx, kind.as_str(), now, now + every, now + every).await? {
         // Kept: a schedule seen for the first time was just written.
