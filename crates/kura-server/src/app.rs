@@ -443,12 +443,12 @@ fn serve(
     }))
 }
 
-/// Customer listener: the agent API now, the portal later.
+/// Customer listener: the portal, and the API of agents and tenant users.
 fn customer_router(state: AppState) -> Router {
     let limit = body_limit(&state.config);
     api::customer_routes()
         .route_layer(middleware::from_fn_with_state("customer", track_request))
-        .fallback(api::no_route)
+        .fallback(api::customer_no_route)
         .method_not_allowed_fallback(api::method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
         .layer(middleware::from_fn_with_state(limit, form_csrf_token))
@@ -557,9 +557,17 @@ async fn track_request(State(listener): State<&'static str>, mut request: Reques
     response
 }
 
-/// Both listeners speak only TLS, so browsers are told to keep it that way (HSTS), and no
-/// answer of the API is stored by a browser or proxy: many carry secrets (tokens, CSRF
-/// tokens, recovery codes), and none is worth caching.
+/// The pages' Content-Security-Policy: scripts, styles and images from this origin only
+/// (no inline script or style, no `eval`), forms post only here, no framing.
+const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
+     img-src 'self' data:; connect-src 'self'; font-src 'self'; form-action 'self'; \
+     frame-ancestors 'none'; base-uri 'none'";
+
+/// Both listeners speak only TLS, so browsers are told to keep it that way (HSTS); no
+/// answer is stored by a browser or proxy unless it says otherwise (the static files):
+/// many carry secrets (tokens, CSRF tokens, recovery codes). Pages may not be framed,
+/// run only the service's own scripts, and leak no address to other sites (a reset link
+/// carries its token in the URL).
 async fn security_headers(request: Request, next: Next) -> Response {
     use axum::http::{HeaderValue, header};
     let mut response = next.run(request).await;
@@ -568,11 +576,19 @@ async fn security_headers(request: Request, next: Next) -> Response {
         header::STRICT_TRANSPORT_SECURITY,
         HeaderValue::from_static("max-age=31536000"),
     );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if !headers.contains_key(header::CACHE_CONTROL) {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     response
 }
 

@@ -18,9 +18,10 @@ use std::ops::Deref;
 use std::sync::{Arc, Mutex};
 
 use axum::extract::{ConnectInfo, FromRequestParts, MatchedPath};
-use axum::http::header::{AUTHORIZATION, COOKIE};
+use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use axum::http::{Extensions, HeaderMap, Method};
+use kura_service::ServiceError;
 use kura_service::authz::{
     self, AgentPrincipal, Caller, OperatorPrincipal, Permission, UserCheck, UserPrincipal,
 };
@@ -59,7 +60,7 @@ impl OperatorSlot {
 }
 
 /// The permission the route declares; a route that declares none refuses everyone.
-fn required(parts: &Parts) -> Result<Permission, ApiError> {
+pub(crate) fn required(parts: &Parts) -> Result<Permission, ApiError> {
     parts
         .extensions
         .get::<RequiredPermission>()
@@ -119,32 +120,41 @@ impl FromRequestParts<AppState> for User {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let caller = caller(parts, &state.config);
-        let route = parts.extensions.get::<MatchedPath>().map(MatchedPath::as_str);
-        let form_csrf = parts
-            .extensions
-            .get::<FormCsrfToken>()
-            .map(|FormCsrfToken(t)| t.as_str());
-        let check = UserCheck {
-            csrf_token: parts
-                .headers
-                .get(CSRF_HEADER)
-                .and_then(|value| value.to_str().ok())
-                .or(form_csrf),
-            changes_state: !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS),
-            open_before_totp_enrolment: route.is_some_and(|route| BEFORE_TOTP_ENROLMENT.contains(&route)),
-        };
-        let user = if parts.headers.contains_key(AUTHORIZATION) {
-            let token = bearer_token(parts, "an API token")?;
-            authz::api_token(&state.service, token, check, &caller).await?
-        } else {
-            let cookie = session_cookie(&parts.headers).ok_or_else(|| {
-                ApiError::unauthorized("not signed in: POST /api/v1/login, or send an API token as Bearer")
-            })?;
-            authz::session(&state.service, &cookie, check, &caller).await?
-        };
+        let user = authenticate_user(parts, state).await?;
         user.require(required(parts)?)?;
         Ok(User(user))
+    }
+}
+
+/// The tenant user of a request (API token or session cookie, with the CSRF token when
+/// the request changes something), before the route's permission is checked.
+pub(crate) async fn authenticate_user(
+    parts: &Parts,
+    state: &AppState,
+) -> Result<UserPrincipal, ServiceError> {
+    let caller = caller(parts, &state.config);
+    let route = parts.extensions.get::<MatchedPath>().map(MatchedPath::as_str);
+    let form_csrf = parts
+        .extensions
+        .get::<FormCsrfToken>()
+        .map(|FormCsrfToken(t)| t.as_str());
+    let check = UserCheck {
+        csrf_token: parts
+            .headers
+            .get(CSRF_HEADER)
+            .and_then(|value| value.to_str().ok())
+            .or(form_csrf),
+        changes_state: !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS),
+        open_before_totp_enrolment: route.is_some_and(|route| BEFORE_TOTP_ENROLMENT.contains(&route)),
+    };
+    if parts.headers.contains_key(AUTHORIZATION) {
+        let token = bearer_token(parts, "an API token")?;
+        authz::api_token(&state.service, token, check, &caller).await
+    } else {
+        let cookie = session_cookie(&parts.headers).ok_or_else(|| {
+            ServiceError::unauthenticated("not signed in: POST /api/v1/login, or send an API token as Bearer")
+        })?;
+        authz::session(&state.service, &cookie, check, &caller).await
     }
 }
 
@@ -189,15 +199,8 @@ impl FromRequestParts<AppState> for CallerInfo {
 }
 
 /// The session cookie's value, if the request carries one.
-fn session_cookie(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get_all(COOKIE)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == SESSION_COOKIE)
-        .map(|(_, value)| value.to_owned())
+pub(crate) fn session_cookie(headers: &HeaderMap) -> Option<String> {
+    crate::web::cookie(headers, SESSION_COOKIE)
 }
 
 /// The request's origin for the event log.
@@ -255,9 +258,9 @@ pub(crate) fn client_ip_of(
     )
 }
 
-fn bearer_token<'a>(parts: &'a Parts, what: &str) -> Result<&'a str, ApiError> {
+fn bearer_token<'a>(parts: &'a Parts, what: &str) -> Result<&'a str, ServiceError> {
     let missing = || {
-        ApiError::unauthorized(format!(
+        ServiceError::unauthenticated(format!(
             "missing credentials: send `Authorization: Bearer` with {what}"
         ))
     };

@@ -3,8 +3,9 @@
 //! This crate owns configuration, the two TLS listeners (customer and management) and
 //! their route tables, the JSON API (mapping [`kura_service::ServiceError`] to HTTP in
 //! one place, [`ApiError`]), the extractors that turn credentials into the service's
-//! principals, the SMTP transport, metrics, quickstart and the operator command-line
-//! client.
+//! principals, the customer portal (server-rendered pages in Japanese and English, from
+//! the same service operations as the API), the SMTP transport, metrics, quickstart and
+//! the operator command-line client.
 //!
 //! It must not know SQL or the service's rules: every decision is a `kura-service`
 //! operation, which the API (and later the portal, the console and jobs) call alike. It
@@ -19,8 +20,10 @@ mod drain;
 pub mod error;
 pub mod jobs;
 pub mod mail;
+pub mod portal;
 pub mod quickstart;
 pub mod tls;
+pub mod web;
 
 pub use app::{AppState, RunningServer, Server, ServerError, ShutdownHandle};
 pub use config::ServerConfig;

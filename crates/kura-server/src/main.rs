@@ -322,9 +322,10 @@ fn print_quickstart(info: &quickstart::QuickstartInfo) {
     println!(
         "Kura is running.
 
-  customer API     {customer}
+  customer portal  {customer}/   (sign in with the demo admin below; Japanese or English)
+  customer API     {customer}/api/v1
   management API   {management}   (operators only)
-  CA certificate   {ca}
+  CA certificate   {ca}   (the browser will ask you to accept it)
 
 Demo tenant {code} (id {tenant})
   admin login      {login}
@@ -336,6 +337,7 @@ Operator token (keep it secret):
     {operator}
 
 What to do next:
+  - Open the portal: {customer}/login and sign in as {login}
   - Check the service:
       curl --cacert {ca} {management}/healthz
   - Create a tenant:

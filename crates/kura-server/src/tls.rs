@@ -47,6 +47,11 @@ pub fn install_crypto_provider() {
 }
 
 /// Loads the configured certificate, or the generated one (creating it on first start).
+/// Where the generated CA certificate is, when no certificate is configured.
+pub fn ca_path(data_dir: &Path) -> PathBuf {
+    GeneratedPaths::in_dir(&data_dir.join("tls")).ca
+}
+
 pub fn load_or_generate(config: &ServerConfig) -> Result<TlsMaterial, TlsError> {
     let (cert_path, key_path, ca_cert) = match (&config.tls_cert, &config.tls_key) {
         (Some(cert), Some(key)) => (cert.clone(), key.clone(), None),

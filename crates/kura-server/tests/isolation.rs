@@ -33,6 +33,8 @@ enum Body {
     None,
     Json(Value),
     Bytes(Vec<u8>),
+    /// An HTML form (`application/x-www-form-urlencoded`).
+    Form(String),
 }
 
 /// The request for one route, aimed at A's ids, and the statuses a foreign caller may get.
@@ -41,7 +43,10 @@ fn case(method: &Method, pattern: &str, a: &Victim, same_tenant: bool) -> (Strin
     const NOT_FOUND: &[u16] = &[404];
     const FORBIDDEN: &[u16] = &[403];
     const UNAUTHORIZED: &[u16] = &[401];
+    // The portal sends a browser without a session to the sign-in page (303, followed).
+    const SIGN_IN_PAGE: &[u16] = &[200];
     let session = &a.session;
+    let machine = &a.agent.machine_id;
     let snapshot = &a.snapshots[0];
     let (path, body, expected): (String, Body, &[u16]) = match (method.as_str(), pattern) {
         ("POST", "/api/v1/agents/register") => (
@@ -204,6 +209,46 @@ fn case(method: &Method, pattern: &str, a: &Victim, same_tenant: bool) -> (Strin
             Body::Json(json!({ "role": "auditor" })),
             UNAUTHORIZED,
         ),
+        ("GET", "/api/v1/machines") | ("POST", "/api/v1/registration-tokens") => {
+            (pattern.into(), Body::None, UNAUTHORIZED)
+        }
+        ("PATCH", "/api/v1/machines/{id}") => (
+            format!("/api/v1/machines/{machine}"),
+            Body::Json(json!({ "name": "taken over" })),
+            UNAUTHORIZED,
+        ),
+        ("DELETE", "/api/v1/machines/{id}") => {
+            (format!("/api/v1/machines/{machine}"), Body::None, UNAUTHORIZED)
+        }
+        // The portal's open pages and files name no tenant.
+        ("GET", "/static/{name}") => ("/static/portal.css".into(), Body::None, OWN),
+        ("GET", "/login" | "/forgot-password" | "/reset-password" | "/ca.pem") => {
+            (pattern.into(), Body::None, OWN)
+        }
+        // Forms before sign-in need the browser's own double-submit token.
+        ("POST", "/login" | "/login/totp" | "/forgot-password" | "/reset-password" | "/language") => (
+            pattern.into(),
+            Body::Form(format!(
+                "login=acme-0001-admin&password=x&pending=x&token={}&language=en",
+                a.used_token
+            )),
+            FORBIDDEN,
+        ),
+        ("GET", "/" | "/machines" | "/account" | "/contract")
+        | (
+            "POST",
+            "/logout" | "/machines/add" | "/account/password" | "/account/language" | "/account/tokens",
+        ) => (pattern.into(), Body::None, SIGN_IN_PAGE),
+        ("POST", "/machines/{id}/rename" | "/machines/{id}/revoke") => (
+            pattern.replace("{id}", machine),
+            Body::Form("name=taken+over".into()),
+            SIGN_IN_PAGE,
+        ),
+        ("POST", "/account/sessions/{id}/revoke" | "/account/tokens/{id}/revoke") => (
+            pattern.replace("{id}", &a.admin_user_id),
+            Body::None,
+            SIGN_IN_PAGE,
+        ),
         (method, path) => panic!("the isolation suite has no case for {method} {path}: add one"),
     };
     (path, body, expected)
@@ -215,6 +260,9 @@ async fn call(intruder: &Agent, method: &Method, path: &str, body: Body) -> (u16
         Body::None => request,
         Body::Json(value) => request.json(&value),
         Body::Bytes(bytes) => request.body(bytes),
+        Body::Form(text) => request
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(text),
     };
     let response = request.send().await.unwrap();
     let status = response.status().as_u16();
@@ -313,6 +361,7 @@ async fn no_customer_route_reaches_another_tenants_or_machines_data() {
             let sent = match &body {
                 Body::Json(value) => format!("{path} {value}"),
                 Body::Bytes(bytes) => format!("{path} {}", hex::encode(bytes)),
+                Body::Form(text) => format!("{path} {text}"),
                 Body::None => path.clone(),
             };
             let (status, text) = call(intruder, method, &path, body).await;

@@ -28,11 +28,39 @@ pub enum ErrorKind {
     Internal,
 }
 
+/// A refusal a person meets in a browser, named so that a front end can say it in the
+/// person's language (the message stays the English text for the API and the log).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// Unknown login ID, wrong password or disabled account (never told apart).
+    WrongCredentials,
+    /// The second factor was wrong or already used.
+    WrongSecondFactor,
+    /// The sign-in's first step is too old or not this service's: start again.
+    SignInExpired,
+    /// Too many failures: wait until then.
+    Throttled { until_ms: i64 },
+    /// Locked (this login ID or this address) until then.
+    Locked { until_ms: i64 },
+    /// An admin outside the tenant's admin networks, from this address.
+    OutsideAdminNetworks { address: String },
+    /// The tenant is suspended.
+    TenantSuspended,
+    /// The tenant's contract has ended.
+    TenantTerminated,
+    /// The session has ended (signed out, expired or revoked).
+    SessionEnded,
+    /// The form's CSRF token is missing or not this session's.
+    FormExpired,
+}
+
 /// An error of a service operation.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub struct ServiceError {
     pub kind: ErrorKind,
     pub message: String,
+    /// What the refusal is, where a person in a browser may meet it.
+    pub refusal: Option<Refusal>,
 }
 
 impl fmt::Display for ServiceError {
@@ -48,7 +76,14 @@ impl ServiceError {
         ServiceError {
             kind,
             message: message.into(),
+            refusal: None,
         }
+    }
+
+    /// Names the refusal, for front ends that translate it.
+    pub fn because(mut self, refusal: Refusal) -> Self {
+        self.refusal = Some(refusal);
+        self
     }
 
     pub fn not_found(message: impl Into<String>) -> Self {

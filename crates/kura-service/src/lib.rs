@@ -32,7 +32,7 @@ pub mod totp;
 pub mod vaults;
 
 pub use clock::{Clock, duration_ms, rfc3339};
-pub use error::{ErrorKind, ServiceError, ServiceResult};
+pub use error::{ErrorKind, Refusal, ServiceError, ServiceResult};
 
 /// The rules the service runs by, from the server's configuration.
 #[derive(Debug, Clone)]

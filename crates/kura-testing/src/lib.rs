@@ -1,13 +1,14 @@
 //! `kura-testing`: the fixtures every suite shares (a dev-dependency only) — a throwaway
 //! PostgreSQL schema ([`postgres`]), a real `kura-server` on loopback ports with clients
 //! that trust its CA ([`server`]), a minimal agent speaking the vault protocol
-//! ([`agent`]), signed-in users ([`user`]) and a real SMTP server writing a Maildir
-//! ([`smtp`]).
+//! ([`agent`]), signed-in users ([`user`]), a browser without JavaScript on the portal
+//! ([`portal`]) and a real SMTP server writing a Maildir ([`smtp`]).
 //!
 //! It knows the server only from outside (its config, its HTTP API, its data directory),
 //! like a customer or operator would.
 
 pub mod agent;
+pub mod portal;
 pub mod postgres;
 pub mod server;
 pub mod smtp;

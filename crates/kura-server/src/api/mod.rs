@@ -24,6 +24,7 @@ use kura_service::authz::{Permission, roles_markdown};
 
 mod agent;
 mod jobs;
+pub mod machines;
 pub mod openapi;
 mod operator;
 pub mod reset;
@@ -35,7 +36,7 @@ mod vault;
 
 /// Builds one route's handler (with its layers) for the method it is given, so the
 /// method in the table is the one the router serves.
-type MakeRoute = fn(MethodFilter) -> MethodRouter<AppState>;
+pub(crate) type MakeRoute = fn(MethodFilter) -> MethodRouter<AppState>;
 
 /// Who may call a route. Role routes get their [`Permission`] attached as a
 /// [`RequiredPermission`], which the user and operator extractors enforce.
@@ -54,7 +55,7 @@ pub enum Access {
 /// the same type): method, path pattern, who may call it, and the handler.
 pub struct RouteTable {
     pub area: &'static str,
-    routes: &'static [(Method, &'static str, Access, MakeRoute)],
+    pub(crate) routes: &'static [(Method, &'static str, Access, MakeRoute)],
 }
 
 /// Agent registration and identity.
@@ -286,6 +287,37 @@ const USER_ROUTES: RouteTable = RouteTable {
     ],
 };
 
+/// The tenant's machines, for its users.
+const MACHINE_ROUTES: RouteTable = RouteTable {
+    area: "machines",
+    routes: &[
+        (
+            Method::GET,
+            "/api/v1/machines",
+            Access::Role(Permission::ViewStatus),
+            |m| on(m, machines::list),
+        ),
+        (
+            Method::PATCH,
+            "/api/v1/machines/{id}",
+            Access::Role(Permission::OperateBackups),
+            |m| on(m, machines::update),
+        ),
+        (
+            Method::DELETE,
+            "/api/v1/machines/{id}",
+            Access::Role(Permission::OperateBackups),
+            |m| on(m, machines::revoke),
+        ),
+        (
+            Method::POST,
+            "/api/v1/registration-tokens",
+            Access::Role(Permission::OperateBackups),
+            |m| on(m, machines::issue_registration_token),
+        ),
+    ],
+};
+
 /// The tenant's security settings, support access and event log.
 const SECURITY_ROUTES: RouteTable = RouteTable {
     area: "security",
@@ -353,11 +385,13 @@ const CUSTOMER_DOCUMENT_ROUTES: RouteTable = RouteTable {
 /// suite and the role matrix walk them ([`customer_route_table`]), so a route cannot be
 /// added without them noticing.
 const CUSTOMER: &[&RouteTable] = &[
+    &crate::portal::PORTAL_ROUTES,
     &CUSTOMER_DOCUMENT_ROUTES,
     &AGENT_ROUTES,
     &VAULT_ROUTES,
     &ACCOUNT_ROUTES,
     &USER_ROUTES,
+    &MACHINE_ROUTES,
     &SECURITY_ROUTES,
 ];
 
@@ -477,6 +511,12 @@ pub fn customer_route_table() -> Vec<(Method, &'static str, Access)> {
 /// Method, path pattern and access of every management route.
 pub fn management_route_table() -> Vec<(Method, &'static str, Access)> {
     listing(MANAGEMENT)
+}
+
+/// Whether a route is part of the JSON API (and of its OpenAPI document) rather than a
+/// page or file of the portal.
+pub(crate) fn is_json_api(path: &str) -> bool {
+    path.starts_with("/api/") || path == "/healthz" || path == "/metrics"
 }
 
 fn routes(
@@ -608,6 +648,16 @@ fn json_rejection(rejection: JsonRejection, max_body: u64) -> ApiError {
 /// Fallback for paths no route matches.
 pub(crate) async fn no_route(uri: Uri) -> ApiError {
     ApiError::not_found(format!("no such API route: {}", uri.path()))
+}
+
+/// Fallback of the customer listener: JSON under `/api/`, a page elsewhere (the portal).
+pub(crate) async fn customer_no_route(uri: Uri, headers: axum::http::HeaderMap) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if uri.path().starts_with("/api/") {
+        no_route(uri).await.into_response()
+    } else {
+        crate::portal::not_found(&headers)
+    }
 }
 
 /// Fallback for a known path with the wrong method.

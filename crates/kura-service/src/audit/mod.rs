@@ -82,6 +82,10 @@ actions! {
     PasswordForceReset = "password.force_reset", "tenant",
         "A user admin forced a password reset: the old password stopped working and a link was sent.";
     MachineRegister = "machine.register", "tenant", "An agent registered a machine with a registration token.";
+    RegistrationTokenIssue = "registration_token.issue", "tenant",
+        "A tenant user issued a one-time registration token for a new machine; the result says until when it works.";
+    MachineRename = "machine.rename", "tenant", "A tenant user renamed a machine; the result gives the old and new names.";
+    MachineRevoke = "machine.revoke", "tenant", "A tenant user revoked a machine's credential.";
     BackupUpload = "backup.upload", "tenant", "An upload was refused (for example by the storage quota).";
     BackupCommit = "backup.commit", "tenant", "An agent committed a snapshot.";
     RestoreStart = "restore.start", "tenant", "An agent started restoring a snapshot.";

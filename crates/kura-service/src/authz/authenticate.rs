@@ -14,7 +14,7 @@ use crate::ids::{TenantId, UserId};
 use crate::model::TenantStatus;
 use crate::secrets::token_hash;
 use crate::totp::TotpPolicy;
-use crate::{Service, ServiceError, ServiceResult, duration_ms, rfc3339};
+use crate::{Refusal, Service, ServiceError, ServiceResult, duration_ms, rfc3339};
 
 /// The operator holding this token.
 pub async fn operator(svc: &Service, token: &str) -> ServiceResult<OperatorPrincipal> {
@@ -77,8 +77,10 @@ pub async fn session(
     caller: &Caller,
 ) -> ServiceResult<UserPrincipal> {
     let now = svc.now_ms();
-    let signed_out =
-        || ServiceError::unauthenticated("not signed in: POST /api/v1/login, or send an API token as Bearer");
+    let signed_out = || {
+        ServiceError::unauthenticated("not signed in: POST /api/v1/login, or send an API token as Bearer")
+            .because(Refusal::SessionEnded)
+    };
     let session = sessions::identity(&svc.db, &token_hash(cookie))
         .await?
         .ok_or_else(signed_out)?;
@@ -89,9 +91,10 @@ pub async fn session(
         || now >= session.last_seen_ms.saturating_add(idle)
         || now >= session.created_ms.saturating_add(absolute)
     {
-        return Err(ServiceError::unauthenticated(
-            "your session has ended; sign in again",
-        ));
+        return Err(
+            ServiceError::unauthenticated("your session has ended; sign in again")
+                .because(Refusal::SessionEnded),
+        );
     }
     refuse_inactive_tenant(session.tenant_status)?;
     refuse_before_totp_enrolment(check, session.totp_policy, session.role, session.totp_enrolled)?;
@@ -103,7 +106,8 @@ pub async fn session(
         return Err(ServiceError::forbidden(
             "missing or wrong CSRF token: send the csrf_token returned at sign-in as the X-CSRF-Token header \
              (or the csrf_token form field)",
-        ));
+        )
+        .because(Refusal::FormExpired));
     }
     let user = user_principal(
         svc,
@@ -229,10 +233,12 @@ pub fn refuse_inactive_tenant(status: TenantStatus) -> ServiceResult<()> {
         TenantStatus::Active => Ok(()),
         TenantStatus::Suspended => Err(ServiceError::forbidden(
             "this tenant is suspended; contact your service provider",
-        )),
+        )
+        .because(Refusal::TenantSuspended)),
         TenantStatus::Terminated => Err(ServiceError::forbidden(
             "this tenant's contract has been terminated",
-        )),
+        )
+        .because(Refusal::TenantTerminated)),
     }
 }
 
@@ -286,5 +292,6 @@ pub(crate) async fn refuse_outside_admin_networks(
     Err(ServiceError::forbidden(format!(
         "admins of this tenant may sign in only from its admin networks, and {peer} is not in them; \
          ask another admin to add it"
-    )))
+    ))
+    .because(Refusal::OutsideAdminNetworks { address: peer }))
 }

@@ -39,9 +39,9 @@ pub use authenticate::{
 };
 pub use roles::{Permission, ProviderRole, TenantRole, roles_markdown};
 pub use signin::{
-    ForgotTarget, RedeemedReset, RegisteredMachine, SignedIn, Throttle, forgot_target, redeem_reset,
-    register_machine, registration_refusal, sign_in, source_key, throttle, verify_user_code,
-    verify_user_password,
+    ForgotTarget, RedeemedReset, RegisteredMachine, SECOND_FACTOR_WINDOW_MS, SignInStep, SignedIn, Throttle,
+    forgot_target, redeem_reset, register_machine, registration_refusal, second_factor, sign_in,
+    sign_in_step, source_key, throttle, verify_user_code, verify_user_password,
 };
 
 mod sealed {

@@ -271,7 +271,11 @@ pub fn roles_markdown(
          anyone, `POST /api/v1/agents/register` takes a registration token in its body, and \
          `/healthz`, `/metrics` and the management API's OpenAPI document are reachable on the \
          management network only; the customer API's OpenAPI document describes the API to \
-         anyone (it holds no data). There is no flag, variable or route that skips these checks.\n",
+         anyone (it holds no data). The portal's sign-in, password reissue and language forms \
+         are open too (each checks the browser's own double-submit token), as are its style \
+         sheet and scripts (`/static/…`) and the service's CA certificate (`/ca.pem`, public). \
+         A portal page a role may not use answers `403`; without a session it sends the browser \
+         to `/login`. There is no flag, variable or route that skips these checks.\n",
     );
     out
 }

@@ -15,12 +15,14 @@ use super::{Caller, TenantRole, TenantScope, UserPrincipal};
 use crate::audit::{self, Action, Actor, Chain, Entry};
 use crate::db::{logins, machines, resets, sessions, users};
 use crate::ids::{MachineId, TenantId, UserId};
-use crate::model::{LoginFailures, NewMachine, NewUserSession, RegistrationOutcome, TenantStatus};
+use crate::model::{
+    LoginCandidate, LoginFailures, NewMachine, NewUserSession, RegistrationOutcome, TenantStatus,
+};
 use crate::ops::accounts::{
     check_password_policy, hash_password_blocking, normalize_login, verify_password_blocking,
 };
 use crate::secrets::{TokenKind, new_token, random_hex, token_hash};
-use crate::{Service, ServiceError, ServiceResult, Settings, duration_ms, rfc3339, totp};
+use crate::{Refusal, Service, ServiceError, ServiceResult, Settings, duration_ms, rfc3339, totp};
 
 /// Failed attempts from one source after which each further attempt must wait, doubling
 /// from one second: low enough that credential stuffing from one address meets a `429`
@@ -104,7 +106,8 @@ fn throttled(throttle: Throttle, now_ms: i64) -> Option<(ServiceError, &'static 
             Some((
                 ServiceError::throttled(format!(
                     "too many failed sign-ins; wait {seconds} seconds before trying again"
-                )),
+                ))
+                .because(Refusal::Throttled { until_ms }),
                 "refused: throttled",
             ))
         }
@@ -113,7 +116,8 @@ fn throttled(throttle: Throttle, now_ms: i64) -> Option<(ServiceError, &'static 
                 "too many failed sign-ins for this login ID or from this address; try again after {} \
                  or ask your tenant admin to unlock the account",
                 rfc3339(until_ms)
-            )),
+            ))
+            .because(Refusal::Locked { until_ms }),
             "refused: locked",
         )),
     }
@@ -140,8 +144,85 @@ pub struct SignedIn {
     pub expires_ms: i64,
 }
 
-/// Checks a sign-in attempt and opens a session. Every outcome is in the event log: the
-/// tenant's when the login ID names a user, otherwise the operator work log.
+/// Where the first step of a sign-in in two steps (the portal's) leads.
+pub enum SignInStep {
+    SignedIn(SignedIn),
+    /// The password was right and the account uses TOTP: the code follows with this
+    /// proof ([`second_factor`]), so the password is not sent again. Sealed with the
+    /// service key; good for [`SECOND_FACTOR_WINDOW_MS`].
+    SecondFactor {
+        pending: String,
+    },
+}
+
+/// How long the proof of a right password waits for its second factor.
+pub const SECOND_FACTOR_WINDOW_MS: i64 = 5 * 60 * 1000;
+
+/// The context a pending sign-in is sealed under, so no other sealed value passes for one.
+const PENDING_CONTEXT: &str = "pending sign-in";
+
+/// One sign-in attempt: when, by which login ID, from where, and whose log records it.
+struct Attempt {
+    now: i64,
+    login: String,
+    source: String,
+    actor: Actor,
+    /// The tenant of the login ID, if it names a user; the operator work log otherwise.
+    scope: Option<TenantScope>,
+}
+
+impl Attempt {
+    async fn start(
+        svc: &Service,
+        caller: &Caller,
+        login: &str,
+    ) -> ServiceResult<(Attempt, Option<LoginCandidate>)> {
+        let login = normalize_login(login);
+        let candidate = logins::candidate(&svc.db, &login).await?;
+        let attempt = Attempt {
+            now: svc.now_ms(),
+            source: source_key(caller.source),
+            actor: caller.actor(login.clone()),
+            // The scope a failure is logged under; the caller has not proved anything yet.
+            scope: candidate
+                .as_ref()
+                .map(|user| TenantScope::authenticated(user.tenant_id.clone())),
+            login,
+        };
+        Ok((attempt, candidate))
+    }
+
+    async fn log(&self, svc: &Service, action: Action, result: &str) -> ServiceResult<()> {
+        let chain = self.scope.as_ref().map_or_else(Chain::operators, Chain::tenant);
+        audit::record_alone(
+            &svc.db,
+            &self.actor,
+            self.now,
+            Entry {
+                chain,
+                action,
+                target: &self.login,
+                result,
+            },
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Refuses a throttled or locked attempt (and logs it).
+    async fn refuse_if_throttled(&self, svc: &Service) -> ServiceResult<LoginFailures> {
+        let failures = recent_failures(svc, &self.login, &self.source, self.now).await?;
+        if let Some((refusal, result)) = throttled(throttle(&svc.settings, &failures, self.now), self.now) {
+            self.log(svc, Action::Login, result).await?;
+            return Err(refusal);
+        }
+        Ok(failures)
+    }
+}
+
+/// Checks a sign-in attempt and opens a session: the JSON API's sign-in, with the TOTP
+/// code (if the account has one) in the same request. Every outcome is in the event log:
+/// the tenant's when the login ID names a user, otherwise the operator work log.
 pub async fn sign_in(
     svc: &Service,
     caller: &Caller,
@@ -149,46 +230,88 @@ pub async fn sign_in(
     password: String,
     totp_code: Option<&str>,
 ) -> ServiceResult<SignedIn> {
-    let now = svc.now_ms();
-    let login = normalize_login(login);
-    let source = source_key(caller.source);
-    let actor = caller.actor(login.clone());
-    let candidate = logins::candidate(&svc.db, &login).await?;
-    // The scope a failure is logged under; the caller has not proved anything yet.
-    let scope = candidate
-        .as_ref()
-        .map(|user| TenantScope::authenticated(user.tenant_id.clone()));
-    let log = |action: Action, result: String| {
-        let (actor, scope, login) = (&actor, scope.as_ref(), &login);
-        async move {
-            let chain = scope.map_or_else(Chain::operators, Chain::tenant);
-            audit::record_alone(
-                &svc.db,
-                actor,
-                now,
-                Entry {
-                    chain,
-                    action,
-                    target: login,
-                    result: &result,
-                },
-            )
-            .await
-        }
-    };
-
-    let failures = recent_failures(svc, &login, &source, now).await?;
-    if let Some((refusal, result)) = throttled(throttle(&svc.settings, &failures, now), now) {
-        log(Action::Login, result.to_owned()).await?;
-        return Err(refusal);
+    let (attempt, user) = first_factor(svc, caller, login, password).await?;
+    if user.totp_secret.is_some() && totp_code.is_none() {
+        attempt
+            .log(svc, Action::Login, "refused: TOTP code missing")
+            .await?;
+        return Err(ServiceError::unauthenticated(
+            "this account uses TOTP: send the current code from your authenticator app (or a recovery code) as \"totp\"",
+        ));
     }
+    finish(svc, &attempt, user, totp_code).await
+}
+
+/// The first step of a sign-in in two steps: checks the password like [`sign_in`]; an
+/// account with TOTP gets a proof to send with its code to [`second_factor`].
+pub async fn sign_in_step(
+    svc: &Service,
+    caller: &Caller,
+    login: &str,
+    password: String,
+) -> ServiceResult<SignInStep> {
+    let (attempt, user) = first_factor(svc, caller, login, password).await?;
+    if user.totp_secret.is_none() {
+        return Ok(SignInStep::SignedIn(finish(svc, &attempt, user, None).await?));
+    }
+    let expires = attempt.now.saturating_add(SECOND_FACTOR_WINDOW_MS);
+    let plain = format!("{} {expires} {}", user.user_id, attempt.login);
+    Ok(SignInStep::SecondFactor {
+        pending: svc.key.seal(&plain, PENDING_CONTEXT),
+    })
+}
+
+/// The second step: the proof of [`sign_in_step`] and the TOTP (or recovery) code. The
+/// account is checked again (disabled, tenant, admin networks) as it may have changed.
+pub async fn second_factor(
+    svc: &Service,
+    caller: &Caller,
+    pending: &str,
+    code: &str,
+) -> ServiceResult<SignedIn> {
+    let expired = || {
+        ServiceError::unauthenticated(
+            "this sign-in took too long or was not started here; enter your password again",
+        )
+        .because(Refusal::SignInExpired)
+    };
+    let plain = svc.key.open(pending, PENDING_CONTEXT).map_err(|_| expired())?;
+    let mut fields = plain.splitn(3, ' ');
+    let (Some(user_id), Some(expires), Some(login)) = (fields.next(), fields.next(), fields.next()) else {
+        return Err(expired());
+    };
+    let (attempt, candidate) = Attempt::start(svc, caller, login).await?;
+    if expires.parse::<i64>().is_ok_and(|expires| attempt.now >= expires) {
+        return Err(expired());
+    }
+    attempt.refuse_if_throttled(svc).await?;
+    let user = candidate
+        .filter(|user| user.user_id.as_str() == user_id && !user.disabled)
+        .ok_or_else(expired)?;
+    admit(svc, &attempt, &user).await?;
+    finish(svc, &attempt, user, Some(code)).await
+}
+
+/// Throttling, the password, the tenant and the admin networks.
+async fn first_factor(
+    svc: &Service,
+    caller: &Caller,
+    login: &str,
+    password: String,
+) -> ServiceResult<(Attempt, LoginCandidate)> {
+    let (attempt, candidate) = Attempt::start(svc, caller, login).await?;
+    let failures = attempt.refuse_if_throttled(svc).await?;
     // An admin signing in from outside the admin networks is refused anyway; failures
     // from there count against the address only, so nobody can lock an admin out from
     // anywhere by guessing at a predictable login ID.
     let counts_against_login = candidate.as_ref().is_none_or(|user| {
         user.role != TenantRole::Admin || machines::network_allows(&user.admin_networks, caller.source)
     });
-    let failure_login = if counts_against_login { login.as_str() } else { "" };
+    let failure_login = if counts_against_login {
+        attempt.login.as_str()
+    } else {
+        ""
+    };
 
     let stored_hash = candidate
         .as_ref()
@@ -196,44 +319,70 @@ pub async fn sign_in(
         .map(|user| user.password_hash.clone());
     let password_ok = verify_password_blocking(password, stored_hash).await?;
     let Some(user) = candidate.filter(|_| password_ok) else {
-        logins::record_failure(&svc.db, failure_login, &source, now).await?;
-        log(Action::Login, "failed".to_owned()).await?;
+        logins::record_failure(&svc.db, failure_login, &attempt.source, attempt.now).await?;
+        attempt.log(svc, Action::Login, "failed").await?;
         let after = LoginFailures {
             by_login: failures.by_login + u32::from(counts_against_login),
-            last_by_login_ms: Some(now),
+            last_by_login_ms: Some(attempt.now),
             by_source: failures.by_source + 1,
-            last_by_source_ms: Some(now),
+            last_by_source_ms: Some(attempt.now),
         };
-        if let Throttle::Locked { until_ms } = throttle(&svc.settings, &after, now) {
-            log(
-                Action::LoginLockout,
-                format!("locked until {}", rfc3339(until_ms)),
-            )
-            .await?;
+        if let Throttle::Locked { until_ms } = throttle(&svc.settings, &after, attempt.now) {
+            attempt
+                .log(
+                    svc,
+                    Action::LoginLockout,
+                    &format!("locked until {}", rfc3339(until_ms)),
+                )
+                .await?;
         }
         return Err(ServiceError::unauthenticated(
             "sign-in failed: the login ID or password is wrong, or the account is disabled; \
              check them, or use \"forgot password\" or ask your tenant admin",
-        ));
+        )
+        .because(Refusal::WrongCredentials));
     };
-    let scope = TenantScope::authenticated(user.tenant_id.clone());
+    admit(svc, &attempt, &user).await?;
+    Ok((attempt, user))
+}
+
+/// The tenant is active, and an admin comes from the admin networks.
+async fn admit(svc: &Service, attempt: &Attempt, user: &LoginCandidate) -> ServiceResult<()> {
     refuse_inactive_tenant(user.tenant_status)?;
     if user.role == TenantRole::Admin {
-        refuse_outside_admin_networks(svc, &scope, &actor, &user.admin_networks).await?;
+        let scope = TenantScope::authenticated(user.tenant_id.clone());
+        refuse_outside_admin_networks(svc, &scope, &attempt.actor, &user.admin_networks).await?;
     }
+    Ok(())
+}
+
+/// Checks the second factor of an account that has one and opens the session.
+async fn finish(
+    svc: &Service,
+    attempt: &Attempt,
+    user: LoginCandidate,
+    totp_code: Option<&str>,
+) -> ServiceResult<SignedIn> {
+    let scope = TenantScope::authenticated(user.tenant_id.clone());
     if let Some(secret) = &user.totp_secret {
-        let Some(code) = totp_code.map(str::trim) else {
-            log(Action::Login, "refused: TOTP code missing".to_owned()).await?;
-            return Err(ServiceError::unauthenticated(
-                "this account uses TOTP: send the current code from your authenticator app (or a recovery code) as \"totp\"",
-            ));
-        };
-        if !use_second_factor(svc, &scope, &user.user_id, secret, user.totp_last_step, code, now).await? {
-            logins::record_failure(&svc.db, &login, &source, now).await?;
-            log(Action::Login, "failed: wrong TOTP code".to_owned()).await?;
+        let code = totp_code.map(str::trim).unwrap_or_default();
+        if !use_second_factor(
+            svc,
+            &scope,
+            &user.user_id,
+            secret,
+            user.totp_last_step,
+            code,
+            attempt.now,
+        )
+        .await?
+        {
+            logins::record_failure(&svc.db, &attempt.login, &attempt.source, attempt.now).await?;
+            attempt.log(svc, Action::Login, "failed: wrong TOTP code").await?;
             return Err(ServiceError::unauthenticated(
                 "the TOTP code is wrong or was already used; enter the next code your app shows",
-            ));
+            )
+            .because(Refusal::WrongSecondFactor));
         }
     }
     let session_cookie = new_token(TokenKind::Session);
@@ -243,19 +392,19 @@ pub async fn sign_in(
         user_id: user.user_id.clone(),
         session_hash: token_hash(&session_cookie),
         csrf_hash: token_hash(&csrf_token),
-        source: caller.source.map(|ip| ip.to_string()).unwrap_or_default(),
+        source: attempt.actor.source.map(|ip| ip.to_string()).unwrap_or_default(),
     };
     let mut tx = svc.db.begin().await?;
-    logins::clear_failures(&mut tx, &login).await?;
-    sessions::create(&mut tx, &scope, &session, now).await?;
+    logins::clear_failures(&mut tx, &attempt.login).await?;
+    sessions::create(&mut tx, &scope, &session, attempt.now).await?;
     audit::record(
         &mut tx,
-        &actor,
-        now,
+        &attempt.actor,
+        attempt.now,
         Entry {
             chain: Chain::tenant(&scope),
             action: Action::Login,
-            target: &login,
+            target: &attempt.login,
             result: "ok",
         },
     )
@@ -264,11 +413,13 @@ pub async fn sign_in(
     Ok(SignedIn {
         tenant_id: user.tenant_id,
         user_id: user.user_id,
-        login,
+        login: attempt.login.clone(),
         role: user.role,
         session_cookie,
         csrf_token,
-        expires_ms: now.saturating_add(duration_ms(svc.settings.session_absolute_timeout)),
+        expires_ms: attempt
+            .now
+            .saturating_add(duration_ms(svc.settings.session_absolute_timeout)),
     })
 }
 

@@ -150,6 +150,26 @@ pub async fn list<'c>(
     Ok(rows.into_iter().map(EventRow::into_record).collect())
 }
 
+/// The tenant's newest `limit` events, newest first.
+pub async fn recent<'c>(
+    on: impl Target<'c>,
+    scope: &crate::authz::TenantScope,
+    limit: u32,
+) -> DbResult<Vec<EventRecord>> {
+    let rows: Vec<EventRow> = Query::tenant(
+        scope,
+        concat!(
+            "SELECT ",
+            event_columns!(),
+            " FROM events WHERE chain = $1 ORDER BY seq DESC LIMIT $2"
+        ),
+    )
+    .bind(i64::from(limit))
+    .fetch_all(on)
+    .await?;
+    Ok(rows.into_iter().map(EventRow::into_record).collect())
+}
+
 /// Every event of every chain, by chain and sequence number, for `audit verify`.
 pub async fn all<'c>(on: impl Target<'c>) -> DbResult<Vec<EventRecord>> {
     let rows: Vec<EventRow> = Query::service(concat!(

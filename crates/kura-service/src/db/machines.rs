@@ -187,6 +187,34 @@ pub async fn list<'c>(on: impl Target<'c>, scope: &impl TenantKey) -> DbResult<V
         .collect())
 }
 
+/// Renames the machine; its old name, or `None` if the tenant has no such machine.
+pub async fn rename(
+    tx: &mut Tx,
+    scope: &impl TenantKey,
+    machine_id: &MachineId,
+    name: &str,
+) -> DbResult<Option<String>> {
+    let old: Option<(String,)> = Query::tenant(
+        scope,
+        "SELECT name FROM machines WHERE tenant_id = $1 AND id = $2",
+    )
+    .bind(machine_id.as_str())
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some((old,)) = old else {
+        return Ok(None);
+    };
+    Query::tenant(
+        scope,
+        "UPDATE machines SET name = $3 WHERE tenant_id = $1 AND id = $2",
+    )
+    .bind(machine_id.as_str())
+    .bind(name)
+    .execute(tx)
+    .await?;
+    Ok(Some(old))
+}
+
 /// Revokes the machine and every credential it holds. `false` if the tenant has no such
 /// machine or it was already revoked.
 pub async fn revoke(

@@ -2,7 +2,7 @@
 
 use super::record;
 use crate::audit::Action;
-use crate::authz::UserPrincipal;
+use crate::authz::{Permission, UserPrincipal};
 use crate::db::events;
 use crate::model::EventRecord;
 use crate::{Service, ServiceResult};
@@ -27,4 +27,11 @@ pub async fn export(
     )
     .await?;
     Ok(records)
+}
+
+/// The tenant's newest `limit` events, newest first (the dashboard's "recent events");
+/// reading is not recorded, as it exports nothing.
+pub async fn recent(svc: &Service, user: &UserPrincipal, limit: u32) -> ServiceResult<Vec<EventRecord>> {
+    user.require(Permission::ReadEvents)?;
+    Ok(events::recent(&svc.db, &user.scope, limit).await?)
 }

@@ -5,6 +5,7 @@
 pub mod accounts;
 pub mod events;
 pub mod jobs;
+pub mod machines;
 pub mod operators;
 pub mod resets;
 pub mod support;

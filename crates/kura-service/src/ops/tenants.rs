@@ -328,10 +328,10 @@ pub async fn set_status(
     Ok(tenant)
 }
 
-async fn insert_registration_token(
+pub(crate) async fn insert_registration_token(
     svc: &Service,
     tx: &mut crate::db::Tx,
-    scope: &ContractScope,
+    scope: &impl TenantKey,
     now: i64,
 ) -> ServiceResult<RegistrationToken> {
     let token = new_token(TokenKind::Registration);

@@ -1,0 +1,182 @@
+# お客様専用ポータルサイト（日本語）。キーは en/portal.ftl と一致させること（テストで確認）。
+
+product-name = Kura バックアップ
+footer-portal = Kura お客様専用ポータルサイト
+skip-to-content = 本文へ移動
+language-label = 言語
+language-apply = 切り替え
+service-code = サービスコード
+times-in-zone = 時刻は { $zone } で表示しています。
+copy = コピー
+rename = 名前を変更
+revoke = 無効化
+logout = ログアウト
+
+## ナビゲーション
+nav-label = メイン
+nav-dashboard = ダッシュボード
+nav-machines = マシン
+nav-contract = ご契約
+nav-account = アカウント
+
+## ロール
+role-admin = 管理者
+role-operator = オペレーター
+role-restore-operator = リストア担当者
+role-auditor = 監査担当者
+
+## ログイン
+login-title = ログイン
+login-lead = 管理者から通知されたログインIDとパスワードでログインしてください。
+field-login = ログインID
+field-password = パスワード
+field-totp = ワンタイムパスワード
+login-submit = ログイン
+login-forgot = パスワードをお忘れの場合
+totp-title = 二要素認証
+totp-lead = 認証アプリに表示されている Kura のワンタイムパスワードを入力してください。
+totp-recovery-hint = 端末を紛失した場合は、リカバリーコードを入力してください。
+totp-submit = 確認
+totp-start-over = 最初からやり直す
+back-to-login = ログイン画面に戻る
+
+## パスワード再発行
+forgot-title = パスワードの再発行
+forgot-lead = ログインIDを入力してください。メールアドレスが登録されている場合、新しいパスワードを設定するリンクをお送りします。
+forgot-submit = リンクを送信
+forgot-sent = このログインIDが存在しメールアドレスが登録されている場合、30分間有効なリンクを送信しました。メールをご確認ください。
+forgot-no-mail = このサービスはメールを送信できないため、メールによるパスワード再発行はご利用いただけません。管理者に新しいパスワードの設定をご依頼ください。
+reset-title = 新しいパスワードの設定
+reset-lead = 新しいパスワードを入力してください。他のセッションと API トークンは無効になります。
+field-new-password = 新しいパスワード
+field-confirm-password = 新しいパスワード（確認）
+field-old-password = 現在のパスワード
+password-policy = 12文字以上。よく使われるパスワードは設定できません。
+password-mismatch = 新しいパスワードが一致しません。同じパスワードを2回入力してください。
+reset-submit = パスワードを設定
+reset-done = パスワードを設定しました。新しいパスワードでログインしてください。
+
+## 拒否
+refusal-wrong-credentials = ログインIDまたはパスワードが正しくないか、アカウントが無効です。入力内容をご確認いただくか、「パスワードをお忘れの場合」から再発行するか、管理者にお問い合わせください。
+refusal-wrong-code = ワンタイムパスワードが正しくないか、既に使用されています。アプリに表示される次のコードを入力してください。
+refusal-sign-in-expired = ログイン操作の有効期限が切れました。パスワードからもう一度入力してください。
+refusal-throttled = ログインの失敗が続いたため、一時的に制限しています。{ $until } 以降にもう一度お試しください。
+refusal-locked = ログインの失敗が続いたため、{ $until } までロックされています。時間をおいてお試しいただくか、管理者にロック解除をご依頼ください。
+refusal-outside-admin-networks = このテナントの管理者は許可されたネットワークからのみログインできます。お客様のアドレス { $address } は許可されていません（アクセス元IPアドレス制限）。他の管理者に追加をご依頼ください。
+refusal-tenant-suspended = このテナントのサービスは停止中です。サービス提供者にお問い合わせください。
+refusal-tenant-terminated = このテナントのご契約は終了しています。
+refusal-session-ended = セッションが終了しました。もう一度ログインしてください。操作中の変更は保存されていません。
+refusal-form-expired = フォームの有効期限が切れたため、変更は行われていません。ページを再読み込みしてもう一度お試しください。
+
+## エラー
+error-not-found = 見つかりません
+error-forbidden = 権限がありません
+error-unauthenticated = ログインしていません
+error-throttled = 試行回数が多すぎます
+error-invalid = この操作はできません
+error-unavailable = 現在ご利用いただけません
+error-internal = サービス側でエラーが発生しました
+error-no-such-page = このページは存在しません。
+error-status = HTTP ステータス { $status }
+error-back = 戻る
+
+## ダッシュボード
+dashboard-title = ダッシュボード
+usage-title = 保存容量の使用量
+usage-percent = 容量上限の { $percent }%
+quota-warning = 保存容量の使用量が上限の { $percent }% に達しています。バックアップが拒否される前に、古いスナップショットを削除するか、プランの変更をサービス提供者にご相談ください。
+machines-registered = 台を登録済み（登録台数の上限）
+machines-manage = マシンを管理
+dashboard-machines = マシン
+dashboard-events = 最近のイベント
+events-none = イベントはまだありません。
+col-name = 名前
+col-id = ID
+col-registered = 登録日時
+col-state = 状態
+col-time = 日時
+col-action = 操作
+col-actor = 実行者
+col-target = 対象
+col-result = 結果
+col-actions = 操作
+col-role = ロール
+col-source = アクセス元
+col-started = 開始
+col-last-seen = 最終アクセス
+col-created = 作成日時
+col-expires = 有効期限
+col-last-used = 最終使用
+state-active = 有効
+state-revoked = 無効化済み
+state-ended = 終了
+state-this-session = 現在のセッション
+
+## マシン
+machines-title = マシン
+machines-none = 登録されたマシンはまだありません。
+machines-add = マシンを追加
+machines-token-title = 新しいマシンを登録
+machines-token-lead = 新しいマシンで、バックアップを実行するユーザーとしてこのコマンドを実行してください。登録トークンは { $until } まで、1回だけ使用できます。
+machines-token-once = この登録トークンは今だけ表示されます。紛失または期限切れの場合は、もう一度「マシンを追加」してください。
+machines-ca-note = このサービスは独自の認証局を使用しています。先に証明書をコマンドと同じ場所に保存してください。
+machines-new-name-for = { $name } の新しい名前
+machines-revoke-confirm = { $name } を無効化しますか？エージェントは直ちに使用できなくなります。スナップショットは残ります。
+
+## ご契約
+contract-title = ご契約
+contract-plan = プラン
+contract-tenant = お客様名
+contract-storage-quota = 保存容量の上限
+contract-machine-quota = 登録台数
+contract-region = データの保存場所（リージョン）
+contract-time-zone = タイムゾーン
+contract-since = ご契約開始
+contract-options = オプション
+contract-encryption = 暗号化
+contract-encryption-required = 必須：すべてのボールトをお客様の鍵で暗号化します
+contract-encryption-optional = 任意
+contract-immutability = 削除ロック
+contract-days = { $days } 日
+contract-none = なし
+contract-private-gateway = エージェントの接続元ネットワーク（プライベートゲートウェイ）
+contract-anywhere = 制限なし
+split-title = 責任分界点
+split-lead = サービスの運用はサービス提供者が、バックアップ対象と閲覧できる人の決定はお客様が行います。
+split-area = 範囲
+split-provider = サービス提供者
+split-customer = お客様
+split-infra = サービスとストレージ
+split-infra-provider = サービスの運用・監視・更新・バックアップを行い、ストレージの可用性とデータの完全性を維持します。
+split-infra-customer = 対象サーバーとエージェントを稼働させ、最新の状態に保ちます。
+split-data = お客様のデータ
+split-data-provider = 上記のリージョンに他のお客様と分離して保存し、お客様の承認（サポートアクセス）なしに参照しません。
+split-data-customer = バックアップ対象と保持期間を決め、リストアを確認します。
+split-access = アカウントとアクセス
+split-access-provider = ログイン、ロール、二要素認証、アクセス元IPアドレス制限を強制します。
+split-access-customer = 利用者の登録・削除とロールの割り当てを行い、パスワードと端末を適切に管理します。
+split-keys = 暗号鍵
+split-keys-provider = ボールトの鍵を保持しません。鍵がなければ暗号化されたボールトを復元できません。
+split-keys-customer = パスフレーズとリカバリーキーを安全に保管します。
+split-logs = ログ
+split-logs-provider = セキュリティに関わるイベントを改ざん検知可能なログに記録し、作業ログを保管します。
+split-logs-customer = イベントログを確認し、必要に応じてダウンロードします。
+split-end = ご契約の終了
+split-end-provider = 直ちにアクセスを停止し、最長30日以内にデータを消去して削除記録を残します。
+split-end-customer = 保管が必要なデータを、ご契約終了前にリストアします。
+
+## アカウント
+account-title = アカウント
+account-me = ご利用者
+account-password = パスワード
+account-password-submit = パスワードを変更
+password-change-effect = 他のセッションは終了し、API トークンは無効になります。
+password-changed = パスワードを変更しました。他のセッションは終了し、API トークンは無効になりました。
+account-sessions = セッション
+end-session = 終了
+account-tokens = API トークン
+tokens-none = API トークンはありません。
+token-shown-once = このトークンは今だけ表示されます。今すぐコピーしてください。
+token-create = API トークンを作成
+token-days = 有効期間（日）
+token-create-submit = 作成

@@ -1,0 +1,314 @@
+//! The customer portal: server-rendered pages on the customer listener for a tenant's
+//! users — sign-in, dashboard, machines, account, contract. Every page works without
+//! JavaScript; every form carries the CSRF token and answers with a redirect; every
+//! action is the same `kura_service` operation the JSON API calls, so the portal can do
+//! nothing the API cannot.
+//!
+//! A page's route declares its permission in [`PORTAL_ROUTES`] like an API route; the
+//! [`Viewer`] extractor turns a missing or ended session into a redirect to `/login` and
+//! a missing permission into a `403` page, and a page a role may not use is not in its
+//! navigation.
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::on;
+use kura_service::authz::{Permission, UserPrincipal};
+use kura_service::model::{Language, TenantRecord};
+use kura_service::ops::{tenants, users};
+use kura_service::{ErrorKind, Refusal, ServiceError};
+
+use crate::api::{Access, RouteTable};
+use crate::app::AppState;
+use crate::auth::{authenticate_user, required};
+use crate::web::i18n::{Tr, from_accept_language};
+use crate::web::{CSRF_COOKIE, ErrorPage, anonymous_language, cookie, see_other};
+
+mod account;
+mod dashboard;
+mod login;
+mod machines;
+
+/// The portal's pages and forms.
+pub(crate) const PORTAL_ROUTES: RouteTable = RouteTable {
+    area: "portal",
+    routes: &[
+        (Method::GET, "/static/{name}", Access::Open, |m| {
+            on(m, crate::web::assets::file)
+        }),
+        (Method::GET, "/login", Access::Open, |m| on(m, login::page)),
+        (Method::POST, "/login", Access::Open, |m| on(m, login::submit)),
+        (Method::POST, "/login/totp", Access::Open, |m| {
+            on(m, login::submit_code)
+        }),
+        (Method::GET, "/forgot-password", Access::Open, |m| {
+            on(m, login::forgot_page)
+        }),
+        (Method::POST, "/forgot-password", Access::Open, |m| {
+            on(m, login::forgot_submit)
+        }),
+        (Method::GET, "/reset-password", Access::Open, |m| {
+            on(m, login::reset_page)
+        }),
+        (Method::POST, "/reset-password", Access::Open, |m| {
+            on(m, login::reset_submit)
+        }),
+        (Method::POST, "/language", Access::Open, |m| {
+            on(m, login::language)
+        }),
+        (Method::GET, "/ca.pem", Access::Open, |m| on(m, machines::ca_pem)),
+        (
+            Method::POST,
+            "/logout",
+            Access::Role(Permission::ViewStatus),
+            |m| on(m, login::logout),
+        ),
+        (Method::GET, "/", Access::Role(Permission::ViewStatus), |m| {
+            on(m, dashboard::page)
+        }),
+        (
+            Method::GET,
+            "/machines",
+            Access::Role(Permission::ViewStatus),
+            |m| on(m, machines::page),
+        ),
+        (
+            Method::POST,
+            "/machines/add",
+            Access::Role(Permission::OperateBackups),
+            |m| on(m, machines::add),
+        ),
+        (
+            Method::POST,
+            "/machines/{id}/rename",
+            Access::Role(Permission::OperateBackups),
+            |m| on(m, machines::rename),
+        ),
+        (
+            Method::POST,
+            "/machines/{id}/revoke",
+            Access::Role(Permission::OperateBackups),
+            |m| on(m, machines::revoke),
+        ),
+        (
+            Method::GET,
+            "/account",
+            Access::Role(Permission::ViewStatus),
+            |m| on(m, account::page),
+        ),
+        (
+            Method::POST,
+            "/account/language",
+            Access::Role(Permission::ViewStatus),
+            |m| on(m, account::language),
+        ),
+        (
+            Method::POST,
+            "/account/password",
+            Access::Role(Permission::ViewStatus),
+            |m| on(m, account::change_password),
+        ),
+        (
+            Method::POST,
+            "/account/sessions/{id}/revoke",
+            Access::Role(Permission::ViewStatus),
+            |m| on(m, account::revoke_session),
+        ),
+        (
+            Method::POST,
+            "/account/tokens",
+            Access::Role(Permission::ViewStatus),
+            |m| on(m, account::create_token),
+        ),
+        (
+            Method::POST,
+            "/account/tokens/{id}/revoke",
+            Access::Role(Permission::ViewStatus),
+            |m| on(m, account::revoke_token),
+        ),
+        (
+            Method::GET,
+            "/contract",
+            Access::Role(Permission::ViewStatus),
+            |m| on(m, dashboard::contract),
+        ),
+    ],
+};
+
+/// The signed-in user of a portal page, with what every page's frame shows: the tenant,
+/// the words in the user's language and the CSRF token for its forms.
+pub struct Viewer {
+    pub user: UserPrincipal,
+    pub tenant: TenantRecord,
+    pub tr: Tr,
+    pub csrf: String,
+    /// The path of the page, to mark it in the navigation.
+    pub path: String,
+}
+
+/// One entry of the navigation.
+pub struct NavItem {
+    pub href: &'static str,
+    pub label: String,
+    pub current: bool,
+}
+
+/// The pages of the navigation and the permission each needs.
+const NAVIGATION: &[(&str, &str, Permission)] = &[
+    ("/", "nav-dashboard", Permission::ViewStatus),
+    ("/machines", "nav-machines", Permission::ViewStatus),
+    ("/contract", "nav-contract", Permission::ViewStatus),
+];
+
+impl Viewer {
+    /// The pages this user's role may use.
+    pub fn nav(&self) -> Vec<NavItem> {
+        NAVIGATION
+            .iter()
+            .filter(|(_, _, permission)| self.user.role.allows(*permission))
+            .map(|(href, key, _)| NavItem {
+                href,
+                label: self.tr.t(key),
+                current: self.path == *href || (*href != "/" && self.path.starts_with(&format!("{href}/"))),
+            })
+            .collect()
+    }
+
+    /// Whether the user's role holds `permission` (to offer an action or not).
+    pub fn may(&self, permission: Permission) -> bool {
+        self.user.role.allows(permission)
+    }
+
+    /// The role's name in the page's language.
+    pub fn role_name(&self) -> String {
+        self.tr.t(&format!("role-{}", self.user.role.as_str()))
+    }
+
+    /// The page's error or notice, translated, for a refusal of a service operation.
+    pub fn error_page(&self, err: &ServiceError, back: &'static str) -> Response {
+        error_page(self.tr.clone(), err, back)
+    }
+}
+
+impl FromRequestParts<AppState> for Viewer {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        let path = parts.uri.path().to_owned();
+        let refuse = |err: ServiceError| refusal(&parts.headers, &parts.method, &path, &err);
+        let user = authenticate_user(parts, state).await.map_err(refuse)?;
+        let permission = required(parts).map_err(|err| refuse(ServiceError::forbidden(err.message)))?;
+        let tenant = tenants::current(&state.service, &user.scope)
+            .await
+            .map_err(refuse)?;
+        let record = users::get(&state.service, &user.scope, user.user_id.as_str())
+            .await
+            .map_err(refuse)?;
+        let language = record
+            .language
+            .or_else(|| accept_language(&parts.headers))
+            .unwrap_or_else(|| Language::choose(None, tenant.language, &tenant.time_zone));
+        let viewer = Viewer {
+            tr: Tr::new(language, &tenant.time_zone),
+            csrf: cookie(&parts.headers, CSRF_COOKIE).unwrap_or_default(),
+            user,
+            tenant,
+            path,
+        };
+        if let Err(err) = viewer.user.require(permission) {
+            return Err(viewer.error_page(&err, "/"));
+        }
+        Ok(viewer)
+    }
+}
+
+fn accept_language(headers: &HeaderMap) -> Option<Language> {
+    headers
+        .get(axum::http::header::ACCEPT_LANGUAGE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(from_accept_language)
+}
+
+/// What a browser gets when the session does not let it in: the sign-in page (coming
+/// back here afterwards) when it is not signed in or the session ended, else a page that
+/// says why.
+fn refusal(headers: &HeaderMap, method: &Method, path: &str, err: &ServiceError) -> Response {
+    if err.kind == ErrorKind::Unauthenticated {
+        let ended = if err.refusal == Some(Refusal::SessionEnded) {
+            "&ended=1"
+        } else {
+            ""
+        };
+        // After a form, go back to the page it was on, not to the form's address.
+        let next = if *method == Method::GET { path } else { "/" };
+        let next: String = form_urlencoded::byte_serialize(next.as_bytes()).collect();
+        return see_other(&format!("/login?next={next}{ended}"));
+    }
+    error_page(Tr::new(anonymous_language(headers), "Asia/Tokyo"), err, "/")
+}
+
+/// A page for a refused or failed operation, in the page's language where the refusal
+/// is one the portal names, else with the service's own (English) message.
+pub fn error_page(tr: Tr, err: &ServiceError, back: &'static str) -> Response {
+    let (title, message) = describe(&tr, err);
+    ErrorPage {
+        status: crate::error::status_of(err.kind).as_u16(),
+        title,
+        message,
+        back,
+        tr,
+    }
+    .response()
+}
+
+/// Title and sentence of an error in the page's language.
+pub fn describe(tr: &Tr, err: &ServiceError) -> (String, String) {
+    let title = tr.t(match err.kind {
+        ErrorKind::NotFound => "error-not-found",
+        ErrorKind::Forbidden => "error-forbidden",
+        ErrorKind::Unauthenticated => "error-unauthenticated",
+        ErrorKind::Throttled => "error-throttled",
+        ErrorKind::Conflict | ErrorKind::Invalid => "error-invalid",
+        ErrorKind::Unavailable | ErrorKind::StorageFull => "error-unavailable",
+        ErrorKind::Internal => "error-internal",
+    });
+    let message = match &err.refusal {
+        Some(refusal) => refusal_text(tr, refusal),
+        None => err.message.clone(),
+    };
+    (title, message)
+}
+
+/// A named refusal, in the page's language.
+pub fn refusal_text(tr: &Tr, refusal: &Refusal) -> String {
+    match refusal {
+        Refusal::WrongCredentials => tr.t("refusal-wrong-credentials"),
+        Refusal::WrongSecondFactor => tr.t("refusal-wrong-code"),
+        Refusal::SignInExpired => tr.t("refusal-sign-in-expired"),
+        Refusal::Throttled { until_ms } => tr.t1("refusal-throttled", "until", tr.time_long(until_ms)),
+        Refusal::Locked { until_ms } => tr.t1("refusal-locked", "until", tr.time_long(until_ms)),
+        Refusal::OutsideAdminNetworks { address } => {
+            tr.t1("refusal-outside-admin-networks", "address", address)
+        }
+        Refusal::TenantSuspended => tr.t("refusal-tenant-suspended"),
+        Refusal::TenantTerminated => tr.t("refusal-tenant-terminated"),
+        Refusal::SessionEnded => tr.t("refusal-session-ended"),
+        Refusal::FormExpired => tr.t("refusal-form-expired"),
+    }
+}
+
+/// A `404` page for paths of the portal that do not exist.
+pub fn not_found(headers: &HeaderMap) -> Response {
+    let tr = Tr::new(anonymous_language(headers), "Asia/Tokyo");
+    let mut response = ErrorPage {
+        status: 404,
+        title: tr.t("error-not-found"),
+        message: tr.t("error-no-such-page"),
+        back: "/",
+        tr,
+    }
+    .response();
+    *response.status_mut() = StatusCode::NOT_FOUND;
+    response.into_response()
+}

@@ -1,0 +1,278 @@
+//! The words of the portal and the console in Japanese and English: Fluent message files
+//! (`locales/{ja,en}/*.ftl`) compiled into the binary, and how a request's language is
+//! chosen (the user's setting, else `Accept-Language`, else the tenant's default).
+//! Dates are shown in the tenant's time zone with the zone named; sizes in binary units.
+
+use std::sync::LazyLock;
+
+use fluent_bundle::concurrent::FluentBundle;
+use fluent_bundle::{FluentArgs, FluentResource, FluentValue};
+use kura_service::model::Language;
+
+/// Every message file, per language. A key missing in one language is a test failure.
+const SOURCES: &[(Language, &str)] = &[
+    (Language::Ja, include_str!("../../locales/ja/portal.ftl")),
+    (Language::En, include_str!("../../locales/en/portal.ftl")),
+];
+
+type Bundle = FluentBundle<FluentResource>;
+
+static BUNDLES: LazyLock<Vec<(Language, Bundle)>> = LazyLock::new(|| {
+    SOURCES
+        .iter()
+        .map(|(language, source)| {
+            let resource = FluentResource::try_new((*source).to_owned())
+                .unwrap_or_else(|(_, errors)| panic!("{language} messages do not parse: {errors:?}"));
+            let tag = language.as_str().parse().expect("language codes are valid tags");
+            let mut bundle = FluentBundle::new_concurrent(vec![tag]);
+            // Isolation marks (U+2068/2069) around values are for right-to-left scripts;
+            // in Japanese and English they only surprise copy-and-paste.
+            bundle.set_use_isolating(false);
+            bundle
+                .add_resource(resource)
+                .unwrap_or_else(|errors| panic!("{language} messages clash: {errors:?}"));
+            (*language, bundle)
+        })
+        .collect()
+});
+
+fn bundle(language: Language) -> &'static Bundle {
+    BUNDLES
+        .iter()
+        .find(|(l, _)| *l == language)
+        .map(|(_, bundle)| bundle)
+        .expect("every language has a bundle")
+}
+
+/// The words and formats of one request: its language and the tenant's time zone.
+#[derive(Debug, Clone)]
+pub struct Tr {
+    pub language: Language,
+    zone: jiff::tz::TimeZone,
+    zone_name: String,
+}
+
+impl Tr {
+    /// Words in `language`, times in the IANA zone `zone` (UTC if it is unknown).
+    pub fn new(language: Language, zone: &str) -> Tr {
+        let (zone, zone_name) = match jiff::tz::TimeZone::get(zone) {
+            Ok(tz) => (tz, zone.to_owned()),
+            Err(_) => (jiff::tz::TimeZone::UTC, "UTC".to_owned()),
+        };
+        Tr {
+            language,
+            zone,
+            zone_name,
+        }
+    }
+
+    /// The `lang` attribute of the page.
+    pub fn lang(&self) -> &'static str {
+        self.language.as_str()
+    }
+
+    /// The message `key`; the key itself when it is missing (and a test fails).
+    pub fn t(&self, key: &str) -> String {
+        self.format(key, None)
+    }
+
+    /// The message `key` with one named value.
+    pub fn t1(&self, key: &str, name: &str, value: impl ToString) -> String {
+        let mut args = FluentArgs::new();
+        args.set(name, FluentValue::from(value.to_string()));
+        self.format(key, Some(&args))
+    }
+
+    /// The message `key` with two named values.
+    pub fn t2(&self, key: &str, a: (&str, &dyn ToString), b: (&str, &dyn ToString)) -> String {
+        let mut args = FluentArgs::new();
+        args.set(a.0, FluentValue::from(a.1.to_string()));
+        args.set(b.0, FluentValue::from(b.1.to_string()));
+        self.format(key, Some(&args))
+    }
+
+    fn format(&self, key: &str, args: Option<&FluentArgs>) -> String {
+        let bundle = bundle(self.language);
+        let Some(pattern) = bundle.get_message(key).and_then(|message| message.value()) else {
+            tracing::warn!(key, language = %self.language, "missing portal message");
+            return key.to_owned();
+        };
+        let mut errors = Vec::new();
+        let text = bundle.format_pattern(pattern, args, &mut errors);
+        if !errors.is_empty() {
+            tracing::warn!(key, ?errors, "portal message did not format cleanly");
+        }
+        text.into_owned()
+    }
+
+    /// A moment for a table: `2026-12-02 15:34` in the tenant's zone.
+    pub fn time(&self, ms: &i64) -> String {
+        self.strftime(*ms, "%Y-%m-%d %H:%M")
+    }
+
+    /// A moment in a sentence: `2026年12月2日 15:34 (JST)` or `2 Dec 2026 15:34 (JST)`.
+    pub fn time_long(&self, ms: &i64) -> String {
+        let format = match self.language {
+            Language::Ja => "%Y年%-m月%-d日 %H:%M (%Z)",
+            Language::En => "%-d %b %Y %H:%M (%Z)",
+        };
+        self.strftime(*ms, format)
+    }
+
+    /// An optional moment for a table, or a dash.
+    pub fn time_or_dash(&self, ms: &Option<i64>) -> String {
+        ms.map_or_else(|| "—".to_owned(), |ms| self.time(&ms))
+    }
+
+    /// The zone the page's times are in, as shown under tables: `Asia/Tokyo (JST)`.
+    pub fn zone(&self) -> String {
+        let abbreviation = self.strftime(jiff::Timestamp::now().as_millisecond(), "%Z");
+        if abbreviation == self.zone_name {
+            abbreviation
+        } else {
+            format!("{} ({abbreviation})", self.zone_name)
+        }
+    }
+
+    fn strftime(&self, ms: i64, format: &str) -> String {
+        jiff::Timestamp::from_millisecond(ms).map_or_else(
+            |_| String::new(),
+            |t| {
+                t.to_zoned_datetime(self.zone.clone())
+                    .strftime(format)
+                    .to_string()
+            },
+        )
+    }
+
+    /// Bytes in binary units: `1.5 GiB`.
+    pub fn bytes(&self, n: &u64) -> String {
+        kura_service::ops::vault::human_bytes(*n)
+    }
+
+    /// A whole number with digit grouping: `20,000`.
+    pub fn count(&self, n: &u64) -> String {
+        let digits = n.to_string();
+        let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+        for (i, digit) in digits.chars().enumerate() {
+            if i > 0 && (digits.len() - i).is_multiple_of(3) {
+                out.push(',');
+            }
+            out.push(digit);
+        }
+        out
+    }
+}
+
+/// The language an `Accept-Language` header prefers among ours, by its q-values.
+pub fn from_accept_language(header: &str) -> Option<Language> {
+    header
+        .split(',')
+        .filter_map(|item| {
+            let mut parts = item.trim().split(';');
+            let tag = parts.next()?.trim().to_ascii_lowercase();
+            let q = parts
+                .find_map(|p| p.trim().strip_prefix("q="))
+                .map_or(Some(1.0), |q| q.trim().parse::<f32>().ok())?;
+            let primary = tag.split('-').next()?;
+            Language::parse(primary).map(|language| (language, q))
+        })
+        .filter(|(_, q)| *q > 0.0)
+        .fold(None, |best: Option<(Language, f32)>, (language, q)| match best {
+            Some((_, best_q)) if best_q >= q => best,
+            _ => Some((language, q)),
+        })
+        .map(|(language, _)| language)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    fn keys(source: &str) -> BTreeSet<String> {
+        let resource = FluentResource::try_new(source.to_owned()).expect("messages parse");
+        resource
+            .entries()
+            .filter_map(|entry| match entry {
+                fluent_syntax::ast::Entry::Message(message) => Some(message.id.name.to_owned()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn both_languages_have_the_same_messages() {
+        let ja = keys(SOURCES[0].1);
+        let en = keys(SOURCES[1].1);
+        let only_ja: Vec<_> = ja.difference(&en).collect();
+        let only_en: Vec<_> = en.difference(&ja).collect();
+        assert!(
+            only_ja.is_empty() && only_en.is_empty(),
+            "only in ja: {only_ja:?}; only in en: {only_en:?}"
+        );
+    }
+
+    /// Every `t("…")`, `t1("…"` and `t2("…"` in a template names a message that exists.
+    #[test]
+    fn every_message_a_template_uses_exists() {
+        let known = keys(SOURCES[1].1);
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/templates");
+        let mut missing = Vec::new();
+        let mut stack = vec![std::path::PathBuf::from(dir)];
+        while let Some(path) = stack.pop() {
+            if path.is_dir() {
+                stack.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+                continue;
+            }
+            if path.extension().is_none_or(|e| e != "html") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            for call in ["t(\"", "t1(\"", "t2(\""] {
+                for piece in text.split(call).skip(1) {
+                    let key = piece.split('"').next().unwrap_or_default();
+                    if !known.contains(key) {
+                        missing.push(format!("{}: {key}", path.display()));
+                    }
+                }
+            }
+        }
+        assert!(missing.is_empty(), "templates use unknown messages: {missing:#?}");
+    }
+
+    #[test]
+    fn accept_language_picks_our_best_match() {
+        assert_eq!(
+            from_accept_language("ja-JP,ja;q=0.9,en;q=0.8"),
+            Some(Language::Ja)
+        );
+        assert_eq!(
+            from_accept_language("en-US,en;q=0.9,ja;q=0.5"),
+            Some(Language::En)
+        );
+        assert_eq!(
+            from_accept_language("fr-FR, ja;q=0.3, en;q=0.7"),
+            Some(Language::En)
+        );
+        assert_eq!(from_accept_language("fr, de"), None);
+        assert_eq!(from_accept_language("en;q=0, ja;q=0.1"), Some(Language::Ja));
+    }
+
+    #[test]
+    fn times_are_in_the_tenant_zone_and_name_it() {
+        let tr = Tr::new(Language::Ja, "Asia/Tokyo");
+        // 2026-12-02T06:34:00Z is 15:34 in Tokyo.
+        let ms = 1_796_193_240_000;
+        assert_eq!(tr.time(&ms), "2026-12-02 15:34");
+        assert_eq!(tr.time_long(&ms), "2026年12月2日 15:34 (JST)");
+        assert_eq!(
+            Tr::new(Language::En, "Asia/Tokyo").time_long(&ms),
+            "2 Dec 2026 15:34 (JST)"
+        );
+        assert_eq!(tr.zone(), "Asia/Tokyo (JST)");
+        assert_eq!(Tr::new(Language::En, "Not/AZone").time(&ms), "2026-12-02 06:34");
+        assert_eq!(tr.count(&20_000), "20,000");
+        assert_eq!(tr.count(&999), "999");
+    }
+}

@@ -1,0 +1,200 @@
+//! What the portal (and later the operator console) share as HTML front ends: the
+//! languages ([`i18n`]), the files compiled into the binary ([`assets`]), rendering an
+//! askama template into a response, error pages, and the cookies a browser keeps
+//! besides the session: the CSRF token of the session (read back into every form) and,
+//! before sign-in, a double-submit token for the anonymous forms.
+
+use askama::Template;
+use axum::http::header::{CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use kura_service::model::Language;
+use kura_service::secrets::random_hex;
+
+pub mod assets;
+pub mod i18n;
+
+use i18n::Tr;
+
+/// The cookie holding the CSRF token of a portal session, so each page can put it in its
+/// forms (the service keeps only its hash).
+pub const CSRF_COOKIE: &str = "kura_csrf";
+/// The double-submit token of the forms shown before sign-in.
+pub const FORM_COOKIE: &str = "kura_form";
+/// The language chosen before sign-in.
+pub const LANGUAGE_COOKIE: &str = "kura_lang";
+
+/// A cookie's value, if the request carries it.
+pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, value)| *key == name && !value.is_empty())
+        .map(|(_, value)| value.to_owned())
+}
+
+/// A `Set-Cookie` value: always Secure and SameSite=Strict; `http_only` unless scripts
+/// must read it (none must). `max_age` 0 deletes it.
+pub fn set_cookie(name: &str, value: &str, max_age_secs: i64) -> HeaderValue {
+    HeaderValue::from_str(&format!(
+        "{name}={value}; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age={max_age_secs}"
+    ))
+    .unwrap_or_else(|_| HeaderValue::from_static("kura_invalid=; Max-Age=0"))
+}
+
+/// The language of a request nobody is signed in to: the cookie of the language switch,
+/// else `Accept-Language`, else Japanese (the service's home).
+pub fn anonymous_language(headers: &HeaderMap) -> Language {
+    cookie(headers, LANGUAGE_COOKIE)
+        .and_then(|value| Language::parse(&value))
+        .or_else(|| {
+            headers
+                .get(axum::http::header::ACCEPT_LANGUAGE)
+                .and_then(|value| value.to_str().ok())
+                .and_then(i18n::from_accept_language)
+        })
+        .unwrap_or(Language::Ja)
+}
+
+/// The double-submit token for an anonymous form: the one the browser has, or a new one
+/// (then `fresh` is true and the response must set it).
+pub struct FormToken {
+    pub value: String,
+    fresh: bool,
+}
+
+impl FormToken {
+    pub fn of(headers: &HeaderMap) -> FormToken {
+        match cookie(headers, FORM_COOKIE) {
+            Some(value) => FormToken { value, fresh: false },
+            None => FormToken {
+                value: random_hex(16),
+                fresh: true,
+            },
+        }
+    }
+
+    /// Whether a submitted form carries the browser's own token: a page of another site
+    /// can make the browser post, but cannot read the cookie to fill the field.
+    pub fn matches(headers: &HeaderMap, submitted: &str) -> bool {
+        cookie(headers, FORM_COOKIE).is_some_and(|value| {
+            !submitted.is_empty()
+                && aws_lc_rs::constant_time::verify_slices_are_equal(value.as_bytes(), submitted.as_bytes())
+                    .is_ok()
+        })
+    }
+
+    /// Adds the cookie to a response when the token is new.
+    pub fn attach(&self, mut response: Response) -> Response {
+        if self.fresh {
+            // A day: long enough for a form left open, short enough to rotate.
+            response
+                .headers_mut()
+                .append(SET_COOKIE, set_cookie(FORM_COOKIE, &self.value, 86_400));
+        }
+        response
+    }
+}
+
+/// Renders a template as a page with `status`.
+pub fn render(status: StatusCode, template: &impl Template) -> Response {
+    match template.render() {
+        Ok(html) => (
+            status,
+            [(CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"))],
+            html,
+        )
+            .into_response(),
+        Err(err) => {
+            tracing::error!(error = %err, "page template failed");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                [(
+                    CONTENT_TYPE,
+                    HeaderValue::from_static("text/plain; charset=utf-8"),
+                )],
+                "internal server error; the operator can find details in the log",
+            )
+                .into_response()
+        }
+    }
+}
+
+/// `303 See Other` to `location`: the answer to every successful form, so reloading the
+/// page does not submit it again.
+pub fn see_other(location: &str) -> Response {
+    let mut response = StatusCode::SEE_OTHER.into_response();
+    if let Ok(value) = HeaderValue::from_str(location) {
+        response.headers_mut().insert(LOCATION, value);
+    }
+    response
+}
+
+/// Whether `next` is a path of this site (so a sign-in link cannot send the browser
+/// elsewhere afterwards).
+pub fn local_path(next: &str) -> bool {
+    next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') && !next.contains("/\\")
+}
+
+/// A page that explains a refusal or failure.
+#[derive(Template)]
+#[template(path = "portal/error.html")]
+pub struct ErrorPage {
+    pub tr: Tr,
+    pub status: u16,
+    pub title: String,
+    pub message: String,
+    /// Where to go from here.
+    pub back: &'static str,
+}
+
+impl ErrorPage {
+    pub fn response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        render(status, &self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_local_paths_are_followed_after_sign_in() {
+        assert!(local_path("/machines"));
+        assert!(local_path("/snapshots?machine=a"));
+        assert!(!local_path("//evil.example/"));
+        assert!(!local_path("https://evil.example/"));
+        assert!(!local_path("/\\evil.example"));
+        assert!(!local_path("machines"));
+    }
+
+    #[test]
+    fn no_template_has_inline_script_or_style() {
+        // The Content-Security-Policy allows scripts and styles from our own files only;
+        // an inline one would silently not run.
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/templates/portal");
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            let text = std::fs::read_to_string(&path).unwrap();
+            for forbidden in [
+                "<script>",
+                "<style",
+                " style=\"",
+                " onclick=",
+                " onchange=",
+                " onsubmit=",
+                "hx-on",
+            ] {
+                assert!(
+                    !text.contains(forbidden),
+                    "{} contains {forbidden:?}, which the CSP blocks",
+                    path.display()
+                );
+            }
+        }
+    }
+}

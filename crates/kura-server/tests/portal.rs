@@ -1,0 +1,468 @@
+//! The customer portal over real HTTPS, as a browser without JavaScript uses it: sign-in
+//! in one and two steps, the refusals a person meets (wrong password, lockout, allow-list),
+//! the CSRF field and the double-submit token of every form, machines (add, rename,
+//! revoke), the language switch and sign-out; and the same machine operations on the JSON
+//! API, where another tenant's ids are "not found". On SQLite and PostgreSQL.
+
+use std::time::Duration;
+
+use kura_server::totp::{STEP_MS, code_at};
+use kura_testing::TestServer;
+use kura_testing::portal::{Page, PortalBrowser};
+use reqwest::Method;
+use serde_json::json;
+
+/// Signs a browser in with a password (one step); fails the test otherwise.
+async fn sign_in(server: &TestServer, language: &str, login: &str, password: &str) -> PortalBrowser {
+    let browser = PortalBrowser::new(server, language);
+    let page = browser.get("/login").await;
+    let token = page.field("form_token").unwrap();
+    let page = browser
+        .post(
+            "/login",
+            &[("login", login), ("password", password), ("form_token", &token)],
+        )
+        .await;
+    assert_eq!(page.status, 303, "{}", page.html);
+    browser
+}
+
+fn registration_token(page: &Page) -> String {
+    let start = page
+        .html
+        .find("kura_reg_")
+        .expect("the page shows a registration token");
+    page.html[start..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn portal_sign_in_machines_and_forms_on_sqlite() {
+    sign_in_machines_and_forms(kura_testing::start(|_| ()).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn portal_sign_in_machines_and_forms_on_postgres() {
+    sign_in_machines_and_forms(kura_testing::start_on_postgres(|_| ()).await).await;
+}
+
+async fn sign_in_machines_and_forms(server: TestServer) {
+    let created = server.create_tenant("ACME-0001", 3, json!({})).await;
+    let login = created["admin_login"].as_str().unwrap();
+    let password = created["admin_password"].as_str().unwrap();
+    let browser = PortalBrowser::new(&server, "ja,en;q=0.5");
+
+    // Not signed in: a page sends the browser to sign in, and back afterwards.
+    let page = browser.get("/machines").await;
+    assert_eq!(
+        (page.status, page.location.as_deref()),
+        (303, Some("/login?next=%2Fmachines"))
+    );
+    let page = browser.get("/login?next=%2Fmachines").await;
+    assert_eq!(page.status, 200);
+    assert!(page.says("ログインID"), "Japanese for ja: {}", page.html);
+    let csp = page.headers["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
+    assert_eq!(page.headers["x-frame-options"], "DENY");
+    let form_token = page.field("form_token").unwrap();
+    assert_eq!(browser.cookie("kura_form").as_deref(), Some(form_token.as_str()));
+
+    // Another site's form cannot sign this browser in: it cannot know the token.
+    let page = browser
+        .post(
+            "/login",
+            &[("login", login), ("password", password), ("form_token", "forged")],
+        )
+        .await;
+    assert_eq!(page.status, 403);
+    assert!(browser.cookie("kura_session").is_none());
+
+    // A wrong password: a clear sentence in the page's language, the login ID kept.
+    let page = browser
+        .post(
+            "/login",
+            &[
+                ("login", login),
+                ("password", "not the password"),
+                ("form_token", &form_token),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, 401);
+    assert!(
+        page.says("ログインIDまたはパスワードが正しくない"),
+        "{}",
+        page.html
+    );
+    assert_eq!(page.field("login").as_deref(), Some(login));
+
+    let page = browser
+        .post(
+            "/login",
+            &[
+                ("login", login),
+                ("password", password),
+                ("next", "/machines"),
+                ("form_token", &form_token),
+            ],
+        )
+        .await;
+    assert_eq!((page.status, page.location.as_deref()), (303, Some("/machines")));
+    let csrf = browser.cookie("kura_csrf").expect("the CSRF cookie is set");
+
+    // A form without its CSRF field changes nothing and says why.
+    let page = browser.post("/machines/add", &[]).await;
+    assert_eq!(page.status, 403);
+    assert!(page.says("フォームの有効期限"), "{}", page.html);
+
+    // Add a machine: a token, and the command that uses it.
+    let page = browser.post("/machines/add", &[("csrf_token", &csrf)]).await;
+    assert_eq!(page.status, 201, "{}", page.html);
+    assert!(page.says(&format!(
+        "kura register --server {}",
+        server.server.service().public_url
+    )));
+    assert!(page.says("--ca-cert ca.pem"), "the service uses its own CA");
+    let (status, registered) = server.register(&registration_token(&page), "web-01").await;
+    assert_eq!(status, 201, "{registered}");
+    let machine = registered["machine_id"].as_str().unwrap().to_owned();
+    let page = browser.get("/ca.pem").await;
+    assert!(page.status == 200 && page.html.starts_with("-----BEGIN CERTIFICATE-----"));
+
+    // Rename it; the dashboard shows the new name and the events.
+    let page = browser
+        .post(
+            &format!("/machines/{machine}/rename"),
+            &[("csrf_token", &csrf), ("name", "web-01 (東京)")],
+        )
+        .await;
+    assert_eq!((page.status, page.location.as_deref()), (303, Some("/machines")));
+    let page = browser.get("/").await;
+    assert_eq!(page.status, 200);
+    assert!(page.says("web-01 (東京)"), "{}", page.html);
+    for action in ["registration_token.issue", "machine.register", "machine.rename"] {
+        assert!(page.says(action), "recent events name {action}: {}", page.html);
+    }
+
+    // Another tenant's admin: ACME's machine is "not found", and stays as it was.
+    let beta = server.create_tenant("BETA-0002", 3, json!({})).await;
+    let intruder = sign_in(
+        &server,
+        "en",
+        beta["admin_login"].as_str().unwrap(),
+        beta["admin_password"].as_str().unwrap(),
+    )
+    .await;
+    let intruder_csrf = intruder.cookie("kura_csrf").unwrap();
+    for action in ["rename", "revoke"] {
+        let page = intruder
+            .post(
+                &format!("/machines/{machine}/{action}"),
+                &[("csrf_token", &intruder_csrf), ("name", "taken")],
+            )
+            .await;
+        assert_eq!(page.status, 404, "{action}: {}", page.html);
+    }
+    let page = intruder.get("/machines").await;
+    assert!(!page.says("web-01") && page.says("No machine is registered yet"));
+    let page = browser.get("/machines").await;
+    assert!(page.says("web-01 (東京)") && page.says("有効"));
+
+    // The language switch is kept with the user: English from now on, whatever the browser asks.
+    let page = browser
+        .post(
+            "/account/language",
+            &[("csrf_token", &csrf), ("language", "en"), ("next", "/contract")],
+        )
+        .await;
+    assert_eq!((page.status, page.location.as_deref()), (303, Some("/contract")));
+    let page = browser.get("/contract").await;
+    assert!(page.says("Service code") && page.says("ACME-0001") && page.says("Who is responsible for what"));
+
+    // Revoke: the agent's credential stops working at once.
+    let page = browser
+        .post(&format!("/machines/{machine}/revoke"), &[("csrf_token", &csrf)])
+        .await;
+    assert_eq!(page.status, 303);
+    let credential = registered["credential"].as_str().unwrap();
+    assert_eq!(server.whoami(credential).await.0, 401);
+
+    // Account: an API token is shown once; mismatched new passwords change nothing.
+    let page = browser
+        .post(
+            "/account/tokens",
+            &[
+                ("csrf_token", &csrf),
+                ("name", "nightly report"),
+                ("role", "auditor"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, 200, "{}", page.html);
+    assert!(
+        page.says("shown only once") && page.says("kura_api_"),
+        "{}",
+        page.html
+    );
+    let page = browser
+        .post(
+            "/account/password",
+            &[
+                ("csrf_token", &csrf),
+                ("old_password", password),
+                ("new_password", "a new long passphrase"),
+                ("confirm_password", "another long passphrase"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, 422);
+    assert!(page.says("The two new passwords differ"));
+
+    // Sign out: the session is over, pages send to the sign-in page again.
+    let page = browser.post("/logout", &[("csrf_token", &csrf)]).await;
+    assert_eq!((page.status, page.location.as_deref()), (303, Some("/login")));
+    assert!(browser.cookie("kura_session").is_none());
+    let page = browser.get("/").await;
+    assert_eq!(page.status, 303);
+    // Unknown pages are pages, unknown API routes JSON.
+    let page = browser.get("/no-such-page").await;
+    assert!(page.status == 404 && page.html.contains("<html"));
+    let page = browser.get("/api/v1/no-such-route").await;
+    assert!(page.status == 404 && page.html.starts_with('{'));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn portal_refusals_on_sqlite() {
+    refusals(kura_testing::start(refusal_config).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn portal_refusals_on_postgres() {
+    refusals(kura_testing::start_on_postgres(refusal_config).await).await;
+}
+
+/// Lockout after three failures; the test plays clients behind a proxy on loopback.
+fn refusal_config(config: &mut kura_server::ServerConfig) {
+    config.login_lockout_after = 3;
+    config.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+}
+
+/// Two-step sign-in with TOTP, lockout with the time it lifts, and the admin allow-list.
+async fn refusals(server: TestServer) {
+    let (created, admin) = server.tenant_admin("ACME-0001").await;
+    let login = created["admin_login"].as_str().unwrap();
+    let password = created["admin_password"].as_str().unwrap();
+    let clock = server.server.state().clock().clone();
+
+    // TOTP enrolled over the API.
+    let (status, enrolment) = admin.call(Method::POST, "/api/v1/totp/enroll", None).await;
+    assert_eq!(status, 200, "{enrolment}");
+    let secret = enrolment["secret"].as_str().unwrap().to_owned();
+    let code = code_at(&secret, clock.now_ms()).unwrap();
+    let (status, body) = admin
+        .call(
+            Method::POST,
+            "/api/v1/totp/confirm",
+            Some(json!({ "code": code })),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    clock.advance(Duration::from_millis(STEP_MS as u64));
+
+    let browser = PortalBrowser::new(&server, "en");
+    let form_token = browser.get("/login").await.field("form_token").unwrap();
+    let page = browser
+        .post(
+            "/login",
+            &[
+                ("login", login),
+                ("password", password),
+                ("form_token", &form_token),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, 200);
+    assert!(page.says("Two-factor authentication"), "{}", page.html);
+    assert!(
+        browser.cookie("kura_session").is_none(),
+        "no session before the code"
+    );
+    let pending = page.field("pending").unwrap();
+    assert!(!page.html.contains(password), "the password is not sent back");
+
+    // A wrong code: the same step again, with a clear message.
+    let page = browser
+        .post(
+            "/login/totp",
+            &[
+                ("pending", &pending),
+                ("totp", "000000"),
+                ("form_token", &form_token),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, 401);
+    assert!(
+        page.says("The code is wrong or was already used"),
+        "{}",
+        page.html
+    );
+    assert_eq!(page.field("pending").as_deref(), Some(pending.as_str()));
+    // A forged proof starts over.
+    let page = browser
+        .post(
+            "/login/totp",
+            &[
+                ("pending", "forged"),
+                ("totp", "000000"),
+                ("form_token", &form_token),
+            ],
+        )
+        .await;
+    assert!(page.says("This sign-in took too long"), "{}", page.html);
+    let fresh = code_at(&secret, clock.now_ms()).unwrap();
+    let page = browser
+        .post(
+            "/login/totp",
+            &[
+                ("pending", &pending),
+                ("totp", &fresh),
+                ("form_token", &form_token),
+            ],
+        )
+        .await;
+    assert_eq!((page.status, page.location.as_deref()), (303, Some("/")));
+    assert!(browser.cookie("kura_session").is_some());
+    // The proof is only good for a while.
+    clock.advance(Duration::from_secs(6 * 60));
+    let later = code_at(&secret, clock.now_ms()).unwrap();
+    let page = browser
+        .post(
+            "/login/totp",
+            &[
+                ("pending", &pending),
+                ("totp", &later),
+                ("form_token", &form_token),
+            ],
+        )
+        .await;
+    assert!(page.says("This sign-in took too long"), "{}", page.html);
+
+    // The allow-list: an admin from elsewhere is refused, and told the address.
+    let (status, body) = admin
+        .call(
+            Method::PUT,
+            "/api/v1/tenant/admin-networks",
+            Some(json!({ "cidrs": ["127.0.0.1/32"] })),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let mut outsider = PortalBrowser::new(&server, "ja");
+    outsider.forwarded_for = Some("198.51.100.7".to_owned());
+    let outsider_token = outsider.get("/login").await.field("form_token").unwrap();
+    let page = outsider
+        .post(
+            "/login",
+            &[
+                ("login", login),
+                ("password", password),
+                ("form_token", &outsider_token),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, 403, "{}", page.html);
+    assert!(
+        page.says("198.51.100.7") && page.says("アクセス元IPアドレス制限"),
+        "{}",
+        page.html
+    );
+
+    // Lockout after three failures, with the time it lifts in the tenant's zone.
+    let (_, other) = server.tenant_admin("BETA-0002").await;
+    let beta_login = other.info["login"].as_str().unwrap().to_owned();
+    let mut last = None;
+    for _ in 0..4 {
+        let page = browser
+            .post(
+                "/login",
+                &[
+                    ("login", &beta_login),
+                    ("password", "wrong wrong"),
+                    ("form_token", &form_token),
+                ],
+            )
+            .await;
+        last = Some(page);
+        clock.advance(Duration::from_secs(120));
+    }
+    let page = last.unwrap();
+    assert_eq!(page.status, 429, "{}", page.html);
+    assert!(page.says("locked") && page.says("(JST)"), "{}", page.html);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn machine_api_reaches_only_the_tenants_own_machines() {
+    let server = kura_testing::start(|_| ()).await;
+    let (_, acme) = server.tenant_admin("ACME-0001").await;
+    let (_, beta) = server.tenant_admin("BETA-0002").await;
+    let (status, token) = acme.call(Method::POST, "/api/v1/registration-tokens", None).await;
+    assert_eq!(status, 201, "{token}");
+    let (status, machine) = server
+        .register(token["registration_token"].as_str().unwrap(), "db-01")
+        .await;
+    assert_eq!(status, 201, "{machine}");
+    let id = machine["machine_id"].as_str().unwrap();
+
+    let (status, list) = acme.get("/api/v1/machines").await;
+    assert_eq!((status, list[0]["name"].as_str()), (200, Some("db-01")), "{list}");
+    let (status, list) = beta.get("/api/v1/machines").await;
+    assert_eq!((status, list.as_array().map(Vec::len)), (200, Some(0)), "{list}");
+    let path = format!("/api/v1/machines/{id}");
+    let (status, _) = beta
+        .call(Method::PATCH, &path, Some(json!({ "name": "mine" })))
+        .await;
+    assert_eq!(status, 404);
+    assert_eq!(beta.call(Method::DELETE, &path, None).await.0, 404);
+
+    let (status, renamed) = acme
+        .call(Method::PATCH, &path, Some(json!({ "name": "db-01 (primary)" })))
+        .await;
+    assert_eq!(
+        (status, renamed["name"].as_str()),
+        (200, Some("db-01 (primary)")),
+        "{renamed}"
+    );
+    let (status, body) = acme
+        .call(Method::PATCH, &path, Some(json!({ "name": "a\u{202e}b" })))
+        .await;
+    assert_eq!(status, 422, "{body}");
+
+    // An auditor reads, but adds and revokes nothing.
+    let (_, auditor_password) = server.add_user(&acme, "acme-auditor", "auditor").await;
+    let auditor = server.login("acme-auditor", &auditor_password).await;
+    assert_eq!(auditor.get("/api/v1/machines").await.0, 200);
+    assert_eq!(
+        auditor
+            .call(Method::POST, "/api/v1/registration-tokens", None)
+            .await
+            .0,
+        403
+    );
+    assert_eq!(auditor.call(Method::DELETE, &path, None).await.0, 403);
+    // The portal offers the auditor no machine actions.
+    let browser = sign_in(&server, "en", "acme-auditor", &auditor_password).await;
+    let page = browser.get("/machines").await;
+    assert!(page.says("db-01 (primary)") && !page.says("Add a machine") && !page.says("Revoke"));
+
+    assert_eq!(acme.call(Method::DELETE, &path, None).await.0, 204);
+    assert_eq!(
+        acme.call(Method::DELETE, &path, None).await.0,
+        404,
+        "already revoked"
+    );
+}
