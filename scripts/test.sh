@@ -19,6 +19,19 @@ if ((${#missing[@]})); then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
+# The portal is tested in a real browser: Debian's chromium (with a Japanese font, so
+# screenshots show the Japanese pages) driven by playwright-core, with axe-core.
+browser_missing=()
+command -v chromium >/dev/null || browser_missing+=(chromium)
+command -v node >/dev/null || browser_missing+=(nodejs npm)
+fc-list 2>/dev/null | grep -qi "noto sans cjk" || browser_missing+=(fonts-noto-cjk)
+if ((${#browser_missing[@]})); then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${browser_missing[@]}" >/dev/null
+fi
+if [ ! -d tests/e2e/node_modules/playwright-core ] || [ ! -d tests/e2e/node_modules/axe-core ]; then
+  npm ci --prefix tests/e2e --no-audit --no-fund >/dev/null
+fi
+
 # The password-reset test delivers mail to a real SMTP server on loopback.
 python3 -c 'import aiosmtpd' 2>/dev/null || python3 -m pip install -q aiosmtpd
 
