@@ -102,6 +102,11 @@ const BEFORE_TOTP_ENROLMENT: &[&str] = &[
     "/api/v1/logout",
     "/api/v1/totp/enroll",
     "/api/v1/totp/confirm",
+    "/account",
+    "/account/language",
+    "/account/totp/enroll",
+    "/account/totp/confirm",
+    "/logout",
 ];
 
 /// An authenticated tenant user holding the route's permission.

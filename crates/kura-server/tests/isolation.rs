@@ -234,17 +234,26 @@ fn case(method: &Method, pattern: &str, a: &Victim, same_tenant: bool) -> (Strin
             )),
             FORBIDDEN,
         ),
-        ("GET", "/" | "/machines" | "/account" | "/contract")
+        ("GET", "/" | "/machines" | "/account" | "/contract" | "/users" | "/security")
         | (
             "POST",
-            "/logout" | "/machines/add" | "/account/password" | "/account/language" | "/account/tokens",
+            "/logout"
+            | "/machines/add"
+            | "/account/password"
+            | "/account/language"
+            | "/account/tokens"
+            | "/users"
+            | "/security"
+            | "/account/totp/enroll"
+            | "/account/totp/confirm"
+            | "/account/totp/disable",
         ) => (pattern.into(), Body::None, SIGN_IN_PAGE),
         ("POST", "/machines/{id}/rename" | "/machines/{id}/revoke") => (
             pattern.replace("{id}", machine),
             Body::Form("name=taken+over".into()),
             SIGN_IN_PAGE,
         ),
-        ("POST", "/account/sessions/{id}/revoke" | "/account/tokens/{id}/revoke") => (
+        ("POST", "/account/sessions/{id}/revoke" | "/account/tokens/{id}/revoke" | "/users/{id}") => (
             pattern.replace("{id}", &a.admin_user_id),
             Body::None,
             SIGN_IN_PAGE,

@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use kura_server::api::{Access, customer_route_table};
 use kura_server::totp::{STEP_MS, code_at};
 use kura_testing::TestServer;
 use kura_testing::portal::{Page, PortalBrowser};
@@ -465,4 +466,291 @@ async fn machine_api_reaches_only_the_tenants_own_machines() {
         404,
         "already revoked"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn portal_users_and_security_on_sqlite() {
+    users_and_security(kura_testing::start(|_| ()).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn portal_users_and_security_on_postgres() {
+    users_and_security(kura_testing::start_on_postgres(|_| ()).await).await;
+}
+
+/// User administration and security settings as a tenant admin does them in the portal;
+/// what an auditor and another tenant's admin may not do.
+async fn users_and_security(server: TestServer) {
+    let created = server.create_tenant("ACME-0001", 3, json!({})).await;
+    let admin = sign_in(
+        &server,
+        "en",
+        created["admin_login"].as_str().unwrap(),
+        created["admin_password"].as_str().unwrap(),
+    )
+    .await;
+    let csrf = admin.cookie("kura_csrf").unwrap();
+
+    let page = admin.get("/users").await;
+    assert_eq!(page.status, 200);
+    assert!(page.says("What each role may do") && page.says("Restore data"));
+    // Add a user with a generated password, shown once; it signs in.
+    let page = admin
+        .post(
+            "/users",
+            &[
+                ("csrf_token", &csrf),
+                ("login", "acme-ops"),
+                ("role", "operator"),
+                ("password", "generate"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, 201, "{}", page.html);
+    let start = page.html.find("id=\"new-password\">").unwrap() + "id=\"new-password\">".len();
+    let password: String = page.html[start..].chars().take_while(|c| *c != '<').collect();
+    let ops = server.login("acme-ops", &password).await;
+    let ops_id = ops.info["user_id"].as_str().unwrap().to_owned();
+    // A link by mail needs an address and a mail server: said, nothing created.
+    let page = admin
+        .post(
+            "/users",
+            &[
+                ("csrf_token", &csrf),
+                ("login", "acme-mailed"),
+                ("role", "auditor"),
+                ("password", "mail"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, 422);
+    assert!(page.says("needs the user's email address") && !page.says("acme-mailed"));
+
+    // Change role, disable (sign-in refused), enable.
+    let change = |what: &'static str, role: &'static str| {
+        let (admin, csrf, path) = (&admin, csrf.clone(), format!("/users/{ops_id}"));
+        async move {
+            admin
+                .post(&path, &[("csrf_token", &csrf), ("change", what), ("role", role)])
+                .await
+        }
+    };
+    let page = change("role", "auditor").await;
+    assert!(
+        page.status == 200 && page.says("The user was changed"),
+        "{}",
+        page.html
+    );
+    let page = change("disable", "").await;
+    assert!(page.says("Disabled"), "{}", page.html);
+    let (status, _, _) =
+        kura_testing::user::try_login(&server.http, &server.customer, "acme-ops", &password).await;
+    assert_eq!(status, 401);
+    change("enable", "").await;
+    let auditor = sign_in(&server, "en", "acme-ops", &password).await;
+    // The auditor is not offered the page, and is refused it.
+    assert!(!auditor.get("/").await.says("href=\"/users\""));
+    let page = auditor.get("/users").await;
+    assert_eq!(page.status, 403);
+    assert!(page.says("manage-users"), "{}", page.html);
+
+    // Another tenant's admin cannot touch ACME's users.
+    let beta = server.create_tenant("BETA-0002", 3, json!({})).await;
+    let intruder = sign_in(
+        &server,
+        "en",
+        beta["admin_login"].as_str().unwrap(),
+        beta["admin_password"].as_str().unwrap(),
+    )
+    .await;
+    let intruder_csrf = intruder.cookie("kura_csrf").unwrap();
+    let page = intruder
+        .post(
+            &format!("/users/{ops_id}"),
+            &[("csrf_token", &intruder_csrf), ("change", "delete")],
+        )
+        .await;
+    assert!(page.status == 404 && !page.says("acme-ops"), "{}", page.html);
+    let page = change("delete", "").await;
+    assert!(page.says("The user was deleted"), "{}", page.html);
+    assert!(!admin.get("/users").await.says("acme-ops"));
+
+    // Security: a list without the admin's own address is refused, with the address.
+    let page = admin.get("/security").await;
+    assert!(page.says("You are connecting from 127.0.0.1"), "{}", page.html);
+    let page = admin
+        .post(
+            "/security",
+            &[
+                ("csrf_token", &csrf),
+                ("change", "networks"),
+                ("networks", "198.51.100.0/24"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, 409);
+    assert!(
+        page.says("127.0.0.1") && page.says("lock you out"),
+        "{}",
+        page.html
+    );
+    let page = admin
+        .post(
+            "/security",
+            &[
+                ("csrf_token", &csrf),
+                ("change", "networks"),
+                ("networks", "127.0.0.1/32\n198.51.100.0/24"),
+            ],
+        )
+        .await;
+    assert!(
+        page.status == 200 && page.says("198.51.100.0/24"),
+        "{}",
+        page.html
+    );
+    let page = admin
+        .post(
+            "/security",
+            &[
+                ("csrf_token", &csrf),
+                ("change", "support-grant"),
+                ("hours", "24"),
+            ],
+        )
+        .await;
+    assert!(page.says("Support access is granted until"), "{}", page.html);
+    let page = admin
+        .post(
+            "/security",
+            &[("csrf_token", &csrf), ("change", "support-withdraw")],
+        )
+        .await;
+    assert!(page.says("Support access is not granted"), "{}", page.html);
+
+    // Requiring TOTP of admins sends this admin to enrol before anything else.
+    let page = admin
+        .post(
+            "/security",
+            &[
+                ("csrf_token", &csrf),
+                ("change", "totp-policy"),
+                ("policy", "admins"),
+            ],
+        )
+        .await;
+    assert!(page.status == 200 && page.says("Saved."), "{}", page.html);
+    let page = admin.get("/machines").await;
+    assert_eq!(
+        (page.status, page.location.as_deref()),
+        (303, Some("/account#totp"))
+    );
+    let page = admin.get("/account").await;
+    assert!(
+        page.says("requires two-factor authentication for your role"),
+        "{}",
+        page.html
+    );
+    let page = admin.post("/account/totp/enroll", &[("csrf_token", &csrf)]).await;
+    assert!(page.html.contains("<svg"), "a QR code: {}", page.html);
+    let secret = page.field("secret").unwrap();
+    let clock = server.server.state().clock().clone();
+    let page = admin
+        .post(
+            "/account/totp/confirm",
+            &[("csrf_token", &csrf), ("secret", &secret), ("code", "000000")],
+        )
+        .await;
+    assert!(
+        page.status == 422 && page.html.contains("<svg"),
+        "the QR code again: {}",
+        page.html
+    );
+    let code = code_at(&secret, clock.now_ms()).unwrap();
+    let page = admin
+        .post(
+            "/account/totp/confirm",
+            &[("csrf_token", &csrf), ("secret", &secret), ("code", &code)],
+        )
+        .await;
+    assert!(page.says("Two-factor authentication is on"), "{}", page.html);
+    let start = page.html.find("id=\"recovery-codes\">").unwrap();
+    assert_eq!(
+        page.html[start..].split("</pre>").next().unwrap().lines().count(),
+        10
+    );
+    assert_eq!(admin.get("/machines").await.status, 200);
+    let events = admin.get("/").await;
+    for action in [
+        "tenant.admin_networks",
+        "tenant.totp_policy",
+        "support.revoke",
+        "user.delete",
+    ] {
+        assert!(events.says(action), "{action} in recent events: {}", events.html);
+    }
+}
+
+/// Every portal route that needs a role, with every tenant role: refused with a `403`
+/// page naming the permission exactly when the role lacks it (the API's matrix is in
+/// tests/identity.rs).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn portal_role_matrix_matches_the_table() {
+    let server = kura_testing::start(|_| ()).await;
+    let (created, admin) = server.tenant_admin("ACME-0001").await;
+    let mut browsers = vec![(
+        "admin",
+        sign_in(
+            &server,
+            "en",
+            created["admin_login"].as_str().unwrap(),
+            created["admin_password"].as_str().unwrap(),
+        )
+        .await,
+    )];
+    for role in ["operator", "restore-operator", "auditor"] {
+        let login = format!("user-{role}");
+        let (_, password) = server.add_user(&admin, &login, role).await;
+        browsers.push((role, sign_in(&server, "en", &login, &password).await));
+    }
+    let mut checked = 0;
+    for (method, pattern, access) in customer_route_table() {
+        let Access::Role(permission) = access else {
+            continue;
+        };
+        // Signing out ends the session; the sign-in tests cover it.
+        if pattern.starts_with("/api/") || pattern == "/logout" {
+            continue;
+        }
+        for (role, browser) in &browsers {
+            let csrf = browser.cookie("kura_csrf").unwrap();
+            // Harmless targets: ids that name nothing, fields that change nothing.
+            let path = pattern.replace("{id}", "00000000000000000000000000000000");
+            let page = if method == Method::GET {
+                browser.get(&path).await
+            } else {
+                browser
+                    .post(&path, &[("csrf_token", &csrf), ("language", "en")])
+                    .await
+            };
+            let allowed = kura_service::authz::TenantRole::parse(role)
+                .unwrap()
+                .allows(permission);
+            if allowed {
+                // A form may still refuse its content (a missing password): not the role.
+                let role_refused = page.status == 403 && page.says("may not do this");
+                assert!(
+                    !role_refused && page.location.as_deref().is_none_or(|l| !l.starts_with("/login")),
+                    "{role}: {method} {path} should pass, got {}: {}",
+                    page.status,
+                    page.html
+                );
+            } else {
+                assert_eq!(page.status, 403, "{role}: {method} {path} should be refused");
+                assert!(page.says(permission.as_str()), "{}", page.html);
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 60, "{checked}");
 }

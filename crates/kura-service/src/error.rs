@@ -52,6 +52,8 @@ pub enum Refusal {
     SessionEnded,
     /// The form's CSRF token is missing or not this session's.
     FormExpired,
+    /// The tenant requires TOTP for the user's role and the user has not enrolled yet.
+    TotpEnrolmentRequired,
 }
 
 /// An error of a service operation.

@@ -37,7 +37,11 @@ fn the_portal_works_in_a_real_browser() {
         .unwrap();
     let loopback: SocketAddr = "127.0.0.1:0".parse().unwrap();
     let (server, info) = runtime
-        .block_on(quickstart::start(quickstart::config(data.path(), loopback, loopback)))
+        .block_on(quickstart::start(quickstart::config(
+            data.path(),
+            loopback,
+            loopback,
+        )))
         .expect("the service starts");
 
     let mut node = Command::new("node");
@@ -58,6 +62,9 @@ fn the_portal_works_in_a_real_browser() {
         output.status.success(),
         "the browser checks failed:\n{stdout}\n{stderr}"
     );
-    assert!(stdout.contains("portal browser checks passed"), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("portal browser checks passed"),
+        "{stdout}\n{stderr}"
+    );
     runtime.block_on(server.shutdown()).unwrap();
 }

@@ -16,10 +16,56 @@ use super::{Viewer, describe};
 use crate::app::AppState;
 use crate::web::{LANGUAGE_COOKIE, local_path, render, see_other, set_cookie};
 
-/// A message at the top of the page after a form.
+/// A message at the top of the page after a form, and the status the page answers with.
 pub struct Outcome {
     pub ok: bool,
     pub text: String,
+    pub status: StatusCode,
+}
+
+impl Outcome {
+    pub fn done(text: String) -> Outcome {
+        Outcome {
+            ok: true,
+            text,
+            status: StatusCode::OK,
+        }
+    }
+
+    /// A refusal: its words, and the status of its kind (`404` for another tenant's id).
+    pub fn failed(tr: &crate::web::i18n::Tr, err: &kura_service::ServiceError) -> Outcome {
+        Outcome {
+            ok: false,
+            text: describe(tr, err).1,
+            status: crate::error::status_of(err.kind),
+        }
+    }
+
+    /// A form the page itself finds wrong before any operation.
+    pub fn invalid(text: String) -> Outcome {
+        Outcome {
+            ok: false,
+            text,
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+        }
+    }
+}
+
+/// The status of a page showing `outcome`, else `otherwise`.
+pub fn status_after(outcome: &Option<Outcome>, otherwise: StatusCode) -> StatusCode {
+    outcome.as_ref().map_or(otherwise, |outcome| outcome.status)
+}
+
+/// What a form of the account page has to show once.
+#[derive(Default)]
+struct Shown {
+    /// The secret of a token just created.
+    new_token: Option<String>,
+    outcome: Option<Outcome>,
+    /// A TOTP enrolment in progress: the secret and its QR code (SVG).
+    enrolment: Option<(String, String)>,
+    /// Recovery codes of an enrolment just confirmed.
+    recovery_codes: Vec<String>,
 }
 
 #[derive(Template)]
@@ -28,9 +74,7 @@ struct AccountPage {
     v: Viewer,
     sessions: Vec<UserSessionRecord>,
     tokens: Vec<ApiTokenRecord>,
-    /// The secret of a token just created, shown once.
-    new_token: Option<String>,
-    outcome: Option<Outcome>,
+    shown: Shown,
     roles: Vec<(&'static str, String)>,
 }
 
@@ -44,7 +88,7 @@ impl AccountPage {
     }
 }
 
-async fn show(state: &AppState, v: Viewer, new_token: Option<String>, outcome: Option<Outcome>) -> Response {
+async fn show(state: &AppState, v: Viewer, shown: Shown) -> Response {
     let sessions = match users::sessions(&state.service, &v.user).await {
         Ok(sessions) => sessions,
         Err(err) => return v.error_page(&err, "/"),
@@ -58,18 +102,13 @@ async fn show(state: &AppState, v: Viewer, new_token: Option<String>, outcome: O
         .filter(|role| v.user.role.covers(*role))
         .map(|role| (role.as_str(), v.tr.t(&format!("role-{}", role.as_str()))))
         .collect();
-    let status = match &outcome {
-        Some(Outcome { ok: false, .. }) => StatusCode::UNPROCESSABLE_ENTITY,
-        _ => StatusCode::OK,
-    };
     render(
-        status,
+        status_after(&shown.outcome, StatusCode::OK),
         &AccountPage {
             v,
             sessions,
             tokens,
-            new_token,
-            outcome,
+            shown,
             roles,
         },
     )
@@ -77,7 +116,7 @@ async fn show(state: &AppState, v: Viewer, new_token: Option<String>, outcome: O
 
 /// `GET /account`.
 pub(super) async fn page(State(state): State<AppState>, v: Viewer) -> Response {
-    show(&state, v, None, None).await
+    show(&state, v, Shown::default()).await
 }
 
 #[derive(Deserialize)]
@@ -134,23 +173,21 @@ pub(super) async fn change_password(
     Form(form): Form<PasswordForm>,
 ) -> Response {
     let outcome = if form.new_password != form.confirm_password {
-        Outcome {
-            ok: false,
-            text: v.tr.t("password-mismatch"),
-        }
+        Outcome::invalid(v.tr.t("password-mismatch"))
     } else {
         match users::change_password(&state.service, &v.user, form.old_password, form.new_password).await {
-            Ok(()) => Outcome {
-                ok: true,
-                text: v.tr.t("password-changed"),
-            },
-            Err(err) => Outcome {
-                ok: false,
-                text: describe(&v.tr, &err).1,
-            },
+            Ok(()) => Outcome::done(v.tr.t("password-changed")),
+            Err(err) => Outcome::failed(&v.tr, &err),
         }
     };
-    show(&state, v, None, Some(outcome)).await
+    show(&state, v, failed_or_done(outcome)).await
+}
+
+fn failed_or_done(outcome: Outcome) -> Shown {
+    Shown {
+        outcome: Some(outcome),
+        ..Shown::default()
+    }
 }
 
 /// `POST /account/sessions/{id}/revoke`.
@@ -183,10 +220,16 @@ pub(super) async fn create_token(
 ) -> Response {
     let role = TenantRole::parse(&form.role);
     match users::create_token(&state.service, &v.user, &form.name, role, form.expires_in_days).await {
-        Ok(created) => show(&state, v, Some(created.token), None).await,
+        Ok(created) => {
+            let shown = Shown {
+                new_token: Some(created.token),
+                ..Shown::default()
+            };
+            show(&state, v, shown).await
+        }
         Err(err) => {
-            let text = describe(&v.tr, &err).1;
-            show(&state, v, None, Some(Outcome { ok: false, text })).await
+            let outcome = Outcome::failed(&v.tr, &err);
+            show(&state, v, failed_or_done(outcome)).await
         }
     }
 }
@@ -201,4 +244,108 @@ pub(super) async fn revoke_token(
         Ok(()) => see_other("/account#tokens"),
         Err(err) => v.error_page(&err, "/account"),
     }
+}
+
+/// The QR code of an `otpauth://` URI as an SVG element for the page (no script, no
+/// style attribute, so the CSP lets it be).
+fn qr_svg(uri: &str) -> String {
+    match qrcode::QrCode::new(uri.as_bytes()) {
+        Ok(code) => {
+            let svg = code
+                .render::<qrcode::render::svg::Color>()
+                .min_dimensions(200, 200)
+                .build();
+            // The page embeds the element; drop the XML declaration.
+            svg.find("<svg")
+                .map_or(svg.clone(), |start| svg[start..].to_owned())
+        }
+        Err(err) => {
+            tracing::error!(error = %err, "cannot draw a QR code");
+            String::new()
+        }
+    }
+}
+
+/// `POST /account/totp/enroll`: a new secret, shown as a QR code and as text.
+pub(super) async fn totp_enroll(State(state): State<AppState>, v: Viewer) -> Response {
+    match kura_service::ops::totp::enroll(&state.service, &v.user).await {
+        Ok(enrolment) => {
+            let shown = Shown {
+                enrolment: Some((enrolment.secret, qr_svg(&enrolment.otpauth_uri))),
+                ..Shown::default()
+            };
+            show(&state, v, shown).await
+        }
+        Err(err) => {
+            let outcome = Outcome::failed(&v.tr, &err);
+            show(&state, v, failed_or_done(outcome)).await
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub(super) struct ConfirmForm {
+    #[serde(default)]
+    code: String,
+    /// The secret being enrolled, only to draw its QR code again after a wrong code (the
+    /// service confirms against the one it stored).
+    #[serde(default)]
+    secret: String,
+}
+
+/// `POST /account/totp/confirm`: TOTP is on; the recovery codes are shown once.
+pub(super) async fn totp_confirm(
+    State(state): State<AppState>,
+    v: Viewer,
+    Form(form): Form<ConfirmForm>,
+) -> Response {
+    match kura_service::ops::totp::confirm(&state.service, &v.user, &form.code).await {
+        Ok(codes) => {
+            let shown = Shown {
+                outcome: Some(Outcome::done(v.tr.t("totp-enabled"))),
+                recovery_codes: codes,
+                ..Shown::default()
+            };
+            // The frame must now show the user as enrolled.
+            let v = Viewer {
+                totp_enrolled: true,
+                ..v
+            };
+            show(&state, v, shown).await
+        }
+        Err(err) => {
+            let uri = kura_service::totp::otpauth_uri(&form.secret, &v.user.login);
+            let shown = Shown {
+                outcome: Some(Outcome::failed(&v.tr, &err)),
+                enrolment: Some((form.secret.clone(), qr_svg(&uri))),
+                ..Shown::default()
+            };
+            show(&state, v, shown).await
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub(super) struct DisableForm {
+    #[serde(default)]
+    password: String,
+}
+
+/// `POST /account/totp/disable`: needs the password again.
+pub(super) async fn totp_disable(
+    State(state): State<AppState>,
+    v: Viewer,
+    Form(form): Form<DisableForm>,
+) -> Response {
+    let proof = Some(kura_service::ops::totp::Proof::Password(form.password));
+    let outcome = match kura_service::ops::totp::disable(&state.service, &v.user, proof).await {
+        Ok(()) => Outcome::done(v.tr.t("totp-disabled")),
+        Err(err) => Outcome::failed(&v.tr, &err),
+    };
+    let enrolled = !outcome.ok;
+    let v = Viewer {
+        totp_enrolled: enrolled && v.totp_enrolled,
+        ..v
+    };
+    show(&state, v, failed_or_done(outcome)).await
 }

@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::on;
 use kura_service::authz::{Permission, UserPrincipal};
 use kura_service::model::{Language, TenantRecord};
-use kura_service::ops::{tenants, users};
+use kura_service::ops::tenants;
 use kura_service::{ErrorKind, Refusal, ServiceError};
 
 use crate::api::{Access, RouteTable};
@@ -29,6 +29,8 @@ mod account;
 mod dashboard;
 mod login;
 mod machines;
+mod security;
+mod users;
 
 /// The portal's pages and forms.
 pub(crate) const PORTAL_ROUTES: RouteTable = RouteTable {
@@ -105,6 +107,24 @@ pub(crate) const PORTAL_ROUTES: RouteTable = RouteTable {
         ),
         (
             Method::POST,
+            "/account/totp/enroll",
+            Access::Role(Permission::ViewStatus),
+            |m| on(m, account::totp_enroll),
+        ),
+        (
+            Method::POST,
+            "/account/totp/confirm",
+            Access::Role(Permission::ViewStatus),
+            |m| on(m, account::totp_confirm),
+        ),
+        (
+            Method::POST,
+            "/account/totp/disable",
+            Access::Role(Permission::ViewStatus),
+            |m| on(m, account::totp_disable),
+        ),
+        (
+            Method::POST,
             "/account/password",
             Access::Role(Permission::ViewStatus),
             |m| on(m, account::change_password),
@@ -129,6 +149,36 @@ pub(crate) const PORTAL_ROUTES: RouteTable = RouteTable {
         ),
         (
             Method::GET,
+            "/users",
+            Access::Role(Permission::ManageUsers),
+            |m| on(m, users::page),
+        ),
+        (
+            Method::POST,
+            "/users",
+            Access::Role(Permission::ManageUsers),
+            |m| on(m, users::create),
+        ),
+        (
+            Method::POST,
+            "/users/{id}",
+            Access::Role(Permission::ManageUsers),
+            |m| on(m, users::change),
+        ),
+        (
+            Method::GET,
+            "/security",
+            Access::Role(Permission::ManageSecurity),
+            |m| on(m, security::page),
+        ),
+        (
+            Method::POST,
+            "/security",
+            Access::Role(Permission::ManageSecurity),
+            |m| on(m, security::change),
+        ),
+        (
+            Method::GET,
             "/contract",
             Access::Role(Permission::ViewStatus),
             |m| on(m, dashboard::contract),
@@ -145,6 +195,8 @@ pub struct Viewer {
     pub csrf: String,
     /// The path of the page, to mark it in the navigation.
     pub path: String,
+    /// Whether the user has TOTP on.
+    pub totp_enrolled: bool,
 }
 
 /// One entry of the navigation.
@@ -158,6 +210,8 @@ pub struct NavItem {
 const NAVIGATION: &[(&str, &str, Permission)] = &[
     ("/", "nav-dashboard", Permission::ViewStatus),
     ("/machines", "nav-machines", Permission::ViewStatus),
+    ("/users", "nav-users", Permission::ManageUsers),
+    ("/security", "nav-security", Permission::ManageSecurity),
     ("/contract", "nav-contract", Permission::ViewStatus),
 ];
 
@@ -178,6 +232,12 @@ impl Viewer {
     /// Whether the user's role holds `permission` (to offer an action or not).
     pub fn may(&self, permission: Permission) -> bool {
         self.user.role.allows(permission)
+    }
+
+    /// Whether the tenant requires TOTP of this user, who has not enrolled yet (every page
+    /// but the account sends them there).
+    pub fn must_enrol(&self) -> bool {
+        !self.totp_enrolled && self.tenant.totp_policy.requires(self.user.role)
     }
 
     /// The role's name in the page's language.
@@ -202,7 +262,7 @@ impl FromRequestParts<AppState> for Viewer {
         let tenant = tenants::current(&state.service, &user.scope)
             .await
             .map_err(refuse)?;
-        let record = users::get(&state.service, &user.scope, user.user_id.as_str())
+        let record = kura_service::ops::users::get(&state.service, &user.scope, user.user_id.as_str())
             .await
             .map_err(refuse)?;
         let language = record
@@ -210,6 +270,7 @@ impl FromRequestParts<AppState> for Viewer {
             .or_else(|| accept_language(&parts.headers))
             .unwrap_or_else(|| Language::choose(None, tenant.language, &tenant.time_zone));
         let viewer = Viewer {
+            totp_enrolled: record.totp_enrolled,
             tr: Tr::new(language, &tenant.time_zone),
             csrf: cookie(&parts.headers, CSRF_COOKIE).unwrap_or_default(),
             user,
@@ -234,6 +295,9 @@ fn accept_language(headers: &HeaderMap) -> Option<Language> {
 /// back here afterwards) when it is not signed in or the session ended, else a page that
 /// says why.
 fn refusal(headers: &HeaderMap, method: &Method, path: &str, err: &ServiceError) -> Response {
+    if err.refusal == Some(Refusal::TotpEnrolmentRequired) {
+        return see_other("/account#totp");
+    }
     if err.kind == ErrorKind::Unauthenticated {
         let ended = if err.refusal == Some(Refusal::SessionEnded) {
             "&ended=1"
@@ -295,6 +359,7 @@ pub fn refusal_text(tr: &Tr, refusal: &Refusal) -> String {
         Refusal::TenantTerminated => tr.t("refusal-tenant-terminated"),
         Refusal::SessionEnded => tr.t("refusal-session-ended"),
         Refusal::FormExpired => tr.t("refusal-form-expired"),
+        Refusal::TotpEnrolmentRequired => tr.t("refusal-totp-required"),
     }
 }
 

@@ -261,7 +261,8 @@ fn refuse_before_totp_enrolment(
     }
     Err(ServiceError::forbidden(
         "your tenant requires TOTP for your role: enrol first (POST /api/v1/totp/enroll, then /api/v1/totp/confirm)",
-    ))
+    )
+    .because(Refusal::TotpEnrolmentRequired))
 }
 
 /// The admin allow-list: refused requests say so and are logged in the tenant's log.

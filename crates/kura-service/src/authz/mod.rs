@@ -37,7 +37,7 @@ mod signin;
 pub use authenticate::{
     UserCheck, agent, api_token, operator, refuse_inactive_tenant, session, support_scope,
 };
-pub use roles::{Permission, ProviderRole, TenantRole, roles_markdown};
+pub use roles::{Permission, ProviderRole, TENANT_PERMISSIONS, TenantRole, roles_markdown};
 pub use signin::{
     ForgotTarget, RedeemedReset, RegisteredMachine, SECOND_FACTOR_WINDOW_MS, SignInStep, SignedIn, Throttle,
     forgot_target, redeem_reset, register_machine, registration_refusal, second_factor, sign_in,

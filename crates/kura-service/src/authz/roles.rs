@@ -38,6 +38,16 @@ pub enum Permission {
     RunJobs,
 }
 
+/// The permissions tenant roles hold, in the order the role matrix shows them.
+pub const TENANT_PERMISSIONS: [Permission; 6] = [
+    Permission::ViewStatus,
+    Permission::OperateBackups,
+    Permission::Restore,
+    Permission::ManageUsers,
+    Permission::ManageSecurity,
+    Permission::ReadEvents,
+];
+
 impl Permission {
     /// What the permission allows, in the words of `docs/roles.md`.
     pub fn description(self) -> &'static str {
@@ -236,15 +246,7 @@ pub fn roles_markdown(
          ## Tenant roles (customer listener)\n\n",
     );
     let tenant_roles: Vec<&str> = TenantRole::ALL.iter().map(|r| r.as_str()).collect();
-    let tenant_permissions = [
-        Permission::ViewStatus,
-        Permission::OperateBackups,
-        Permission::Restore,
-        Permission::ManageUsers,
-        Permission::ManageSecurity,
-        Permission::ReadEvents,
-    ];
-    push_matrix(&mut out, &tenant_roles, &tenant_permissions, |role, p| {
+    push_matrix(&mut out, &tenant_roles, &TENANT_PERMISSIONS, |role, p| {
         TenantRole::parse(role).is_some_and(|r| r.allows(p))
     });
     out.push_str("\n## Provider roles (management listener)\n\n");
@@ -253,6 +255,7 @@ pub fn roles_markdown(
         Permission::ReadTenants,
         Permission::ManageTenants,
         Permission::ManageMachines,
+        Permission::RunJobs,
     ];
     push_matrix(&mut out, &provider_roles, &provider_permissions, |role, p| {
         ProviderRole::parse(role).is_some_and(|r| r.allows(p))
