@@ -18,6 +18,7 @@ const axeSource = readFileSync(require.resolve("axe-core/axe.min.js"), "utf8");
 const { KURA_URL: url, KURA_LOGIN: login, KURA_PASSWORD: password, KURA_BIN: kuraBin, KURA_WORK: work } = process.env;
 const shots = process.env.KURA_SHOTS;
 const failures = [];
+let generatedPassword = "";
 
 function check(condition, message) {
   if (!condition) {
@@ -137,8 +138,26 @@ async function signIn(page) {
   await look(page, "dashboard", "ja");
   await page.goto(`${url}/contract`);
   await look(page, "contract", "ja");
+
+  // Users: add one with a generated password, shown once.
+  await page.goto(`${url}/users`);
+  await page.fill("#new-login", "demo-operator");
+  await page.selectOption("#new-role", "operator");
+  await page.click("form[action='/users'] button[type=submit]");
+  const generated = (await page.textContent("#new-password")).trim();
+  generatedPassword = generated;
+  check(generated.length >= 16, `a generated password is shown: ${generated}`);
+  check((await page.textContent("table tbody")).includes("demo-operator"), "the new user is listed");
+  await look(page, "users", "ja");
+  await page.goto(`${url}/security`);
+  await look(page, "security", "ja");
+
+  // Two-factor enrolment shows a QR code.
   await page.goto(`${url}/account`);
   await look(page, "account", "ja");
+  await page.click("form[action='/account/totp/enroll'] button");
+  check(await page.locator(".qr svg").count() === 1, "a QR code is drawn");
+  await look(page, "account-totp", "ja");
 
   // The language switch (applies on change with JavaScript), kept for the user.
   await page.selectOption("#language-select", "en");
@@ -162,6 +181,10 @@ async function signIn(page) {
   await look(page, "machines", "en");
   await page.goto(`${url}/contract`);
   await look(page, "contract", "en");
+  await page.goto(`${url}/users`);
+  await look(page, "users", "en");
+  await page.goto(`${url}/security`);
+  await look(page, "security", "en");
   await page.goto(`${url}/account`);
   await page.fill("#token-name", "monitoring");
   await page.selectOption("#token-role", "auditor");
@@ -171,6 +194,21 @@ async function signIn(page) {
   await look(page, "account-token", "en");
   await page.goto(`${url}/no-such-page`);
   await look(page, "not-found", "en");
+  await page.context().close();
+}
+
+// The operator added above sees no user administration: not offered, and refused.
+{
+  const page = await newPage("en");
+  await page.goto(`${url}/login`);
+  await page.fill("#login", "demo-operator");
+  await page.fill("#password", generatedPassword);
+  await page.click("form[action='/login'] button[type=submit]");
+  await page.waitForURL(`${url}/`);
+  check(await page.locator("nav a[href='/users']").count() === 0, "no Users entry for an operator");
+  const refused = await page.goto(`${url}/users`);
+  check(refused.status() === 403, `an operator gets 403 for /users, not ${refused.status()}`);
+  await look(page, "forbidden", "en");
   // Sign out: back to the sign-in page, and the dashboard is closed again.
   await page.goto(`${url}/`);
   await page.click("form[action='/logout'] button");

@@ -255,8 +255,8 @@ impl FromRequestParts<AppState> for Viewer {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
-        let path = parts.uri.path().to_owned();
-        let refuse = |err: ServiceError| refusal(&parts.headers, &parts.method, &path, &err);
+        let path = page_of(&parts.method, parts.uri.path());
+        let refuse = |err: ServiceError| refusal(&parts.headers, &path, &err);
         let user = authenticate_user(parts, state).await.map_err(refuse)?;
         let permission = required(parts).map_err(|err| refuse(ServiceError::forbidden(err.message)))?;
         let tenant = tenants::current(&state.service, &user.scope)
@@ -284,6 +284,17 @@ impl FromRequestParts<AppState> for Viewer {
     }
 }
 
+/// The page a request shows: its path for a `GET`; for a form, the page the form belongs
+/// to (every form's action lies under its page: `/users/{id}` → `/users`), so that the
+/// navigation and the language switch of the answer point at a page, not at a form.
+fn page_of(method: &Method, path: &str) -> String {
+    if *method == Method::GET {
+        return path.to_owned();
+    }
+    let first = path.split('/').nth(1).unwrap_or_default();
+    format!("/{first}")
+}
+
 fn accept_language(headers: &HeaderMap) -> Option<Language> {
     headers
         .get(axum::http::header::ACCEPT_LANGUAGE)
@@ -294,7 +305,7 @@ fn accept_language(headers: &HeaderMap) -> Option<Language> {
 /// What a browser gets when the session does not let it in: the sign-in page (coming
 /// back here afterwards) when it is not signed in or the session ended, else a page that
 /// says why.
-fn refusal(headers: &HeaderMap, method: &Method, path: &str, err: &ServiceError) -> Response {
+fn refusal(headers: &HeaderMap, path: &str, err: &ServiceError) -> Response {
     if err.refusal == Some(Refusal::TotpEnrolmentRequired) {
         return see_other("/account#totp");
     }
@@ -304,9 +315,7 @@ fn refusal(headers: &HeaderMap, method: &Method, path: &str, err: &ServiceError)
         } else {
             ""
         };
-        // After a form, go back to the page it was on, not to the form's address.
-        let next = if *method == Method::GET { path } else { "/" };
-        let next: String = form_urlencoded::byte_serialize(next.as_bytes()).collect();
+        let next: String = form_urlencoded::byte_serialize(path.as_bytes()).collect();
         return see_other(&format!("/login?next={next}{ended}"));
     }
     error_page(Tr::new(anonymous_language(headers), "Asia/Tokyo"), err, "/")
