@@ -197,6 +197,8 @@ pub struct Viewer {
     pub path: String,
     /// Whether the user has TOTP on.
     pub totp_enrolled: bool,
+    /// The service's time when the page was asked for.
+    pub now_ms: i64,
 }
 
 /// One entry of the navigation.
@@ -271,6 +273,7 @@ impl FromRequestParts<AppState> for Viewer {
             .unwrap_or_else(|| Language::choose(None, tenant.language, &tenant.time_zone));
         let viewer = Viewer {
             totp_enrolled: record.totp_enrolled,
+            now_ms: state.service.now_ms(),
             tr: Tr::new(language, &tenant.time_zone),
             csrf: cookie(&parts.headers, CSRF_COOKIE).unwrap_or_default(),
             user,

@@ -53,7 +53,7 @@ async fn show(state: &AppState, v: Viewer, caller: String, outcome: Option<Outco
             )
         })
         .collect();
-    let support_until = support::active_until(&tenant, state.service.now_ms());
+    let support_until = support::active_until(&tenant, v.now_ms);
     render(
         status_after(&outcome, StatusCode::OK),
         &SecurityPage {

@@ -34,7 +34,6 @@ struct UsersPage {
     created: Option<(String, String)>,
     roles: Vec<(&'static str, String)>,
     matrix: Vec<MatrixRow>,
-    now_ms: i64,
 }
 
 impl UsersPage {
@@ -43,7 +42,7 @@ impl UsersPage {
     }
 
     fn locked(&self, state: &UserState) -> bool {
-        state.locked_until_ms.is_some_and(|until| until > self.now_ms)
+        state.locked_until_ms.is_some_and(|until| until > self.v.now_ms)
     }
 }
 
@@ -79,7 +78,6 @@ async fn show(
     render(
         status_after(&outcome, otherwise),
         &UsersPage {
-            now_ms: state.service.now_ms(),
             v,
             users,
             outcome,

@@ -124,9 +124,10 @@ impl Tr {
         ms.map_or_else(|| "—".to_owned(), |ms| self.time(&ms))
     }
 
-    /// The zone the page's times are in, as shown under tables: `Asia/Tokyo (JST)`.
-    pub fn zone(&self) -> String {
-        let abbreviation = self.strftime(jiff::Timestamp::now().as_millisecond(), "%Z");
+    /// The zone the page's times are in at `now_ms`, as shown under tables:
+    /// `Asia/Tokyo (JST)` (the abbreviation changes with daylight saving time).
+    pub fn zone_at(&self, now_ms: &i64) -> String {
+        let abbreviation = self.strftime(*now_ms, "%Z");
         if abbreviation == self.zone_name {
             abbreviation
         } else {
@@ -270,7 +271,7 @@ mod tests {
             Tr::new(Language::En, "Asia/Tokyo").time_long(&ms),
             "2 Dec 2026 15:34 (JST)"
         );
-        assert_eq!(tr.zone(), "Asia/Tokyo (JST)");
+        assert_eq!(tr.zone_at(&ms), "Asia/Tokyo (JST)");
         assert_eq!(Tr::new(Language::En, "Not/AZone").time(&ms), "2026-12-02 06:34");
         assert_eq!(tr.count(&20_000), "20,000");
         assert_eq!(tr.count(&999), "999");
