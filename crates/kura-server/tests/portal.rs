@@ -28,6 +28,23 @@ async fn sign_in(server: &TestServer, language: &str, login: &str, password: &st
     browser
 }
 
+/// A new tenant and its first admin signed in to the portal.
+async fn tenant_admin_browser(
+    server: &TestServer,
+    code: &str,
+    language: &str,
+) -> (serde_json::Value, PortalBrowser) {
+    let created = server.create_tenant(code, 3, json!({})).await;
+    let browser = sign_in(
+        server,
+        language,
+        created["admin_login"].as_str().unwrap(),
+        created["admin_password"].as_str().unwrap(),
+    )
+    .await;
+    (created, browser)
+}
+
 fn registration_token(page: &Page) -> String {
     let start = page
         .html
@@ -151,14 +168,7 @@ async fn sign_in_machines_and_forms(server: TestServer) {
     }
 
     // Another tenant's admin: ACME's machine is "not found", and stays as it was.
-    let beta = server.create_tenant("BETA-0002", 3, json!({})).await;
-    let intruder = sign_in(
-        &server,
-        "en",
-        beta["admin_login"].as_str().unwrap(),
-        beta["admin_password"].as_str().unwrap(),
-    )
-    .await;
+    let (_, intruder) = tenant_admin_browser(&server, "BETA-0002", "en").await;
     let intruder_csrf = intruder.cookie("kura_csrf").unwrap();
     for action in ["rename", "revoke"] {
         let page = intruder
@@ -481,14 +491,7 @@ async fn portal_users_and_security_on_postgres() {
 /// User administration and security settings as a tenant admin does them in the portal;
 /// what an auditor and another tenant's admin may not do.
 async fn users_and_security(server: TestServer) {
-    let created = server.create_tenant("ACME-0001", 3, json!({})).await;
-    let admin = sign_in(
-        &server,
-        "en",
-        created["admin_login"].as_str().unwrap(),
-        created["admin_password"].as_str().unwrap(),
-    )
-    .await;
+    let (_, admin) = tenant_admin_browser(&server, "ACME-0001", "en").await;
     let csrf = admin.cookie("kura_csrf").unwrap();
 
     let page = admin.get("/users").await;
@@ -555,14 +558,7 @@ async fn users_and_security(server: TestServer) {
     assert!(page.says("manage-users"), "{}", page.html);
 
     // Another tenant's admin cannot touch ACME's users.
-    let beta = server.create_tenant("BETA-0002", 3, json!({})).await;
-    let intruder = sign_in(
-        &server,
-        "en",
-        beta["admin_login"].as_str().unwrap(),
-        beta["admin_password"].as_str().unwrap(),
-    )
-    .await;
+    let (_, intruder) = tenant_admin_browser(&server, "BETA-0002", "en").await;
     let intruder_csrf = intruder.cookie("kura_csrf").unwrap();
     let page = intruder
         .post(

@@ -5,7 +5,6 @@ use askama::Template;
 use axum::Form;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::http::header::SET_COOKIE;
 use axum::response::Response;
 use kura_service::authz::TenantRole;
 use kura_service::model::{ApiTokenRecord, Language, UserSessionRecord};
@@ -14,7 +13,7 @@ use serde::Deserialize;
 
 use super::{Viewer, describe};
 use crate::app::AppState;
-use crate::web::{LANGUAGE_COOKIE, local_path, render, see_other, set_cookie};
+use crate::web::{render, see_other};
 
 /// A message at the top of the page after a form, and the status the page answers with.
 pub struct Outcome {
@@ -143,17 +142,7 @@ pub(super) async fn language(
     if let Err(err) = users::set_language(&state.service, &v.user, Some(language.as_str())).await {
         return v.error_page(&err, "/account");
     }
-    let next = if local_path(&form.next) {
-        form.next.as_str()
-    } else {
-        "/"
-    };
-    let mut response = see_other(next);
-    response.headers_mut().append(
-        SET_COOKIE,
-        set_cookie(LANGUAGE_COOKIE, language.as_str(), 365 * 86_400),
-    );
-    response
+    super::login::switched(language, &form.next, "/")
 }
 
 #[derive(Deserialize)]

@@ -266,12 +266,13 @@ pub(super) async fn language(headers: HeaderMap, Form(form): Form<LanguageForm>)
         return form_expired(&headers, "/login");
     }
     let language = Language::parse(&form.language).unwrap_or(Language::Ja);
-    let next = if local_path(&form.next) {
-        form.next.as_str()
-    } else {
-        "/login"
-    };
-    let mut response = see_other(next);
+    switched(language, &form.next, "/login")
+}
+
+/// Back to the page the switch was on (`otherwise` if `next` is not a path of this
+/// site), with the language remembered in the browser for the pages before sign-in.
+pub(super) fn switched(language: Language, next: &str, otherwise: &str) -> Response {
+    let mut response = see_other(if local_path(next) { next } else { otherwise });
     response.headers_mut().append(
         SET_COOKIE,
         set_cookie(LANGUAGE_COOKIE, language.as_str(), 365 * 86_400),
