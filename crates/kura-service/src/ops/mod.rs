@@ -7,6 +7,7 @@ pub mod events;
 pub mod jobs;
 pub mod operators;
 pub mod resets;
+pub mod snapshots;
 pub mod support;
 pub mod tenants;
 pub mod totp;
