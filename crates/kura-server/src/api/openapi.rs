@@ -21,7 +21,7 @@ use utoipa::openapi::{Object, RefOr};
 use utoipa::{OpenApi, PartialSchema, ToSchema};
 
 use super::{Access, CUSTOMER, MANAGEMENT, RouteTable, routes};
-use super::{agent, jobs, operator, reset, support, totp, users, vault};
+use super::{agent, jobs, operator, reset, snapshots, support, totp, users, vault};
 
 /// A role field: one of the tenant roles, by their wire names.
 pub(crate) fn tenant_role() -> Object {
@@ -145,6 +145,12 @@ impl ToSchema for Binary {}
         support::show,
         support::grant,
         support::revoke,
+        snapshots::list,
+        snapshots::show,
+        snapshots::tree,
+        snapshots::tree_form,
+        snapshots::download,
+        snapshots::download_form,
     ),
     components(schemas(ErrorBody))
 )]
