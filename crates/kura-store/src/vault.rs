@@ -747,28 +747,67 @@ impl Vault {
     /// further pages through these and reads manifests ([`Vault::manifests`]) for the
     /// page it keeps.
     pub async fn snapshot_page(&self, q: &SnapshotQuery, limit: usize) -> Result<Vec<(SnapshotId, i64)>> {
+        self.page_query(q, None, limit).await
+    }
+
+    /// [`Vault::snapshot_page`] among `ids` only (the snapshots of one machine, say):
+    /// one indexed statement per 200 ids.
+    pub async fn snapshot_page_among(
+        &self,
+        q: &SnapshotQuery,
+        ids: &[SnapshotId],
+        limit: usize,
+    ) -> Result<Vec<(SnapshotId, i64)>> {
+        let mut out = Vec::new();
+        for batch in ids.chunks(BATCH) {
+            out.extend(self.page_query(q, Some(batch), limit).await?);
+        }
+        out.sort_by(|a, b| (b.1, b.0).cmp(&(a.1, a.0)));
+        out.truncate(limit);
+        Ok(out)
+    }
+
+    async fn page_query(
+        &self,
+        q: &SnapshotQuery,
+        among: Option<&[SnapshotId]>,
+        limit: usize,
+    ) -> Result<Vec<(SnapshotId, i64)>> {
         let (after_ns, after_id) = match &q.after {
             Some((time, id)) => (*time, id.to_hex()),
             // Past every id: ids are lower-case hex.
             None => (i64::MAX, "g".to_owned()),
         };
-        let rows: Vec<(String, i64)> = query(
+        // Among given ids the primary key finds the rows (at most a batch of them): the
+        // unary `+` keeps SQLite from walking the time index through every snapshot
+        // instead, and the caller orders the batches' rows.
+        let sql = if among.is_some() {
+            "SELECT id, time_ns FROM vault_snapshots
+             WHERE vault = $1 AND deleted_ms IS NULL AND id IN ({ids})
+               AND +time_ns >= $2 AND +time_ns < $3
+               AND ($4 IS NULL OR kind = $4) AND ($5 IS NULL OR source = $5)
+               AND (+time_ns < $6 OR (+time_ns = $6 AND id < $7))
+               AND $8 > 0"
+        } else {
             "SELECT id, time_ns FROM vault_snapshots
              WHERE vault = $1 AND deleted_ms IS NULL
                AND time_ns >= $2 AND time_ns < $3
                AND ($4 IS NULL OR kind = $4) AND ($5 IS NULL OR source = $5)
                AND (time_ns < $6 OR (time_ns = $6 AND id < $7))
-             ORDER BY time_ns DESC, id DESC LIMIT $8",
-        )
-        .bind(q.from_ns.unwrap_or(i64::MIN))
-        .bind(q.to_ns.unwrap_or(i64::MAX))
-        .bind(q.kind.map(|k| k.to_string()))
-        .bind(q.source.clone())
-        .bind(after_ns)
-        .bind(after_id)
-        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .fetch_all(self.db())
-        .await?;
+             ORDER BY time_ns DESC, id DESC LIMIT $8"
+        };
+        let mut statement = query(sql)
+            .bind(q.from_ns.unwrap_or(i64::MIN))
+            .bind(q.to_ns.unwrap_or(i64::MAX))
+            .bind(q.kind.map(|k| k.to_string()))
+            .bind(q.source.clone())
+            .bind(after_ns)
+            .bind(after_id)
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX));
+        if let Some(ids) = among {
+            statement = statement.bind_ids(ids.iter().map(SnapshotId::to_hex));
+        }
+        let rows: Vec<(String, i64)> = statement.fetch_all(self.db()).await?;
         rows.into_iter()
             .map(|(id, time)| Ok((SnapshotId::from_str(&id)?, time)))
             .collect()
@@ -811,9 +850,14 @@ impl Vault {
             if prefix.is_empty() || prefix.len() > 64 || !prefix.bytes().all(|b| b.is_ascii_hexdigit()) {
                 return Err(StoreError::UnknownSnapshot(spec.to_string()));
             }
-            // The prefix is hex digits only, so it holds no LIKE wildcards.
-            query("SELECT id FROM vault_snapshots WHERE vault = $1 AND deleted_ms IS NULL AND id LIKE $2 LIMIT 2")
-                .bind(format!("{prefix}%"))
+            // Ids are lower-case hex: those starting with the prefix sort from it up to
+            // the prefix followed by `g`, a range the primary key answers (`LIKE` is not
+            // indexed in SQLite).
+            query(
+                "SELECT id FROM vault_snapshots WHERE vault = $1 AND deleted_ms IS NULL AND id >= $2 AND id < $3 LIMIT 2",
+            )
+            .bind(prefix.clone())
+            .bind(format!("{prefix}g"))
             .fetch_all(self.db())
             .await?
         };

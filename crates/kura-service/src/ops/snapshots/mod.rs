@@ -62,6 +62,10 @@ pub const MAX_TREE_PAGE: u32 = 5000;
 /// Passphrases unwrapped at once on this server: each Argon2id run takes 64 MiB and
 /// about an eighth of a second of two cores (more with a slot's own parameters).
 pub const CONCURRENT_UNLOCKS: usize = 2;
+/// A machine with at most this many snapshots is listed by looking its ids up; one with
+/// more by reading the catalog's time order and keeping its own (it is then dense enough
+/// that a page fills quickly).
+const MACHINE_LOOKUP: usize = 2000;
 /// Vault catalog rows read per statement while filtering a page by machine.
 const MACHINE_SCAN: usize = 2000;
 /// Chunks read per request while streaming a file.
@@ -322,11 +326,20 @@ pub async fn list(svc: &Service, user: &UserPrincipal, filter: &ListFilter) -> S
                 .map_err(store_error)?;
         }
         Some(machine) => {
-            let owned: HashSet<String> = machines::machine_snapshots(&svc.db, &user.scope, machine)
-                .await?
-                .into_iter()
-                .collect();
-            while !owned.is_empty() && picked.len() <= limit {
+            let owned = machines::machine_snapshots(&svc.db, &user.scope, machine).await?;
+            if owned.len() <= MACHINE_LOOKUP {
+                let ids: Vec<SnapshotId> = owned
+                    .iter()
+                    .filter_map(|id| SnapshotId::from_str(id).ok())
+                    .collect();
+                picked = tv
+                    .vault
+                    .snapshot_page_among(&query, &ids, limit + 1)
+                    .await
+                    .map_err(store_error)?;
+            }
+            let owned: HashSet<String> = owned.into_iter().collect();
+            while owned.len() > MACHINE_LOOKUP && picked.len() <= limit {
                 let heads = tv
                     .vault
                     .snapshot_page(&query, MACHINE_SCAN)
