@@ -708,3 +708,200 @@ async fn an_image_snapshot_shows_its_partitions_and_the_files_inside() {
     assert!(downloads.iter().any(|e| e["target"] == format!("{id} /2/var/lib/big.bin")
         && e["result"] == format!("ok: {} bytes", 3 * MIB)));
 }
+
+/// The listing's cost with a large tenant: 200 machines and 20,000 snapshots (committed
+/// in-process through the service's own vault operations, so seeding takes a minute, not
+/// an hour). Run with `cargo test -p kura-server --test snapshots -- --ignored --nocapture`;
+/// it prints the figures recorded in `docs/benchmarks.md`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a benchmark: seeds 20,000 snapshots"]
+async fn listing_stays_fast_with_20000_snapshots_and_200_machines() {
+    let backend = std::env::var("KURA_BENCH_DB").unwrap_or_default();
+    let server = if backend == "postgres" {
+        kura_testing::start_on_postgres(|_| ()).await
+    } else {
+        kura_testing::start(|_| ()).await
+    };
+    const MACHINES: usize = 200;
+    const SNAPSHOTS: usize = 20_000;
+    let created = server
+        .create_tenant("BIG-0001", MACHINES as u32, json!({}))
+        .await;
+    let tenant_id = created["tenant_id"].as_str().unwrap();
+    let admin = server
+        .login(
+            created["admin_login"].as_str().unwrap(),
+            created["admin_password"].as_str().unwrap(),
+        )
+        .await;
+    let svc = server.server.service().clone();
+    let caller = kura_service::authz::Caller::default();
+    let mut agents = Vec::new();
+    let started = std::time::Instant::now();
+    for i in 0..MACHINES {
+        let token = if i == 0 {
+            created["registration_token"].as_str().unwrap().to_owned()
+        } else {
+            server.new_registration_token(tenant_id).await
+        };
+        let agent = kura_testing::agent::Agent::register(&server, &token, &format!("host-{i:03}")).await;
+        if i == 0 {
+            agent.create_vault().await;
+        }
+        agents.push(agent);
+    }
+    let chunk: &[u8] = b"one chunk every seeded snapshot references";
+    agents[0].backup("seed", &[chunk]).await;
+    let chunk_id = agents[0].codec.id(chunk);
+    let principals = {
+        let mut out = Vec::new();
+        for agent in &agents {
+            out.push(
+                kura_service::authz::agent(&svc, &agent.credential, None, &caller)
+                    .await
+                    .unwrap(),
+            );
+        }
+        out
+    };
+    let base_ns = 1_767_225_600_000_000_000i64; // 2026-01-01T00:00:00Z
+    let (template, refs) = agents[0].manifest("x", &[chunk_id]);
+    let template = kura_format::Manifest::decode(&template).unwrap();
+    let seed = |i: usize| {
+        let svc = svc.clone();
+        let principal = principals[i % MACHINES].clone();
+        let mut manifest = template.clone();
+        manifest.time_ns = base_ns + i as i64 * 60_000_000_000;
+        manifest.end_time_ns = manifest.time_ns + 30_000_000_000;
+        manifest.source = format!("host-{:03}:/srv/{}", i % MACHINES, i % 3);
+        manifest.host = format!("host-{:03}", i % MACHINES);
+        let refs = refs.clone();
+        async move {
+            let session = kura_service::ops::vault::open_session(&svc, &principal, None)
+                .await
+                .unwrap();
+            kura_service::ops::vault::commit(&svc, &principal, &session, &manifest.encode(), &refs)
+                .await
+                .unwrap();
+        }
+    };
+    let mut i = 0;
+    while i < SNAPSHOTS {
+        let batch: Vec<_> = (i..(i + 8).min(SNAPSHOTS)).map(seed).collect();
+        futures::future::join_all(batch).await;
+        i += 8;
+    }
+    eprintln!(
+        "seeded {MACHINES} machines and {SNAPSHOTS} snapshots on {} in {:.0} s",
+        if backend == "postgres" { "PostgreSQL" } else { "SQLite" },
+        started.elapsed().as_secs_f64()
+    );
+
+    if std::env::var_os("KURA_BENCH_STEPS").is_some() {
+        let check = kura_service::authz::UserCheck {
+            csrf_token: None,
+            changes_state: false,
+            open_before_totp_enrolment: false,
+        };
+        for _ in 0..3 {
+            let t = std::time::Instant::now();
+            let user = kura_service::authz::session(&svc, &admin.cookie, check.clone(), &caller).await.unwrap();
+            let t_auth = t.elapsed();
+            let t = std::time::Instant::now();
+            let tv = svc.vaults.get(&user.scope).await.unwrap().unwrap();
+            let t_get = t.elapsed();
+            let t = std::time::Instant::now();
+            let heads = tv.vault.snapshot_page(&kura_store::SnapshotQuery::default(), 101).await.unwrap();
+            let t_page = t.elapsed();
+            let ids: Vec<_> = heads.iter().map(|h| h.0).collect();
+            let t = std::time::Instant::now();
+            let records = tv.vault.manifests(&ids).await.unwrap();
+            let t_manifests = t.elapsed();
+            let hex: Vec<String> = records.iter().map(|r| r.id.to_hex()).collect();
+            let t = std::time::Instant::now();
+            let owners = kura_service::db::snapshots::owners(&svc.db, &user.scope, &hex).await.unwrap();
+            let t_owners = t.elapsed();
+            let t = std::time::Instant::now();
+            let page = kura_service::ops::snapshots::list(&svc, &user, &Default::default()).await.unwrap();
+            let t_list = t.elapsed();
+            eprintln!("auth {t_auth:?} get {t_get:?} page {t_page:?} manifests {t_manifests:?} owners {t_owners:?} ({}) list {t_list:?} ({})", owners.len(), page.snapshots.len());
+        }
+    }
+    let machine = &agents[57].machine_id;
+    let (_, first) = admin.get("/api/v1/snapshots?limit=100").await;
+    let mut cursor = first["next_cursor"].as_str().unwrap().to_owned();
+    for _ in 0..99 {
+        let (_, page) = admin
+            .get(&format!("/api/v1/snapshots?limit=100&cursor={cursor}"))
+            .await;
+        cursor = page["next_cursor"].as_str().unwrap().to_owned();
+    }
+    let newest = first["snapshots"][0]["id"].as_str().unwrap().to_owned();
+    let cases = [
+        ("first page (100)", "/api/v1/snapshots".to_owned()),
+        ("page 101 by cursor", format!("/api/v1/snapshots?cursor={cursor}")),
+        ("one machine (100 of 20,000)", format!("/api/v1/snapshots?machine={machine}")),
+        (
+            "one machine and source",
+            format!("/api/v1/snapshots?machine={machine}&source=host-057:/srv/1"),
+        ),
+        ("one source, a month", "/api/v1/snapshots?source=host-001:/srv/1&from=2026-01-05T00:00:00Z&to=2026-02-05T00:00:00Z".to_owned()),
+        ("1000 per page", "/api/v1/snapshots?limit=1000".to_owned()),
+        ("show by 12-digit prefix", format!("/api/v1/snapshots/{}", &newest[..12])),
+    ];
+    for (name, path) in cases {
+        let mut times = Vec::new();
+        let mut count = 0;
+        for _ in 0..21 {
+            let t = std::time::Instant::now();
+            let (status, body) = admin.get(&path).await;
+            times.push(t.elapsed().as_secs_f64() * 1000.0);
+            assert_eq!(status, 200, "{name}: {body}");
+            count = body["snapshots"].as_array().map_or(1, Vec::len);
+        }
+        times.sort_by(f64::total_cmp);
+        eprintln!(
+            "{name:32} {count:5} listed   median {:6.1} ms   max {:6.1} ms",
+            times[10], times[20]
+        );
+        assert!(times[10] < 100.0, "{name}: median {:.1} ms", times[10]);
+    }
+}
+
+/// Browsing a directory of 100,000 entries: it pages, and a page costs what reading the
+/// directory's tree costs. Run with `--ignored --nocapture`; prints the figures.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a benchmark: backs up 100,000 files"]
+async fn a_directory_of_100000_entries_pages() {
+    let server = kura_testing::start(|_| ()).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("big");
+    fs::create_dir(&dir).unwrap();
+    for i in 0..100_000 {
+        fs::write(dir.join(format!("file-{i:06}.txt")), b"x").unwrap();
+    }
+    let (created, admin) = server.tenant_admin("ACME-0001").await;
+    let machine =
+        Machine::register(&server, created["registration_token"].as_str().unwrap(), "fs-01", true, None).await;
+    let started = std::time::Instant::now();
+    let id = machine.backup(&[&dir], "big").await;
+    eprintln!("backed up 100,000 files in {:.1} s", started.elapsed().as_secs_f64());
+    let path = url_path(&dir);
+    for (name, query) in [
+        ("first page (500)", String::new()),
+        ("page at 99,500", "&offset=99500".to_owned()),
+        ("5000 per page", "&limit=5000".to_owned()),
+    ] {
+        let mut times = Vec::new();
+        for _ in 0..11 {
+            let t = std::time::Instant::now();
+            let (status, page) =
+                get_json(&admin, &format!("/api/v1/snapshots/{id}/tree?path={path}{query}"), None).await;
+            times.push(t.elapsed().as_secs_f64() * 1000.0);
+            assert_eq!(status, 200, "{page}");
+            assert_eq!(page["total"], 100_000);
+        }
+        times.sort_by(f64::total_cmp);
+        eprintln!("{name:20} median {:6.1} ms   max {:6.1} ms", times[5], times[10]);
+    }
+}
