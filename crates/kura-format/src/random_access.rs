@@ -105,9 +105,10 @@ impl<S: ChunkSource> ImageReader<S> {
         let segment = match cached {
             Some(s) => s,
             None => {
-                let id = self.index.segments.get(n as usize).ok_or_else(|| {
-                    FormatError::malformed("image index", format!("it has no segment {n}"))
-                })?;
+                let id =
+                    self.index.segments.get(n as usize).ok_or_else(|| {
+                        FormatError::malformed("image index", format!("it has no segment {n}"))
+                    })?;
                 let bytes = self.source.read_plain(id)?;
                 let s = Arc::new(ImageSegment::decode(&bytes, self.index.chunks_in_segment(n))?);
                 self.segments

@@ -762,7 +762,7 @@ impl Vault {
         for batch in ids.chunks(BATCH) {
             out.extend(self.page_query(q, Some(batch), limit).await?);
         }
-        out.sort_by(|a, b| (b.1, b.0).cmp(&(a.1, a.0)));
+        out.sort_by_key(|(id, time)| std::cmp::Reverse((*time, *id)));
         out.truncate(limit);
         Ok(out)
     }
@@ -831,7 +831,9 @@ impl Vault {
         Ok(ids
             .iter()
             .filter_map(|id| {
-                found.remove(id).map(|manifest| SnapshotRecord { id: *id, manifest })
+                found
+                    .remove(id)
+                    .map(|manifest| SnapshotRecord { id: *id, manifest })
             })
             .collect())
     }

@@ -618,22 +618,28 @@ async fn resolve(fx: &Fixture) {
 /// keyset cursor; the same among given ids; and manifests of a page in its order.
 async fn snapshot_pages(fx: &Fixture) {
     let vault = fx.create("v").await;
-    let mut all: Vec<(i64, SnapshotId, String, SnapshotKind)> = Vec::new();
+    /// Start time, id, source, kind.
+    type Listed = (i64, SnapshotId, String, SnapshotKind);
+    let mut all: Vec<Listed> = Vec::new();
     for i in 0..30i64 {
         let session = vault.open_session(None).await.unwrap();
         upload(&vault, &session, &["a"]).await;
         let (m, r) = manifest(&["a"], 1000 + i / 2, None);
         let mut m = Manifest::decode(&m).unwrap();
         m.source = format!("s{}", i % 3);
-        m.kind = if i % 5 == 0 { SnapshotKind::Image } else { SnapshotKind::Files };
+        m.kind = if i % 5 == 0 {
+            SnapshotKind::Image
+        } else {
+            SnapshotKind::Files
+        };
         m.stats.files = i as u64;
         let id = vault.commit(&session, &m.encode(), &r).await.unwrap();
         all.push((m.time_ns, id, m.source.clone(), m.kind));
     }
     vault.forget(&[all[29].1]).await.unwrap();
     let forgotten = all.pop().unwrap().1;
-    all.sort_by(|a, b| (b.0, b.1).cmp(&(a.0, a.1)));
-    let expect = |keep: &dyn Fn(&(i64, SnapshotId, String, SnapshotKind)) -> bool| -> Vec<(SnapshotId, i64)> {
+    all.sort_by_key(|s| std::cmp::Reverse((s.0, s.1)));
+    let expect = |keep: &dyn Fn(&Listed) -> bool| -> Vec<(SnapshotId, i64)> {
         all.iter().filter(|s| keep(s)).map(|s| (s.1, s.0)).collect()
     };
     let pages = |q: SnapshotQuery, among: Option<Vec<SnapshotId>>| {
@@ -672,8 +678,11 @@ async fn snapshot_pages(fx: &Fixture) {
     );
     // Among some ids, in batches: the same order, the same filters.
     let some: Vec<SnapshotId> = all.iter().step_by(2).map(|s| s.1).collect();
-    let among = |s: &(i64, SnapshotId, String, SnapshotKind)| some.contains(&s.1);
-    assert_eq!(pages(SnapshotQuery::default(), Some(some.clone())).await, expect(&among));
+    let among = |s: &Listed| some.contains(&s.1);
+    assert_eq!(
+        pages(SnapshotQuery::default(), Some(some.clone())).await,
+        expect(&among)
+    );
     assert_eq!(
         pages(by_source, Some(some.clone())).await,
         expect(&|s| among(s) && s.2 == "s1")

@@ -485,7 +485,10 @@ pub fn download_response(download: Download) -> Response {
     };
     let mut headers = HeaderMap::new();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    headers.insert(header::CONTENT_DISPOSITION, content_disposition(&download.file_name));
+    headers.insert(
+        header::CONTENT_DISPOSITION,
+        content_disposition(&download.file_name),
+    );
     if let Some(size) = download.size {
         headers.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
     }

@@ -18,11 +18,7 @@ pub struct SnapshotOwner {
 }
 
 /// The owners of `snapshot_ids` (hex) that have one, one statement per 200 ids.
-pub async fn owners(
-    db: &Db,
-    scope: &TenantScope,
-    snapshot_ids: &[String],
-) -> DbResult<Vec<SnapshotOwner>> {
+pub async fn owners(db: &Db, scope: &TenantScope, snapshot_ids: &[String]) -> DbResult<Vec<SnapshotOwner>> {
     let mut out = Vec::with_capacity(snapshot_ids.len());
     for batch in snapshot_ids.chunks(BATCH) {
         let rows: Vec<(String, String, String)> = Query::tenant(
@@ -34,11 +30,14 @@ pub async fn owners(
         .bind_list(batch.iter().map(|id| Value::from(id.as_str())))
         .fetch_all(db)
         .await?;
-        out.extend(rows.into_iter().map(|(snapshot_id, machine_id, machine_name)| SnapshotOwner {
-            snapshot_id,
-            machine_id: MachineId::from_db(machine_id),
-            machine_name,
-        }));
+        out.extend(
+            rows.into_iter()
+                .map(|(snapshot_id, machine_id, machine_name)| SnapshotOwner {
+                    snapshot_id,
+                    machine_id: MachineId::from_db(machine_id),
+                    machine_name,
+                }),
+        );
     }
     Ok(out)
 }

@@ -234,7 +234,8 @@ pub(super) async fn download(
     let (number, fs_path) = partition_path(&names)?;
     let index = load_index(&opened).await?;
     let handle = Handle::current();
-    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<ServiceResult<(String, DownloadKind, Option<u64>)>>();
+    let (ready_tx, ready_rx) =
+        tokio::sync::oneshot::channel::<ServiceResult<(String, DownloadKind, Option<u64>)>>();
     std::thread::Builder::new()
         .name("kura-image-download".into())
         .spawn(move || {
@@ -323,7 +324,10 @@ fn send_tar(volume: &kura_image::Ext4Volume, root: &[u8], top: &[u8], sent: &mut
         }
         let mut path = top.to_vec();
         if !relative.is_empty() {
-            if relative.split(|&b| b == b'/').any(|name| !kura_image::extract::is_safe_name(name)) {
+            if relative
+                .split(|&b| b == b'/')
+                .any(|name| !kura_image::extract::is_safe_name(name))
+            {
                 return Ok(());
             }
             path.push(b'/');

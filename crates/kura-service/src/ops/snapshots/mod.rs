@@ -280,7 +280,8 @@ fn cursor_text(time_ns: i64, id: &SnapshotId) -> String {
 }
 
 fn parse_cursor(text: &str) -> ServiceResult<(i64, SnapshotId)> {
-    let invalid = || ServiceError::invalid("cursor is not one this service gave: pass next_cursor as it came");
+    let invalid =
+        || ServiceError::invalid("cursor is not one this service gave: pass next_cursor as it came");
     let (time, id) = text.split_once('.').ok_or_else(invalid)?;
     let time = time.parse::<i64>().map_err(|_| invalid())?;
     if id.len() != 64 || !id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
@@ -414,7 +415,11 @@ async fn summaries(
 
 /// The snapshot `spec` names: a full id or a unique prefix of one (hex), among the
 /// tenant's live snapshots. Anything else, another tenant's id included, is unknown.
-async fn resolve(svc: &Service, scope: &TenantScope, spec: &str) -> ServiceResult<(Arc<TenantVault>, SnapshotId)> {
+async fn resolve(
+    svc: &Service,
+    scope: &TenantScope,
+    spec: &str,
+) -> ServiceResult<(Arc<TenantVault>, SnapshotId)> {
     let unknown = || ServiceError::not_found(format!("no snapshot matches {spec:?}"));
     if spec.is_empty() || spec.len() > 64 || !spec.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(unknown());
@@ -637,9 +642,9 @@ pub async fn tree(
     }
     let tree_id = match opened.find(&names, &shown).await? {
         None => opened.root,
-        Some(node) if node.kind == NodeKind::Dir => node.subtree.ok_or_else(|| {
-            damaged(&format!("directory {shown:?}"), "it has no tree")
-        })?,
+        Some(node) if node.kind == NodeKind::Dir => node
+            .subtree
+            .ok_or_else(|| damaged(&format!("directory {shown:?}"), "it has no tree"))?,
         Some(_) => {
             return Err(ServiceError::invalid(format!(
                 "{shown:?} is not a directory: download it instead"
@@ -647,8 +652,9 @@ pub async fn tree(
         }
     };
     let tree = opened.tree(&tree_id).await?;
-    let entries: Vec<TreeEntry> = tree.nodes.iter().map(|n| entry_of_node(&shown, n)).collect();
-    let (total, entries) = page(entries, offset, limit);
+    // Only the page's entries are made (a directory may hold 100,000).
+    let (total, nodes) = page(tree.nodes, offset, limit);
+    let entries = nodes.iter().map(|n| entry_of_node(&shown, n)).collect();
     Ok(TreePage {
         snapshot_id: opened.id,
         path: shown,
@@ -710,10 +716,7 @@ impl Sent {
         };
         if let Err(Stop::Failed(err)) = outcome {
             tracing::warn!(tenant_id = %self.user.scope.tenant_id(), target = %self.target, error = %err, "download failed");
-            let _ = self
-                .tx
-                .send(Err(std::io::Error::other(err.message)))
-                .await;
+            let _ = self.tx.send(Err(std::io::Error::other(err.message))).await;
         }
         if let Err(err) = record(
             &self.svc,
@@ -776,7 +779,10 @@ pub async fn download(
                 body: rx,
             })
         }
-        None | Some(Node { kind: NodeKind::Dir, .. }) => {
+        None
+        | Some(Node {
+            kind: NodeKind::Dir, ..
+        }) => {
             let (mode, uid, gid, mtime_ns, tree_id) = match &node {
                 None => (0o755, 0, 0, 0, opened.root),
                 Some(n) => (
@@ -935,7 +941,11 @@ async fn send_tar(opened: &Opened, top: TopDir, sent: &mut Sent) -> Result<(), S
                 sent.send(tar::padding(node.size)).await?;
             }
             NodeKind::Symlink => {
-                let target = node.link_target.as_deref().map(|t| t.to_vec()).unwrap_or_default();
+                let target = node
+                    .link_target
+                    .as_deref()
+                    .map(|t| t.to_vec())
+                    .unwrap_or_default();
                 entry.kind = TarKind::Symlink { target: &target };
                 sent.send(tar::header(&entry)).await?;
             }

@@ -10,9 +10,13 @@ pub const BLOCK: usize = 512;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TarKind<'a> {
     /// A regular file of this many bytes; its content follows the header.
-    File { size: u64 },
+    File {
+        size: u64,
+    },
     Dir,
-    Symlink { target: &'a [u8] },
+    Symlink {
+        target: &'a [u8],
+    },
 }
 
 /// One archive entry's metadata.
