@@ -16,12 +16,14 @@ use kura_api::ErrorBody;
 use kura_service::authz::{ProviderRole, TenantRole};
 use kura_service::totp::TotpPolicy;
 use serde_json::{Map, Value, json};
+
+use super::snapshots;
 use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, Schema, SchemaFormat, Type};
 use utoipa::openapi::{Object, RefOr};
 use utoipa::{OpenApi, PartialSchema, ToSchema};
 
 use super::{Access, CUSTOMER, MANAGEMENT, RouteTable, routes};
-use super::{agent, jobs, operator, reset, snapshots, support, totp, users, vault};
+use super::{agent, jobs, operator, reset, support, totp, users, vault};
 
 /// A role field: one of the tenant roles, by their wire names.
 pub(crate) fn tenant_role() -> Object {
@@ -117,6 +119,12 @@ impl ToSchema for Binary {}
         vault::gc,
         vault::verify,
         vault::usage,
+        snapshots::list,
+        snapshots::show,
+        snapshots::tree,
+        snapshots::tree_form,
+        snapshots::download,
+        snapshots::download_form,
         users::login,
         reset::forgot,
         reset::reset,
@@ -145,12 +153,6 @@ impl ToSchema for Binary {}
         support::show,
         support::grant,
         support::revoke,
-        snapshots::list,
-        snapshots::show,
-        snapshots::tree,
-        snapshots::tree_form,
-        snapshots::download,
-        snapshots::download_form,
     ),
     components(schemas(ErrorBody))
 )]
