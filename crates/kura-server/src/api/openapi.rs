@@ -16,8 +16,6 @@ use kura_api::ErrorBody;
 use kura_service::authz::{ProviderRole, TenantRole};
 use kura_service::totp::TotpPolicy;
 use serde_json::{Map, Value, json};
-
-use super::snapshots;
 use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, Schema, SchemaFormat, Type};
 use utoipa::openapi::{Object, RefOr};
 use utoipa::{OpenApi, PartialSchema, ToSchema};
@@ -119,12 +117,12 @@ impl ToSchema for Binary {}
         vault::gc,
         vault::verify,
         vault::usage,
-        snapshots::list,
-        snapshots::show,
-        snapshots::tree,
-        snapshots::tree_form,
-        snapshots::download,
-        snapshots::download_form,
+        super::snapshots::list,
+        super::snapshots::show,
+        super::snapshots::tree,
+        super::snapshots::tree_form,
+        super::snapshots::download,
+        super::snapshots::download_form,
         users::login,
         reset::forgot,
         reset::reset,

@@ -362,7 +362,7 @@ fn form_passphrase(text: Option<String>) -> Option<Passphrase> {
 }
 
 /// The tenant's snapshots across its machines, newest first, a page at a time.
-#[utoipa::path(get, path = "/api/v1/snapshots", tag = "snapshots", params(ListQuery),
+#[utoipa::path(get, path = "/api/v1/snapshots", tag = "snapshots", operation_id = "list_snapshots", params(ListQuery),
     responses((status = 200, body = SnapshotListView)))]
 pub(super) async fn list(
     State(state): State<AppState>,
@@ -390,7 +390,7 @@ pub(super) async fn list(
 }
 
 /// One snapshot (a full id or a unique prefix), with its stats.
-#[utoipa::path(get, path = "/api/v1/snapshots/{id}", tag = "snapshots",
+#[utoipa::path(get, path = "/api/v1/snapshots/{id}", tag = "snapshots", operation_id = "show_snapshot",
     responses((status = 200, body = SnapshotDetailView)))]
 pub(super) async fn show(
     State(state): State<AppState>,
@@ -402,7 +402,7 @@ pub(super) async fn show(
 
 /// One page of a directory of the snapshot, without reading file data. An encrypted
 /// vault needs its passphrase in `X-Kura-Passphrase`.
-#[utoipa::path(get, path = "/api/v1/snapshots/{id}/tree", tag = "snapshots", params(TreeQuery),
+#[utoipa::path(get, path = "/api/v1/snapshots/{id}/tree", tag = "snapshots", operation_id = "snapshot_tree", params(TreeQuery),
     responses((status = 200, body = TreeView)))]
 pub(super) async fn tree(
     State(state): State<AppState>,
@@ -427,7 +427,7 @@ pub(super) async fn tree(
 }
 
 /// `tree` with its fields and the passphrase in a form body (the portal's form).
-#[utoipa::path(post, path = "/api/v1/snapshots/{id}/tree", tag = "snapshots",
+#[utoipa::path(post, path = "/api/v1/snapshots/{id}/tree", tag = "snapshots", operation_id = "snapshot_tree_form",
     request_body(content = TreeForm, content_type = "application/x-www-form-urlencoded"),
     responses((status = 200, body = TreeView)))]
 pub(super) async fn tree_form(
@@ -501,7 +501,7 @@ pub fn download_response(download: Download) -> Response {
 /// Downloads a file (its bytes) or a folder (a `.tar`, streamed as it is built) of the
 /// snapshot. An encrypted vault needs its passphrase in `X-Kura-Passphrase`. Recorded in
 /// the tenant's event log.
-#[utoipa::path(get, path = "/api/v1/snapshots/{id}/download", tag = "snapshots", params(DownloadQuery),
+#[utoipa::path(get, path = "/api/v1/snapshots/{id}/download", tag = "snapshots", operation_id = "snapshot_download", params(DownloadQuery),
     responses((status = 200, description = "the file's bytes, or a `.tar` of the folder", content(
         (super::openapi::Binary = "application/octet-stream"),
         (super::openapi::Binary = "application/x-tar")))))]
@@ -522,7 +522,7 @@ pub(super) async fn download(
 }
 
 /// `download` with its path and the passphrase in a form body (the portal's form).
-#[utoipa::path(post, path = "/api/v1/snapshots/{id}/download", tag = "snapshots",
+#[utoipa::path(post, path = "/api/v1/snapshots/{id}/download", tag = "snapshots", operation_id = "snapshot_download_form",
     request_body(content = DownloadForm, content_type = "application/x-www-form-urlencoded"),
     responses((status = 200, description = "the file's bytes, or a `.tar` of the folder", content(
         (super::openapi::Binary = "application/octet-stream"),
