@@ -1,6 +1,6 @@
 //! Browsing a snapshot's tree without reading any file data.
 
-use std::path::{Component, Path};
+use std::path::Path;
 
 use kura_format::tree::{Node, NodeKind, Tree};
 use kura_format::{ChunkId, SnapshotId};
@@ -28,22 +28,12 @@ pub async fn root_of(vault: &OpenVault, id: &SnapshotId) -> Result<ChunkId> {
     Ok(manifest.open_body(&vault.codec)?.root)
 }
 
-/// Splits a snapshot path (`/home/a/x`, `home/a/x` or `/`) into names.
+/// Splits a snapshot path (`/home/a/x`, `home/a/x` or `/`) into names
+/// ([`kura_format::tree::split_path`]); `..` is refused.
 pub fn path_names(path: &Path) -> Result<Vec<Vec<u8>>> {
     use std::os::unix::ffi::OsStrExt;
-    let mut names = Vec::new();
-    for c in path.components() {
-        match c {
-            Component::Normal(n) => names.push(n.as_bytes().to_vec()),
-            Component::RootDir | Component::CurDir => {}
-            Component::ParentDir | Component::Prefix(_) => {
-                return Err(AgentError::Usage(format!(
-                    "{path:?}: `..` is not allowed in a snapshot path"
-                )));
-            }
-        }
-    }
-    Ok(names)
+    kura_format::tree::split_path(path.as_os_str().as_bytes())
+        .map_err(|_| AgentError::Usage(format!("{path:?}: `..` is not allowed in a snapshot path")))
 }
 
 /// The node at `names` below the tree `root`, or `None` for the root itself.

@@ -78,24 +78,12 @@ impl OpenVault {
     }
 }
 
-/// The master key from whichever slot `passphrase` opens. Slots are tried cheapest first
-/// (a recovery key is recognised by its form, so Argon2 runs only for real passphrases).
+/// The master key from whichever slot `passphrase` opens ([`kura_format::keys::open_any_slot`]).
 fn open_any_slot(slots: &[KeySlot], passphrase: &[u8]) -> Result<MasterKey> {
-    let looks_like_recovery = std::str::from_utf8(passphrase)
-        .ok()
-        .is_some_and(|s| s.parse::<RecoveryKey>().is_ok());
-    for slot in slots {
-        let is_recovery = matches!(slot.kind, kura_format::keys::SlotKind::Recovery);
-        if is_recovery != looks_like_recovery {
-            continue;
-        }
-        match slot.open(passphrase) {
-            Ok(key) => return Ok(key),
-            Err(FormatError::WrongPassphrase) => continue,
-            Err(e) => return Err(e.into()),
-        }
+    match kura_format::keys::open_any_slot(slots, passphrase) {
+        Err(FormatError::WrongPassphrase) => Err(AgentError::WrongPassphrase),
+        other => Ok(other?),
     }
-    Err(AgentError::WrongPassphrase)
 }
 
 /// A new vault's configuration and key slots. For an encrypted vault, also the recovery

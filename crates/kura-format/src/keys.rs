@@ -285,6 +285,29 @@ impl KeySlot {
     }
 }
 
+/// The master key from whichever of `slots` `passphrase` opens, or
+/// [`FormatError::WrongPassphrase`]. Slots are tried cheapest first: a recovery key is
+/// recognised by its form, so Argon2 runs only for real passphrases, and a recovery key's
+/// text is never tried as a passphrase. The agent unlocks with it, and the service for
+/// one web-restore request.
+pub fn open_any_slot(slots: &[KeySlot], passphrase: &[u8]) -> crate::Result<MasterKey> {
+    let looks_like_recovery = std::str::from_utf8(passphrase)
+        .ok()
+        .is_some_and(|s| s.parse::<RecoveryKey>().is_ok());
+    for slot in slots {
+        let is_recovery = matches!(slot.kind, SlotKind::Recovery);
+        if is_recovery != looks_like_recovery {
+            continue;
+        }
+        match slot.open(passphrase) {
+            Ok(key) => return Ok(key),
+            Err(FormatError::WrongPassphrase) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(FormatError::WrongPassphrase)
+}
+
 fn slot_aad(id: &str) -> Vec<u8> {
     let mut aad = b"kura key slot v1 ".to_vec();
     aad.extend_from_slice(id.as_bytes());

@@ -20,6 +20,7 @@ pub mod image;
 pub mod keys;
 pub mod manifest;
 pub mod pack;
+pub mod random_access;
 pub mod tree;
 
 pub use blob::{BlobCodec, BlobKind};
@@ -31,6 +32,7 @@ pub use image::{ImageIndex, ImageSegment};
 pub use keys::{KeySlot, MasterKey, RecoveryKey};
 pub use manifest::{Manifest, ManifestBody, ReferenceList, SnapshotId, SnapshotKind};
 pub use pack::{PackEntries, PackEntry, PackId, PackStream, PackWriter, StreamedPack};
+pub use random_access::{ChunkSource, ImageReader};
 pub use tree::{Node, NodeKind, Tree};
 
 /// Result type of this crate.

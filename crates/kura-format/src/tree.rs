@@ -211,6 +211,32 @@ impl Tree {
     }
 }
 
+/// Splits a path inside a snapshot (`/home/a/x`, `home/a/x`, `/` or empty) into its
+/// names: empty names and `.` are skipped, `..` is refused (a path never climbs out of
+/// the snapshot). Shared by the agent's restore and the service's web restore.
+pub fn split_path(path: &[u8]) -> crate::Result<Vec<Vec<u8>>> {
+    let mut names = Vec::new();
+    for name in path.split(|&b| b == b'/') {
+        match name {
+            b"" | b"." => {}
+            b".." => {
+                return Err(FormatError::malformed(
+                    "snapshot path",
+                    "`..` is not allowed in a snapshot path",
+                ));
+            }
+            name if name.contains(&0) => {
+                return Err(FormatError::malformed(
+                    "snapshot path",
+                    "a snapshot path cannot contain NUL",
+                ));
+            }
+            name => names.push(name.to_vec()),
+        }
+    }
+    Ok(names)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -307,6 +333,18 @@ mod tests {
         tree.nodes.push(Node::new(b"b", NodeKind::File));
         tree.nodes.push(Node::new(b"a", NodeKind::File));
         assert!(Tree::decode(&tree.encode()).is_err());
+    }
+
+    #[test]
+    fn paths_split_into_names_and_never_climb() {
+        let names = split_path(b"/home/./a//x/").unwrap();
+        assert_eq!(names, vec![b"home".to_vec(), b"a".to_vec(), b"x".to_vec()]);
+        assert!(split_path(b"/").unwrap().is_empty());
+        assert!(split_path(b"").unwrap().is_empty());
+        for bad in [&b"/home/../etc"[..], b"..", b"a/..", b"a\0b"] {
+            assert!(split_path(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(split_path(b"...").unwrap(), vec![b"...".to_vec()]);
     }
 
     #[test]

@@ -115,6 +115,30 @@ impl ImageError {
         )
     }
 
+    /// Whether a path named in the request does not exist in the filesystem.
+    pub fn is_not_found(&self) -> bool {
+        matches!(
+            self,
+            ImageError::Ext4 {
+                source: ext4_view::Ext4Error::NotFound,
+                ..
+            }
+        )
+    }
+
+    /// Whether a directory was asked of something else (or a file of a special file).
+    pub fn is_wrong_kind(&self) -> bool {
+        matches!(
+            self,
+            ImageError::Ext4 {
+                source: ext4_view::Ext4Error::NotADirectory
+                    | ext4_view::Ext4Error::IsADirectory
+                    | ext4_view::Ext4Error::IsASpecialFile,
+                ..
+            }
+        )
+    }
+
     pub(crate) fn io(what: impl Into<String>, source: std::io::Error) -> Self {
         Self::Io {
             what: what.into(),

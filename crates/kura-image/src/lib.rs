@@ -49,6 +49,31 @@ pub use extract::ExtractStats;
 pub use partition::{Guid, Partition, PartitionTable, PartitionType, TableScheme};
 pub use source::{ImageSlice, ImageSource};
 
+/// One partition of an image as listings show it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct PartitionInfo {
+    pub number: u32,
+    pub start: u64,
+    pub length: u64,
+    /// The partition type, e.g. `Linux filesystem` or `0x83`.
+    pub kind: String,
+    /// GPT name; empty for MBR.
+    pub name: String,
+    /// The file system found on it (`ext4`, `xfs`, …), if any is recognised.
+    pub filesystem: Option<String>,
+}
+
+/// What an image holds: its size, partition table and partitions ([`DiskImage::layout`]).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct ImageLayout {
+    pub size: u64,
+    /// `dos`, `gpt` or `none`.
+    pub table: String,
+    pub partitions: Vec<PartitionInfo>,
+    /// Damage found in the partition table that did not stop it from being read.
+    pub warnings: Vec<String>,
+}
+
 /// A disk image with its partition table read: the entry point for browsing.
 pub struct DiskImage {
     source: Arc<dyn ImageSource>,
@@ -119,6 +144,44 @@ impl DiskImage {
             }),
             None => Err(ImageError::UnknownFilesystem { partition: number }),
         }
+    }
+
+    /// The partition table and the file system on each partition (partition 0, the whole
+    /// image, when there is no table): what `kura ls SNAP` and the portal show.
+    pub fn layout(&self) -> Result<ImageLayout> {
+        let table = self.table();
+        let mut partitions = Vec::new();
+        for p in &table.partitions {
+            let filesystem = match p.kind.is_extended() {
+                true => None,
+                false => self.detect(p.number).ok().flatten().map(|f| f.to_string()),
+            };
+            partitions.push(PartitionInfo {
+                number: p.number,
+                start: p.start,
+                length: p.len,
+                kind: p.kind.to_string(),
+                name: p.name.clone(),
+                filesystem,
+            });
+        }
+        let size = self.source.size();
+        if partitions.is_empty() {
+            partitions.push(PartitionInfo {
+                number: 0,
+                start: 0,
+                length: size,
+                kind: "whole image".into(),
+                name: String::new(),
+                filesystem: self.detect(0)?.map(|f| f.to_string()),
+            });
+        }
+        Ok(ImageLayout {
+            size,
+            table: table.scheme.to_string(),
+            partitions,
+            warnings: table.warnings.clone(),
+        })
     }
 
     fn available(&self) -> String {

@@ -199,6 +199,21 @@ fn case(method: &Method, pattern: &str, a: &Victim, same_tenant: bool) -> (Strin
             Body::None,
             UNAUTHORIZED,
         ),
+        // Tenant users' snapshot routes: an agent credential is no user credential.
+        ("GET", "/api/v1/snapshots") => (pattern.into(), Body::None, UNAUTHORIZED),
+        ("GET", "/api/v1/snapshots/{id}" | "/api/v1/snapshots/{id}/tree") => {
+            (pattern.replace("{id}", snapshot), Body::None, UNAUTHORIZED)
+        }
+        ("GET", "/api/v1/snapshots/{id}/download") => (
+            format!("/api/v1/snapshots/{snapshot}/download?path=/"),
+            Body::None,
+            UNAUTHORIZED,
+        ),
+        ("POST", "/api/v1/snapshots/{id}/tree" | "/api/v1/snapshots/{id}/download") => (
+            pattern.replace("{id}", snapshot),
+            Body::Json(json!({ "path": "/" })),
+            UNAUTHORIZED,
+        ),
         ("PATCH", "/api/v1/me") => (
             pattern.into(),
             Body::Json(json!({ "language": "en" })),

@@ -259,11 +259,12 @@ impl<'a> Query<'a> {
         self
     }
 
-    /// Binds a list of ids to the statement's `{ids}` (as in `id IN ({ids})`), numbered
+    /// Binds a list of ids (raw chunk ids, or snapshot ids as text) to the statement's
+    /// `{ids}` (as in `id IN ({ids})`), numbered
     /// after the values bound so far. Bind at most [`crate::vault::BATCH`] at once.
-    pub(crate) fn bind_ids(mut self, ids: impl IntoIterator<Item = &'a [u8]>) -> Self {
+    pub(crate) fn bind_ids<V: Into<Value<'a>>>(mut self, ids: impl IntoIterator<Item = V>) -> Self {
         let first = self.args.len() + 2;
-        self.args.extend(ids.into_iter().map(Value::Bytes));
+        self.args.extend(ids.into_iter().map(Into::into));
         let list = (first..self.args.len() + 2)
             .map(|i| format!("${i}"))
             .collect::<Vec<_>>()

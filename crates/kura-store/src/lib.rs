@@ -66,7 +66,7 @@ pub use gc::{GcOptions, GcReport};
 pub use layout::{ObjectLayout, s3_store};
 pub use pack_file::PackFile;
 pub use repair::RepairReport;
-pub use vault::{PackReceipt, SessionId, SnapshotRecord, Usage, Vault};
+pub use vault::{PackReceipt, SessionId, SnapshotQuery, SnapshotRecord, Usage, Vault};
 pub use verify::{VerifyReport, VerifyScope};
 
 /// Result type of this crate.

@@ -12,7 +12,8 @@ use futures::StreamExt;
 use kura_format::blob::BlobHeader;
 use kura_format::pack::parse_pack;
 use kura_format::{
-    BlobCodec, BlobKind, ChunkId, KeySlot, Manifest, PackId, ReferenceList, SnapshotId, VaultConfig,
+    BlobCodec, BlobKind, ChunkId, KeySlot, Manifest, PackId, ReferenceList, SnapshotId, SnapshotKind,
+    VaultConfig,
 };
 use object_store::{ObjectStoreExt, PutPayload};
 use sqlx::sqlite::{
@@ -76,6 +77,24 @@ pub struct PackReceipt {
 pub struct SnapshotRecord {
     pub id: SnapshotId,
     pub manifest: Manifest,
+}
+
+/// Which live snapshots [`Vault::snapshot_page`] lists, newest first. Every filter is
+/// answered by the catalog's own columns and its time index, so a page costs the same
+/// with twenty thousand snapshots as with twenty.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SnapshotQuery {
+    /// Only snapshots of this kind.
+    pub kind: Option<SnapshotKind>,
+    /// Only snapshots with exactly this source name.
+    pub source: Option<String>,
+    /// Only snapshots started at or after this time (ns since the epoch)…
+    pub from_ns: Option<i64>,
+    /// … and before this one.
+    pub to_ns: Option<i64>,
+    /// Only snapshots older than this one in the listing's order (start time, then id):
+    /// where the previous page ended.
+    pub after: Option<(i64, SnapshotId)>,
 }
 
 /// Space figures of a vault.
@@ -723,6 +742,102 @@ impl Vault {
             .collect()
     }
 
+    /// Up to `limit` live snapshots matching `q`, newest first (start time, then id,
+    /// descending), as (id, start time) without their manifests: a caller that filters
+    /// further pages through these and reads manifests ([`Vault::manifests`]) for the
+    /// page it keeps.
+    pub async fn snapshot_page(&self, q: &SnapshotQuery, limit: usize) -> Result<Vec<(SnapshotId, i64)>> {
+        self.page_query(q, None, limit).await
+    }
+
+    /// [`Vault::snapshot_page`] among `ids` only (the snapshots of one machine, say):
+    /// one indexed statement per 200 ids.
+    pub async fn snapshot_page_among(
+        &self,
+        q: &SnapshotQuery,
+        ids: &[SnapshotId],
+        limit: usize,
+    ) -> Result<Vec<(SnapshotId, i64)>> {
+        let mut out = Vec::new();
+        for batch in ids.chunks(BATCH) {
+            out.extend(self.page_query(q, Some(batch), limit).await?);
+        }
+        out.sort_by_key(|(id, time)| std::cmp::Reverse((*time, *id)));
+        out.truncate(limit);
+        Ok(out)
+    }
+
+    async fn page_query(
+        &self,
+        q: &SnapshotQuery,
+        among: Option<&[SnapshotId]>,
+        limit: usize,
+    ) -> Result<Vec<(SnapshotId, i64)>> {
+        let (after_ns, after_id) = match &q.after {
+            Some((time, id)) => (*time, id.to_hex()),
+            // Past every id: ids are lower-case hex.
+            None => (i64::MAX, "g".to_owned()),
+        };
+        // Among given ids the primary key finds the rows (at most a batch of them): the
+        // unary `+` keeps SQLite from walking the time index through every snapshot
+        // instead, and the caller orders the batches' rows.
+        let sql = if among.is_some() {
+            "SELECT id, time_ns FROM vault_snapshots
+             WHERE vault = $1 AND deleted_ms IS NULL AND id IN ({ids})
+               AND +time_ns >= $2 AND +time_ns < $3
+               AND ($4 IS NULL OR kind = $4) AND ($5 IS NULL OR source = $5)
+               AND (+time_ns < $6 OR (+time_ns = $6 AND id < $7))
+               AND $8 > 0"
+        } else {
+            "SELECT id, time_ns FROM vault_snapshots
+             WHERE vault = $1 AND deleted_ms IS NULL
+               AND time_ns >= $2 AND time_ns < $3
+               AND ($4 IS NULL OR kind = $4) AND ($5 IS NULL OR source = $5)
+               AND (time_ns < $6 OR (time_ns = $6 AND id < $7))
+             ORDER BY time_ns DESC, id DESC LIMIT $8"
+        };
+        let mut statement = query(sql)
+            .bind(q.from_ns.unwrap_or(i64::MIN))
+            .bind(q.to_ns.unwrap_or(i64::MAX))
+            .bind(q.kind.map(|k| k.to_string()))
+            .bind(q.source.clone())
+            .bind(after_ns)
+            .bind(after_id)
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX));
+        if let Some(ids) = among {
+            statement = statement.bind_ids(ids.iter().map(SnapshotId::to_hex));
+        }
+        let rows: Vec<(String, i64)> = statement.fetch_all(self.db()).await?;
+        rows.into_iter()
+            .map(|(id, time)| Ok((SnapshotId::from_str(&id)?, time)))
+            .collect()
+    }
+
+    /// The live snapshots among `ids` with their manifests, in the order of `ids`; ids
+    /// that name no live snapshot are left out.
+    pub async fn manifests(&self, ids: &[SnapshotId]) -> Result<Vec<SnapshotRecord>> {
+        let mut found: HashMap<SnapshotId, Manifest> = HashMap::with_capacity(ids.len());
+        for batch in ids.chunks(BATCH) {
+            let rows: Vec<(String, Vec<u8>)> = query(
+                "SELECT id, manifest FROM vault_snapshots WHERE vault = $1 AND deleted_ms IS NULL AND id IN ({ids})",
+            )
+            .bind_ids(batch.iter().map(SnapshotId::to_hex))
+            .fetch_all(self.db())
+            .await?;
+            for (id, bytes) in rows {
+                found.insert(SnapshotId::from_str(&id)?, Manifest::decode(&bytes)?);
+            }
+        }
+        Ok(ids
+            .iter()
+            .filter_map(|id| {
+                found
+                    .remove(id)
+                    .map(|manifest| SnapshotRecord { id: *id, manifest })
+            })
+            .collect())
+    }
+
     /// Resolves `latest`, a full id or a unique hex prefix to a live snapshot.
     pub async fn resolve(&self, spec: &str) -> Result<SnapshotId> {
         let rows: Vec<(String,)> = if spec == "latest" {
@@ -737,9 +852,14 @@ impl Vault {
             if prefix.is_empty() || prefix.len() > 64 || !prefix.bytes().all(|b| b.is_ascii_hexdigit()) {
                 return Err(StoreError::UnknownSnapshot(spec.to_string()));
             }
-            // The prefix is hex digits only, so it holds no LIKE wildcards.
-            query("SELECT id FROM vault_snapshots WHERE vault = $1 AND deleted_ms IS NULL AND id LIKE $2 LIMIT 2")
-                .bind(format!("{prefix}%"))
+            // Ids are lower-case hex: those starting with the prefix sort from it up to
+            // the prefix followed by `g`, a range the primary key answers (`LIKE` is not
+            // indexed in SQLite).
+            query(
+                "SELECT id FROM vault_snapshots WHERE vault = $1 AND deleted_ms IS NULL AND id >= $2 AND id < $3 LIMIT 2",
+            )
+            .bind(prefix.clone())
+            .bind(format!("{prefix}g"))
             .fetch_all(self.db())
             .await?
         };

@@ -19,8 +19,8 @@ use kura_format::{
     RecoveryKey, ReferenceList, SnapshotId, SnapshotKind, VaultConfig,
 };
 use kura_store::{
-    Catalog, GcOptions, ObjectLayout, SessionId, StoreError, Vault, VerifyScope, migrate_postgres,
-    migrate_sqlite,
+    Catalog, GcOptions, ObjectLayout, SessionId, SnapshotQuery, StoreError, Vault, VerifyScope,
+    migrate_postgres, migrate_sqlite,
 };
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
@@ -614,6 +614,95 @@ async fn resolve(fx: &Fixture) {
     ));
 }
 
+/// Pages of live snapshots, newest first (ties by id), filtered in the catalog, with a
+/// keyset cursor; the same among given ids; and manifests of a page in its order.
+async fn snapshot_pages(fx: &Fixture) {
+    let vault = fx.create("v").await;
+    /// Start time, id, source, kind.
+    type Listed = (i64, SnapshotId, String, SnapshotKind);
+    let mut all: Vec<Listed> = Vec::new();
+    for i in 0..30i64 {
+        let session = vault.open_session(None).await.unwrap();
+        upload(&vault, &session, &["a"]).await;
+        let (m, r) = manifest(&["a"], 1000 + i / 2, None);
+        let mut m = Manifest::decode(&m).unwrap();
+        m.source = format!("s{}", i % 3);
+        m.kind = if i % 5 == 0 {
+            SnapshotKind::Image
+        } else {
+            SnapshotKind::Files
+        };
+        m.stats.files = i as u64;
+        let id = vault.commit(&session, &m.encode(), &r).await.unwrap();
+        all.push((m.time_ns, id, m.source.clone(), m.kind));
+    }
+    vault.forget(&[all[29].1]).await.unwrap();
+    let forgotten = all.pop().unwrap().1;
+    all.sort_by_key(|s| std::cmp::Reverse((s.0, s.1)));
+    let expect = |keep: &dyn Fn(&Listed) -> bool| -> Vec<(SnapshotId, i64)> {
+        all.iter().filter(|s| keep(s)).map(|s| (s.1, s.0)).collect()
+    };
+    let pages = |q: SnapshotQuery, among: Option<Vec<SnapshotId>>| {
+        let vault = vault.clone();
+        async move {
+            let mut q = q;
+            let mut out = Vec::new();
+            loop {
+                let page = match &among {
+                    None => vault.snapshot_page(&q, 7).await.unwrap(),
+                    Some(ids) => vault.snapshot_page_among(&q, ids, 7).await.unwrap(),
+                };
+                assert!(page.len() <= 7);
+                let Some(last) = page.last().copied() else { break };
+                out.extend(page);
+                q.after = Some((last.1, last.0));
+            }
+            out
+        }
+    };
+    assert_eq!(pages(SnapshotQuery::default(), None).await, expect(&|_| true));
+    let by_source = SnapshotQuery {
+        source: Some("s1".into()),
+        ..Default::default()
+    };
+    assert_eq!(pages(by_source.clone(), None).await, expect(&|s| s.2 == "s1"));
+    let images = SnapshotQuery {
+        kind: Some(SnapshotKind::Image),
+        from_ns: Some(1003),
+        to_ns: Some(1012),
+        ..Default::default()
+    };
+    assert_eq!(
+        pages(images.clone(), None).await,
+        expect(&|s| s.3 == SnapshotKind::Image && (1003..1012).contains(&s.0))
+    );
+    // Among some ids, in batches: the same order, the same filters.
+    let some: Vec<SnapshotId> = all.iter().step_by(2).map(|s| s.1).collect();
+    let among = |s: &Listed| some.contains(&s.1);
+    assert_eq!(
+        pages(SnapshotQuery::default(), Some(some.clone())).await,
+        expect(&among)
+    );
+    assert_eq!(
+        pages(by_source, Some(some.clone())).await,
+        expect(&|s| among(s) && s.2 == "s1")
+    );
+    // Manifests in the order asked; unknown and forgotten ids are left out.
+    let mut ids: Vec<SnapshotId> = all.iter().take(5).map(|s| s.1).collect();
+    ids.reverse();
+    ids.insert(2, SnapshotId([7; 32]));
+    ids.push(forgotten);
+    let records = vault.manifests(&ids).await.unwrap();
+    let got: Vec<SnapshotId> = records.iter().map(|r| r.id).collect();
+    let want: Vec<SnapshotId> = ids
+        .iter()
+        .copied()
+        .filter(|id| *id != SnapshotId([7; 32]) && *id != forgotten)
+        .collect();
+    assert_eq!(got, want);
+    assert_eq!(records[0].manifest.time_ns, all[4].0);
+}
+
 async fn forget_and_gc_with_open_session(fx: &Fixture) {
     let vault = fx.create("v").await;
     let first = backup(&vault, &["a", "b"], 1).await;
@@ -1049,6 +1138,7 @@ conformance!(
     put_pack_and_adopt,
     commit_checks_references,
     resolve,
+    snapshot_pages,
     forget_and_gc_with_open_session,
     orphans_and_repack,
     verify_marks_damage,

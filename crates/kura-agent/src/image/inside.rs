@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use kura_format::SnapshotId;
 use kura_image::{DiskImage, ExtractStats, ImageSource};
-pub use kura_image::{Entry, EntryKind};
+pub use kura_image::{Entry, EntryKind, ImageLayout, PartitionInfo};
 
 use super::VaultImage;
 use crate::browse::path_names;
@@ -29,31 +29,6 @@ impl ImageSource for VaultImage {
     }
 }
 
-/// One partition of an image, as `kura ls SNAP` shows it.
-#[derive(Clone, Debug, serde::Serialize)]
-pub struct PartitionInfo {
-    pub number: u32,
-    pub start: u64,
-    pub length: u64,
-    /// The partition type, e.g. `Linux filesystem` or `0x83`.
-    pub kind: String,
-    /// GPT name; empty for MBR.
-    pub name: String,
-    /// The file system found on it (`ext4`, `xfs`, …), if any is recognised.
-    pub filesystem: Option<String>,
-}
-
-/// What `kura ls SNAP` shows of an image snapshot.
-#[derive(Clone, Debug, serde::Serialize)]
-pub struct ImageLayout {
-    pub size: u64,
-    /// `mbr`, `gpt` or `none`.
-    pub table: String,
-    pub partitions: Vec<PartitionInfo>,
-    /// Damage found in the partition table that did not stop it from being read.
-    pub warnings: Vec<String>,
-}
-
 fn open_disk(vault: &OpenVault, id: &SnapshotId) -> Result<DiskImage> {
     let image = vault.handle.block_on(VaultImage::open(vault, id))?;
     Ok(DiskImage::open(Arc::new(image))?)
@@ -62,40 +37,7 @@ fn open_disk(vault: &OpenVault, id: &SnapshotId) -> Result<DiskImage> {
 /// The partition table of image snapshot `id` and the file system on each partition
 /// (partition 0, the whole image, when there is no table).
 pub fn layout(vault: &OpenVault, id: &SnapshotId) -> Result<ImageLayout> {
-    let disk = open_disk(vault, id)?;
-    let table = disk.table();
-    let mut partitions = Vec::new();
-    for p in &table.partitions {
-        let filesystem = match p.kind.is_extended() {
-            true => None,
-            false => disk.detect(p.number).ok().flatten().map(|f| f.to_string()),
-        };
-        partitions.push(PartitionInfo {
-            number: p.number,
-            start: p.start,
-            length: p.len,
-            kind: p.kind.to_string(),
-            name: p.name.clone(),
-            filesystem,
-        });
-    }
-    if partitions.is_empty() {
-        let size = disk.partition(0)?.size();
-        partitions.push(PartitionInfo {
-            number: 0,
-            start: 0,
-            length: size,
-            kind: "whole image".into(),
-            name: String::new(),
-            filesystem: disk.detect(0)?.map(|f| f.to_string()),
-        });
-    }
-    Ok(ImageLayout {
-        size: disk.partition(0)?.size(),
-        table: table.scheme.to_string(),
-        partitions,
-        warnings: table.warnings.clone(),
-    })
+    Ok(open_disk(vault, id)?.layout()?)
 }
 
 /// One entry of a listing inside a partition: its path and what the file system says.

@@ -28,6 +28,7 @@ pub mod machines;
 pub mod openapi;
 mod operator;
 pub mod reset;
+pub mod snapshots;
 pub mod support;
 mod totp;
 pub mod types;
@@ -373,6 +374,50 @@ const SECURITY_ROUTES: RouteTable = RouteTable {
     ],
 };
 
+/// The tenant's snapshots for tenant users: list and show (`view-status`), browse and
+/// download (`restore`; `POST` carries an encrypted vault's passphrase in a form).
+const SNAPSHOT_ROUTES: RouteTable = RouteTable {
+    area: "snapshots",
+    routes: &[
+        (
+            Method::GET,
+            "/api/v1/snapshots",
+            Access::Role(Permission::ViewStatus),
+            |m| on(m, snapshots::list),
+        ),
+        (
+            Method::GET,
+            "/api/v1/snapshots/{id}",
+            Access::Role(Permission::ViewStatus),
+            |m| on(m, snapshots::show),
+        ),
+        (
+            Method::GET,
+            "/api/v1/snapshots/{id}/tree",
+            Access::Role(Permission::Restore),
+            |m| on(m, snapshots::tree),
+        ),
+        (
+            Method::POST,
+            "/api/v1/snapshots/{id}/tree",
+            Access::Role(Permission::Restore),
+            |m| on(m, snapshots::tree_form),
+        ),
+        (
+            Method::GET,
+            "/api/v1/snapshots/{id}/download",
+            Access::Role(Permission::Restore),
+            |m| on(m, snapshots::download),
+        ),
+        (
+            Method::POST,
+            "/api/v1/snapshots/{id}/download",
+            Access::Role(Permission::Restore),
+            |m| on(m, snapshots::download_form),
+        ),
+    ],
+};
+
 /// The customer listener's OpenAPI document.
 const CUSTOMER_DOCUMENT_ROUTES: RouteTable = RouteTable {
     area: "openapi",
@@ -393,6 +438,7 @@ const CUSTOMER: &[&RouteTable] = &[
     &USER_ROUTES,
     &MACHINE_ROUTES,
     &SECURITY_ROUTES,
+    &SNAPSHOT_ROUTES,
 ];
 
 /// Health, metrics and the management API's OpenAPI document, for the provider's

@@ -89,6 +89,10 @@ actions! {
     BackupUpload = "backup.upload", "tenant", "An upload was refused (for example by the storage quota).";
     BackupCommit = "backup.commit", "tenant", "An agent committed a snapshot.";
     RestoreStart = "restore.start", "tenant", "An agent started restoring a snapshot.";
+    SnapshotDownload = "snapshot.download", "tenant",
+        "A user downloaded a file, or a folder as a `.tar`, from a snapshot (web restore): the target is the snapshot and the path, the result the bytes sent (`ok: N bytes`) or how far it got before the client left or reading failed.";
+    SnapshotUnlock = "snapshot.unlock", "tenant",
+        "A passphrase sent to browse or download a snapshot of the tenant's encrypted vault opened none of its key slots (`refused: wrong passphrase`).";
     SnapshotForget = "snapshot.forget", "tenant", "An agent tried to delete snapshots and was refused (agents are append-only).";
     VaultGc = "vault.gc", "tenant",
         "Garbage collection of the tenant's vault: a `gc` job's run (the result says what it freed), or an agent's attempt, refused.";

@@ -316,14 +316,18 @@ pub async fn machine_snapshots<'c>(
     scope: &impl TenantKey,
     machine: &MachineId,
 ) -> DbResult<Vec<String>> {
+    // Sorted here: an ORDER BY leads SQLite to read every owner row of the tenant through
+    // the primary key instead of the machine's through its index.
     let rows: Vec<(String,)> = Query::tenant(
         scope,
-        "SELECT snapshot_id FROM snapshot_owners WHERE tenant_id = $1 AND machine_id = $2 ORDER BY snapshot_id",
+        "SELECT snapshot_id FROM snapshot_owners WHERE tenant_id = $1 AND machine_id = $2",
     )
     .bind(machine.as_str())
     .fetch_all(on)
     .await?;
-    Ok(rows.into_iter().map(|(id,)| id).collect())
+    let mut ids: Vec<String> = rows.into_iter().map(|(id,)| id).collect();
+    ids.sort_unstable();
+    Ok(ids)
 }
 
 /// Deletes registration tokens that expired unused (used ones stay: they record which

@@ -40,6 +40,7 @@ pub mod operators;
 pub mod outbox;
 pub mod resets;
 pub mod sessions;
+pub mod snapshots;
 pub mod tenants;
 #[cfg(test)]
 mod tests;

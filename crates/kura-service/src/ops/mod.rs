@@ -8,6 +8,7 @@ pub mod jobs;
 pub mod machines;
 pub mod operators;
 pub mod resets;
+pub mod snapshots;
 pub mod support;
 pub mod tenants;
 pub mod totp;
