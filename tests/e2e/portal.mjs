@@ -124,7 +124,35 @@ async function signIn(page) {
   check((await page.textContent("table tbody")).includes("web-01"), "the registered machine is listed by name");
   await look(page, "machines", "ja");
 
+  // The snapshot is listed; browse down to the file and download it (bytes compared),
+  // then its folder as a tar.
+  await page.goto(`${url}/snapshots`);
+  check(await page.locator("table tbody tr").count() === 1, "one snapshot listed");
+  await look(page, "snapshots", "ja");
+  await page.locator("table tbody tr a").first().click();
+  await page.waitForLoadState();
+  for (let depth = 0; depth < 12; depth += 1) {
+    if (await page.locator("table tbody td", { hasText: /^report\.txt$/ }).count() > 0) break;
+    await page.locator("table tbody td a").first().click();
+    await page.waitForLoadState();
+  }
+  const row = page.locator("table tbody tr", { hasText: "report.txt" });
+  check(await row.count() === 1, "report.txt is reached by browsing");
+  await look(page, "snapshot", "ja");
+  const [fileDownload] = await Promise.all([page.waitForEvent("download"), row.locator("a[download]").click()]);
+  const downloaded = readFileSync(await fileDownload.path());
+  check(downloaded.equals(readFileSync(join(work, "data", "report.txt"))), "the downloaded file equals the source");
+  // Up one level: the folder holding report.txt downloads as a tar that holds it.
+  await page.locator(".crumbs a").nth(-2).click();
+  await page.waitForLoadState();
+  const folderRow = page.locator("table tbody tr", { hasText: "data/" });
+  const [tarDownload] = await Promise.all([page.waitForEvent("download"), folderRow.locator("a[download]").click()]);
+  check(tarDownload.suggestedFilename().endsWith(".tar"), `a folder comes as .tar: ${tarDownload.suggestedFilename()}`);
+  const listing = execFileSync("tar", ["-tf", await tarDownload.path()]).toString();
+  check(listing.includes("report.txt"), `the tar holds report.txt: ${listing}`);
+
   // Rename it from its row.
+  await page.goto(`${url}/machines`);
   const nameField = page.locator("table tbody input[name=name]");
   await nameField.fill("web-01 (東京)");
   await page.locator("table tbody form[action$='/rename'] button").click();
@@ -179,6 +207,8 @@ async function signIn(page) {
   await look(page, "dashboard", "en");
   await page.goto(`${url}/machines`);
   await look(page, "machines", "en");
+  await page.goto(`${url}/snapshots`);
+  await look(page, "snapshots", "en");
   await page.goto(`${url}/contract`);
   await look(page, "contract", "en");
   await page.goto(`${url}/users`);

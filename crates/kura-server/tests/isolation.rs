@@ -249,7 +249,7 @@ fn case(method: &Method, pattern: &str, a: &Victim, same_tenant: bool) -> (Strin
             )),
             FORBIDDEN,
         ),
-        ("GET", "/" | "/machines" | "/account" | "/contract" | "/users" | "/security")
+        ("GET", "/" | "/machines" | "/account" | "/contract" | "/users" | "/security" | "/snapshots")
         | (
             "POST",
             "/logout"
@@ -263,6 +263,11 @@ fn case(method: &Method, pattern: &str, a: &Victim, same_tenant: bool) -> (Strin
             | "/account/totp/confirm"
             | "/account/totp/disable",
         ) => (pattern.into(), Body::None, SIGN_IN_PAGE),
+        ("GET" | "POST", "/snapshots/{id}" | "/snapshots/{id}/download") => (
+            pattern.replace("{id}", snapshot),
+            Body::Form("path=%2F&passphrase=x".into()),
+            SIGN_IN_PAGE,
+        ),
         ("POST", "/machines/{id}/rename" | "/machines/{id}/revoke") => (
             pattern.replace("{id}", machine),
             Body::Form("name=taken+over".into()),

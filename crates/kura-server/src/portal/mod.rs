@@ -30,6 +30,7 @@ mod dashboard;
 mod login;
 mod machines;
 mod security;
+mod snapshots;
 mod users;
 
 /// The portal's pages and forms.
@@ -92,6 +93,36 @@ pub(crate) const PORTAL_ROUTES: RouteTable = RouteTable {
             "/machines/{id}/revoke",
             Access::Role(Permission::OperateBackups),
             |m| on(m, machines::revoke),
+        ),
+        (
+            Method::GET,
+            "/snapshots",
+            Access::Role(Permission::ViewStatus),
+            |m| on(m, snapshots::list),
+        ),
+        (
+            Method::GET,
+            "/snapshots/{id}",
+            Access::Role(Permission::ViewStatus),
+            |m| on(m, snapshots::page),
+        ),
+        (
+            Method::POST,
+            "/snapshots/{id}",
+            Access::Role(Permission::Restore),
+            |m| on(m, snapshots::browse),
+        ),
+        (
+            Method::GET,
+            "/snapshots/{id}/download",
+            Access::Role(Permission::Restore),
+            |m| on(m, snapshots::download),
+        ),
+        (
+            Method::POST,
+            "/snapshots/{id}/download",
+            Access::Role(Permission::Restore),
+            |m| on(m, snapshots::download_encrypted),
         ),
         (
             Method::GET,
@@ -212,6 +243,7 @@ pub struct NavItem {
 const NAVIGATION: &[(&str, &str, Permission)] = &[
     ("/", "nav-dashboard", Permission::ViewStatus),
     ("/machines", "nav-machines", Permission::ViewStatus),
+    ("/snapshots", "nav-snapshots", Permission::ViewStatus),
     ("/users", "nav-users", Permission::ManageUsers),
     ("/security", "nav-security", Permission::ManageSecurity),
     ("/contract", "nav-contract", Permission::ViewStatus),

@@ -110,6 +110,11 @@ impl Tr {
         self.strftime(*ms, "%Y-%m-%d %H:%M")
     }
 
+    /// A moment given in nanoseconds (as manifests keep it), for a table.
+    pub fn time_ns(&self, ns: &i64) -> String {
+        self.time(&ns.div_euclid(1_000_000))
+    }
+
     /// A moment in a sentence: `2026年12月2日 15:34 (JST)` or `2 Dec 2026 15:34 (JST)`.
     pub fn time_long(&self, ms: &i64) -> String {
         let format = match self.language {
