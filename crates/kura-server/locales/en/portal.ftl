@@ -303,3 +303,4 @@ entry-char_device = Character device
 entry-block_device = Block device
 entry-socket = Socket
 entry-partition = Partition
+col-machine = Machine

@@ -303,3 +303,4 @@ entry-char_device = キャラクターデバイス
 entry-block_device = ブロックデバイス
 entry-socket = ソケット
 entry-partition = パーティション
+col-machine = マシン
