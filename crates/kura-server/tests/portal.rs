@@ -163,7 +163,12 @@ async fn sign_in_machines_and_forms(server: TestServer) {
     let page = browser.get("/").await;
     assert_eq!(page.status, 200);
     assert!(page.says("web-01 (東京)"), "{}", page.html);
-    for action in ["registration_token.issue", "machine.register", "machine.rename"] {
+    for action in [
+        "session.csrf_refused",
+        "registration_token.issue",
+        "machine.register",
+        "machine.rename",
+    ] {
         assert!(page.says(action), "recent events name {action}: {}", page.html);
     }
 

@@ -62,6 +62,8 @@ actions! {
     UserPassword = "user.password", "tenant",
         "A user changed their password (`ok`), or gave a wrong old password (`refused: …`).";
     SessionRevoke = "session.revoke", "tenant", "A user ended one of their sessions.";
+    CsrfRefused = "session.csrf_refused", "tenant",
+        "A signed-in user's request that would change something came without its CSRF token (a forged form, or a page older than the session) and was refused.";
     TokenCreate = "token.create", "tenant", "An API token was created; the result names its role and expiry.";
     TokenRevoke = "token.revoke", "tenant", "An API token was revoked.";
     UserCreate = "user.create", "tenant", "A user was added; the result names the role.";

@@ -103,6 +103,19 @@ pub async fn session(
             .csrf_token
             .is_none_or(|csrf| token_hash(csrf) != session.csrf_hash)
     {
+        // A forged form or a page from an ended session: worth a line in the tenant's log.
+        audit::record_alone(
+            &svc.db,
+            &caller.actor(session.login.clone()),
+            now,
+            Entry {
+                chain: Chain::tenant(&TenantScope::authenticated(session.tenant_id.clone())),
+                action: Action::CsrfRefused,
+                target: &session.login,
+                result: "refused: missing or wrong CSRF token",
+            },
+        )
+        .await?;
         return Err(ServiceError::forbidden(
             "missing or wrong CSRF token: send the csrf_token returned at sign-in as the X-CSRF-Token header \
              (or the csrf_token form field)",
