@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-use crate::server::TestServer;
+use crate::server::{TestServer, builder_trusting};
 
 /// One browser: its cookies and its last page.
 pub struct PortalBrowser {
@@ -53,11 +53,7 @@ fn unescape(text: &str) -> String {
 
 impl PortalBrowser {
     pub fn new(server: &TestServer, accept_language: &str) -> PortalBrowser {
-        let ca = server.server.ca_cert().unwrap();
-        let pem = std::fs::read(ca).unwrap();
-        kura_server::tls::install_crypto_provider();
-        let http = reqwest::Client::builder()
-            .tls_certs_only([reqwest::Certificate::from_pem(&pem).unwrap()])
+        let http = builder_trusting(server.server.ca_cert().unwrap())
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap();

@@ -57,12 +57,14 @@ pub async fn start(adjust: impl FnOnce(&mut ServerConfig)) -> TestServer {
 }
 
 pub fn client_trusting(ca_cert: &Path) -> reqwest::Client {
+    builder_trusting(ca_cert).build().unwrap()
+}
+
+/// A client builder that trusts only the server's CA (tests add their own settings).
+pub fn builder_trusting(ca_cert: &Path) -> reqwest::ClientBuilder {
     kura_server::tls::install_crypto_provider();
     let pem = std::fs::read(ca_cert).unwrap();
-    reqwest::Client::builder()
-        .tls_certs_only([reqwest::Certificate::from_pem(&pem).unwrap()])
-        .build()
-        .unwrap()
+    reqwest::Client::builder().tls_certs_only([reqwest::Certificate::from_pem(&pem).unwrap()])
 }
 
 /// Status and JSON body (or `Value::Null` when the body is not JSON).

@@ -5,7 +5,7 @@
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use kura_service::authz;
 use kura_service::ops::{events as event_ops, tenants, users};
@@ -21,13 +21,7 @@ use super::types::{
 use crate::app::AppState;
 use crate::auth::{CallerInfo, SESSION_COOKIE, User};
 use crate::error::ApiError;
-
-fn session_cookie_header(value: &str, max_age_secs: i64) -> Result<HeaderValue, ApiError> {
-    HeaderValue::from_str(&format!(
-        "{SESSION_COOKIE}={value}; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age={max_age_secs}"
-    ))
-    .map_err(|err| ApiError::internal("session cookie is not a header value", &err))
-}
+use crate::web::set_cookie;
 
 /// Signs in with login ID and password; sets the session cookie.
 #[utoipa::path(post, path = "/api/v1/login", tag = "accounts",
@@ -47,7 +41,7 @@ pub(super) async fn login(
     )
     .await?;
     let max_age = duration_ms(state.config.session_absolute_timeout) / 1000;
-    let cookie = session_cookie_header(&signed_in.session_cookie, max_age)?;
+    let cookie = set_cookie(SESSION_COOKIE, &signed_in.session_cookie, max_age);
     let body = LoginResponse {
         tenant_id: signed_in.tenant_id.to_string(),
         user_id: signed_in.user_id.to_string(),
@@ -69,7 +63,7 @@ pub(super) async fn logout(State(state): State<AppState>, user: User) -> Result<
     let mut response = StatusCode::NO_CONTENT.into_response();
     response
         .headers_mut()
-        .insert(header::SET_COOKIE, session_cookie_header("", 0)?);
+        .insert(header::SET_COOKIE, set_cookie(SESSION_COOKIE, "", 0));
     Ok(response)
 }
 

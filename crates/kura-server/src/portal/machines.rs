@@ -54,7 +54,7 @@ async fn show(state: &AppState, v: Viewer, issued: Option<Issued>) -> Response {
             v,
             machines,
             issued,
-            own_ca: own_ca_pem(state).is_some(),
+            own_ca: uses_own_ca(state),
         },
     )
 }
@@ -70,7 +70,7 @@ pub(super) async fn add(State(state): State<AppState>, v: Viewer) -> Response {
         Ok(token) => token,
         Err(err) => return v.error_page(&err, "/machines"),
     };
-    let ca = if own_ca_pem(&state).is_some() {
+    let ca = if uses_own_ca(&state) {
         " --ca-cert ca.pem"
     } else {
         ""
@@ -112,9 +112,15 @@ pub(super) async fn revoke(State(state): State<AppState>, v: Viewer, Path(id): P
     }
 }
 
-/// The service's own CA certificate, when it made one (no certificate configured).
+/// Whether the service made its own CA (no certificate is configured), so agents need
+/// its `ca.pem`.
+fn uses_own_ca(state: &AppState) -> bool {
+    state.config.tls_cert.is_none()
+}
+
+/// The service's own CA certificate, when it made one.
 fn own_ca_pem(state: &AppState) -> Option<Vec<u8>> {
-    if state.config.tls_cert.is_some() {
+    if !uses_own_ca(state) {
         return None;
     }
     std::fs::read(crate::tls::ca_path(&state.config.data_dir)).ok()

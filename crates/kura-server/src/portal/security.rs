@@ -31,12 +31,8 @@ struct SecurityPage {
     max_hours: u32,
 }
 
-async fn show(state: &AppState, v: Viewer, caller: String, outcome: Option<Outcome>) -> Response {
-    // The page shows the tenant as it is after the change.
-    let tenant = match kura_service::ops::tenants::current(&state.service, &v.user.scope).await {
-        Ok(tenant) => tenant,
-        Err(err) => return v.error_page(&err, "/"),
-    };
+fn show(v: Viewer, caller: String, outcome: Option<Outcome>) -> Response {
+    let tenant = &v.tenant;
     let networks = tenant
         .admin_networks
         .iter()
@@ -53,7 +49,7 @@ async fn show(state: &AppState, v: Viewer, caller: String, outcome: Option<Outco
             )
         })
         .collect();
-    let support_until = support::active_until(&tenant, v.now_ms);
+    let support_until = support::active_until(tenant, v.now_ms);
     render(
         status_after(&outcome, StatusCode::OK),
         &SecurityPage {
@@ -73,12 +69,8 @@ fn address(caller: &kura_service::authz::Caller) -> String {
 }
 
 /// `GET /security`.
-pub(super) async fn page(
-    State(state): State<AppState>,
-    CallerInfo(caller): CallerInfo,
-    v: Viewer,
-) -> Response {
-    show(&state, v, address(&caller), None).await
+pub(super) async fn page(CallerInfo(caller): CallerInfo, v: Viewer) -> Response {
+    show(v, address(&caller), None)
 }
 
 #[derive(Deserialize)]
@@ -131,5 +123,14 @@ pub(super) async fn change(
         Ok(()) => Outcome::done(v.tr.t("security-saved")),
         Err(err) => Outcome::failed(&v.tr, &err),
     };
-    show(&state, v, address(&caller), Some(outcome)).await
+    // After a change, the page shows the tenant as the change left it.
+    let v = if outcome.ok {
+        match kura_service::ops::tenants::current(service, &v.user.scope).await {
+            Ok(tenant) => Viewer { tenant, ..v },
+            Err(err) => return v.error_page(&err, "/"),
+        }
+    } else {
+        v
+    };
+    show(v, address(&caller), Some(outcome))
 }

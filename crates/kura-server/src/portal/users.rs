@@ -163,61 +163,29 @@ pub(super) async fn change(
     Form(form): Form<ChangeForm>,
 ) -> Response {
     let service = &state.service;
-    let no_change = UserChange {
+    let mut change = UserChange {
         role: None,
         disabled: None,
         email: None,
         unlock: false,
         reset_totp: false,
     };
+    match form.change.as_str() {
+        "role" => change.role = TenantRole::parse(&form.role),
+        "disable" | "enable" => change.disabled = Some(form.change == "disable"),
+        "unlock" => change.unlock = true,
+        "reset-totp" => change.reset_totp = true,
+        _ => {}
+    }
     let result = match form.change.as_str() {
-        "role" => match TenantRole::parse(&form.role) {
-            Some(role) => users::update(
-                service,
-                &v.user,
-                &id,
-                UserChange {
-                    role: Some(role),
-                    ..no_change
-                },
-            )
-            .await
-            .map(|_| "users-changed"),
-            None => Err(kura_service::ServiceError::invalid(v.tr.t("users-choose-role"))),
-        },
-        "disable" | "enable" => users::update(
-            service,
-            &v.user,
-            &id,
-            UserChange {
-                disabled: Some(form.change == "disable"),
-                ..no_change
-            },
-        )
-        .await
-        .map(|_| "users-changed"),
-        "unlock" => users::update(
-            service,
-            &v.user,
-            &id,
-            UserChange {
-                unlock: true,
-                ..no_change
-            },
-        )
-        .await
-        .map(|_| "users-changed"),
-        "reset-totp" => users::update(
-            service,
-            &v.user,
-            &id,
-            UserChange {
-                reset_totp: true,
-                ..no_change
-            },
-        )
-        .await
-        .map(|_| "users-changed"),
+        "role" if change.role.is_none() => {
+            Err(kura_service::ServiceError::invalid(v.tr.t("users-choose-role")))
+        }
+        "role" | "disable" | "enable" | "unlock" | "reset-totp" => {
+            users::update(service, &v.user, &id, change)
+                .await
+                .map(|_| "users-changed")
+        }
         "send-reset" => resets::force(service, &v.user, &id)
             .await
             .map(|_| "users-reset-sent"),
