@@ -99,6 +99,7 @@ fn settings(config: &ServerConfig) -> Settings {
         gc_interval: config.gc_interval,
         verify_interval: config.verify_interval,
         expiry_interval: config.expiry_interval,
+        meter_interval: config.meter_interval,
     }
 }
 

@@ -140,6 +140,10 @@ pub struct ServerConfig {
     /// job and mail records are deleted.
     #[serde(default = "default_expiry_interval", deserialize_with = "de_duration")]
     pub expiry_interval: Duration,
+    /// How often every tenant's usage is measured for the portal's 30-day history (one
+    /// row per day keeps the day's last measurement); `0s` turns the round off.
+    #[serde(default = "default_meter_interval", deserialize_with = "de_duration")]
+    pub meter_interval: Duration,
 }
 
 /// A secret from the configuration: read like a string, never shown by `Debug`, so a
@@ -252,6 +256,10 @@ fn default_expiry_interval() -> Duration {
     Duration::from_secs(3600)
 }
 
+fn default_meter_interval() -> Duration {
+    Duration::from_secs(3600)
+}
+
 fn default_s3_region() -> String {
     "us-east-1".to_owned()
 }
@@ -311,6 +319,7 @@ impl ServerConfig {
             gc_interval: default_gc_interval(),
             verify_interval: default_verify_interval(),
             expiry_interval: default_expiry_interval(),
+            meter_interval: default_meter_interval(),
             service_key: SecretString::default(),
         }
     }

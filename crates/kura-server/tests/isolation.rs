@@ -224,7 +224,7 @@ fn case(method: &Method, pattern: &str, a: &Victim, same_tenant: bool) -> (Strin
             Body::Json(json!({ "role": "auditor" })),
             UNAUTHORIZED,
         ),
-        ("GET", "/api/v1/machines") | ("POST", "/api/v1/registration-tokens") => {
+        ("GET", "/api/v1/machines" | "/api/v1/usage") | ("POST", "/api/v1/registration-tokens") => {
             (pattern.into(), Body::None, UNAUTHORIZED)
         }
         ("PATCH", "/api/v1/machines/{id}") => (
@@ -249,7 +249,10 @@ fn case(method: &Method, pattern: &str, a: &Victim, same_tenant: bool) -> (Strin
             )),
             FORBIDDEN,
         ),
-        ("GET", "/" | "/machines" | "/account" | "/contract" | "/users" | "/security" | "/snapshots")
+        (
+            "GET",
+            "/" | "/machines" | "/account" | "/contract" | "/users" | "/security" | "/snapshots" | "/events",
+        )
         | (
             "POST",
             "/logout"

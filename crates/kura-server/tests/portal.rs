@@ -164,13 +164,43 @@ async fn sign_in_machines_and_forms(server: TestServer) {
     assert_eq!(page.status, 200);
     assert!(page.says("web-01 (東京)"), "{}", page.html);
     for action in [
-        "session.csrf_refused",
-        "registration_token.issue",
-        "machine.register",
-        "machine.rename",
+        "不正なフォーム送信の拒否",
+        "登録トークンの発行",
+        "マシンの登録",
+        "マシン名の変更",
     ] {
         assert!(page.says(action), "recent events name {action}: {}", page.html);
     }
+
+    // The event log: filtered by action, a page at a time, and downloaded as filtered.
+    let code = |action: &str| format!("<code class=\"id\">{action}</code>");
+    let page = browser.get("/events?action=machine.rename").await;
+    assert_eq!(page.status, 200, "{}", page.html);
+    assert!(page.says("マシン名の変更") && page.says(&code("machine.rename")));
+    assert!(!page.says(&code("machine.register")), "{}", page.html);
+    assert!(
+        page.says("/api/v1/events?format=csv&action=machine.rename"),
+        "{}",
+        page.html
+    );
+    let csv = browser
+        .get("/api/v1/events?format=csv&action=machine.rename")
+        .await;
+    assert_eq!(csv.status, 200);
+    let lines: Vec<&str> = csv.html.lines().collect();
+    assert_eq!(lines.len(), 2, "{}", csv.html);
+    assert!(lines[1].contains("machine.rename") && lines[1].contains("web-01 (東京)"));
+    let page = browser.get("/events?actor=nobody").await;
+    assert!(page.says("条件に一致するイベントはありません"), "{}", page.html);
+    let page = browser.get("/events?from=yesterday").await;
+    assert_eq!(page.status, 422, "{}", page.html);
+    // Paging: below the export just recorded, the older events.
+    let page = browser.get("/events?before=2").await;
+    assert!(
+        page.says(&code("login")) && !page.says(&code("events.export")),
+        "{}",
+        page.html
+    );
 
     // Another tenant's admin: ACME's machine is "not found", and stays as it was.
     let (_, intruder) = tenant_admin_browser(&server, "BETA-0002", "en").await;
@@ -681,14 +711,18 @@ async fn users_and_security(server: TestServer) {
         10
     );
     assert_eq!(admin.get("/machines").await.status, 200);
-    let events = admin.get("/").await;
+    let events = admin.get("/events").await;
     for action in [
         "tenant.admin_networks",
         "tenant.totp_policy",
         "support.revoke",
         "user.delete",
     ] {
-        assert!(events.says(action), "{action} in recent events: {}", events.html);
+        assert!(
+            events.says(&format!("<code class=\"id\">{action}</code>")),
+            "{action} in the event log: {}",
+            events.html
+        );
     }
 }
 

@@ -322,6 +322,35 @@ async fn file_snapshots_are_listed_browsed_and_downloaded(server: TestServer) {
     assert_eq!(list["snapshots"][1]["machine_name"], "mail-01");
     assert!(list.get("next_cursor").is_none(), "{list}");
 
+    // Each machine's backups, summed, and the newest of each source; the usage now.
+    let (status, machines) = admin.get("/api/v1/machines").await;
+    assert_eq!(status, 200, "{machines}");
+    let web_status = machines
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["id"] == web.machine_id.as_str())
+        .unwrap();
+    assert_eq!(web_status["snapshots"], 2, "{web_status}");
+    assert!(web_status["last_seen"].is_string(), "{web_status}");
+    assert_eq!(web_status["last_backup"], newest["time"], "{web_status}");
+    assert_eq!(web_status["sources"].as_array().unwrap().len(), 1);
+    assert_eq!(web_status["sources"][0]["snapshot_id"], third.as_str());
+    assert_eq!(web_status["sources"][0]["source"], "web-files");
+    assert_eq!(web_status["sources"][0]["errors"], 0);
+    assert!(web_status["bytes_added"].as_u64().unwrap() > 0, "{web_status}");
+    let (status, usage) = admin.get("/api/v1/usage?days=7").await;
+    assert_eq!(status, 200, "{usage}");
+    assert_eq!(
+        (usage["snapshots"].as_u64(), usage["machines"].as_u64()),
+        (Some(3), Some(2))
+    );
+    assert!(usage["stored_bytes"].as_u64().unwrap() > 0, "{usage}");
+    let today = usage["history"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(today["stored_bytes"], usage["stored_bytes"], "{usage}");
+    let (status, refused) = admin.get("/api/v1/usage?days=0").await;
+    assert_eq!(status, 422, "{refused}");
+
     // Filters and pages.
     let (_, by_machine) = admin
         .get(&format!("/api/v1/snapshots?machine={}", mail.machine_id))

@@ -38,3 +38,13 @@ pub fn rfc3339(ms: i64) -> String {
         .map(|timestamp| timestamp.to_string())
         .unwrap_or_else(|_| ms.to_string())
 }
+
+/// The day (`YYYY-MM-DD`) of a moment in an IANA time zone (UTC if the zone is unknown).
+pub fn day_in_zone(ms: i64, zone: &str) -> String {
+    let zone = jiff::tz::TimeZone::get(zone).unwrap_or(jiff::tz::TimeZone::UTC);
+    jiff::Timestamp::from_millisecond(ms)
+        .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
+        .to_zoned_datetime(zone)
+        .date()
+        .to_string()
+}

@@ -31,7 +31,7 @@ pub mod secrets;
 pub mod totp;
 pub mod vaults;
 
-pub use clock::{Clock, duration_ms, rfc3339};
+pub use clock::{Clock, day_in_zone, duration_ms, rfc3339};
 pub use error::{ErrorKind, Refusal, ServiceError, ServiceResult};
 
 /// The rules the service runs by, from the server's configuration.
@@ -62,6 +62,8 @@ pub struct Settings {
     pub verify_interval: Duration,
     /// How often ended sessions, spent links and old records are deleted.
     pub expiry_interval: Duration,
+    /// How often every tenant's usage is measured for its history (zero: never).
+    pub meter_interval: Duration,
 }
 
 /// The service: its database, vaults, clock and rules. Cheap to clone.

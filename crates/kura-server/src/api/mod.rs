@@ -299,6 +299,12 @@ const MACHINE_ROUTES: RouteTable = RouteTable {
             |m| on(m, machines::list),
         ),
         (
+            Method::GET,
+            "/api/v1/usage",
+            Access::Role(Permission::ViewStatus),
+            |m| on(m, machines::usage),
+        ),
+        (
             Method::PATCH,
             "/api/v1/machines/{id}",
             Access::Role(Permission::OperateBackups),

@@ -152,6 +152,7 @@ impl ToSchema for Binary {}
         support::grant,
         support::revoke,
         machines::list,
+        machines::usage,
         machines::update,
         machines::revoke,
         machines::issue_registration_token,

@@ -1,14 +1,18 @@
-//! The dashboard (`/`): usage against the contract's quota, machines, warnings and the
-//! newest events; and the contract page (`/contract`): what the tenant has agreed with
-//! the provider, where its data lives and who is responsible for what.
+//! The dashboard (`/`): usage against the contract's quota with a chart of the last 30
+//! days, warnings (storage nearly full, machines without a backup for 48 hours), each
+//! machine's newest backup of each source, and the newest events; and the contract page
+//! (`/contract`): what the tenant has agreed with the provider, where its data lives and
+//! who is responsible for what.
 
 use askama::Template;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use kura_service::authz::Permission;
-use kura_service::model::{EventRecord, MachineRecord};
-use kura_service::ops::{events, tenants, vault};
+use kura_service::model::{EventRecord, UsageDay};
+use kura_service::ops::events;
+use kura_service::ops::machines::{self, MachineOverview};
+use kura_service::ops::usage::{self, UsageReport};
 
 use super::Viewer;
 use crate::app::AppState;
@@ -16,63 +20,133 @@ use crate::web::render;
 
 /// Storage use from which the dashboard warns.
 const QUOTA_WARNING_PERCENT: u64 = 80;
+/// A machine without a backup for this long is named in a warning.
+pub const OVERDUE_MS: i64 = 48 * 3600 * 1000;
+/// Days the usage chart shows.
+const CHART_DAYS: u32 = 30;
 /// Newest events on the dashboard.
 const RECENT_EVENTS: u32 = 10;
 
-/// Stored bytes against the quota.
-pub struct Usage {
-    pub stored: u64,
-    pub quota: u64,
-    /// 0–100 (more when over quota), for the bar.
-    pub percent: u64,
+/// The usage chart: a line of the stored bytes of each measured day, drawn in a
+/// 600 × 160 box (server-rendered SVG; no script).
+pub struct UsageChart {
+    /// The line's path (`M x y L x y …`; a day without a measurement breaks it).
+    pub path: String,
+    /// Each measured day: x, y and its words for the tooltip.
+    pub points: Vec<(u32, u32, String)>,
+    /// The top of the scale, and the y of the quota line when it fits on the chart.
+    pub top: u64,
+    pub quota_y: Option<u32>,
+    pub first_day: String,
+    pub last_day: String,
 }
 
-impl Usage {
-    pub fn warning(&self) -> bool {
-        self.percent >= QUOTA_WARNING_PERCENT
-    }
+const CHART_WIDTH: u32 = 600;
+const CHART_HEIGHT: u32 = 160;
 
-    /// The bar's width in the SVG (0–200).
-    pub fn bar_width(&self) -> u64 {
-        self.percent.min(100) * 2
+impl UsageChart {
+    fn new(report: &UsageReport, bytes: impl Fn(u64) -> String) -> Option<Self> {
+        let last = report.history.last()?;
+        let last_day: jiff::civil::Date = last.day.parse().ok()?;
+        let first_day = last_day
+            .checked_sub(jiff::Span::new().days(i64::from(CHART_DAYS) - 1))
+            .ok()?;
+        let highest = report.history.iter().map(|d| d.stored_bytes).max().unwrap_or(0);
+        // The scale shows the quota when usage is near it, else the usage itself.
+        let mut top = (highest + highest / 4).max(1);
+        let quota_shown = report.quota_bytes > 0 && report.quota_bytes <= highest.saturating_mul(2);
+        if quota_shown {
+            top = top.max(report.quota_bytes + report.quota_bytes / 20);
+        }
+        let y_of = |value: u64| -> u32 {
+            let fraction = u128::from(value) * u128::from(CHART_HEIGHT) / u128::from(top);
+            CHART_HEIGHT - u32::try_from(fraction).unwrap_or(CHART_HEIGHT).min(CHART_HEIGHT)
+        };
+        let x_of = |index: i64| -> u32 {
+            u32::try_from(index * i64::from(CHART_WIDTH) / (i64::from(CHART_DAYS) - 1)).unwrap_or(0)
+        };
+        let mut path = String::new();
+        let mut points = Vec::new();
+        let mut previous: Option<i64> = None;
+        for day in &report.history {
+            let Ok(date) = day.day.parse::<jiff::civil::Date>() else {
+                continue;
+            };
+            let Ok(span) = first_day.until(date) else {
+                continue;
+            };
+            let index = i64::from(span.get_days());
+            if !(0..i64::from(CHART_DAYS)).contains(&index) {
+                continue;
+            }
+            let (x, y) = (x_of(index), y_of(day.stored_bytes));
+            let joined = previous == Some(index - 1);
+            path.push_str(&format!("{}{x} {y} ", if joined { "L" } else { "M" }));
+            points.push((x, y, format!("{}: {}", day.day, bytes(day.stored_bytes))));
+            previous = Some(index);
+        }
+        Some(UsageChart {
+            path: path.trim_end().to_owned(),
+            points,
+            top,
+            quota_y: quota_shown.then(|| y_of(report.quota_bytes)),
+            first_day: first_day.to_string(),
+            last_day: last.day.clone(),
+        })
     }
-}
-
-async fn usage(state: &AppState, viewer: &Viewer) -> Result<Usage, Response> {
-    let stored = vault::find(&state.service, &viewer.user.scope)
-        .await
-        .map_err(|err| viewer.error_page(&err, "/"))?
-        .map_or(0, |vault| vault.stored_bytes());
-    let quota = viewer.tenant.quota_bytes;
-    let percent = if quota == 0 {
-        0
-    } else {
-        u64::try_from(u128::from(stored) * 100 / u128::from(quota)).unwrap_or(u64::MAX)
-    };
-    Ok(Usage {
-        stored,
-        quota,
-        percent,
-    })
 }
 
 #[derive(Template)]
 #[template(path = "portal/dashboard.html")]
 struct DashboardPage {
     v: Viewer,
-    usage: Usage,
-    machines: Vec<MachineRecord>,
-    active_machines: u64,
+    usage: UsageReport,
+    chart: Option<UsageChart>,
+    machines: Vec<MachineOverview>,
+    overdue: Vec<String>,
     events: Vec<EventRecord>,
+}
+
+impl DashboardPage {
+    fn quota_warning(&self) -> bool {
+        self.usage.percent() >= QUOTA_WARNING_PERCENT
+    }
+
+    /// The width of the usage bar (0–200).
+    fn bar_width(&self) -> u64 {
+        self.usage.percent().min(100) * 2
+    }
+
+    fn overdue_machine(&self, machine: &MachineOverview) -> bool {
+        machine.overdue(self.v.now_ms, OVERDUE_MS)
+    }
+
+    /// Whether a backup that started at `time_ns` is older than the warning's window.
+    fn stale(&self, time_ns: &i64) -> bool {
+        self.v.now_ms.saturating_sub(time_ns.div_euclid(1_000_000)) >= OVERDUE_MS
+    }
+
+    fn chart_scale(&self, chart: &UsageChart) -> String {
+        self.v.tr.t2(
+            "usage-chart-scale",
+            ("top", &self.v.tr.bytes(&chart.top)),
+            ("quota", &self.v.tr.bytes(&self.usage.quota_bytes)),
+        )
+    }
+
+    /// The history newest first, for the chart's table.
+    fn days_newest_first(&self) -> Vec<&UsageDay> {
+        self.usage.history.iter().rev().collect()
+    }
 }
 
 /// `GET /`.
 pub(super) async fn page(State(state): State<AppState>, v: Viewer) -> Response {
-    let usage = match usage(&state, &v).await {
+    let usage = match usage::report(&state.service, &v.user, CHART_DAYS).await {
         Ok(usage) => usage,
-        Err(response) => return response,
+        Err(err) => return v.error_page(&err, "/"),
     };
-    let machines = match tenants::machines(&state.service, &v.user.scope).await {
+    let machines = match machines::overview(&state.service, &v.user).await {
         Ok(machines) => machines,
         Err(err) => return v.error_page(&err, "/"),
     };
@@ -84,14 +158,24 @@ pub(super) async fn page(State(state): State<AppState>, v: Viewer) -> Response {
     } else {
         Vec::new()
     };
-    let active_machines = machines.iter().filter(|m| m.revoked_ms.is_none()).count() as u64;
+    let overdue = machines
+        .iter()
+        .filter(|o| o.overdue(v.now_ms, OVERDUE_MS))
+        .map(|o| o.machine.name.clone())
+        .collect();
+    let machines = machines
+        .into_iter()
+        .filter(|o| o.machine.revoked_ms.is_none())
+        .collect();
+    let chart = UsageChart::new(&usage, |n| v.tr.bytes(&n));
     render(
         StatusCode::OK,
         &DashboardPage {
             v,
             usage,
+            chart,
             machines,
-            active_machines,
+            overdue,
             events,
         },
     )
@@ -101,19 +185,14 @@ pub(super) async fn page(State(state): State<AppState>, v: Viewer) -> Response {
 #[template(path = "portal/contract.html")]
 struct ContractPage {
     v: Viewer,
-    usage: Usage,
-    active_machines: u64,
+    usage: UsageReport,
     agent_networks: String,
 }
 
 /// `GET /contract`.
 pub(super) async fn contract(State(state): State<AppState>, v: Viewer) -> Response {
-    let usage = match usage(&state, &v).await {
+    let usage = match usage::report(&state.service, &v.user, 1).await {
         Ok(usage) => usage,
-        Err(response) => return response,
-    };
-    let active_machines = match tenants::machines(&state.service, &v.user.scope).await {
-        Ok(machines) => machines.iter().filter(|m| m.revoked_ms.is_none()).count() as u64,
         Err(err) => return v.error_page(&err, "/"),
     };
     let agent_networks = v
@@ -128,7 +207,6 @@ pub(super) async fn contract(State(state): State<AppState>, v: Viewer) -> Respon
         &ContractPage {
             v,
             usage,
-            active_machines,
             agent_networks,
         },
     )

@@ -1,4 +1,5 @@
-//! `/machines`: the tenant's machines, renaming and revoking them, and "add a machine",
+//! `/machines`: the tenant's machines with what each has backed up (last seen, last
+//! backup, snapshots, bytes added), renaming and revoking them, and "add a machine",
 //! which issues a one-time registration token and shows the exact command to run on the
 //! new machine (with the CA certificate when the service uses its own CA).
 
@@ -9,7 +10,6 @@ use axum::http::StatusCode;
 use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
 use axum::response::{IntoResponse, Response};
 use kura_service::authz::Permission;
-use kura_service::model::MachineRecord;
 use kura_service::ops::machines;
 use serde::Deserialize;
 
@@ -27,7 +27,7 @@ pub struct Issued {
 #[template(path = "portal/machines.html")]
 struct MachinesPage {
     v: Viewer,
-    machines: Vec<MachineRecord>,
+    machines: Vec<machines::MachineOverview>,
     issued: Option<Issued>,
     own_ca: bool,
 }
@@ -36,10 +36,14 @@ impl MachinesPage {
     fn may_operate(&self) -> bool {
         self.v.may(Permission::OperateBackups)
     }
+
+    fn overdue(&self, machine: &machines::MachineOverview) -> bool {
+        machine.overdue(self.v.now_ms, super::dashboard::OVERDUE_MS)
+    }
 }
 
 async fn show(state: &AppState, v: Viewer, issued: Option<Issued>) -> Response {
-    let machines = match machines::list(&state.service, &v.user).await {
+    let machines = match machines::overview(&state.service, &v.user).await {
         Ok(machines) => machines,
         Err(err) => return v.error_page(&err, "/"),
     };

@@ -27,6 +27,7 @@ use crate::web::{CSRF_COOKIE, ErrorPage, anonymous_language, cookie, see_other};
 
 mod account;
 mod dashboard;
+mod events;
 mod login;
 mod machines;
 mod security;
@@ -210,6 +211,12 @@ pub(crate) const PORTAL_ROUTES: RouteTable = RouteTable {
         ),
         (
             Method::GET,
+            "/events",
+            Access::Role(Permission::ReadEvents),
+            |m| on(m, events::page),
+        ),
+        (
+            Method::GET,
             "/contract",
             Access::Role(Permission::ViewStatus),
             |m| on(m, dashboard::contract),
@@ -246,6 +253,7 @@ const NAVIGATION: &[(&str, &str, Permission)] = &[
     ("/snapshots", "nav-snapshots", Permission::ViewStatus),
     ("/users", "nav-users", Permission::ManageUsers),
     ("/security", "nav-security", Permission::ManageSecurity),
+    ("/events", "nav-events", Permission::ReadEvents),
     ("/contract", "nav-contract", Permission::ViewStatus),
 ];
 
@@ -328,6 +336,13 @@ fn page_of(method: &Method, path: &str) -> String {
     }
     let first = path.split('/').nth(1).unwrap_or_default();
     format!("/{first}")
+}
+
+/// Milliseconds of the start of a `YYYY-MM-DD` day in the tenant's zone.
+pub(super) fn day_start(zone: &str, day: &str) -> Option<i64> {
+    let date: jiff::civil::Date = day.trim().parse().ok()?;
+    let tz = jiff::tz::TimeZone::get(zone).ok()?;
+    Some(date.to_zoned_datetime(tz).ok()?.timestamp().as_millisecond())
 }
 
 fn accept_language(headers: &HeaderMap) -> Option<Language> {

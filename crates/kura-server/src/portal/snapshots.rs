@@ -22,7 +22,7 @@ use kura_service::ops::snapshots::{
 };
 use serde::Deserialize;
 
-use super::Viewer;
+use super::{Viewer, day_start};
 use crate::api::snapshots::download_response;
 use crate::app::AppState;
 use crate::web::render;
@@ -59,13 +59,6 @@ struct ListPage {
     /// The query string of the next page, if there is one.
     next: Option<String>,
     error: Option<String>,
-}
-
-/// Milliseconds of the start of a `YYYY-MM-DD` day in the tenant's zone.
-fn day_start(zone: &str, day: &str) -> Option<i64> {
-    let date: jiff::civil::Date = day.trim().parse().ok()?;
-    let tz = jiff::tz::TimeZone::get(zone).ok()?;
-    Some(date.to_zoned_datetime(tz).ok()?.timestamp().as_millisecond())
 }
 
 /// `GET /snapshots`.

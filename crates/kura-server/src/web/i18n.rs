@@ -105,6 +105,17 @@ impl Tr {
         text.into_owned()
     }
 
+    /// The name of an event-log action (its wire name, such as `machine.rename`) in the
+    /// page's language; an action without a message keeps its wire name.
+    pub fn action(&self, action: &str) -> String {
+        let key = format!("action-{}", action.replace(['.', '_'], "-"));
+        if bundle(self.language).has_message(&key) {
+            self.t(&key)
+        } else {
+            action.to_owned()
+        }
+    }
+
     /// A moment for a table: `2026-12-02 15:34` in the tenant's zone.
     pub fn time(&self, ms: &i64) -> String {
         self.strftime(*ms, "%Y-%m-%d %H:%M")
@@ -245,6 +256,22 @@ mod tests {
             }
         }
         assert!(missing.is_empty(), "templates use unknown messages: {missing:#?}");
+    }
+
+    #[test]
+    fn every_event_action_has_a_name() {
+        let known = keys(SOURCES[1].1);
+        let missing: Vec<_> = kura_service::audit::Action::ALL
+            .iter()
+            .map(|action| format!("action-{}", action.as_str().replace(['.', '_'], "-")))
+            .filter(|key| !known.contains(key))
+            .collect();
+        assert!(missing.is_empty(), "actions without a name: {missing:?}");
+        assert_eq!(
+            Tr::new(Language::Ja, "UTC").action("machine.rename"),
+            "マシン名の変更"
+        );
+        assert_eq!(Tr::new(Language::En, "UTC").action("no.such"), "no.such");
     }
 
     #[test]

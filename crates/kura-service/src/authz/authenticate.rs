@@ -11,7 +11,7 @@ use crate::audit::{self, Action, Actor, Chain, Entry};
 use crate::authz::TenantRole;
 use crate::db::{machines, operators, sessions, tenants, tokens};
 use crate::ids::{TenantId, UserId};
-use crate::model::TenantStatus;
+use crate::model::{LAST_SEEN_RESOLUTION_MS, TenantStatus};
 use crate::secrets::token_hash;
 use crate::totp::TotpPolicy;
 use crate::{Refusal, Service, ServiceError, ServiceResult, duration_ms, rfc3339};
@@ -47,8 +47,16 @@ pub async fn agent(
     if !machines::network_allows(&agent.agent_networks, peer) {
         return Err(outside_agent_networks(peer));
     }
+    let scope = TenantScope::authenticated(agent.tenant_id);
+    let now = svc.now_ms();
+    if agent
+        .last_seen_ms
+        .is_none_or(|seen| now.saturating_sub(seen) >= LAST_SEEN_RESOLUTION_MS)
+    {
+        machines::touch(&svc.db, &scope, &agent.machine_id, now).await?;
+    }
     Ok(AgentPrincipal {
-        scope: TenantScope::authenticated(agent.tenant_id),
+        scope,
         actor: Actor {
             name: format!("agent:{}", agent.machine_id),
             source: peer,

@@ -719,6 +719,7 @@ mod tests {
             gc_interval: std::time::Duration::ZERO,
             verify_interval: std::time::Duration::ZERO,
             expiry_interval: std::time::Duration::ZERO,
+            meter_interval: std::time::Duration::ZERO,
         }
     }
 

@@ -128,32 +128,63 @@ pub async fn append(tx: &mut Tx, chain: Chain<'_>, event: &NewEvent) -> DbResult
     Ok(())
 }
 
-/// The tenant's events with `from_ms <= time < to_ms`, oldest first.
+/// Which of a tenant's events to read: `from_ms <= time < to_ms`, and when given, one
+/// action (its wire name) and one actor (exactly as recorded).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventFilter {
+    pub from_ms: i64,
+    pub to_ms: i64,
+    pub action: Option<String>,
+    pub actor: Option<String>,
+}
+
+impl EventFilter {
+    /// The whole log.
+    pub fn everything() -> Self {
+        EventFilter {
+            from_ms: i64::MIN,
+            to_ms: i64::MAX,
+            action: None,
+            actor: None,
+        }
+    }
+}
+
+/// The `WHERE` of a filtered read; `$1` is the tenant's chain. `COALESCE` makes an absent
+/// action or actor match every row in one statement both engines plan alike.
+macro_rules! filtered {
+    () => {
+        " FROM events WHERE chain = $1 AND time_ms >= $2 AND time_ms < $3 \
+         AND action = COALESCE($4, action) AND actor = COALESCE($5, actor)"
+    };
+}
+
+/// The tenant's events the filter selects, oldest first.
 pub async fn list<'c>(
     on: impl Target<'c>,
     scope: &crate::authz::TenantScope,
-    from_ms: i64,
-    to_ms: i64,
+    filter: &EventFilter,
 ) -> DbResult<Vec<EventRecord>> {
     let rows: Vec<EventRow> = Query::tenant(
         scope,
-        concat!(
-            "SELECT ",
-            event_columns!(),
-            " FROM events WHERE chain = $1 AND time_ms >= $2 AND time_ms < $3 ORDER BY seq"
-        ),
+        concat!("SELECT ", event_columns!(), filtered!(), " ORDER BY seq"),
     )
-    .bind(from_ms)
-    .bind(to_ms)
+    .bind(filter.from_ms)
+    .bind(filter.to_ms)
+    .bind(filter.action.as_deref())
+    .bind(filter.actor.as_deref())
     .fetch_all(on)
     .await?;
     Ok(rows.into_iter().map(EventRow::into_record).collect())
 }
 
-/// The tenant's newest `limit` events, newest first.
-pub async fn recent<'c>(
+/// Up to `limit` of the events the filter selects, newest first, with sequence numbers
+/// below `before` when given (the next page starts below the last one shown).
+pub async fn page<'c>(
     on: impl Target<'c>,
     scope: &crate::authz::TenantScope,
+    filter: &EventFilter,
+    before: Option<i64>,
     limit: u32,
 ) -> DbResult<Vec<EventRecord>> {
     let rows: Vec<EventRow> = Query::tenant(
@@ -161,9 +192,15 @@ pub async fn recent<'c>(
         concat!(
             "SELECT ",
             event_columns!(),
-            " FROM events WHERE chain = $1 ORDER BY seq DESC LIMIT $2"
+            filtered!(),
+            " AND seq < $6 ORDER BY seq DESC LIMIT $7"
         ),
     )
+    .bind(filter.from_ms)
+    .bind(filter.to_ms)
+    .bind(filter.action.as_deref())
+    .bind(filter.actor.as_deref())
+    .bind(before.unwrap_or(i64::MAX))
     .bind(i64::from(limit))
     .fetch_all(on)
     .await?;

@@ -8,10 +8,12 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use super::{DbResult, Query, Target, Tx, networks_from_db};
+use super::{DbResult, Query, Target, Tx, networks_from_db, to_db_int};
 use crate::authz::TenantKey;
 use crate::ids::{MachineId, TenantId};
-use crate::model::{AgentIdentity, MachineRecord, NewMachine, RegistrationOutcome, TenantStatus};
+use crate::model::{
+    AgentIdentity, MachineRecord, NewMachine, RegistrationOutcome, SnapshotFacts, TenantStatus,
+};
 use crate::secrets::random_hex;
 
 /// The private-gateway rule: a tenant with networks accepts only peers inside them. An
@@ -146,45 +148,72 @@ pub async fn agent_by_credential<'c>(
     on: impl Target<'c>,
     credential_hash: &str,
 ) -> DbResult<Option<AgentIdentity>> {
-    let row: Option<(String, String, Option<i64>, String, String)> = Query::service(
-        "SELECT c.tenant_id, c.machine_id, c.revoked_ms, t.status, t.agent_networks \
+    type Row = (String, String, Option<i64>, String, String, Option<i64>);
+    let row: Option<Row> = Query::service(
+        "SELECT c.tenant_id, c.machine_id, c.revoked_ms, t.status, t.agent_networks, m.last_seen_ms \
          FROM agent_credentials c JOIN tenants t ON t.id = c.tenant_id \
+         JOIN machines m ON m.id = c.machine_id \
          WHERE c.credential_hash = $1",
     )
     .bind(credential_hash)
     .fetch_optional(on)
     .await?;
-    row.map(|(tenant_id, machine_id, revoked_ms, status, networks)| {
-        Ok(AgentIdentity {
-            tenant_id: TenantId::from_db(tenant_id),
-            machine_id: MachineId::from_db(machine_id),
-            credential_revoked: revoked_ms.is_some(),
-            tenant_status: status.parse()?,
-            agent_networks: networks_from_db(&networks)?,
-        })
-    })
+    row.map(
+        |(tenant_id, machine_id, revoked_ms, status, networks, last_seen_ms)| {
+            Ok(AgentIdentity {
+                tenant_id: TenantId::from_db(tenant_id),
+                machine_id: MachineId::from_db(machine_id),
+                credential_revoked: revoked_ms.is_some(),
+                tenant_status: status.parse()?,
+                agent_networks: networks_from_db(&networks)?,
+                last_seen_ms,
+            })
+        },
+    )
     .transpose()
 }
 
 /// The tenant's machines, oldest first.
 pub async fn list<'c>(on: impl Target<'c>, scope: &impl TenantKey) -> DbResult<Vec<MachineRecord>> {
-    let rows: Vec<(String, String, String, i64, Option<i64>)> = Query::tenant(
+    type Row = (String, String, String, i64, Option<i64>, Option<i64>);
+    let rows: Vec<Row> = Query::tenant(
         scope,
-        "SELECT id, tenant_id, name, created_ms, revoked_ms FROM machines \
+        "SELECT id, tenant_id, name, created_ms, revoked_ms, last_seen_ms FROM machines \
          WHERE tenant_id = $1 ORDER BY created_ms, id",
     )
     .fetch_all(on)
     .await?;
     Ok(rows
         .into_iter()
-        .map(|(id, tenant_id, name, created_ms, revoked_ms)| MachineRecord {
-            id: MachineId::from_db(id),
-            tenant_id: TenantId::from_db(tenant_id),
-            name,
-            created_ms,
-            revoked_ms,
-        })
+        .map(
+            |(id, tenant_id, name, created_ms, revoked_ms, last_seen_ms)| MachineRecord {
+                id: MachineId::from_db(id),
+                tenant_id: TenantId::from_db(tenant_id),
+                name,
+                created_ms,
+                revoked_ms,
+                last_seen_ms,
+            },
+        )
         .collect())
+}
+
+/// Notes that the machine's agent was seen at `now_ms`.
+pub async fn touch<'c>(
+    on: impl Target<'c>,
+    scope: &impl TenantKey,
+    machine: &MachineId,
+    now_ms: i64,
+) -> DbResult<()> {
+    Query::tenant(
+        scope,
+        "UPDATE machines SET last_seen_ms = $3 WHERE tenant_id = $1 AND id = $2",
+    )
+    .bind(machine.as_str())
+    .bind(now_ms)
+    .execute(on)
+    .await?;
+    Ok(())
 }
 
 /// Renames the machine; its old name, or `None` if the tenant has no such machine.
@@ -279,24 +308,32 @@ pub async fn session_machine<'c>(
     Ok(machine.map(|(id,)| MachineId::from_db(id)))
 }
 
-/// Records `machine` as the owner of snapshot `snapshot_id` (hex). `true` when the
-/// snapshot is now this machine's (also when it already was), `false` when another
-/// machine of the tenant owns it.
+/// Records `machine` as the owner of snapshot `snapshot_id` (hex), with the snapshot's
+/// public facts, not yet committed. `true` when the snapshot is now this machine's (also
+/// when it already was), `false` when another machine of the tenant owns it.
 pub async fn claim_snapshot(
     tx: &mut Tx,
     scope: &impl TenantKey,
     snapshot_id: &str,
     machine: &MachineId,
+    facts: &SnapshotFacts,
     now_ms: i64,
 ) -> DbResult<bool> {
     Query::tenant(
         scope,
-        "INSERT INTO snapshot_owners (tenant_id, snapshot_id, machine_id, created_ms) \
-         VALUES ($1, $2, $3, $4) ON CONFLICT (tenant_id, snapshot_id) DO NOTHING",
+        "INSERT INTO snapshot_owners (tenant_id, snapshot_id, machine_id, created_ms, \
+         time_ns, kind, source, bytes, bytes_added, errors) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (tenant_id, snapshot_id) DO NOTHING",
     )
     .bind(snapshot_id)
     .bind(machine.as_str())
     .bind(now_ms)
+    .bind(facts.time_ns)
+    .bind(facts.kind.to_string())
+    .bind(facts.source.as_str())
+    .bind(to_db_int(facts.bytes, "snapshot bytes")?)
+    .bind(to_db_int(facts.bytes_added, "snapshot bytes added")?)
+    .bind(to_db_int(facts.errors, "snapshot errors")?)
     .execute(&mut *tx)
     .await?;
     let (owner,): (String,) = Query::tenant(

@@ -45,6 +45,7 @@ pub mod tenants;
 #[cfg(test)]
 mod tests;
 pub mod tokens;
+pub mod usage;
 pub mod users;
 
 /// What went wrong in the database layer.

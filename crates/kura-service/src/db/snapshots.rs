@@ -1,10 +1,16 @@
 //! Which machine committed each of a tenant's snapshots, as tenant users see them
 //! (`snapshot_owners` joined with `machines`; the rows are written by
-//! [`super::machines::claim_snapshot`]).
+//! [`super::machines::claim_snapshot`]), and what the portal sums from them: each
+//! machine's activity and the newest backup of each source.
 
-use super::{Db, DbResult, Query, Value};
+use std::collections::HashMap;
+
+use kura_format::SnapshotKind;
+
+use super::{Db, DbResult, Query, Target, Value, from_db_int, to_db_int};
 use crate::authz::TenantScope;
 use crate::ids::MachineId;
+use crate::model::{LatestBackup, MachineActivity, SnapshotFacts};
 
 /// Ids per statement of [`owners`].
 const BATCH: usize = 200;
@@ -38,6 +44,138 @@ pub async fn owners(db: &Db, scope: &TenantScope, snapshot_ids: &[String]) -> Db
                     machine_name,
                 }),
         );
+    }
+    Ok(out)
+}
+
+/// Marks snapshots (hex ids) as committed, or no longer live.
+pub async fn set_committed<'c>(
+    on: impl Target<'c>,
+    scope: &TenantScope,
+    snapshot_id: &str,
+    committed: bool,
+) -> DbResult<()> {
+    Query::tenant(
+        scope,
+        "UPDATE snapshot_owners SET committed = $3 WHERE tenant_id = $1 AND snapshot_id = $2",
+    )
+    .bind(snapshot_id)
+    .bind(committed)
+    .execute(on)
+    .await?;
+    Ok(())
+}
+
+/// Writes a live snapshot's facts and marks it committed (the metering job's repair of a
+/// row the commit did not finish, or one claimed before the facts were kept).
+pub async fn set_facts<'c>(
+    on: impl Target<'c>,
+    scope: &TenantScope,
+    snapshot_id: &str,
+    facts: &SnapshotFacts,
+) -> DbResult<()> {
+    Query::tenant(
+        scope,
+        "UPDATE snapshot_owners SET committed = TRUE, time_ns = $3, kind = $4, source = $5, \
+         bytes = $6, bytes_added = $7, errors = $8 WHERE tenant_id = $1 AND snapshot_id = $2",
+    )
+    .bind(snapshot_id)
+    .bind(facts.time_ns)
+    .bind(facts.kind.to_string())
+    .bind(facts.source.as_str())
+    .bind(to_db_int(facts.bytes, "snapshot bytes")?)
+    .bind(to_db_int(facts.bytes_added, "snapshot bytes added")?)
+    .bind(to_db_int(facts.errors, "snapshot errors")?)
+    .execute(on)
+    .await?;
+    Ok(())
+}
+
+/// Every owner row of the tenant: hex id, committed, and whether its facts are there.
+pub async fn owned<'c>(on: impl Target<'c>, scope: &TenantScope) -> DbResult<Vec<(String, bool, bool)>> {
+    Query::tenant(
+        scope,
+        "SELECT snapshot_id, committed, time_ns IS NOT NULL FROM snapshot_owners WHERE tenant_id = $1",
+    )
+    .fetch_all(on)
+    .await
+}
+
+/// The number of committed snapshots the tenant's owner rows name.
+pub async fn committed_count<'c>(on: impl Target<'c>, scope: &TenantScope) -> DbResult<u64> {
+    let (count,): (i64,) = Query::tenant(
+        scope,
+        "SELECT COUNT(*) FROM snapshot_owners WHERE tenant_id = $1 AND committed",
+    )
+    .fetch_one(on)
+    .await?;
+    from_db_int(count, "snapshot count")
+}
+
+/// Each machine's committed snapshots summed, by machine id.
+pub async fn activity<'c>(
+    on: impl Target<'c>,
+    scope: &TenantScope,
+) -> DbResult<HashMap<MachineId, MachineActivity>> {
+    let rows: Vec<(String, i64, Option<i64>, Option<i64>)> = Query::tenant(
+        scope,
+        "SELECT machine_id, COUNT(*), CAST(SUM(bytes_added) AS BIGINT), MAX(time_ns) FROM snapshot_owners \
+         WHERE tenant_id = $1 AND committed GROUP BY machine_id",
+    )
+    .fetch_all(on)
+    .await?;
+    rows.into_iter()
+        .map(|(machine_id, snapshots, bytes_added, last_backup_ns)| {
+            Ok((
+                MachineId::from_db(machine_id),
+                MachineActivity {
+                    snapshots: from_db_int(snapshots, "snapshot count")?,
+                    bytes_added: from_db_int(bytes_added.unwrap_or(0), "bytes added")?,
+                    last_backup_ns,
+                },
+            ))
+        })
+        .collect()
+}
+
+/// The newest committed snapshot of each source of each machine, by machine and source.
+pub async fn latest<'c>(on: impl Target<'c>, scope: &TenantScope) -> DbResult<Vec<LatestBackup>> {
+    type Row = (String, String, i64, String, String, i64, i64, i64);
+    let rows: Vec<Row> = Query::tenant(
+        scope,
+        "SELECT o.machine_id, o.snapshot_id, o.time_ns, o.kind, o.source, o.bytes, o.bytes_added, o.errors \
+         FROM snapshot_owners o JOIN (\
+           SELECT machine_id, source, MAX(time_ns) AS newest FROM snapshot_owners \
+           WHERE tenant_id = $1 AND committed GROUP BY machine_id, source\
+         ) n ON n.machine_id = o.machine_id AND n.source = o.source AND n.newest = o.time_ns \
+         WHERE o.tenant_id = $1 AND o.committed ORDER BY o.machine_id, o.source",
+    )
+    .fetch_all(on)
+    .await?;
+    let mut out: Vec<LatestBackup> = Vec::with_capacity(rows.len());
+    for (machine_id, snapshot_id, time_ns, kind, source, bytes, bytes_added, errors) in rows {
+        // Two snapshots of one source at the same nanosecond: the first stands for both.
+        if out
+            .last()
+            .is_some_and(|last| last.machine_id.as_str() == machine_id && last.facts.source == source)
+        {
+            continue;
+        }
+        out.push(LatestBackup {
+            machine_id: MachineId::from_db(machine_id),
+            snapshot_id,
+            facts: SnapshotFacts {
+                time_ns,
+                kind: match kind.as_str() {
+                    "image" => SnapshotKind::Image,
+                    _ => SnapshotKind::Files,
+                },
+                source,
+                bytes: from_db_int(bytes, "snapshot bytes")?,
+                bytes_added: from_db_int(bytes_added, "snapshot bytes added")?,
+                errors: from_db_int(errors, "snapshot errors")?,
+            },
+        });
     }
     Ok(out)
 }

@@ -99,6 +99,7 @@ both_backends!(
     sessions_and_api_tokens_resolve_and_revoke,
     login_failures_count_by_login_and_source,
     events_chain_per_tenant_and_for_operators,
+    usage_keeps_one_row_per_day,
     each_job_is_claimed_once_by_concurrent_runners,
     a_tenants_jobs_run_one_at_a_time,
     expired_leases_are_taken_over_and_abandoned_runs_fail,
@@ -433,6 +434,7 @@ async fn agent_credentials_resolve_and_revoke(db: Arc<Api>) {
             credential_revoked: false,
             tenant_status: TenantStatus::Active,
             agent_networks: wanted.agent_networks.clone(),
+            last_seen_ms: None,
         }
     );
     assert!(db.agent_by_credential("unknown").await.unwrap().is_none());
@@ -573,6 +575,61 @@ async fn sessions_and_snapshots_belong_to_one_machine(db: Arc<Api>) {
     );
     assert!(db.machine_snapshots(&scope_a, &mail).await.unwrap().is_empty());
     assert!(db.machine_snapshots(&scope_b, &web).await.unwrap().is_empty());
+
+    // Only committed snapshots count; the newest of each source stands for it.
+    assert!(snapshots::latest(&db.0, &scope_a).await.unwrap().is_empty());
+    snapshots::set_committed(&db.0, &scope_a, &snapshot, true)
+        .await
+        .unwrap();
+    let newer = random_hex(32);
+    let mut later = facts("/etc", 2);
+    later.bytes_added = 7;
+    db.claim_facts(&scope_a, &newer, &web, &later).await.unwrap();
+    let other_source = random_hex(32);
+    db.claim_facts(&scope_a, &other_source, &web, &facts("/srv", 3))
+        .await
+        .unwrap();
+    snapshots::set_committed(&db.0, &scope_a, &newer, true)
+        .await
+        .unwrap();
+    snapshots::set_committed(&db.0, &scope_a, &other_source, true)
+        .await
+        .unwrap();
+    let latest = snapshots::latest(&db.0, &scope_a).await.unwrap();
+    assert_eq!(
+        latest
+            .iter()
+            .map(|l| (l.snapshot_id.as_str(), l.facts.source.as_str()))
+            .collect::<Vec<_>>(),
+        [(newer.as_str(), "/etc"), (other_source.as_str(), "/srv")]
+    );
+    let activity = snapshots::activity(&db.0, &scope_a).await.unwrap();
+    assert_eq!(
+        activity[&web],
+        MachineActivity {
+            snapshots: 3,
+            bytes_added: 100 + 7 + 100,
+            last_backup_ns: Some(3),
+        }
+    );
+    assert!(!activity.contains_key(&mail));
+    assert!(snapshots::activity(&db.0, &scope_b).await.unwrap().is_empty());
+    snapshots::set_committed(&db.0, &scope_a, &other_source, false)
+        .await
+        .unwrap();
+    assert_eq!(snapshots::committed_count(&db.0, &scope_a).await.unwrap(), 2);
+    assert_eq!(snapshots::latest(&db.0, &scope_a).await.unwrap().len(), 1);
+}
+
+fn facts(source: &str, time_ns: i64) -> SnapshotFacts {
+    SnapshotFacts {
+        time_ns,
+        kind: kura_format::SnapshotKind::Files,
+        source: source.to_owned(),
+        bytes: 1000,
+        bytes_added: 100,
+        errors: 0,
+    }
 }
 
 fn user(login: &str, role: TenantRole) -> NewTenantUser {
@@ -821,6 +878,15 @@ async fn login_failures_count_by_login_and_source(db: Arc<Api>) {
     );
 }
 
+fn span(from_ms: i64, to_ms: i64) -> events::EventFilter {
+    events::EventFilter {
+        from_ms,
+        to_ms,
+        action: None,
+        actor: None,
+    }
+}
+
 fn event(action: &str, time_ms: i64) -> NewEvent {
     NewEvent {
         time_ms,
@@ -865,8 +931,75 @@ async fn events_chain_per_tenant_and_for_operators(db: Arc<Api>) {
             .all(|e| e.tenant_id.as_deref() == Some(scope_a.tenant_id().as_str()))
     );
     assert_eq!(db.events(&scope_a, T0 + 2, T0 + 6).await.unwrap().len(), 2);
+
+    // Filters and pages: newest first, an action and an actor matched exactly.
+    let mut other = event("logout", T0 + 30);
+    other.actor = "carol".to_owned();
+    db.append_event(events::Chain::tenant(&scope_a), &other)
+        .await
+        .unwrap();
+    let everything = events::EventFilter::everything();
+    let first = events::page(&db.0, &scope_a, &everything, None, 4).await.unwrap();
+    assert_eq!(first.iter().map(|e| e.seq).collect::<Vec<_>>(), [11, 10, 9, 8]);
+    let second = events::page(&db.0, &scope_a, &everything, Some(8), 4)
+        .await
+        .unwrap();
+    assert_eq!(second.iter().map(|e| e.seq).collect::<Vec<_>>(), [7, 6, 5, 4]);
+    let logouts = events::EventFilter {
+        action: Some("logout".to_owned()),
+        ..everything.clone()
+    };
+    let found = events::list(&db.0, &scope_a, &logouts).await.unwrap();
+    assert_eq!((found.len(), found[0].event.actor.as_str()), (1, "carol"));
+    let alices = events::EventFilter {
+        actor: Some("alice".to_owned()),
+        ..everything.clone()
+    };
+    assert_eq!(
+        events::page(&db.0, &scope_a, &alices, None, 100)
+            .await
+            .unwrap()
+            .len(),
+        10
+    );
+    let nobody = events::EventFilter {
+        actor: Some("alic".to_owned()),
+        ..everything
+    };
+    assert!(events::list(&db.0, &scope_a, &nobody).await.unwrap().is_empty());
     let verified = crate::audit::verify(&db.0).await.unwrap().unwrap();
-    assert_eq!((verified.chains, verified.events), (3, 21));
+    assert_eq!((verified.chains, verified.events), (3, 22));
+}
+
+async fn usage_keeps_one_row_per_day(db: Arc<Api>) {
+    let (_, scope_a) = create(db.as_ref(), "ACME-0001", 1).await;
+    let (_, scope_b) = create(db.as_ref(), "BETA-0002", 1).await;
+    let day = |day: &str, stored_bytes: u64| UsageDay {
+        day: day.to_owned(),
+        stored_bytes,
+        snapshots: stored_bytes / 10,
+        machines: 1,
+    };
+    for (row, at) in [
+        (day("2026-11-30", 100), T0),
+        (day("2026-12-01", 200), T0 + 1),
+        (day("2026-12-01", 250), T0 + 2),
+        (day("2026-12-02", 300), T0 + 3),
+    ] {
+        usage::record_day(&db.0, &scope_a, &row, at).await.unwrap();
+    }
+    usage::record_day(&db.0, &scope_b, &day("2026-12-01", 9), T0)
+        .await
+        .unwrap();
+    assert_eq!(
+        usage::history(&db.0, &scope_a, "2026-12-01").await.unwrap(),
+        [day("2026-12-01", 250), day("2026-12-02", 300)],
+        "a day keeps its last measurement; earlier days are left out"
+    );
+    assert_eq!(
+        usage::history(&db.0, &scope_b, "2026-01-01").await.unwrap(),
+        [day("2026-12-01", 9)]
+    );
 }
 
 /// A connection beside the trait, playing someone with write access to the database.
@@ -1390,7 +1523,7 @@ impl Api {
         in_tx!(self, tx => events::append(&mut tx, chain, event).await?)
     }
     async fn events(&self, scope: &TenantScope, from: i64, to: i64) -> DbResult<Vec<EventRecord>> {
-        events::list(&self.0, scope, from, to).await
+        events::list(&self.0, scope, &span(from, to)).await
     }
     async fn insert_registration_token(
         &self,
@@ -1441,7 +1574,16 @@ impl Api {
         machine: &MachineId,
         now: i64,
     ) -> DbResult<bool> {
-        in_tx!(self, tx => machines::claim_snapshot(&mut tx, scope, id, machine, now).await?)
+        in_tx!(self, tx => machines::claim_snapshot(&mut tx, scope, id, machine, &facts("/etc", 1), now).await?)
+    }
+    async fn claim_facts(
+        &self,
+        scope: &TenantScope,
+        id: &str,
+        machine: &MachineId,
+        facts: &SnapshotFacts,
+    ) -> DbResult<bool> {
+        in_tx!(self, tx => machines::claim_snapshot(&mut tx, scope, id, machine, facts, T0).await?)
     }
     async fn machine_snapshots(&self, scope: &TenantScope, machine: &MachineId) -> DbResult<Vec<String>> {
         machines::machine_snapshots(&self.0, scope, machine).await

@@ -21,6 +21,7 @@ use crate::{Service, ServiceError, ServiceResult, duration_ms};
 mod expiry;
 mod gc;
 mod mail;
+mod meter;
 mod verify;
 
 pub use mail::retry_delay;
@@ -71,8 +72,8 @@ pub async fn queue(
     Ok(job)
 }
 
-/// Queues the periodic rounds that are due: gc (and verify, when set) of every tenant
-/// that is not terminated, expiry, and a mail run whenever mail is waiting. With several
+/// Queues the periodic rounds that are due: gc, metering (and verify, when set) of every
+/// tenant that is not terminated, expiry, and a mail run whenever mail is waiting. With several
 /// servers, the one that moves a schedule on queues its round. Answers the runs queued.
 pub async fn queue_due(svc: &Service) -> ServiceResult<u32> {
     let settings = &svc.settings;
@@ -85,6 +86,7 @@ pub async fn queue_due(svc: &Service) -> ServiceResult<u32> {
             VerifyParams::scheduled(),
         ),
         (JobKind::Expiry, settings.expiry_interval, String::from("{}")),
+        (JobKind::Meter, settings.meter_interval, String::from("{}")),
     ];
     for (kind, interval, params) in rounds {
         if interval.is_zero() {
@@ -219,6 +221,7 @@ pub async fn execute(
         JobKind::Gc => gc::run(svc, &actor, &tenant()?, progress).await,
         JobKind::Expiry => expiry::run(svc).await,
         JobKind::Mail => mail::run(svc, &actor, progress).await,
+        JobKind::Meter => meter::run(svc, &tenant()?).await,
     }
 }
 

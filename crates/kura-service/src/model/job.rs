@@ -15,6 +15,9 @@ pub enum JobKind {
     Expiry,
     /// Delivers the mail outbox.
     Mail,
+    /// Measures a tenant's usage for its history and brings the per-machine backup facts
+    /// in line with the vault.
+    Meter,
 }
 
 text_enum!(JobKind, "job kind", {
@@ -22,12 +25,13 @@ text_enum!(JobKind, "job kind", {
     Gc = "gc",
     Expiry = "expiry",
     Mail = "mail",
+    Meter = "meter",
 });
 
 impl JobKind {
     /// Whether a run concerns one tenant (and needs its id) or the whole service.
     pub fn per_tenant(self) -> bool {
-        matches!(self, JobKind::Verify | JobKind::Gc)
+        matches!(self, JobKind::Verify | JobKind::Gc | JobKind::Meter)
     }
 }
 

@@ -3,6 +3,7 @@
 use std::net::IpAddr;
 
 use ipnet::IpNet;
+use kura_format::{Manifest, SnapshotKind};
 
 use crate::ids::{MachineId, TenantId};
 use crate::model::TenantStatus;
@@ -15,6 +16,57 @@ pub struct MachineRecord {
     pub name: String,
     pub created_ms: i64,
     pub revoked_ms: Option<i64>,
+    /// When its agent was last authenticated (to within [`LAST_SEEN_RESOLUTION_MS`]).
+    pub last_seen_ms: Option<i64>,
+}
+
+/// How stale a machine's "last seen" may get before an agent request writes it again:
+/// a write per request would queue every upload behind the database's write lock.
+pub const LAST_SEEN_RESOLUTION_MS: i64 = 5 * 60 * 1000;
+
+/// What the service knows of a snapshot without any key: the public part of its
+/// manifest, kept beside its owner for the portal's machine and dashboard pages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotFacts {
+    pub time_ns: i64,
+    pub kind: SnapshotKind,
+    pub source: String,
+    /// Logical bytes of the files (or the image) in the snapshot.
+    pub bytes: u64,
+    /// Stored bytes the run added to the vault.
+    pub bytes_added: u64,
+    /// Files that could not be read and are missing from the snapshot.
+    pub errors: u64,
+}
+
+impl SnapshotFacts {
+    pub fn of(manifest: &Manifest) -> Self {
+        SnapshotFacts {
+            time_ns: manifest.time_ns,
+            kind: manifest.kind,
+            source: manifest.source.clone(),
+            bytes: manifest.stats.bytes,
+            bytes_added: manifest.stats.bytes_added,
+            errors: manifest.stats.errors,
+        }
+    }
+}
+
+/// The newest committed snapshot of one source of one machine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LatestBackup {
+    pub machine_id: MachineId,
+    pub snapshot_id: String,
+    pub facts: SnapshotFacts,
+}
+
+/// A machine's committed snapshots, summed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MachineActivity {
+    pub snapshots: u64,
+    /// Stored bytes its runs added (shared data counts for the machine that sent it first).
+    pub bytes_added: u64,
+    pub last_backup_ns: Option<i64>,
 }
 
 /// A registration request, checked and about to be stored.
@@ -54,4 +106,5 @@ pub struct AgentIdentity {
     pub credential_revoked: bool,
     pub tenant_status: TenantStatus,
     pub agent_networks: Vec<IpNet>,
+    pub last_seen_ms: Option<i64>,
 }

@@ -46,9 +46,12 @@ mod user;
 
 pub use event::{ChainHead, EventRecord, NewEvent};
 pub use job::{JobFilter, JobKind, JobRecord, JobStatus, NewJob};
-pub use machine::{AgentIdentity, MachineRecord, NewMachine, RegistrationOutcome};
+pub use machine::{
+    AgentIdentity, LAST_SEEN_RESOLUTION_MS, LatestBackup, MachineActivity, MachineRecord, NewMachine,
+    RegistrationOutcome, SnapshotFacts,
+};
 pub use mail::{Language, MailRecord, MailStatus, NewMail};
-pub use tenant::{NewTenant, TenantRecord, TenantStatus, TenantUpdate};
+pub use tenant::{NewTenant, TenantRecord, TenantStatus, TenantUpdate, UsageDay};
 pub use user::{
     ApiTokenIdentity, ApiTokenRecord, LoginCandidate, LoginFailures, NewApiToken, NewTenantUser,
     NewUserSession, OperatorTokenRecord, SessionIdentity, TenantUserRecord, TotpState, UserSessionRecord,

@@ -102,3 +102,14 @@ pub struct TenantUpdate {
     pub time_zone: Option<String>,
     pub language: Option<super::Language>,
 }
+
+/// A tenant's usage on one day: the day's last measurement.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct UsageDay {
+    /// `YYYY-MM-DD` in the tenant's time zone.
+    pub day: String,
+    pub stored_bytes: u64,
+    pub snapshots: u64,
+    /// Machines registered and not revoked.
+    pub machines: u64,
+}

@@ -2,13 +2,15 @@
 //! registration tokens for new machines, renaming and revoking. Operators do the same
 //! for a contract through `ops::tenants`; the database calls are shared.
 
+use std::collections::HashMap;
+
 use super::record_in;
 use super::tenants::{RegistrationToken, current, insert_registration_token};
 use crate::audit::Action;
 use crate::authz::{Permission, UserPrincipal};
-use crate::db::machines;
+use crate::db::{machines, snapshots};
 use crate::ids::MachineId;
-use crate::model::MachineRecord;
+use crate::model::{LatestBackup, MachineActivity, MachineRecord};
 use crate::{Service, ServiceError, ServiceResult};
 
 /// Longest machine name, as at registration.
@@ -18,6 +20,47 @@ pub const MAX_MACHINE_NAME: usize = 255;
 pub async fn list(svc: &Service, user: &UserPrincipal) -> ServiceResult<Vec<MachineRecord>> {
     user.require(Permission::ViewStatus)?;
     Ok(machines::list(&svc.db, &user.scope).await?)
+}
+
+/// A machine with what it has backed up: its committed snapshots summed, and the newest
+/// backup of each of its sources (by source name).
+#[derive(Debug, Clone)]
+pub struct MachineOverview {
+    pub machine: MachineRecord,
+    pub activity: MachineActivity,
+    pub latest: Vec<LatestBackup>,
+}
+
+impl MachineOverview {
+    /// Whether the machine is active and has had no backup for `window_ms` before `now_ms`
+    /// (counted from its registration when it never had one).
+    pub fn overdue(&self, now_ms: i64, window_ms: i64) -> bool {
+        let since_ms = self
+            .activity
+            .last_backup_ns
+            .map_or(self.machine.created_ms, |ns| ns.div_euclid(1_000_000));
+        self.machine.revoked_ms.is_none() && now_ms.saturating_sub(since_ms) >= window_ms
+    }
+}
+
+/// The tenant's machines, oldest first, each with its backups summed ([`MachineOverview`]):
+/// three reads of the service database, none of the vault.
+pub async fn overview(svc: &Service, user: &UserPrincipal) -> ServiceResult<Vec<MachineOverview>> {
+    user.require(Permission::ViewStatus)?;
+    let list = machines::list(&svc.db, &user.scope).await?;
+    let mut activity = snapshots::activity(&svc.db, &user.scope).await?;
+    let mut latest: HashMap<MachineId, Vec<LatestBackup>> = HashMap::new();
+    for backup in snapshots::latest(&svc.db, &user.scope).await? {
+        latest.entry(backup.machine_id.clone()).or_default().push(backup);
+    }
+    Ok(list
+        .into_iter()
+        .map(|machine| MachineOverview {
+            activity: activity.remove(&machine.id).unwrap_or_default(),
+            latest: latest.remove(&machine.id).unwrap_or_default(),
+            machine,
+        })
+        .collect())
 }
 
 /// A one-time registration token for a new machine of an active tenant, recorded in the

@@ -12,6 +12,7 @@ pub mod snapshots;
 pub mod support;
 pub mod tenants;
 pub mod totp;
+pub mod usage;
 pub mod users;
 pub mod vault;
 

@@ -19,6 +19,7 @@ use super::record;
 use crate::audit::Action;
 use crate::authz::{AgentPrincipal, TenantScope};
 use crate::db::machines;
+use crate::model::SnapshotFacts;
 use crate::vaults::TenantVault;
 use crate::{Service, ServiceError, ServiceResult};
 
@@ -233,9 +234,20 @@ pub async fn commit(
     // The owner is recorded before the vault commits, so no committed snapshot is ever
     // without one; a claim whose commit then fails names no live snapshot and is ignored.
     let claimed = Manifest::id_of(manifest).to_hex();
+    let facts = SnapshotFacts::of(
+        &Manifest::decode(manifest)
+            .map_err(|err| ServiceError::invalid(format!("the snapshot's manifest is unreadable: {err}")))?,
+    );
     let mut tx = svc.db.begin().await?;
-    let ours =
-        machines::claim_snapshot(&mut tx, &agent.scope, &claimed, &agent.machine_id, svc.now_ms()).await?;
+    let ours = machines::claim_snapshot(
+        &mut tx,
+        &agent.scope,
+        &claimed,
+        &agent.machine_id,
+        &facts,
+        svc.now_ms(),
+    )
+    .await?;
     tx.commit().await?;
     if !ours {
         return Err(ServiceError::conflict(
@@ -247,6 +259,11 @@ pub async fn commit(
         .commit(session, manifest, references)
         .await
         .map_err(store_error)?;
+    // The snapshot is committed whatever happens here: should this fail, the metering job
+    // marks it later, so the agent is not told of a failure that did not happen.
+    if let Err(err) = crate::db::snapshots::set_committed(&svc.db, &agent.scope, &claimed, true).await {
+        tracing::warn!(tenant_id = %agent.scope.tenant_id(), snapshot = %claimed, error = %err, "snapshot committed but not yet marked; the metering job will");
+    }
     tracing::info!(tenant_id = %agent.scope.tenant_id(), machine_id = %agent.machine_id, snapshot = %id.to_hex(), "snapshot committed");
     record(
         svc,
