@@ -162,8 +162,25 @@ async function signIn(page) {
   await page.goto(`${url}/`);
   const usage = await page.textContent(".figure");
   check(!usage.trim().startsWith("0 B"), `the dashboard counts the backup: ${usage}`);
-  check((await page.textContent("main")).includes("machine.rename"), "recent events show the rename");
+  check((await page.textContent("main")).includes("マシン名の変更"), "recent events show the rename, by its Japanese name");
+  check((await page.textContent("main")).includes("完了"), "the dashboard shows the last backup as complete");
+  check(await page.locator("svg.usage-chart path").count() === 1, "the usage chart is drawn");
   await look(page, "dashboard", "ja");
+
+  // The event log: filter by action, then download the filtered range as CSV.
+  await page.goto(`${url}/events`);
+  await look(page, "events", "ja");
+  await page.selectOption("#f-action", "machine.rename");
+  await page.click("form.filters button[type=submit]");
+  await page.waitForURL(/action=machine.rename/);
+  const shown = await page.locator("table.events tbody tr").count();
+  check(shown === 1, `one rename in the filtered log, found ${shown}`);
+  const [csvDownload] = await Promise.all([
+    page.waitForEvent("download"),
+    page.locator("a[href*='format=csv']").click(),
+  ]);
+  const csvLines = readFileSync(await csvDownload.path(), "utf8").trim().split("\r\n");
+  check(csvLines.length === 2 && csvLines[1].includes("machine.rename"), `the CSV holds the filtered rows: ${csvLines}`);
   await page.goto(`${url}/contract`);
   await look(page, "contract", "ja");
 
@@ -215,6 +232,8 @@ async function signIn(page) {
   await look(page, "users", "en");
   await page.goto(`${url}/security`);
   await look(page, "security", "en");
+  await page.goto(`${url}/events`);
+  await look(page, "events", "en");
   await page.goto(`${url}/account`);
   await page.fill("#token-name", "monitoring");
   await page.selectOption("#token-role", "auditor");
