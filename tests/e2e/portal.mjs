@@ -183,6 +183,11 @@ async function signIn(page) {
   check(csvLines.length === 2 && csvLines[1].includes("machine.rename"), `the CSV holds the filtered rows: ${csvLines}`);
   await page.goto(`${url}/contract`);
   await look(page, "contract", "ja");
+  await page.click("a[href='/help#roles']");
+  await page.waitForURL(`${url}/help#roles`);
+  check((await page.textContent("h1")).includes("ご利用マニュアル"), "the manual opens in Japanese");
+  check(await page.locator("#roles").count() === 1, "the manual's sections can be linked to");
+  await look(page, "help", "ja");
 
   // Users: add one with a generated password, shown once.
   await page.goto(`${url}/users`);
@@ -234,6 +239,8 @@ async function signIn(page) {
   await look(page, "security", "en");
   await page.goto(`${url}/events`);
   await look(page, "events", "en");
+  await page.goto(`${url}/help`);
+  await look(page, "help", "en");
   await page.goto(`${url}/account`);
   await page.fill("#token-name", "monitoring");
   await page.selectOption("#token-role", "auditor");

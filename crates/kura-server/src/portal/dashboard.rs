@@ -9,7 +9,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use kura_service::authz::Permission;
-use kura_service::model::{EventRecord, UsageDay};
+use kura_service::model::{EventRecord, LatestBackup, UsageDay};
 use kura_service::ops::events;
 use kura_service::ops::machines::{self, MachineOverview};
 use kura_service::ops::usage::{self, UsageReport};
@@ -26,6 +26,56 @@ pub const OVERDUE_MS: i64 = 48 * 3600 * 1000;
 const CHART_DAYS: u32 = 30;
 /// Newest events on the dashboard.
 const RECENT_EVENTS: u32 = 10;
+/// Sources the dashboard lists, those that most need attention first; `/machines` has
+/// every machine.
+const BACKUP_ROWS: usize = 25;
+
+/// One row of the dashboard's backups: a machine's source and its newest backup, or a
+/// machine without any.
+pub struct BackupRow {
+    pub machine: String,
+    pub overdue: bool,
+    pub backup: Option<LatestBackup>,
+}
+
+impl BackupRow {
+    /// Orders rows by how much they need attention: no backup at all, then backups with
+    /// unreadable files, then the oldest.
+    fn attention(&self) -> (u8, i64) {
+        match &self.backup {
+            None => (0, 0),
+            Some(b) if b.facts.errors > 0 => (1, b.facts.time_ns),
+            Some(b) => (2, b.facts.time_ns),
+        }
+    }
+}
+
+/// The dashboard's rows of the active machines, most in need of attention first, at most
+/// [`BACKUP_ROWS`]; and how many there are in all.
+fn backup_rows(machines: Vec<MachineOverview>, now_ms: i64) -> (Vec<BackupRow>, usize) {
+    let mut rows = Vec::new();
+    for overview in machines.into_iter().filter(|o| o.machine.revoked_ms.is_none()) {
+        let overdue = overview.overdue(now_ms, OVERDUE_MS);
+        if overview.latest.is_empty() {
+            rows.push(BackupRow {
+                machine: overview.machine.name.clone(),
+                overdue,
+                backup: None,
+            });
+        }
+        for backup in overview.latest {
+            rows.push(BackupRow {
+                machine: overview.machine.name.clone(),
+                overdue: now_ms.saturating_sub(backup.facts.time_ns.div_euclid(1_000_000)) >= OVERDUE_MS,
+                backup: Some(backup),
+            });
+        }
+    }
+    let total = rows.len();
+    rows.sort_by_key(BackupRow::attention);
+    rows.truncate(BACKUP_ROWS);
+    (rows, total)
+}
 
 /// The usage chart: a line of the stored bytes of each measured day, drawn in a
 /// 600 × 160 box (server-rendered SVG; no script).
@@ -102,7 +152,9 @@ struct DashboardPage {
     v: Viewer,
     usage: UsageReport,
     chart: Option<UsageChart>,
-    machines: Vec<MachineOverview>,
+    backups: Vec<BackupRow>,
+    /// All rows, of which `backups` shows the first.
+    backups_total: usize,
     overdue: Vec<String>,
     events: Vec<EventRecord>,
 }
@@ -117,13 +169,12 @@ impl DashboardPage {
         self.usage.percent().min(100) * 2
     }
 
-    fn overdue_machine(&self, machine: &MachineOverview) -> bool {
-        machine.overdue(self.v.now_ms, OVERDUE_MS)
-    }
-
-    /// Whether a backup that started at `time_ns` is older than the warning's window.
-    fn stale(&self, time_ns: &i64) -> bool {
-        self.v.now_ms.saturating_sub(time_ns.div_euclid(1_000_000)) >= OVERDUE_MS
+    fn backups_more(&self) -> String {
+        self.v.tr.t2(
+            "dashboard-backups-more",
+            ("shown", &self.backups.len()),
+            ("total", &self.backups_total),
+        )
     }
 
     fn chart_scale(&self, chart: &UsageChart) -> String {
@@ -163,10 +214,7 @@ pub(super) async fn page(State(state): State<AppState>, v: Viewer) -> Response {
         .filter(|o| o.overdue(v.now_ms, OVERDUE_MS))
         .map(|o| o.machine.name.clone())
         .collect();
-    let machines = machines
-        .into_iter()
-        .filter(|o| o.machine.revoked_ms.is_none())
-        .collect();
+    let (backups, backups_total) = backup_rows(machines, v.now_ms);
     let chart = UsageChart::new(&usage, |n| v.tr.bytes(&n));
     render(
         StatusCode::OK,
@@ -174,7 +222,8 @@ pub(super) async fn page(State(state): State<AppState>, v: Viewer) -> Response {
             v,
             usage,
             chart,
-            machines,
+            backups,
+            backups_total,
             overdue,
             events,
         },

@@ -28,6 +28,7 @@ use crate::web::{CSRF_COOKIE, ErrorPage, anonymous_language, cookie, see_other};
 mod account;
 mod dashboard;
 mod events;
+mod help;
 mod login;
 mod machines;
 mod security;
@@ -221,6 +222,9 @@ pub(crate) const PORTAL_ROUTES: RouteTable = RouteTable {
             Access::Role(Permission::ViewStatus),
             |m| on(m, dashboard::contract),
         ),
+        (Method::GET, "/help", Access::Role(Permission::ViewStatus), |m| {
+            on(m, help::page)
+        }),
     ],
 };
 
@@ -255,6 +259,7 @@ const NAVIGATION: &[(&str, &str, Permission)] = &[
     ("/security", "nav-security", Permission::ManageSecurity),
     ("/events", "nav-events", Permission::ReadEvents),
     ("/contract", "nav-contract", Permission::ViewStatus),
+    ("/help", "nav-help", Permission::ViewStatus),
 ];
 
 impl Viewer {

@@ -12,7 +12,8 @@ ALTER TABLE snapshot_owners ADD COLUMN source TEXT;
 ALTER TABLE snapshot_owners ADD COLUMN bytes BIGINT;
 ALTER TABLE snapshot_owners ADD COLUMN bytes_added BIGINT;
 ALTER TABLE snapshot_owners ADD COLUMN errors BIGINT;
-CREATE INDEX snapshot_owners_latest ON snapshot_owners (tenant_id, committed, machine_id, source, time_ns);
+-- Covers the portal's per-machine sums and finds the newest snapshot of each source.
+CREATE INDEX snapshot_owners_latest ON snapshot_owners (tenant_id, committed, machine_id, source, time_ns, bytes_added);
 
 -- When the machine's agent was last authenticated (written at most every few minutes).
 ALTER TABLE machines ADD COLUMN last_seen_ms BIGINT;

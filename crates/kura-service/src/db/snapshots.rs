@@ -105,7 +105,7 @@ pub async fn owned<'c>(on: impl Target<'c>, scope: &TenantScope) -> DbResult<Vec
 pub async fn committed_count<'c>(on: impl Target<'c>, scope: &TenantScope) -> DbResult<u64> {
     let (count,): (i64,) = Query::tenant(
         scope,
-        "SELECT COUNT(*) FROM snapshot_owners WHERE tenant_id = $1 AND committed",
+        "SELECT COUNT(*) FROM snapshot_owners WHERE tenant_id = $1 AND committed = TRUE",
     )
     .fetch_one(on)
     .await?;
@@ -120,7 +120,7 @@ pub async fn activity<'c>(
     let rows: Vec<(String, i64, Option<i64>, Option<i64>)> = Query::tenant(
         scope,
         "SELECT machine_id, COUNT(*), CAST(SUM(bytes_added) AS BIGINT), MAX(time_ns) FROM snapshot_owners \
-         WHERE tenant_id = $1 AND committed GROUP BY machine_id",
+         WHERE tenant_id = $1 AND committed = TRUE GROUP BY machine_id",
     )
     .fetch_all(on)
     .await?;
@@ -143,12 +143,16 @@ pub async fn latest<'c>(on: impl Target<'c>, scope: &TenantScope) -> DbResult<Ve
     type Row = (String, String, i64, String, String, i64, i64, i64);
     let rows: Vec<Row> = Query::tenant(
         scope,
+        // The newest time of each source comes from the index alone; CROSS JOIN keeps
+        // SQLite from scanning every row of the tenant to probe those few (it fixes the
+        // join order there; PostgreSQL plans it the same either way).
         "SELECT o.machine_id, o.snapshot_id, o.time_ns, o.kind, o.source, o.bytes, o.bytes_added, o.errors \
-         FROM snapshot_owners o JOIN (\
+         FROM (\
            SELECT machine_id, source, MAX(time_ns) AS newest FROM snapshot_owners \
-           WHERE tenant_id = $1 AND committed GROUP BY machine_id, source\
-         ) n ON n.machine_id = o.machine_id AND n.source = o.source AND n.newest = o.time_ns \
-         WHERE o.tenant_id = $1 AND o.committed ORDER BY o.machine_id, o.source",
+           WHERE tenant_id = $1 AND committed = TRUE GROUP BY machine_id, source\
+         ) n CROSS JOIN snapshot_owners o \
+         WHERE o.tenant_id = $1 AND o.committed = TRUE AND o.machine_id = n.machine_id \
+         AND o.source = n.source AND o.time_ns = n.newest ORDER BY o.machine_id, o.source",
     )
     .fetch_all(on)
     .await?;
