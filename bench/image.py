@@ -215,7 +215,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--chunk-sizes", default="",
                     help="also measure bytes added at these image chunk sizes, e.g. 64KiB,256KiB,1MiB")
     ap.add_argument("--markdown", action="store_true")
+    ap.add_argument("--keep-page-cache", action="store_true",
+                    help="only sync before each step, do not drop the page cache")
     args = ap.parse_args(argv)
+    run.DROP_PAGE_CACHE = not args.keep_page_cache
     args.kura_unencrypted = False
     args.server = False
     args.kura_server = None
@@ -260,7 +263,8 @@ def main(argv: list[str] | None = None) -> int:
         f"Image: {size / MIB:.0f} MiB ext4 holding {args.size_mib} MiB of generated data "
         f"(seed {args.seed}), {allocated / MIB:.0f} MiB allocated; mutation rewrote "
         f"{written / MIB:.1f} MiB ({args.percent} % of 4 KiB blocks, 64 KiB runs).",
-        f"Machine: {run.machine()}. Date: "
+        f"Machine: {run.machine()}. {run.cache_note(results.values())}. Kura built from "
+        f"{run.source_revision()}. Date: "
         f"{datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')}. "
         f"cp --sparse=always of the image: {cp_s:.2f} s.",
         "",

@@ -255,8 +255,10 @@ def main(args: argparse.Namespace, work: Path, kura: str, kura_server: str) -> i
     solo_tp = total / MIB / solo_run.wall_s
     agg_tp = total / MIB / load_wall
     ratio = agg_tp / solo_tp
+    from run import host_info
     result = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "host": host_info(),
         "agents": n,
         "size_mib_per_agent": size,
         "source_bytes": total,

@@ -15,7 +15,11 @@ the same phases, phase by phase, so that all tools see the same bytes:
 6. final repository size (``du -sb``).
 
 Every timed step runs as a child process; its wall time is measured with
-``time.perf_counter`` and its peak RSS is ``ru_maxrss`` from ``os.wait4``.
+``time.perf_counter`` and its peak RSS is ``ru_maxrss`` from ``os.wait4``. Before
+every step, for every tool alike, dirty pages are written out (``sync``) and the
+page cache is dropped where the kernel allows it (``/proc/sys/vm/drop_caches``);
+the report says which it was, with the host's CPU model, cores, kernel and the
+tools' versions (also in the JSON).
 Results are printed as a table with Kura/peer ratios and the project's
 targets; ``--json`` writes them to a file, ``--markdown`` prints markdown.
 
@@ -40,6 +44,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -243,6 +248,7 @@ class StepResult:
     returncode: int = 0
     bytes: int = 0  # dataset bytes the step processed
     summary: dict | None = None  # the tool's own JSON summary, when it printed one
+    cache_dropped: bool = False  # the page cache was dropped before the step
 
 
 @dataclass
@@ -294,14 +300,34 @@ class StepFailed(Exception):
     pass
 
 
+DROP_CACHES = Path("/proc/sys/vm/drop_caches")
+# Cleared by --keep-page-cache (how every figure before 2026-12-03 was taken).
+DROP_PAGE_CACHE = True
+
+
+def settle() -> bool:
+    """Writes out dirty pages, then drops the page cache if the kernel lets this process.
+    Returns whether the cache was dropped.
+
+    Without the ``sync`` a step pays for writing back what the step before it wrote (the
+    generated dataset, another tool's repository), and which tool pays depends on the
+    order the tools run in. Without the drop every tool reads warm data; that is the same
+    for all of them, but it is not a first backup of data nobody has read lately."""
+    os.sync()
+    if not DROP_PAGE_CACHE:
+        return False
+    try:
+        DROP_CACHES.write_text("3\n")
+    except OSError:
+        return False
+    return True
+
+
 def run_measured(cmd: list[str], env: dict[str, str], log: Path, cwd: Path | None = None
                  ) -> StepResult:
-    """Run cmd with stdout/stderr to log files; wall time and the child's peak RSS.
-
-    Dirty pages are written out first (not timed): otherwise a step pays for writing back
-    what the step before it wrote (the generated dataset, another tool's repository), and
-    which tool pays depends on the order the tools run in."""
-    os.sync()
+    """Run cmd with stdout/stderr to log files; wall time and the child's peak RSS. The
+    machine is settled first (not timed, see ``settle``)."""
+    dropped = settle()
     log.parent.mkdir(parents=True, exist_ok=True)
     out_path, err_path = log.with_suffix(".out"), log.with_suffix(".err")
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
@@ -313,7 +339,7 @@ def run_measured(cmd: list[str], env: dict[str, str], log: Path, cwd: Path | Non
     proc.returncode = os.waitstatus_to_exitcode(status)
     result = StepResult(wall_s=wall, maxrss_kib=usage.ru_maxrss,
                         cpu_s=usage.ru_utime + usage.ru_stime, returncode=proc.returncode,
-                        summary=last_json_line(out_path))
+                        summary=last_json_line(out_path), cache_dropped=dropped)
     if proc.returncode != 0:
         tail = err_path.read_text(errors="replace")[-2000:]
         raise StepFailed(f"{' '.join(cmd)} exited with {proc.returncode}:\n{tail}")
@@ -747,7 +773,9 @@ def report(meta: dict, results: dict[str, ToolResult], markdown: bool) -> str:
         f"Dataset: {sizes['initial'] / MIB:.1f} MiB, {meta['dataset']['files']} files "
         f"(seed {meta['seed']}); mutation changed {meta['mutation']['changed_bytes'] / MIB:.1f} "
         f"MiB ({meta['mutation']['changed_percent']} %); after it {sizes['final'] / MIB:.1f} MiB.",
-        f"Machine: {meta['machine']}. Page cache warm for all tools."
+        f"Machine: {meta['machine']}; load average {meta['load_before']:.2f} at the start, "
+        f"{meta['load_after']:.2f} at the end. {meta['page_cache']}. Kura built from "
+        f"{meta['kura_revision']}."
         + (" restic: repo v2, compression auto." if "restic" in results else "")
         + (f" borg: compression {meta['borg_compression']}." if "borg" in results else ""),
         "",
@@ -767,7 +795,8 @@ def report(meta: dict, results: dict[str, ToolResult], markdown: bool) -> str:
     return "\n".join(out)
 
 
-def machine() -> str:
+def host_info() -> dict:
+    """What the figures were measured on."""
     cpu = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -777,7 +806,37 @@ def machine() -> str:
     except OSError:
         pass
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return f"{os.cpu_count()} CPUs ({cpu}), {mem:.0f} GiB RAM, {platform.system()} {platform.release()}"
+    return {"cpu_model": cpu, "cpus": os.cpu_count(), "cpus_usable": len(os.sched_getaffinity(0)),
+            "memory_gib": round(mem, 1), "kernel": f"{platform.system()} {platform.release()}",
+            "python": platform.python_version()}
+
+
+def machine() -> str:
+    h = host_info()
+    return f"{h['cpus']} CPUs ({h['cpu_model']}), {h['memory_gib']:.0f} GiB RAM, {h['kernel']}"
+
+
+def cache_note(results: Iterable[ToolResult]) -> str:
+    """How the page cache was treated, from what the steps of `results` recorded."""
+    dropped = [s.cache_dropped for r in results for s in r.steps.values()]
+    if dropped and all(dropped):
+        return "sync and page cache dropped before every step"
+    if any(dropped):
+        return "sync before every step; page cache dropped before some steps only"
+    why = "--keep-page-cache" if not DROP_PAGE_CACHE else "drop_caches not permitted here"
+    return f"sync before every step; page cache not dropped ({why}): data warm for every tool"
+
+
+def source_revision() -> str:
+    """The commit of this checkout, marked dirty when tracked files differ from it."""
+    try:
+        head = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "--short=10", "HEAD"],
+                              capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(REPO_ROOT), "status", "--porcelain",
+                                "--untracked-files=no"], capture_output=True, text=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return "an unknown revision"
+    return head + ("-dirty" if dirty.strip() else "")
 
 
 # ---------------------------------------------------------------------------
@@ -805,6 +864,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                     help="add a 'kura-plain' column with an unencrypted vault")
     ap.add_argument("--borg-compression", default="lz4", help="borg --compression (default lz4)")
     ap.add_argument("--keep", action="store_true", help="keep data and repositories")
+    ap.add_argument("--keep-page-cache", action="store_true",
+                    help="only sync before each step, do not drop the page cache (data warm "
+                    "for every tool, as in the figures before 2026-12-03)")
     ap.add_argument("--json", type=Path, metavar="OUT", help="write results as JSON to OUT")
     ap.add_argument("--markdown", action="store_true", help="print markdown tables")
     return ap.parse_args(argv)
@@ -812,6 +874,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    global DROP_PAGE_CACHE
+    DROP_PAGE_CACHE = not args.keep_page_cache
     work = args.work.resolve()
     if args.load_agents:
         import load
@@ -821,6 +885,7 @@ def main(argv: list[str] | None = None) -> int:
     prepare_work(work, args.size_mib)
     data = work / "data"
 
+    load_before = os.getloadavg()[0]
     phase(f"generating {args.size_mib} MiB into {data} ...")
     dataset = generate_data(data, args.size_mib, args.seed)
     bench = Bench(tools, work, data)
@@ -840,6 +905,12 @@ def main(argv: list[str] | None = None) -> int:
     meta = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "machine": machine(),
+        "host": host_info(),
+        "load_before": load_before,
+        "load_after": os.getloadavg()[0],
+        "page_cache": cache_note(bench.results.values()),
+        "kura_revision": source_revision(),
+        "tool_versions": {n: r.version for n, r in bench.results.items()},
         "size_mib": args.size_mib,
         "seed": args.seed,
         "borg_compression": args.borg_compression,

@@ -138,15 +138,22 @@ impl Vault {
         }
 
         // Packs: delete the dead; repack the mostly dead and the damaged (their good
-        // blobs move out, so the damaged object can go).
+        // blobs move out, so the damaged object can go). The index rows are summed per
+        // pack in one pass, then joined: joined row by row, SQLite read every chunk row of
+        // the vault once per pack, so GC time grew with the square of the vault (14 s for
+        // 1 M chunks in 60 packs, where 100 k took 0.8 s).
         let packs: Vec<PackFigures> = query(
             "SELECT p.id, p.size, p.blob_count, p.created_ms, p.damaged,
-                    CAST(coalesce(sum(CASE WHEN NOT c.bad THEN c.length ELSE 0 END), 0) AS BIGINT) AS live,
-                    count(c.id) AS indexed,
-                    CAST(coalesce(sum(CASE WHEN NOT c.bad THEN 1 ELSE 0 END), 0) AS BIGINT) AS good
-             FROM vault_packs p LEFT JOIN vault_chunks c ON c.vault = p.vault AND c.pack = p.id
-             WHERE p.vault = $1
-             GROUP BY p.id, p.size, p.blob_count, p.created_ms, p.damaged",
+                    coalesce(c.live, 0) AS live, coalesce(c.indexed, 0) AS indexed,
+                    coalesce(c.good, 0) AS good
+             FROM vault_packs p LEFT JOIN (
+               SELECT pack,
+                      CAST(sum(CASE WHEN NOT bad THEN length ELSE 0 END) AS BIGINT) AS live,
+                      count(*) AS indexed,
+                      CAST(sum(CASE WHEN NOT bad THEN 1 ELSE 0 END) AS BIGINT) AS good
+               FROM vault_chunks WHERE vault = $1 GROUP BY pack
+             ) c ON c.pack = p.id
+             WHERE p.vault = $1",
         )
         .fetch_all(self.db())
         .await?;
