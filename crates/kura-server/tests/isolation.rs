@@ -251,13 +251,7 @@ fn case(method: &Method, pattern: &str, a: &Victim, same_tenant: bool) -> (Strin
         ),
         (
             "GET",
-            "/" | "/machines"
-            | "/account"
-            | "/contract"
-            | "/users"
-            | "/security"
-            | "/snapshots"
-            | "/events"
+            "/" | "/machines" | "/account" | "/contract" | "/users" | "/security" | "/snapshots" | "/events"
             | "/help",
         )
         | (

@@ -41,8 +41,19 @@ mod tests {
     fn the_manual_keeps_to_the_page_rules() {
         for language in [Language::Ja, Language::En] {
             let html = manual(language);
-            assert!(html.contains("<h1>") && html.contains("id=\"restore\""), "{language}");
-            for forbidden in ["<script", "style=", "onclick", "onerror", "onload", "javascript:", "href=\"http"] {
+            assert!(
+                html.contains("<h1>") && html.contains("id=\"restore\""),
+                "{language}"
+            );
+            for forbidden in [
+                "<script",
+                "style=",
+                "onclick",
+                "onerror",
+                "onload",
+                "javascript:",
+                "href=\"http",
+            ] {
                 assert!(!html.contains(forbidden), "{language} manual has {forbidden:?}");
             }
         }
