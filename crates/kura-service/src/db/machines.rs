@@ -8,7 +8,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use super::{DbResult, Query, Target, Tx, networks_from_db, to_db_int};
+use super::{DbResult, Query, Target, Tx, networks_from_db};
 use crate::authz::TenantKey;
 use crate::ids::{MachineId, TenantId};
 use crate::model::{
@@ -319,7 +319,7 @@ pub async fn claim_snapshot(
     facts: &SnapshotFacts,
     now_ms: i64,
 ) -> DbResult<bool> {
-    Query::tenant(
+    let query = Query::tenant(
         scope,
         "INSERT INTO snapshot_owners (tenant_id, snapshot_id, machine_id, created_ms, \
          time_ns, kind, source, bytes, bytes_added, errors) \
@@ -327,15 +327,10 @@ pub async fn claim_snapshot(
     )
     .bind(snapshot_id)
     .bind(machine.as_str())
-    .bind(now_ms)
-    .bind(facts.time_ns)
-    .bind(facts.kind.to_string())
-    .bind(facts.source.as_str())
-    .bind(to_db_int(facts.bytes, "snapshot bytes")?)
-    .bind(to_db_int(facts.bytes_added, "snapshot bytes added")?)
-    .bind(to_db_int(facts.errors, "snapshot errors")?)
-    .execute(&mut *tx)
-    .await?;
+    .bind(now_ms);
+    super::snapshots::bind_facts(query, facts)?
+        .execute(&mut *tx)
+        .await?;
     let (owner,): (String,) = Query::tenant(
         scope,
         "SELECT machine_id FROM snapshot_owners WHERE tenant_id = $1 AND snapshot_id = $2",

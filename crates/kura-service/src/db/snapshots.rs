@@ -74,21 +74,26 @@ pub async fn set_facts<'c>(
     snapshot_id: &str,
     facts: &SnapshotFacts,
 ) -> DbResult<()> {
-    Query::tenant(
+    let query = Query::tenant(
         scope,
         "UPDATE snapshot_owners SET committed = TRUE, time_ns = $3, kind = $4, source = $5, \
          bytes = $6, bytes_added = $7, errors = $8 WHERE tenant_id = $1 AND snapshot_id = $2",
     )
-    .bind(snapshot_id)
-    .bind(facts.time_ns)
-    .bind(facts.kind.to_string())
-    .bind(facts.source.as_str())
-    .bind(to_db_int(facts.bytes, "snapshot bytes")?)
-    .bind(to_db_int(facts.bytes_added, "snapshot bytes added")?)
-    .bind(to_db_int(facts.errors, "snapshot errors")?)
-    .execute(on)
-    .await?;
+    .bind(snapshot_id);
+    bind_facts(query, facts)?.execute(on).await?;
     Ok(())
+}
+
+/// Binds a snapshot's facts as the next six parameters: time, kind, source, bytes,
+/// bytes added, unreadable files.
+pub(super) fn bind_facts<'a>(query: Query<'a>, facts: &'a SnapshotFacts) -> DbResult<Query<'a>> {
+    Ok(query
+        .bind(facts.time_ns)
+        .bind(facts.kind.to_string())
+        .bind(facts.source.as_str())
+        .bind(to_db_int(facts.bytes, "snapshot bytes")?)
+        .bind(to_db_int(facts.bytes_added, "snapshot bytes added")?)
+        .bind(to_db_int(facts.errors, "snapshot errors")?))
 }
 
 /// Every owner row of the tenant: hex id, committed, and whether its facts are there.
