@@ -198,6 +198,17 @@ pub async fn list<'c>(on: impl Target<'c>, scope: &impl TenantKey) -> DbResult<V
         .collect())
 }
 
+/// How many of the tenant's machines are registered and not revoked.
+pub async fn active_count<'c>(on: impl Target<'c>, scope: &impl TenantKey) -> DbResult<u64> {
+    let (count,): (i64,) = Query::tenant(
+        scope,
+        "SELECT COUNT(*) FROM machines WHERE tenant_id = $1 AND revoked_ms IS NULL",
+    )
+    .fetch_one(on)
+    .await?;
+    super::from_db_int(count, "machine count")
+}
+
 /// Notes that the machine's agent was seen at `now_ms`.
 pub async fn touch<'c>(
     on: impl Target<'c>,

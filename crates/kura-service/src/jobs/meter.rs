@@ -42,11 +42,7 @@ pub(super) async fn run(svc: &Service, scope: &TenantScope) -> ServiceResult<ser
             _ => {}
         }
     }
-    let active_machines = machines::list(&svc.db, scope)
-        .await?
-        .iter()
-        .filter(|machine| machine.revoked_ms.is_none())
-        .count() as u64;
+    let active_machines = machines::active_count(&svc.db, scope).await?;
     let now = svc.now_ms();
     let day = UsageDay {
         day: day_in_zone(now, &tenant.time_zone),

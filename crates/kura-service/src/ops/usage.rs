@@ -49,11 +49,7 @@ pub async fn report(svc: &Service, user: &UserPrincipal, days: u32) -> ServiceRe
         .await?
         .map_or(0, |tv| tv.stored_bytes());
     let snapshots = snapshots::committed_count(&svc.db, &user.scope).await?;
-    let machines = crate::db::machines::list(&svc.db, &user.scope)
-        .await?
-        .iter()
-        .filter(|machine| machine.revoked_ms.is_none())
-        .count() as u64;
+    let machines = crate::db::machines::active_count(&svc.db, &user.scope).await?;
     let today = UsageDay {
         day: day_in_zone(now, &tenant.time_zone),
         stored_bytes,
