@@ -75,14 +75,14 @@ enum JobsCommand {
         #[arg(long)]
         tenant: Option<String>,
     },
-    /// Queue a run now (gc or verify of one tenant's vault, expiry or mail for the
+    /// Queue a run now (gc, verify or meter of one tenant, expiry or mail for the
     /// service); with --wait, follow it to its end and exit 1 if it failed.
     Run {
         #[command(flatten)]
         connection: Connection,
-        /// verify, gc, expiry or mail.
+        /// verify, gc, meter, expiry or mail.
         kind: String,
-        /// A tenant's id or service code (for verify and gc).
+        /// A tenant's id or service code (for verify, gc and meter).
         #[arg(long)]
         tenant: Option<String>,
         #[arg(long)]
