@@ -13,7 +13,7 @@ use kura_service::ops::events::{self, EventFilter};
 use kura_service::rfc3339;
 use serde::Deserialize;
 
-use super::{Viewer, day_start};
+use super::{Viewer, day_start, nonempty, query_string};
 use crate::app::AppState;
 use crate::web::render;
 
@@ -56,13 +56,6 @@ struct EventsPage {
     error: Option<String>,
 }
 
-/// `key=value&…` of the pairs that are not empty.
-fn query_string<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
-    form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(pairs.into_iter().filter(|(_, value)| !value.is_empty()))
-        .finish()
-}
-
 /// `GET /events`.
 pub(super) async fn page(
     State(state): State<AppState>,
@@ -103,7 +96,6 @@ pub(super) async fn page(
             );
         }
     };
-    let nonempty = |text: &str| Some(text.trim().to_owned()).filter(|t| !t.is_empty());
     let filter = EventFilter {
         from_ms: from.unwrap_or(i64::MIN),
         to_ms: to.unwrap_or(i64::MAX),

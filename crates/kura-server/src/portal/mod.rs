@@ -350,6 +350,18 @@ pub(super) fn day_start(zone: &str, day: &str) -> Option<i64> {
     Some(date.to_zoned_datetime(tz).ok()?.timestamp().as_millisecond())
 }
 
+/// A filter field as typed, trimmed; `None` when empty.
+pub(super) fn nonempty(text: &str) -> Option<String> {
+    Some(text.trim().to_owned()).filter(|t| !t.is_empty())
+}
+
+/// `key=value&…` of the pairs that are not empty: a filtered list's links keep its filter.
+pub(super) fn query_string<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
+    form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs.into_iter().filter(|(_, value)| !value.is_empty()))
+        .finish()
+}
+
 fn accept_language(headers: &HeaderMap) -> Option<Language> {
     headers
         .get(axum::http::header::ACCEPT_LANGUAGE)

@@ -22,7 +22,7 @@ use kura_service::ops::snapshots::{
 };
 use serde::Deserialize;
 
-use super::{Viewer, day_start};
+use super::{Viewer, day_start, nonempty, query_string};
 use crate::api::snapshots::download_response;
 use crate::app::AppState;
 use crate::web::render;
@@ -68,7 +68,6 @@ pub(super) async fn list(
     Query(query): Query<ListQuery>,
 ) -> Response {
     let zone = v.tenant.time_zone.clone();
-    let nonempty = |text: &str| Some(text.trim().to_owned()).filter(|t| !t.is_empty());
     let kind = match query.kind.as_str() {
         "files" => Some(SnapshotKind::Files),
         "image" => Some(SnapshotKind::Image),
@@ -101,9 +100,7 @@ pub(super) async fn list(
                     ("to", query.to.as_str()),
                     ("cursor", cursor.as_str()),
                 ];
-                form_urlencoded::Serializer::new(String::new())
-                    .extend_pairs(pairs.iter().filter(|(_, value)| !value.is_empty()))
-                    .finish()
+                query_string(pairs)
             });
             (page.snapshots, next, None)
         }
