@@ -6,16 +6,18 @@
 //   KURA_URL, KURA_LOGIN, KURA_PASSWORD  the portal and the demo admin
 //   KURA_BIN                              the `kura` binary
 //   KURA_WORK                             a scratch directory
+//   KURA_MANAGEMENT_URL, KURA_OPERATOR_TOKEN  the operator API, for a second tenant
 //   KURA_SHOTS                            optional: where to write screenshots (docs/portal)
 import { execFileSync } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join } from "node:path";
-import { chromium } from "playwright-core";
+import { chromium, request } from "playwright-core";
 
 const require = createRequire(import.meta.url);
 const axeSource = readFileSync(require.resolve("axe-core/axe.min.js"), "utf8");
 const { KURA_URL: url, KURA_LOGIN: login, KURA_PASSWORD: password, KURA_BIN: kuraBin, KURA_WORK: work } = process.env;
+const { KURA_MANAGEMENT_URL: managementUrl, KURA_OPERATOR_TOKEN: operatorToken } = process.env;
 const shots = process.env.KURA_SHOTS;
 const failures = [];
 let generatedPassword = "";
@@ -75,11 +77,11 @@ async function look(page, name, language) {
   }
 }
 
-async function signIn(page) {
+async function signIn(page, as = login, secret = password) {
   await page.goto(`${url}/`);
   check(page.url().includes("/login"), `an anonymous visit goes to sign-in, not ${page.url()}`);
-  await page.fill("#login", login);
-  await page.fill("#password", password);
+  await page.fill("#login", as);
+  await page.fill("#password", secret);
   await page.click("form[action='/login'] button[type=submit]");
   await page.waitForURL(`${url}/`);
 }
@@ -146,10 +148,17 @@ async function signIn(page) {
   await page.locator(".crumbs a").nth(-2).click();
   await page.waitForLoadState();
   const folderRow = page.locator("table tbody tr", { hasText: "data/" });
-  const [tarDownload] = await Promise.all([page.waitForEvent("download"), folderRow.locator("a[download]").click()]);
+  await look(page, "snapshot-folder", "ja");
+  const [tarDownload] = await Promise.all([page.waitForEvent("download"), folderRow.locator("a[href*='format=tar']").click()]);
   check(tarDownload.suggestedFilename().endsWith(".tar"), `a folder comes as .tar: ${tarDownload.suggestedFilename()}`);
   const listing = execFileSync("tar", ["-tf", await tarDownload.path()]).toString();
   check(listing.includes("report.txt"), `the tar holds report.txt: ${listing}`);
+  // And as a zip, which unzip tests (every CRC) and lists.
+  const [zipDownload] = await Promise.all([page.waitForEvent("download"), folderRow.locator("a[href*='format=zip']").click()]);
+  check(zipDownload.suggestedFilename() === "data.zip", `a folder comes as data.zip: ${zipDownload.suggestedFilename()}`);
+  execFileSync("unzip", ["-tq", await zipDownload.path()]);
+  const zipListing = execFileSync("unzip", ["-l", await zipDownload.path()]).toString();
+  check(zipListing.includes("data/report.txt"), `the zip holds report.txt: ${zipListing}`);
 
   // Rename it from its row.
   await page.goto(`${url}/machines`);
@@ -250,6 +259,57 @@ async function signIn(page) {
   await look(page, "account-token", "en");
   await page.goto(`${url}/no-such-page`);
   await look(page, "not-found", "en");
+  await page.context().close();
+}
+
+// An encrypted vault (a second tenant): the snapshot page asks for the passphrase, says
+// how it is handled, refuses a wrong one, then browses and downloads with the right one.
+{
+  const operator = await request.newContext({ ignoreHTTPSErrors: true });
+  const created = await operator
+    .post(`${managementUrl}/api/v1/operator/tenants`, {
+      headers: { authorization: `Bearer ${operatorToken}` },
+      data: { service_code: "SECRET-0001", name: "暗号株式会社", quota_bytes: 2 ** 30, max_machines: 1 },
+    })
+    .then((response) => response.json());
+  await operator.dispose();
+  check(created.admin_login, `a second tenant is created: ${JSON.stringify(created)}`);
+  const env = { ...process.env, KURA_CONFIG: join(work, "agent-secret.toml"), KURA_PASSWORD: "correct horse battery staple" };
+  execFileSync(kuraBin, ["register", "--server", url, "--token", created.registration_token, "--ca-cert",
+    join(work, "ca.pem"), "--name", "db-01"], { env, stdio: "inherit" });
+  mkdirSync(join(work, "secret"), { recursive: true });
+  writeFileSync(join(work, "secret", "payroll.csv"), "name,amount\n山田,100\n");
+  execFileSync(kuraBin, ["init", "--encrypt"], { env, stdio: "inherit" });
+  execFileSync(kuraBin, ["backup", join(work, "secret")], { env, stdio: "inherit" });
+
+  const page = await newPage("ja");
+  await signIn(page, created.admin_login, created.admin_password);
+  await page.goto(`${url}/snapshots`);
+  await page.locator("table tbody tr a").first().click();
+  await page.waitForLoadState();
+  check((await page.textContent("main")).includes("保存や記録はされません"), "the passphrase note says it is neither stored nor logged");
+  check(await page.locator("table tbody").count() === 0, "nothing is listed before the passphrase");
+  await look(page, "snapshot-locked", "ja");
+  await page.fill("#passphrase", "wrong horse");
+  await page.click("form.stack button[type=submit]");
+  await page.waitForLoadState();
+  check(await page.locator(".error[role=alert]").count() === 1, "a wrong passphrase is refused with a message");
+  await page.fill("#passphrase", "correct horse battery staple");
+  await page.click("form.stack button[type=submit]");
+  await page.waitForLoadState();
+  for (let depth = 0; depth < 12; depth += 1) {
+    if (await page.locator("table tbody td", { hasText: /^payroll\.csv$/ }).count() > 0) break;
+    await page.locator("table tbody td form button.link").first().click();
+    await page.waitForLoadState();
+  }
+  const row = page.locator("table tbody tr", { hasText: "payroll.csv" });
+  check(await row.count() === 1, "payroll.csv is reached by browsing with the passphrase");
+  await look(page, "snapshot-unlocked", "ja");
+  const [download] = await Promise.all([page.waitForEvent("download"), row.locator("form button").click()]);
+  check(readFileSync(await download.path()).equals(readFileSync(join(work, "secret", "payroll.csv"))),
+    "the file downloaded from the encrypted vault equals the source");
+  check(!page.url().includes("passphrase") && !(await page.content()).includes("wrong horse"),
+    "the passphrase is in no URL, and a refused one is not kept");
   await page.context().close();
 }
 

@@ -5,7 +5,9 @@
 //! encrypted vaults, on SQLite and PostgreSQL — and bad input is refused with clear
 //! JSON errors.
 
+use std::ffi::OsStr;
 use std::fs;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -112,6 +114,9 @@ fn write(path: &Path, data: &[u8]) {
     fs::write(path, data).unwrap();
 }
 
+/// `data/報告.txt` in Shift_JIS.
+const SJIS_NAME: &[u8] = b"data/\x95\xf1\x8d\x90.txt";
+
 /// Deterministic incompressible bytes.
 fn random_bytes(seed: u64, n: usize) -> Vec<u8> {
     let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
@@ -140,6 +145,8 @@ fn source_tree(root: &Path, many: usize) {
         b"a long name",
     );
     write(&root.join("data/nested/deep/leaf.txt"), b"leaf");
+    // A Shift_JIS name (報告.txt), as old Samba shares hold them: not UTF-8.
+    write(&root.join(OsStr::from_bytes(SJIS_NAME)), b"sjis");
     std::os::unix::fs::symlink("../docs/readme.txt", root.join("data/readme-link")).unwrap();
     // Sparse: holes before, between and after data, which downloads send as zeros.
     let sparse = fs::File::create(root.join("data/sparse.img")).unwrap();
@@ -181,18 +188,21 @@ fn scan(root: &Path) -> Vec<(PathBuf, String, Vec<u8>)> {
 
 /// Unpacks a `.tar` with Debian's GNU tar into a new directory.
 fn untar(bytes: &[u8], dir: &Path) -> PathBuf {
-    let file = dir.join("download.tar");
-    fs::write(&file, bytes).unwrap();
+    unpack(bytes, dir, "tar", &["-xf", "download.tar", "-C", "unpacked"])
+}
+
+/// Unpacks a `.zip` with Info-ZIP's unzip (Debian's) into a new directory.
+fn unzip(bytes: &[u8], dir: &Path) -> PathBuf {
+    unpack(bytes, dir, "unzip", &["-q", "download.zip", "-d", "unpacked"])
+}
+
+fn unpack(bytes: &[u8], dir: &Path, tool: &str, args: &[&str]) -> PathBuf {
+    let dir = dir.join(format!("{tool}-{}", bytes.len()));
     let out = dir.join("unpacked");
     fs::create_dir_all(&out).unwrap();
-    let status = Command::new("tar")
-        .arg("-xf")
-        .arg(&file)
-        .arg("-C")
-        .arg(&out)
-        .status()
-        .unwrap();
-    assert!(status.success(), "tar could not unpack the download");
+    fs::write(dir.join(args[1]), bytes).unwrap();
+    let status = Command::new(tool).args(args).current_dir(&dir).status().unwrap();
+    assert!(status.success(), "{tool} could not unpack the download");
     out
 }
 
@@ -453,6 +463,25 @@ async fn file_snapshots_are_listed_browsed_and_downloaded(server: TestServer) {
         .unwrap();
     assert_eq!(link["kind"], "symlink");
     assert_eq!(link["link_target"], "../docs/readme.txt");
+    // A name that is not UTF-8 is listed with its bytes in hex, which open it exactly.
+    let sjis = data_dir["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["path_hex"].is_string())
+        .unwrap_or_else(|| panic!("no path_hex in {data_dir}"));
+    assert_eq!(sjis["name"], "\u{fffd}\u{fffd}.txt");
+    let mut full = src.as_os_str().as_bytes().to_vec();
+    full.push(b'/');
+    full.extend_from_slice(SJIS_NAME);
+    assert_eq!(sjis["path_hex"], hex::encode(&full));
+    let (status, _, bytes) = get_raw(
+        &admin,
+        &format!("/api/v1/snapshots/{third}/download?path_hex={}", sjis["path_hex"].as_str().unwrap()),
+        None,
+    )
+    .await;
+    assert_eq!((status, bytes), (200, b"sjis".to_vec()));
     let many = format!("{src_path}/many");
     let (_, page1) = get_json(
         &admin,
@@ -519,9 +548,33 @@ async fn file_snapshots_are_listed_browsed_and_downloaded(server: TestServer) {
     let unpacked = untar(&bytes, tmp.path());
     assert_eq!(scan(&unpacked.join("src")), scan(&src));
 
+    // The same folder as a .zip: unzip makes the same tree, but for the one name that is
+    // not UTF-8 (unzip reads such names as CP437), which the archive holds byte for byte.
+    let (status, headers, bytes) = get_raw(
+        &admin,
+        &format!("/api/v1/snapshots/{third}/download?path={src_path}&format=zip"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(headers["content-type"], "application/zip");
+    assert!(
+        headers["content-disposition"].to_str().unwrap().contains("src.zip"),
+        "{headers:?}"
+    );
+    assert!(bytes.windows(SJIS_NAME.len()).any(|w| w == SJIS_NAME));
+    let unzipped = unzip(&bytes, tmp.path());
+    let without_sjis = |tree: Vec<(PathBuf, String, Vec<u8>)>| -> Vec<_> {
+        tree.into_iter().filter(|(path, _, _)| path.to_str().is_some()).collect()
+    };
+    assert_eq!(
+        without_sjis(scan(&unzipped.join("src"))),
+        without_sjis(scan(&src))
+    );
+
     // The downloads are in the event log: who, which snapshot and path, how many bytes.
-    let downloads = events(&admin, "snapshot.download", 3).await;
-    assert_eq!(downloads.len(), 3, "{downloads:?}");
+    let downloads = events(&admin, "snapshot.download", 5).await;
+    assert_eq!(downloads.len(), 5, "{downloads:?}");
     let big_download = downloads
         .iter()
         .find(|e| e["target"].as_str().unwrap().ends_with("data/big.bin"))
@@ -708,7 +761,7 @@ async fn an_encrypted_vault_is_browsed_with_its_passphrase(server: TestServer) {
     assert_eq!(response.status(), 200);
     let page: Value = response.json().await.unwrap();
     assert_eq!(page["entries"].as_array().unwrap().len(), 2, "{page}");
-    assert_eq!(page["total"], 6, "{page}");
+    assert_eq!(page["total"], 7, "{page}");
 
     // A folder as .tar, decrypted on the way.
     let (status, _, bytes) = get_raw(
@@ -868,6 +921,16 @@ async fn an_image_snapshot_shows_its_partitions_and_the_files_inside(server: Tes
     );
     let unpacked = untar(&bytes, tmp.path());
     assert_eq!(scan(&unpacked.join("etc")), scan(&tree.join("etc")));
+    let (status, headers, bytes) = get_raw(
+        &admin,
+        &format!("/api/v1/snapshots/{id}/download?path=/2/etc&format=zip"),
+        Some(passphrase),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(headers["content-type"], "application/zip");
+    let unzipped = unzip(&bytes, tmp.path());
+    assert_eq!(scan(&unzipped.join("etc")), scan(&tree.join("etc")));
 
     // What cannot be browsed says why.
     for (path, want) in [
@@ -894,8 +957,8 @@ async fn an_image_snapshot_shows_its_partitions_and_the_files_inside(server: Tes
     )
     .await;
     assert_eq!(status, 422, "{body}");
-    let downloads = events(&admin, "snapshot.download", 2).await;
-    assert_eq!(downloads.len(), 2, "{downloads:?}");
+    let downloads = events(&admin, "snapshot.download", 3).await;
+    assert_eq!(downloads.len(), 3, "{downloads:?}");
     assert!(
         downloads
             .iter()

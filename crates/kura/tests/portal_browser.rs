@@ -50,6 +50,8 @@ fn the_portal_works_in_a_real_browser() {
         .env("KURA_URL", &info.customer_url)
         .env("KURA_LOGIN", &info.admin_login)
         .env("KURA_PASSWORD", &info.admin_password)
+        .env("KURA_MANAGEMENT_URL", &info.management_url)
+        .env("KURA_OPERATOR_TOKEN", &info.operator_token)
         .env("KURA_BIN", KURA)
         .env("KURA_WORK", work.path());
     if let Some(shots) = std::env::var_os("KURA_SCREENSHOTS") {

@@ -295,6 +295,7 @@ field-passphrase = Passphrase
 snapshot-open = Open
 download = Download
 download-tar = Download as .tar
+download-zip = Download as .zip
 entry-file = File
 entry-dir = Folder
 entry-symlink = Link

@@ -295,6 +295,7 @@ field-passphrase = パスフレーズ
 snapshot-open = 開く
 download = ダウンロード
 download-tar = .tar でダウンロード
+download-zip = .zip でダウンロード
 entry-file = ファイル
 entry-dir = フォルダー
 entry-symlink = リンク

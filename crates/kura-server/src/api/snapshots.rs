@@ -1,5 +1,5 @@
 //! The tenant's snapshots for tenant users ("web restore"): list, show, browse a
-//! directory, download a file or a folder as a `.tar`. The rules are
+//! directory, download a file or a folder as a `.tar` or `.zip`. The rules are
 //! `kura_service::ops::snapshots`'; this module only reads requests and writes answers.
 //!
 //! An encrypted vault's passphrase comes with each browse or download: as the header
@@ -15,7 +15,8 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use kura_format::SnapshotKind;
 use kura_service::ops::snapshots::{
-    self, Download, DownloadKind, ListFilter, Passphrase, SnapshotDetail, SnapshotPage, SnapshotSummary,
+    self, ArchiveFormat, Download, DownloadKind, ListFilter, Passphrase, SnapshotDetail, SnapshotPage, SnapshotPath,
+    SnapshotSummary,
     TreeEntry, TreePage,
 };
 use serde::{Deserialize, Serialize};
@@ -195,8 +196,12 @@ impl From<&snapshots::PartitionInfo> for PartitionView {
 pub struct TreeEntryView {
     /// The name (invalid UTF-8 replaced).
     pub name: String,
-    /// Its path, for the next `tree` or `download`.
+    /// Its path, for the next `tree` or `download` (invalid UTF-8 replaced).
     pub path: String,
+    /// The path's bytes in hex, only when it is not UTF-8: pass it as `path_hex`
+    /// instead of `path`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path_hex: Option<String>,
     /// `file`, `dir`, `symlink`, `fifo`, `char_device`, `block_device`, `socket`, or
     /// `partition` at the root of an image snapshot.
     pub kind: String,
@@ -218,7 +223,8 @@ impl From<TreeEntry> for TreeEntryView {
     fn from(e: TreeEntry) -> Self {
         TreeEntryView {
             name: e.name_lossy(),
-            path: e.path,
+            path: e.path.text(),
+            path_hex: e.path.hex(),
             kind: e.kind.as_str().to_owned(),
             size: e.size,
             mode: format!("{:04o}", e.mode & 0o7777),
@@ -246,8 +252,11 @@ pub struct ImageLayoutView {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct TreeView {
     pub snapshot_id: String,
-    /// The directory listed (`/` for the root).
+    /// The directory listed (`/` for the root; invalid UTF-8 replaced).
     pub path: String,
+    /// The directory's bytes in hex, only when they are not UTF-8.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path_hex: Option<String>,
     /// Entries in the whole directory, and where this page starts.
     pub total: u64,
     pub offset: u64,
@@ -262,7 +271,8 @@ impl From<TreePage> for TreeView {
     fn from(p: TreePage) -> Self {
         TreeView {
             snapshot_id: p.snapshot_id.to_hex(),
-            path: p.path,
+            path: p.path.text(),
+            path_hex: p.path.hex(),
             total: p.total,
             offset: p.offset,
             entries: p.entries.into_iter().map(TreeEntryView::from).collect(),
@@ -283,6 +293,9 @@ pub struct TreeQuery {
     /// The directory (`/` when absent). In an image snapshot, `/` lists the partitions
     /// and `/N/...` is a directory on partition N.
     path: Option<String>,
+    /// The directory's bytes in hex, instead of `path`, for names that are not UTF-8
+    /// (as a listing's `path_hex` gives them).
+    path_hex: Option<String>,
     /// Entries to skip.
     offset: Option<u64>,
     /// Entries per page: 500 unless given, at most 5000.
@@ -293,6 +306,7 @@ pub struct TreeQuery {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct TreeForm {
     path: Option<String>,
+    path_hex: Option<String>,
     offset: Option<u64>,
     limit: Option<u32>,
     /// The vault's passphrase (or recovery key), for an encrypted vault. (A cookie
@@ -308,12 +322,19 @@ pub struct DownloadQuery {
     /// The file or folder (`/`: the whole snapshot as a `.tar`). In an image snapshot,
     /// `/N/...` on partition N.
     path: Option<String>,
+    /// The path's bytes in hex, instead of `path`, for names that are not UTF-8 (as a
+    /// listing's `path_hex` gives them).
+    path_hex: Option<String>,
+    /// A folder's archive: `tar` (when absent) or `zip`.
+    format: Option<String>,
 }
 
 /// `POST /api/v1/snapshots/{id}/download` form.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct DownloadForm {
     path: Option<String>,
+    path_hex: Option<String>,
+    format: Option<String>,
     /// The vault's passphrase (or recovery key), for an encrypted vault. (A cookie
     /// session's form also carries `csrf_token`.)
     passphrase: Option<String>,
@@ -417,7 +438,7 @@ pub(super) async fn tree(
         &state.service,
         &user,
         &id,
-        q.path.as_deref().unwrap_or("/"),
+        &SnapshotPath::from_request(q.path.as_deref(), q.path_hex.as_deref())?,
         passphrase.as_ref(),
         q.offset.unwrap_or(0),
         q.limit,
@@ -442,7 +463,7 @@ pub(super) async fn tree_form(
         &state.service,
         &user,
         &id,
-        f.path.as_deref().unwrap_or("/"),
+        &SnapshotPath::from_request(f.path.as_deref(), f.path_hex.as_deref())?,
         passphrase.as_ref(),
         f.offset.unwrap_or(0),
         f.limit,
@@ -477,11 +498,22 @@ fn content_disposition(name: &str) -> HeaderValue {
     .unwrap_or_else(|_| HeaderValue::from_static("attachment"))
 }
 
+/// The path a download names; unlike a listing's, it has no default.
+fn download_path(text: Option<&str>, hex: Option<&str>) -> Result<SnapshotPath, ApiError> {
+    if text.is_none_or(str::is_empty) && hex.is_none_or(str::is_empty) {
+        return Err(ApiError::invalid(
+            "path is missing: name a file or a folder (/ for everything)",
+        ));
+    }
+    Ok(SnapshotPath::from_request(text, hex)?)
+}
+
 /// The streamed answer of a download.
 pub fn download_response(download: Download) -> Response {
     let content_type = match download.kind {
         DownloadKind::File => "application/octet-stream",
         DownloadKind::Tar => "application/x-tar",
+        DownloadKind::Zip => "application/zip",
     };
     let mut headers = HeaderMap::new();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
@@ -498,13 +530,14 @@ pub fn download_response(download: Download) -> Response {
     (headers, body).into_response()
 }
 
-/// Downloads a file (its bytes) or a folder (a `.tar`, streamed as it is built) of the
-/// snapshot. An encrypted vault needs its passphrase in `X-Kura-Passphrase`. Recorded in
+/// Downloads a file (its bytes) or a folder (a `.tar`, or a `.zip` with `format=zip`,
+/// streamed as it is built) of the snapshot. An encrypted vault needs its passphrase in `X-Kura-Passphrase`. Recorded in
 /// the tenant's event log.
 #[utoipa::path(get, path = "/api/v1/snapshots/{id}/download", tag = "snapshots", operation_id = "snapshot_download", params(DownloadQuery),
-    responses((status = 200, description = "the file's bytes, or a `.tar` of the folder", content(
+    responses((status = 200, description = "the file's bytes, or a `.tar` or `.zip` of the folder", content(
         (super::openapi::Binary = "application/octet-stream"),
-        (super::openapi::Binary = "application/x-tar")))))]
+        (super::openapi::Binary = "application/x-tar"),
+        (super::openapi::Binary = "application/zip")))))]
 pub(super) async fn download(
     State(state): State<AppState>,
     user: User,
@@ -514,19 +547,19 @@ pub(super) async fn download(
 ) -> Result<Response, ApiError> {
     let q = query(q)?;
     let passphrase = header_passphrase(&headers);
-    let path = q
-        .path
-        .ok_or_else(|| ApiError::invalid("path is missing: name a file or a folder (/ for everything)"))?;
-    let download = snapshots::download(&state.service, &user, &id, &path, passphrase.as_ref()).await?;
+    let path = download_path(q.path.as_deref(), q.path_hex.as_deref())?;
+    let format = ArchiveFormat::from_request(q.format.as_deref())?;
+    let download = snapshots::download(&state.service, &user, &id, &path, passphrase.as_ref(), format).await?;
     Ok(download_response(download))
 }
 
 /// `download` with its path and the passphrase in a form body (the portal's form).
 #[utoipa::path(post, path = "/api/v1/snapshots/{id}/download", tag = "snapshots", operation_id = "snapshot_download_form",
     request_body(content = DownloadForm, content_type = "application/x-www-form-urlencoded"),
-    responses((status = 200, description = "the file's bytes, or a `.tar` of the folder", content(
+    responses((status = 200, description = "the file's bytes, or a `.tar` or `.zip` of the folder", content(
         (super::openapi::Binary = "application/octet-stream"),
-        (super::openapi::Binary = "application/x-tar")))))]
+        (super::openapi::Binary = "application/x-tar"),
+        (super::openapi::Binary = "application/zip")))))]
 pub(super) async fn download_form(
     State(state): State<AppState>,
     user: User,
@@ -535,10 +568,9 @@ pub(super) async fn download_form(
 ) -> Result<Response, ApiError> {
     let f = form(f)?;
     let passphrase = form_passphrase(f.passphrase);
-    let path = f
-        .path
-        .ok_or_else(|| ApiError::invalid("path is missing: name a file or a folder (/ for everything)"))?;
-    let download = snapshots::download(&state.service, &user, &id, &path, passphrase.as_ref()).await?;
+    let path = download_path(f.path.as_deref(), f.path_hex.as_deref())?;
+    let format = ArchiveFormat::from_request(f.format.as_deref())?;
+    let download = snapshots::download(&state.service, &user, &id, &path, passphrase.as_ref(), format).await?;
     Ok(download_response(download))
 }
 

@@ -1,7 +1,7 @@
 //! `/snapshots`: the tenant's snapshots (filtered by machine, kind, source and date,
 //! newest first, a page at a time) and `/snapshots/{id}`: one snapshot, its directories
 //! (or an image's partitions and the files inside ext file systems) without reading file
-//! data, and downloads of a file or a folder as `.tar` ("web restore").
+//! data, and downloads of a file or a folder as `.tar` or `.zip` ("web restore").
 //!
 //! An encrypted vault needs its passphrase for each browse or download: the page asks for
 //! it and says that it is sent to the service for that request only, held in memory
@@ -18,8 +18,10 @@ use kura_service::authz::Permission;
 use kura_service::model::MachineRecord;
 use kura_service::ops::machines;
 use kura_service::ops::snapshots::{
-    self, EntryKind, ListFilter, Passphrase, SnapshotDetail, SnapshotSummary, TreePage,
+    self, ArchiveFormat, EntryKind, ListFilter, Passphrase, SnapshotDetail, SnapshotPath, SnapshotSummary,
+    TreePage,
 };
+use kura_service::ServiceError;
 use serde::Deserialize;
 
 use super::{Viewer, day_start, nonempty, query_string};
@@ -135,7 +137,7 @@ struct SnapshotPage {
     passphrase: String,
     error: Option<String>,
     /// Parent directories of the shown one: (name, path).
-    crumbs: Vec<(String, String)>,
+    crumbs: Vec<(String, SnapshotPath)>,
 }
 
 impl SnapshotPage {
@@ -160,18 +162,37 @@ impl SnapshotPage {
     }
 
     /// The query string of the directory page at `offset`.
-    fn page_query(&self, path: &str, offset: &u64) -> String {
-        form_urlencoded::Serializer::new(String::new())
-            .append_pair("path", path)
-            .append_pair("offset", &offset.to_string())
-            .finish()
+    fn page_query(&self, path: &SnapshotPath, offset: &u64) -> String {
+        let mut query = form_urlencoded::Serializer::new(String::new());
+        append_path(&mut query, path);
+        query.append_pair("offset", &offset.to_string()).finish()
     }
 
     /// The query string that opens `path`.
-    fn path_query(&self, path: &str) -> String {
-        form_urlencoded::Serializer::new(String::new())
-            .append_pair("path", path)
-            .finish()
+    fn path_query(&self, path: &SnapshotPath) -> String {
+        let mut query = form_urlencoded::Serializer::new(String::new());
+        append_path(&mut query, path);
+        query.finish()
+    }
+
+    /// The query string that downloads `path` (a folder in `format`).
+    fn download_query(&self, path: &SnapshotPath, format: &str) -> String {
+        let mut query = form_urlencoded::Serializer::new(String::new());
+        append_path(&mut query, path);
+        if !format.is_empty() {
+            query.append_pair("format", format);
+        }
+        query.finish()
+    }
+
+    /// A form's `path` field: the path, unless only `path_hex` names it.
+    fn field_text(&self, path: &SnapshotPath) -> String {
+        if path.hex().is_some() { String::new() } else { path.text() }
+    }
+
+    /// A form's `path_hex` field.
+    fn field_hex(&self, path: &SnapshotPath) -> String {
+        path.hex().unwrap_or_default()
     }
 
     fn next_offset(&self) -> Option<u64> {
@@ -186,48 +207,54 @@ impl SnapshotPage {
     }
 }
 
-#[derive(Deserialize, Default)]
-pub(super) struct BrowseQuery {
-    #[serde(default)]
-    path: String,
-    #[serde(default)]
-    offset: u64,
+/// `path=`, or `path_hex=` for a path that is not UTF-8.
+fn append_path(query: &mut form_urlencoded::Serializer<'_, String>, path: &SnapshotPath) {
+    match path.hex() {
+        Some(hex) => query.append_pair("path_hex", &hex),
+        None => query.append_pair("path", &path.text()),
+    };
 }
 
+/// What a step of browsing or a download names: in the query of a `GET`, or in the
+/// form of a `POST` with the passphrase of an encrypted vault (never in a URL).
 #[derive(Deserialize, Default)]
-pub(super) struct BrowseForm {
-    #[serde(default)]
-    path: String,
+pub(super) struct BrowseRequest {
+    path: Option<String>,
+    path_hex: Option<String>,
     #[serde(default)]
     offset: u64,
+    /// A folder's archive: `tar` unless `zip`.
+    format: Option<String>,
     #[serde(default)]
     passphrase: String,
 }
 
-fn crumbs(path: &str) -> Vec<(String, String)> {
-    let mut out = vec![("/".to_owned(), "/".to_owned())];
-    let mut so_far = String::new();
-    for name in path.split('/').filter(|n| !n.is_empty()) {
-        so_far.push('/');
-        so_far.push_str(name);
-        out.push((name.to_owned(), so_far.clone()));
+impl BrowseRequest {
+    fn path(&self) -> Result<SnapshotPath, ServiceError> {
+        SnapshotPath::from_request(self.path.as_deref(), self.path_hex.as_deref())
+    }
+}
+
+fn crumbs(path: &SnapshotPath) -> Vec<(String, SnapshotPath)> {
+    let mut so_far = SnapshotPath::root();
+    let mut out = vec![("/".to_owned(), so_far.clone())];
+    for name in path.as_bytes().split(|b| *b == b'/').filter(|n| !n.is_empty()) {
+        so_far = so_far.join(name);
+        out.push((String::from_utf8_lossy(name).into_owned(), so_far.clone()));
     }
     out
 }
 
-async fn show(
-    state: &AppState,
-    v: Viewer,
-    id: &str,
-    path: &str,
-    offset: u64,
-    passphrase: Option<String>,
-) -> Response {
+async fn show(state: &AppState, v: Viewer, id: &str, request: BrowseRequest, unlocking: bool) -> Response {
     let detail = match snapshots::show(&state.service, &v.user, id).await {
         Ok(detail) => detail,
         Err(err) => return v.error_page(&err, "/snapshots"),
     };
-    let path = if path.is_empty() { "/" } else { path };
+    let path = match request.path() {
+        Ok(path) => path,
+        Err(err) => return v.error_page(&err, "/snapshots"),
+    };
+    let passphrase = unlocking.then_some(request.passphrase);
     let may_browse = v.may(Permission::Restore) && (!detail.encrypted || passphrase.is_some());
     let (tree, error) = if may_browse {
         let key = passphrase.as_deref().map(Passphrase::new);
@@ -235,9 +262,9 @@ async fn show(
             &state.service,
             &v.user,
             id,
-            path,
+            &path,
             key.as_ref(),
-            offset,
+            request.offset,
             Some(TREE_PAGE),
         )
         .await
@@ -260,7 +287,7 @@ async fn show(
     render(
         status,
         &SnapshotPage {
-            crumbs: crumbs(path),
+            crumbs: crumbs(&path),
             v,
             detail,
             tree,
@@ -275,9 +302,9 @@ pub(super) async fn page(
     State(state): State<AppState>,
     v: Viewer,
     Path(id): Path<String>,
-    Query(query): Query<BrowseQuery>,
+    Query(query): Query<BrowseRequest>,
 ) -> Response {
-    show(&state, v, &id, &query.path, query.offset, None).await
+    show(&state, v, &id, query, false).await
 }
 
 /// `POST /snapshots/{id}`: a step of browsing an encrypted vault, with its passphrase.
@@ -285,22 +312,34 @@ pub(super) async fn browse(
     State(state): State<AppState>,
     v: Viewer,
     Path(id): Path<String>,
-    Form(form): Form<BrowseForm>,
+    Form(form): Form<BrowseRequest>,
 ) -> Response {
-    show(&state, v, &id, &form.path, form.offset, Some(form.passphrase)).await
+    show(&state, v, &id, form, true).await
 }
 
-/// `GET /snapshots/{id}/download?path=`: a file, or a folder as `.tar`, streamed.
+async fn send(state: &AppState, v: Viewer, id: &str, mut request: BrowseRequest, unlocking: bool) -> Response {
+    let key = unlocking.then(|| Passphrase::new(std::mem::take(&mut request.passphrase)));
+    let started = match (request.path(), ArchiveFormat::from_request(request.format.as_deref())) {
+        (Ok(path), Ok(format)) => {
+            snapshots::download(&state.service, &v.user, id, &path, key.as_ref(), format).await
+        }
+        (Err(err), _) | (_, Err(err)) => Err(err),
+    };
+    match started {
+        Ok(download) => download_response(download),
+        Err(err) => v.error_page(&err, "/snapshots"),
+    }
+}
+
+/// `GET /snapshots/{id}/download?path=&format=`: a file, or a folder as `.tar` or `.zip`,
+/// streamed.
 pub(super) async fn download(
     State(state): State<AppState>,
     v: Viewer,
     Path(id): Path<String>,
-    Query(query): Query<BrowseQuery>,
+    Query(query): Query<BrowseRequest>,
 ) -> Response {
-    match snapshots::download(&state.service, &v.user, &id, &query.path, None).await {
-        Ok(download) => download_response(download),
-        Err(err) => v.error_page(&err, "/snapshots"),
-    }
+    send(&state, v, &id, query, false).await
 }
 
 /// `POST /snapshots/{id}/download`: the same for an encrypted vault, with its passphrase.
@@ -308,11 +347,7 @@ pub(super) async fn download_encrypted(
     State(state): State<AppState>,
     v: Viewer,
     Path(id): Path<String>,
-    Form(form): Form<BrowseForm>,
+    Form(form): Form<BrowseRequest>,
 ) -> Response {
-    let key = Passphrase::new(form.passphrase);
-    match snapshots::download(&state.service, &v.user, &id, &form.path, Some(&key)).await {
-        Ok(download) => download_response(download),
-        Err(err) => v.error_page(&err, "/snapshots"),
-    }
+    send(&state, v, &id, form, true).await
 }

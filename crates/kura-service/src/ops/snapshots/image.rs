@@ -20,9 +20,10 @@ use tokio::sync::mpsc;
 
 pub use kura_image::{ImageLayout, PartitionInfo};
 
-use super::tar::{self, TarEntry, TarKind};
+use super::archive::{Archive, ArchiveEntry, ArchiveKind};
 use super::{
-    Download, DownloadKind, EntryKind, Opened, Sent, Stop, TreeEntry, TreePage, damaged, page, tar_safe,
+    Download, DownloadKind, EntryKind, Opened, Sent, SnapshotPath, Stop, TreeEntry, TreePage, damaged, page,
+    tar_safe,
 };
 use crate::{ServiceError, ServiceResult};
 
@@ -142,7 +143,7 @@ fn mtime_ns(entry: &kura_image::Entry) -> i64 {
 pub(super) async fn tree(
     opened: Opened,
     names: Vec<Vec<u8>>,
-    shown: String,
+    shown: SnapshotPath,
     offset: u64,
     limit: Option<u32>,
 ) -> ServiceResult<TreePage> {
@@ -158,7 +159,7 @@ pub(super) async fn tree(
                 .iter()
                 .map(|p| TreeEntry {
                     name: p.number.to_string().into_bytes(),
-                    path: format!("/{}", p.number),
+                    path: SnapshotPath::root().join(p.number.to_string().as_bytes()),
                     kind: EntryKind::Partition,
                     size: p.length,
                     mode: 0,
@@ -192,7 +193,7 @@ pub(super) async fn tree(
             .iter()
             .map(|e| TreeEntry {
                 name: e.name.clone(),
-                path: format!("{}/{}", shown.trim_end_matches('/'), e.name_lossy()),
+                path: shown.join(&e.name),
                 kind: kind_of(e.kind),
                 size: e.size,
                 mode: u32::from(e.mode),
@@ -224,6 +225,7 @@ pub(super) async fn download(
     names: Vec<Vec<u8>>,
     sent: Sent,
     rx: mpsc::Receiver<Result<Bytes, io::Error>>,
+    archive: Archive,
 ) -> ServiceResult<Download> {
     if names.is_empty() {
         return Err(ServiceError::invalid(
@@ -264,8 +266,10 @@ pub(super) async fn download(
                     send_file(&volume, &fs_path, &mut sent)
                 }
                 FsEntryKind::Dir => {
-                    let _ = ready_tx.send(Ok((format!("{name}.tar"), DownloadKind::Tar, None)));
-                    send_tar(&volume, &fs_path, &tar_safe(&name), &mut sent)
+                    let format = archive.format();
+                    let file_name = format!("{name}{}", format.extension());
+                    let _ = ready_tx.send(Ok((file_name, DownloadKind::of_archive(format), None)));
+                    send_archive(&volume, &fs_path, &tar_safe(&name), archive, &mut sent)
                 }
                 _ => {
                     let _ = ready_tx.send(Err(ServiceError::invalid(format!(
@@ -316,7 +320,13 @@ fn send_file(volume: &kura_image::Ext4Volume, path: &[u8], sent: &mut Sent) -> R
     Ok(())
 }
 
-fn send_tar(volume: &kura_image::Ext4Volume, root: &[u8], top: &[u8], sent: &mut Sent) -> Result<(), Stop> {
+fn send_archive(
+    volume: &kura_image::Ext4Volume,
+    root: &[u8],
+    top: &[u8],
+    mut archive: Archive,
+    sent: &mut Sent,
+) -> Result<(), Stop> {
     let mut stopped: Option<Stop> = None;
     let walked = volume.walk(root, |relative, entry| {
         if stopped.is_some() {
@@ -333,18 +343,18 @@ fn send_tar(volume: &kura_image::Ext4Volume, root: &[u8], top: &[u8], sent: &mut
             path.push(b'/');
             path.extend_from_slice(relative);
         }
-        let mut tar_entry = TarEntry {
+        let mut archive_entry = ArchiveEntry {
             path: &path,
-            kind: TarKind::Dir,
+            kind: ArchiveKind::Dir,
             mode: u32::from(entry.mode),
             uid: entry.uid.into(),
             gid: entry.gid.into(),
             mtime: entry.mtime,
         };
         let result = match entry.kind {
-            FsEntryKind::Dir => sent.blocking_send(tar::header(&tar_entry)),
+            FsEntryKind::Dir => sent.blocking_send(archive.start(&archive_entry)),
             FsEntryKind::File => {
-                tar_entry.kind = TarKind::File { size: entry.size };
+                archive_entry.kind = ArchiveKind::File { size: entry.size };
                 let mut source = root.to_vec();
                 if !relative.is_empty() {
                     if source.last() != Some(&b'/') {
@@ -352,14 +362,20 @@ fn send_tar(volume: &kura_image::Ext4Volume, root: &[u8], top: &[u8], sent: &mut
                     }
                     source.extend_from_slice(relative);
                 }
-                sent.blocking_send(tar::header(&tar_entry))
-                    .and_then(|()| send_file(volume, &source, sent))
-                    .and_then(|()| sent.blocking_send(tar::padding(entry.size)))
+                sent.blocking_send(archive.start(&archive_entry))
+                    .and_then(|()| {
+                        sent.start_crc(&archive);
+                        send_file(volume, &source, sent)
+                    })
+                    .and_then(|()| {
+                        let crc = sent.take_crc();
+                        sent.blocking_send(archive.end_file(crc))
+                    })
             }
             FsEntryKind::Symlink => {
                 let target = entry.symlink_target.clone().unwrap_or_default();
-                tar_entry.kind = TarKind::Symlink { target: &target };
-                sent.blocking_send(tar::header(&tar_entry))
+                archive_entry.kind = ArchiveKind::Symlink { target: &target };
+                sent.blocking_send(archive.start(&archive_entry))
             }
             _ => Ok(()),
         };
@@ -372,5 +388,5 @@ fn send_tar(volume: &kura_image::Ext4Volume, root: &[u8], top: &[u8], sent: &mut
         return Err(stop);
     }
     walked.map_err(image_error)?;
-    sent.blocking_send(&tar::END[..])
+    sent.blocking_send(archive.finish())
 }

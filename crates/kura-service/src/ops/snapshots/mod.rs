@@ -26,8 +26,11 @@
 //! tenant's event log when it ends (`snapshot.download`: who, which snapshot and path,
 //! how many bytes, and whether it completed).
 
+mod archive;
 mod image;
-pub mod tar;
+mod path;
+mod tar;
+mod zip;
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -41,7 +44,7 @@ use kura_format::{BlobCodec, ChunkId, FormatError, SnapshotId, SnapshotKind};
 use kura_store::{SnapshotQuery, StoreError, Vault};
 use tokio::sync::{Semaphore, mpsc};
 
-use self::tar::{TarEntry, TarKind};
+use self::archive::{Archive, ArchiveEntry, ArchiveKind};
 use super::record;
 use super::vault::{find, store_error};
 use crate::audit::Action;
@@ -52,6 +55,8 @@ use crate::vaults::TenantVault;
 use crate::{Service, ServiceError, ServiceResult};
 
 pub use image::{ImageLayout, PartitionInfo};
+pub use archive::ArchiveFormat;
+pub use path::SnapshotPath;
 
 /// Snapshots on one page of [`list`] unless asked otherwise, and the most.
 pub const DEFAULT_PAGE: u32 = 100;
@@ -206,7 +211,7 @@ pub struct TreeEntry {
     /// The name as stored (bytes; usually UTF-8).
     pub name: Vec<u8>,
     /// Its path in the snapshot, for the next `tree` or `download` call.
-    pub path: String,
+    pub path: SnapshotPath,
     pub kind: EntryKind,
     /// Bytes of a file; the target's length for a symlink; a partition's length.
     pub size: u64,
@@ -233,7 +238,7 @@ impl TreeEntry {
 pub struct TreePage {
     pub snapshot_id: SnapshotId,
     /// The directory listed, normalised (`/` for the root).
-    pub path: String,
+    pub path: SnapshotPath,
     /// Entries in the directory (all pages), and where this page starts.
     pub total: u64,
     pub offset: u64,
@@ -250,15 +255,27 @@ pub enum DownloadKind {
     File,
     /// A folder as a `.tar`.
     Tar,
+    /// A folder as a `.zip`.
+    Zip,
+}
+
+impl DownloadKind {
+    pub(crate) fn of_archive(format: ArchiveFormat) -> Self {
+        match format {
+            ArchiveFormat::Tar => DownloadKind::Tar,
+            ArchiveFormat::Zip => DownloadKind::Zip,
+        }
+    }
 }
 
 /// A download under way: its name and kind, then its bytes as they are read. Dropping
 /// the receiver stops the reading; the download is recorded either way.
 pub struct Download {
-    /// The file name to offer (a file's own name, or the folder's name with `.tar`).
+    /// The file name to offer (a file's own name, or the folder's name with `.tar` or
+    /// `.zip`).
     pub file_name: String,
     pub kind: DownloadKind,
-    /// Bytes of a single file, known before the first is sent; `None` for a `.tar`.
+    /// Bytes of a single file, known before the first is sent; `None` for an archive.
     pub size: Option<u64>,
     pub body: mpsc::Receiver<Result<Bytes, std::io::Error>>,
 }
@@ -487,7 +504,7 @@ impl Opened {
     }
 
     /// The node at `names` below the root, or `None` for the root itself.
-    async fn find(&self, names: &[Vec<u8>], shown: &str) -> ServiceResult<Option<Node>> {
+    async fn find(&self, names: &[Vec<u8>], shown: &SnapshotPath) -> ServiceResult<Option<Node>> {
         let not_found = || ServiceError::not_found(format!("{shown:?} is not in this snapshot"));
         let mut tree = self.tree(&self.root).await?;
         let mut found = None;
@@ -576,7 +593,7 @@ async fn open(
 }
 
 /// A path from a request split into names; `..` is refused.
-fn names_of(path: &str) -> ServiceResult<Vec<Vec<u8>>> {
+fn names_of(path: &SnapshotPath) -> ServiceResult<Vec<Vec<u8>>> {
     split_path(path.as_bytes()).map_err(|_| {
         ServiceError::invalid(format!(
             "path {path:?} is not allowed: `..` and NUL cannot appear in a snapshot path"
@@ -584,25 +601,10 @@ fn names_of(path: &str) -> ServiceResult<Vec<Vec<u8>>> {
     })
 }
 
-/// `/a/b` from names.
-fn shown_path(names: &[Vec<u8>]) -> String {
-    let mut out = String::new();
-    for name in names {
-        out.push('/');
-        out.push_str(&String::from_utf8_lossy(name));
-    }
-    if out.is_empty() { "/".to_owned() } else { out }
-}
-
-fn entry_of_node(dir: &str, node: &Node) -> TreeEntry {
-    let name = String::from_utf8_lossy(&node.name);
+fn entry_of_node(dir: &SnapshotPath, node: &Node) -> TreeEntry {
     TreeEntry {
         name: node.name.to_vec(),
-        path: if dir == "/" {
-            format!("/{name}")
-        } else {
-            format!("{dir}/{name}")
-        },
+        path: dir.join(&node.name),
         kind: EntryKind::of_node(node.kind),
         size: node.size,
         mode: node.mode,
@@ -629,14 +631,14 @@ pub async fn tree(
     svc: &Service,
     user: &UserPrincipal,
     spec: &str,
-    path: &str,
+    path: &SnapshotPath,
     passphrase: Option<&Passphrase>,
     offset: u64,
     limit: Option<u32>,
 ) -> ServiceResult<TreePage> {
     let names = names_of(path)?;
     let opened = open(svc, user, spec, passphrase).await?;
-    let shown = shown_path(&names);
+    let shown = SnapshotPath::of_names(&names);
     if opened.kind == SnapshotKind::Image {
         return image::tree(opened, names, shown, offset, limit).await;
     }
@@ -674,6 +676,8 @@ struct Sent {
     target: String,
     tx: mpsc::Sender<Result<Bytes, std::io::Error>>,
     bytes: u64,
+    /// The CRC-32 of what is sent while one is running (a zip entry's content).
+    crc: Option<crc32fast::Hasher>,
 }
 
 /// Why a download stopped before its end.
@@ -694,6 +698,9 @@ impl Sent {
     async fn send(&mut self, bytes: impl Into<Bytes>) -> Result<(), Stop> {
         let bytes = bytes.into();
         let n = bytes.len() as u64;
+        if let Some(crc) = &mut self.crc {
+            crc.update(&bytes);
+        }
         self.tx.send(Ok(bytes)).await.map_err(|_| Stop::Gone)?;
         self.bytes += n;
         Ok(())
@@ -702,9 +709,22 @@ impl Sent {
     fn blocking_send(&mut self, bytes: impl Into<Bytes>) -> Result<(), Stop> {
         let bytes = bytes.into();
         let n = bytes.len() as u64;
+        if let Some(crc) = &mut self.crc {
+            crc.update(&bytes);
+        }
         self.tx.blocking_send(Ok(bytes)).map_err(|_| Stop::Gone)?;
         self.bytes += n;
         Ok(())
+    }
+
+    /// Starts a CRC-32 of what is sent next, when the archive needs one.
+    fn start_crc(&mut self, archive: &Archive) {
+        self.crc = archive.needs_crc().then(crc32fast::Hasher::new);
+    }
+
+    /// The CRC-32 of what was sent since [`Sent::start_crc`] (0 when none ran).
+    fn take_crc(&mut self) -> u32 {
+        self.crc.take().map_or(0, crc32fast::Hasher::finalize)
     }
 
     /// Records how the download ended; a failure also breaks the client's stream.
@@ -733,31 +753,46 @@ impl Sent {
     }
 }
 
+/// The archive a folder goes into: a zip's local times are the tenant's.
+async fn archive_for(svc: &Service, scope: &TenantScope, format: ArchiveFormat) -> ServiceResult<Archive> {
+    let zone = match format {
+        ArchiveFormat::Tar => jiff::tz::TimeZone::UTC,
+        ArchiveFormat::Zip => crate::db::tenants::get(&svc.db, scope)
+            .await?
+            .and_then(|tenant| jiff::tz::TimeZone::get(&tenant.time_zone).ok())
+            .unwrap_or(jiff::tz::TimeZone::UTC),
+    };
+    Ok(Archive::new(format, zone))
+}
+
 /// Starts a download of `path` of snapshot `spec`: a file's bytes, or a directory (the
-/// whole snapshot for `/`) as a `.tar` of its files, directories and symlinks (device
-/// files, fifos and sockets are left out). In an image snapshot, `path` is `/N/...` on
+/// whole snapshot for `/`) as a `.tar` or `.zip` (`format`) of its files, directories
+/// and symlinks (device files, fifos and sockets are left out). In an image snapshot, `path` is `/N/...` on
 /// the ext2/3/4 file system of partition N. Errors found before the first byte (unknown
 /// snapshot or path, `..`, wrong passphrase) are returned; later ones end the stream.
 pub async fn download(
     svc: &Service,
     user: &UserPrincipal,
     spec: &str,
-    path: &str,
+    path: &SnapshotPath,
     passphrase: Option<&Passphrase>,
+    format: ArchiveFormat,
 ) -> ServiceResult<Download> {
     let names = names_of(path)?;
     let opened = open(svc, user, spec, passphrase).await?;
-    let shown = shown_path(&names);
+    let archive = archive_for(svc, &user.scope, format).await?;
+    let shown = SnapshotPath::of_names(&names);
     let (tx, rx) = mpsc::channel(STREAM_DEPTH);
     let sent = Sent {
         svc: svc.clone(),
         user: user.clone(),
-        target: format!("{} {shown}", opened.id.to_hex()),
+        target: format!("{} {}", opened.id.to_hex(), shown.text()),
         tx,
         bytes: 0,
+        crc: None,
     };
     if opened.kind == SnapshotKind::Image {
-        return image::download(opened, names, sent, rx).await;
+        return image::download(opened, names, sent, rx, archive).await;
     }
     let node = opened.find(&names, &shown).await?;
     let top_name = match &node {
@@ -804,12 +839,12 @@ pub async fn download(
             };
             tokio::spawn(async move {
                 let mut sent = sent;
-                let outcome = send_tar(&opened, top, &mut sent).await;
+                let outcome = send_archive(&opened, top, archive, &mut sent).await;
                 sent.finish(outcome).await;
             });
             Ok(Download {
-                file_name: format!("{top_name}.tar"),
-                kind: DownloadKind::Tar,
+                file_name: format!("{top_name}{}", format.extension()),
+                kind: DownloadKind::of_archive(format),
                 size: None,
                 body: rx,
             })
@@ -885,7 +920,7 @@ async fn send_content(opened: &Opened, node: &Node, sent: &mut Sent) -> Result<(
     Ok(())
 }
 
-/// The directory a `.tar` download starts at.
+/// The directory an archive download starts at.
 struct TopDir {
     name: Vec<u8>,
     mode: u32,
@@ -895,12 +930,12 @@ struct TopDir {
     tree: ChunkId,
 }
 
-/// Sends the directory tree below `top` as a `.tar`, depth first, names sorted. Only
+/// Sends the directory tree below `top` as an archive, depth first, names sorted. Only
 /// directory trees are held (one per level on the way down), never file data.
-async fn send_tar(opened: &Opened, top: TopDir, sent: &mut Sent) -> Result<(), Stop> {
-    let header = tar::header(&TarEntry {
+async fn send_archive(opened: &Opened, top: TopDir, mut archive: Archive, sent: &mut Sent) -> Result<(), Stop> {
+    let header = archive.start(&ArchiveEntry {
         path: &top.name,
-        kind: TarKind::Dir,
+        kind: ArchiveKind::Dir,
         mode: top.mode,
         uid: top.uid.into(),
         gid: top.gid.into(),
@@ -918,9 +953,9 @@ async fn send_tar(opened: &Opened, top: TopDir, sent: &mut Sent) -> Result<(), S
         let mut path = dir;
         path.push(b'/');
         path.extend_from_slice(&node.name);
-        let mut entry = TarEntry {
+        let mut entry = ArchiveEntry {
             path: &path,
-            kind: TarKind::Dir,
+            kind: ArchiveKind::Dir,
             mode: node.mode,
             uid: node.uid.into(),
             gid: node.gid.into(),
@@ -928,17 +963,19 @@ async fn send_tar(opened: &Opened, top: TopDir, sent: &mut Sent) -> Result<(), S
         };
         match node.kind {
             NodeKind::Dir => {
-                sent.send(tar::header(&entry)).await?;
+                sent.send(archive.start(&entry)).await?;
                 if let Some(sub) = node.subtree {
                     let tree = opened.tree(&sub).await?;
                     stack.push((path.clone(), tree.nodes.into_iter()));
                 }
             }
             NodeKind::File => {
-                entry.kind = TarKind::File { size: node.size };
-                sent.send(tar::header(&entry)).await?;
+                entry.kind = ArchiveKind::File { size: node.size };
+                sent.send(archive.start(&entry)).await?;
+                sent.start_crc(&archive);
                 send_content(opened, &node, sent).await?;
-                sent.send(tar::padding(node.size)).await?;
+                let crc = sent.take_crc();
+                sent.send(archive.end_file(crc)).await?;
             }
             NodeKind::Symlink => {
                 let target = node
@@ -946,12 +983,12 @@ async fn send_tar(opened: &Opened, top: TopDir, sent: &mut Sent) -> Result<(), S
                     .as_deref()
                     .map(|t| t.to_vec())
                     .unwrap_or_default();
-                entry.kind = TarKind::Symlink { target: &target };
-                sent.send(tar::header(&entry)).await?;
+                entry.kind = ArchiveKind::Symlink { target: &target };
+                sent.send(archive.start(&entry)).await?;
             }
             // Device files, fifos and sockets have no content to download.
             _ => {}
         }
     }
-    sent.send(&tar::END[..]).await
+    sent.send(archive.finish()).await
 }

@@ -3,36 +3,10 @@
 //! or a time does not fit ustar's fields), then the content, padded to 512 bytes. The
 //! caller sends the blocks as it produces them; nothing is held but one header.
 
+use super::archive::{ArchiveEntry, ArchiveKind};
+
 /// Tar's block size.
 pub const BLOCK: usize = 512;
-
-/// What one archive entry is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TarKind<'a> {
-    /// A regular file of this many bytes; its content follows the header.
-    File {
-        size: u64,
-    },
-    Dir,
-    Symlink {
-        target: &'a [u8],
-    },
-}
-
-/// One archive entry's metadata.
-#[derive(Debug, Clone, Copy)]
-pub struct TarEntry<'a> {
-    /// Relative path inside the archive (no leading `/`; directories without a trailing
-    /// one, which is added here).
-    pub path: &'a [u8],
-    pub kind: TarKind<'a>,
-    /// Permission bits (with setuid, setgid, sticky).
-    pub mode: u32,
-    pub uid: u64,
-    pub gid: u64,
-    /// Seconds since the Unix epoch.
-    pub mtime: i64,
-}
 
 /// Largest value of an octal field `width` bytes wide (digits plus a NUL).
 fn octal_max(width: usize) -> u64 {
@@ -60,17 +34,17 @@ fn pax_record(out: &mut Vec<u8>, key: &str, value: &[u8]) {
 
 /// The header blocks of `entry` (one ustar block, or a pax header, its records and the
 /// ustar block).
-pub fn header(entry: &TarEntry<'_>) -> Vec<u8> {
+pub fn header(entry: &ArchiveEntry<'_>) -> Vec<u8> {
     let mut path = entry.path.to_vec();
-    if entry.kind == TarKind::Dir && path.last() != Some(&b'/') {
+    if entry.kind == ArchiveKind::Dir && path.last() != Some(&b'/') {
         path.push(b'/');
     }
     let size = match entry.kind {
-        TarKind::File { size } => size,
+        ArchiveKind::File { size } => size,
         _ => 0,
     };
     let link = match entry.kind {
-        TarKind::Symlink { target } => target,
+        ArchiveKind::Symlink { target } => target,
         _ => &[],
     };
     let mtime = u64::try_from(entry.mtime).ok().filter(|&t| t <= octal_max(12));
@@ -102,9 +76,9 @@ pub fn header(entry: &TarEntry<'_>) -> Vec<u8> {
         out.extend(pax);
     }
     let typeflag = match entry.kind {
-        TarKind::File { .. } => b'0',
-        TarKind::Dir => b'5',
-        TarKind::Symlink { .. } => b'2',
+        ArchiveKind::File { .. } => b'0',
+        ArchiveKind::Dir => b'5',
+        ArchiveKind::Symlink { .. } => b'2',
     };
     // The pax header carries what does not fit; the ustar fields get what does.
     let short_path = &path[..path.len().min(100)];
@@ -169,11 +143,11 @@ mod tests {
     fn archive() -> Vec<u8> {
         let long: Vec<u8> = format!("top/{}/file", "d".repeat(120)).into_bytes();
         let mut out = Vec::new();
-        let entries: Vec<(TarEntry, &[u8])> = vec![
+        let entries: Vec<(ArchiveEntry, &[u8])> = vec![
             (
-                TarEntry {
+                ArchiveEntry {
                     path: b"top",
-                    kind: TarKind::Dir,
+                    kind: ArchiveKind::Dir,
                     mode: 0o755,
                     uid: 0,
                     gid: 0,
@@ -182,9 +156,9 @@ mod tests {
                 b"",
             ),
             (
-                TarEntry {
+                ArchiveEntry {
                     path: b"top/hello.txt",
-                    kind: TarKind::File { size: 5 },
+                    kind: ArchiveKind::File { size: 5 },
                     mode: 0o640,
                     uid: 1000,
                     gid: 1000,
@@ -193,9 +167,9 @@ mod tests {
                 b"hello",
             ),
             (
-                TarEntry {
+                ArchiveEntry {
                     path: &long,
-                    kind: TarKind::File { size: 3 },
+                    kind: ArchiveKind::File { size: 3 },
                     mode: 0o600,
                     uid: 5_000_000,
                     gid: 0,
@@ -204,9 +178,9 @@ mod tests {
                 b"abc",
             ),
             (
-                TarEntry {
+                ArchiveEntry {
                     path: b"top/link",
-                    kind: TarKind::Symlink { target: b"hello.txt" },
+                    kind: ArchiveKind::Symlink { target: b"hello.txt" },
                     mode: 0o777,
                     uid: 0,
                     gid: 0,
