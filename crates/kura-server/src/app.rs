@@ -453,6 +453,7 @@ fn customer_router(state: AppState) -> Router {
         .method_not_allowed_fallback(api::method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
         .layer(middleware::from_fn_with_state(limit, form_csrf_token))
+        .layer(middleware::from_fn(crate::web::notice_shown))
         .layer(middleware::from_fn(security_headers))
         .layer(middleware::from_fn_with_state(
             drain_limit(limit),

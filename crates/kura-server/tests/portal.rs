@@ -163,6 +163,9 @@ async fn sign_in_machines_and_forms(server: TestServer) {
     let page = browser.get("/").await;
     assert_eq!(page.status, 200);
     assert!(page.says("web-01 (東京)"), "{}", page.html);
+    // The next page says what the form did, once.
+    assert!(page.says("マシン名を「web-01 (東京)」に変更しました。"), "{}", page.html);
+    assert!(browser.cookie("kura_notice").is_none());
     for action in [
         "不正なフォーム送信の拒否",
         "登録トークンの発行",
@@ -569,7 +572,7 @@ async fn users_and_security(server: TestServer) {
         let (admin, csrf, path) = (&admin, csrf.clone(), format!("/users/{ops_id}"));
         async move {
             admin
-                .post(&path, &[("csrf_token", &csrf), ("change", what), ("role", role)])
+                .submit(&path, &[("csrf_token", &csrf), ("change", what), ("role", role)])
                 .await
         }
     };
@@ -579,6 +582,9 @@ async fn users_and_security(server: TestServer) {
         "{}",
         page.html
     );
+    // The notice is shown once: reloading the page neither repeats it nor the change.
+    let page = admin.get("/users").await;
+    assert!(page.status == 200 && !page.says("The user was changed"), "{}", page.html);
     let page = change("disable", "").await;
     assert!(page.says("Disabled"), "{}", page.html);
     let (status, _, _) =
@@ -610,7 +616,7 @@ async fn users_and_security(server: TestServer) {
     let page = admin.get("/security").await;
     assert!(page.says("You are connecting from 127.0.0.1"), "{}", page.html);
     let page = admin
-        .post(
+        .submit(
             "/security",
             &[
                 ("csrf_token", &csrf),
@@ -626,7 +632,7 @@ async fn users_and_security(server: TestServer) {
         page.html
     );
     let page = admin
-        .post(
+        .submit(
             "/security",
             &[
                 ("csrf_token", &csrf),
@@ -641,7 +647,7 @@ async fn users_and_security(server: TestServer) {
         page.html
     );
     let page = admin
-        .post(
+        .submit(
             "/security",
             &[
                 ("csrf_token", &csrf),
@@ -652,7 +658,7 @@ async fn users_and_security(server: TestServer) {
         .await;
     assert!(page.says("Support access is granted until"), "{}", page.html);
     let page = admin
-        .post(
+        .submit(
             "/security",
             &[("csrf_token", &csrf), ("change", "support-withdraw")],
         )
@@ -670,7 +676,7 @@ async fn users_and_security(server: TestServer) {
             ],
         )
         .await;
-    assert!(page.status == 200 && page.says("Saved."), "{}", page.html);
+    assert_eq!((page.status, page.location.as_deref()), (303, Some("/security")));
     let page = admin.get("/machines").await;
     assert_eq!(
         (page.status, page.location.as_deref()),
@@ -678,7 +684,7 @@ async fn users_and_security(server: TestServer) {
     );
     let page = admin.get("/account").await;
     assert!(
-        page.says("requires two-factor authentication for your role"),
+        page.says("requires two-factor authentication for your role") && page.says("Saved."),
         "{}",
         page.html
     );

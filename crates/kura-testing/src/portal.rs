@@ -91,6 +91,16 @@ impl PortalBrowser {
         self.send(request).await
     }
 
+    /// Posts a form and, when it answers `303`, follows it once as a browser does (the
+    /// page then shows the form's notice).
+    pub async fn submit(&self, path: &str, fields: &[(&str, &str)]) -> Page {
+        let page = self.post(path, fields).await;
+        match (page.status, &page.location) {
+            (303, Some(location)) => self.get(location).await,
+            _ => page,
+        }
+    }
+
     async fn send(&self, request: reqwest::RequestBuilder) -> Page {
         let cookie_header = self
             .cookies

@@ -388,3 +388,9 @@ nav-help = Manual
 contract-manuals = Manuals
 contract-manual-roles = Users and roles
 contract-manual-responsibility = Who is responsible for what
+
+# Notices after a form
+machine-renamed = Renamed to { $name }.
+machine-revoked = The machine was revoked: its agent can no longer connect, and its snapshots stay.
+session-revoked = The session was ended.
+token-revoked = The API token was revoked.

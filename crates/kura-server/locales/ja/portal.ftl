@@ -388,3 +388,9 @@ nav-help = ご利用マニュアル
 contract-manuals = マニュアル
 contract-manual-roles = 利用者とロール
 contract-manual-responsibility = 責任分界点
+
+# Notices after a form
+machine-renamed = マシン名を「{ $name }」に変更しました。
+machine-revoked = マシンを無効化しました。このエージェントは接続できなくなります。スナップショットは残ります。
+session-revoked = セッションを終了しました。
+token-revoked = APIトークンを失効させました。

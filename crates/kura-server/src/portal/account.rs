@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 use super::{Viewer, describe};
 use crate::app::AppState;
-use crate::web::{render, see_other};
+use crate::web::{render, see_other_with_notice};
 
 /// A message at the top of the page after a form, and the status the page answers with.
 pub struct Outcome {
@@ -165,7 +165,7 @@ pub(super) async fn change_password(
         Outcome::invalid(v.tr.t("password-mismatch"))
     } else {
         match users::change_password(&state.service, &v.user, form.old_password, form.new_password).await {
-            Ok(()) => Outcome::done(v.tr.t("password-changed")),
+            Ok(()) => return see_other_with_notice("/account", &v.tr.t("password-changed")),
             Err(err) => Outcome::failed(&v.tr, &err),
         }
     };
@@ -186,7 +186,7 @@ pub(super) async fn revoke_session(
     Path(id): Path<String>,
 ) -> Response {
     match users::revoke_session(&state.service, &v.user, &id).await {
-        Ok(()) => see_other("/account#sessions"),
+        Ok(()) => see_other_with_notice("/account", &v.tr.t("session-revoked")),
         Err(err) => v.error_page(&err, "/account"),
     }
 }
@@ -230,7 +230,7 @@ pub(super) async fn revoke_token(
     Path(id): Path<String>,
 ) -> Response {
     match users::revoke_token(&state.service, &v.user, &id).await {
-        Ok(()) => see_other("/account#tokens"),
+        Ok(()) => see_other_with_notice("/account", &v.tr.t("token-revoked")),
         Err(err) => v.error_page(&err, "/account"),
     }
 }
@@ -327,14 +327,11 @@ pub(super) async fn totp_disable(
     Form(form): Form<DisableForm>,
 ) -> Response {
     let proof = Some(kura_service::ops::totp::Proof::Password(form.password));
-    let outcome = match kura_service::ops::totp::disable(&state.service, &v.user, proof).await {
-        Ok(()) => Outcome::done(v.tr.t("totp-disabled")),
-        Err(err) => Outcome::failed(&v.tr, &err),
-    };
-    let enrolled = !outcome.ok;
-    let v = Viewer {
-        totp_enrolled: enrolled && v.totp_enrolled,
-        ..v
-    };
-    show(&state, v, failed_or_done(outcome)).await
+    match kura_service::ops::totp::disable(&state.service, &v.user, proof).await {
+        Ok(()) => see_other_with_notice("/account", &v.tr.t("totp-disabled")),
+        Err(err) => {
+            let outcome = Outcome::failed(&v.tr, &err);
+            show(&state, v, failed_or_done(outcome)).await
+        }
+    }
 }

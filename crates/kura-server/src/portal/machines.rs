@@ -15,7 +15,7 @@ use serde::Deserialize;
 
 use super::Viewer;
 use crate::app::AppState;
-use crate::web::{render, see_other};
+use crate::web::{render, see_other_with_notice};
 
 /// A registration token just issued, with the command that uses it.
 pub struct Issued {
@@ -103,7 +103,10 @@ pub(super) async fn rename(
     Form(form): Form<RenameForm>,
 ) -> Response {
     match machines::rename(&state.service, &v.user, &id, &form.name).await {
-        Ok(_) => see_other("/machines"),
+        Ok(machine) => see_other_with_notice(
+            "/machines",
+            &v.tr.t1("machine-renamed", "name", &machine.name),
+        ),
         Err(err) => v.error_page(&err, "/machines"),
     }
 }
@@ -111,7 +114,7 @@ pub(super) async fn rename(
 /// `POST /machines/{id}/revoke`.
 pub(super) async fn revoke(State(state): State<AppState>, v: Viewer, Path(id): Path<String>) -> Response {
     match machines::revoke(&state.service, &v.user, &id).await {
-        Ok(()) => see_other("/machines"),
+        Ok(()) => see_other_with_notice("/machines", &v.tr.t("machine-revoked")),
         Err(err) => v.error_page(&err, "/machines"),
     }
 }

@@ -241,6 +241,8 @@ pub struct Viewer {
     pub totp_enrolled: bool,
     /// The service's time when the page was asked for.
     pub now_ms: i64,
+    /// What the form that led here did (shown once).
+    pub notice: Option<String>,
 }
 
 /// One entry of the navigation.
@@ -321,6 +323,7 @@ impl FromRequestParts<AppState> for Viewer {
             now_ms: state.service.now_ms(),
             tr: Tr::new(language, &tenant.time_zone),
             csrf: cookie(&parts.headers, CSRF_COOKIE).unwrap_or_default(),
+            notice: crate::web::notice(&parts.headers),
             user,
             tenant,
             path,

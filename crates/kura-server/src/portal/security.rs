@@ -15,7 +15,7 @@ use super::Viewer;
 use super::account::{Outcome, status_after};
 use crate::app::AppState;
 use crate::auth::CallerInfo;
-use crate::web::render;
+use crate::web::{render, see_other_with_notice};
 
 #[derive(Template)]
 #[template(path = "portal/security.html")]
@@ -119,18 +119,11 @@ pub(super) async fn change(
         "support-withdraw" => support::set(service, &v.user, None).await.map(|_| ()),
         _ => Err(kura_service::ServiceError::invalid("unknown change")),
     };
-    let outcome = match result {
-        Ok(()) => Outcome::done(v.tr.t("security-saved")),
-        Err(err) => Outcome::failed(&v.tr, &err),
-    };
-    // After a change, the page shows the tenant as the change left it.
-    let v = if outcome.ok {
-        match kura_service::ops::tenants::current(service, &v.user.scope).await {
-            Ok(tenant) => Viewer { tenant, ..v },
-            Err(err) => return v.error_page(&err, "/"),
+    match result {
+        Ok(()) => see_other_with_notice("/security", &v.tr.t("security-saved")),
+        Err(err) => {
+            let outcome = Outcome::failed(&v.tr, &err);
+            show(v, address(&caller), Some(outcome))
         }
-    } else {
-        v
-    };
-    show(v, address(&caller), Some(outcome))
+    }
 }

@@ -16,7 +16,7 @@ use serde::Deserialize;
 use super::Viewer;
 use super::account::{Outcome, status_after};
 use crate::app::AppState;
-use crate::web::render;
+use crate::web::{render, see_other_with_notice};
 
 /// One row of the role matrix: a permission and, per role, whether it holds it.
 pub struct MatrixRow {
@@ -130,15 +130,20 @@ pub(super) async fn create(
         }
     };
     if by_mail {
-        let outcome = match resets::force(&state.service, &v.user, created.user.id.as_str()).await {
-            Ok(address) => Outcome::done(v.tr.t2(
-                "users-created-mailed",
-                ("login", &created.user.login),
-                ("address", &address),
-            )),
-            Err(err) => Outcome::failed(&v.tr, &err),
+        return match resets::force(&state.service, &v.user, created.user.id.as_str()).await {
+            Ok(address) => see_other_with_notice(
+                "/users",
+                &v.tr.t2(
+                    "users-created-mailed",
+                    ("login", &created.user.login),
+                    ("address", &address),
+                ),
+            ),
+            Err(err) => {
+                let outcome = Outcome::failed(&v.tr, &err);
+                show(&state, v, Some(outcome), None).await
+            }
         };
-        return show(&state, v, Some(outcome), None).await;
     }
     let shown = created
         .password
@@ -194,9 +199,11 @@ pub(super) async fn change(
             .map(|()| "users-deleted"),
         _ => Err(kura_service::ServiceError::invalid("unknown change")),
     };
-    let outcome = match result {
-        Ok(key) => Outcome::done(v.tr.t(key)),
-        Err(err) => Outcome::failed(&v.tr, &err),
-    };
-    show(&state, v, Some(outcome), None).await
+    match result {
+        Ok(key) => see_other_with_notice("/users", &v.tr.t(key)),
+        Err(err) => {
+            let outcome = Outcome::failed(&v.tr, &err);
+            show(&state, v, Some(outcome), None).await
+        }
+    }
 }

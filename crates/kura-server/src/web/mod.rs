@@ -1,8 +1,9 @@
 //! What the portal (and later the operator console) share as HTML front ends: the
 //! languages ([`i18n`]), the files compiled into the binary ([`assets`]), rendering an
 //! askama template into a response, error pages, and the cookies a browser keeps
-//! besides the session: the CSRF token of the session (read back into every form) and,
-//! before sign-in, a double-submit token for the anonymous forms.
+//! besides the session: the CSRF token of the session (read back into every form),
+//! before sign-in a double-submit token for the anonymous forms, and the notice a form
+//! that succeeded leaves for the page it redirects to ([`see_other_with_notice`]).
 
 use askama::Template;
 use axum::http::header::{CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
@@ -23,6 +24,10 @@ pub const CSRF_COOKIE: &str = "kura_csrf";
 pub const FORM_COOKIE: &str = "kura_form";
 /// The language chosen before sign-in.
 pub const LANGUAGE_COOKIE: &str = "kura_lang";
+/// What a form that succeeded says, shown once by the page it redirects to.
+pub const NOTICE_COOKIE: &str = "kura_notice";
+/// How long a notice waits for its page.
+const NOTICE_SECS: i64 = 60;
 
 /// A cookie's value, if the request carries it.
 pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
@@ -129,6 +134,43 @@ pub fn see_other(location: &str) -> Response {
     let mut response = StatusCode::SEE_OTHER.into_response();
     if let Ok(value) = HeaderValue::from_str(location) {
         response.headers_mut().insert(LOCATION, value);
+    }
+    response
+}
+
+/// The answer to a form that succeeded and has nothing to show only once: `303` to its
+/// page, which then says `text` (a page that must show a secret once — a generated
+/// password, a token — is rendered as the form's answer instead, and never cached).
+pub fn see_other_with_notice(location: &str, text: &str) -> Response {
+    let mut response = see_other(location);
+    let value: String = form_urlencoded::byte_serialize(text.as_bytes()).collect();
+    response
+        .headers_mut()
+        .append(SET_COOKIE, set_cookie(NOTICE_COOKIE, &value, NOTICE_SECS));
+    response
+}
+
+/// The notice a request carries, decoded.
+pub fn notice(headers: &HeaderMap) -> Option<String> {
+    let value = cookie(headers, NOTICE_COOKIE)?;
+    form_urlencoded::parse(value.as_bytes())
+        .next()
+        .map(|(text, _)| text.into_owned())
+        .filter(|text| !text.is_empty())
+}
+
+/// Deletes a notice once a page has shown it (any page that is not itself a redirect).
+pub async fn notice_shown(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let had_notice = cookie(request.headers(), NOTICE_COOKIE).is_some();
+    let mut response = next.run(request).await;
+    let is_page = response
+        .headers()
+        .get(CONTENT_TYPE)
+        .is_some_and(|t| t.as_bytes().starts_with(b"text/html"));
+    if had_notice && is_page && !response.status().is_redirection() {
+        response
+            .headers_mut()
+            .append(SET_COOKIE, set_cookie(NOTICE_COOKIE, "", 0));
     }
     response
 }
