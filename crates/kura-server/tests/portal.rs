@@ -164,7 +164,11 @@ async fn sign_in_machines_and_forms(server: TestServer) {
     assert_eq!(page.status, 200);
     assert!(page.says("web-01 (東京)"), "{}", page.html);
     // The next page says what the form did, once.
-    assert!(page.says("マシン名を「web-01 (東京)」に変更しました。"), "{}", page.html);
+    assert!(
+        page.says("マシン名を「web-01 (東京)」に変更しました。"),
+        "{}",
+        page.html
+    );
     assert!(browser.cookie("kura_notice").is_none());
     for action in [
         "不正なフォーム送信の拒否",
@@ -584,7 +588,11 @@ async fn users_and_security(server: TestServer) {
     );
     // The notice is shown once: reloading the page neither repeats it nor the change.
     let page = admin.get("/users").await;
-    assert!(page.status == 200 && !page.says("The user was changed"), "{}", page.html);
+    assert!(
+        page.status == 200 && !page.says("The user was changed"),
+        "{}",
+        page.html
+    );
     let page = change("disable", "").await;
     assert!(page.says("Disabled"), "{}", page.html);
     let (status, _, _) =

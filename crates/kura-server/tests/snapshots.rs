@@ -477,7 +477,10 @@ async fn file_snapshots_are_listed_browsed_and_downloaded(server: TestServer) {
     assert_eq!(sjis["path_hex"], hex::encode(&full));
     let (status, _, bytes) = get_raw(
         &admin,
-        &format!("/api/v1/snapshots/{third}/download?path_hex={}", sjis["path_hex"].as_str().unwrap()),
+        &format!(
+            "/api/v1/snapshots/{third}/download?path_hex={}",
+            sjis["path_hex"].as_str().unwrap()
+        ),
         None,
     )
     .await;
@@ -559,13 +562,18 @@ async fn file_snapshots_are_listed_browsed_and_downloaded(server: TestServer) {
     assert_eq!(status, 200);
     assert_eq!(headers["content-type"], "application/zip");
     assert!(
-        headers["content-disposition"].to_str().unwrap().contains("src.zip"),
+        headers["content-disposition"]
+            .to_str()
+            .unwrap()
+            .contains("src.zip"),
         "{headers:?}"
     );
     assert!(bytes.windows(SJIS_NAME.len()).any(|w| w == SJIS_NAME));
     let unzipped = unzip(&bytes, tmp.path());
     let without_sjis = |tree: Vec<(PathBuf, String, Vec<u8>)>| -> Vec<_> {
-        tree.into_iter().filter(|(path, _, _)| path.to_str().is_some()).collect()
+        tree.into_iter()
+            .filter(|(path, _, _)| path.to_str().is_some())
+            .collect()
     };
     assert_eq!(
         without_sjis(scan(&unzipped.join("src"))),
@@ -779,51 +787,6 @@ async fn an_encrypted_vault_is_browsed_with_its_passphrase(server: TestServer) {
     assert!(!all.to_string().contains(passphrase));
 }
 
-/// Runs a tool, failing the test with its output when it fails.
-fn tool(program: &str, args: &[&str], stdin: &str) {
-    use std::io::Write;
-    let mut child = Command::new(program)
-        .args(args)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{program} cannot run: {e}"));
-    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{program} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// A GPT disk of 48 MiB: partition 1 is swap (8 MiB at 1 MiB), partition 2 an ext4 file
-/// system made with `mkfs.ext4 -d` from `tree` (32 MiB at 9 MiB).
-fn partitioned_disk(dir: &Path, tree: &Path) -> PathBuf {
-    let disk = dir.join("disk.img");
-    fs::File::create(&disk).unwrap().set_len(48 * MIB).unwrap();
-    tool(
-        "sfdisk",
-        &["-q", disk.to_str().unwrap()],
-        "label: gpt\nstart=2048, size=16384, type=S\nstart=18432, size=65536\n",
-    );
-    let swap = dir.join("swap.part");
-    fs::File::create(&swap).unwrap().set_len(8 * MIB).unwrap();
-    tool("mkswap", &["-q", swap.to_str().unwrap()], "");
-    let ext4 = dir.join("ext4.part");
-    fs::File::create(&ext4).unwrap().set_len(32 * MIB).unwrap();
-    tool(
-        "mkfs.ext4",
-        &["-q", "-F", "-d", tree.to_str().unwrap(), ext4.to_str().unwrap()],
-        "",
-    );
-    let f = fs::File::options().write(true).open(&disk).unwrap();
-    f.write_all_at(&fs::read(&swap).unwrap(), MIB).unwrap();
-    f.write_all_at(&fs::read(&ext4).unwrap(), 9 * MIB).unwrap();
-    disk
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_image_snapshot_shows_its_partitions_and_the_files_inside_on_sqlite() {
     an_image_snapshot_shows_its_partitions_and_the_files_inside(kura_testing::start(|_| ()).await).await;
@@ -844,7 +807,7 @@ async fn an_image_snapshot_shows_its_partitions_and_the_files_inside(server: Tes
     write(&tree.join("etc/app/config.toml"), b"[app]\nport = 8080\n");
     write(&tree.join("var/lib/big.bin"), &random_bytes(7, 3 * MIB as usize));
     std::os::unix::fs::symlink("../etc/hostname", tree.join("var/name")).unwrap();
-    let disk = partitioned_disk(tmp.path(), &tree);
+    let disk = kura_testing::disk::partitioned_disk(tmp.path(), &tree, "gpt");
     let (created, admin) = server.tenant_admin("ACME-0001").await;
     let passphrase = "an image passphrase";
     let machine = Machine::register(

@@ -2,12 +2,14 @@
 //! PostgreSQL schema ([`postgres`]), a real `kura-server` on loopback ports with clients
 //! that trust its CA ([`server`]), a minimal agent speaking the vault protocol
 //! ([`agent`]), signed-in users ([`user`]), a browser without JavaScript on the portal
-//! ([`portal`]) and a real SMTP server writing a Maildir ([`smtp`]).
+//! ([`portal`]), a real SMTP server writing a Maildir ([`smtp`]) and partitioned disk
+//! images made by the real tools ([`disk`]).
 //!
 //! It knows the server only from outside (its config, its HTTP API, its data directory),
 //! like a customer or operator would.
 
 pub mod agent;
+pub mod disk;
 pub mod portal;
 pub mod postgres;
 pub mod server;

@@ -326,52 +326,6 @@ impl Drop for LoopDevice {
     }
 }
 
-/// Runs a tool, failing the test with its output when it fails.
-fn tool(program: &str, args: &[&str], stdin: Option<&str>) {
-    use std::io::Write;
-    let mut child = Command::new(program)
-        .args(args)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{program} cannot run: {e}"));
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.unwrap_or("").as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{program} {args:?}: {}", describe(&out));
-}
-
-/// A GPT disk of 48 MiB: partition 1 is swap (8 MiB at 1 MiB), partition 2 an ext4
-/// file system made with `mkfs.ext4 -d` from `tree` (32 MiB at 9 MiB).
-fn partitioned_disk(dir: &Path, tree: &Path, label: &str) -> std::path::PathBuf {
-    let disk = dir.join("disk.img");
-    fs::File::create(&disk).unwrap().set_len(48 * MIB).unwrap();
-    let script = format!(
-        "label: {label}\nstart=2048, size=16384, type={}\nstart=18432, size=65536\n",
-        if label == "gpt" { "S" } else { "82" }
-    );
-    tool("sfdisk", &["-q", disk.to_str().unwrap()], Some(&script));
-    let swap = dir.join("swap.part");
-    fs::File::create(&swap).unwrap().set_len(8 * MIB).unwrap();
-    tool("mkswap", &["-q", swap.to_str().unwrap()], None);
-    let ext4 = dir.join("ext4.part");
-    fs::File::create(&ext4).unwrap().set_len(32 * MIB).unwrap();
-    tool(
-        "mkfs.ext4",
-        &["-q", "-F", "-d", tree.to_str().unwrap(), ext4.to_str().unwrap()],
-        None,
-    );
-    let f = fs::File::options().write(true).open(&disk).unwrap();
-    f.write_all_at(&fs::read(&swap).unwrap(), MIB).unwrap();
-    f.write_all_at(&fs::read(&ext4).unwrap(), 9 * MIB).unwrap();
-    disk
-}
-
 #[test]
 fn files_are_listed_and_restored_from_inside_an_image_without_restoring_it() {
     let tmp = tempdir();
@@ -383,7 +337,7 @@ fn files_are_listed_and_restored_from_inside_an_image_without_restoring_it() {
     for label in ["gpt", "dos"] {
         let dir = tmp.path().join(label);
         fs::create_dir(&dir).unwrap();
-        let disk = partitioned_disk(&dir, &tree, label);
+        let disk = kura_testing::disk::partitioned_disk(&dir, &tree, label);
         let kura = Kura::new(dir.join("vault")).with_password("p");
         kura.ok(["init", "--encrypt"]);
         kura.json(["backup", "--image", disk.to_str().unwrap()]);
@@ -487,7 +441,7 @@ fn files_inside_an_image_are_restored_around_a_damaged_one() {
     let tree = tmp.path().join("tree");
     generate_tree(&tree.join("etc"), 4, 10, 64 << 10);
     write_random(&tree.join("var/lib/big.bin"), 9, 3 * MIB as usize);
-    let disk = partitioned_disk(tmp.path(), &tree, "gpt");
+    let disk = kura_testing::disk::partitioned_disk(tmp.path(), &tree, "gpt");
     let kura = Kura::new(tmp.path().join("vault"));
     kura.init();
     kura.json(["backup", "--image", disk.to_str().unwrap()]);

@@ -15,9 +15,8 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use kura_format::SnapshotKind;
 use kura_service::ops::snapshots::{
-    self, ArchiveFormat, Download, DownloadKind, ListFilter, Passphrase, SnapshotDetail, SnapshotPage, SnapshotPath,
-    SnapshotSummary,
-    TreeEntry, TreePage,
+    self, ArchiveFormat, Download, DownloadKind, ListFilter, Passphrase, SnapshotDetail, SnapshotPage,
+    SnapshotPath, SnapshotSummary, TreeEntry, TreePage,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -549,7 +548,8 @@ pub(super) async fn download(
     let passphrase = header_passphrase(&headers);
     let path = download_path(q.path.as_deref(), q.path_hex.as_deref())?;
     let format = ArchiveFormat::from_request(q.format.as_deref())?;
-    let download = snapshots::download(&state.service, &user, &id, &path, passphrase.as_ref(), format).await?;
+    let download =
+        snapshots::download(&state.service, &user, &id, &path, passphrase.as_ref(), format).await?;
     Ok(download_response(download))
 }
 
@@ -570,7 +570,8 @@ pub(super) async fn download_form(
     let passphrase = form_passphrase(f.passphrase);
     let path = download_path(f.path.as_deref(), f.path_hex.as_deref())?;
     let format = ArchiveFormat::from_request(f.format.as_deref())?;
-    let download = snapshots::download(&state.service, &user, &id, &path, passphrase.as_ref(), format).await?;
+    let download =
+        snapshots::download(&state.service, &user, &id, &path, passphrase.as_ref(), format).await?;
     Ok(download_response(download))
 }
 

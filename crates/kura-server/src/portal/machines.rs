@@ -103,10 +103,7 @@ pub(super) async fn rename(
     Form(form): Form<RenameForm>,
 ) -> Response {
     match machines::rename(&state.service, &v.user, &id, &form.name).await {
-        Ok(machine) => see_other_with_notice(
-            "/machines",
-            &v.tr.t1("machine-renamed", "name", &machine.name),
-        ),
+        Ok(machine) => see_other_with_notice("/machines", &v.tr.t1("machine-renamed", "name", &machine.name)),
         Err(err) => v.error_page(&err, "/machines"),
     }
 }

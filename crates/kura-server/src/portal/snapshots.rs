@@ -14,6 +14,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use kura_format::SnapshotKind;
+use kura_service::ServiceError;
 use kura_service::authz::Permission;
 use kura_service::model::MachineRecord;
 use kura_service::ops::machines;
@@ -21,7 +22,6 @@ use kura_service::ops::snapshots::{
     self, ArchiveFormat, EntryKind, ListFilter, Passphrase, SnapshotDetail, SnapshotPath, SnapshotSummary,
     TreePage,
 };
-use kura_service::ServiceError;
 use serde::Deserialize;
 
 use super::{Viewer, day_start, nonempty, query_string};
@@ -187,7 +187,11 @@ impl SnapshotPage {
 
     /// A form's `path` field: the path, unless only `path_hex` names it.
     fn field_text(&self, path: &SnapshotPath) -> String {
-        if path.hex().is_some() { String::new() } else { path.text() }
+        if path.hex().is_some() {
+            String::new()
+        } else {
+            path.text()
+        }
     }
 
     /// A form's `path_hex` field.
@@ -317,9 +321,18 @@ pub(super) async fn browse(
     show(&state, v, &id, form, true).await
 }
 
-async fn send(state: &AppState, v: Viewer, id: &str, mut request: BrowseRequest, unlocking: bool) -> Response {
+async fn send(
+    state: &AppState,
+    v: Viewer,
+    id: &str,
+    mut request: BrowseRequest,
+    unlocking: bool,
+) -> Response {
     let key = unlocking.then(|| Passphrase::new(std::mem::take(&mut request.passphrase)));
-    let started = match (request.path(), ArchiveFormat::from_request(request.format.as_deref())) {
+    let started = match (
+        request.path(),
+        ArchiveFormat::from_request(request.format.as_deref()),
+    ) {
         (Ok(path), Ok(format)) => {
             snapshots::download(&state.service, &v.user, id, &path, key.as_ref(), format).await
         }

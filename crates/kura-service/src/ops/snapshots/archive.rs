@@ -69,7 +69,9 @@ pub struct ArchiveEntry<'a> {
 /// An archive being written.
 pub enum Archive {
     /// The size of the file whose content is being sent, for its padding.
-    Tar { file_size: u64 },
+    Tar {
+        file_size: u64,
+    },
     Zip(ZipWriter),
 }
 

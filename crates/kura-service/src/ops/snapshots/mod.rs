@@ -54,8 +54,8 @@ use crate::ids::MachineId;
 use crate::vaults::TenantVault;
 use crate::{Service, ServiceError, ServiceResult};
 
-pub use image::{ImageLayout, PartitionInfo};
 pub use archive::ArchiveFormat;
+pub use image::{ImageLayout, PartitionInfo};
 pub use path::SnapshotPath;
 
 /// Snapshots on one page of [`list`] unless asked otherwise, and the most.
@@ -932,7 +932,12 @@ struct TopDir {
 
 /// Sends the directory tree below `top` as an archive, depth first, names sorted. Only
 /// directory trees are held (one per level on the way down), never file data.
-async fn send_archive(opened: &Opened, top: TopDir, mut archive: Archive, sent: &mut Sent) -> Result<(), Stop> {
+async fn send_archive(
+    opened: &Opened,
+    top: TopDir,
+    mut archive: Archive,
+    sent: &mut Sent,
+) -> Result<(), Stop> {
     let header = archive.start(&ArchiveEntry {
         path: &top.name,
         kind: ArchiveKind::Dir,

@@ -25,9 +25,7 @@ impl SnapshotPath {
             )),
             (Some(text), None) => Ok(SnapshotPath(text.as_bytes().to_vec())),
             (None, Some(hex)) => hex::decode(hex).map(SnapshotPath).map_err(|_| {
-                ServiceError::invalid(
-                    "path_hex is not hexadecimal: pass path_hex as a listing gave it",
-                )
+                ServiceError::invalid("path_hex is not hexadecimal: pass path_hex as a listing gave it")
             }),
             (None, None) => Ok(Self::root()),
         }
@@ -44,7 +42,9 @@ impl SnapshotPath {
 
     /// The hex of the path for `path_hex`, when its text alone would not name it.
     pub fn hex(&self) -> Option<String> {
-        std::str::from_utf8(&self.0).is_err().then(|| hex::encode(&self.0))
+        std::str::from_utf8(&self.0)
+            .is_err()
+            .then(|| hex::encode(&self.0))
     }
 
     /// The path of `name` in this directory.
@@ -93,11 +93,20 @@ mod tests {
 
     #[test]
     fn requests_name_one_path() {
-        assert_eq!(SnapshotPath::from_request(None, None).unwrap(), SnapshotPath::root());
-        assert_eq!(SnapshotPath::from_request(Some(""), Some("")).unwrap(), SnapshotPath::root());
+        assert_eq!(
+            SnapshotPath::from_request(None, None).unwrap(),
+            SnapshotPath::root()
+        );
+        assert_eq!(
+            SnapshotPath::from_request(Some(""), Some("")).unwrap(),
+            SnapshotPath::root()
+        );
         assert!(SnapshotPath::from_request(Some("/a"), Some("2f61")).is_err());
         assert!(SnapshotPath::from_request(None, Some("2g")).is_err());
         assert_eq!(SnapshotPath::root().join(b"a").join(b"b").text(), "/a/b");
-        assert_eq!(SnapshotPath::of_names(&[b"a".to_vec(), b"b".to_vec()]).text(), "/a/b");
+        assert_eq!(
+            SnapshotPath::of_names(&[b"a".to_vec(), b"b".to_vec()]).text(),
+            "/a/b"
+        );
     }
 }

@@ -90,9 +90,9 @@ fn dos_time(unix: i64, zone: &TimeZone) -> u32 {
     if year > 2107 {
         return (127 << 25) | (12 << 21) | (31 << 16) | (23 << 11) | (59 << 5) | 29;
     }
-    let date = ((year - 1980) as u32) << 9 | (t.month() as u32) << 5 | t.day() as u32;
-    let time = (t.hour() as u32) << 11 | (t.minute() as u32) << 5 | (t.second() as u32) / 2;
-    date << 16 | time
+    let date = (((year - 1980) as u32) << 9) | ((t.month() as u32) << 5) | (t.day() as u32);
+    let time = ((t.hour() as u32) << 11) | ((t.minute() as u32) << 5) | ((t.second() as u32) / 2);
+    (date << 16) | time
 }
 
 impl ZipWriter {
@@ -231,7 +231,14 @@ impl ZipWriter {
             let big_size = e.size >= u64::from(u32::MAX);
             put32(&mut out, CENTRAL_HEADER);
             put16(&mut out, MADE_BY);
-            put16(&mut out, if zip64.is_empty() { NEEDS_PLAIN } else { NEEDS_ZIP64 });
+            put16(
+                &mut out,
+                if zip64.is_empty() {
+                    NEEDS_PLAIN
+                } else {
+                    NEEDS_ZIP64
+                },
+            );
             put16(&mut out, e.flags);
             put16(&mut out, STORED);
             put32(&mut out, e.dos_time);
@@ -348,7 +355,11 @@ mod tests {
             (b"top/link".to_vec(), "symlink", b"hello.txt".to_vec()),
         ];
         std::fs::write(&file, archive(&entries, TimeZone::get("Asia/Tokyo").unwrap())).unwrap();
-        let test = std::process::Command::new("unzip").arg("-tq").arg(&file).output().unwrap();
+        let test = std::process::Command::new("unzip")
+            .arg("-tq")
+            .arg(&file)
+            .output()
+            .unwrap();
         assert!(test.status.success(), "{}", String::from_utf8_lossy(&test.stdout));
         let out = dir.path().join("out");
         let status = std::process::Command::new("unzip")
@@ -360,16 +371,25 @@ mod tests {
             .unwrap();
         assert!(status.success());
         assert_eq!(std::fs::read(out.join("top/hello.txt")).unwrap(), b"hello");
-        assert_eq!(std::fs::read(out.join("top/報告.txt")).unwrap(), vec![7u8; 100_000]);
+        assert_eq!(
+            std::fs::read(out.join("top/報告.txt")).unwrap(),
+            vec![7u8; 100_000]
+        );
         assert_eq!(std::fs::read(out.join("top/empty")).unwrap(), b"");
         assert_eq!(
             std::fs::read_link(out.join("top/link")).unwrap(),
             std::path::Path::new("hello.txt")
         );
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(out.join("top/hello.txt")).unwrap().permissions().mode();
+        let mode = std::fs::metadata(out.join("top/hello.txt"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o640);
-        let mtime = std::fs::metadata(out.join("top/hello.txt")).unwrap().modified().unwrap();
+        let mtime = std::fs::metadata(out.join("top/hello.txt"))
+            .unwrap()
+            .modified()
+            .unwrap();
         assert_eq!(
             mtime.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs(),
             1_767_225_600
@@ -391,7 +411,11 @@ mod tests {
             .arg(&file)
             .output()
             .unwrap();
-        assert!(listed.status.success(), "{}", String::from_utf8_lossy(&listed.stderr));
+        assert!(
+            listed.status.success(),
+            "{}",
+            String::from_utf8_lossy(&listed.stderr)
+        );
         assert_eq!(String::from_utf8_lossy(&listed.stdout).trim(), "70000");
     }
 
@@ -429,9 +453,16 @@ mod tests {
         let script = "import sys, zipfile\n\
             z = zipfile.ZipFile(sys.argv[1])\n\
             print(z.getinfo('big.img').file_size, z.getinfo('after.txt').header_offset > 2**32, z.read('after.txt'))";
-        let out = std::process::Command::new("python3").args(["-c", script]).arg(&path).output().unwrap();
+        let out = std::process::Command::new("python3")
+            .args(["-c", script])
+            .arg(&path)
+            .output()
+            .unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), format!("{big} True b'after'"));
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            format!("{big} True b'after'")
+        );
     }
 
     proptest! {
