@@ -143,9 +143,17 @@ pub async fn session(
         },
     )
     .await?;
-    sessions::touch(&svc.db, &user.scope, &session.session_id, now).await?;
+    // Activity is written at most once a minute per session: a page that loads with its
+    // assets, or a script polling the API, would otherwise write on every request.
+    if now >= session.last_seen_ms.saturating_add(TOUCH_EVERY_MS) {
+        sessions::touch(&svc.db, &user.scope, &session.session_id, now).await?;
+    }
     Ok(user)
 }
+
+/// How stale a session's recorded activity may be: the idle timeout counts from it, so a
+/// session may end up to this much before its idle timeout after the last request.
+const TOUCH_EVERY_MS: i64 = 60_000;
 
 /// The user holding this API token, acting with the token's role.
 pub async fn api_token(
