@@ -250,9 +250,10 @@ fn main() -> Result<()> {
 async fn run(command: Command) -> Result<()> {
     match command {
         Command::Serve { config } => {
+            let signals = StopSignals::listen()?;
             let config = ServerConfig::load(&config)?;
             let server = Server::start(config).await?;
-            run_until_signal(server).await
+            run_until_signal(server, signals).await
         }
         Command::Quickstart {
             data,
@@ -261,6 +262,7 @@ async fn run(command: Command) -> Result<()> {
             management_listen,
             smtp_url,
         } => {
+            let signals = StopSignals::listen()?;
             let mut config = quickstart::config(&data, customer_listen, management_listen);
             if let Some(url) = smtp_url {
                 config.smtp_url = kura_server::config::SecretString::new(url);
@@ -271,7 +273,7 @@ async fn run(command: Command) -> Result<()> {
             } else {
                 print_quickstart(&info);
             }
-            run_until_signal(server).await
+            run_until_signal(server, signals).await
         }
         Command::Tenant { command } => tenant(command).await,
         Command::Jobs { command } => jobs(command).await,
@@ -300,15 +302,31 @@ async fn audit_verify(config: ServerConfig) -> Result<()> {
     }
 }
 
+/// SIGINT and SIGTERM, listened for before the service starts: one that arrives while
+/// it starts (a supervisor that gives up, a test that has read the address it printed)
+/// must stop it gracefully, not kill it by the default action.
+struct StopSignals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn listen() -> Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(StopSignals {
+            interrupt: signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?,
+            terminate: signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?,
+        })
+    }
+}
+
 /// Serves until SIGINT or SIGTERM, then shuts down gracefully.
-async fn run_until_signal(server: RunningServer) -> Result<()> {
+async fn run_until_signal(server: RunningServer, mut signals: StopSignals) -> Result<()> {
     let shutdown = server.shutdown_handle();
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("cannot listen for SIGTERM")?;
     tokio::spawn(async move {
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = terminate.recv() => {}
+            _ = signals.interrupt.recv() => {}
+            _ = signals.terminate.recv() => {}
         }
         tracing::info!("shutting down");
         shutdown.shutdown();

@@ -235,6 +235,18 @@ fn case(method: &Method, pattern: &str, a: &Victim, same_tenant: bool) -> (Strin
         ("DELETE", "/api/v1/machines/{id}") => {
             (format!("/api/v1/machines/{machine}"), Body::None, UNAUTHORIZED)
         }
+        ("GET" | "POST", "/api/v1/plans") => (
+            pattern.into(),
+            Body::Json(
+                json!({ "name": "x", "kind": "files", "sources": ["/"], "schedule": "0 2 * * *", "machines": [machine] }),
+            ),
+            UNAUTHORIZED,
+        ),
+        ("GET" | "PATCH" | "DELETE", "/api/v1/plans/{id}") => (
+            "/api/v1/plans/0123456789abcdef0123456789abcdef".into(),
+            Body::Json(json!({ "machines": [machine] })),
+            UNAUTHORIZED,
+        ),
         // The portal's open pages and files name no tenant.
         ("GET", "/static/{name}") => ("/static/portal.css".into(), Body::None, OWN),
         ("GET", "/login" | "/forgot-password" | "/reset-password" | "/ca.pem") => {
@@ -252,7 +264,7 @@ fn case(method: &Method, pattern: &str, a: &Victim, same_tenant: bool) -> (Strin
         (
             "GET",
             "/" | "/machines" | "/account" | "/contract" | "/users" | "/security" | "/snapshots" | "/events"
-            | "/help",
+            | "/help" | "/plans",
         )
         | (
             "POST",
@@ -265,8 +277,14 @@ fn case(method: &Method, pattern: &str, a: &Victim, same_tenant: bool) -> (Strin
             | "/security"
             | "/account/totp/enroll"
             | "/account/totp/confirm"
-            | "/account/totp/disable",
+            | "/account/totp/disable"
+            | "/plans",
         ) => (pattern.into(), Body::None, SIGN_IN_PAGE),
+        ("GET" | "POST", "/plans/{id}" | "/plans/{id}/delete") => (
+            pattern.replace("{id}", "0123456789abcdef0123456789abcdef"),
+            Body::Form(format!("name=taken+over&machines={machine}")),
+            SIGN_IN_PAGE,
+        ),
         ("GET" | "POST", "/snapshots/{id}" | "/snapshots/{id}/download") => (
             pattern.replace("{id}", snapshot),
             Body::Form("path=%2F&passphrase=x".into()),

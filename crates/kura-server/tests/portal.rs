@@ -9,25 +9,11 @@ use std::time::Duration;
 use kura_server::api::{Access, customer_route_table};
 use kura_server::totp::{STEP_MS, code_at};
 use kura_testing::TestServer;
-use kura_testing::portal::{Page, PortalBrowser};
+use kura_testing::portal::{Page, PortalBrowser, sign_in};
 use reqwest::Method;
 use serde_json::json;
 
 /// Signs a browser in with a password (one step); fails the test otherwise.
-async fn sign_in(server: &TestServer, language: &str, login: &str, password: &str) -> PortalBrowser {
-    let browser = PortalBrowser::new(server, language);
-    let page = browser.get("/login").await;
-    let token = page.field("form_token").unwrap();
-    let page = browser
-        .post(
-            "/login",
-            &[("login", login), ("password", password), ("form_token", &token)],
-        )
-        .await;
-    assert_eq!(page.status, 303, "{}", page.html);
-    browser
-}
-
 /// A new tenant and its first admin signed in to the portal.
 async fn tenant_admin_browser(
     server: &TestServer,

@@ -17,6 +17,11 @@ pub struct TenantId(String);
 #[serde(transparent)]
 pub struct MachineId(String);
 
+/// A protection plan's id.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct PlanId(String);
+
 /// A tenant user's id.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -54,4 +59,4 @@ macro_rules! hex_id {
     )*};
 }
 
-hex_id!(TenantId, MachineId, UserId);
+hex_id!(TenantId, MachineId, UserId, PlanId);

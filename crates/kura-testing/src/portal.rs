@@ -145,6 +145,21 @@ impl PortalBrowser {
     }
 }
 
+/// A browser signed in to the portal as `login` (without TOTP), asking for `language`.
+pub async fn sign_in(server: &TestServer, language: &str, login: &str, password: &str) -> PortalBrowser {
+    let browser = PortalBrowser::new(server, language);
+    let page = browser.get("/login").await;
+    let token = page.field("form_token").unwrap();
+    let page = browser
+        .post(
+            "/login",
+            &[("login", login), ("password", password), ("form_token", &token)],
+        )
+        .await;
+    assert_eq!(page.status, 303, "{}", page.html);
+    browser
+}
+
 fn form_urlencoded_pairs(fields: &[(&str, &str)]) -> String {
     fields
         .iter()

@@ -27,6 +27,7 @@ mod jobs;
 pub mod machines;
 pub mod openapi;
 mod operator;
+pub mod plans;
 pub mod reset;
 pub mod snapshots;
 pub mod support;
@@ -325,6 +326,43 @@ const MACHINE_ROUTES: RouteTable = RouteTable {
     ],
 };
 
+/// The tenant's protection plans.
+const PLAN_ROUTES: RouteTable = RouteTable {
+    area: "plans",
+    routes: &[
+        (
+            Method::GET,
+            "/api/v1/plans",
+            Access::Role(Permission::ViewStatus),
+            |m| on(m, plans::list),
+        ),
+        (
+            Method::POST,
+            "/api/v1/plans",
+            Access::Role(Permission::OperateBackups),
+            |m| on(m, plans::create),
+        ),
+        (
+            Method::GET,
+            "/api/v1/plans/{id}",
+            Access::Role(Permission::ViewStatus),
+            |m| on(m, plans::show),
+        ),
+        (
+            Method::PATCH,
+            "/api/v1/plans/{id}",
+            Access::Role(Permission::OperateBackups),
+            |m| on(m, plans::update),
+        ),
+        (
+            Method::DELETE,
+            "/api/v1/plans/{id}",
+            Access::Role(Permission::OperateBackups),
+            |m| on(m, plans::delete),
+        ),
+    ],
+};
+
 /// The tenant's security settings, support access and event log.
 const SECURITY_ROUTES: RouteTable = RouteTable {
     area: "security",
@@ -443,6 +481,7 @@ const CUSTOMER: &[&RouteTable] = &[
     &ACCOUNT_ROUTES,
     &USER_ROUTES,
     &MACHINE_ROUTES,
+    &PLAN_ROUTES,
     &SECURITY_ROUTES,
     &SNAPSHOT_ROUTES,
 ];

@@ -21,7 +21,7 @@ use utoipa::openapi::{Object, RefOr};
 use utoipa::{OpenApi, PartialSchema, ToSchema};
 
 use super::{Access, CUSTOMER, MANAGEMENT, RouteTable, is_json_api, routes};
-use super::{agent, jobs, machines, operator, reset, support, totp, users, vault};
+use super::{agent, jobs, machines, operator, plans, reset, support, totp, users, vault};
 
 /// A role field: one of the tenant roles, by their wire names.
 pub(crate) fn tenant_role() -> Object {
@@ -156,6 +156,11 @@ impl ToSchema for Binary {}
         machines::update,
         machines::revoke,
         machines::issue_registration_token,
+        plans::list,
+        plans::create,
+        plans::show,
+        plans::update,
+        plans::delete,
     ),
     components(schemas(ErrorBody))
 )]

@@ -31,6 +31,7 @@ mod events;
 mod help;
 mod login;
 mod machines;
+mod plans;
 mod security;
 mod snapshots;
 mod users;
@@ -101,6 +102,33 @@ pub(crate) const PORTAL_ROUTES: RouteTable = RouteTable {
             "/snapshots",
             Access::Role(Permission::ViewStatus),
             |m| on(m, snapshots::list),
+        ),
+        (Method::GET, "/plans", Access::Role(Permission::ViewStatus), |m| {
+            on(m, plans::page)
+        }),
+        (
+            Method::POST,
+            "/plans",
+            Access::Role(Permission::OperateBackups),
+            |m| on(m, plans::create),
+        ),
+        (
+            Method::GET,
+            "/plans/{id}",
+            Access::Role(Permission::ViewStatus),
+            |m| on(m, plans::edit),
+        ),
+        (
+            Method::POST,
+            "/plans/{id}",
+            Access::Role(Permission::OperateBackups),
+            |m| on(m, plans::change),
+        ),
+        (
+            Method::POST,
+            "/plans/{id}/delete",
+            Access::Role(Permission::OperateBackups),
+            |m| on(m, plans::delete),
         ),
         (
             Method::GET,
@@ -257,6 +285,7 @@ const NAVIGATION: &[(&str, &str, Permission)] = &[
     ("/", "nav-dashboard", Permission::ViewStatus),
     ("/machines", "nav-machines", Permission::ViewStatus),
     ("/snapshots", "nav-snapshots", Permission::ViewStatus),
+    ("/plans", "nav-plans", Permission::ViewStatus),
     ("/users", "nav-users", Permission::ManageUsers),
     ("/security", "nav-security", Permission::ManageSecurity),
     ("/events", "nav-events", Permission::ReadEvents),

@@ -88,6 +88,10 @@ actions! {
         "A tenant user issued a one-time registration token for a new machine; the result says until when it works.";
     MachineRename = "machine.rename", "tenant", "A tenant user renamed a machine; the result gives the old and new names.";
     MachineRevoke = "machine.revoke", "tenant", "A tenant user revoked a machine's credential.";
+    PlanCreate = "plan.create", "tenant",
+        "A tenant user added a protection plan; the result sums it up (kind, name, schedule, machines).";
+    PlanUpdate = "plan.update", "tenant", "A tenant user changed a protection plan; the result sums up the plan as changed.";
+    PlanDelete = "plan.delete", "tenant", "A tenant user deleted a protection plan (its snapshots stay).";
     BackupUpload = "backup.upload", "tenant", "An upload was refused (for example by the storage quota).";
     BackupCommit = "backup.commit", "tenant", "An agent committed a snapshot.";
     RestoreStart = "restore.start", "tenant", "An agent started restoring a snapshot.";

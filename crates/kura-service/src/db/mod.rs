@@ -38,6 +38,7 @@ pub mod logins;
 pub mod machines;
 pub mod operators;
 pub mod outbox;
+pub mod plans;
 pub mod resets;
 pub mod sessions;
 pub mod snapshots;

@@ -41,6 +41,7 @@ mod event;
 mod job;
 mod machine;
 mod mail;
+mod plan;
 mod tenant;
 mod user;
 
@@ -51,6 +52,7 @@ pub use machine::{
     RegistrationOutcome, SnapshotFacts,
 };
 pub use mail::{Language, MailRecord, MailStatus, NewMail};
+pub use plan::{BandwidthLimit, PlanKind, PlanRecord, PlanRetention, PlanSpec};
 pub use tenant::{NewTenant, TenantRecord, TenantStatus, TenantUpdate, UsageDay};
 pub use user::{
     ApiTokenIdentity, ApiTokenRecord, LoginCandidate, LoginFailures, NewApiToken, NewTenantUser,

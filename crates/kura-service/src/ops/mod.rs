@@ -7,6 +7,7 @@ pub mod events;
 pub mod jobs;
 pub mod machines;
 pub mod operators;
+pub mod plans;
 pub mod resets;
 pub mod snapshots;
 pub mod support;

@@ -1,0 +1,290 @@
+//! The tenant's protection plans (the portal's `/plans` does the same): list, show,
+//! create, change and delete. The rules are `kura_service::ops::plans`'.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use kura_service::model::{BandwidthLimit, PlanKind, PlanRecord, PlanRetention, PlanSpec};
+use kura_service::ops::plans::{self, PlanChange};
+use kura_service::rfc3339;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::ApiJson;
+use crate::app::AppState;
+use crate::auth::User;
+use crate::error::ApiError;
+
+/// How many snapshots a plan keeps of each machine and source, with `kura forget`'s
+/// rules; all zero (or absent) keeps every snapshot.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetentionView {
+    pub keep_last: u32,
+    pub keep_hourly: u32,
+    pub keep_daily: u32,
+    pub keep_weekly: u32,
+    pub keep_monthly: u32,
+    pub keep_yearly: u32,
+}
+
+impl From<PlanRetention> for RetentionView {
+    fn from(r: PlanRetention) -> Self {
+        RetentionView {
+            keep_last: r.keep_last,
+            keep_hourly: r.keep_hourly,
+            keep_daily: r.keep_daily,
+            keep_weekly: r.keep_weekly,
+            keep_monthly: r.keep_monthly,
+            keep_yearly: r.keep_yearly,
+        }
+    }
+}
+
+impl From<RetentionView> for PlanRetention {
+    fn from(r: RetentionView) -> Self {
+        PlanRetention {
+            keep_last: r.keep_last,
+            keep_hourly: r.keep_hourly,
+            keep_daily: r.keep_daily,
+            keep_weekly: r.keep_weekly,
+            keep_monthly: r.keep_monthly,
+            keep_yearly: r.keep_yearly,
+        }
+    }
+}
+
+/// A protection plan.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PlanView {
+    pub id: String,
+    pub name: String,
+    /// `files` or `image`.
+    pub kind: String,
+    /// Absolute paths; for an image plan, its one device or image file.
+    pub sources: Vec<String>,
+    /// Glob patterns left out of file backups.
+    pub excludes: Vec<String>,
+    /// Five-field cron expression, in the tenant's time zone.
+    pub schedule: String,
+    pub retention: RetentionView,
+    /// Upload limit, e.g. `20MiB/s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bandwidth_limit: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pre_hook: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub post_hook: Option<String>,
+    pub enabled: bool,
+    /// Ids of the machines that run it.
+    pub machines: Vec<String>,
+    /// RFC 3339, UTC: when the schedule next fires (absent when disabled).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_run: Option<String>,
+    pub created: String,
+    pub updated: String,
+}
+
+impl PlanView {
+    fn of(plan: PlanRecord, zone: &str, now_ms: i64) -> Self {
+        let spec = plan.spec;
+        let next_run = spec
+            .enabled
+            .then(|| plans::next_run(&spec.schedule, zone, now_ms))
+            .flatten()
+            .map(rfc3339);
+        PlanView {
+            id: plan.id.as_str().to_owned(),
+            name: spec.name,
+            kind: spec.kind.as_str().to_owned(),
+            sources: spec.sources,
+            excludes: spec.excludes,
+            schedule: spec.schedule,
+            retention: spec.retention.into(),
+            bandwidth_limit: spec.bandwidth_limit.map(|l| l.to_string()),
+            pre_hook: spec.pre_hook,
+            post_hook: spec.post_hook,
+            enabled: spec.enabled,
+            machines: spec.machines.iter().map(|m| m.as_str().to_owned()).collect(),
+            next_run,
+            created: rfc3339(plan.created_ms),
+            updated: rfc3339(plan.updated_ms),
+        }
+    }
+}
+
+/// `POST /api/v1/plans`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreatePlanRequest {
+    /// 1 to 100 characters, unique in the tenant.
+    pub name: String,
+    /// `files` or `image`.
+    pub kind: String,
+    pub sources: Vec<String>,
+    #[serde(default)]
+    pub excludes: Vec<String>,
+    /// Five-field cron expression (`0 2 * * *`: 02:00 daily), in the tenant's time zone.
+    pub schedule: String,
+    #[serde(default)]
+    pub retention: RetentionView,
+    /// e.g. `20MiB/s`.
+    #[serde(default)]
+    pub bandwidth_limit: Option<String>,
+    /// Image plans only.
+    #[serde(default)]
+    pub pre_hook: Option<String>,
+    #[serde(default)]
+    pub post_hook: Option<String>,
+    /// `true` unless given.
+    #[serde(default)]
+    pub enabled: Option<bool>,
+    /// Ids of the tenant's machines that run it.
+    #[serde(default)]
+    pub machines: Vec<String>,
+}
+
+/// `PATCH /api/v1/plans/{id}`: the fields given replace the plan's; `null` removes
+/// `bandwidth_limit` or a hook.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdatePlanRequest {
+    pub name: Option<String>,
+    pub kind: Option<String>,
+    pub sources: Option<Vec<String>>,
+    pub excludes: Option<Vec<String>>,
+    pub schedule: Option<String>,
+    pub retention: Option<RetentionView>,
+    #[serde(default, deserialize_with = "present")]
+    pub bandwidth_limit: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    pub pre_hook: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    pub post_hook: Option<Option<String>>,
+    pub enabled: Option<bool>,
+    pub machines: Option<Vec<String>>,
+}
+
+/// A field that is present (even as `null`) is `Some`.
+fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+fn kind(text: &str) -> Result<PlanKind, ApiError> {
+    PlanKind::parse(text).ok_or_else(|| ApiError::invalid(format!("kind: {text:?} is not files or image")))
+}
+
+fn limit(text: Option<&str>) -> Result<Option<BandwidthLimit>, ApiError> {
+    text.filter(|t| !t.trim().is_empty())
+        .map(|t| {
+            BandwidthLimit::parse(t).ok_or_else(|| {
+                ApiError::invalid(format!(
+                    "bandwidth_limit: {t:?} is not a rate; write e.g. 20MiB/s"
+                ))
+            })
+        })
+        .transpose()
+}
+
+async fn zone(state: &AppState, user: &User) -> Result<String, ApiError> {
+    Ok(kura_service::ops::tenants::current(&state.service, &user.scope)
+        .await?
+        .time_zone)
+}
+
+/// The tenant's protection plans, by name.
+#[utoipa::path(get, path = "/api/v1/plans", tag = "plans",
+    responses((status = 200, body = Vec<PlanView>)))]
+pub(super) async fn list(State(state): State<AppState>, user: User) -> Result<Json<Vec<PlanView>>, ApiError> {
+    let plans = plans::list(&state.service, &user).await?;
+    let zone = zone(&state, &user).await?;
+    let now = state.service.now_ms();
+    Ok(Json(
+        plans.into_iter().map(|p| PlanView::of(p, &zone, now)).collect(),
+    ))
+}
+
+/// One protection plan.
+#[utoipa::path(get, path = "/api/v1/plans/{id}", tag = "plans",
+    responses((status = 200, body = PlanView)))]
+pub(super) async fn show(
+    State(state): State<AppState>,
+    user: User,
+    Path(id): Path<String>,
+) -> Result<Json<PlanView>, ApiError> {
+    let plan = plans::get(&state.service, &user, &id).await?;
+    let zone = zone(&state, &user).await?;
+    Ok(Json(PlanView::of(plan, &zone, state.service.now_ms())))
+}
+
+/// Creates a protection plan and assigns it to machines.
+#[utoipa::path(post, path = "/api/v1/plans", tag = "plans", request_body = CreatePlanRequest,
+    responses((status = 201, body = PlanView)))]
+pub(super) async fn create(
+    State(state): State<AppState>,
+    user: User,
+    ApiJson(request): ApiJson<CreatePlanRequest>,
+) -> Result<(StatusCode, Json<PlanView>), ApiError> {
+    let spec = PlanSpec {
+        name: request.name,
+        kind: kind(&request.kind)?,
+        sources: request.sources,
+        excludes: request.excludes,
+        schedule: request.schedule,
+        retention: request.retention.into(),
+        bandwidth_limit: limit(request.bandwidth_limit.as_deref())?,
+        pre_hook: request.pre_hook,
+        post_hook: request.post_hook,
+        enabled: request.enabled.unwrap_or(true),
+        machines: plans::machine_ids(&request.machines)?,
+    };
+    let plan = plans::create(&state.service, &user, spec).await?;
+    let zone = zone(&state, &user).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(PlanView::of(plan, &zone, state.service.now_ms())),
+    ))
+}
+
+/// Changes a protection plan: the fields given replace the plan's.
+#[utoipa::path(patch, path = "/api/v1/plans/{id}", tag = "plans", request_body = UpdatePlanRequest,
+    responses((status = 200, body = PlanView)))]
+pub(super) async fn update(
+    State(state): State<AppState>,
+    user: User,
+    Path(id): Path<String>,
+    ApiJson(request): ApiJson<UpdatePlanRequest>,
+) -> Result<Json<PlanView>, ApiError> {
+    let change = PlanChange {
+        name: request.name,
+        kind: request.kind.as_deref().map(kind).transpose()?,
+        sources: request.sources,
+        excludes: request.excludes,
+        schedule: request.schedule,
+        retention: request.retention.map(Into::into),
+        bandwidth_limit: request.bandwidth_limit.map(|l| limit(l.as_deref())).transpose()?,
+        pre_hook: request.pre_hook,
+        post_hook: request.post_hook,
+        enabled: request.enabled,
+        machines: request.machines.as_deref().map(plans::machine_ids).transpose()?,
+    };
+    let plan = plans::update(&state.service, &user, &id, change).await?;
+    let zone = zone(&state, &user).await?;
+    Ok(Json(PlanView::of(plan, &zone, state.service.now_ms())))
+}
+
+/// Deletes a protection plan; its snapshots stay.
+#[utoipa::path(delete, path = "/api/v1/plans/{id}", tag = "plans",
+    responses((status = 204, description = "the plan is gone; its snapshots stay")))]
+pub(super) async fn delete(
+    State(state): State<AppState>,
+    user: User,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    plans::delete(&state.service, &user, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,286 @@
+//! `plans` and `plan_machines`: a tenant's protection plans and the machines that run
+//! them. Lists, sources and retention are stored as JSON text (portable, and readable in
+//! a dump).
+
+use std::collections::HashMap;
+
+use super::{DbError, DbResult, Query, Target, Tx, from_db_int, to_db_int};
+use crate::authz::TenantKey;
+use crate::ids::{MachineId, PlanId};
+use crate::model::{BandwidthLimit, PlanKind, PlanRecord, PlanRetention, PlanSpec};
+
+type Row = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    Option<i64>,
+    Option<String>,
+    Option<String>,
+    bool,
+    i64,
+    i64,
+);
+
+/// The columns of [`Row`], as a literal for `concat!`.
+macro_rules! columns {
+    () => {
+        "id, name, kind, sources, excludes, schedule, retention, bandwidth_limit, pre_hook, \
+         post_hook, enabled, created_ms, updated_ms"
+    };
+}
+
+fn json<T: serde::de::DeserializeOwned>(text: &str, what: &str) -> DbResult<T> {
+    serde_json::from_str(text).map_err(|err| DbError::Corrupt(format!("plan {what} {text:?}: {err}")))
+}
+
+fn record(row: Row, machines: Vec<MachineId>) -> DbResult<PlanRecord> {
+    let (
+        id,
+        name,
+        kind,
+        sources,
+        excludes,
+        schedule,
+        retention,
+        limit,
+        pre_hook,
+        post_hook,
+        enabled,
+        created_ms,
+        updated_ms,
+    ) = row;
+    Ok(PlanRecord {
+        id: PlanId::from_db(id),
+        spec: PlanSpec {
+            name,
+            kind: PlanKind::parse(&kind).ok_or_else(|| DbError::Corrupt(format!("plan kind {kind:?}")))?,
+            sources: json(&sources, "sources")?,
+            excludes: json(&excludes, "excludes")?,
+            schedule,
+            retention: json::<PlanRetention>(&retention, "retention")?,
+            bandwidth_limit: limit
+                .map(|bytes| from_db_int(bytes, "bandwidth_limit").map(BandwidthLimit))
+                .transpose()?,
+            pre_hook,
+            post_hook,
+            enabled,
+            machines,
+        },
+        created_ms,
+        updated_ms,
+    })
+}
+
+/// The machines of each plan of the tenant (or of one plan).
+async fn assignments<'c>(
+    on: impl Target<'c>,
+    scope: &impl TenantKey,
+    plan: Option<&PlanId>,
+) -> DbResult<HashMap<String, Vec<MachineId>>> {
+    let rows: Vec<(String, String)> = match plan {
+        Some(plan) => {
+            Query::tenant(
+                scope,
+                "SELECT plan_id, machine_id FROM plan_machines WHERE tenant_id = $1 AND plan_id = $2 \
+             ORDER BY machine_id",
+            )
+            .bind(plan.as_str())
+            .fetch_all(on)
+            .await?
+        }
+        None => {
+            Query::tenant(
+                scope,
+                "SELECT plan_id, machine_id FROM plan_machines WHERE tenant_id = $1 ORDER BY machine_id",
+            )
+            .fetch_all(on)
+            .await?
+        }
+    };
+    let mut out: HashMap<String, Vec<MachineId>> = HashMap::new();
+    for (plan_id, machine_id) in rows {
+        out.entry(plan_id)
+            .or_default()
+            .push(MachineId::from_db(machine_id));
+    }
+    Ok(out)
+}
+
+/// The tenant's plans by name.
+pub async fn list(tx: &mut Tx, scope: &impl TenantKey) -> DbResult<Vec<PlanRecord>> {
+    let rows: Vec<Row> = Query::tenant(
+        scope,
+        concat!(
+            "SELECT ",
+            columns!(),
+            " FROM plans WHERE tenant_id = $1 ORDER BY name, id"
+        ),
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut machines = assignments(&mut *tx, scope, None).await?;
+    rows.into_iter()
+        .map(|row| {
+            let assigned = machines.remove(&row.0).unwrap_or_default();
+            record(row, assigned)
+        })
+        .collect()
+}
+
+/// One plan of the tenant.
+pub async fn get(tx: &mut Tx, scope: &impl TenantKey, id: &PlanId) -> DbResult<Option<PlanRecord>> {
+    let row: Option<Row> = Query::tenant(
+        scope,
+        concat!(
+            "SELECT ",
+            columns!(),
+            " FROM plans WHERE tenant_id = $1 AND id = $2"
+        ),
+    )
+    .bind(id.as_str())
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    let mut machines = assignments(&mut *tx, scope, Some(id)).await?;
+    let assigned = machines.remove(&row.0).unwrap_or_default();
+    record(row, assigned).map(Some)
+}
+
+fn texts(spec: &PlanSpec) -> DbResult<(String, String, String)> {
+    let encode = |value: serde_json::Result<String>| value.map_err(|err| DbError::Corrupt(err.to_string()));
+    Ok((
+        encode(serde_json::to_string(&spec.sources))?,
+        encode(serde_json::to_string(&spec.excludes))?,
+        encode(serde_json::to_string(&spec.retention))?,
+    ))
+}
+
+async fn assign(tx: &mut Tx, scope: &impl TenantKey, id: &PlanId, machines: &[MachineId]) -> DbResult<()> {
+    Query::tenant(
+        scope,
+        "DELETE FROM plan_machines WHERE tenant_id = $1 AND plan_id = $2",
+    )
+    .bind(id.as_str())
+    .execute(&mut *tx)
+    .await?;
+    for machine in machines {
+        Query::tenant(
+            scope,
+            "INSERT INTO plan_machines (tenant_id, plan_id, machine_id) VALUES ($1, $2, $3)",
+        )
+        .bind(id.as_str())
+        .bind(machine.as_str())
+        .execute(&mut *tx)
+        .await?;
+    }
+    Ok(())
+}
+
+fn name_taken(err: DbError, name: &str) -> DbError {
+    match &err {
+        DbError::Sqlx(sqlx_err)
+            if sqlx_err
+                .as_database_error()
+                .is_some_and(|db_err| db_err.is_unique_violation()) =>
+        {
+            DbError::Conflict(format!(
+                "name: a plan named {name:?} exists already; choose another name"
+            ))
+        }
+        _ => err,
+    }
+}
+
+/// Stores a new plan with its machines.
+pub async fn insert(tx: &mut Tx, scope: &impl TenantKey, spec: &PlanSpec, now_ms: i64) -> DbResult<PlanId> {
+    let id = PlanId::generate();
+    let (sources, excludes, retention) = texts(spec)?;
+    Query::tenant(
+        scope,
+        "INSERT INTO plans (tenant_id, id, name, kind, sources, excludes, schedule, retention, \
+         bandwidth_limit, pre_hook, post_hook, enabled, created_ms, updated_ms) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)",
+    )
+    .bind(id.as_str())
+    .bind(&spec.name)
+    .bind(spec.kind.as_str())
+    .bind(sources)
+    .bind(excludes)
+    .bind(&spec.schedule)
+    .bind(retention)
+    .bind(
+        spec.bandwidth_limit
+            .map(|l| to_db_int(l.0, "bandwidth_limit"))
+            .transpose()?,
+    )
+    .bind(spec.pre_hook.as_deref())
+    .bind(spec.post_hook.as_deref())
+    .bind(spec.enabled)
+    .bind(now_ms)
+    .execute(&mut *tx)
+    .await
+    .map_err(|err| name_taken(err, &spec.name))?;
+    assign(tx, scope, &id, &spec.machines).await?;
+    Ok(id)
+}
+
+/// Replaces a plan's fields and machines; `false` when the tenant has no such plan.
+pub async fn update(
+    tx: &mut Tx,
+    scope: &impl TenantKey,
+    id: &PlanId,
+    spec: &PlanSpec,
+    now_ms: i64,
+) -> DbResult<bool> {
+    let (sources, excludes, retention) = texts(spec)?;
+    let changed = Query::tenant(
+        scope,
+        "UPDATE plans SET name = $3, kind = $4, sources = $5, excludes = $6, schedule = $7, \
+         retention = $8, bandwidth_limit = $9, pre_hook = $10, post_hook = $11, enabled = $12, \
+         updated_ms = $13 WHERE tenant_id = $1 AND id = $2",
+    )
+    .bind(id.as_str())
+    .bind(&spec.name)
+    .bind(spec.kind.as_str())
+    .bind(sources)
+    .bind(excludes)
+    .bind(&spec.schedule)
+    .bind(retention)
+    .bind(
+        spec.bandwidth_limit
+            .map(|l| to_db_int(l.0, "bandwidth_limit"))
+            .transpose()?,
+    )
+    .bind(spec.pre_hook.as_deref())
+    .bind(spec.post_hook.as_deref())
+    .bind(spec.enabled)
+    .bind(now_ms)
+    .execute(&mut *tx)
+    .await
+    .map_err(|err| name_taken(err, &spec.name))?
+        > 0;
+    if changed {
+        assign(tx, scope, id, &spec.machines).await?;
+    }
+    Ok(changed)
+}
+
+/// Deletes a plan (its assignments go with it); `false` when the tenant has no such plan.
+pub async fn delete(tx: &mut Tx, scope: &impl TenantKey, id: &PlanId) -> DbResult<bool> {
+    Query::tenant(
+        scope,
+        "DELETE FROM plan_machines WHERE tenant_id = $1 AND plan_id = $2",
+    )
+    .bind(id.as_str())
+    .execute(&mut *tx)
+    .await?;
+    let deleted = Query::tenant(scope, "DELETE FROM plans WHERE tenant_id = $1 AND id = $2")
+        .bind(id.as_str())
+        .execute(&mut *tx)
+        .await?;
+    Ok(deleted > 0)
+}
