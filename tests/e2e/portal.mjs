@@ -160,6 +160,19 @@ async function signIn(page, as = login, secret = password) {
   const zipListing = execFileSync("unzip", ["-l", await zipDownload.path()]).toString();
   check(zipListing.includes("data/report.txt"), `the zip holds report.txt: ${zipListing}`);
 
+  // A protection plan for it, from the form: the list then shows its next run.
+  await page.goto(`${url}/plans`);
+  await page.fill("#plan-name", "毎晩のバックアップ");
+  await page.fill("#plan-sources", join(work, "data"));
+  await page.fill("#plan-schedule", "0 2 * * *");
+  await page.check("input[name=machines]");
+  await page.click("form[action='/plans'] button[type=submit]");
+  await page.waitForURL(`${url}/plans`);
+  const plansText = await page.textContent("main");
+  check(plansText.includes("保護計画「毎晩のバックアップ」を追加しました。") && plansText.includes("web-01"),
+    `the plan is added and listed: ${plansText}`);
+  await look(page, "plans", "ja");
+
   // Rename it from its row.
   await page.goto(`${url}/machines`);
   const nameField = page.locator("table tbody input[name=name]");
@@ -248,6 +261,11 @@ async function signIn(page, as = login, secret = password) {
   await look(page, "security", "en");
   await page.goto(`${url}/events`);
   await look(page, "events", "en");
+  await page.goto(`${url}/plans`);
+  await look(page, "plans", "en");
+  await page.locator("table tbody a[href^='/plans/']").first().click();
+  await page.waitForLoadState();
+  await look(page, "plan-edit", "en");
   await page.goto(`${url}/help`);
   await look(page, "help", "en");
   await page.goto(`${url}/account`);

@@ -398,7 +398,8 @@ token-revoked = The API token was revoked.
 # Protection plans
 nav-plans = Plans
 plans-title = Protection plans
-plans-intro = A plan says what a machine backs up, when, and how many snapshots are kept. The agent on each machine runs its plans on schedule.
+plans-intro = A plan says what a machine backs up, when, and how many snapshots are kept.
+plans-not-run-yet = In this version plans are recorded but no agent runs them yet: until the agent service (kura agent run) comes, schedule kura backup with cron or a systemd timer on each machine.
 plans-none = No plans yet. Add one below and tick the machines that run it.
 plans-name = Name
 plans-kind = Kind

@@ -398,7 +398,8 @@ token-revoked = APIトークンを失効させました。
 # Protection plans
 nav-plans = 保護計画
 plans-title = 保護計画
-plans-intro = 保護計画では、マシンの何を、いつバックアップし、スナップショットを何世代保持するかを決めます。各マシンのエージェントがスケジュールどおりに実行します。
+plans-intro = 保護計画では、マシンの何を、いつバックアップし、スナップショットを何世代保持するかを決めます。
+plans-not-run-yet = このバージョンでは保護計画は記録されますが、エージェントはまだ実行しません。エージェントのサービス（kura agent run）が提供されるまでは、各マシンで cron または systemd タイマーから kura backup を実行してください。
 plans-none = 保護計画はまだありません。下のフォームで追加し、実行するマシンを選んでください。
 plans-name = 名前
 plans-kind = 種類
