@@ -15,45 +15,6 @@ use crate::app::AppState;
 use crate::auth::User;
 use crate::error::ApiError;
 
-/// How many snapshots a plan keeps of each machine and source, with `kura forget`'s
-/// rules; all zero (or absent) keeps every snapshot.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(default, deny_unknown_fields)]
-pub struct RetentionView {
-    pub keep_last: u32,
-    pub keep_hourly: u32,
-    pub keep_daily: u32,
-    pub keep_weekly: u32,
-    pub keep_monthly: u32,
-    pub keep_yearly: u32,
-}
-
-impl From<PlanRetention> for RetentionView {
-    fn from(r: PlanRetention) -> Self {
-        RetentionView {
-            keep_last: r.keep_last,
-            keep_hourly: r.keep_hourly,
-            keep_daily: r.keep_daily,
-            keep_weekly: r.keep_weekly,
-            keep_monthly: r.keep_monthly,
-            keep_yearly: r.keep_yearly,
-        }
-    }
-}
-
-impl From<RetentionView> for PlanRetention {
-    fn from(r: RetentionView) -> Self {
-        PlanRetention {
-            keep_last: r.keep_last,
-            keep_hourly: r.keep_hourly,
-            keep_daily: r.keep_daily,
-            keep_weekly: r.keep_weekly,
-            keep_monthly: r.keep_monthly,
-            keep_yearly: r.keep_yearly,
-        }
-    }
-}
-
 /// A protection plan.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct PlanView {
@@ -67,7 +28,7 @@ pub struct PlanView {
     pub excludes: Vec<String>,
     /// Five-field cron expression, in the tenant's time zone.
     pub schedule: String,
-    pub retention: RetentionView,
+    pub retention: PlanRetention,
     /// Upload limit, e.g. `20MiB/s`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bandwidth_limit: Option<String>,
@@ -100,7 +61,7 @@ impl PlanView {
             sources: spec.sources,
             excludes: spec.excludes,
             schedule: spec.schedule,
-            retention: spec.retention.into(),
+            retention: spec.retention,
             bandwidth_limit: spec.bandwidth_limit.map(|l| l.to_string()),
             pre_hook: spec.pre_hook,
             post_hook: spec.post_hook,
@@ -127,7 +88,7 @@ pub struct CreatePlanRequest {
     /// Five-field cron expression (`0 2 * * *`: 02:00 daily), in the tenant's time zone.
     pub schedule: String,
     #[serde(default)]
-    pub retention: RetentionView,
+    pub retention: PlanRetention,
     /// e.g. `20MiB/s`.
     #[serde(default)]
     pub bandwidth_limit: Option<String>,
@@ -154,7 +115,7 @@ pub struct UpdatePlanRequest {
     pub sources: Option<Vec<String>>,
     pub excludes: Option<Vec<String>>,
     pub schedule: Option<String>,
-    pub retention: Option<RetentionView>,
+    pub retention: Option<PlanRetention>,
     #[serde(default, deserialize_with = "present")]
     pub bandwidth_limit: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
@@ -235,7 +196,7 @@ pub(super) async fn create(
         sources: request.sources,
         excludes: request.excludes,
         schedule: request.schedule,
-        retention: request.retention.into(),
+        retention: request.retention,
         bandwidth_limit: limit(request.bandwidth_limit.as_deref())?,
         pre_hook: request.pre_hook,
         post_hook: request.post_hook,
@@ -265,7 +226,7 @@ pub(super) async fn update(
         sources: request.sources,
         excludes: request.excludes,
         schedule: request.schedule,
-        retention: request.retention.map(Into::into),
+        retention: request.retention,
         bandwidth_limit: request.bandwidth_limit.map(|l| limit(l.as_deref())).transpose()?,
         pre_hook: request.pre_hook,
         post_hook: request.post_hook,

@@ -150,15 +150,6 @@ pub async fn get(tx: &mut Tx, scope: &impl TenantKey, id: &PlanId) -> DbResult<O
     record(row, assigned).map(Some)
 }
 
-fn texts(spec: &PlanSpec) -> DbResult<(String, String, String)> {
-    let encode = |value: serde_json::Result<String>| value.map_err(|err| DbError::Corrupt(err.to_string()));
-    Ok((
-        encode(serde_json::to_string(&spec.sources))?,
-        encode(serde_json::to_string(&spec.excludes))?,
-        encode(serde_json::to_string(&spec.retention))?,
-    ))
-}
-
 async fn assign(tx: &mut Tx, scope: &impl TenantKey, id: &PlanId, machines: &[MachineId]) -> DbResult<()> {
     Query::tenant(
         scope,
@@ -195,35 +186,46 @@ fn name_taken(err: DbError, name: &str) -> DbError {
     }
 }
 
+/// Writes a plan's row: `$2` is its id, `$3`..`$12` the spec's fields in the order of
+/// [`Row`], `$13` the time (of creation and of this change).
+async fn write(
+    tx: &mut Tx,
+    scope: &impl TenantKey,
+    sql: &'static str,
+    id: &PlanId,
+    spec: &PlanSpec,
+    now_ms: i64,
+) -> DbResult<u64> {
+    let encode = |value: serde_json::Result<String>| value.map_err(|err| DbError::Corrupt(err.to_string()));
+    Query::tenant(scope, sql)
+        .bind(id.as_str())
+        .bind(&spec.name)
+        .bind(spec.kind.as_str())
+        .bind(encode(serde_json::to_string(&spec.sources))?)
+        .bind(encode(serde_json::to_string(&spec.excludes))?)
+        .bind(&spec.schedule)
+        .bind(encode(serde_json::to_string(&spec.retention))?)
+        .bind(
+            spec.bandwidth_limit
+                .map(|l| to_db_int(l.0, "bandwidth_limit"))
+                .transpose()?,
+        )
+        .bind(spec.pre_hook.as_deref())
+        .bind(spec.post_hook.as_deref())
+        .bind(spec.enabled)
+        .bind(now_ms)
+        .execute(&mut *tx)
+        .await
+        .map_err(|err| name_taken(err, &spec.name))
+}
+
 /// Stores a new plan with its machines.
 pub async fn insert(tx: &mut Tx, scope: &impl TenantKey, spec: &PlanSpec, now_ms: i64) -> DbResult<PlanId> {
     let id = PlanId::generate();
-    let (sources, excludes, retention) = texts(spec)?;
-    Query::tenant(
-        scope,
-        "INSERT INTO plans (tenant_id, id, name, kind, sources, excludes, schedule, retention, \
-         bandwidth_limit, pre_hook, post_hook, enabled, created_ms, updated_ms) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)",
-    )
-    .bind(id.as_str())
-    .bind(&spec.name)
-    .bind(spec.kind.as_str())
-    .bind(sources)
-    .bind(excludes)
-    .bind(&spec.schedule)
-    .bind(retention)
-    .bind(
-        spec.bandwidth_limit
-            .map(|l| to_db_int(l.0, "bandwidth_limit"))
-            .transpose()?,
-    )
-    .bind(spec.pre_hook.as_deref())
-    .bind(spec.post_hook.as_deref())
-    .bind(spec.enabled)
-    .bind(now_ms)
-    .execute(&mut *tx)
-    .await
-    .map_err(|err| name_taken(err, &spec.name))?;
+    let sql = "INSERT INTO plans (tenant_id, id, name, kind, sources, excludes, schedule, retention, \
+               bandwidth_limit, pre_hook, post_hook, enabled, created_ms, updated_ms) \
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)";
+    write(tx, scope, sql, &id, spec, now_ms).await?;
     assign(tx, scope, &id, &spec.machines).await?;
     Ok(id)
 }
@@ -236,39 +238,15 @@ pub async fn update(
     spec: &PlanSpec,
     now_ms: i64,
 ) -> DbResult<bool> {
-    let (sources, excludes, retention) = texts(spec)?;
-    let changed = Query::tenant(
-        scope,
-        "UPDATE plans SET name = $3, kind = $4, sources = $5, excludes = $6, schedule = $7, \
-         retention = $8, bandwidth_limit = $9, pre_hook = $10, post_hook = $11, enabled = $12, \
-         updated_ms = $13 WHERE tenant_id = $1 AND id = $2",
-    )
-    .bind(id.as_str())
-    .bind(&spec.name)
-    .bind(spec.kind.as_str())
-    .bind(sources)
-    .bind(excludes)
-    .bind(&spec.schedule)
-    .bind(retention)
-    .bind(
-        spec.bandwidth_limit
-            .map(|l| to_db_int(l.0, "bandwidth_limit"))
-            .transpose()?,
-    )
-    .bind(spec.pre_hook.as_deref())
-    .bind(spec.post_hook.as_deref())
-    .bind(spec.enabled)
-    .bind(now_ms)
-    .execute(&mut *tx)
-    .await
-    .map_err(|err| name_taken(err, &spec.name))?
-        > 0;
+    let sql = "UPDATE plans SET name = $3, kind = $4, sources = $5, excludes = $6, schedule = $7, \
+               retention = $8, bandwidth_limit = $9, pre_hook = $10, post_hook = $11, enabled = $12, \
+               updated_ms = $13 WHERE tenant_id = $1 AND id = $2";
+    let changed = write(tx, scope, sql, id, spec, now_ms).await? > 0;
     if changed {
         assign(tx, scope, id, &spec.machines).await?;
     }
     Ok(changed)
 }
-
 /// Deletes a plan (its assignments go with it); `false` when the tenant has no such plan.
 pub async fn delete(tx: &mut Tx, scope: &impl TenantKey, id: &PlanId) -> DbResult<bool> {
     Query::tenant(

@@ -19,7 +19,7 @@ text_enum!(PlanKind, "plan kind", { Files = "files", Image = "image" });
 /// (restic's) rules: the `keep_last` newest, and the newest of each of the last
 /// `keep_hourly` hours (days, weeks, months, years) that have one. All zero keeps every
 /// snapshot.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct PlanRetention {
     pub keep_last: u32,

@@ -361,7 +361,10 @@ mod tests {
         assert_eq!(next, NEW_YEAR_MS + 16 * 3_600_000 + 30 * 60_000);
         // Strictly after: a run due now is the next one, not this one.
         let at_two = NEW_YEAR_MS + 17 * 3_600_000;
-        assert_eq!(next_run("0 2 * * *", "Asia/Tokyo", at_two), Some(at_two + 86_400_000));
+        assert_eq!(
+            next_run("0 2 * * *", "Asia/Tokyo", at_two),
+            Some(at_two + 86_400_000)
+        );
     }
 
     #[test]
@@ -369,7 +372,15 @@ mod tests {
         for good in ["0 2 * * *", "*/15 * * * *", "0 3 * * SUN", "0 0 1 */3 *"] {
             assert!(parse_schedule(good).is_ok(), "{good}");
         }
-        for bad in ["", "0 2 * *", "0 0 2 * * *", "61 2 * * *", "0 25 * * *", "every night", "@daily"] {
+        for bad in [
+            "",
+            "0 2 * *",
+            "0 0 2 * * *",
+            "61 2 * * *",
+            "0 25 * * *",
+            "every night",
+            "@daily",
+        ] {
             let err = parse_schedule(bad).unwrap_err();
             assert!(err.message.starts_with("schedule:"), "{bad}: {err}");
         }
