@@ -56,7 +56,7 @@ fn case(method: &Method, pattern: &str, a: &Victim, same_tenant: bool) -> (Strin
         ),
         // The same document for everyone: it names no tenant.
         ("GET", "/api/v1/openapi.json") => (pattern.into(), Body::None, OWN),
-        ("GET", "/api/v1/agent/whoami") => (pattern.into(), Body::None, OWN),
+        ("GET", "/api/v1/agent/whoami" | "/api/v1/agent/plans") => (pattern.into(), Body::None, OWN),
         ("GET", "/api/v1/vault") => (pattern.into(), Body::None, OWN),
         ("POST", "/api/v1/vault") => (
             pattern.into(),
@@ -344,6 +344,17 @@ async fn setup() -> (TestServer, Victim, Agent, Agent) {
         .new_registration_token(a_tenant["tenant_id"].as_str().unwrap())
         .await;
     let a2 = Agent::register(&server, &a2_token, "acme-mail-01").await;
+    // A plan of A's first machine, which no other machine's plans may show.
+    let a_admin = server
+        .login(
+            a_tenant["admin_login"].as_str().unwrap(),
+            a_tenant["admin_password"].as_str().unwrap(),
+        )
+        .await;
+    let plan = json!({ "name": "acme-nightly", "kind": "files", "sources": ["/srv/acme"],
+        "schedule": "0 2 * * *", "machines": [a1.machine_id] });
+    let (status, plan) = a_admin.call(Method::POST, "/api/v1/plans", Some(plan)).await;
+    assert_eq!(status, 201, "{plan}");
 
     let b_tenant = server.create_tenant("BETA-0002", 3, json!({})).await;
     let b = Agent::register(
@@ -363,6 +374,8 @@ async fn setup() -> (TestServer, Victim, Agent, Agent) {
         a1.machine_id.clone(),
         "acme-payroll".to_owned(),
         job.clone(),
+        "acme-nightly".to_owned(),
+        plan["id"].as_str().unwrap().to_owned(),
     ]);
     let mut tenant_markers = machine_markers.clone();
     tenant_markers.extend(chunk_hex.iter().cloned());

@@ -26,9 +26,11 @@ async fn plans_are_managed_through_the_api(server: TestServer) {
         .register(created["registration_token"].as_str().unwrap(), "web-01")
         .await;
     assert_eq!(status, 201, "{web}");
+    let web_credential = web["credential"].as_str().unwrap().to_owned();
     let web = web["machine_id"].as_str().unwrap().to_owned();
     let token = server.new_registration_token(tenant_id).await;
     let (_, db) = server.register(&token, "db-01").await;
+    let db_credential = db["credential"].as_str().unwrap().to_owned();
     let db = db["machine_id"].as_str().unwrap().to_owned();
 
     // Created for one machine, with its next run in Tokyo time (02:00 JST = 17:00 UTC).
@@ -57,6 +59,16 @@ async fn plans_are_managed_through_the_api(server: TestServer) {
         plan["next_run"].as_str().unwrap().ends_with("T17:00:00Z"),
         "{plan}"
     );
+    // Each machine's agent fetches the plans it runs, with the zone of their schedules.
+    let (status, fetched) = server.agent_get(&web_credential, "/api/v1/agent/plans").await;
+    assert_eq!(status, 200, "{fetched}");
+    assert_eq!(fetched["time_zone"], "Asia/Tokyo");
+    assert_eq!(fetched["plans"][0]["id"], id.as_str());
+    assert_eq!(fetched["plans"][0]["bandwidth_limit"], 20 << 20);
+    assert_eq!(
+        server.agent_get(&db_credential, "/api/v1/agent/plans").await.1["plans"],
+        json!([])
+    );
     let (status, listed) = admin.get("/api/v1/plans").await;
     assert_eq!(status, 200);
     assert_eq!(listed.as_array().unwrap().len(), 1);
@@ -77,6 +89,8 @@ async fn plans_are_managed_through_the_api(server: TestServer) {
     assert_eq!(changed["schedule"], "30 1 * * 1-5");
     assert!(changed.get("bandwidth_limit").is_none(), "{changed}");
     assert_eq!(changed["machines"].as_array().unwrap().len(), 2);
+    let fetched = server.agent_get(&db_credential, "/api/v1/agent/plans").await.1;
+    assert_eq!(fetched["plans"][0]["schedule"], "30 1 * * 1-5", "{fetched}");
     assert_eq!(changed["sources"], json!(["/srv/www", "/etc"]));
 
     // Bad input: refused naming the field, nothing stored.

@@ -121,9 +121,14 @@ impl TestServer {
     }
 
     pub async fn whoami(&self, credential: &str) -> (u16, Value) {
+        self.agent_get(credential, "/api/v1/agent/whoami").await
+    }
+
+    /// A `GET` of the customer API with an agent's credential.
+    pub async fn agent_get(&self, credential: &str, path: &str) -> (u16, Value) {
         let response = self
             .http
-            .get(format!("{}/api/v1/agent/whoami", self.customer))
+            .get(format!("{}{path}", self.customer))
             .bearer_auth(credential)
             .send()
             .await

@@ -65,3 +65,32 @@ pub(super) async fn whoami(agent: Agent) -> Json<AgentWhoAmI> {
         machine_id: agent.machine_id.to_string(),
     })
 }
+
+/// The protection plans assigned to this machine, with the tenant's time zone (the agent
+/// daemon runs them on schedule).
+#[utoipa::path(get, path = "/api/v1/agent/plans", tag = "agents",
+    responses((status = 200, body = kura_api::agent::AgentPlans)))]
+pub(super) async fn plans(
+    State(state): State<AppState>,
+    agent: Agent,
+) -> Result<Json<kura_api::agent::AgentPlans>, ApiError> {
+    let (time_zone, plans) = kura_service::ops::plans::for_agent(&state.service, &agent).await?;
+    Ok(Json(kura_api::agent::AgentPlans {
+        time_zone,
+        plans: plans
+            .into_iter()
+            .map(|plan| kura_api::agent::AgentPlan {
+                id: plan.id.as_str().to_owned(),
+                name: plan.spec.name,
+                kind: plan.spec.kind.as_str().to_owned(),
+                sources: plan.spec.sources,
+                excludes: plan.spec.excludes,
+                schedule: plan.spec.schedule,
+                bandwidth_limit: plan.spec.bandwidth_limit.map(|l| l.0),
+                pre_hook: plan.spec.pre_hook,
+                post_hook: plan.spec.post_hook,
+                enabled: plan.spec.enabled,
+            })
+            .collect(),
+    }))
+}

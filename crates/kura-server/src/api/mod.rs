@@ -70,6 +70,9 @@ const AGENT_ROUTES: RouteTable = RouteTable {
         (Method::GET, "/api/v1/agent/whoami", Access::Agent, |m| {
             on(m, agent::whoami)
         }),
+        (Method::GET, "/api/v1/agent/plans", Access::Agent, |m| {
+            on(m, agent::plans)
+        }),
     ],
 };
 

@@ -97,6 +97,7 @@ impl ToSchema for Binary {}
         api_document,
         agent::register,
         agent::whoami,
+        agent::plans,
         vault::info,
         vault::create,
         vault::key_slots,

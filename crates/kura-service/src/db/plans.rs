@@ -131,6 +131,28 @@ pub async fn list(tx: &mut Tx, scope: &impl TenantKey) -> DbResult<Vec<PlanRecor
         .collect()
 }
 
+/// The plans assigned to one machine of the tenant, by name (their machine lists are
+/// left empty: the machine knows who it is).
+pub async fn of_machine(
+    tx: &mut Tx,
+    scope: &impl TenantKey,
+    machine: &MachineId,
+) -> DbResult<Vec<PlanRecord>> {
+    let rows: Vec<Row> = Query::tenant(
+        scope,
+        concat!(
+            "SELECT ",
+            columns!(),
+            " FROM plans WHERE tenant_id = $1 AND id IN \
+             (SELECT plan_id FROM plan_machines WHERE tenant_id = $1 AND machine_id = $2) ORDER BY name, id"
+        ),
+    )
+    .bind(machine.as_str())
+    .fetch_all(&mut *tx)
+    .await?;
+    rows.into_iter().map(|row| record(row, Vec::new())).collect()
+}
+
 /// One plan of the tenant.
 pub async fn get(tx: &mut Tx, scope: &impl TenantKey, id: &PlanId) -> DbResult<Option<PlanRecord>> {
     let row: Option<Row> = Query::tenant(

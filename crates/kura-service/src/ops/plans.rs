@@ -10,7 +10,7 @@ use croner::Cron;
 use super::record_in;
 use super::tenants::current;
 use crate::audit::Action;
-use crate::authz::{Permission, UserPrincipal};
+use crate::authz::{AgentPrincipal, Permission, UserPrincipal};
 use crate::db::{DbError, machines, plans};
 use crate::ids::{MachineId, PlanId};
 use crate::model::{BandwidthLimit, PlanKind, PlanRecord, PlanRetention, PlanSpec};
@@ -222,6 +222,15 @@ pub fn machine_ids(ids: &[String]) -> ServiceResult<Vec<MachineId>> {
             })
         })
         .collect()
+}
+
+/// The plans a machine runs, and the tenant's time zone their schedules are in.
+pub async fn for_agent(svc: &Service, agent: &AgentPrincipal) -> ServiceResult<(String, Vec<PlanRecord>)> {
+    let zone = current(svc, &agent.scope).await?.time_zone;
+    let mut tx = svc.db.begin().await?;
+    let plans = plans::of_machine(&mut tx, &agent.scope, &agent.machine_id).await?;
+    tx.commit().await?;
+    Ok((zone, plans))
 }
 
 /// The tenant's plans, by name.
