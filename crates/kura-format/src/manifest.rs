@@ -227,10 +227,35 @@ impl ReferenceList {
         out
     }
 
+    /// Bytes of an encoding's header, before the ids.
+    pub const HEADER_LEN: usize = 16;
+
     /// Decodes and checks that ids are sorted and unique.
     pub fn decode(bytes: &[u8]) -> crate::Result<Self> {
         let mut input = bytes;
-        let head = take(&mut input, 16, "reference list header")?;
+        let head = take(&mut input, Self::HEADER_LEN, "reference list header")?;
+        let count = Self::decode_header(head)?;
+        if count.checked_mul(32) != Some(input.len() as u64) {
+            return Err(FormatError::malformed(
+                "reference list",
+                "count does not match length",
+            ));
+        }
+        Ok(ReferenceList {
+            ids: Self::decode_ids(input, None)?,
+        })
+    }
+
+    /// The number of ids announced by a header ([`Self::HEADER_LEN`] bytes). With
+    /// [`Self::decode_ids`], a list is read a stretch at a time (GC does, so that its memory
+    /// does not grow with the vault).
+    pub fn decode_header(head: &[u8]) -> crate::Result<u64> {
+        if head.len() != Self::HEADER_LEN {
+            return Err(FormatError::malformed(
+                "reference list",
+                "shorter than its header",
+            ));
+        }
         if &head[..4] != REFS_MAGIC {
             return Err(FormatError::BadMagic {
                 what: "reference list",
@@ -249,24 +274,30 @@ impl ReferenceList {
                 "reserved bytes are not zero",
             ));
         }
-        let count = u64::from_le_bytes(head[8..16].try_into().expect("8 bytes"));
-        if count.checked_mul(32) != Some(input.len() as u64) {
-            return Err(FormatError::malformed(
-                "reference list",
-                "count does not match length",
-            ));
+        Ok(u64::from_le_bytes(head[8..16].try_into().expect("8 bytes")))
+    }
+
+    /// A stretch of an encoding's ids, checked to be whole ids, sorted and unique, and
+    /// above `after` (the last id of the stretch before it).
+    pub fn decode_ids(bytes: &[u8], after: Option<&ChunkId>) -> crate::Result<Vec<ChunkId>> {
+        if !bytes.len().is_multiple_of(32) {
+            return Err(FormatError::malformed("reference list", "a partial id"));
         }
-        let ids: Vec<ChunkId> = input
+        let ids: Vec<ChunkId> = bytes
             .chunks_exact(32)
             .map(|c| ChunkId(c.try_into().expect("32 bytes")))
             .collect();
-        if ids.windows(2).any(|w| w[0] >= w[1]) {
+        let first_in_order = match (after, ids.first()) {
+            (Some(after), Some(first)) => after < first,
+            _ => true,
+        };
+        if !first_in_order || ids.windows(2).any(|w| w[0] >= w[1]) {
             return Err(FormatError::malformed(
                 "reference list",
                 "ids are not sorted and unique",
             ));
         }
-        Ok(ReferenceList { ids })
+        Ok(ids)
     }
 }
 
@@ -323,6 +354,19 @@ mod tests {
         assert!(manifest(&a, &refs).open_body(&b).is_err());
     }
 
+    #[test]
+    fn stretches_out_of_order_or_partial_are_refused() {
+        let (a, b) = (ChunkId([1; 32]), ChunkId([2; 32]));
+        assert!(ReferenceList::decode_ids(a.as_bytes(), Some(&b)).is_err());
+        assert!(ReferenceList::decode_ids(a.as_bytes(), Some(&a)).is_err());
+        assert!(ReferenceList::decode_ids(&[0; 31], None).is_err());
+        assert_eq!(
+            ReferenceList::decode_ids(b.as_bytes(), Some(&a)).unwrap(),
+            vec![b]
+        );
+        assert!(ReferenceList::decode_header(&[0; 15]).is_err());
+    }
+
     proptest! {
         #[test]
         fn reference_list_round_trip(ids in proptest::collection::vec(any::<[u8; 32]>(), 0..50)) {
@@ -332,6 +376,23 @@ mod tests {
             for id in refs.ids() {
                 prop_assert!(decoded.contains(id));
             }
+        }
+
+        #[test]
+        fn reference_list_reads_in_stretches(
+            ids in proptest::collection::vec(any::<[u8; 32]>(), 0..50),
+            stretch in 1usize..8,
+        ) {
+            let refs = ReferenceList::from_ids(ids.into_iter().map(ChunkId).collect());
+            let bytes = refs.encode();
+            let count = ReferenceList::decode_header(&bytes[..ReferenceList::HEADER_LEN]).unwrap();
+            prop_assert_eq!(count, refs.ids().len() as u64);
+            let mut read: Vec<ChunkId> = Vec::new();
+            for part in bytes[ReferenceList::HEADER_LEN..].chunks(32 * stretch) {
+                let more = ReferenceList::decode_ids(part, read.last()).unwrap();
+                read.extend(more);
+            }
+            prop_assert_eq!(read.as_slice(), refs.ids());
         }
 
         #[test]

@@ -27,6 +27,9 @@
 //! finds it, or an upload). GC takes `t_keep` = the start of the oldest open session (or
 //! now), marks the reference lists of all live snapshots and of the parents of open
 //! sessions, and deletes only chunks that are unmarked *and* not seen since `t_keep`.
+//! Reference lists are sorted, so the marks are a merge of them read a window at a time
+//! beside the index walked in id order: GC's memory follows the number of live snapshots,
+//! not the vault's chunks.
 //! Packs with no live chunk are deleted; packs with more dead bytes than a threshold are
 //! repacked. Orphan objects are deleted only when older than `t_keep`. So GC is safe while
 //! backups run: a chunk a running backup may still reference is never deleted, and a

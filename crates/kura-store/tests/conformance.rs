@@ -759,6 +759,23 @@ async fn forget_and_gc_with_open_session(fx: &Fixture) {
     assert!(left.is_empty(), "{left:?}");
 }
 
+/// More chunks than one sweep page (10 000) and than one window of a reference list
+/// (2 048): GC merges the sorted lists with the index page by page.
+async fn gc_sweeps_past_its_pages_and_windows(fx: &Fixture) {
+    let vault = fx.create("v").await;
+    let names: Vec<String> = (0..13_000).map(|i| format!("n{i}")).collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let old = backup(&vault, &names[..12_000], 1).await;
+    backup(&vault, &names[6_000..], 2).await;
+    backup(&vault, &names[11_990..12_010], 3).await;
+    vault.forget(&[old]).await.unwrap();
+    tick().await;
+
+    let report = vault.gc(gc_all()).await.unwrap();
+    assert_eq!(report.chunks_deleted, 6_000, "{report:?}");
+    assert_eq!(missing_names(&vault, &names).await, names[..6_000]);
+}
+
 async fn orphans_and_repack(fx: &Fixture) {
     let vault = fx.create("v").await;
     let session = vault.open_session(None).await.unwrap();
@@ -1140,6 +1157,7 @@ conformance!(
     resolve,
     snapshot_pages,
     forget_and_gc_with_open_session,
+    gc_sweeps_past_its_pages_and_windows,
     orphans_and_repack,
     verify_marks_damage,
     repair_heals_what_it_can,
