@@ -16,8 +16,12 @@ use crate::{Result, Vault, now_ms};
 /// Chunk index rows read per page while sweeping (bounds the memory of a large vault).
 const SWEEP_PAGE: i64 = 10_000;
 
-/// Ids read at a time from each live snapshot's reference list while sweeping (64 KiB).
+/// Ids read at a time from each live snapshot's reference list while sweeping: 64 KiB,
+/// less when there are many live snapshots, so that all windows together stay within
+/// [`REFS_BUDGET`] bytes (a tenant with 20,000 snapshots would otherwise hold 1.3 GB).
 const REFS_WINDOW: u64 = 2048;
+const REFS_WINDOW_MIN: u64 = 64;
+const REFS_BUDGET: u64 = 32 << 20;
 
 /// A live snapshot's reference list, read a window at a time in id order as the sweep
 /// walks the index in id order. GC held every live id in one set before (~120 bytes per
@@ -28,6 +32,8 @@ struct RefCursor {
     count: u64,
     /// Index of the first id not read yet.
     read: u64,
+    /// Ids read at a time.
+    window_ids: u64,
     window: std::collections::VecDeque<ChunkId>,
     last: Option<ChunkId>,
 }
@@ -54,6 +60,7 @@ impl RefCursor {
             path,
             count,
             read: 0,
+            window_ids: REFS_WINDOW,
             window: Default::default(),
             last: None,
         })
@@ -74,7 +81,7 @@ impl RefCursor {
             if !self.window.is_empty() || self.read == self.count {
                 return Ok(());
             }
-            let end = (self.read + REFS_WINDOW).min(self.count);
+            let end = (self.read + self.window_ids).min(self.count);
             let at = |i: u64| ReferenceList::HEADER_LEN as u64 + 32 * i;
             let bytes = read_range(vault, &self.path, at(self.read)..at(end)).await?;
             let ids = ReferenceList::decode_ids(&bytes, self.last.as_ref())?;
@@ -173,6 +180,10 @@ impl Vault {
                 continue;
             }
             live.push(RefCursor::open(self, &id).await?);
+        }
+        let window_ids = (REFS_BUDGET / 32 / (live.len() as u64).max(1)).clamp(REFS_WINDOW_MIN, REFS_WINDOW);
+        for cursor in &mut live {
+            cursor.window_ids = window_ids;
         }
 
         // Sweep the index in id order, merging the live snapshots' sorted reference lists
