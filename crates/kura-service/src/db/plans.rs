@@ -172,7 +172,7 @@ pub async fn get(tx: &mut Tx, scope: &impl TenantKey, id: &PlanId) -> DbResult<O
     record(row, assigned).map(Some)
 }
 
-async fn assign(tx: &mut Tx, scope: &impl TenantKey, id: &PlanId, machines: &[MachineId]) -> DbResult<()> {
+async fn unassign(tx: &mut Tx, scope: &impl TenantKey, id: &PlanId) -> DbResult<()> {
     Query::tenant(
         scope,
         "DELETE FROM plan_machines WHERE tenant_id = $1 AND plan_id = $2",
@@ -180,6 +180,11 @@ async fn assign(tx: &mut Tx, scope: &impl TenantKey, id: &PlanId, machines: &[Ma
     .bind(id.as_str())
     .execute(&mut *tx)
     .await?;
+    Ok(())
+}
+
+async fn assign(tx: &mut Tx, scope: &impl TenantKey, id: &PlanId, machines: &[MachineId]) -> DbResult<()> {
+    unassign(tx, scope, id).await?;
     for machine in machines {
         Query::tenant(
             scope,
@@ -269,15 +274,10 @@ pub async fn update(
     }
     Ok(changed)
 }
+
 /// Deletes a plan (its assignments go with it); `false` when the tenant has no such plan.
 pub async fn delete(tx: &mut Tx, scope: &impl TenantKey, id: &PlanId) -> DbResult<bool> {
-    Query::tenant(
-        scope,
-        "DELETE FROM plan_machines WHERE tenant_id = $1 AND plan_id = $2",
-    )
-    .bind(id.as_str())
-    .execute(&mut *tx)
-    .await?;
+    unassign(tx, scope, id).await?;
     let deleted = Query::tenant(scope, "DELETE FROM plans WHERE tenant_id = $1 AND id = $2")
         .bind(id.as_str())
         .execute(&mut *tx)
