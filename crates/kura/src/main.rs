@@ -10,12 +10,24 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// `kura ls latest /etc | head`: when the reader goes away, stop as other Unix tools do
+/// (killed by SIGPIPE, nothing printed) instead of panicking in `println!`. Rust starts
+/// programs with SIGPIPE ignored; this puts back the default.
+fn quit_quietly_on_closed_pipe() {
+    // SAFETY: called first thing in `main`, before any thread exists; setting a signal's
+    // disposition to the default has no other effect.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 /// Exit code when a command did its work but not all of it: a backup that could not read
 /// some files, a restore or listing that went around damage in the vault, a repair that
 /// left damage it could not heal. What was left out is listed.
 pub const EXIT_PARTIAL: u8 = 3;
 
 fn main() -> ExitCode {
+    quit_quietly_on_closed_pipe();
     let cli = cli::Cli::parse();
     let ui = ui::Ui {
         json: cli.json,

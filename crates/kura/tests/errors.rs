@@ -255,3 +255,39 @@ fn restore_errors_unknown_snapshot_file_target_and_forget_without_arguments() {
     assert!(text.contains("empty"), "{text}");
     assert!(!tmp.path().join("enc").join("objects").exists());
 }
+
+/// `kura ls latest DIR | head -1` ends quietly when `head` closes the pipe: no panic, no
+/// message (the shell sees SIGPIPE, as with `ls`).
+#[test]
+fn a_closed_pipe_ends_the_listing_quietly() {
+    let tmp = tempdir();
+    let kura = Kura::new(tmp.path().join("vault"));
+    kura.init();
+    let src = tmp.path().join("src");
+    for i in 0..5000 {
+        write(
+            &src.join(format!("file-{i:05}-with-a-long-name-to-fill-the-pipe")),
+            b"x",
+        );
+    }
+    kura.backup(&[&src], &[]);
+    let kura_bin = env!("CARGO_BIN_EXE_kura");
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "\"{kura_bin}\" --repo \"{}\" ls latest \"{}\" | head -1",
+            tmp.path().join("vault").display(),
+            src.display()
+        ))
+        .env_remove("KURA_REPO")
+        .env_remove("KURA_CONFIG")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 1);
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("Broken pipe"),
+        "{stderr}"
+    );
+}
