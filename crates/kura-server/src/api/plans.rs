@@ -4,7 +4,7 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use kura_service::model::{BandwidthLimit, PlanKind, PlanRecord, PlanRetention, PlanSpec};
+use kura_service::model::{PlanRecord, PlanRetention, PlanSpec};
 use kura_service::ops::plans::{self, PlanChange};
 use kura_service::rfc3339;
 use serde::{Deserialize, Serialize};
@@ -49,11 +49,7 @@ pub struct PlanView {
 impl PlanView {
     fn of(plan: PlanRecord, zone: &str, now_ms: i64) -> Self {
         let spec = plan.spec;
-        let next_run = spec
-            .enabled
-            .then(|| plans::next_run(&spec.schedule, zone, now_ms))
-            .flatten()
-            .map(rfc3339);
+        let next_run = plans::next_run_of(&spec, zone, now_ms).map(rfc3339);
         PlanView {
             id: plan.id.as_str().to_owned(),
             name: spec.name,
@@ -135,26 +131,16 @@ where
     Option::<T>::deserialize(deserializer).map(Some)
 }
 
-fn kind(text: &str) -> Result<PlanKind, ApiError> {
-    PlanKind::parse(text).ok_or_else(|| ApiError::invalid(format!("kind: {text:?} is not files or image")))
-}
-
-fn limit(text: Option<&str>) -> Result<Option<BandwidthLimit>, ApiError> {
-    text.filter(|t| !t.trim().is_empty())
-        .map(|t| {
-            BandwidthLimit::parse(t).ok_or_else(|| {
-                ApiError::invalid(format!(
-                    "bandwidth_limit: {t:?} is not a rate; write e.g. 20MiB/s"
-                ))
-            })
-        })
-        .transpose()
-}
-
 async fn zone(state: &AppState, user: &User) -> Result<String, ApiError> {
     Ok(kura_service::ops::tenants::current(&state.service, &user.scope)
         .await?
         .time_zone)
+}
+
+/// One plan as the API shows it (with its next run in the tenant's zone).
+async fn answer(state: &AppState, user: &User, plan: PlanRecord) -> Result<Json<PlanView>, ApiError> {
+    let zone = zone(state, user).await?;
+    Ok(Json(PlanView::of(plan, &zone, state.service.now_ms())))
 }
 
 /// The tenant's protection plans, by name.
@@ -178,8 +164,7 @@ pub(super) async fn show(
     Path(id): Path<String>,
 ) -> Result<Json<PlanView>, ApiError> {
     let plan = plans::get(&state.service, &user, &id).await?;
-    let zone = zone(&state, &user).await?;
-    Ok(Json(PlanView::of(plan, &zone, state.service.now_ms())))
+    answer(&state, &user, plan).await
 }
 
 /// Creates a protection plan and assigns it to machines.
@@ -192,23 +177,19 @@ pub(super) async fn create(
 ) -> Result<(StatusCode, Json<PlanView>), ApiError> {
     let spec = PlanSpec {
         name: request.name,
-        kind: kind(&request.kind)?,
+        kind: plans::parse_kind(&request.kind)?,
         sources: request.sources,
         excludes: request.excludes,
         schedule: request.schedule,
         retention: request.retention,
-        bandwidth_limit: limit(request.bandwidth_limit.as_deref())?,
+        bandwidth_limit: plans::parse_bandwidth_limit(request.bandwidth_limit.as_deref())?,
         pre_hook: request.pre_hook,
         post_hook: request.post_hook,
         enabled: request.enabled.unwrap_or(true),
         machines: plans::machine_ids(&request.machines)?,
     };
     let plan = plans::create(&state.service, &user, spec).await?;
-    let zone = zone(&state, &user).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(PlanView::of(plan, &zone, state.service.now_ms())),
-    ))
+    Ok((StatusCode::CREATED, answer(&state, &user, plan).await?))
 }
 
 /// Changes a protection plan: the fields given replace the plan's.
@@ -222,20 +203,22 @@ pub(super) async fn update(
 ) -> Result<Json<PlanView>, ApiError> {
     let change = PlanChange {
         name: request.name,
-        kind: request.kind.as_deref().map(kind).transpose()?,
+        kind: request.kind.as_deref().map(plans::parse_kind).transpose()?,
         sources: request.sources,
         excludes: request.excludes,
         schedule: request.schedule,
         retention: request.retention,
-        bandwidth_limit: request.bandwidth_limit.map(|l| limit(l.as_deref())).transpose()?,
+        bandwidth_limit: request
+            .bandwidth_limit
+            .map(|l| plans::parse_bandwidth_limit(l.as_deref()))
+            .transpose()?,
         pre_hook: request.pre_hook,
         post_hook: request.post_hook,
         enabled: request.enabled,
         machines: request.machines.as_deref().map(plans::machine_ids).transpose()?,
     };
     let plan = plans::update(&state.service, &user, &id, change).await?;
-    let zone = zone(&state, &user).await?;
-    Ok(Json(PlanView::of(plan, &zone, state.service.now_ms())))
+    answer(&state, &user, plan).await
 }
 
 /// Deletes a protection plan; its snapshots stay.

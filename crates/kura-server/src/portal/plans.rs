@@ -11,7 +11,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use kura_service::ServiceError;
 use kura_service::authz::Permission;
-use kura_service::model::{BandwidthLimit, MachineRecord, PlanKind, PlanRecord, PlanRetention, PlanSpec};
+use kura_service::model::{MachineRecord, PlanRecord, PlanRetention, PlanSpec};
 use kura_service::ops::machines;
 use kura_service::ops::plans::{self, PlanChange};
 
@@ -131,8 +131,7 @@ impl PlanForm {
 
     /// The plan the form describes; what cannot be read is refused naming its field.
     fn spec(&self) -> Result<PlanSpec, ServiceError> {
-        let kind = PlanKind::parse(&self.kind)
-            .ok_or_else(|| ServiceError::invalid(format!("kind: {:?} is not files or image", self.kind)))?;
+        let kind = plans::parse_kind(&self.kind)?;
         let mut counts = [0u32; 6];
         for (i, text) in self.keep.iter().enumerate() {
             let text = text.trim();
@@ -142,15 +141,7 @@ impl PlanForm {
                 })?;
             }
         }
-        let bandwidth_limit = Self::optional(&self.bandwidth_limit)
-            .map(|text| {
-                BandwidthLimit::parse(&text).ok_or_else(|| {
-                    ServiceError::invalid(format!(
-                        "bandwidth_limit: {text:?} is not a rate; write e.g. 20MiB/s"
-                    ))
-                })
-            })
-            .transpose()?;
+        let bandwidth_limit = plans::parse_bandwidth_limit(Some(&self.bandwidth_limit))?;
         Ok(PlanSpec {
             name: self.name.clone(),
             kind,
@@ -253,11 +244,7 @@ async fn show(
     let rows = plans
         .into_iter()
         .map(|plan| PlanRow {
-            next_run_ms: plan
-                .spec
-                .enabled
-                .then(|| plans::next_run(&plan.spec.schedule, &v.tenant.time_zone, v.now_ms))
-                .flatten(),
+            next_run_ms: plans::next_run_of(&plan.spec, &v.tenant.time_zone, v.now_ms),
             machine_names: plan
                 .spec
                 .machines

@@ -111,6 +111,33 @@ pub fn next_run(schedule: &str, zone: &str, after_ms: i64) -> Option<i64> {
     Some(next.timestamp_millis())
 }
 
+/// When an enabled plan next runs (`None` for a disabled one).
+pub fn next_run_of(spec: &PlanSpec, zone: &str, after_ms: i64) -> Option<i64> {
+    spec.enabled
+        .then(|| next_run(&spec.schedule, zone, after_ms))
+        .flatten()
+}
+
+/// A plan's kind as a request names it.
+pub fn parse_kind(text: &str) -> ServiceResult<PlanKind> {
+    PlanKind::parse(text)
+        .ok_or_else(|| ServiceError::invalid(format!("kind: {text:?} is not files or image")))
+}
+
+/// An upload limit as a request writes it (`20MiB/s`); blank or absent is no limit.
+pub fn parse_bandwidth_limit(text: Option<&str>) -> ServiceResult<Option<BandwidthLimit>> {
+    text.map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(|t| {
+            BandwidthLimit::parse(t).ok_or_else(|| {
+                ServiceError::invalid(format!(
+                    "bandwidth_limit: {t:?} is not a rate; write e.g. 20MiB/s"
+                ))
+            })
+        })
+        .transpose()
+}
+
 fn check_path(field: &str, path: &str) -> ServiceResult<()> {
     if !path.starts_with('/') {
         return Err(ServiceError::invalid(format!(
