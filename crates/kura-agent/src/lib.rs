@@ -5,12 +5,14 @@
 //! (the tenant's vault on `kura-server`, over HTTPS) as its implementations — and, above it, the
 //! work that needs the vault key and the file system: unlocking ([`OpenVault`]), the file
 //! backup pipeline ([`backup`]), image snapshots ([`image`]), restore ([`restore`]), browsing trees ([`browse`]),
-//! retention policies ([`retention`]) and speed measurement ([`speed`]).
+//! retention policies ([`retention`]), speed measurement ([`speed`]) and the daemon that
+//! runs protection plans ([`daemon`]).
 //!
 //! It must not know server internals: users, tenants and HTTP routing live elsewhere.
 
 pub mod backup;
 pub mod browse;
+pub mod daemon;
 mod error;
 pub mod hooks;
 pub mod image;

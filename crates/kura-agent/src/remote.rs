@@ -40,7 +40,7 @@ pub struct ServerConnection {
 }
 
 /// An HTTPS client that trusts `ca_cert_pem` (besides the system roots when none is given).
-fn client(ca_cert_pem: Option<&str>) -> Result<reqwest::Client> {
+pub(crate) fn client(ca_cert_pem: Option<&str>) -> Result<reqwest::Client> {
     let mut builder = reqwest::Client::builder()
         .user_agent(concat!("kura/", env!("CARGO_PKG_VERSION")))
         .https_only(true)
@@ -56,7 +56,7 @@ fn client(ca_cert_pem: Option<&str>) -> Result<reqwest::Client> {
         .map_err(|e| AgentError::Connection(format!("cannot set up HTTPS: {e}")))
 }
 
-fn url(base: &str, path: &str) -> String {
+pub(crate) fn url(base: &str, path: &str) -> String {
     format!("{}{path}", base.trim_end_matches('/'))
 }
 
@@ -77,7 +77,7 @@ pub async fn register(
     json(send(request, url_base).await?).await
 }
 
-async fn send(request: RequestBuilder, base: &str) -> Result<Response> {
+pub(crate) async fn send(request: RequestBuilder, base: &str) -> Result<Response> {
     let response = request.send().await.map_err(|e| {
         let mut msg = e.to_string();
         let mut source = std::error::Error::source(&e);
@@ -101,7 +101,7 @@ async fn send(request: RequestBuilder, base: &str) -> Result<Response> {
     })
 }
 
-async fn json<T: DeserializeOwned>(response: Response) -> Result<T> {
+pub(crate) async fn json<T: DeserializeOwned>(response: Response) -> Result<T> {
     let bytes = response
         .bytes()
         .await

@@ -1,6 +1,6 @@
 //! Agent registration: a one-time token from the portal or operator becomes a machine
-//! record and the agent's own revocable credential; and the protection plans a
-//! registered machine runs.
+//! record and the agent's own revocable credential; the protection plans a registered
+//! machine runs, and its reports on each run.
 
 use serde::{Deserialize, Serialize};
 
@@ -50,4 +50,69 @@ pub struct AgentPlan {
     pub post_hook: Option<String>,
     /// A disabled plan is not run.
     pub enabled: bool,
+    /// RFC 3339, UTC: the slot that waits for a run now (the latest one, when it has no
+    /// run yet or was missed), to be started with `POST /api/v1/agent/runs`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub due: Option<String>,
+    /// RFC 3339, UTC: the next slot (absent when disabled).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_run: Option<String>,
+}
+
+/// `POST /api/v1/agent/runs`: the machine starts a run of one of its plans for a slot, or
+/// records that it skipped the slot because the plan's previous run was still going.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StartRun {
+    pub plan_id: String,
+    /// RFC 3339: the slot, as [`AgentPlan::due`] gave it.
+    pub scheduled: String,
+    #[serde(default)]
+    pub skipped: bool,
+}
+
+/// `PATCH /api/v1/agent/runs/{id}`: progress while `running`, then the outcome.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReportRun {
+    /// `running`, `succeeded`, `partial` (saved, but some files could not be read) or
+    /// `failed`.
+    pub status: String,
+    #[serde(default)]
+    pub files: u64,
+    #[serde(default)]
+    pub bytes_read: u64,
+    #[serde(default)]
+    pub bytes_added: u64,
+    /// The snapshot a `succeeded` or `partial` run saved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot_id: Option<String>,
+    /// Why the run failed, or what a partial run left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// One run of a plan on a machine.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct RunView {
+    pub id: String,
+    pub plan_id: String,
+    /// The plan's name when the run was recorded.
+    pub plan_name: String,
+    pub machine_id: String,
+    /// `running`, `succeeded`, `partial`, `failed`, `missed` or `skipped`.
+    pub status: String,
+    /// RFC 3339, UTC: the slot the run is for.
+    pub scheduled: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished: Option<String>,
+    pub files: u64,
+    pub bytes_read: u64,
+    pub bytes_added: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }

@@ -1,11 +1,12 @@
-//! The job runner: one scheduler loop per server that queues the periodic rounds, takes
+//! The job runner: one scheduler loop per server that queues the periodic rounds, judges
+//! plan runs (missed slots, silent agents: `kura_service::ops::runs::sweep`), takes
 //! due jobs under a lease (`kura_service::jobs::claim`) and runs each in a worker task,
 //! renewing the lease while it works. A worker that panics fails its job with the panic's
 //! message; the loop goes on (and a panic of the loop itself restarts it). At shutdown the loop stops taking work, waits for running
 //! jobs up to `shutdown_grace`, and puts what is still unfinished back in the queue; a
 //! job of a server that crashed is taken over by any server once its lease runs out.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use kura_service::Service;
 use kura_service::jobs::{self, Progress};
@@ -13,6 +14,10 @@ use kura_service::model::JobRecord;
 use kura_service::secrets::random_hex;
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
+
+/// How often the loop judges plan runs (missed slots, silent agents): often enough that
+/// a missed backup is noticed within a minute of its grace.
+const RUN_SWEEP_EVERY: Duration = Duration::from_secs(15);
 
 /// How the runner runs, from the configuration.
 #[derive(Debug, Clone)]
@@ -87,6 +92,16 @@ async fn supervise(
     }
 }
 
+async fn sweep_runs(service: &Service) {
+    match kura_service::ops::runs::sweep(service).await {
+        Ok(report) if report.missed > 0 || report.silent > 0 => {
+            tracing::info!(missed = report.missed, silent = report.silent, "plan runs judged");
+        }
+        Ok(_) => {}
+        Err(err) => tracing::warn!(error = %err.message, "cannot judge plan runs; will try again"),
+    }
+}
+
 async fn run_loop(
     service: Service,
     settings: RunnerSettings,
@@ -95,10 +110,15 @@ async fn run_loop(
 ) {
     tracing::info!(owner = %owner, "job runner started");
     let mut running: JoinSet<()> = JoinSet::new();
+    let mut last_sweep: Option<Instant> = None;
     loop {
         while running.try_join_next().is_some() {}
         if let Err(err) = jobs::queue_due(&service).await {
             tracing::warn!(error = %err.message, "cannot queue periodic jobs; will try again");
+        }
+        if last_sweep.is_none_or(|at| at.elapsed() >= RUN_SWEEP_EVERY) {
+            last_sweep = Some(Instant::now());
+            sweep_runs(&service).await;
         }
         while running.len() < settings.workers.max(1) {
             match jobs::claim(&service, &owner, settings.lease).await {

@@ -27,6 +27,9 @@ struct Victim {
     admin_user_id: String,
     /// A verify job A's first machine asked for.
     job: String,
+    /// A's plan, and the run A's first machine started of it.
+    plan: String,
+    run: String,
 }
 
 enum Body {
@@ -242,6 +245,18 @@ fn case(method: &Method, pattern: &str, a: &Victim, same_tenant: bool) -> (Strin
             ),
             UNAUTHORIZED,
         ),
+        // Another machine's plan and run are not found, in this tenant or another.
+        ("POST", "/api/v1/agent/runs") => (
+            pattern.into(),
+            Body::Json(json!({ "plan_id": a.plan, "scheduled": "2026-01-01T02:00:00Z" })),
+            NOT_FOUND,
+        ),
+        ("PATCH", "/api/v1/agent/runs/{id}") => (
+            format!("/api/v1/agent/runs/{}", a.run),
+            Body::Json(json!({ "status": "failed", "error": "taken over" })),
+            NOT_FOUND,
+        ),
+        ("GET", "/api/v1/runs") => (format!("/api/v1/runs?plan={}", a.plan), Body::None, UNAUTHORIZED),
         ("GET" | "PATCH" | "DELETE", "/api/v1/plans/{id}") => (
             "/api/v1/plans/0123456789abcdef0123456789abcdef".into(),
             Body::Json(json!({ "machines": [machine] })),
@@ -352,9 +367,24 @@ async fn setup() -> (TestServer, Victim, Agent, Agent) {
         )
         .await;
     let plan = json!({ "name": "acme-nightly", "kind": "files", "sources": ["/srv/acme"],
-        "schedule": "0 2 * * *", "machines": [a1.machine_id] });
+        "schedule": "*/5 * * * *", "machines": [a1.machine_id] });
     let (status, plan) = a_admin.call(Method::POST, "/api/v1/plans", Some(plan)).await;
     assert_eq!(status, 201, "{plan}");
+    // Five minutes on, a slot is due, and A's first machine starts its run.
+    server
+        .server
+        .state()
+        .clock()
+        .advance(std::time::Duration::from_secs(300));
+    let (status, plans) = a1.get("/api/v1/agent/plans").await;
+    assert_eq!(status, 200, "{plans}");
+    let (status, run) = a1
+        .post_json(
+            "/api/v1/agent/runs",
+            json!({ "plan_id": plan["id"], "scheduled": plans["plans"][0]["due"] }),
+        )
+        .await;
+    assert_eq!(status, 201, "{run}");
 
     let b_tenant = server.create_tenant("BETA-0002", 3, json!({})).await;
     let b = Agent::register(
@@ -376,6 +406,7 @@ async fn setup() -> (TestServer, Victim, Agent, Agent) {
         job.clone(),
         "acme-nightly".to_owned(),
         plan["id"].as_str().unwrap().to_owned(),
+        run["id"].as_str().unwrap().to_owned(),
     ]);
     let mut tenant_markers = machine_markers.clone();
     tenant_markers.extend(chunk_hex.iter().cloned());
@@ -406,6 +437,8 @@ async fn setup() -> (TestServer, Victim, Agent, Agent) {
         tenant_markers,
         machine_markers,
         job,
+        plan: plan["id"].as_str().unwrap().to_owned(),
+        run: run["id"].as_str().unwrap().to_owned(),
     };
     (server, victim, a2, b)
 }

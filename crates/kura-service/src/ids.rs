@@ -1,4 +1,4 @@
-//! Identifiers of tenants, machines and users: 32 random lowercase hex digits, and only
+//! Identifiers of tenants, machines, users, plans and runs: 32 random lowercase hex digits, and only
 //! that shape parses, so ids from URLs never carry surprises into queries or logs.
 
 use std::fmt;
@@ -21,6 +21,11 @@ pub struct MachineId(String);
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct PlanId(String);
+
+/// A run of a protection plan.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RunId(String);
 
 /// A tenant user's id.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -59,4 +64,4 @@ macro_rules! hex_id {
     )*};
 }
 
-hex_id!(TenantId, MachineId, UserId, PlanId);
+hex_id!(TenantId, MachineId, UserId, PlanId, RunId);

@@ -96,11 +96,34 @@ pub enum Command {
     },
     /// Space used by the vault.
     Stats,
+    /// The agent daemon, which runs this machine's protection plans on schedule.
+    Agent {
+        #[command(subcommand)]
+        command: AgentCommand,
+    },
     /// Measure this machine's speed at each pipeline stage.
     Bench {
         /// MiB of generated data per measurement.
         #[arg(long, default_value_t = 256)]
         mib: usize,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AgentCommand {
+    /// Run the daemon in the foreground until SIGTERM or Ctrl-C: it asks the server which
+    /// plans are due (at least every 30 s), backs them up and reports every run. Logs go to
+    /// stderr, as JSON lines with --json. An encrypted vault is opened with
+    /// --password-file or KURA_PASSWORD.
+    Run {
+        /// Where reports the server could not take yet wait (default
+        /// $XDG_STATE_HOME/kura or ~/.local/state/kura).
+        #[arg(long, env = "KURA_STATE_DIR", value_name = "DIR")]
+        state_dir: Option<PathBuf>,
+        /// Seconds between looks at the plans, 1 to 30.
+        #[arg(long, default_value_t = 30, value_name = "SECONDS",
+              value_parser = clap::value_parser!(u64).range(1..=30))]
+        poll: u64,
     },
 }
 

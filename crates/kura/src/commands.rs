@@ -22,7 +22,9 @@ use tokio::runtime::Handle;
 
 use crate::EXIT_PARTIAL;
 use crate::agent_config::AgentConfig;
-use crate::cli::{BackupArgs, Cli, Command, ForgetArgs, ImageFormatArg, KeyCommand, LsArgs, RestoreArgs};
+use crate::cli::{
+    AgentCommand, BackupArgs, Cli, Command, ForgetArgs, ImageFormatArg, KeyCommand, LsArgs, RestoreArgs,
+};
 use crate::ui::{self, Ui, counters};
 
 /// Runs one command; returns the exit code.
@@ -55,6 +57,9 @@ pub fn run(cli: Cli, ui: Ui, rt: Handle) -> Result<u8> {
         Command::Repair => ctx.repair(),
         Command::Key { command } => ctx.key(command),
         Command::Stats => ctx.stats(),
+        Command::Agent {
+            command: AgentCommand::Run { state_dir, poll },
+        } => ctx.agent_run(state_dir, poll),
         Command::Bench { mib } => ctx.bench(mib),
     }
 }
@@ -139,6 +144,36 @@ impl Ctx {
             "name": name,
             "config": path.display().to_string(),
         }));
+        Ok(0)
+    }
+
+    /// `kura agent run`: the daemon, until SIGTERM or Ctrl-C.
+    fn agent_run(&self, state_dir: Option<PathBuf>, poll: u64) -> Result<u8> {
+        let config = match self.target()? {
+            Target::Server(config) => config,
+            Target::Local(_) => bail!(
+                "the agent daemon runs the plans of a server; register this machine with \
+                 `kura register` and leave out --repo"
+            ),
+        };
+        let state_dir = state_dir
+            .or_else(default_state_dir)
+            .context("no state directory: give --state-dir DIR or set KURA_STATE_DIR")?;
+        // Never a prompt: a daemon has no one to answer it.
+        let passphrase = match (&self.password_file, std::env::var_os("KURA_PASSWORD")) {
+            (None, None) => None,
+            _ => Some(ui::passphrase(self.password_file.as_deref(), false)?),
+        };
+        let options = kura_agent::daemon::DaemonOptions {
+            connection: config.connection(),
+            host: hostname(),
+            state_dir,
+            passphrase,
+            poll: std::time::Duration::from_secs(poll),
+        };
+        let log = ui::daemon_log(self.ui.json);
+        self.rt
+            .block_on(kura_agent::daemon::run(options, log, stop_signal()))?;
         Ok(0)
     }
 
@@ -953,6 +988,30 @@ struct Listed<'a> {
     size: u64,
     mtime_ns: i64,
     link_target: Option<&'a [u8]>,
+}
+
+/// `$XDG_STATE_HOME/kura`, or `~/.local/state/kura`.
+fn default_state_dir() -> Option<PathBuf> {
+    std::env::var_os("XDG_STATE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+        .map(|base| base.join("kura"))
+}
+
+/// Completes at SIGTERM (systemd stopping the unit) or SIGINT (Ctrl-C).
+async fn stop_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        // Without signal handlers the daemon is stopped by the default action instead.
+        _ => std::future::pending().await,
+    }
 }
 
 fn hostname() -> String {

@@ -197,3 +197,37 @@ pub fn utc_time(ns: i64) -> String {
 pub fn size(bytes: u64) -> String {
     indicatif::BinaryBytes(bytes).to_string()
 }
+
+/// The daemon's log on stderr: `TIME LEVEL message key=value …` for people, or one JSON
+/// object per line (`time`, `level`, `message` and the fields) with --json.
+pub fn daemon_log(json: bool) -> kura_agent::daemon::Log {
+    Arc::new(move |level, message: &str, fields: serde_json::Value| {
+        let time = Timestamp::now()
+            .round(jiff::Unit::Second)
+            .unwrap_or_else(|_| Timestamp::now());
+        let line = if json {
+            let mut object =
+                serde_json::json!({ "time": time.to_string(), "level": level, "message": message });
+            if let (Some(object), serde_json::Value::Object(fields)) = (object.as_object_mut(), fields) {
+                object.extend(fields.into_iter().filter(|(_, v)| !v.is_null()));
+            }
+            object.to_string()
+        } else {
+            let level = serde_json::to_value(level)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_uppercase))
+                .unwrap_or_default();
+            let mut line = format!("{time} {level:<5} {message}");
+            if let serde_json::Value::Object(fields) = fields {
+                for (key, value) in fields.into_iter().filter(|(_, v)| !v.is_null()) {
+                    match value {
+                        serde_json::Value::String(text) => line.push_str(&format!(" {key}={text:?}")),
+                        other => line.push_str(&format!(" {key}={other}")),
+                    }
+                }
+            }
+            line
+        };
+        eprintln!("{line}");
+    })
+}

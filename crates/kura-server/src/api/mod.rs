@@ -29,6 +29,7 @@ pub mod openapi;
 mod operator;
 pub mod plans;
 pub mod reset;
+mod runs;
 pub mod snapshots;
 pub mod support;
 mod totp;
@@ -72,6 +73,12 @@ const AGENT_ROUTES: RouteTable = RouteTable {
         }),
         (Method::GET, "/api/v1/agent/plans", Access::Agent, |m| {
             on(m, agent::plans)
+        }),
+        (Method::POST, "/api/v1/agent/runs", Access::Agent, |m| {
+            on(m, agent::start_run)
+        }),
+        (Method::PATCH, "/api/v1/agent/runs/{id}", Access::Agent, |m| {
+            on(m, agent::report_run)
         }),
     ],
 };
@@ -362,6 +369,12 @@ const PLAN_ROUTES: RouteTable = RouteTable {
             "/api/v1/plans/{id}",
             Access::Role(Permission::OperateBackups),
             |m| on(m, plans::delete),
+        ),
+        (
+            Method::GET,
+            "/api/v1/runs",
+            Access::Role(Permission::ViewStatus),
+            |m| on(m, runs::list),
         ),
     ],
 };
@@ -790,6 +803,20 @@ async fn metrics(State(state): State<AppState>) -> ([(axum::http::HeaderName, &'
         [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.render(),
     )
+}
+
+/// A time a query gives (`from=`, `to=`), in milliseconds.
+pub(super) fn parse_time(what: &str, text: Option<&str>) -> Result<Option<i64>, ApiError> {
+    text.map(|text| {
+        text.parse::<jiff::Timestamp>()
+            .map(|t| t.as_millisecond())
+            .map_err(|_| {
+                ApiError::invalid(format!(
+                    "{what} must be an RFC 3339 time such as 2026-04-01T00:00:00+09:00"
+                ))
+            })
+    })
+    .transpose()
 }
 
 #[cfg(test)]

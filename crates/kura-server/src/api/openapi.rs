@@ -21,7 +21,7 @@ use utoipa::openapi::{Object, RefOr};
 use utoipa::{OpenApi, PartialSchema, ToSchema};
 
 use super::{Access, CUSTOMER, MANAGEMENT, RouteTable, is_json_api, routes};
-use super::{agent, jobs, machines, operator, plans, reset, support, totp, users, vault};
+use super::{agent, jobs, machines, operator, plans, reset, runs, support, totp, users, vault};
 
 /// A role field: one of the tenant roles, by their wire names.
 pub(crate) fn tenant_role() -> Object {
@@ -98,6 +98,8 @@ impl ToSchema for Binary {}
         agent::register,
         agent::whoami,
         agent::plans,
+        agent::start_run,
+        agent::report_run,
         vault::info,
         vault::create,
         vault::key_slots,
@@ -162,6 +164,7 @@ impl ToSchema for Binary {}
         plans::show,
         plans::update,
         plans::delete,
+        runs::list,
     ),
     components(schemas(ErrorBody))
 )]

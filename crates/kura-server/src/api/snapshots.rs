@@ -21,6 +21,7 @@ use kura_service::ops::snapshots::{
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use super::parse_time;
 use super::types::rfc3339;
 use crate::app::AppState;
 use crate::auth::User;
@@ -355,19 +356,6 @@ fn form<T>(form: Result<Form<T>, FormRejection>) -> Result<T, ApiError> {
             ),
         )
     })
-}
-
-fn parse_time(what: &str, text: Option<&str>) -> Result<Option<i64>, ApiError> {
-    text.map(|text| {
-        text.parse::<jiff::Timestamp>()
-            .map(|t| t.as_millisecond())
-            .map_err(|_| {
-                ApiError::invalid(format!(
-                    "{what} must be an RFC 3339 time such as 2026-04-01T00:00:00+09:00"
-                ))
-            })
-    })
-    .transpose()
 }
 
 /// The passphrase header's bytes, as sent (`to_str` would refuse non-ASCII ones).

@@ -40,6 +40,7 @@ pub mod operators;
 pub mod outbox;
 pub mod plans;
 pub mod resets;
+pub mod runs;
 pub mod sessions;
 pub mod snapshots;
 pub mod tenants;

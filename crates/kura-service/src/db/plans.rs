@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use super::{DbError, DbResult, Query, Target, Tx, from_db_int, to_db_int};
 use crate::authz::TenantKey;
-use crate::ids::{MachineId, PlanId};
+use crate::ids::{MachineId, PlanId, TenantId};
 use crate::model::{BandwidthLimit, PlanKind, PlanRecord, PlanRetention, PlanSpec};
 
 type Row = (
@@ -131,13 +131,13 @@ pub async fn list(tx: &mut Tx, scope: &impl TenantKey) -> DbResult<Vec<PlanRecor
         .collect()
 }
 
-/// The plans assigned to one machine of the tenant, by name (their machine lists are
-/// left empty: the machine knows who it is).
+/// The plans assigned to one machine of the tenant, by name, each with the time the
+/// machine was given it (their machine lists are left empty: the machine knows who it is).
 pub async fn of_machine(
     tx: &mut Tx,
     scope: &impl TenantKey,
     machine: &MachineId,
-) -> DbResult<Vec<PlanRecord>> {
+) -> DbResult<Vec<(PlanRecord, i64)>> {
     let rows: Vec<Row> = Query::tenant(
         scope,
         concat!(
@@ -150,7 +150,65 @@ pub async fn of_machine(
     .bind(machine.as_str())
     .fetch_all(&mut *tx)
     .await?;
-    rows.into_iter().map(|row| record(row, Vec::new())).collect()
+    let since: HashMap<String, i64> = Query::tenant(
+        scope,
+        "SELECT plan_id, assigned_ms FROM plan_machines WHERE tenant_id = $1 AND machine_id = $2",
+    )
+    .bind(machine.as_str())
+    .fetch_all::<(String, i64)>(&mut *tx)
+    .await?
+    .into_iter()
+    .collect();
+    rows.into_iter()
+        .map(|row| {
+            let assigned_ms = since.get(&row.0).copied().unwrap_or(0);
+            record(row, Vec::new()).map(|plan| (plan, assigned_ms))
+        })
+        .collect()
+}
+
+/// One machine's duty under one enabled plan, as the missed-run sweep judges it.
+#[derive(Debug, Clone)]
+pub struct Duty {
+    pub tenant_id: TenantId,
+    pub plan_id: PlanId,
+    pub plan_name: String,
+    pub schedule: String,
+    pub machine_id: MachineId,
+    pub time_zone: String,
+    /// Slots before this (the plan's last change, or the machine's assignment) do not count.
+    pub since_ms: i64,
+}
+
+/// Every enabled plan on every active machine of every active tenant.
+pub async fn duties(tx: &mut Tx) -> DbResult<Vec<Duty>> {
+    type DutyRow = (String, String, String, String, String, String, i64, i64);
+    let rows: Vec<DutyRow> = Query::service(
+        "SELECT p.tenant_id, p.id, p.name, p.schedule, pm.machine_id, t.time_zone, p.updated_ms, \
+         pm.assigned_ms FROM plans p \
+         JOIN plan_machines pm ON pm.plan_id = p.id AND pm.tenant_id = p.tenant_id \
+         JOIN machines m ON m.id = pm.machine_id AND m.tenant_id = p.tenant_id \
+         JOIN tenants t ON t.id = p.tenant_id \
+         WHERE p.enabled AND m.revoked_ms IS NULL AND t.status = 'active'",
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(
+            |(tenant_id, plan_id, plan_name, schedule, machine_id, time_zone, updated_ms, assigned_ms)| {
+                Duty {
+                    tenant_id: TenantId::from_db(tenant_id),
+                    plan_id: PlanId::from_db(plan_id),
+                    plan_name,
+                    schedule,
+                    machine_id: MachineId::from_db(machine_id),
+                    time_zone,
+                    since_ms: updated_ms.max(assigned_ms),
+                }
+            },
+        )
+        .collect())
 }
 
 /// One plan of the tenant.
@@ -172,26 +230,37 @@ pub async fn get(tx: &mut Tx, scope: &impl TenantKey, id: &PlanId) -> DbResult<O
     record(row, assigned).map(Some)
 }
 
-async fn unassign(tx: &mut Tx, scope: &impl TenantKey, id: &PlanId) -> DbResult<()> {
-    Query::tenant(
-        scope,
-        "DELETE FROM plan_machines WHERE tenant_id = $1 AND plan_id = $2",
-    )
-    .bind(id.as_str())
-    .execute(&mut *tx)
-    .await?;
-    Ok(())
-}
-
-async fn assign(tx: &mut Tx, scope: &impl TenantKey, id: &PlanId, machines: &[MachineId]) -> DbResult<()> {
-    unassign(tx, scope, id).await?;
-    for machine in machines {
+/// Gives the plan exactly `machines`. A machine that keeps the plan keeps the time it was
+/// given it: slots before that time were never its to run.
+async fn assign(
+    tx: &mut Tx,
+    scope: &impl TenantKey,
+    id: &PlanId,
+    machines: &[MachineId],
+    now_ms: i64,
+) -> DbResult<()> {
+    let current = assignments(&mut *tx, scope, Some(id))
+        .await?
+        .remove(id.as_str())
+        .unwrap_or_default();
+    for gone in current.iter().filter(|m| !machines.contains(m)) {
         Query::tenant(
             scope,
-            "INSERT INTO plan_machines (tenant_id, plan_id, machine_id) VALUES ($1, $2, $3)",
+            "DELETE FROM plan_machines WHERE tenant_id = $1 AND plan_id = $2 AND machine_id = $3",
+        )
+        .bind(id.as_str())
+        .bind(gone.as_str())
+        .execute(&mut *tx)
+        .await?;
+    }
+    for machine in machines.iter().filter(|m| !current.contains(m)) {
+        Query::tenant(
+            scope,
+            "INSERT INTO plan_machines (tenant_id, plan_id, machine_id, assigned_ms) VALUES ($1, $2, $3, $4)",
         )
         .bind(id.as_str())
         .bind(machine.as_str())
+        .bind(now_ms)
         .execute(&mut *tx)
         .await?;
     }
@@ -253,7 +322,7 @@ pub async fn insert(tx: &mut Tx, scope: &impl TenantKey, spec: &PlanSpec, now_ms
                bandwidth_limit, pre_hook, post_hook, enabled, created_ms, updated_ms) \
                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)";
     write(tx, scope, sql, &id, spec, now_ms).await?;
-    assign(tx, scope, &id, &spec.machines).await?;
+    assign(tx, scope, &id, &spec.machines, now_ms).await?;
     Ok(id)
 }
 
@@ -270,14 +339,20 @@ pub async fn update(
                updated_ms = $13 WHERE tenant_id = $1 AND id = $2";
     let changed = write(tx, scope, sql, id, spec, now_ms).await? > 0;
     if changed {
-        assign(tx, scope, id, &spec.machines).await?;
+        assign(tx, scope, id, &spec.machines, now_ms).await?;
     }
     Ok(changed)
 }
 
 /// Deletes a plan (its assignments go with it); `false` when the tenant has no such plan.
 pub async fn delete(tx: &mut Tx, scope: &impl TenantKey, id: &PlanId) -> DbResult<bool> {
-    unassign(tx, scope, id).await?;
+    Query::tenant(
+        scope,
+        "DELETE FROM plan_machines WHERE tenant_id = $1 AND plan_id = $2",
+    )
+    .bind(id.as_str())
+    .execute(&mut *tx)
+    .await?;
     let deleted = Query::tenant(scope, "DELETE FROM plans WHERE tenant_id = $1 AND id = $2")
         .bind(id.as_str())
         .execute(&mut *tx)

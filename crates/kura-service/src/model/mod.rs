@@ -42,6 +42,7 @@ mod job;
 mod machine;
 mod mail;
 mod plan;
+mod run;
 mod tenant;
 mod user;
 
@@ -53,6 +54,7 @@ pub use machine::{
 };
 pub use mail::{Language, MailRecord, MailStatus, NewMail};
 pub use plan::{BandwidthLimit, PlanKind, PlanRecord, PlanRetention, PlanSpec};
+pub use run::{RunCounts, RunFilter, RunRecord, RunReport, RunStatus};
 pub use tenant::{NewTenant, TenantRecord, TenantStatus, TenantUpdate, UsageDay};
 pub use user::{
     ApiTokenIdentity, ApiTokenRecord, LoginCandidate, LoginFailures, NewApiToken, NewTenantUser,

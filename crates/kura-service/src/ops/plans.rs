@@ -10,7 +10,7 @@ use croner::Cron;
 use super::record_in;
 use super::tenants::current;
 use crate::audit::Action;
-use crate::authz::{AgentPrincipal, Permission, UserPrincipal};
+use crate::authz::{Permission, UserPrincipal};
 use crate::db::{DbError, machines, plans};
 use crate::ids::{MachineId, PlanId};
 use crate::model::{BandwidthLimit, PlanKind, PlanRecord, PlanRetention, PlanSpec};
@@ -104,11 +104,31 @@ pub fn parse_schedule(schedule: &str) -> ServiceResult<Cron> {
 /// When a schedule next fires after `after_ms`, in the time zone `zone` (croner works
 /// on chrono's times, so the zone comes from chrono-tz's copy of the tz database).
 pub fn next_run(schedule: &str, zone: &str, after_ms: i64) -> Option<i64> {
+    slot(schedule, zone, after_ms, |cron, at| {
+        cron.find_next_occurrence(at, false)
+    })
+}
+
+/// The latest time a schedule fired at or before `at_ms`: the slot a run at `at_ms`
+/// belongs to.
+pub fn previous_run(schedule: &str, zone: &str, at_ms: i64) -> Option<i64> {
+    slot(schedule, zone, at_ms, |cron, at| {
+        cron.find_previous_occurrence(at, true)
+    })
+}
+
+type Local = chrono::DateTime<chrono_tz::Tz>;
+
+fn slot(
+    schedule: &str,
+    zone: &str,
+    at_ms: i64,
+    find: impl FnOnce(&Cron, &Local) -> Result<Local, croner::errors::CronError>,
+) -> Option<i64> {
     let cron = parse_schedule(schedule).ok()?;
     let tz: chrono_tz::Tz = zone.parse().ok()?;
-    let after = chrono::DateTime::from_timestamp_millis(after_ms)?.with_timezone(&tz);
-    let next = cron.find_next_occurrence(&after, false).ok()?;
-    Some(next.timestamp_millis())
+    let at = chrono::DateTime::from_timestamp_millis(at_ms)?.with_timezone(&tz);
+    Some(find(&cron, &at).ok()?.timestamp_millis())
 }
 
 /// When an enabled plan next runs (`None` for a disabled one).
@@ -251,15 +271,6 @@ pub fn machine_ids(ids: &[String]) -> ServiceResult<Vec<MachineId>> {
         .collect()
 }
 
-/// The plans a machine runs, and the tenant's time zone their schedules are in.
-pub async fn for_agent(svc: &Service, agent: &AgentPrincipal) -> ServiceResult<(String, Vec<PlanRecord>)> {
-    let zone = current(svc, &agent.scope).await?.time_zone;
-    let mut tx = svc.db.begin().await?;
-    let plans = plans::of_machine(&mut tx, &agent.scope, &agent.machine_id).await?;
-    tx.commit().await?;
-    Ok((zone, plans))
-}
-
 /// The tenant's plans, by name.
 pub async fn list(svc: &Service, user: &UserPrincipal) -> ServiceResult<Vec<PlanRecord>> {
     user.require(Permission::ViewStatus)?;
@@ -400,6 +411,16 @@ mod tests {
         assert_eq!(
             next_run("0 2 * * *", "Asia/Tokyo", at_two),
             Some(at_two + 86_400_000)
+        );
+        // A slot is its own previous run, and a moment later still belongs to it.
+        assert_eq!(previous_run("0 2 * * *", "Asia/Tokyo", at_two), Some(at_two));
+        assert_eq!(
+            previous_run("0 2 * * *", "Asia/Tokyo", at_two + 1_500),
+            Some(at_two)
+        );
+        assert_eq!(
+            previous_run("0 2 * * *", "Asia/Tokyo", at_two - 1),
+            Some(at_two - 86_400_000)
         );
     }
 

@@ -1,0 +1,203 @@
+//! Runs of protection plans through the agent and user API, on SQLite and PostgreSQL,
+//! with the server's clock moved forward instead of waiting: a due slot is started once,
+//! reported on and listed; a slot nobody ran is missed after its grace and run late once;
+//! a slot that comes while the plan still runs is skipped; a run whose agent falls silent
+//! is failed; a machine back from a long downtime has one slot to run, not one per slot
+//! it slept through; and every bad report is refused without changing the run.
+
+use std::time::Duration;
+
+use kura_testing::TestServer;
+use kura_testing::agent::Agent;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_on_sqlite() {
+    runs_follow_the_schedule(kura_testing::start(|_| ()).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_on_postgres() {
+    runs_follow_the_schedule(kura_testing::start_on_postgres(|_| ()).await).await;
+}
+
+async fn due(agent: &Agent) -> Value {
+    let (status, plans) = agent.get("/api/v1/agent/plans").await;
+    assert_eq!(status, 200, "{plans}");
+    plans["plans"][0]["due"].clone()
+}
+
+/// Moves the server's clock to `seconds` after the plan's next slot.
+async fn after_next_slot(server: &TestServer, agent: &Agent, seconds: i64) {
+    let (_, plans) = agent.get("/api/v1/agent/plans").await;
+    let next: jiff::Timestamp = plans["plans"][0]["next_run"].as_str().unwrap().parse().unwrap();
+    let clock = server.server.state().clock();
+    let by = next.as_millisecond() + seconds * 1000 - clock.now_ms();
+    clock.advance(Duration::from_millis(u64::try_from(by).unwrap()));
+}
+
+async fn start(agent: &Agent, plan: &str, scheduled: &Value, skipped: bool) -> (u16, Value) {
+    agent
+        .post_json(
+            "/api/v1/agent/runs",
+            json!({ "plan_id": plan, "scheduled": scheduled, "skipped": skipped }),
+        )
+        .await
+}
+
+async fn report(agent: &Agent, run: &str, body: Value) -> (u16, Value) {
+    let response = agent
+        .request(Method::PATCH, &format!("/api/v1/agent/runs/{run}"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    kura_testing::parts(response).await
+}
+
+async fn sweep(server: &TestServer) -> kura_service::ops::runs::SweepReport {
+    kura_service::ops::runs::sweep(server.server.service())
+        .await
+        .unwrap()
+}
+
+async fn runs_follow_the_schedule(server: TestServer) {
+    let clock = server.server.state().clock().clone();
+    let (created, admin) = server.tenant_admin("ACME-0001").await;
+    let agent = Agent::register(&server, created["registration_token"].as_str().unwrap(), "web-01").await;
+    let plan = json!({ "name": "every ten", "kind": "files", "sources": ["/srv"],
+        "schedule": "*/10 * * * *", "machines": [agent.machine_id] });
+    let (status, plan) = admin.call(Method::POST, "/api/v1/plans", Some(plan)).await;
+    assert_eq!(status, 201, "{plan}");
+    let plan = plan["id"].as_str().unwrap().to_owned();
+
+    // Slots before the plan existed are not the machine's to run.
+    assert_eq!(due(&agent).await, Value::Null);
+    assert_eq!(sweep(&server).await.missed, 0);
+
+    // Just after the next slot, it is due; it starts once.
+    after_next_slot(&server, &agent, 1).await;
+    let slot = due(&agent).await;
+    assert!(slot.is_string(), "{slot}");
+    let (status, run) = start(&agent, &plan, &slot, false).await;
+    assert_eq!(status, 201, "{run}");
+    assert_eq!(run["status"], "running");
+    let run_id = run["id"].as_str().unwrap().to_owned();
+    assert_eq!(due(&agent).await, Value::Null, "a started slot is not due again");
+    let (status, again) = start(&agent, &plan, &slot, false).await;
+    assert_eq!(status, 409, "{again}");
+    let (status, off_slot) = start(&agent, &plan, &json!("2026-01-01T00:03:00Z"), false).await;
+    assert_eq!(status, 422, "{off_slot}");
+    assert!(
+        off_slot["error"].as_str().unwrap().starts_with("scheduled:"),
+        "{off_slot}"
+    );
+
+    // Progress, then the outcome; a success names its snapshot.
+    let (status, _) = report(
+        &agent,
+        &run_id,
+        json!({ "status": "running", "files": 10, "bytes_read": 1000 }),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, refused) = report(&agent, &run_id, json!({ "status": "succeeded", "files": 20 })).await;
+    assert_eq!(status, 422, "{refused}");
+    let (status, refused) = report(&agent, &run_id, json!({ "status": "missed" })).await;
+    assert_eq!(status, 422, "{refused}");
+    let done = json!({ "status": "succeeded", "files": 20, "bytes_read": 2000, "bytes_added": 500,
+        "snapshot_id": "ab".repeat(32) });
+    let (status, finished) = report(&agent, &run_id, done.clone()).await;
+    assert_eq!(status, 200, "{finished}");
+    assert!(finished["finished"].is_string());
+    // Sent again (the answer was lost): the same run; anything else: refused.
+    assert_eq!(report(&agent, &run_id, done).await.0, 200);
+    let (status, late) = report(&agent, &run_id, json!({ "status": "failed", "error": "late" })).await;
+    assert_eq!(status, 409, "{late}");
+    let (status, runs) = admin.get(&format!("/api/v1/runs?plan={plan}")).await;
+    assert_eq!(status, 200, "{runs}");
+    assert_eq!(runs.as_array().unwrap().len(), 1, "{runs}");
+    assert_eq!(runs[0]["status"], "succeeded");
+    assert_eq!(runs[0]["files"], 20);
+    assert_eq!(runs[0]["bytes_added"], 500);
+    assert_eq!(runs[0]["machine_id"], agent.machine_id.as_str());
+    assert_eq!(runs[0]["plan_name"], "every ten");
+    assert_eq!(admin.get("/api/v1/runs?status=failed").await.1, json!([]));
+    assert_eq!(admin.get("/api/v1/runs?status=late").await.0, 422);
+    assert_eq!(admin.get("/api/v1/runs?machine=web-01").await.0, 422);
+    assert_eq!(admin.get("/api/v1/runs?from=yesterday").await.0, 422);
+
+    // The next slot passes with no run: within its grace (a minute) it is not missed yet,
+    // after it it is, once; the machine then runs it late, in the same record.
+    after_next_slot(&server, &agent, 30).await;
+    assert_eq!(sweep(&server).await.missed, 0, "still within the grace");
+    clock.advance(Duration::from_secs(40));
+    assert_eq!(sweep(&server).await.missed, 1);
+    assert_eq!(sweep(&server).await.missed, 0);
+    let (_, missed) = admin.get("/api/v1/runs?status=missed").await;
+    assert_eq!(missed.as_array().unwrap().len(), 1, "{missed}");
+    let slot = due(&agent).await;
+    assert_eq!(slot, missed[0]["scheduled"], "a missed slot is run late");
+    let (status, late) = start(&agent, &plan, &slot, false).await;
+    assert_eq!(status, 201, "{late}");
+    assert_eq!(late["id"], missed[0]["id"]);
+    assert_eq!(late["status"], "running");
+    let late_id = late["id"].as_str().unwrap().to_owned();
+
+    // The following slot comes while that run still goes: the agent skips it.
+    after_next_slot(&server, &agent, 1).await;
+    let next = due(&agent).await;
+    let (status, skipped) = start(&agent, &plan, &next, true).await;
+    assert_eq!(status, 201, "{skipped}");
+    assert_eq!(skipped["status"], "skipped");
+    assert_eq!(due(&agent).await, Value::Null);
+
+    // The late run's agent falls silent for ten minutes: the run is failed.
+    clock.advance(Duration::from_secs(601));
+    assert_eq!(sweep(&server).await.silent, 1);
+    let (_, failed) = admin.get("/api/v1/runs?status=failed").await;
+    assert_eq!(failed[0]["id"], late_id.as_str(), "{failed}");
+    assert!(
+        failed[0]["error"].as_str().unwrap().contains("stopped reporting"),
+        "{failed}"
+    );
+    let (status, _) = report(
+        &agent,
+        &late_id,
+        json!({ "status": "succeeded", "snapshot_id": "cd".repeat(32) }),
+    )
+    .await;
+    assert_eq!(status, 409, "a run failed for silence stays failed");
+
+    // A day of downtime: one missed slot is recorded (the latest), and one is due.
+    let (_, before) = admin.get("/api/v1/runs").await;
+    clock.advance(Duration::from_secs(24 * 3600));
+    assert_eq!(sweep(&server).await.missed, 1);
+    // (The admin's session ended meanwhile.)
+    let admin = server
+        .login(
+            created["admin_login"].as_str().unwrap(),
+            created["admin_password"].as_str().unwrap(),
+        )
+        .await;
+    let (_, after) = admin.get("/api/v1/runs").await;
+    assert_eq!(
+        after.as_array().unwrap().len(),
+        before.as_array().unwrap().len() + 1
+    );
+    assert!(due(&agent).await.is_string());
+
+    // A disabled plan has nothing due, and refuses runs.
+    let (status, _) = admin
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/plans/{plan}"),
+            Some(json!({ "enabled": false })),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(due(&agent).await, Value::Null);
+    let (status, refused) = start(&agent, &plan, &after[0]["scheduled"], false).await;
+    assert_eq!(status, 409, "{refused}");
+}

@@ -1,0 +1,253 @@
+//! The agent daemon (`kura agent run`) against a real server, with the server's clock
+//! moved forward instead of waiting for slots: due plans are backed up and reported, a
+//! missing source is a failed run that says why, SIGTERM stops it cleanly, and after
+//! downtime a missed plan runs once, late, in the missed slot's own record.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use kura_testing::TestServer;
+use kura_testing::user::Session;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+/// A daemon started as `kura agent run`, its log going to a file.
+struct Daemon {
+    child: Child,
+    log: std::path::PathBuf,
+}
+
+impl Daemon {
+    fn start(kura: &Kura, state: &Path, log: &Path) -> Daemon {
+        let file = std::fs::File::create(log).unwrap();
+        let child = kura
+            .command(["--json", "agent", "run", "--poll", "1", "--state-dir"])
+            .arg(state)
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .expect("the daemon starts");
+        Daemon {
+            child,
+            log: log.to_path_buf(),
+        }
+    }
+
+    /// The log lines so far, as JSON.
+    fn lines(&self) -> Vec<Value> {
+        std::fs::read_to_string(&self.log)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON log line ({e}): {l}")))
+            .collect()
+    }
+
+    /// SIGTERM, and the exit status within ten seconds.
+    fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = rustix::process::Pid::from_raw(self.child.id() as i32).unwrap();
+        rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "the daemon did not stop on SIGTERM");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Waits (up to a minute) until the runs of the tenant satisfy `done`.
+async fn runs_until(admin: &Session, what: &str, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (status, runs) = admin.get("/api/v1/runs").await;
+        assert_eq!(status, 200, "{runs}");
+        let runs = runs.as_array().unwrap().clone();
+        if done(&runs) {
+            return runs;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}: {runs:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+fn of_plan<'a>(runs: &'a [Value], plan: &str) -> Vec<&'a Value> {
+    runs.iter().filter(|r| r["plan_name"] == plan).collect()
+}
+
+fn ended(run: &Value) -> bool {
+    !matches!(run["status"].as_str(), Some("running" | "missed"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_runs_due_plans_and_reports_every_run() {
+    // Sessions that outlast the hours the clock is moved by.
+    let server: TestServer = kura_testing::start(|config| {
+        config.session_idle_timeout = Duration::from_secs(24 * 3600);
+        config.session_absolute_timeout = Duration::from_secs(24 * 3600);
+    })
+    .await;
+    let clock = server.server.state().clock().clone();
+    let (created, admin) = server.tenant_admin("ACME-0001").await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut kura = Kura::new(std::path::PathBuf::new());
+    kura.env
+        .push(("KURA_CONFIG".into(), dir.path().join("agent.toml").into()));
+    let ca = server.server.ca_cert().unwrap().to_str().unwrap().to_owned();
+    let registered = kura.json([
+        "register",
+        "--server",
+        &server.customer,
+        "--token",
+        created["registration_token"].as_str().unwrap(),
+        "--ca-cert",
+        &ca,
+        "--name",
+        "web-01",
+    ]);
+    kura.ok(["init"]);
+    let source = dir.path().join("www");
+    let bytes = generate_tree(&source, 7, 40, 20_000);
+    for (name, sources) in [
+        ("www", json!([source.to_str().unwrap()])),
+        ("broken", json!(["/nonexistent/kura-daemon-test"])),
+    ] {
+        let plan = json!({ "name": name, "kind": "files", "sources": sources,
+            "schedule": "*/5 * * * *", "machines": [registered["machine_id"]] });
+        let (status, plan) = admin.call(Method::POST, "/api/v1/plans", Some(plan)).await;
+        assert_eq!(status, 201, "{plan}");
+    }
+
+    let state = dir.path().join("state");
+    let daemon = Daemon::start(&kura, &state, &dir.path().join("daemon-1.log"));
+    // Five minutes on (for the server), both plans have a slot due.
+    clock.advance(Duration::from_secs(300));
+    let runs = runs_until(&admin, "both runs to end", |runs| {
+        runs.len() == 2 && runs.iter().all(ended)
+    })
+    .await;
+    let www = of_plan(&runs, "www")[0];
+    assert_eq!(www["status"], "succeeded", "{www:#}");
+    assert_eq!(www["files"], 40, "{www:#}");
+    assert_eq!(www["bytes_read"], bytes, "{www:#}");
+    assert!(www["bytes_added"].as_u64().unwrap() > 0, "{www:#}");
+    let snapshot = www["snapshot_id"].as_str().unwrap();
+    let broken = of_plan(&runs, "broken")[0];
+    assert_eq!(broken["status"], "failed", "{broken:#}");
+    assert!(
+        broken["error"]
+            .as_str()
+            .unwrap()
+            .contains("/nonexistent/kura-daemon-test"),
+        "the error names the missing source: {broken:#}"
+    );
+    // The snapshot is the machine's, tagged with its plan.
+    let listed = kura.json(["snapshots"]);
+    let saved = listed.as_array().unwrap().iter().find(|s| s["id"] == snapshot);
+    let saved = saved.unwrap_or_else(|| panic!("{snapshot} not in {listed:#}"));
+    assert_eq!(saved["tags"], json!(["plan:www"]));
+
+    // SIGTERM: a clean stop, said in the log.
+    let lines = daemon.lines();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["message"] == "backup succeeded" && l["plan"] == "www"),
+        "{lines:#?}"
+    );
+    let log_path = daemon.log.clone();
+    let status = daemon.terminate();
+    assert!(
+        status.success(),
+        "{status:?}: {}",
+        std::fs::read_to_string(log_path).unwrap()
+    );
+
+    // An hour of downtime (to two minutes after a slot, past its grace): the server
+    // records that slot of each plan missed, and only that one.
+    let (_, plans) = admin.get("/api/v1/plans").await;
+    let next: jiff::Timestamp = plans[0]["next_run"].as_str().unwrap().parse().unwrap();
+    let target = next.as_millisecond() + (55 + 2) * 60_000;
+    clock.advance(Duration::from_millis(
+        u64::try_from(target - clock.now_ms()).unwrap(),
+    ));
+    kura_service::ops::runs::sweep(server.server.service())
+        .await
+        .unwrap();
+    let (_, missed) = admin.get("/api/v1/runs?status=missed").await;
+    assert_eq!(missed.as_array().unwrap().len(), 2, "{missed:#}");
+    let missed_www = of_plan(missed.as_array().unwrap(), "www")[0]["id"].clone();
+    // …and a daemon back on duty runs each once, late, in that record.
+    let daemon = Daemon::start(&kura, &state, &dir.path().join("daemon-2.log"));
+    let runs = runs_until(&admin, "the missed runs to end", |runs| {
+        runs.len() == 4 && runs.iter().all(ended)
+    })
+    .await;
+    let late = of_plan(&runs, "www");
+    assert_eq!(late.len(), 2, "one run per slot, not one per slot slept through");
+    assert_eq!(late[0]["id"], missed_www);
+    assert_eq!(late[0]["status"], "succeeded", "{:#}", late[0]);
+    assert!(late[0]["started"].as_str() > late[0]["scheduled"].as_str());
+    // Nothing changed in the source: no file was read again.
+    assert_eq!(late[0]["bytes_read"], 0, "{:#}", late[0]);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        admin.get("/api/v1/runs").await.1.as_array().unwrap().len(),
+        4,
+        "no run twice"
+    );
+    assert!(daemon.terminate().success());
+}
+
+/// Without a server, the daemon keeps trying and says so; it does not exit.
+#[test]
+fn the_daemon_waits_for_a_server_that_is_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("agent.toml");
+    std::fs::write(
+        &config,
+        "server_url = \"https://127.0.0.1:9\"\ntenant_id = \"t\"\nmachine_id = \"m\"\n\
+         machine_name = \"web-01\"\ncredential = \"kura_agent_x\"\n",
+    )
+    .unwrap();
+    let mut kura = Kura::new(std::path::PathBuf::new());
+    kura.env.push(("KURA_CONFIG".into(), config.into()));
+    let daemon = Daemon::start(&kura, &dir.path().join("state"), &dir.path().join("daemon.log"));
+    std::thread::sleep(Duration::from_secs(4));
+    let lines = daemon.lines();
+    let retries: Vec<_> = lines
+        .iter()
+        .filter(|l| l["message"] == "cannot reach the server; trying again")
+        .collect();
+    assert!(retries.len() >= 2, "{lines:#?}");
+    assert_eq!(retries[0]["level"], "warn");
+    assert!(
+        retries[0]["error"].as_str().unwrap().contains("127.0.0.1:9"),
+        "{lines:#?}"
+    );
+    assert!(daemon.terminate().success());
+}
+
+/// `kura agent run` refuses a local vault: plans come from a server.
+#[test]
+fn the_daemon_needs_a_registered_machine() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Kura::new(dir.path().join("vault")).run(["agent", "run"]);
+    let text = assert_exit(&out, 1);
+    assert!(text.contains("kura register"), "{text}");
+}
