@@ -8,7 +8,7 @@
 //   KURA_WORK                             a scratch directory
 //   KURA_MANAGEMENT_URL, KURA_OPERATOR_TOKEN  the operator API, for a second tenant
 //   KURA_SHOTS                            optional: where to write screenshots (docs/portal)
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join } from "node:path";
@@ -172,6 +172,39 @@ async function signIn(page, as = login, secret = password) {
   check(plansText.includes("保護計画「毎晩のバックアップ」を追加しました。") && plansText.includes("web-01"),
     `the plan is added and listed: ${plansText}`);
   await look(page, "plans", "ja");
+
+  // A plan due every minute, run by the agent daemon: its run shows on the plans page,
+  // on its own page, on the machines page and on the dashboard.
+  await page.fill("#plan-name", "毎分の確認");
+  await page.fill("#plan-sources", join(work, "data"));
+  await page.fill("#plan-schedule", "* * * * *");
+  await page.check("input[name=machines]");
+  await page.click("form[action='/plans'] button[type=submit]");
+  await page.waitForURL(`${url}/plans`);
+  const daemon = spawn(kuraBin, ["agent", "run", "--poll", "1", "--state-dir", join(work, "state")],
+    { env, stdio: "inherit" });
+  let runRow = "";
+  try {
+    const deadline = Date.now() + 90_000;
+    while (Date.now() < deadline && !runRow.includes("成功")) {
+      await page.waitForTimeout(2000);
+      await page.goto(`${url}/plans`);
+      runRow = await page.locator("table tbody tr", { hasText: "毎分の確認" }).textContent();
+    }
+  } finally {
+    daemon.kill("SIGTERM");
+  }
+  check(runRow.includes("成功"), `the daemon ran the plan within the next minute: ${runRow}`);
+  await look(page, "plans-runs", "ja");
+  await page.locator("table tbody a", { hasText: "毎分の確認" }).click();
+  await page.waitForLoadState();
+  const history = await page.textContent("main");
+  check(history.includes("毎分の確認 の最近の実行") && history.includes("スナップショットを開く"),
+    `the plan's page lists its run: ${history}`);
+  await look(page, "plan-history", "ja");
+  await page.goto(`${url}/`);
+  check((await page.textContent("main")).includes("保護計画の前回の実行"), "the dashboard lists the plan's last run");
+  await look(page, "dashboard-plans", "ja");
 
   // Rename it from its row.
   await page.goto(`${url}/machines`);

@@ -201,3 +201,75 @@ async fn runs_follow_the_schedule(server: TestServer) {
     let (status, refused) = start(&agent, &plan, &after[0]["scheduled"], false).await;
     assert_eq!(status, 409, "{refused}");
 }
+
+/// The portal shows each plan's last runs (`/plans`), a plan's recent runs (its own page),
+/// each machine's plans with their last result (`/machines`) and the dashboard's list of
+/// last runs with those that need attention first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_show_in_the_portal() {
+    let server = kura_testing::start(|_| ()).await;
+    let (created, admin) = server.tenant_admin("ACME-0001").await;
+    let web = Agent::register(&server, created["registration_token"].as_str().unwrap(), "web-01").await;
+    let token = server
+        .new_registration_token(created["tenant_id"].as_str().unwrap())
+        .await;
+    let db = Agent::register(&server, &token, "db-01").await;
+    let plan = json!({ "name": "毎晩のWeb", "kind": "files", "sources": ["/srv"],
+        "schedule": "*/10 * * * *", "machines": [web.machine_id, db.machine_id] });
+    let (status, plan) = admin.call(Method::POST, "/api/v1/plans", Some(plan)).await;
+    assert_eq!(status, 201, "{plan}");
+    let plan = plan["id"].as_str().unwrap().to_owned();
+    // web-01 runs its slot and succeeds; db-01 is off, and the slot passes it by.
+    after_next_slot(&server, &web, 1).await;
+    let (_, run) = start(&web, &plan, &due(&web).await, false).await;
+    let done = json!({ "status": "succeeded", "files": 1234, "bytes_added": 5_000_000,
+        "snapshot_id": "ab".repeat(32) });
+    assert_eq!(report(&web, run["id"].as_str().unwrap(), done).await.0, 200);
+    server.server.state().clock().advance(Duration::from_secs(120));
+    assert_eq!(sweep(&server).await.missed, 1);
+    let browser = kura_testing::portal::sign_in(
+        &server,
+        "ja",
+        created["admin_login"].as_str().unwrap(),
+        created["admin_password"].as_str().unwrap(),
+    )
+    .await;
+
+    let page = browser.get("/plans").await;
+    assert!(
+        page.says("前回の実行") && page.says("成功") && page.says("未実行"),
+        "{}",
+        page.html
+    );
+    let page = browser.get(&format!("/plans/{plan}")).await;
+    assert!(page.says("毎晩のWeb の最近の実行"), "{}", page.html);
+    assert!(
+        page.says("1,234") && page.says("db-01") && page.says("スナップショットを開く"),
+        "{}",
+        page.html
+    );
+    let page = browser.get("/machines").await;
+    assert!(
+        page.says("保護計画") && page.says("毎晩のWeb") && page.says("未実行"),
+        "{}",
+        page.html
+    );
+    let page = browser.get("/").await;
+    assert!(page.says("保護計画の前回の実行"), "{}", page.html);
+    let missed = page.html.find("未実行").unwrap();
+    let succeeded = page.html.find("成功").unwrap();
+    assert!(
+        missed < succeeded,
+        "what needs attention comes first: {}",
+        page.html
+    );
+    // The machines API carries the same.
+    let (_, machines) = admin.get("/api/v1/machines").await;
+    let statuses: Vec<&str> = machines
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["last_runs"][0]["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["succeeded", "missed"], "{machines}");
+}

@@ -58,6 +58,8 @@ pub struct MachineStatus {
     pub last_backup: Option<String>,
     /// The newest backup of each source.
     pub sources: Vec<SourceStatus>,
+    /// The latest run of each protection plan it has run (or missed).
+    pub last_runs: Vec<kura_api::agent::RunView>,
 }
 
 impl From<&machines::MachineOverview> for MachineStatus {
@@ -79,6 +81,12 @@ impl From<&machines::MachineOverview> for MachineStatus {
                     bytes: backup.facts.bytes,
                     errors: backup.facts.errors,
                 })
+                .collect(),
+            last_runs: overview
+                .plan_runs
+                .iter()
+                .cloned()
+                .map(super::runs::run_view)
                 .collect(),
         }
     }

@@ -9,7 +9,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use kura_service::authz::Permission;
-use kura_service::model::{EventRecord, LatestBackup, UsageDay};
+use kura_service::model::{EventRecord, LatestBackup, RunRecord, RunStatus, UsageDay};
 use kura_service::ops::events;
 use kura_service::ops::machines::{self, MachineOverview};
 use kura_service::ops::usage::{self, UsageReport};
@@ -156,6 +156,8 @@ struct DashboardPage {
     /// All rows, of which `backups` shows the first.
     backups_total: usize,
     overdue: Vec<String>,
+    /// The latest run of each plan on each active machine, with the machine's name.
+    plan_runs: Vec<(String, RunRecord)>,
     events: Vec<EventRecord>,
 }
 
@@ -214,6 +216,7 @@ pub(super) async fn page(State(state): State<AppState>, v: Viewer) -> Response {
         .filter(|o| o.overdue(v.now_ms, OVERDUE_MS))
         .map(|o| o.machine.name.clone())
         .collect();
+    let plan_runs = plan_run_rows(&machines);
     let (backups, backups_total) = backup_rows(machines, v.now_ms);
     let chart = UsageChart::new(&usage, |n| v.tr.bytes(&n));
     render(
@@ -225,9 +228,28 @@ pub(super) async fn page(State(state): State<AppState>, v: Viewer) -> Response {
             backups,
             backups_total,
             overdue,
+            plan_runs,
             events,
         },
     )
+}
+
+/// The latest run of each plan on each machine, those that need attention first
+/// (failed, missed, partly failed), then running ones, then the rest; newest first within.
+fn plan_run_rows(machines: &[MachineOverview]) -> Vec<(String, RunRecord)> {
+    let urgency = |status: RunStatus| match status {
+        RunStatus::Failed | RunStatus::Missed => 0,
+        RunStatus::Partial => 1,
+        RunStatus::Running => 2,
+        RunStatus::Skipped | RunStatus::Succeeded => 3,
+    };
+    let mut rows: Vec<(String, RunRecord)> = machines
+        .iter()
+        .filter(|o| o.machine.revoked_ms.is_none())
+        .flat_map(|o| o.plan_runs.iter().map(|r| (o.machine.name.clone(), r.clone())))
+        .collect();
+    rows.sort_by_key(|(_, r)| (urgency(r.status), std::cmp::Reverse(r.scheduled_ms)));
+    rows
 }
 
 #[derive(Template)]

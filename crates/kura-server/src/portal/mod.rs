@@ -485,3 +485,13 @@ pub fn not_found(headers: &HeaderMap) -> Response {
     *response.status_mut() = StatusCode::NOT_FOUND;
     response.into_response()
 }
+/// The badge colour of a plan run's status (`templates/portal/runs.html`).
+pub(crate) fn run_class(status: &kura_service::model::RunStatus) -> &'static str {
+    use kura_service::model::RunStatus;
+    match *status {
+        RunStatus::Succeeded => "ok",
+        RunStatus::Partial => "warn",
+        RunStatus::Failed | RunStatus::Missed => "bad",
+        RunStatus::Running | RunStatus::Skipped => "muted",
+    }
+}

@@ -1,6 +1,7 @@
 //! `/plans`: the tenant's protection plans — what each backs up, when (its cron schedule
-//! and next run, in the tenant's time zone), what it keeps and which machines run it —
-//! with a form to add one; `/plans/{id}` changes or deletes one. The forms carry the
+//! and next run, in the tenant's time zone), what it keeps, which machines run it and how
+//! their last runs went — with a form to add one; `/plans/{id}` shows the plan's recent
+//! runs and changes or deletes it. The forms carry the
 //! fields of the JSON API (`sources` and `excludes` one per line, `machines` once per
 //! machine ticked) and go through the same operations.
 
@@ -11,9 +12,10 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use kura_service::ServiceError;
 use kura_service::authz::Permission;
-use kura_service::model::{MachineRecord, PlanRecord, PlanRetention, PlanSpec};
-use kura_service::ops::machines;
+use kura_service::ids::MachineId;
+use kura_service::model::{MachineRecord, PlanRecord, PlanRetention, PlanSpec, RunFilter, RunRecord};
 use kura_service::ops::plans::{self, PlanChange};
+use kura_service::ops::{machines, runs};
 
 use super::Viewer;
 use crate::app::AppState;
@@ -165,11 +167,16 @@ impl PlanForm {
     }
 }
 
+/// Runs shown on a plan's page.
+const HISTORY: u32 = 20;
+
 /// A plan as the list shows it.
 pub struct PlanRow {
     pub plan: PlanRecord,
     pub next_run_ms: Option<i64>,
     pub machine_names: Vec<String>,
+    /// The latest run on each machine that has run (or missed) it, with the machine's name.
+    pub last_runs: Vec<(String, RunRecord)>,
 }
 
 #[derive(Template)]
@@ -182,6 +189,8 @@ struct PlansPage {
     form: PlanForm,
     /// The plan the form changes (`None`: a new plan).
     editing: Option<PlanRecord>,
+    /// The recent runs of the plan the form changes, with their machines' names.
+    history: Vec<(String, RunRecord)>,
     error: Option<String>,
 }
 
@@ -234,25 +243,51 @@ async fn show(
     editing: Option<PlanRecord>,
     error: Option<ServiceError>,
 ) -> Response {
-    let (plans, machines) = match (
+    let (plans, overview) = match (
         plans::list(&state.service, &v.user).await,
-        machines::list(&state.service, &v.user).await,
+        machines::overview(&state.service, &v.user).await,
     ) {
-        (Ok(plans), Ok(machines)) => (plans, machines),
+        (Ok(plans), Ok(overview)) => (plans, overview),
         (Err(err), _) | (_, Err(err)) => return v.error_page(&err, "/"),
+    };
+    let name_of = |id: &MachineId| {
+        overview
+            .iter()
+            .find(|o| &o.machine.id == id)
+            .map_or_else(|| id.to_string(), |o| o.machine.name.clone())
+    };
+    let history = match &editing {
+        Some(plan) => {
+            let filter = RunFilter {
+                plan: Some(plan.id.clone()),
+                limit: HISTORY,
+                ..RunFilter::default()
+            };
+            match runs::list(&state.service, &v.user, filter).await {
+                Ok(found) => found.into_iter().map(|r| (name_of(&r.machine_id), r)).collect(),
+                Err(err) => return v.error_page(&err, "/plans"),
+            }
+        }
+        None => Vec::new(),
     };
     let rows = plans
         .into_iter()
         .map(|plan| PlanRow {
             next_run_ms: plans::next_run_of(&plan.spec, &v.tenant.time_zone, v.now_ms),
-            machine_names: plan
-                .spec
-                .machines
+            machine_names: plan.spec.machines.iter().map(name_of).collect(),
+            last_runs: overview
                 .iter()
-                .filter_map(|id| machines.iter().find(|m| &m.id == id).map(|m| m.name.clone()))
+                .flat_map(|o| o.plan_runs.iter().map(move |r| (o.machine.name.clone(), r)))
+                .filter(|(_, r)| r.plan_id == plan.id)
+                .map(|(name, r)| (name, r.clone()))
                 .collect(),
             plan,
         })
+        .collect();
+    let machines = overview
+        .into_iter()
+        .map(|o| o.machine)
+        .filter(|m| m.revoked_ms.is_none())
         .collect();
     let status = error
         .as_ref()
@@ -261,11 +296,12 @@ async fn show(
     render(
         status,
         &PlansPage {
-            machines: machines.into_iter().filter(|m| m.revoked_ms.is_none()).collect(),
+            machines,
             v,
             plans: rows,
             form,
             editing,
+            history,
             error,
         },
     )

@@ -2,7 +2,7 @@
 //! the server's sweep writes the slots nobody ran (`missed`) and ends runs whose agent
 //! stopped reporting.
 
-use super::{DbError, DbResult, Query, Tx, from_db_int, to_db_int};
+use super::{DbError, DbResult, Query, Target, Tx, from_db_int, to_db_int};
 use crate::authz::TenantKey;
 use crate::ids::{MachineId, PlanId, RunId};
 use crate::model::{RunCounts, RunFilter, RunRecord, RunReport, RunStatus};
@@ -236,7 +236,7 @@ pub async fn list(tx: &mut Tx, scope: &impl TenantKey, filter: &RunFilter) -> Db
 }
 
 /// The latest run of each plan on each machine of the tenant.
-pub async fn latest(tx: &mut Tx, scope: &impl TenantKey) -> DbResult<Vec<RunRecord>> {
+pub async fn latest<'c>(on: impl Target<'c>, scope: &impl TenantKey) -> DbResult<Vec<RunRecord>> {
     Query::tenant(
         scope,
         concat!(
@@ -248,7 +248,7 @@ pub async fn latest(tx: &mut Tx, scope: &impl TenantKey) -> DbResult<Vec<RunReco
              ORDER BY plan_name, machine_id"
         ),
     )
-    .fetch_all::<Row>(&mut *tx)
+    .fetch_all::<Row>(on)
     .await?
     .into_iter()
     .map(record)

@@ -8,9 +8,9 @@ use super::record_in;
 use super::tenants::{RegistrationToken, current, insert_registration_token};
 use crate::audit::Action;
 use crate::authz::{Permission, UserPrincipal};
-use crate::db::{machines, snapshots};
+use crate::db::{machines, runs, snapshots};
 use crate::ids::MachineId;
-use crate::model::{LatestBackup, MachineActivity, MachineRecord};
+use crate::model::{LatestBackup, MachineActivity, MachineRecord, RunRecord};
 use crate::{Service, ServiceError, ServiceResult};
 
 /// Longest machine name, as at registration.
@@ -29,6 +29,8 @@ pub struct MachineOverview {
     pub machine: MachineRecord,
     pub activity: MachineActivity,
     pub latest: Vec<LatestBackup>,
+    /// The latest run of each plan the machine has run (or missed), by plan name.
+    pub plan_runs: Vec<RunRecord>,
 }
 
 impl MachineOverview {
@@ -53,11 +55,16 @@ pub async fn overview(svc: &Service, user: &UserPrincipal) -> ServiceResult<Vec<
     for backup in snapshots::latest(&svc.db, &user.scope).await? {
         latest.entry(backup.machine_id.clone()).or_default().push(backup);
     }
+    let mut plan_runs: HashMap<MachineId, Vec<RunRecord>> = HashMap::new();
+    for run in runs::latest(&svc.db, &user.scope).await? {
+        plan_runs.entry(run.machine_id.clone()).or_default().push(run);
+    }
     Ok(list
         .into_iter()
         .map(|machine| MachineOverview {
             activity: activity.remove(&machine.id).unwrap_or_default(),
             latest: latest.remove(&machine.id).unwrap_or_default(),
+            plan_runs: plan_runs.remove(&machine.id).unwrap_or_default(),
             machine,
         })
         .collect())

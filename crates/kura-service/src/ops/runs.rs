@@ -242,15 +242,6 @@ pub async fn list(
     Ok(found)
 }
 
-/// The latest run of each plan on each machine of the tenant.
-pub async fn latest(svc: &Service, user: &UserPrincipal) -> ServiceResult<Vec<RunRecord>> {
-    user.require(Permission::ViewStatus)?;
-    let mut tx = svc.db.begin().await?;
-    let found = runs::latest(&mut tx, &user.scope).await?;
-    tx.commit().await?;
-    Ok(found)
-}
-
 /// What one [`sweep`] judged.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SweepReport {
