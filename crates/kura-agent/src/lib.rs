@@ -5,8 +5,8 @@
 //! (the tenant's vault on `kura-server`, over HTTPS) as its implementations — and, above it, the
 //! work that needs the vault key and the file system: unlocking ([`OpenVault`]), the file
 //! backup pipeline ([`backup`]), image snapshots ([`image`]), restore ([`restore`]), browsing trees ([`browse`]),
-//! retention policies ([`retention`]), speed measurement ([`speed`]) and the daemon that
-//! runs protection plans ([`daemon`]).
+//! speed measurement ([`speed`]) and the daemon that runs protection plans ([`daemon`]).
+//! Retention policies are `kura_store::retention`: the server applies them too.
 //!
 //! It must not know server internals: users, tenants and HTTP routing live elsewhere.
 
@@ -21,7 +21,6 @@ mod promise;
 mod remote;
 mod repository;
 pub mod restore;
-pub mod retention;
 pub mod speed;
 
 pub use error::AgentError;

@@ -273,3 +273,103 @@ async fn runs_show_in_the_portal() {
         .collect();
     assert_eq!(statuses, ["succeeded", "missed"], "{machines}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_on_sqlite() {
+    retention_follows_each_successful_run(kura_testing::start(|_| ()).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_on_postgres() {
+    retention_follows_each_successful_run(kura_testing::start_on_postgres(|_| ()).await).await;
+}
+
+/// One scheduled run of the machine's only plan that backs up `source` and succeeds.
+async fn run_once(server: &TestServer, agent: &Agent, plan: &str, source: &str, n: u8) -> String {
+    after_next_slot(server, agent, 1).await;
+    let (status, run) = start(agent, plan, &due(agent).await, false).await;
+    assert_eq!(status, 201, "{run}");
+    let snapshot = agent
+        .backup(source, &[format!("{source} generation {n}").as_bytes()])
+        .await;
+    let done = json!({ "status": "succeeded", "files": 1, "snapshot_id": snapshot });
+    let (status, body) = report(agent, run["id"].as_str().unwrap(), done).await;
+    assert_eq!(status, 200, "{body}");
+    snapshot
+}
+
+/// After each successful run the service applies the plan's retention to that machine
+/// and source, on its own authority (the agent cannot delete): the newest snapshots the
+/// rules keep stay, the rest are forgotten and logged; another source is not touched; a
+/// tenant's immutability period holds everything younger back, and says so.
+async fn retention_follows_each_successful_run(server: TestServer) {
+    for (code, immutable_days) in [("ACME-0001", 0), ("IMMU-0002", 7)] {
+        let created = server
+            .create_tenant(code, 3, json!({ "immutable_days": immutable_days }))
+            .await;
+        let admin = server
+            .login(
+                created["admin_login"].as_str().unwrap(),
+                created["admin_password"].as_str().unwrap(),
+            )
+            .await;
+        let agent = Agent::register(&server, created["registration_token"].as_str().unwrap(), "web-01").await;
+        agent.create_vault().await;
+        let other = agent
+            .backup("by hand", &[b"a manual backup of another source"])
+            .await;
+        let plan = json!({ "name": "nightly", "kind": "files", "sources": ["/srv"],
+            "schedule": "*/10 * * * *", "retention": { "keep_last": 2 },
+            "machines": [agent.machine_id] });
+        let (status, plan) = admin.call(Method::POST, "/api/v1/plans", Some(plan)).await;
+        assert_eq!(status, 201, "{plan}");
+        let plan = plan["id"].as_str().unwrap().to_owned();
+        let mut made = Vec::new();
+        for n in 0..4 {
+            made.push(run_once(&server, &agent, &plan, "srv", n).await);
+        }
+        let mut left = agent.snapshot_ids().await;
+        left.sort();
+        let mut expected: Vec<String> = if immutable_days == 0 {
+            vec![made[2].clone(), made[3].clone(), other.clone()]
+        } else {
+            let mut all = made.clone();
+            all.push(other.clone());
+            all
+        };
+        expected.sort();
+        assert_eq!(left, expected, "{code}");
+        // (The clock has moved past the admin's session.)
+        let admin = server
+            .login(
+                created["admin_login"].as_str().unwrap(),
+                created["admin_password"].as_str().unwrap(),
+            )
+            .await;
+        let (status, events) = admin.get("/api/v1/events").await;
+        assert_eq!(status, 200, "{events}");
+        let applied: Vec<&str> = events
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["action"] == "retention.apply")
+            .map(|e| e["result"].as_str().unwrap())
+            .collect();
+        if immutable_days == 0 {
+            // Two runs found one snapshot too many each.
+            assert_eq!(applied.len(), 2, "{events:#}");
+            assert!(
+                applied
+                    .iter()
+                    .all(|r| r.starts_with("ok: forgot 1 of 3 snapshots")),
+                "{applied:?}"
+            );
+        } else {
+            assert!(!applied.is_empty(), "{events:#}");
+            assert!(
+                applied[0].contains("kept back by the 7-day deletion lock"),
+                "{applied:?}"
+            );
+        }
+    }
+}

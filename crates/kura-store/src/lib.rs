@@ -51,6 +51,9 @@
 //! run's uploads at once. The service's sessions end after an idle time
 //! ([`Vault::set_session_idle_expiry`]) that live agents renew ([`Vault::heartbeat`]).
 //!
+//! **Retention.** [`retention`] decides which snapshots a policy keeps (restic's rules);
+//! `kura forget` and the server's plan retention both use it.
+//!
 //! This crate knows nothing of HTTP, users or roles: the server scopes vaults per tenant.
 
 mod catalog;
@@ -59,6 +62,7 @@ mod gc;
 mod layout;
 mod pack_file;
 mod repair;
+pub mod retention;
 mod session_lock;
 mod vault;
 mod verify;

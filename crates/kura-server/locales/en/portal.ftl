@@ -458,3 +458,4 @@ plans-deleted = The plan was deleted. Its snapshots stay.
 action-plan-create = Protection plan added
 action-plan-update = Protection plan changed
 action-plan-delete = Protection plan deleted
+action-retention-apply = Retention applied

@@ -458,3 +458,4 @@ plans-deleted = 保護計画を削除しました。スナップショットは�
 action-plan-create = 保護計画の追加
 action-plan-update = 保護計画の変更
 action-plan-delete = 保護計画の削除
+action-retention-apply = 世代管理の適用

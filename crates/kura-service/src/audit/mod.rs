@@ -92,6 +92,8 @@ actions! {
         "A tenant user added a protection plan; the result sums it up (kind, name, schedule, machines).";
     PlanUpdate = "plan.update", "tenant", "A tenant user changed a protection plan; the result sums up the plan as changed.";
     PlanDelete = "plan.delete", "tenant", "A tenant user deleted a protection plan (its snapshots stay).";
+    RetentionApply = "retention.apply", "tenant",
+        "After a plan's run saved a snapshot, the service applied the plan's retention to that machine and source: the target names plan, machine and source, the result what was forgotten and what was kept back (immutability, the newest snapshot).";
     BackupUpload = "backup.upload", "tenant", "An upload was refused (for example by the storage quota).";
     BackupCommit = "backup.commit", "tenant", "An agent committed a snapshot.";
     RestoreStart = "restore.start", "tenant", "An agent started restoring a snapshot.";

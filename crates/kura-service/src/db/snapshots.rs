@@ -188,3 +188,57 @@ pub async fn latest<'c>(on: impl Target<'c>, scope: &TenantScope) -> DbResult<Ve
     }
     Ok(out)
 }
+
+/// A committed snapshot as retention judges it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceSnapshot {
+    pub snapshot_id: String,
+    pub time_ns: i64,
+    pub source: String,
+}
+
+/// The source of a committed snapshot of one machine (`None`: not this machine's, or not
+/// committed).
+pub async fn source_of<'c>(
+    on: impl Target<'c>,
+    scope: &TenantScope,
+    machine: &MachineId,
+    snapshot_id: &str,
+) -> DbResult<Option<String>> {
+    let row: Option<(Option<String>,)> = Query::tenant(
+        scope,
+        "SELECT source FROM snapshot_owners WHERE tenant_id = $1 AND machine_id = $2 \
+         AND snapshot_id = $3 AND committed = TRUE",
+    )
+    .bind(machine.as_str())
+    .bind(snapshot_id)
+    .fetch_optional(on)
+    .await?;
+    Ok(row.and_then(|(source,)| source))
+}
+
+/// The committed snapshots of one source of one machine.
+pub async fn of_source<'c>(
+    on: impl Target<'c>,
+    scope: &TenantScope,
+    machine: &MachineId,
+    source: &str,
+) -> DbResult<Vec<SourceSnapshot>> {
+    let rows: Vec<(String, i64)> = Query::tenant(
+        scope,
+        "SELECT snapshot_id, time_ns FROM snapshot_owners WHERE tenant_id = $1 AND machine_id = $2 \
+         AND source = $3 AND committed = TRUE AND time_ns IS NOT NULL",
+    )
+    .bind(machine.as_str())
+    .bind(source)
+    .fetch_all(on)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(snapshot_id, time_ns)| SourceSnapshot {
+            snapshot_id,
+            time_ns,
+            source: source.to_owned(),
+        })
+        .collect())
+}

@@ -9,6 +9,7 @@ pub mod machines;
 pub mod operators;
 pub mod plans;
 pub mod resets;
+pub mod retention;
 pub mod runs;
 pub mod snapshots;
 pub mod support;

@@ -3,11 +3,13 @@
 //! the history. The server judges what no agent can report: a slot that passed without a
 //! run is `missed` once its grace is over, and a run whose agent stopped reporting is
 //! `failed` ([`sweep`]). A slot has at most one run, so an agent back from downtime runs
-//! a missed plan once, late, and not once per slot it slept through.
+//! a missed plan once, late, and not once per slot it slept through. A run that saved a
+//! snapshot has its plan's retention applied ([`retention::after_run`]).
 
 use std::time::Duration;
 
 use super::plans::{next_run, previous_run};
+use super::retention;
 use super::tenants::current;
 use crate::authz::{AgentPrincipal, Permission, UserPrincipal, service_scope};
 use crate::db::{Tx, plans, runs};
@@ -213,7 +215,7 @@ pub async fn report(
     }
     runs::report(&mut tx, &agent.scope, &id, &report, now).await?;
     tx.commit().await?;
-    Ok(RunRecord {
+    let run = RunRecord {
         status: report.status,
         finished_ms: report.status.is_final().then_some(now),
         updated_ms: now,
@@ -221,7 +223,13 @@ pub async fn report(
         snapshot_id: report.snapshot_id,
         error: report.error,
         ..run
-    })
+    };
+    // The report stands either way: a retention that fails now is applied by the next
+    // successful run, which judges every snapshot of the source again.
+    if let Err(err) = retention::after_run(svc, &agent.scope, &run).await {
+        tracing::warn!(run = %run.id, error = %err.message, "cannot apply the plan's retention now");
+    }
+    Ok(run)
 }
 
 /// The tenant's runs that match `filter`, newest slot first.

@@ -5,16 +5,42 @@
 //!   ISO weeks, months, years) *that have snapshots*, the newest snapshot of each.
 //! - Rules add up: a snapshot is kept when any rule keeps it; the rest are forgotten.
 //! - Snapshots are grouped by source; each group is judged on its own.
-//! - Calendar buckets use the local time zone (the `TZ` environment variable).
+//! - Calendar buckets use the time zone the caller gives (the agent's local zone for
+//!   `kura forget`, the tenant's for a plan's retention on the server).
+//!
+//! It judges anything [`Dated`]: the vault's snapshot records, or the service's own
+//! records of who committed what.
 
 use std::collections::{BTreeMap, HashSet};
 
 use jiff::tz::TimeZone;
 use jiff::{Timestamp, ZonedDateTime};
 use kura_format::SnapshotId;
-use kura_store::SnapshotRecord;
 
-use crate::{AgentError, Result};
+use crate::{Result, SnapshotRecord, StoreError};
+
+/// What retention judges a snapshot by.
+pub trait Dated {
+    fn id(&self) -> SnapshotId;
+    /// Nanoseconds since the Unix epoch.
+    fn time_ns(&self) -> i64;
+    /// Snapshots are judged per source.
+    fn source(&self) -> &str;
+}
+
+impl Dated for SnapshotRecord {
+    fn id(&self) -> SnapshotId {
+        self.id
+    }
+
+    fn time_ns(&self) -> i64 {
+        self.manifest.time_ns
+    }
+
+    fn source(&self) -> &str {
+        &self.manifest.source
+    }
+}
 
 /// How many snapshots of each kind to keep.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -45,21 +71,21 @@ impl RetentionPolicy {
     }
 
     /// Decides for every snapshot, newest first within each source.
-    pub fn apply(&self, snapshots: &[SnapshotRecord], tz: &TimeZone) -> Result<Vec<Decision>> {
+    pub fn apply<T: Dated>(&self, snapshots: &[T], tz: &TimeZone) -> Result<Vec<Decision>> {
         if self.is_empty() {
-            return Err(AgentError::Usage(
+            return Err(StoreError::Rejected(
                 "no retention rule given (--keep-last, --keep-daily, …): refusing to forget every snapshot"
                     .into(),
             ));
         }
-        let mut groups: BTreeMap<&str, Vec<&SnapshotRecord>> = BTreeMap::new();
+        let mut groups: BTreeMap<&str, Vec<&T>> = BTreeMap::new();
         for s in snapshots {
-            groups.entry(s.manifest.source.as_str()).or_default().push(s);
+            groups.entry(s.source()).or_default().push(s);
         }
         let mut out = Vec::new();
         for (_, mut group) in groups {
-            group.sort_by(|a, b| b.manifest.time_ns.cmp(&a.manifest.time_ns).then(b.id.cmp(&a.id)));
-            let times: Vec<ZonedDateTime> = group.iter().map(|s| zoned(s.manifest.time_ns, tz)).collect();
+            group.sort_by(|a, b| b.time_ns().cmp(&a.time_ns()).then(b.id().cmp(&a.id())));
+            let times: Vec<ZonedDateTime> = group.iter().map(|s| zoned(s.time_ns(), tz)).collect();
             type Bucket = fn(&ZonedDateTime) -> String;
             let rules: [(&'static str, u32, Bucket); 6] = [
                 ("last", self.keep_last, |_| String::new()),
@@ -93,9 +119,9 @@ impl RetentionPolicy {
             }
             for ((s, z), r) in group.iter().zip(&times).zip(reasons) {
                 out.push(Decision {
-                    id: s.id.to_hex(),
+                    id: s.id().to_hex(),
                     time: z.strftime("%Y-%m-%d %H:%M:%S %Z").to_string(),
-                    source: s.manifest.source.clone(),
+                    source: s.source().to_owned(),
                     keep: !r.is_empty(),
                     reasons: r,
                 });
