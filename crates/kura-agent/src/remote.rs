@@ -85,6 +85,13 @@ pub(crate) async fn send(request: RequestBuilder, base: &str) -> Result<Response
             msg = format!("{msg}: {s}");
             source = s.source();
         }
+        if msg.contains("UnknownIssuer") {
+            msg.push_str(
+                " — the server's certificate is not signed by a CA this machine trusts; if the \
+                 service uses its own CA, give its certificate with `kura register --ca-cert FILE` \
+                 (the portal's Machines page offers ca.pem)",
+            );
+        }
         AgentError::Connection(format!("{base}: {msg}"))
     })?;
     if response.status().is_success() {

@@ -101,6 +101,18 @@ pub enum Command {
         #[command(subcommand)]
         command: AgentCommand,
     },
+    /// Print a completion script for a shell, e.g.
+    /// `kura completions bash > /etc/bash_completion.d/kura`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), or with --dir write one page per command there, e.g.
+    /// `kura man --dir /usr/local/share/man/man1`.
+    Man {
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
     /// Measure this machine's speed at each pipeline stage.
     Bench {
         /// MiB of generated data per measurement.

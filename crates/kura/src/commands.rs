@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
+use clap::CommandFactory;
 use kura_agent::backup::{self, BackupOptions, BackupProgress};
 use kura_agent::browse;
 use kura_agent::hooks;
@@ -60,6 +61,11 @@ pub fn run(cli: Cli, ui: Ui, rt: Handle) -> Result<u8> {
         Command::Agent {
             command: AgentCommand::Run { state_dir, poll },
         } => ctx.agent_run(state_dir, poll),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "kura", &mut std::io::stdout());
+            Ok(0)
+        }
+        Command::Man { dir } => manual_pages(dir.as_deref()),
         Command::Bench { mib } => ctx.bench(mib),
     }
 }
@@ -90,9 +96,30 @@ impl Ctx {
         match AgentConfig::load(&path)? {
             Some(config) => Ok(Target::Server(Box::new(config))),
             None => bail!(
-                "no vault given: use --repo PATH (or set KURA_REPO) for a local vault, or register \
-                 this machine with a server: `kura register --server URL --token TOKEN`"
+                "no vault given and no agent config at {}: use --repo PATH (or set KURA_REPO) for a \
+                 local vault, register this machine with a server (`kura register --server URL --token \
+                 TOKEN`), or point to its config with --config FILE (or KURA_CONFIG)",
+                path.display()
             ),
+        }
+    }
+
+    /// The host name snapshots record: the name this machine was registered under (what
+    /// the portal shows, and stable when the host is renamed), or for a local vault the
+    /// host name.
+    fn snapshot_host(&self) -> String {
+        match self.target() {
+            Ok(Target::Server(config)) => config.machine_name,
+            _ => hostname(),
+        }
+    }
+
+    /// Said before figures about the whole vault: on a server they count every machine of
+    /// the tenant, while `kura snapshots` lists this machine's own.
+    fn whole_vault(&self) -> &'static str {
+        match self.target() {
+            Ok(Target::Server(_)) => "the tenant's vault (all machines): ",
+            _ => "",
         }
     }
 
@@ -166,7 +193,7 @@ impl Ctx {
         };
         let options = kura_agent::daemon::DaemonOptions {
             connection: config.connection(),
-            host: hostname(),
+            host: config.machine_name.clone(),
             state_dir,
             passphrase,
             poll: std::time::Duration::from_secs(poll),
@@ -212,6 +239,12 @@ impl Ctx {
             "created {} vault {vault_id} at {location}",
             if encrypt { "encrypted" } else { "unencrypted" },
         ));
+        if !encrypt {
+            self.ui.warn(
+                "this vault is NOT encrypted: whoever stores it can read your data. For client-side \
+                 encryption, start again with a new vault and `kura init --encrypt`",
+            );
+        }
         if let Some(rk) = &recovery {
             self.ui.result(format!(
                 "\nRecovery key (shown only now; store it somewhere safe — it opens the vault if the passphrase is lost):\n\n    {rk}\n"
@@ -235,7 +268,8 @@ impl Ctx {
         let result = {
             let _bar = self.ui.progress("backing up", vec![counters(&progress)]);
             let p = Arc::clone(&progress);
-            std::thread::scope(|s| s.spawn(|| run_backup(&vault, &args, p)).join())
+            let host = self.snapshot_host();
+            std::thread::scope(|s| s.spawn(|| run_backup(&vault, &args, host, p)).join())
                 .map_err(|_| anyhow::anyhow!("the backup thread panicked"))?
         };
         let post_hook = args
@@ -723,7 +757,8 @@ impl Ctx {
         };
         let damaged_images = self.show_damage(&vault, &report)?;
         self.ui.result(format!(
-            "checked {} snapshots, {} packs, {} blobs, read {}: {}",
+            "{}checked {} snapshots, {} packs, {} blobs, read {}: {}",
+            self.whole_vault(),
             report.snapshots_checked,
             report.packs_checked,
             report.blobs_checked,
@@ -883,7 +918,8 @@ impl Ctx {
         let repo = self.open_repo()?;
         let u = self.rt.block_on(repo.usage())?;
         self.ui.result(format!(
-            "{} snapshots, {} logical, {} unique ({} chunks), {} stored in {} packs",
+            "{}{} snapshots, {} logical, {} unique ({} chunks), {} stored in {} packs",
+            self.whole_vault(),
             u.snapshots,
             ui::size(u.logical_bytes),
             ui::size(u.raw_bytes),
@@ -913,6 +949,7 @@ impl Ctx {
 fn run_backup(
     vault: &OpenVault,
     args: &BackupArgs,
+    host: String,
     progress: Arc<BackupProgress>,
 ) -> kura_agent::Result<backup::BackupSummary> {
     if args.image {
@@ -930,7 +967,7 @@ fn run_backup(
             path: path.clone(),
             tags: args.tag.clone(),
             source: args.source.clone(),
-            host: hostname(),
+            host,
             force_full: args.force,
         };
         return image::backup::run(vault, &options, progress);
@@ -942,7 +979,7 @@ fn run_backup(
         source: args.source.clone(),
         one_file_system: args.one_file_system,
         force_full: args.force,
-        host: hostname(),
+        host,
         time_ns: args.time.map(|t| t.as_nanosecond() as i64),
     };
     backup::run(vault, &options, progress)
@@ -988,6 +1025,22 @@ struct Listed<'a> {
     size: u64,
     mtime_ns: i64,
     link_target: Option<&'a [u8]>,
+}
+
+/// `kura man`: the page of `kura` on stdout, or every command's page written into `dir`.
+fn manual_pages(dir: Option<&Path>) -> Result<u8> {
+    let command = Cli::command();
+    match dir {
+        None => clap_mangen::Man::new(command)
+            .render(&mut std::io::stdout())
+            .context("cannot write the manual page")?,
+        Some(dir) => {
+            std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+            clap_mangen::generate_to(command, dir)
+                .with_context(|| format!("cannot write manual pages into {}", dir.display()))?;
+        }
+    }
+    Ok(0)
 }
 
 /// `$XDG_STATE_HOME/kura`, or `~/.local/state/kura`.

@@ -254,6 +254,69 @@ fn machines_of_one_tenant_see_only_their_own_snapshots() {
     }
 }
 
+/// What a newcomer meets (issue 12, item 10): each mistake gets a message that says what
+/// to do, snapshots carry the registered name, and figures about the whole vault say so.
+#[test]
+fn a_newcomer_is_told_what_to_do() {
+    let tmp = tempdir();
+    let svc = Service::start(&tmp.path().join("service"));
+    let web = agent(&tmp.path().join("web"), "one tenant, one key");
+    // No agent config: the message names the file it looked for.
+    let text = assert_exit(&web.run(["snapshots"]), 1);
+    let config = tmp.path().join("web/agent.toml");
+    assert!(text.contains(config.to_str().unwrap()), "{text}");
+    // The service's own CA, not given: the message names --ca-cert.
+    let out = web.run([
+        "register",
+        "--server",
+        &svc.info.customer_url,
+        "--token",
+        &svc.info.registration_token,
+    ]);
+    let text = assert_exit(&out, 1);
+    assert!(text.contains("--ca-cert"), "{text}");
+    register(&web, &svc, &svc.info.registration_token, "web-01");
+    // An unencrypted vault is created with a warning.
+    let out = web.ok(["init"]);
+    assert!(stderr(&out).contains("NOT encrypted"), "{}", describe(&out));
+    // A second machine that runs init is told the vault is there and it can back up.
+    let client = ManagementClient::new(
+        &svc.info.management_url,
+        Some(&svc.info.ca_cert),
+        &svc.info.operator_token,
+    )
+    .unwrap();
+    let token = svc
+        .runtime
+        .block_on(client.issue_registration_token(&svc.info.tenant_id))
+        .unwrap()
+        .registration_token;
+    let mail = agent(&tmp.path().join("mail"), "one tenant, one key");
+    register(&mail, &svc, &token, "mail-01");
+    let text = assert_exit(&mail.run(["init", "--encrypt"]), 1);
+    assert!(
+        text.contains("exists already") && text.contains("can back up to it now"),
+        "{text}"
+    );
+    // Snapshots carry the registered name, not the host's.
+    let src = tmp.path().join("src");
+    write_random(&src.join("a.bin"), 5, 10 << 10);
+    mail.backup(&[&src], &[]);
+    let listed = mail.json(["snapshots"]);
+    assert_eq!(listed[0]["host"], "mail-01", "{listed}");
+    assert!(
+        listed[0]["source"].as_str().unwrap().starts_with("mail-01:"),
+        "{listed}"
+    );
+    // Figures about the whole vault say they count every machine.
+    let out = web.ok(["stats"]);
+    assert!(
+        stdout(&out).contains("the tenant's vault (all machines)"),
+        "{}",
+        describe(&out)
+    );
+}
+
 #[test]
 fn a_snapshot_of_many_files_commits_through_the_server() {
     // 40 000 distinct small files: the reference list alone is over 1 MiB, more than the

@@ -28,7 +28,12 @@ use crate::{Service, ServiceError, ServiceResult};
 pub fn store_error(err: StoreError) -> ServiceError {
     match err {
         StoreError::NoVault(_) => no_vault(),
-        StoreError::AlreadyExists(_) => ServiceError::conflict("this tenant's vault already exists"),
+        StoreError::AlreadyExists(_) => ServiceError::conflict(
+            "this tenant's vault exists already (a machine of the tenant created it), and this machine can \
+             back up to it now: `kura backup PATH`, with the vault's passphrase if it is encrypted. \
+             Nothing needs to be initialised again; to give this machine a passphrase of its own, run \
+             `kura key add` on a machine that has one",
+        ),
         StoreError::Format(e) => ServiceError::invalid(format!("undecodable data: {e}")),
         StoreError::Rejected(why) => ServiceError::invalid(why),
         StoreError::UnknownSnapshot(spec) => ServiceError::not_found(format!("no snapshot matches {spec:?}")),
