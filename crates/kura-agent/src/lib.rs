@@ -22,6 +22,7 @@ mod remote;
 mod repository;
 pub mod restore;
 pub mod speed;
+pub mod upload_limit;
 
 pub use error::AgentError;
 pub use open::{OpenVault, init_vault};

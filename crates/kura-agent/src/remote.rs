@@ -5,6 +5,7 @@
 
 use std::str::FromStr;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -26,6 +27,7 @@ use kura_store::{
 use reqwest::{Method, RequestBuilder, Response};
 use serde::de::DeserializeOwned;
 
+use crate::upload_limit::UploadLimit;
 use crate::{AgentError, Repository, Result};
 
 /// How to reach the server as one registered machine.
@@ -134,6 +136,8 @@ pub struct RemoteRepository {
     credential: String,
     config: VaultConfig,
     location: String,
+    /// Paces pack uploads (`--limit-upload`, a plan's bandwidth limit).
+    upload_limit: Option<Arc<UploadLimit>>,
 }
 
 impl RemoteRepository {
@@ -159,7 +163,14 @@ impl RemoteRepository {
             credential: conn.credential.clone(),
             config,
             location: info.location,
+            upload_limit: None,
         })
+    }
+
+    /// Sends packs no faster than `bytes_per_s` (none: as fast as the link goes).
+    pub fn with_upload_limit(mut self, bytes_per_s: Option<u64>) -> Self {
+        self.upload_limit = bytes_per_s.map(UploadLimit::new);
+        self
     }
 
     /// Creates the tenant's vault with a configuration and key slots made here.
@@ -284,7 +295,11 @@ impl Repository for RemoteRepository {
         let request = self
             .request(Method::PUT, &Self::session_path(session, "/packs"))
             .header(reqwest::header::CONTENT_TYPE, OCTET_STREAM)
-            .body(pack);
+            .header(reqwest::header::CONTENT_LENGTH, pack.len())
+            .body(match &self.upload_limit {
+                Some(limit) => limit.body(pack),
+                None => pack.into(),
+            });
         let stored: PackStored = json(self.call(request).await?).await?;
         let pack_id = unhex("pack id", &stored.pack_id)?;
         Ok(PackReceipt {

@@ -214,6 +214,61 @@ async fn the_daemon_runs_due_plans_and_reports_every_run() {
     assert!(daemon.terminate().success());
 }
 
+/// A plan's upload limit paces its backups: 3 MiB of incompressible data at 1 MiB/s
+/// takes three seconds, and the rate over the run stays within 10 % of the limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plans_upload_limit_paces_its_backup() {
+    let server: TestServer = kura_testing::start(|_| ()).await;
+    let clock = server.server.state().clock().clone();
+    let (created, admin) = server.tenant_admin("ACME-0001").await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut kura = Kura::new(std::path::PathBuf::new());
+    kura.env
+        .push(("KURA_CONFIG".into(), dir.path().join("agent.toml").into()));
+    let ca = server.server.ca_cert().unwrap().to_str().unwrap().to_owned();
+    let registered = kura.json([
+        "register",
+        "--server",
+        &server.customer,
+        "--token",
+        created["registration_token"].as_str().unwrap(),
+        "--ca-cert",
+        &ca,
+    ]);
+    kura.ok(["init"]);
+    let source = dir.path().join("data");
+    write_random(&source.join("random.bin"), 3, 3 << 20);
+    let plan = json!({ "name": "slow link", "kind": "files", "sources": [source.to_str().unwrap()],
+        "schedule": "*/5 * * * *", "bandwidth_limit": "1MiB/s", "machines": [registered["machine_id"]] });
+    let (status, plan) = admin.call(Method::POST, "/api/v1/plans", Some(plan)).await;
+    assert_eq!(status, 201, "{plan}");
+    let daemon = Daemon::start(&kura, &dir.path().join("state"), &dir.path().join("daemon.log"));
+    clock.advance(Duration::from_secs(300));
+    let runs = runs_until(&admin, "the paced run to end", |runs| {
+        runs.len() == 1 && ended(&runs[0])
+    })
+    .await;
+    assert_eq!(runs[0]["status"], "succeeded", "{:#}", runs[0]);
+    let time = |field: &str| {
+        runs[0][field]
+            .as_str()
+            .unwrap()
+            .parse::<jiff::Timestamp>()
+            .unwrap()
+    };
+    let seconds = (time("finished").as_millisecond() - time("started").as_millisecond()) as f64 / 1000.0;
+    let sent = runs[0]["bytes_added"].as_u64().unwrap() as f64;
+    assert!(sent >= 3.0 * 1048576.0, "{:#}", runs[0]);
+    let rate = sent / seconds / 1048576.0;
+    eprintln!("paced: {rate:.2} MiB/s over {seconds:.1} s ({sent} bytes)");
+    assert!(
+        rate <= 1.1,
+        "{rate:.2} MiB/s over {seconds:.1} s against a limit of 1 MiB/s"
+    );
+    assert!(rate >= 0.5, "{rate:.2} MiB/s: paced far below the limit");
+    assert!(daemon.terminate().success());
+}
+
 /// Without a server, the daemon keeps trying and says so; it does not exit.
 #[test]
 fn the_daemon_waits_for_a_server_that_is_down() {

@@ -1,5 +1,6 @@
-//! One run of a plan: opens the vault (once per daemon), backs up on a thread of its own
-//! as `kura backup` does, reports progress while it works and the outcome at the end.
+//! One run of a plan: opens the vault (unlocked once per daemon), backs up on a thread of
+//! its own as `kura backup` does, with uploads paced by the plan's bandwidth limit, and
+//! reports progress while it works and the outcome at the end.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -206,7 +207,15 @@ async fn vault(shared: &Shared) -> Result<Arc<OpenVault>> {
 
 /// Runs the plan's backup, with its hooks, on a thread outside the runtime.
 async fn back_up(shared: &Shared, plan: &AgentPlan, progress: &Arc<BackupProgress>) -> Result<BackupSummary> {
-    let vault = vault(shared).await?;
+    let unlocked = vault(shared).await?;
+    // A connection of the run's own, paced by the plan's upload limit.
+    let repo = RemoteRepository::open(&shared.options.connection)
+        .await?
+        .with_upload_limit(plan.bandwidth_limit);
+    let vault = OpenVault {
+        repo: Arc::new(repo),
+        ..(*unlocked).clone()
+    };
     let plan = plan.clone();
     let host = shared.options.host.clone();
     let progress = Arc::clone(progress);
