@@ -86,6 +86,28 @@ async fn runs_until(admin: &Session, what: &str, done: impl Fn(&[Value]) -> bool
     }
 }
 
+/// `kura` registered as `web-01` of the tenant `created` (config in `dir`), with an
+/// unencrypted vault; and what `kura register` answered.
+fn registered_machine(server: &TestServer, created: &Value, dir: &Path) -> (Kura, Value) {
+    let mut kura = Kura::new(std::path::PathBuf::new());
+    kura.env
+        .push(("KURA_CONFIG".into(), dir.join("agent.toml").into()));
+    let ca = server.server.ca_cert().unwrap().to_str().unwrap().to_owned();
+    let registered = kura.json([
+        "register",
+        "--server",
+        &server.customer,
+        "--token",
+        created["registration_token"].as_str().unwrap(),
+        "--ca-cert",
+        &ca,
+        "--name",
+        "web-01",
+    ]);
+    kura.ok(["init"]);
+    (kura, registered)
+}
+
 fn of_plan<'a>(runs: &'a [Value], plan: &str) -> Vec<&'a Value> {
     runs.iter().filter(|r| r["plan_name"] == plan).collect()
 }
@@ -105,22 +127,7 @@ async fn the_daemon_runs_due_plans_and_reports_every_run() {
     let clock = server.server.state().clock().clone();
     let (created, admin) = server.tenant_admin("ACME-0001").await;
     let dir = tempfile::tempdir().unwrap();
-    let mut kura = Kura::new(std::path::PathBuf::new());
-    kura.env
-        .push(("KURA_CONFIG".into(), dir.path().join("agent.toml").into()));
-    let ca = server.server.ca_cert().unwrap().to_str().unwrap().to_owned();
-    let registered = kura.json([
-        "register",
-        "--server",
-        &server.customer,
-        "--token",
-        created["registration_token"].as_str().unwrap(),
-        "--ca-cert",
-        &ca,
-        "--name",
-        "web-01",
-    ]);
-    kura.ok(["init"]);
+    let (kura, registered) = registered_machine(&server, &created, dir.path());
     let source = dir.path().join("www");
     let bytes = generate_tree(&source, 7, 40, 20_000);
     for (name, sources) in [
@@ -222,20 +229,7 @@ async fn a_plans_upload_limit_paces_its_backup() {
     let clock = server.server.state().clock().clone();
     let (created, admin) = server.tenant_admin("ACME-0001").await;
     let dir = tempfile::tempdir().unwrap();
-    let mut kura = Kura::new(std::path::PathBuf::new());
-    kura.env
-        .push(("KURA_CONFIG".into(), dir.path().join("agent.toml").into()));
-    let ca = server.server.ca_cert().unwrap().to_str().unwrap().to_owned();
-    let registered = kura.json([
-        "register",
-        "--server",
-        &server.customer,
-        "--token",
-        created["registration_token"].as_str().unwrap(),
-        "--ca-cert",
-        &ca,
-    ]);
-    kura.ok(["init"]);
+    let (kura, registered) = registered_machine(&server, &created, dir.path());
     let source = dir.path().join("data");
     write_random(&source.join("random.bin"), 3, 3 << 20);
     let plan = json!({ "name": "slow link", "kind": "files", "sources": [source.to_str().unwrap()],

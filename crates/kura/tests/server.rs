@@ -41,14 +41,28 @@ impl Service {
         }
     }
 
-    /// A second tenant through the operator API; returns its first registration token.
-    fn tenant(&self, code: &str, quota_bytes: u64, encryption_required: bool) -> String {
-        let client = ManagementClient::new(
+    /// The operator API of the service.
+    fn operator(&self) -> ManagementClient {
+        ManagementClient::new(
             &self.info.management_url,
             Some(&self.info.ca_cert),
             &self.info.operator_token,
         )
-        .unwrap();
+        .unwrap()
+    }
+
+    /// Another registration token for the quick start's tenant, through the operator API.
+    fn registration_token(&self) -> String {
+        let client = self.operator();
+        self.runtime
+            .block_on(client.issue_registration_token(&self.info.tenant_id))
+            .unwrap()
+            .registration_token
+    }
+
+    /// A second tenant through the operator API; returns its first registration token.
+    fn tenant(&self, code: &str, quota_bytes: u64, encryption_required: bool) -> String {
+        let client = self.operator();
         let request = CreateTenantRequest {
             service_code: code.into(),
             name: format!("tenant {code}"),
@@ -210,17 +224,7 @@ fn machines_of_one_tenant_see_only_their_own_snapshots() {
     let web = agent(&tmp.path().join("web"), "one tenant, one key");
     register(&web, &svc, &svc.info.registration_token, "web-01");
     web.json(["init", "--encrypt"]);
-    let client = ManagementClient::new(
-        &svc.info.management_url,
-        Some(&svc.info.ca_cert),
-        &svc.info.operator_token,
-    )
-    .unwrap();
-    let token = svc
-        .runtime
-        .block_on(client.issue_registration_token(&svc.info.tenant_id))
-        .unwrap()
-        .registration_token;
+    let token = svc.registration_token();
     let mail = agent(&tmp.path().join("mail"), "one tenant, one key");
     register(&mail, &svc, &token, "mail-01");
 
@@ -280,17 +284,7 @@ fn a_newcomer_is_told_what_to_do() {
     let out = web.ok(["init"]);
     assert!(stderr(&out).contains("NOT encrypted"), "{}", describe(&out));
     // A second machine that runs init is told the vault is there and it can back up.
-    let client = ManagementClient::new(
-        &svc.info.management_url,
-        Some(&svc.info.ca_cert),
-        &svc.info.operator_token,
-    )
-    .unwrap();
-    let token = svc
-        .runtime
-        .block_on(client.issue_registration_token(&svc.info.tenant_id))
-        .unwrap()
-        .registration_token;
+    let token = svc.registration_token();
     let mail = agent(&tmp.path().join("mail"), "one tenant, one key");
     register(&mail, &svc, &token, "mail-01");
     let text = assert_exit(&mail.run(["init", "--encrypt"]), 1);
