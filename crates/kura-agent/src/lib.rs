@@ -25,7 +25,7 @@ pub mod speed;
 pub mod upload_limit;
 
 pub use error::AgentError;
-pub use open::{OpenVault, init_vault};
+pub use open::{OpenVault, init_vault, machine_key_slot};
 pub use remote::{RemoteRepository, ServerConnection, register};
 pub use repository::{LocalRepository, Repository};
 

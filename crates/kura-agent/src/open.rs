@@ -86,6 +86,17 @@ fn open_any_slot(slots: &[KeySlot], passphrase: &[u8]) -> Result<MasterKey> {
     }
 }
 
+/// A key slot of one machine's own, for unattended unlock: opened by a fresh random
+/// secret (a recovery-kind slot, so no Argon2 on every run) that the agent keeps in its
+/// config file. Answers the slot and the secret's text.
+pub fn machine_key_slot(master: &MasterKey, machine_name: &str) -> Result<(KeySlot, String)> {
+    let now = crate::now_ns() / 1_000_000_000;
+    let secret = RecoveryKey::generate()?;
+    let mut slot = KeySlot::for_recovery(master, &secret, now)?;
+    slot.label = format!("machine {machine_name}");
+    Ok((slot, secret.to_string()))
+}
+
 /// A new vault's configuration and key slots. For an encrypted vault, also the recovery
 /// key, which the caller must show once: it is stored nowhere else.
 pub fn init_vault(

@@ -167,6 +167,20 @@ impl RemoteRepository {
         })
     }
 
+    /// Gives this machine its own key slot, replacing the one it had (see
+    /// [`crate::machine_key_slot`]); revoking the machine removes it.
+    pub async fn set_machine_key_slot(&self, slot: &KeySlot) -> Result<()> {
+        let body = AddKeySlot {
+            slot: hex::encode(slot.encode()),
+        };
+        self.call(
+            self.request(Method::PUT, "/api/v1/vault/machine-key-slot")
+                .json(&body),
+        )
+        .await?;
+        Ok(())
+    }
+
     /// Sends packs no faster than `bytes_per_s` (none: as fast as the link goes).
     pub fn with_upload_limit(mut self, bytes_per_s: Option<u64>) -> Self {
         self.upload_limit = bytes_per_s.map(UploadLimit::new);

@@ -68,6 +68,10 @@ fn case(method: &Method, pattern: &str, a: &Victim, same_tenant: bool) -> (Strin
         ),
         ("GET", "/api/v1/vault/key-slots") => (pattern.into(), Body::None, OWN),
         ("POST", "/api/v1/vault/key-slots") => (pattern.into(), Body::Json(json!({ "slot": "00" })), &[422]),
+        // The machine's own slot only: a malformed one is refused before anything else.
+        ("PUT", "/api/v1/vault/machine-key-slot") => {
+            (pattern.into(), Body::Json(json!({ "slot": "00" })), &[422])
+        }
         ("DELETE", "/api/v1/vault/key-slots/{id}") => {
             ("/api/v1/vault/key-slots/0123abcd".into(), Body::None, FORBIDDEN)
         }

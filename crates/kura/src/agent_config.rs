@@ -22,6 +22,12 @@ pub struct AgentConfig {
     pub machine_name: String,
     /// The agent credential: a bearer token, revocable by the tenant admin.
     pub credential: String,
+    /// The secret of this machine's own key slot in an encrypted vault (`kura init
+    /// --encrypt`, `kura key add --machine`): it opens the vault without the passphrase,
+    /// so the daemon runs unattended. Whoever reads this file can open the vault, as with
+    /// a passphrase file; revoking the machine removes the slot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub machine_key: Option<String>,
 }
 
 impl AgentConfig {

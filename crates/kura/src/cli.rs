@@ -252,6 +252,10 @@ pub enum KeyCommand {
         label: String,
         #[arg(long, value_name = "FILE")]
         new_password_file: Option<PathBuf>,
+        /// Instead of a passphrase, give this registered machine a key slot of its own,
+        /// kept in its agent config, so its daemon opens the vault unattended.
+        #[arg(long, conflicts_with_all = ["label", "new_password_file"])]
+        machine: bool,
     },
     /// List key slots.
     List,

@@ -157,6 +157,7 @@ impl Ctx {
             machine_id: registered.machine_id.clone(),
             machine_name: name.clone(),
             credential: registered.credential,
+            machine_key: None,
         };
         config.save(&path)?;
         self.ui.result(format!(
@@ -186,9 +187,10 @@ impl Ctx {
         let state_dir = state_dir
             .or_else(default_state_dir)
             .context("no state directory: give --state-dir DIR or set KURA_STATE_DIR")?;
-        // Never a prompt: a daemon has no one to answer it.
+        // Never a prompt: a daemon has no one to answer it. Without a passphrase given,
+        // the machine's own key slot opens the vault.
         let passphrase = match (&self.password_file, std::env::var_os("KURA_PASSWORD")) {
-            (None, None) => None,
+            (None, None) => config.machine_key.clone().map(String::into_bytes),
             _ => Some(ui::passphrase(self.password_file.as_deref(), false)?),
         };
         let options = kura_agent::daemon::DaemonOptions {
@@ -206,8 +208,24 @@ impl Ctx {
 
     fn unlock(&self) -> Result<OpenVault> {
         let repo = self.open_repo()?;
-        let file = self.password_file.clone();
         let _guard = self.rt.enter();
+        // A machine with its own key slot opens the vault without the passphrase.
+        if let Ok(Target::Server(config)) = self.target()
+            && let Some(secret) = config.machine_key
+        {
+            let opened = self
+                .rt
+                .block_on(OpenVault::unlock(Arc::clone(&repo), || Ok(secret.into_bytes())));
+            match opened {
+                Ok(vault) => return Ok(vault),
+                Err(kura_agent::AgentError::WrongPassphrase) => self.ui.warn(
+                    "this machine's own key no longer opens the vault (its slot was removed); \
+                     using the passphrase. `kura key add --machine` gives it a new one",
+                ),
+                Err(err) => return Err(err.into()),
+            }
+        }
+        let file = self.password_file.clone();
         Ok(self.rt.block_on(OpenVault::unlock(repo, || {
             ui::passphrase(file.as_deref(), false).map_err(|e| kura_agent::AgentError::Usage(e.to_string()))
         }))?)
@@ -230,10 +248,20 @@ impl Ctx {
                 self.rt.block_on(LocalRepository::create(path, config, &slots))?;
                 path.display().to_string()
             }
-            Target::Server(agent) => self
-                .rt
-                .block_on(RemoteRepository::create(&agent.connection(), config, &slots))?
-                .location(),
+            Target::Server(agent) => {
+                let repo = self
+                    .rt
+                    .block_on(RemoteRepository::create(&agent.connection(), config, &slots))?;
+                if let Some(recovery) = &recovery {
+                    // The recovery slot opens cheaply: the master key for this machine's slot.
+                    let master = slots
+                        .iter()
+                        .find_map(|slot| slot.open(recovery.to_string().as_bytes()).ok())
+                        .context("the new recovery key does not open its own slot")?;
+                    self.give_machine_key(&repo, agent, &master)?;
+                }
+                repo.location()
+            }
         };
         self.ui.result(format!(
             "created {} vault {vault_id} at {location}",
@@ -257,6 +285,28 @@ impl Ctx {
             "recovery_key": recovery.map(|r| r.to_string()),
         }));
         Ok(0)
+    }
+
+    /// Adds this machine's own key slot and keeps its secret in the agent config.
+    fn give_machine_key(
+        &self,
+        repo: &RemoteRepository,
+        config: &AgentConfig,
+        master: &kura_format::keys::MasterKey,
+    ) -> Result<()> {
+        let (slot, secret) = kura_agent::machine_key_slot(master, &config.machine_name)?;
+        self.rt.block_on(repo.set_machine_key_slot(&slot))?;
+        let path = self.config_path()?;
+        let mut config = config.clone();
+        config.machine_key = Some(secret);
+        config.save(&path)?;
+        self.ui.say(format!(
+            "this machine has its own key slot {} (its secret is in {}, mode 0600): its daemon \
+             opens the vault without the passphrase; revoking the machine removes the slot",
+            slot.id,
+            path.display()
+        ));
+        Ok(())
     }
 
     fn backup(&self, args: BackupArgs) -> Result<u8> {
@@ -885,9 +935,24 @@ impl Ctx {
                     .collect();
                 self.ui.json(&rows);
             }
+            KeyCommand::Add { machine: true, .. } => {
+                let key = vault
+                    .key
+                    .as_ref()
+                    .context("the vault is not encrypted: it has no keys")?;
+                let Target::Server(config) = self.target()? else {
+                    bail!(
+                        "--machine is for a machine registered with a server; a local vault has no machines"
+                    );
+                };
+                let repo = self.rt.block_on(RemoteRepository::open(&config.connection()))?;
+                self.give_machine_key(&repo, &config, key)?;
+                self.ui.json(&json!({"machine_key": true}));
+            }
             KeyCommand::Add {
                 label,
                 new_password_file,
+                ..
             } => {
                 let key = vault
                     .key

@@ -263,6 +263,99 @@ async fn a_plans_upload_limit_paces_its_backup() {
     assert!(daemon.terminate().success());
 }
 
+/// Unattended unlock: `kura init --encrypt` gives the machine a key slot of its own (its
+/// secret in the agent config), so backups and the daemon open the encrypted vault with
+/// no passphrase; a second machine gets one with `kura key add --machine`; revoking a
+/// machine removes its slot, and the passphrase still opens the vault.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn machines_open_an_encrypted_vault_with_their_own_key() {
+    let server: TestServer = kura_testing::start(|_| ()).await;
+    let clock = server.server.state().clock().clone();
+    let (created, admin) = server.tenant_admin("ACME-0001").await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = server.server.ca_cert().unwrap().to_str().unwrap().to_owned();
+    let machine = |name: &str, token: &str| {
+        let mut kura = Kura::new(std::path::PathBuf::new());
+        kura.env.push((
+            "KURA_CONFIG".into(),
+            dir.path().join(format!("{name}.toml")).into(),
+        ));
+        let registered = kura.json([
+            "register",
+            "--server",
+            &server.customer,
+            "--token",
+            token,
+            "--ca-cert",
+            &ca,
+            "--name",
+            name,
+        ]);
+        (kura, registered)
+    };
+    let (web, web_registered) = machine("web-01", created["registration_token"].as_str().unwrap());
+    let out = web
+        .with_password("the tenant's passphrase")
+        .ok(["init", "--encrypt"]);
+    assert!(stdout(&out).contains("its own key slot"), "{}", describe(&out));
+    let config = std::fs::read_to_string(dir.path().join("web-01.toml")).unwrap();
+    assert!(config.contains("machine_key"), "{config}");
+    // No passphrase anywhere: the machine's key opens the vault.
+    let source = dir.path().join("data");
+    write_random(&source.join("a.bin"), 1, 100 << 10);
+    web.backup(&[&source], &[]);
+    let slots = web.json(["key", "list"]);
+    let labels: Vec<&str> = slots
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["label"].as_str().unwrap())
+        .collect();
+    assert!(labels.contains(&"machine web-01"), "{slots}");
+
+    // A second machine: the passphrase once, then its own key.
+    let token = server
+        .new_registration_token(created["tenant_id"].as_str().unwrap())
+        .await;
+    let (mail, mail_registered) = machine("mail-01", &token);
+    mail.with_password("the tenant's passphrase")
+        .ok(["key", "add", "--machine"]);
+    let listed = mail.json(["snapshots"]);
+    assert_eq!(listed, json!([]), "mail-01 opens the vault with its own key");
+    assert_eq!(web.json(["key", "list"]).as_array().unwrap().len(), 4);
+
+    // Revoked: its slot is gone, the others and the passphrase still open the vault.
+    let mail_id = mail_registered["machine_id"].as_str().unwrap();
+    let (status, body) = admin
+        .call(Method::DELETE, &format!("/api/v1/machines/{mail_id}"), None)
+        .await;
+    assert!(status == 200 || status == 204, "{status} {body}");
+    let slots = web.json(["key", "list"]);
+    let labels: Vec<&str> = slots
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["label"].as_str().unwrap())
+        .collect();
+    assert_eq!(labels.len(), 3, "{slots}");
+    assert!(!labels.contains(&"machine mail-01"), "{slots}");
+    web.with_password("the tenant's passphrase").ok(["snapshots"]);
+
+    // The daemon runs a plan on the encrypted vault with no --password-file.
+    let plan = json!({ "name": "www", "kind": "files", "sources": [source.to_str().unwrap()],
+        "schedule": "*/5 * * * *", "machines": [web_registered["machine_id"]] });
+    let (status, plan) = admin.call(Method::POST, "/api/v1/plans", Some(plan)).await;
+    assert_eq!(status, 201, "{plan}");
+    let daemon = Daemon::start(&web, &dir.path().join("state"), &dir.path().join("daemon.log"));
+    clock.advance(Duration::from_secs(300));
+    let runs = runs_until(&admin, "the encrypted run to end", |runs| {
+        runs.len() == 1 && ended(&runs[0])
+    })
+    .await;
+    assert_eq!(runs[0]["status"], "succeeded", "{:#}", runs[0]);
+    assert!(daemon.terminate().success());
+}
+
 /// Without a server, the daemon keeps trying and says so; it does not exit.
 #[test]
 fn the_daemon_waits_for_a_server_that_is_down() {

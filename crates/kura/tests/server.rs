@@ -173,8 +173,19 @@ fn a_registered_agent_backs_up_lists_and_restores_through_the_server() {
     assert!(text.contains("never delete"), "{text}");
     assert_eq!(kura.snapshots().len(), 2);
 
-    // A wrong passphrase is refused on the agent side, as for a local vault.
-    let wrong = agent(&tmp.path().join("agent"), "not it");
+    // A wrong passphrase is refused on the agent side, as for a local vault, when the
+    // machine has no key of its own (here: its config without the key).
+    let keyless = tmp.path().join("keyless");
+    std::fs::create_dir_all(&keyless).unwrap();
+    let config_text = std::fs::read_to_string(tmp.path().join("agent/agent.toml")).unwrap();
+    assert!(config_text.contains("machine_key"), "{config_text}");
+    let without_key: String = config_text
+        .lines()
+        .filter(|line| !line.starts_with("machine_key"))
+        .map(|line| format!("{line}\n"))
+        .collect();
+    std::fs::write(keyless.join("agent.toml"), without_key).unwrap();
+    let wrong = agent(&keyless, "not it");
     let text = assert_exit(&wrong.run(["snapshots"]), 1);
     assert!(text.contains("wrong passphrase"), "{text}");
 }

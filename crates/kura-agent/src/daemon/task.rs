@@ -194,7 +194,8 @@ async fn vault(shared: &Shared) -> Result<Arc<OpenVault>> {
         OpenVault::unlock(repo, || {
             passphrase.ok_or_else(|| {
                 AgentError::Usage(
-                    "the vault is encrypted: start the daemon with --password-file FILE (or KURA_PASSWORD) so it can open it"
+                    "the vault is encrypted and this machine has no key of its own: run `kura key add --machine` \
+                     once (or start the daemon with --password-file FILE)"
                         .into(),
                 )
             })

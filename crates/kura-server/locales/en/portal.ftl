@@ -459,3 +459,4 @@ action-plan-create = Protection plan added
 action-plan-update = Protection plan changed
 action-plan-delete = Protection plan deleted
 action-retention-apply = Retention applied
+action-machine-key-slot = Machine key slot added

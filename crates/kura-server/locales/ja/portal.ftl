@@ -459,3 +459,4 @@ action-plan-create = 保護計画の追加
 action-plan-update = 保護計画の変更
 action-plan-delete = 保護計画の削除
 action-retention-apply = 世代管理の適用
+action-machine-key-slot = マシン専用の鍵スロットの追加

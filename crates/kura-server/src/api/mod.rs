@@ -105,6 +105,12 @@ const VAULT_ROUTES: RouteTable = RouteTable {
             Access::Agent,
             |m| on(m, vault::remove_key_slot),
         ),
+        (
+            Method::PUT,
+            "/api/v1/vault/machine-key-slot",
+            Access::Agent,
+            |m| on(m, vault::set_machine_key_slot),
+        ),
         (Method::POST, "/api/v1/vault/sessions", Access::Agent, |m| {
             on(m, vault::open_session)
         }),

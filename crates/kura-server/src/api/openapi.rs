@@ -105,6 +105,7 @@ impl ToSchema for Binary {}
         vault::key_slots,
         vault::add_key_slot,
         vault::remove_key_slot,
+        vault::set_machine_key_slot,
         vault::open_session,
         vault::abort_session,
         vault::heartbeat,

@@ -115,6 +115,22 @@ pub(super) async fn add_key_slot(
     Ok(StatusCode::CREATED)
 }
 
+/// The calling machine's own key slot (unattended unlock), replacing the one it had; the
+/// slot goes when the machine is revoked.
+#[utoipa::path(put, path = "/api/v1/vault/machine-key-slot", tag = "vault",
+    request_body = AddKeySlot,
+    responses((status = 204, description = "the slot is the machine's")))]
+pub(super) async fn set_machine_key_slot(
+    State(state): State<AppState>,
+    agent: Agent,
+    ApiJson(request): ApiJson<AddKeySlot>,
+) -> Result<StatusCode, ApiError> {
+    let slot = KeySlot::decode(&unhex("key slot", &request.slot)?)
+        .map_err(|e| ApiError::invalid(format!("key slot: {e}")))?;
+    vault::set_machine_key_slot(&state.service, &agent, &slot).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// `DELETE /api/v1/vault/key-slots/{id}`: never by an agent.
 #[utoipa::path(delete, path = "/api/v1/vault/key-slots/{id}", tag = "vault",
     responses((status = 403, description = "never by an agent", body = ErrorBody)))]

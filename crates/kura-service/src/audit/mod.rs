@@ -87,7 +87,9 @@ actions! {
     RegistrationTokenIssue = "registration_token.issue", "tenant",
         "A tenant user issued a one-time registration token for a new machine; the result says until when it works.";
     MachineRename = "machine.rename", "tenant", "A tenant user renamed a machine; the result gives the old and new names.";
-    MachineRevoke = "machine.revoke", "tenant", "A tenant user revoked a machine's credential.";
+    MachineRevoke = "machine.revoke", "tenant", "A tenant user revoked a machine's credential (and removed its own key slot, if it had one).";
+    MachineKeySlot = "machine.key_slot", "tenant",
+        "A machine added its own key slot to the encrypted vault (unattended unlock by its agent daemon); the result names the slot and the one it replaced.";
     PlanCreate = "plan.create", "tenant",
         "A tenant user added a protection plan; the result sums it up (kind, name, schedule, machines).";
     PlanUpdate = "plan.update", "tenant", "A tenant user changed a protection plan; the result sums up the plan as changed.";

@@ -381,3 +381,33 @@ pub async fn delete_expired_registration_tokens<'c>(on: impl Target<'c>, now_ms:
         .execute(on)
         .await
 }
+
+/// The key slot a machine added for itself, if any.
+pub async fn key_slot(tx: &mut Tx, scope: &impl TenantKey, machine: &MachineId) -> DbResult<Option<String>> {
+    let row: Option<(Option<String>,)> = Query::tenant(
+        scope,
+        "SELECT key_slot_id FROM machines WHERE tenant_id = $1 AND id = $2",
+    )
+    .bind(machine.as_str())
+    .fetch_optional(&mut *tx)
+    .await?;
+    Ok(row.and_then(|(slot,)| slot))
+}
+
+/// Records (or with `None` forgets) the key slot of a machine.
+pub async fn set_key_slot(
+    tx: &mut Tx,
+    scope: &impl TenantKey,
+    machine: &MachineId,
+    slot: Option<&str>,
+) -> DbResult<()> {
+    Query::tenant(
+        scope,
+        "UPDATE machines SET key_slot_id = $3 WHERE tenant_id = $1 AND id = $2",
+    )
+    .bind(machine.as_str())
+    .bind(slot)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}

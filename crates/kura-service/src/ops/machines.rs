@@ -146,6 +146,8 @@ pub async fn revoke(svc: &Service, user: &UserPrincipal, id: &str) -> ServiceRes
             "no active machine with id {id:?} in this tenant (it may be revoked already)"
         )));
     }
+    let key_slot = machines::key_slot(&mut tx, &user.scope, &machine).await?;
+    machines::set_key_slot(&mut tx, &user.scope, &machine, None).await?;
     record_in(
         &mut tx,
         &user.actor,
@@ -153,9 +155,18 @@ pub async fn revoke(svc: &Service, user: &UserPrincipal, id: &str) -> ServiceRes
         &user.scope,
         Action::MachineRevoke,
         machine.as_str(),
-        "ok",
+        &key_slot.as_deref().map_or_else(
+            || "ok".to_owned(),
+            |slot| format!("ok: its key slot {slot} removed"),
+        ),
     )
     .await?;
     tx.commit().await?;
+    // The machine's own key slot goes with it: its config file no longer opens the vault.
+    if let Some(slot) = key_slot
+        && let Some(vault) = super::vault::find(svc, &user.scope).await?
+    {
+        super::vault::remove_slot(&vault, &slot).await;
+    }
     Ok(())
 }

@@ -68,6 +68,61 @@ pub async fn open(svc: &Service, agent: &AgentPrincipal) -> ServiceResult<Arc<Te
     find(svc, &agent.scope).await?.ok_or_else(no_vault)
 }
 
+/// Gives the calling machine its own key slot (unattended unlock: the agent keeps the
+/// slot's secret in its config file), replacing the one it had. Only a recovery-kind slot
+/// (a random 32-byte secret, no Argon2 on every run) is taken. The service records which
+/// slot is the machine's, so revoking the machine removes exactly that one.
+pub async fn set_machine_key_slot(
+    svc: &Service,
+    agent: &AgentPrincipal,
+    slot: &KeySlot,
+) -> ServiceResult<()> {
+    if !matches!(slot.kind, kura_format::keys::SlotKind::Recovery) {
+        return Err(ServiceError::invalid(
+            "slot: a machine's key slot is opened by a random secret (a recovery-kind slot), not a passphrase",
+        ));
+    }
+    let vault = open(svc, agent).await?;
+    if !vault.vault.config().encrypted {
+        return Err(ServiceError::conflict(
+            "this tenant's vault is not encrypted: it has no keys to unlock",
+        ));
+    }
+    vault.vault.add_key_slot(slot).await.map_err(store_error)?;
+    let now = svc.now_ms();
+    let mut tx = svc.db.begin().await?;
+    let old = machines::key_slot(&mut tx, &agent.scope, &agent.machine_id).await?;
+    machines::set_key_slot(&mut tx, &agent.scope, &agent.machine_id, Some(&slot.id)).await?;
+    super::record_in(
+        &mut tx,
+        &agent.actor,
+        now,
+        &agent.scope,
+        Action::MachineKeySlot,
+        agent.machine_id.as_str(),
+        &format!(
+            "ok: slot {}{}",
+            slot.id,
+            old.as_deref()
+                .map(|o| format!(" replaces {o}"))
+                .unwrap_or_default()
+        ),
+    )
+    .await?;
+    tx.commit().await?;
+    if let Some(old) = old.filter(|o| *o != slot.id) {
+        remove_slot(&vault, &old).await;
+    }
+    Ok(())
+}
+
+/// Removes a machine's key slot from the vault; a slot already gone is no error.
+pub(crate) async fn remove_slot(vault: &TenantVault, id: &str) {
+    if let Err(err) = vault.vault.remove_key_slot(id).await {
+        tracing::warn!(slot = id, error = %err, "cannot remove a machine's key slot");
+    }
+}
+
 /// The first registered machine creates the tenant's vault, encrypted if the contract
 /// requires it.
 pub async fn create(
