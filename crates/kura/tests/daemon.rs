@@ -108,6 +108,21 @@ fn registered_machine(server: &TestServer, created: &Value, dir: &Path) -> (Kura
     (kura, registered)
 }
 
+/// Creates `plan` (assigned to the machine `kura` runs as), starts a daemon for it, moves
+/// the server's clock to its first slot and answers the run once it has ended.
+async fn first_run(server: &TestServer, admin: &Session, kura: &Kura, dir: &Path, plan: Value) -> Value {
+    let (status, plan) = admin.call(Method::POST, "/api/v1/plans", Some(plan)).await;
+    assert_eq!(status, 201, "{plan}");
+    let daemon = Daemon::start(kura, &dir.join("state"), &dir.join("daemon.log"));
+    server.server.state().clock().advance(Duration::from_secs(300));
+    let runs = runs_until(admin, "the plan's first run to end", |runs| {
+        runs.len() == 1 && ended(&runs[0])
+    })
+    .await;
+    assert!(daemon.terminate().success());
+    runs[0].clone()
+}
+
 fn of_plan<'a>(runs: &'a [Value], plan: &str) -> Vec<&'a Value> {
     runs.iter().filter(|r| r["plan_name"] == plan).collect()
 }
@@ -226,7 +241,6 @@ async fn the_daemon_runs_due_plans_and_reports_every_run() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plans_upload_limit_paces_its_backup() {
     let server: TestServer = kura_testing::start(|_| ()).await;
-    let clock = server.server.state().clock().clone();
     let (created, admin) = server.tenant_admin("ACME-0001").await;
     let dir = tempfile::tempdir().unwrap();
     let (kura, registered) = registered_machine(&server, &created, dir.path());
@@ -234,25 +248,12 @@ async fn a_plans_upload_limit_paces_its_backup() {
     write_random(&source.join("random.bin"), 3, 3 << 20);
     let plan = json!({ "name": "slow link", "kind": "files", "sources": [source.to_str().unwrap()],
         "schedule": "*/5 * * * *", "bandwidth_limit": "1MiB/s", "machines": [registered["machine_id"]] });
-    let (status, plan) = admin.call(Method::POST, "/api/v1/plans", Some(plan)).await;
-    assert_eq!(status, 201, "{plan}");
-    let daemon = Daemon::start(&kura, &dir.path().join("state"), &dir.path().join("daemon.log"));
-    clock.advance(Duration::from_secs(300));
-    let runs = runs_until(&admin, "the paced run to end", |runs| {
-        runs.len() == 1 && ended(&runs[0])
-    })
-    .await;
-    assert_eq!(runs[0]["status"], "succeeded", "{:#}", runs[0]);
-    let time = |field: &str| {
-        runs[0][field]
-            .as_str()
-            .unwrap()
-            .parse::<jiff::Timestamp>()
-            .unwrap()
-    };
+    let run = first_run(&server, &admin, &kura, dir.path(), plan).await;
+    assert_eq!(run["status"], "succeeded", "{run:#}");
+    let time = |field: &str| run[field].as_str().unwrap().parse::<jiff::Timestamp>().unwrap();
     let seconds = (time("finished").as_millisecond() - time("started").as_millisecond()) as f64 / 1000.0;
-    let sent = runs[0]["bytes_added"].as_u64().unwrap() as f64;
-    assert!(sent >= 3.0 * 1048576.0, "{:#}", runs[0]);
+    let sent = run["bytes_added"].as_u64().unwrap() as f64;
+    assert!(sent >= 3.0 * 1048576.0, "{run:#}");
     let rate = sent / seconds / 1048576.0;
     eprintln!("paced: {rate:.2} MiB/s over {seconds:.1} s ({sent} bytes)");
     assert!(
@@ -260,7 +261,6 @@ async fn a_plans_upload_limit_paces_its_backup() {
         "{rate:.2} MiB/s over {seconds:.1} s against a limit of 1 MiB/s"
     );
     assert!(rate >= 0.5, "{rate:.2} MiB/s: paced far below the limit");
-    assert!(daemon.terminate().success());
 }
 
 /// Unattended unlock: `kura init --encrypt` gives the machine a key slot of its own (its
@@ -270,7 +270,6 @@ async fn a_plans_upload_limit_paces_its_backup() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn machines_open_an_encrypted_vault_with_their_own_key() {
     let server: TestServer = kura_testing::start(|_| ()).await;
-    let clock = server.server.state().clock().clone();
     let (created, admin) = server.tenant_admin("ACME-0001").await;
     let dir = tempfile::tempdir().unwrap();
     let ca = server.server.ca_cert().unwrap().to_str().unwrap().to_owned();
@@ -344,16 +343,8 @@ async fn machines_open_an_encrypted_vault_with_their_own_key() {
     // The daemon runs a plan on the encrypted vault with no --password-file.
     let plan = json!({ "name": "www", "kind": "files", "sources": [source.to_str().unwrap()],
         "schedule": "*/5 * * * *", "machines": [web_registered["machine_id"]] });
-    let (status, plan) = admin.call(Method::POST, "/api/v1/plans", Some(plan)).await;
-    assert_eq!(status, 201, "{plan}");
-    let daemon = Daemon::start(&web, &dir.path().join("state"), &dir.path().join("daemon.log"));
-    clock.advance(Duration::from_secs(300));
-    let runs = runs_until(&admin, "the encrypted run to end", |runs| {
-        runs.len() == 1 && ended(&runs[0])
-    })
-    .await;
-    assert_eq!(runs[0]["status"], "succeeded", "{:#}", runs[0]);
-    assert!(daemon.terminate().success());
+    let run = first_run(&server, &admin, &web, dir.path(), plan).await;
+    assert_eq!(run["status"], "succeeded", "{run:#}");
 }
 
 /// Without a server, the daemon keeps trying and says so; it does not exit.

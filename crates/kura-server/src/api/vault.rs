@@ -99,6 +99,11 @@ pub(super) async fn key_slots(
     }))
 }
 
+fn decode_slot(request: &AddKeySlot) -> Result<KeySlot, ApiError> {
+    KeySlot::decode(&unhex("key slot", &request.slot)?)
+        .map_err(|e| ApiError::invalid(format!("key slot: {e}")))
+}
+
 /// `POST /api/v1/vault/key-slots`: adding a way in loses nothing, so agents may.
 #[utoipa::path(post, path = "/api/v1/vault/key-slots", tag = "vault",
     request_body = AddKeySlot,
@@ -108,8 +113,7 @@ pub(super) async fn add_key_slot(
     agent: Agent,
     ApiJson(request): ApiJson<AddKeySlot>,
 ) -> Result<StatusCode, ApiError> {
-    let slot = KeySlot::decode(&unhex("key slot", &request.slot)?)
-        .map_err(|e| ApiError::invalid(format!("key slot: {e}")))?;
+    let slot = decode_slot(&request)?;
     let tv = vault::open(&state.service, &agent).await?;
     tv.vault.add_key_slot(&slot).await.map_err(store_error)?;
     Ok(StatusCode::CREATED)
@@ -125,8 +129,7 @@ pub(super) async fn set_machine_key_slot(
     agent: Agent,
     ApiJson(request): ApiJson<AddKeySlot>,
 ) -> Result<StatusCode, ApiError> {
-    let slot = KeySlot::decode(&unhex("key slot", &request.slot)?)
-        .map_err(|e| ApiError::invalid(format!("key slot: {e}")))?;
+    let slot = decode_slot(&request)?;
     vault::set_machine_key_slot(&state.service, &agent, &slot).await?;
     Ok(StatusCode::NO_CONTENT)
 }
