@@ -46,6 +46,12 @@ pub enum AgentError {
 }
 
 impl AgentError {
+    /// Whether the server refused the request for good (4xx): sending it again would be
+    /// refused again.
+    pub fn is_refusal(&self) -> bool {
+        matches!(self, AgentError::Server { status, .. } if (400..500).contains(status))
+    }
+
     /// Whether this is stored data that cannot be read back — damaged, missing, or refused
     /// by the server — so work can go on around it: one lost chunk must not cost the rest
     /// of a restore.

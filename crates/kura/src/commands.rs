@@ -36,6 +36,7 @@ pub fn run(cli: Cli, ui: Ui, rt: Handle) -> Result<u8> {
         password_file: cli.password_file,
         ui,
         rt,
+        target: std::cell::OnceCell::new(),
     };
     match cli.command {
         Command::Register {
@@ -76,6 +77,8 @@ struct Ctx {
     password_file: Option<PathBuf>,
     ui: Ui,
     rt: Handle,
+    /// Where this command goes, read once (the agent config file) when first asked.
+    target: std::cell::OnceCell<Target>,
 }
 
 impl Ctx {
@@ -88,7 +91,15 @@ impl Ctx {
 
     /// Where commands go: the local vault given with `--repo`, else the server this
     /// machine is registered with.
-    fn target(&self) -> Result<Target> {
+    fn target(&self) -> Result<&Target> {
+        if let Some(target) = self.target.get() {
+            return Ok(target);
+        }
+        let target = self.read_target()?;
+        Ok(self.target.get_or_init(|| target))
+    }
+
+    fn read_target(&self) -> Result<Target> {
         if let Some(path) = &self.repo {
             return Ok(Target::Local(path.clone()));
         }
@@ -109,7 +120,7 @@ impl Ctx {
     /// host name.
     fn snapshot_host(&self) -> String {
         match self.target() {
-            Ok(Target::Server(config)) => config.machine_name,
+            Ok(Target::Server(config)) => config.machine_name.clone(),
             _ => hostname(),
         }
     }
@@ -125,7 +136,7 @@ impl Ctx {
 
     fn open_repo(&self) -> Result<Arc<dyn Repository>> {
         Ok(match self.target()? {
-            Target::Local(path) => Arc::new(self.rt.block_on(LocalRepository::open(&path))?),
+            Target::Local(path) => Arc::new(self.rt.block_on(LocalRepository::open(path))?),
             Target::Server(config) => {
                 Arc::new(self.rt.block_on(RemoteRepository::open(&config.connection()))?)
             }
@@ -211,11 +222,11 @@ impl Ctx {
         let _guard = self.rt.enter();
         // A machine with its own key slot opens the vault without the passphrase.
         if let Ok(Target::Server(config)) = self.target()
-            && let Some(secret) = config.machine_key
+            && let Some(secret) = &config.machine_key
         {
-            let opened = self
-                .rt
-                .block_on(OpenVault::unlock(Arc::clone(&repo), || Ok(secret.into_bytes())));
+            let opened = self.rt.block_on(OpenVault::unlock(Arc::clone(&repo), || {
+                Ok(secret.clone().into_bytes())
+            }));
             match opened {
                 Ok(vault) => return Ok(vault),
                 Err(kura_agent::AgentError::WrongPassphrase) => self.ui.warn(
@@ -946,7 +957,7 @@ impl Ctx {
                     );
                 };
                 let repo = self.rt.block_on(RemoteRepository::open(&config.connection()))?;
-                self.give_machine_key(&repo, &config, key)?;
+                self.give_machine_key(&repo, config, key)?;
                 self.ui.json(&json!({"machine_key": true}));
             }
             KeyCommand::Add {

@@ -207,17 +207,13 @@ pub fn daemon_log(json: bool) -> kura_agent::daemon::Log {
             .unwrap_or_else(|_| Timestamp::now());
         let line = if json {
             let mut object =
-                serde_json::json!({ "time": time.to_string(), "level": level, "message": message });
+                serde_json::json!({ "time": time.to_string(), "level": level.as_str(), "message": message });
             if let (Some(object), serde_json::Value::Object(fields)) = (object.as_object_mut(), fields) {
                 object.extend(fields.into_iter().filter(|(_, v)| !v.is_null()));
             }
             object.to_string()
         } else {
-            let level = serde_json::to_value(level)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_uppercase))
-                .unwrap_or_default();
-            let mut line = format!("{time} {level:<5} {message}");
+            let mut line = format!("{time} {:<5} {message}", level.as_str().to_uppercase());
             if let serde_json::Value::Object(fields) = fields {
                 for (key, value) in fields.into_iter().filter(|(_, v)| !v.is_null()) {
                     match value {

@@ -25,7 +25,7 @@ use tokio::sync::Notify;
 
 use self::control::Control;
 use self::pending::{PendingReport, PendingReports};
-use crate::{AgentError, Result, ServerConnection};
+use crate::{Result, ServerConnection};
 
 /// The longest the daemon waits between two looks at its plans.
 pub const MAX_POLL: Duration = Duration::from_secs(30);
@@ -46,12 +46,21 @@ pub struct DaemonOptions {
 }
 
 /// How important a log line is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Level {
     Info,
     Warn,
     Error,
+}
+
+impl Level {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Info => "info",
+            Level::Warn => "warn",
+            Level::Error => "error",
+        }
+    }
 }
 
 /// Where the daemon says what it does: a message and its fields (plan, run, counts).
@@ -80,11 +89,11 @@ impl Shared {
     async fn deliver(&self, run_id: &str, report: ReportRun) {
         match self.control.report(run_id, &report).await {
             Ok(_) => {}
-            Err(AgentError::Server { status, message }) if (400..500).contains(&status) => {
+            Err(err) if err.is_refusal() => {
                 self.log(
                     Level::Warn,
                     "the server refused a run report",
-                    json!({ "run": run_id, "status": status, "error": message }),
+                    json!({ "run": run_id, "error": err.to_string() }),
                 );
             }
             Err(err) => {
@@ -120,12 +129,10 @@ impl Shared {
             pending.reports().to_vec()
         };
         for item in waiting {
-            let sent = match self.control.report(&item.run_id, &item.report).await {
-                Ok(_) => true,
-                Err(AgentError::Server { status, .. }) if (400..500).contains(&status) => true,
-                Err(_) => false,
-            };
-            if !sent {
+            // A report refused for good is not kept either.
+            if let Err(err) = self.control.report(&item.run_id, &item.report).await
+                && !err.is_refusal()
+            {
                 return;
             }
             let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());

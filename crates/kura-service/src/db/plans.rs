@@ -178,14 +178,28 @@ pub struct Duty {
     pub time_zone: String,
     /// Slots before this (the plan's last change, or the machine's assignment) do not count.
     pub since_ms: i64,
+    /// The latest slot that has a run (of any status), if any.
+    pub last_run_ms: Option<i64>,
 }
 
-/// Every enabled plan on every active machine of every active tenant.
+/// Every enabled plan on every active machine of every active tenant, with its latest
+/// run's slot (the runs' unique index answers that without reading the runs).
 pub async fn duties(tx: &mut Tx) -> DbResult<Vec<Duty>> {
-    type DutyRow = (String, String, String, String, String, String, i64, i64);
+    type DutyRow = (
+        String,
+        String,
+        String,
+        String,
+        String,
+        String,
+        i64,
+        i64,
+        Option<i64>,
+    );
     let rows: Vec<DutyRow> = Query::service(
         "SELECT p.tenant_id, p.id, p.name, p.schedule, pm.machine_id, t.time_zone, p.updated_ms, \
-         pm.assigned_ms FROM plans p \
+         pm.assigned_ms, (SELECT MAX(r.scheduled_ms) FROM runs r WHERE r.tenant_id = p.tenant_id \
+         AND r.plan_id = p.id AND r.machine_id = pm.machine_id) FROM plans p \
          JOIN plan_machines pm ON pm.plan_id = p.id AND pm.tenant_id = p.tenant_id \
          JOIN machines m ON m.id = pm.machine_id AND m.tenant_id = p.tenant_id \
          JOIN tenants t ON t.id = p.tenant_id \
@@ -196,7 +210,17 @@ pub async fn duties(tx: &mut Tx) -> DbResult<Vec<Duty>> {
     Ok(rows
         .into_iter()
         .map(
-            |(tenant_id, plan_id, plan_name, schedule, machine_id, time_zone, updated_ms, assigned_ms)| {
+            |(
+                tenant_id,
+                plan_id,
+                plan_name,
+                schedule,
+                machine_id,
+                time_zone,
+                updated_ms,
+                assigned_ms,
+                last_run_ms,
+            )| {
                 Duty {
                     tenant_id: TenantId::from_db(tenant_id),
                     plan_id: PlanId::from_db(plan_id),
@@ -205,6 +229,7 @@ pub async fn duties(tx: &mut Tx) -> DbResult<Vec<Duty>> {
                     machine_id: MachineId::from_db(machine_id),
                     time_zone,
                     since_ms: updated_ms.max(assigned_ms),
+                    last_run_ms,
                 }
             },
         )

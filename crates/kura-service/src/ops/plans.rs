@@ -11,7 +11,7 @@ use super::record_in;
 use super::tenants::current;
 use crate::audit::Action;
 use crate::authz::{Permission, UserPrincipal};
-use crate::db::{DbError, machines, plans};
+use crate::db::{machines, plans};
 use crate::ids::{MachineId, PlanId};
 use crate::model::{BandwidthLimit, PlanKind, PlanRecord, PlanRetention, PlanSpec};
 use crate::{Service, ServiceError, ServiceResult};
@@ -251,13 +251,6 @@ fn no_plan(id: &str) -> ServiceError {
     ServiceError::not_found(format!("no plan with id {id:?} in this tenant"))
 }
 
-fn stored(err: DbError) -> ServiceError {
-    match err {
-        DbError::Conflict(message) => ServiceError::conflict(message),
-        other => other.into(),
-    }
-}
-
 /// A machine id as a request names it; a malformed one names no machine.
 pub fn machine_ids(ids: &[String]) -> ServiceResult<Vec<MachineId>> {
     ids.iter()
@@ -308,9 +301,7 @@ pub async fn create(svc: &Service, user: &UserPrincipal, mut spec: PlanSpec) -> 
     check(svc, user, &mut spec).await?;
     let now = svc.now_ms();
     let mut tx = svc.db.begin().await?;
-    let id = plans::insert(&mut tx, &user.scope, &spec, now)
-        .await
-        .map_err(stored)?;
+    let id = plans::insert(&mut tx, &user.scope, &spec, now).await?;
     record_in(
         &mut tx,
         &user.actor,
@@ -343,10 +334,7 @@ pub async fn update(
     check(svc, user, &mut plan.spec).await?;
     let now = svc.now_ms();
     let mut tx = svc.db.begin().await?;
-    if !plans::update(&mut tx, &user.scope, &plan.id, &plan.spec, now)
-        .await
-        .map_err(stored)?
-    {
+    if !plans::update(&mut tx, &user.scope, &plan.id, &plan.spec, now).await? {
         return Err(no_plan(id));
     }
     record_in(

@@ -273,10 +273,13 @@ pub async fn sweep(svc: &Service) -> ServiceResult<SweepReport> {
     )
     .await?;
     tx.commit().await?;
-    // Judged on reads; only the slots found missed are written, in one short transaction.
-    let mut found = Vec::new();
+    // One read judges every duty; only the slots found missed are written. A duty whose
+    // latest run is at or after the slot judged has nothing missing: the sweep runs every
+    // few seconds, so each slot was judged while it was the latest.
     let mut tx = svc.db.begin().await?;
-    for duty in plans::duties(&mut tx).await? {
+    let duties = plans::duties(&mut tx).await?;
+    let mut missed = 0;
+    for duty in duties {
         let Some(latest) = previous_run(&duty.schedule, &duty.time_zone, now) else {
             continue;
         };
@@ -285,40 +288,28 @@ pub async fn sweep(svc: &Service) -> ServiceResult<SweepReport> {
         } else {
             previous_run(&duty.schedule, &duty.time_zone, latest - 1)
         };
-        let Some(slot) = slot.filter(|s| *s >= duty.since_ms) else {
+        let Some(slot) =
+            slot.filter(|s| *s >= duty.since_ms && duty.last_run_ms.is_none_or(|last| last < *s))
+        else {
             continue;
         };
-        let scope = service_scope(&duty.tenant_id);
-        if runs::at_slot(&mut tx, &scope, &duty.plan_id, &duty.machine_id, slot)
-            .await?
-            .is_none()
-        {
-            found.push((scope, duty, slot));
-        }
+        let run = RunRecord {
+            id: RunId::generate(),
+            plan_id: duty.plan_id,
+            plan_name: duty.plan_name,
+            machine_id: duty.machine_id,
+            status: RunStatus::Missed,
+            scheduled_ms: slot,
+            started_ms: None,
+            finished_ms: None,
+            updated_ms: now,
+            counts: RunCounts::default(),
+            snapshot_id: None,
+            error: None,
+        };
+        missed += u32::from(runs::insert_missed(&mut tx, &service_scope(&duty.tenant_id), &run).await?);
     }
     tx.commit().await?;
-    let mut missed = 0;
-    if !found.is_empty() {
-        let mut tx = svc.db.begin().await?;
-        for (scope, duty, slot) in found {
-            let run = RunRecord {
-                id: RunId::generate(),
-                plan_id: duty.plan_id,
-                plan_name: duty.plan_name,
-                machine_id: duty.machine_id,
-                status: RunStatus::Missed,
-                scheduled_ms: slot,
-                started_ms: None,
-                finished_ms: None,
-                updated_ms: now,
-                counts: RunCounts::default(),
-                snapshot_id: None,
-                error: None,
-            };
-            missed += u32::from(runs::insert_missed(&mut tx, &scope, &run).await?);
-        }
-        tx.commit().await?;
-    }
     Ok(SweepReport { missed, silent })
 }
 
