@@ -181,20 +181,34 @@ async function signIn(page, as = login, secret = password) {
   await page.check("input[name=machines]");
   await page.click("form[action='/plans'] button[type=submit]");
   await page.waitForURL(`${url}/plans`);
+  // And one whose source is missing: its failed run is an alert.
+  await page.fill("#plan-name", "移設済みの共有フォルダ");
+  await page.fill("#plan-sources", "/srv/kura-e2e-moved-away");
+  await page.fill("#plan-schedule", "* * * * *");
+  await page.check("input[name=machines]");
+  await page.click("form[action='/plans'] button[type=submit]");
+  await page.waitForURL(`${url}/plans`);
   const daemon = spawn(kuraBin, ["agent", "run", "--poll", "1", "--state-dir", join(work, "state")],
     { env, stdio: "inherit" });
   let runRow = "";
+  let alertsText = "";
   try {
     const deadline = Date.now() + 90_000;
-    while (Date.now() < deadline && !runRow.includes("成功")) {
+    while (Date.now() < deadline && !(runRow.includes("成功") && alertsText.includes("バックアップ失敗"))) {
       await page.waitForTimeout(2000);
       await page.goto(`${url}/plans`);
       runRow = await page.locator("table tbody tr", { hasText: "毎分の確認" }).textContent();
+      await page.goto(`${url}/alerts`);
+      alertsText = await page.textContent("main");
     }
   } finally {
     daemon.kill("SIGTERM");
   }
   check(runRow.includes("成功"), `the daemon ran the plan within the next minute: ${runRow}`);
+  check(alertsText.includes("バックアップ失敗") && alertsText.includes("移設済みの共有フォルダ")
+    && alertsText.includes("kura-e2e-moved-away"), `the failed run is an open alert: ${alertsText}`);
+  await look(page, "alerts", "ja");
+  await page.goto(`${url}/plans`);
   await look(page, "plans-runs", "ja");
   await page.locator("table tbody a", { hasText: "毎分の確認" }).click();
   await page.waitForLoadState();
@@ -204,6 +218,7 @@ async function signIn(page, as = login, secret = password) {
   await look(page, "plan-history", "ja");
   await page.goto(`${url}/`);
   check((await page.textContent("main")).includes("保護計画の前回の実行"), "the dashboard lists the plan's last run");
+  check((await page.textContent("section.alerts-open")).includes("バックアップ失敗"), "the dashboard lists the open alert");
   await look(page, "dashboard-plans", "ja");
 
   // Rename it from its row.
@@ -260,6 +275,15 @@ async function signIn(page, as = login, secret = password) {
   // Two-factor enrolment shows a QR code.
   await page.goto(`${url}/account`);
   await look(page, "account", "ja");
+  // Alert mail off, and on again.
+  for (const on of [false, true]) {
+    await page.setChecked("input[name=alert_mail]", on);
+    await page.click("form[action='/account/alert-mail'] button[type=submit]");
+    await page.waitForURL(`${url}/account`);
+    const said = on ? "アラートメールを受け取る設定にしました。" : "アラートメールを停止しました。";
+    check((await page.textContent("main")).includes(said), `the alert mail setting is saved: ${said}`);
+    check(await page.isChecked("input[name=alert_mail]") === on, "the box shows the setting");
+  }
   await page.click("form[action='/account/totp/enroll'] button");
   check(await page.locator(".qr svg").count() === 1, "a QR code is drawn");
   await look(page, "account-totp", "ja");
@@ -299,6 +323,9 @@ async function signIn(page, as = login, secret = password) {
   await page.locator("table tbody a[href^='/plans/']").first().click();
   await page.waitForLoadState();
   await look(page, "plan-edit", "en");
+  await page.goto(`${url}/alerts`);
+  check((await page.textContent("main")).includes("Backup failed"), "the alert, in English");
+  await look(page, "alerts", "en");
   await page.goto(`${url}/help`);
   await look(page, "help", "en");
   await page.goto(`${url}/account`);

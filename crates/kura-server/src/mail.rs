@@ -1,8 +1,9 @@
 //! Outgoing mail: the templates of every message kind in Japanese and English
 //! (`templates/mail/KIND.LANG.txt` with a `Subject:` line, and `KIND.LANG.html`), filled
 //! from the service's [`MailContent`], and lettre over SMTP (`smtp_url`) as the
-//! transport behind the service's [`MailTransport`]. Message bodies may carry one-time
-//! links, so they are never logged.
+//! transport behind the service's [`MailTransport`]. Words that depend on the
+//! recipient's language beyond the template (an alert's kind) come from the portal's
+//! messages. Message bodies may carry one-time links, so they are never logged.
 
 use lettre::message::{Mailbox, MultiPart};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
@@ -11,6 +12,7 @@ use kura_service::mail::{MailContent, MailFailure, MailTransport, OutgoingMail, 
 use kura_service::model::Language;
 
 use crate::config::ServerConfig;
+use crate::web::i18n::Tr;
 
 /// Why a mail could not be sent.
 #[derive(Debug, thiserror::Error)]
@@ -52,7 +54,48 @@ macro_rules! templates {
     };
 }
 
-const TEMPLATES: &[(&str, Language, &str, &str)] = templates!("password_reset", "password_forced_reset");
+const TEMPLATES: &[(&str, Language, &str, &str)] = templates!(
+    "password_reset",
+    "password_forced_reset",
+    "alert",
+    "alert_resolved"
+);
+
+/// Values a template may use beside the content's own: words and times that depend on
+/// the recipient's language (an alert's kind, what it is about, when), from the portal's
+/// messages.
+fn localized(content: &MailContent, language: Language) -> Vec<(&'static str, String)> {
+    let (MailContent::Alert {
+        alert_kind,
+        machine,
+        plan,
+        time_ms,
+        time_zone,
+        ..
+    }
+    | MailContent::AlertResolved {
+        alert_kind,
+        machine,
+        plan,
+        time_ms,
+        time_zone,
+        ..
+    }) = content
+    else {
+        return Vec::new();
+    };
+    let tr = Tr::new(language, time_zone);
+    let about = match (machine.is_empty(), plan.is_empty()) {
+        (true, _) => tr.t("alert-about-tenant"),
+        (false, true) => tr.t1("alert-about-machine", "machine", machine),
+        (false, false) => tr.t2("alert-about-machine-plan", ("machine", machine), ("plan", plan)),
+    };
+    vec![
+        ("title", tr.t(&format!("alert-kind-{alert_kind}"))),
+        ("about", about),
+        ("when", tr.time_long(time_ms)),
+    ]
+}
 
 /// A message ready to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,7 +116,11 @@ pub fn render(content: &MailContent, language: Language) -> Result<Rendered, Mai
             language,
         })?;
     let values = serde_json::to_value(content).expect("mail contents are plain values");
+    let localized = localized(content, language);
     let lookup = |name: &str| -> Option<String> {
+        if let Some((_, value)) = localized.iter().find(|(n, _)| *n == name) {
+            return Some(value.clone());
+        }
         match values.get(name)? {
             serde_json::Value::String(text) => Some(text.clone()),
             other => Some(other.to_string()),
@@ -222,10 +269,33 @@ mod tests {
                 minutes: 30,
                 admin: "hanako@acme".into(),
             },
+            MailContent::Alert {
+                alert_kind: "backup-failed".into(),
+                tenant: "taro@acme's company".into(),
+                machine: "web-01".into(),
+                plan: "nightly".into(),
+                message: "the run failed: no such file <x>".into(),
+                time_ms: 1_767_225_600_000,
+                time_zone: "Asia/Tokyo".into(),
+                link: "https://backup.example/alerts".into(),
+            },
+            MailContent::AlertResolved {
+                alert_kind: "quota-warning".into(),
+                tenant: "taro@acme's company".into(),
+                machine: String::new(),
+                plan: String::new(),
+                resolution: "storage is under 80 % again".into(),
+                time_ms: 1_767_225_600_000,
+                time_zone: "Asia/Tokyo".into(),
+                link: "https://backup.example/alerts".into(),
+            },
         ];
         for sample in &samples {
             match sample {
-                MailContent::PasswordReset { .. } | MailContent::PasswordForcedReset { .. } => {}
+                MailContent::PasswordReset { .. }
+                | MailContent::PasswordForcedReset { .. }
+                | MailContent::Alert { .. }
+                | MailContent::AlertResolved { .. } => {}
             }
         }
         samples
@@ -244,6 +314,32 @@ mod tests {
         }
         let ja = render(&samples()[0], Language::Ja).unwrap();
         assert!(ja.subject.contains("パスワード再発行"), "{}", ja.subject);
+    }
+
+    #[test]
+    fn alerts_name_kind_subject_and_time_in_the_recipients_language() {
+        let alert = &samples()[2];
+        let ja = render(alert, Language::Ja).unwrap();
+        assert!(
+            ja.subject.contains("バックアップ失敗") && ja.subject.contains("web-01"),
+            "{}",
+            ja.subject
+        );
+        assert!(ja.text.contains("2026年1月1日 09:00 (JST)"), "{}", ja.text);
+        assert!(ja.html.contains("no such file &lt;x&gt;"), "{}", ja.html);
+        let en = render(alert, Language::En).unwrap();
+        assert!(
+            en.subject.contains("Backup failed") && en.subject.contains("nightly"),
+            "{}",
+            en.subject
+        );
+        assert!(en.text.contains("1 Jan 2026 09:00 (JST)"), "{}", en.text);
+        let resolved = render(&samples()[3], Language::En).unwrap();
+        assert!(
+            resolved.subject.contains("resolved") && resolved.text.contains("whole tenant"),
+            "{}",
+            resolved.text
+        );
     }
 
     #[test]

@@ -261,6 +261,11 @@ fn case(method: &Method, pattern: &str, a: &Victim, same_tenant: bool) -> (Strin
             NOT_FOUND,
         ),
         ("GET", "/api/v1/runs") => (format!("/api/v1/runs?plan={}", a.plan), Body::None, UNAUTHORIZED),
+        ("GET", "/api/v1/alerts") => (
+            format!("/api/v1/alerts?state=all&machine={machine}"),
+            Body::None,
+            UNAUTHORIZED,
+        ),
         ("GET" | "PATCH" | "DELETE", "/api/v1/plans/{id}") => (
             "/api/v1/plans/0123456789abcdef0123456789abcdef".into(),
             Body::Json(json!({ "machines": [machine] })),
@@ -283,7 +288,7 @@ fn case(method: &Method, pattern: &str, a: &Victim, same_tenant: bool) -> (Strin
         (
             "GET",
             "/" | "/machines" | "/account" | "/contract" | "/users" | "/security" | "/snapshots" | "/events"
-            | "/help" | "/plans",
+            | "/help" | "/plans" | "/alerts",
         )
         | (
             "POST",
@@ -297,6 +302,7 @@ fn case(method: &Method, pattern: &str, a: &Victim, same_tenant: bool) -> (Strin
             | "/account/totp/enroll"
             | "/account/totp/confirm"
             | "/account/totp/disable"
+            | "/account/alert-mail"
             | "/plans",
         ) => (pattern.into(), Body::None, SIGN_IN_PAGE),
         ("GET" | "POST", "/plans/{id}" | "/plans/{id}/delete") => (

@@ -39,6 +39,17 @@ pub fn rfc3339(ms: i64) -> String {
         .unwrap_or_else(|_| ms.to_string())
 }
 
+/// A moment to the minute (`YYYY-MM-DD HH:MM`) in an IANA time zone (UTC if unknown),
+/// for messages that people read.
+pub fn minute_in_zone(ms: i64, zone: &str) -> String {
+    let zone = jiff::tz::TimeZone::get(zone).unwrap_or(jiff::tz::TimeZone::UTC);
+    jiff::Timestamp::from_millisecond(ms)
+        .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
+        .to_zoned_datetime(zone)
+        .strftime("%Y-%m-%d %H:%M")
+        .to_string()
+}
+
 /// The day (`YYYY-MM-DD`) of a moment in an IANA time zone (UTC if the zone is unknown).
 pub fn day_in_zone(ms: i64, zone: &str) -> String {
     let zone = jiff::tz::TimeZone::get(zone).unwrap_or(jiff::tz::TimeZone::UTC);

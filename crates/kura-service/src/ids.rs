@@ -1,4 +1,4 @@
-//! Identifiers of tenants, machines, users, plans and runs: 32 random lowercase hex digits, and only
+//! Identifiers of tenants, machines, users, plans, runs and alerts: 32 random lowercase hex digits, and only
 //! that shape parses, so ids from URLs never carry surprises into queries or logs.
 
 use std::fmt;
@@ -26,6 +26,11 @@ pub struct PlanId(String);
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct RunId(String);
+
+/// An alert of a tenant.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct AlertId(String);
 
 /// A tenant user's id.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -64,4 +69,4 @@ macro_rules! hex_id {
     )*};
 }
 
-hex_id!(TenantId, MachineId, UserId, PlanId, RunId);
+hex_id!(TenantId, MachineId, UserId, PlanId, RunId, AlertId);

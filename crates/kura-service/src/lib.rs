@@ -31,7 +31,7 @@ pub mod secrets;
 pub mod totp;
 pub mod vaults;
 
-pub use clock::{Clock, day_in_zone, duration_ms, rfc3339};
+pub use clock::{Clock, day_in_zone, duration_ms, minute_in_zone, rfc3339};
 pub use error::{ErrorKind, Refusal, ServiceError, ServiceResult};
 
 /// The rules the service runs by, from the server's configuration.

@@ -28,6 +28,30 @@ pub enum MailContent {
         minutes: u32,
         admin: String,
     },
+    /// An alert was raised in the recipient's tenant. `alert_kind` is the alert's kind
+    /// (`backup-failed`, …); the templates show it and the time in the recipient's
+    /// language and the tenant's time zone.
+    Alert {
+        alert_kind: String,
+        tenant: String,
+        machine: String,
+        plan: String,
+        message: String,
+        time_ms: i64,
+        time_zone: String,
+        link: String,
+    },
+    /// An open alert was resolved, and what resolved it.
+    AlertResolved {
+        alert_kind: String,
+        tenant: String,
+        machine: String,
+        plan: String,
+        resolution: String,
+        time_ms: i64,
+        time_zone: String,
+        link: String,
+    },
 }
 
 impl MailContent {
@@ -36,6 +60,8 @@ impl MailContent {
         match self {
             MailContent::PasswordReset { .. } => "password_reset",
             MailContent::PasswordForcedReset { .. } => "password_forced_reset",
+            MailContent::Alert { .. } => "alert",
+            MailContent::AlertResolved { .. } => "alert_resolved",
         }
     }
 }

@@ -1,7 +1,9 @@
 //! The agent daemon (`kura agent run`) against a real server, with the server's clock
 //! moved forward instead of waiting for slots: due plans are backed up and reported, a
 //! missing source is a failed run that says why, SIGTERM stops it cleanly, and after
-//! downtime a missed plan runs once, late, in the missed slot's own record.
+//! downtime a missed plan runs once, late, in the missed slot's own record. The failure
+//! and the downtime raise alerts mailed to a real SMTP server; the late success resolves
+//! its plan's.
 
 mod common;
 
@@ -145,14 +147,18 @@ fn ended(run: &Value) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_daemon_runs_due_plans_and_reports_every_run() {
+    let mail = kura_testing::smtp::MailServer::start().await;
+    let smtp_port = mail.port;
     // Sessions that outlast the hours the clock is moved by.
-    let server: TestServer = kura_testing::start(|config| {
+    let server: TestServer = kura_testing::start(move |config| {
         config.session_idle_timeout = Duration::from_secs(24 * 3600);
         config.session_absolute_timeout = Duration::from_secs(24 * 3600);
+        config.smtp_url = kura_server::config::SecretString::new(format!("smtp://127.0.0.1:{smtp_port}"));
     })
     .await;
     let clock = server.server.state().clock().clone();
     let (created, admin) = server.tenant_admin("ACME-0001").await;
+    server.add_user_with_mail(&admin, "mia").await;
     let dir = tempfile::tempdir().unwrap();
     let (kura, registered) = registered_machine(&server, &created, dir.path());
     let source = dir.path().join("www");
@@ -195,6 +201,19 @@ async fn the_daemon_runs_due_plans_and_reports_every_run() {
     let saved = listed.as_array().unwrap().iter().find(|s| s["id"] == snapshot);
     let saved = saved.unwrap_or_else(|| panic!("{snapshot} not in {listed:#}"));
     assert_eq!(saved["tags"], json!(["plan:www"]));
+    // The failure is an alert, mailed.
+    let (_, open) = admin.get("/api/v1/alerts").await;
+    assert_eq!(open.as_array().unwrap().len(), 1, "{open:#}");
+    assert_eq!(
+        (open[0]["kind"].as_str(), open[0]["plan_name"].as_str()),
+        (Some("backup-failed"), Some("broken"))
+    );
+    let messages = mail.wait_for(1).await;
+    assert!(
+        messages[0].text.contains("/nonexistent/kura-daemon-test"),
+        "{}",
+        messages[0].text
+    );
 
     // SIGTERM: a clean stop, said in the log.
     let lines = daemon.lines();
@@ -225,6 +244,20 @@ async fn the_daemon_runs_due_plans_and_reports_every_run() {
         .unwrap();
     let (_, missed) = admin.get("/api/v1/runs?status=missed").await;
     assert_eq!(missed.as_array().unwrap().len(), 2, "{missed:#}");
+    let (_, open) = admin.get("/api/v1/alerts?kind=backup-missed").await;
+    assert_eq!(open.as_array().unwrap().len(), 2, "{open:#}");
+    // …and the machine, silent for an hour, is an alert of its own.
+    let messages = mail.wait_for(4).await;
+    let subjects: Vec<&str> = messages[1..].iter().map(|m| m.subject.as_str()).collect();
+    assert_eq!(
+        subjects.iter().filter(|s| s.contains("未実行")).count(),
+        2,
+        "{subjects:?}"
+    );
+    assert!(
+        subjects.iter().any(|s| s.contains("マシンから連絡なし")),
+        "{subjects:?}"
+    );
     let missed_www = of_plan(missed.as_array().unwrap(), "www")[0]["id"].clone();
     // …and a daemon back on duty runs each once, late, in that record.
     let daemon = Daemon::start(&kura, &state, &dir.path().join("daemon-2.log"));
@@ -239,6 +272,23 @@ async fn the_daemon_runs_due_plans_and_reports_every_run() {
     assert!(late[0]["started"].as_str() > late[0]["scheduled"].as_str());
     // Nothing changed in the source: no file was read again.
     assert_eq!(late[0]["bytes_read"], 0, "{:#}", late[0]);
+    // The late success resolves its plan's missed alert, and the machine calling again
+    // its silence (at the server's next sweep); the broken plan's stay open.
+    kura_service::ops::runs::sweep(server.server.service())
+        .await
+        .unwrap();
+    let messages = mail.wait_for(6).await;
+    let resolved: Vec<&str> = messages[4..].iter().map(|m| m.subject.as_str()).collect();
+    assert!(resolved.iter().all(|s| s.contains("解決")), "{resolved:?}");
+    assert!(resolved.iter().any(|s| s.contains("www")), "{resolved:?}");
+    let (_, open) = admin.get("/api/v1/alerts").await;
+    assert!(
+        open.as_array()
+            .unwrap()
+            .iter()
+            .all(|a| a["plan_name"] == "broken"),
+        "{open:#}"
+    );
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(
         admin.get("/api/v1/runs").await.1.as_array().unwrap().len(),

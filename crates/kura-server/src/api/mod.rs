@@ -23,6 +23,7 @@ use crate::error::ApiError;
 use kura_service::authz::{Permission, roles_markdown};
 
 mod agent;
+pub mod alerts;
 mod jobs;
 pub mod machines;
 pub mod openapi;
@@ -381,6 +382,12 @@ const PLAN_ROUTES: RouteTable = RouteTable {
             "/api/v1/runs",
             Access::Role(Permission::ViewStatus),
             |m| on(m, runs::list),
+        ),
+        (
+            Method::GET,
+            "/api/v1/alerts",
+            Access::Role(Permission::ViewStatus),
+            |m| on(m, alerts::list),
         ),
     ],
 };
@@ -809,6 +816,11 @@ async fn metrics(State(state): State<AppState>) -> ([(axum::http::HeaderName, &'
         [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.render(),
     )
+}
+
+/// The refusal of a query's id that is not one.
+pub(super) fn malformed_id(what: &str, id: &str) -> ApiError {
+    ApiError::invalid(format!("{what}: {id:?} is not an id (32 hex digits)"))
 }
 
 /// A time a query gives (`from=`, `to=`), in milliseconds.

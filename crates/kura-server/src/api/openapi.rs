@@ -21,7 +21,7 @@ use utoipa::openapi::{Object, RefOr};
 use utoipa::{OpenApi, PartialSchema, ToSchema};
 
 use super::{Access, CUSTOMER, MANAGEMENT, RouteTable, is_json_api, routes};
-use super::{agent, jobs, machines, operator, plans, reset, runs, support, totp, users, vault};
+use super::{agent, alerts, jobs, machines, operator, plans, reset, runs, support, totp, users, vault};
 
 /// A role field: one of the tenant roles, by their wire names.
 pub(crate) fn tenant_role() -> Object {
@@ -166,6 +166,7 @@ impl ToSchema for Binary {}
         plans::update,
         plans::delete,
         runs::list,
+        alerts::list,
     ),
     components(schemas(ErrorBody))
 )]

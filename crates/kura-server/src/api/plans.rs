@@ -112,23 +112,14 @@ pub struct UpdatePlanRequest {
     pub excludes: Option<Vec<String>>,
     pub schedule: Option<String>,
     pub retention: Option<PlanRetention>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "super::types::present")]
     pub bandwidth_limit: Option<Option<String>>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "super::types::present")]
     pub pre_hook: Option<Option<String>>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "super::types::present")]
     pub post_hook: Option<Option<String>>,
     pub enabled: Option<bool>,
     pub machines: Option<Vec<String>>,
-}
-
-/// A field that is present (even as `null`) is `Some`.
-fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Option::<T>::deserialize(deserializer).map(Some)
 }
 
 async fn zone(state: &AppState, user: &User) -> Result<String, ApiError> {

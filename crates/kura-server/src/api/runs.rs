@@ -67,11 +67,11 @@ pub(super) async fn list(
     let filter = RunFilter {
         machine: q
             .machine
-            .map(|m| MachineId::parse(&m).ok_or_else(|| malformed("machine", &m)))
+            .map(|m| MachineId::parse(&m).ok_or_else(|| super::malformed_id("machine", &m)))
             .transpose()?,
         plan: q
             .plan
-            .map(|p| PlanId::parse(&p).ok_or_else(|| malformed("plan", &p)))
+            .map(|p| PlanId::parse(&p).ok_or_else(|| super::malformed_id("plan", &p)))
             .transpose()?,
         status: q
             .status
@@ -89,8 +89,4 @@ pub(super) async fn list(
     };
     let found = runs::list(&state.service, &user, filter).await?;
     Ok(Json(found.into_iter().map(run_view).collect()))
-}
-
-fn malformed(what: &str, id: &str) -> ApiError {
-    ApiError::invalid(format!("{what}: {id:?} is not an id (32 hex digits)"))
 }

@@ -131,14 +131,32 @@ pub struct MeView {
     pub credential: String,
     /// The user's own choice of language (`ja` or `en`); `None` follows the tenant's.
     pub language: Option<String>,
+    /// Whether alerts are mailed to the user (admins and operators with an address).
+    pub alert_mail: bool,
+    /// Where alerts and password reset links go.
+    pub email: Option<String>,
 }
 
-/// `PATCH /api/v1/me`: the caller's own settings.
+/// `PATCH /api/v1/me`: the caller's own settings; an absent field stays as it is.
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateMeRequest {
     /// `ja`, `en`, or `null` to follow the tenant's language.
-    pub language: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub language: Option<Option<String>>,
+    /// `false` stops alert mail to the caller; `true` resumes it.
+    #[serde(default)]
+    pub alert_mail: Option<bool>,
+}
+
+/// A field that is present (even as `null`) is `Some`.
+pub(crate) fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
 }
 
 /// `POST /api/v1/users`.

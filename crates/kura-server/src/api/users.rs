@@ -80,11 +80,13 @@ pub(super) async fn me(State(state): State<AppState>, user: User) -> Result<Json
         role: user.role.as_str().to_owned(),
         credential: users::credential_kind(&user).to_owned(),
         language: record.language.map(|l| l.as_str().to_owned()),
+        alert_mail: record.alert_mail,
+        email: record.email,
     }))
 }
 
 /// `PATCH /api/v1/me`: the caller changes their own settings (the language of pages and
-/// mail).
+/// mail, whether alerts are mailed to them).
 #[utoipa::path(patch, path = "/api/v1/me", tag = "accounts",
     request_body = UpdateMeRequest,
     responses((status = 200, body = MeView)))]
@@ -93,7 +95,12 @@ pub(super) async fn update_me(
     user: User,
     ApiJson(request): ApiJson<UpdateMeRequest>,
 ) -> Result<Json<MeView>, ApiError> {
-    users::set_language(&state.service, &user, request.language.as_deref()).await?;
+    if let Some(language) = &request.language {
+        users::set_language(&state.service, &user, language.as_deref()).await?;
+    }
+    if let Some(on) = request.alert_mail {
+        kura_service::ops::alerts::set_mail(&state.service, &user, on).await?;
+    }
     me(State(state), user).await
 }
 

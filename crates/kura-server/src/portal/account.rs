@@ -1,5 +1,5 @@
-//! `/account`: the signed-in user's own settings — language, password, sessions and API
-//! tokens (a new token is shown once, on the page that answers its form).
+//! `/account`: the signed-in user's own settings — language, alert mail, password,
+//! sessions and API tokens (a new token is shown once, on the page that answers its form).
 
 use askama::Template;
 use axum::Form;
@@ -7,7 +7,8 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use kura_service::authz::TenantRole;
-use kura_service::model::{ApiTokenRecord, Language, UserSessionRecord};
+use kura_service::model::{ApiTokenRecord, Language, TenantUserRecord, UserSessionRecord};
+use kura_service::ops::alerts;
 use kura_service::ops::users;
 use serde::Deserialize;
 
@@ -75,9 +76,15 @@ struct AccountPage {
     tokens: Vec<ApiTokenRecord>,
     shown: Shown,
     roles: Vec<(&'static str, String)>,
+    me: TenantUserRecord,
 }
 
 impl AccountPage {
+    /// Whether alerts are mailed to users of this role at all.
+    fn mailed_alerts(&self) -> bool {
+        matches!(self.v.user.role, TenantRole::Admin | TenantRole::Operator)
+    }
+
     fn current_session(&self, id: &str) -> bool {
         self.v.user.session_id().is_ok_and(|current| current == id)
     }
@@ -96,6 +103,10 @@ async fn show(state: &AppState, v: Viewer, shown: Shown) -> Response {
         Ok(tokens) => tokens,
         Err(err) => return v.error_page(&err, "/"),
     };
+    let me = match users::get(&state.service, &v.user.scope, v.user.user_id.as_str()).await {
+        Ok(me) => me,
+        Err(err) => return v.error_page(&err, "/"),
+    };
     let roles = TenantRole::ALL
         .into_iter()
         .filter(|role| v.user.role.covers(*role))
@@ -109,6 +120,7 @@ async fn show(state: &AppState, v: Viewer, shown: Shown) -> Response {
             tokens,
             shown,
             roles,
+            me,
         },
     )
 }
@@ -143,6 +155,33 @@ pub(super) async fn language(
         return v.error_page(&err, "/account");
     }
     super::login::switched(language, &form.next, "/")
+}
+
+#[derive(Deserialize)]
+pub(super) struct AlertMailForm {
+    /// A checkbox: present (`on`) when ticked.
+    #[serde(default)]
+    alert_mail: Option<String>,
+}
+
+/// `POST /account/alert-mail`: the user turns alert mail to themselves on or off.
+pub(super) async fn alert_mail(
+    State(state): State<AppState>,
+    v: Viewer,
+    Form(form): Form<AlertMailForm>,
+) -> Response {
+    let on = form.alert_mail.is_some();
+    match alerts::set_mail(&state.service, &v.user, on).await {
+        Ok(()) => {
+            let notice = if on {
+                "alert-mail-saved-on"
+            } else {
+                "alert-mail-saved-off"
+            };
+            see_other_with_notice("/account", &v.tr.t(notice))
+        }
+        Err(err) => v.error_page(&err, "/account"),
+    }
 }
 
 #[derive(Deserialize)]

@@ -1,5 +1,5 @@
 //! The dashboard (`/`): usage against the contract's quota with a chart of the last 30
-//! days, warnings (storage nearly full, machines without a backup for 48 hours), each
+//! days, the open alerts, warnings (machines without a backup for 48 hours), each
 //! machine's newest backup of each source, and the newest events; and the contract page
 //! (`/contract`): what the tenant has agreed with the provider, where its data lives and
 //! who is responsible for what.
@@ -9,12 +9,13 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use kura_service::authz::Permission;
-use kura_service::model::{EventRecord, LatestBackup, RunRecord, RunStatus, UsageDay};
+use kura_service::model::{AlertFilter, EventRecord, LatestBackup, RunRecord, RunStatus, UsageDay};
 use kura_service::ops::events;
 use kura_service::ops::machines::{self, MachineOverview};
 use kura_service::ops::usage::{self, UsageReport};
 
 use super::Viewer;
+use super::alerts::{self, AlertRow};
 use crate::app::AppState;
 use crate::web::render;
 
@@ -24,6 +25,8 @@ const QUOTA_WARNING_PERCENT: u64 = 80;
 pub const OVERDUE_MS: i64 = 48 * 3600 * 1000;
 /// Days the usage chart shows.
 const CHART_DAYS: u32 = 30;
+/// Open alerts the dashboard lists; `/alerts` has them all.
+const OPEN_ALERTS: u32 = 20;
 /// Newest events on the dashboard.
 const RECENT_EVENTS: u32 = 10;
 /// Sources the dashboard lists, those that most need attention first; `/machines` has
@@ -158,6 +161,8 @@ struct DashboardPage {
     overdue: Vec<String>,
     /// The latest run of each plan on each active machine, with the machine's name.
     plan_runs: Vec<(String, RunRecord)>,
+    /// The tenant's open alerts, the latest first.
+    open_alerts: Vec<AlertRow>,
     events: Vec<EventRecord>,
 }
 
@@ -211,6 +216,15 @@ pub(super) async fn page(State(state): State<AppState>, v: Viewer) -> Response {
     } else {
         Vec::new()
     };
+    let open = AlertFilter {
+        open: Some(true),
+        limit: OPEN_ALERTS,
+        ..AlertFilter::default()
+    };
+    let open_alerts = match alerts::rows(&state.service, &v, open).await {
+        Ok(rows) => rows,
+        Err(err) => return v.error_page(&err, "/"),
+    };
     let overdue = machines
         .iter()
         .filter(|o| o.overdue(v.now_ms, OVERDUE_MS))
@@ -229,6 +243,7 @@ pub(super) async fn page(State(state): State<AppState>, v: Viewer) -> Response {
             backups_total,
             overdue,
             plan_runs,
+            open_alerts,
             events,
         },
     )

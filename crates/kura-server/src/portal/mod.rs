@@ -26,6 +26,7 @@ use crate::web::i18n::{Tr, from_accept_language};
 use crate::web::{CSRF_COOKIE, ErrorPage, anonymous_language, cookie, see_other};
 
 mod account;
+mod alerts;
 mod dashboard;
 mod events;
 mod help;
@@ -103,6 +104,12 @@ pub(crate) const PORTAL_ROUTES: RouteTable = RouteTable {
             Access::Role(Permission::ViewStatus),
             |m| on(m, snapshots::list),
         ),
+        (
+            Method::GET,
+            "/alerts",
+            Access::Role(Permission::ViewStatus),
+            |m| on(m, alerts::page),
+        ),
         (Method::GET, "/plans", Access::Role(Permission::ViewStatus), |m| {
             on(m, plans::page)
         }),
@@ -165,6 +172,12 @@ pub(crate) const PORTAL_ROUTES: RouteTable = RouteTable {
             "/account/language",
             Access::Role(Permission::ViewStatus),
             |m| on(m, account::language),
+        ),
+        (
+            Method::POST,
+            "/account/alert-mail",
+            Access::Role(Permission::ViewStatus),
+            |m| on(m, account::alert_mail),
         ),
         (
             Method::POST,
@@ -286,6 +299,7 @@ const NAVIGATION: &[(&str, &str, Permission)] = &[
     ("/machines", "nav-machines", Permission::ViewStatus),
     ("/snapshots", "nav-snapshots", Permission::ViewStatus),
     ("/plans", "nav-plans", Permission::ViewStatus),
+    ("/alerts", "nav-alerts", Permission::ViewStatus),
     ("/users", "nav-users", Permission::ManageUsers),
     ("/security", "nav-security", Permission::ManageSecurity),
     ("/events", "nav-events", Permission::ReadEvents),

@@ -96,6 +96,10 @@ actions! {
     PlanDelete = "plan.delete", "tenant", "A tenant user deleted a protection plan (its snapshots stay).";
     RetentionApply = "retention.apply", "tenant",
         "After a plan's run saved a snapshot, the service applied the plan's retention to that machine and source: the target names plan, machine and source, the result what was forgotten and what was kept back (immutability, the newest snapshot).";
+    AlertRaise = "alert.raise", "tenant",
+        "The service raised an alert (a backup failed, was missed or was partial; storage passed a quota level; verify or a restore drill found damage; a machine went silent): the target names kind, machine and plan, the result what happened and who was mailed.";
+    AlertResolve = "alert.resolve", "tenant",
+        "An open alert was resolved: the result says what resolved it (a later successful run, storage back under the level, a clean verify, the machine heard from again, the machine revoked or the plan deleted).";
     BackupUpload = "backup.upload", "tenant", "An upload was refused (for example by the storage quota).";
     BackupCommit = "backup.commit", "tenant", "An agent committed a snapshot.";
     RestoreStart = "restore.start", "tenant", "An agent started restoring a snapshot.";

@@ -227,6 +227,18 @@ pub async fn touch<'c>(
     Ok(())
 }
 
+/// A machine's name.
+pub async fn name(tx: &mut Tx, scope: &impl TenantKey, machine: &MachineId) -> DbResult<Option<String>> {
+    Query::tenant(
+        scope,
+        "SELECT name FROM machines WHERE tenant_id = $1 AND id = $2",
+    )
+    .bind(machine.as_str())
+    .fetch_optional::<(String,)>(&mut *tx)
+    .await
+    .map(|row| row.map(|(name,)| name))
+}
+
 /// Renames the machine; its old name, or `None` if the tenant has no such machine.
 pub async fn rename(
     tx: &mut Tx,

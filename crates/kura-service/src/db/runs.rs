@@ -4,7 +4,7 @@
 
 use super::{DbError, DbResult, Query, Target, Tx, from_db_int, to_db_int};
 use crate::authz::TenantKey;
-use crate::ids::{MachineId, PlanId, RunId};
+use crate::ids::{MachineId, PlanId, RunId, TenantId};
 use crate::model::{RunCounts, RunFilter, RunRecord, RunReport, RunStatus};
 
 type Row = (
@@ -256,17 +256,26 @@ pub async fn latest<'c>(on: impl Target<'c>, scope: &impl TenantKey) -> DbResult
 }
 
 /// Ends, as failed with `error`, the runs whose agent has not reported since
-/// `silent_since_ms`; answers how many.
-pub async fn fail_silent(tx: &mut Tx, silent_since_ms: i64, now_ms: i64, error: &str) -> DbResult<u64> {
-    Query::service(
+/// `silent_since_ms`; answers them, each with its tenant.
+pub async fn fail_silent(
+    tx: &mut Tx,
+    silent_since_ms: i64,
+    now_ms: i64,
+    error: &str,
+) -> DbResult<Vec<(TenantId, RunId)>> {
+    let rows: Vec<(String, String)> = Query::service(
         "UPDATE runs SET status = 'failed', error = $1, finished_ms = $2, updated_ms = $2 \
-         WHERE status = 'running' AND updated_ms < $3",
+         WHERE status = 'running' AND updated_ms < $3 RETURNING tenant_id, id",
     )
     .bind(error)
     .bind(now_ms)
     .bind(silent_since_ms)
-    .execute(&mut *tx)
-    .await
+    .fetch_all(&mut *tx)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(tenant, run)| (TenantId::from_db(tenant), RunId::from_db(run)))
+        .collect())
 }
 
 /// Deletes the records of runs scheduled before `before_ms`.

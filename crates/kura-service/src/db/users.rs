@@ -8,7 +8,8 @@ use crate::model::{Language, NewTenantUser, TenantUserRecord, TotpState, UserUpd
 /// The columns of `tenant_users` in the order of [`TenantUserRow`].
 macro_rules! user_columns {
     () => {
-        "id, login, role, disabled_ms, created_ms, totp_secret IS NOT NULL AS totp_enrolled, email, language"
+        "id, login, role, disabled_ms, created_ms, totp_secret IS NOT NULL AS totp_enrolled, email, language, \
+         alert_mail"
     };
 }
 
@@ -22,6 +23,7 @@ struct TenantUserRow {
     totp_enrolled: bool,
     email: Option<String>,
     language: Option<String>,
+    alert_mail: bool,
 }
 
 impl TenantUserRow {
@@ -35,6 +37,7 @@ impl TenantUserRow {
             totp_enrolled: self.totp_enrolled,
             email: self.email,
             language: self.language.map(|l| l.parse()).transpose()?,
+            alert_mail: self.alert_mail,
         })
     }
 }
@@ -418,6 +421,24 @@ pub async fn set_language<'c>(
     )
     .bind(user_id.as_str())
     .bind(language.map(Language::as_str))
+    .execute(on)
+    .await?;
+    Ok(())
+}
+
+/// Turns the mailing of alerts to a user on or off.
+pub async fn set_alert_mail<'c>(
+    on: impl Target<'c>,
+    scope: &impl TenantKey,
+    user_id: &UserId,
+    alert_mail: bool,
+) -> DbResult<()> {
+    Query::tenant(
+        scope,
+        "UPDATE tenant_users SET alert_mail = $3 WHERE tenant_id = $1 AND id = $2",
+    )
+    .bind(user_id.as_str())
+    .bind(alert_mail)
     .execute(on)
     .await?;
     Ok(())

@@ -1,19 +1,19 @@
 //! `expiry`: deletes what has stopped mattering — ended portal sessions, spent reset
 //! links, registration tokens that expired unused, failed sign-ins that no longer count,
-//! records of jobs and mail older than [`KEEP_RECORDS`], and of plan runs older than
-//! [`KEEP_RUNS`].
+//! records of jobs and mail older than [`KEEP_RECORDS`], and of plan runs and resolved
+//! alerts older than [`KEEP_RUNS`].
 
 use std::time::Duration;
 
 use serde_json::json;
 
-use crate::db::{jobs, logins, machines, outbox, resets, runs, sessions};
+use crate::db::{alerts, jobs, logins, machines, outbox, resets, runs, sessions};
 use crate::{Service, ServiceResult, duration_ms};
 
 /// How long records of finished jobs and of sent or given-up mail are kept.
 pub const KEEP_RECORDS: Duration = Duration::from_secs(90 * 24 * 3600);
 
-/// How long the history of plan runs is kept: a year, and the month before it, so a
+/// How long the history of plan runs (and of resolved alerts) is kept: a year, and the month before it, so a
 /// yearly pattern can be compared.
 pub const KEEP_RUNS: Duration = Duration::from_secs(400 * 24 * 3600);
 
@@ -38,6 +38,7 @@ pub(super) async fn run(svc: &Service) -> ServiceResult<serde_json::Value> {
     let job_records = jobs::prune(&mut tx, keep_until).await?;
     let mail_records = outbox::prune(&mut tx, keep_until).await?;
     let run_records = runs::prune(&mut tx, now - duration_ms(KEEP_RUNS)).await?;
+    let alert_records = alerts::prune(&mut tx, now - duration_ms(KEEP_RUNS)).await?;
     tx.commit().await?;
     Ok(json!({
         "sessions": sessions,
@@ -47,5 +48,6 @@ pub(super) async fn run(svc: &Service) -> ServiceResult<serde_json::Value> {
         "job_records": job_records,
         "mail_records": mail_records,
         "run_records": run_records,
+        "alert_records": alert_records,
     }))
 }

@@ -32,5 +32,6 @@ pub(super) async fn run(
         report.snapshots_purged
     );
     record(svc, actor, scope, Action::VaultGc, "vault default", &summary).await?;
+    crate::ops::alerts::check_quota(svc, scope).await?;
     Ok(serde_json::to_value(report).expect("plain figures"))
 }

@@ -95,5 +95,12 @@ pub(super) async fn run(
         ));
     }
     record(svc, actor, scope, Action::VaultVerify, "vault default", &summary).await?;
+    // Damage that repair healed needs nobody; damage left behind, or found by a round
+    // that only read the catalog, does.
+    let damage_left = match &repair {
+        Some(repair) => !repair.is_healed(),
+        None => !report.is_clean(),
+    };
+    crate::ops::alerts::after_verify(svc, scope, damage_left.then(|| summary.clone())).await?;
     Ok(json!({ "report": report, "repair": repair }))
 }

@@ -37,6 +37,7 @@ macro_rules! text_enum {
     };
 }
 
+mod alert;
 mod event;
 mod job;
 mod machine;
@@ -46,6 +47,7 @@ mod run;
 mod tenant;
 mod user;
 
+pub use alert::{AlertFilter, AlertKind, AlertRecipient, AlertRecord, NewAlert};
 pub use event::{ChainHead, EventRecord, NewEvent};
 pub use job::{JobFilter, JobKind, JobRecord, JobStatus, NewJob};
 pub use machine::{

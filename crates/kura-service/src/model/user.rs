@@ -42,6 +42,8 @@ pub struct TenantUserRecord {
     pub email: Option<String>,
     /// The user's own choice of language for pages and mail, if any.
     pub language: Option<super::Language>,
+    /// Whether alerts are mailed to the user (admins and operators with an address).
+    pub alert_mail: bool,
 }
 
 /// Changes to a user; `None` keeps the current value. Disabling revokes the user's

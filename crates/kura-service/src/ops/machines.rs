@@ -161,6 +161,15 @@ pub async fn revoke(svc: &Service, user: &UserPrincipal, id: &str) -> ServiceRes
         ),
     )
     .await?;
+    super::alerts::resolve_gone(
+        svc,
+        &mut tx,
+        &user.scope,
+        Some(&machine),
+        None,
+        "the machine was revoked",
+    )
+    .await?;
     tx.commit().await?;
     // The machine's own key slot goes with it: its config file no longer opens the vault.
     if let Some(slot) = key_slot

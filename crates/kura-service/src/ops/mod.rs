@@ -3,6 +3,7 @@
 //! console and jobs all call.
 
 pub mod accounts;
+pub mod alerts;
 pub mod events;
 pub mod jobs;
 pub mod machines;

@@ -372,6 +372,15 @@ pub async fn delete(svc: &Service, user: &UserPrincipal, id: &str) -> ServiceRes
         &format!("ok: {:?} deleted", old.spec.name),
     )
     .await?;
+    super::alerts::resolve_gone(
+        svc,
+        &mut tx,
+        &user.scope,
+        None,
+        Some(&plan),
+        "the plan was deleted",
+    )
+    .await?;
     tx.commit().await?;
     Ok(())
 }

@@ -4,13 +4,15 @@
 //! run is `missed` once its grace is over, and a run whose agent stopped reporting is
 //! `failed` ([`sweep`]). A slot has at most one run, so an agent back from downtime runs
 //! a missed plan once, late, and not once per slot it slept through. A run that saved a
-//! snapshot has its plan's retention applied ([`retention::after_run`]).
+//! snapshot has its plan's retention applied ([`retention::after_run`]); a run that
+//! failed, was missed or left files out raises an alert, and a later success resolves
+//! it ([`alerts::after_run`]).
 
 use std::time::Duration;
 
 use super::plans::{next_run, previous_run};
-use super::retention;
 use super::tenants::current;
+use super::{alerts, retention};
 use crate::authz::{AgentPrincipal, Permission, UserPrincipal, service_scope};
 use crate::db::{Tx, plans, runs};
 use crate::ids::{MachineId, PlanId, RunId};
@@ -214,7 +216,6 @@ pub async fn report(
         )));
     }
     runs::report(&mut tx, &agent.scope, &id, &report, now).await?;
-    tx.commit().await?;
     let run = RunRecord {
         status: report.status,
         finished_ms: report.status.is_final().then_some(now),
@@ -224,6 +225,10 @@ pub async fn report(
         error: report.error,
         ..run
     };
+    if run.status.is_final() {
+        alerts::after_run(svc, &mut tx, &agent.scope, &run).await?;
+    }
+    tx.commit().await?;
     // The report stands either way: a retention that fails now is applied by the next
     // successful run, which judges every snapshot of the source again.
     if let Err(err) = retention::after_run(svc, &agent.scope, &run).await {
@@ -256,22 +261,31 @@ pub struct SweepReport {
     /// Slots newly recorded as missed.
     pub missed: u32,
     /// Runs failed because their agent stopped reporting.
-    pub silent: u64,
+    pub silent: u32,
+    /// Machines newly found silent.
+    pub silent_machines: u32,
 }
 
 /// Records as missed the latest slot of every enabled plan on every active machine whose
-/// grace is over without a run, and fails the runs whose agent stopped reporting. Cheap
-/// to repeat: the server calls it every few seconds, and several servers may.
+/// grace is over without a run, fails the runs whose agent stopped reporting, and finds
+/// the machines that went silent, raising their alerts. Cheap to repeat: the server calls
+/// it every few seconds, and several servers may.
 pub async fn sweep(svc: &Service) -> ServiceResult<SweepReport> {
     let now = svc.now_ms();
     let mut tx = svc.db.begin().await?;
-    let silent = runs::fail_silent(
+    let failed = runs::fail_silent(
         &mut tx,
         now - duration_ms(SILENT_AFTER),
         now,
         "the agent stopped reporting on this run (it was stopped, or lost its machine or network); the next run resumes the upload",
     )
     .await?;
+    for (tenant, id) in &failed {
+        let scope = service_scope(tenant);
+        if let Some(run) = runs::get(&mut tx, &scope, id).await? {
+            alerts::after_run(svc, &mut tx, &scope, &run).await?;
+        }
+    }
     tx.commit().await?;
     // One read judges every duty; only the slots found missed are written. A duty whose
     // latest run is at or after the slot judged has nothing missing: the sweep runs every
@@ -307,10 +321,19 @@ pub async fn sweep(svc: &Service) -> ServiceResult<SweepReport> {
             snapshot_id: None,
             error: None,
         };
-        missed += u32::from(runs::insert_missed(&mut tx, &service_scope(&duty.tenant_id), &run).await?);
+        let scope = service_scope(&duty.tenant_id);
+        if runs::insert_missed(&mut tx, &scope, &run).await? {
+            missed += 1;
+            alerts::after_run(svc, &mut tx, &scope, &run).await?;
+        }
     }
     tx.commit().await?;
-    Ok(SweepReport { missed, silent })
+    let silent_machines = alerts::sweep_machines(svc).await?;
+    Ok(SweepReport {
+        missed,
+        silent: u32::try_from(failed.len()).unwrap_or(u32::MAX),
+        silent_machines,
+    })
 }
 
 #[cfg(test)]

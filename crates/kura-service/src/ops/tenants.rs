@@ -301,9 +301,15 @@ pub async fn update(
             })
             .transpose()?,
     };
-    tenants::update(&svc.db, scope, &update)
+    let quota_changed = update.quota_bytes.is_some();
+    let tenant = tenants::update(&svc.db, scope, &update)
         .await?
-        .ok_or_else(|| ServiceError::not_found("this tenant no longer exists"))
+        .ok_or_else(|| ServiceError::not_found("this tenant no longer exists"))?;
+    // A larger quota may end a quota alert; a smaller one may raise one.
+    if quota_changed {
+        super::alerts::check_quota(svc, &crate::authz::service_scope(&tenant.id)).await?;
+    }
+    Ok(tenant)
 }
 
 /// Suspends or resumes a tenant; a terminated tenant stays terminated.

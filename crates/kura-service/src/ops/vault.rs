@@ -273,6 +273,7 @@ pub async fn check_quota(
         "refused: storage quota exceeded",
     )
     .await?;
+    super::alerts::check_quota(svc, &agent.scope).await?;
     Err(ServiceError::storage_full(format!(
         "storage quota exceeded: the tenant stores {} of its {} quota and this upload needs {} more; \
          nothing was stored — forget old snapshots or ask your provider for a larger plan",
@@ -334,6 +335,10 @@ pub async fn commit(
         "ok",
     )
     .await?;
+    // The snapshot stands whatever happens here; the next commit checks the quota again.
+    if let Err(err) = super::alerts::check_quota(svc, &agent.scope).await {
+        tracing::warn!(tenant_id = %agent.scope.tenant_id(), error = %err.message, "cannot check the quota levels now");
+    }
     Ok(id)
 }
 
