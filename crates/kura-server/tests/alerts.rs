@@ -7,7 +7,7 @@
 //! passing 90 % of the quota mails once (80 % is raised with it, silently) and falling
 //! back under 80 % mails once. A machine with a plan that stops calling is `silent`
 //! until it calls again. Revoking the machine resolves what was open about it. Another
-//! tenant sees none of it.
+//! tenant sees none of it. Damage that verify cannot heal is an alert too.
 
 use std::time::Duration;
 
@@ -335,4 +335,63 @@ async fn alerts_are_raised_mailed_once_and_resolved(server: TestServer, mail: Ma
     // Raising and resolving are in the tenant's event log.
     let (_, events) = admin.get("/api/v1/events?action=alert.raise").await;
     assert!(events.as_array().is_some_and(|e| e.len() >= 5), "{events}");
+}
+
+/// Every file under `dir` whose path contains `packs/`.
+fn pack_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            found.extend(pack_files(&path));
+        } else if path.to_string_lossy().contains("/packs/") {
+            found.push(path);
+        }
+    }
+    found
+}
+
+/// A flipped byte in the only copy of a chunk: verify finds damage that repair cannot
+/// heal, which is an alert, mailed; the data itself is named in the alert's message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn damage_that_verify_cannot_heal_is_an_alert() {
+    let mail = MailServer::start().await;
+    let server = kura_testing::start(with_mail(mail.port)).await;
+    let (created, admin) = server.tenant_admin("ACME-0001").await;
+    server.add_user_with_mail(&admin, "mia").await;
+    let agent = Agent::register(&server, created["registration_token"].as_str().unwrap(), "web-01").await;
+    agent.create_vault().await;
+    agent.backup("/srv", &[b"the only copy of these bytes"]).await;
+    let clean = agent.verify(true).await;
+    assert_eq!(clean["status"], "succeeded", "{clean}");
+    assert!(
+        alerts(&admin, "state=all").await.is_empty(),
+        "a clean vault raises nothing"
+    );
+
+    let packs = pack_files(server.data_dir());
+    assert_eq!(packs.len(), 1, "{packs:?}");
+    let mut bytes = std::fs::read(&packs[0]).unwrap();
+    bytes[10] ^= 0x55;
+    std::fs::write(&packs[0], bytes).unwrap();
+    let damaged = agent.verify(true).await;
+    assert_eq!(damaged["status"], "succeeded", "{damaged}");
+    let open = alerts(&admin, "").await;
+    assert_eq!(open.len(), 1, "{open:?}");
+    assert_eq!(open[0]["kind"], "verify-failed");
+    let message = open[0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("damage found") && message.contains("still damaged"),
+        "{message}"
+    );
+    let messages = mail.wait_for(1).await;
+    assert!(messages[0].subject.contains("データの損傷を検出"), "{messages:?}");
+    // Another round finding the same damage counts it on the open alert.
+    agent.verify(true).await;
+    let open = alerts(&admin, "").await;
+    assert_eq!(
+        (open.len(), open[0]["occurrences"].as_u64()),
+        (1, Some(2)),
+        "{open:?}"
+    );
 }
