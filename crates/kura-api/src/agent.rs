@@ -1,6 +1,6 @@
 //! Agent registration: a one-time token from the portal or operator becomes a machine
 //! record and the agent's own revocable credential; the protection plans a registered
-//! machine runs, and its reports on each run.
+//! machine runs, and its reports on each run; the restore jobs it performs.
 
 use serde::{Deserialize, Serialize};
 
@@ -28,6 +28,9 @@ pub struct AgentPlans {
     /// IANA name (`Asia/Tokyo`): the tenant's zone, which schedules are evaluated in.
     pub time_zone: String,
     pub plans: Vec<AgentPlan>,
+    /// Restores waiting for this machine (oldest first).
+    #[serde(default)]
+    pub restores: Vec<AgentRestore>,
 }
 
 /// One plan as the machine runs it.
@@ -113,6 +116,64 @@ pub struct RunView {
     pub bytes_added: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snapshot_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// A restore the machine is asked to perform (a restore job), in
+/// [`AgentPlans::restores`]; performed with the same code as `kura restore`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct AgentRestore {
+    pub id: String,
+    /// The full id of the snapshot (possibly another machine's, granted by the job).
+    pub snapshot_id: String,
+    /// A directory for a files snapshot; a file or device for an image snapshot.
+    pub target: String,
+    /// Paths inside a files snapshot; empty restores everything.
+    pub paths: Vec<String>,
+    /// Allow a non-empty target and replace what is in the way.
+    pub overwrite: bool,
+}
+
+/// `PATCH /api/v1/agent/restores/{id}`: `running` as the machine starts (and with
+/// progress), then `succeeded` or `failed`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReportRestore {
+    pub status: String,
+    #[serde(default)]
+    pub files: u64,
+    #[serde(default)]
+    pub bytes: u64,
+    /// Why it failed, or what could not be restored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// A restore job.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct RestoreView {
+    pub id: String,
+    pub snapshot_id: String,
+    /// The machine that restores.
+    pub machine_id: String,
+    /// The machine whose snapshot it is.
+    pub snapshot_machine_id: String,
+    pub target: String,
+    pub paths: Vec<String>,
+    pub overwrite: bool,
+    /// `queued`, `running`, `succeeded` or `failed`.
+    pub status: String,
+    /// Who asked for it.
+    pub requested_by: String,
+    /// RFC 3339, UTC.
+    pub queued: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished: Option<String>,
+    pub files: u64,
+    pub bytes: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }

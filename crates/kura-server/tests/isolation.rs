@@ -30,6 +30,8 @@ struct Victim {
     /// A's plan, and the run A's first machine started of it.
     plan: String,
     run: String,
+    /// A restore job for A's first machine.
+    restore: String,
 }
 
 enum Body {
@@ -261,6 +263,27 @@ fn case(method: &Method, pattern: &str, a: &Victim, same_tenant: bool) -> (Strin
             NOT_FOUND,
         ),
         ("GET", "/api/v1/runs") => (format!("/api/v1/runs?plan={}", a.plan), Body::None, UNAUTHORIZED),
+        ("POST", "/api/v1/restores") => (
+            pattern.into(),
+            Body::Json(json!({ "snapshot_id": snapshot, "machine_id": machine, "target": "/tmp/x" })),
+            UNAUTHORIZED,
+        ),
+        ("GET", "/api/v1/restores") => (
+            format!("/api/v1/restores?snapshot={snapshot}"),
+            Body::None,
+            UNAUTHORIZED,
+        ),
+        ("GET", "/api/v1/restores/{id}") => (
+            format!("/api/v1/restores/{}", a.restore),
+            Body::None,
+            UNAUTHORIZED,
+        ),
+        // Another machine's restore job is not found, in this tenant or another.
+        ("PATCH", "/api/v1/agent/restores/{id}") => (
+            format!("/api/v1/agent/restores/{}", a.restore),
+            Body::Json(json!({ "status": "running" })),
+            NOT_FOUND,
+        ),
         ("GET", "/api/v1/alerts") => (
             format!("/api/v1/alerts?state=all&machine={machine}"),
             Body::None,
@@ -395,6 +418,14 @@ async fn setup() -> (TestServer, Victim, Agent, Agent) {
         )
         .await;
     assert_eq!(status, 201, "{run}");
+    let (status, restore) = a_admin
+        .call(
+            Method::POST,
+            "/api/v1/restores",
+            Some(json!({ "snapshot_id": snapshots[0], "machine_id": a1.machine_id, "target": "/srv/acme-restore" })),
+        )
+        .await;
+    assert_eq!(status, 202, "{restore}");
 
     let b_tenant = server.create_tenant("BETA-0002", 3, json!({})).await;
     let b = Agent::register(
@@ -417,6 +448,8 @@ async fn setup() -> (TestServer, Victim, Agent, Agent) {
         "acme-nightly".to_owned(),
         plan["id"].as_str().unwrap().to_owned(),
         run["id"].as_str().unwrap().to_owned(),
+        restore["id"].as_str().unwrap().to_owned(),
+        "acme-restore".to_owned(),
     ]);
     let mut tenant_markers = machine_markers.clone();
     tenant_markers.extend(chunk_hex.iter().cloned());
@@ -449,6 +482,7 @@ async fn setup() -> (TestServer, Victim, Agent, Agent) {
         job,
         plan: plan["id"].as_str().unwrap().to_owned(),
         run: run["id"].as_str().unwrap().to_owned(),
+        restore: restore["id"].as_str().unwrap().to_owned(),
     };
     (server, victim, a2, b)
 }

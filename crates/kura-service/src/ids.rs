@@ -1,4 +1,4 @@
-//! Identifiers of tenants, machines, users, plans, runs and alerts: 32 random lowercase hex digits, and only
+//! Identifiers of tenants, machines, users, plans, runs, alerts and restore jobs: 32 random lowercase hex digits, and only
 //! that shape parses, so ids from URLs never carry surprises into queries or logs.
 
 use std::fmt;
@@ -31,6 +31,11 @@ pub struct RunId(String);
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct AlertId(String);
+
+/// A restore job.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RestoreId(String);
 
 /// A tenant user's id.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -69,4 +74,4 @@ macro_rules! hex_id {
     )*};
 }
 
-hex_id!(TenantId, MachineId, UserId, PlanId, RunId, AlertId);
+hex_id!(TenantId, MachineId, UserId, PlanId, RunId, AlertId, RestoreId);

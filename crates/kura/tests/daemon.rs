@@ -434,3 +434,89 @@ fn the_daemon_needs_a_registered_machine() {
     let text = assert_exit(&out, 1);
     assert!(text.contains("kura register"), "{text}");
 }
+
+/// Waits (up to a minute) until the restore job has ended; answers it.
+async fn restore_ended(admin: &Session, id: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (status, job) = admin.get(&format!("/api/v1/restores/{id}")).await;
+        assert_eq!(status, 200, "{job}");
+        if matches!(job["status"].as_str(), Some("succeeded" | "failed")) {
+            return job;
+        }
+        assert!(Instant::now() < deadline, "the restore job did not end: {job:#}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Restore jobs: a user asks the machine to restore a snapshot and its daemon restores
+/// bytes that match; a non-empty target without `overwrite` fails the job with the
+/// restore's own refusal, and nothing in it is touched; some paths with `overwrite`
+/// restore just those.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_performs_restore_jobs() {
+    let server: TestServer = kura_testing::start(|_| ()).await;
+    let (created, admin) = server.tenant_admin("ACME-0001").await;
+    let dir = tempfile::tempdir().unwrap();
+    let (kura, registered) = registered_machine(&server, &created, dir.path());
+    let source = dir.path().join("www");
+    generate_tree(&source, 11, 24, 30_000);
+    let backed = kura.json(["backup", source.to_str().unwrap()]);
+    let snapshot = backed["snapshot_id"].as_str().unwrap();
+    let daemon = Daemon::start(&kura, &dir.path().join("state"), &dir.path().join("daemon.log"));
+    let ask = |target: &Path, paths: Value, overwrite: bool| {
+        let body = json!({ "snapshot_id": snapshot, "machine_id": registered["machine_id"],
+            "target": target.to_str().unwrap(), "paths": paths, "overwrite": overwrite });
+        let admin = &admin;
+        async move {
+            let (status, job) = admin.call(Method::POST, "/api/v1/restores", Some(body)).await;
+            assert_eq!(status, 202, "{job}");
+            assert_eq!(job["status"], "queued");
+            job["id"].as_str().unwrap().to_owned()
+        }
+    };
+
+    let target = dir.path().join("restored");
+    let job = restore_ended(&admin, &ask(&target, json!([]), false).await).await;
+    assert_eq!(job["status"], "succeeded", "{job:#}");
+    assert_eq!(job["files"], 24, "{job:#}");
+    assert!(
+        job["started"].is_string() && job["finished"].is_string(),
+        "{job:#}"
+    );
+    assert_dirs_equal(&source, &restored(&target, &source), Compare::default());
+
+    // Into the same, now non-empty, directory without overwrite: refused, untouched.
+    let marker = target.join("keep-me.txt");
+    std::fs::write(&marker, b"mine").unwrap();
+    let job = restore_ended(&admin, &ask(&target, json!([]), false).await).await;
+    assert_eq!(job["status"], "failed", "{job:#}");
+    assert!(job["error"].as_str().unwrap().contains("is not empty"), "{job:#}");
+    assert_eq!(std::fs::read(&marker).unwrap(), b"mine");
+
+    // One file, with overwrite, into another directory.
+    let inside = list_files(&source)
+        .into_iter()
+        .map(|f| source.join(f))
+        .find(|f| f.is_file())
+        .unwrap();
+    let partial = dir.path().join("one");
+    let job = restore_ended(
+        &admin,
+        &ask(&partial, json!([inside.to_str().unwrap()]), true).await,
+    )
+    .await;
+    assert_eq!(
+        (job["status"].as_str(), job["files"].as_u64()),
+        (Some("succeeded"), Some(1)),
+        "{job:#}"
+    );
+    assert_eq!(
+        std::fs::read(restored(&partial, &inside)).unwrap(),
+        std::fs::read(&inside).unwrap()
+    );
+
+    let (_, jobs) = admin.get(&format!("/api/v1/restores?snapshot={snapshot}")).await;
+    assert_eq!(jobs.as_array().unwrap().len(), 3, "{jobs:#}");
+    assert!(daemon.terminate().success());
+}

@@ -1,6 +1,7 @@
-//! The daemon's side of the agent routes: which plans are due, and the reports on runs.
+//! The daemon's side of the agent routes: which plans are due (and which restores wait),
+//! and the reports on runs and restores.
 
-use kura_api::agent::{AgentPlans, ReportRun, RunView, StartRun};
+use kura_api::agent::{AgentPlans, ReportRestore, ReportRun, RestoreView, RunView, StartRun};
 use reqwest::Method;
 
 use crate::remote::{client, json, send, url};
@@ -37,6 +38,13 @@ impl Control {
     /// Starts a run for a due slot, or records it skipped.
     pub async fn start(&self, start: &StartRun) -> Result<RunView> {
         let request = self.request(Method::POST, "/api/v1/agent/runs").json(start);
+        json(send(request, &self.base).await?).await
+    }
+
+    /// Claims a restore job (`running`), reports its progress or its outcome.
+    pub async fn report_restore(&self, id: &str, report: &ReportRestore) -> Result<RestoreView> {
+        let path = format!("/api/v1/agent/restores/{id}");
+        let request = self.request(Method::PATCH, &path).json(report);
         json(send(request, &self.base).await?).await
     }
 

@@ -6,11 +6,15 @@
 //! plan once when it is back. A server that cannot be reached is retried with backoff;
 //! reports it could not take wait in the state directory until it can.
 //!
+//! Restore jobs the server holds for the machine come with its plans; each is performed
+//! as `kura restore` would, and reported.
+//!
 //! Stopping ([`run`]'s `stop`) abandons a running backup the way a killed backup is
 //! abandoned (no snapshot; the next run resumes the upload) and reports it failed.
 
 mod control;
 mod pending;
+mod restore;
 mod task;
 
 use std::collections::HashMap;
@@ -194,10 +198,12 @@ pub async fn run(options: DaemonOptions, log: Log, stop: impl Future<Output = ()
         json!({ "server": shared.options.connection.url, "poll_s": poll.as_secs() }),
     );
     let mut running: HashMap<String, task::RunningPlan> = HashMap::new();
+    let mut restoring: HashMap<String, restore::RunningRestore> = HashMap::new();
     let mut backoff = Backoff::new();
     tokio::pin!(stop);
     loop {
         running.retain(|_, run| !run.is_finished());
+        restoring.retain(|_, job| !job.is_finished());
         shared.flush().await;
         let wait = match shared.control.plans().await {
             Ok(plans) => {
@@ -206,6 +212,12 @@ pub async fn run(options: DaemonOptions, log: Log, stop: impl Future<Output = ()
                 for plan in plans.plans {
                     if let Some(due) = plan.due.clone() {
                         start_due(&shared, &mut running, plan, due).await;
+                    }
+                }
+                for job in plans.restores {
+                    if !restoring.contains_key(&job.id) {
+                        let id = job.id.clone();
+                        restoring.insert(id, restore::RunningRestore::start(Arc::clone(&shared), job));
                     }
                 }
                 wait
@@ -229,6 +241,9 @@ pub async fn run(options: DaemonOptions, log: Log, stop: impl Future<Output = ()
     let abandoned: Vec<_> = running.into_values().filter(|r| !r.is_finished()).collect();
     for run in &abandoned {
         run.abandon(&shared).await;
+    }
+    for job in restoring.values().filter(|job| !job.is_finished()) {
+        job.abandon(&shared).await;
     }
     shared.log(
         Level::Info,

@@ -183,7 +183,7 @@ fn outcome_report(summary: &BackupSummary) -> ReportRun {
 }
 
 /// The vault, opened once and kept for later runs.
-async fn vault(shared: &Shared) -> Result<Arc<OpenVault>> {
+pub(super) async fn vault(shared: &Shared) -> Result<Arc<OpenVault>> {
     let mut cached = shared.vault.lock().await;
     if let Some(vault) = cached.as_ref() {
         return Ok(Arc::clone(vault));

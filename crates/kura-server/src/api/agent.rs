@@ -71,7 +71,8 @@ pub(super) async fn whoami(agent: Agent) -> Json<AgentWhoAmI> {
 }
 
 /// The protection plans assigned to this machine, with the tenant's time zone and, per
-/// plan, the slot that is due and the next one (the agent daemon runs them on schedule).
+/// plan, the slot that is due and the next one (the agent daemon runs them on schedule);
+/// and the restore jobs waiting for it.
 #[utoipa::path(get, path = "/api/v1/agent/plans", tag = "agents",
     responses((status = 200, body = kura_api::agent::AgentPlans)))]
 pub(super) async fn plans(
@@ -79,8 +80,10 @@ pub(super) async fn plans(
     agent: Agent,
 ) -> Result<Json<kura_api::agent::AgentPlans>, ApiError> {
     let (time_zone, plans) = runs::for_agent(&state.service, &agent).await?;
+    let restores = kura_service::ops::restores::for_agent(&state.service, &agent).await?;
     Ok(Json(kura_api::agent::AgentPlans {
         time_zone,
+        restores: restores.into_iter().map(super::restores::agent_restore).collect(),
         plans: plans
             .into_iter()
             .map(|scheduled| {

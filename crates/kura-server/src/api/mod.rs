@@ -30,6 +30,7 @@ pub mod openapi;
 mod operator;
 pub mod plans;
 pub mod reset;
+pub mod restores;
 mod runs;
 pub mod snapshots;
 pub mod support;
@@ -80,6 +81,9 @@ const AGENT_ROUTES: RouteTable = RouteTable {
         }),
         (Method::PATCH, "/api/v1/agent/runs/{id}", Access::Agent, |m| {
             on(m, agent::report_run)
+        }),
+        (Method::PATCH, "/api/v1/agent/restores/{id}", Access::Agent, |m| {
+            on(m, restores::report)
         }),
     ],
 };
@@ -388,6 +392,24 @@ const PLAN_ROUTES: RouteTable = RouteTable {
             "/api/v1/alerts",
             Access::Role(Permission::ViewStatus),
             |m| on(m, alerts::list),
+        ),
+        (
+            Method::POST,
+            "/api/v1/restores",
+            Access::Role(Permission::Restore),
+            |m| on(m, restores::create),
+        ),
+        (
+            Method::GET,
+            "/api/v1/restores",
+            Access::Role(Permission::ViewStatus),
+            |m| on(m, restores::list),
+        ),
+        (
+            Method::GET,
+            "/api/v1/restores/{id}",
+            Access::Role(Permission::ViewStatus),
+            |m| on(m, restores::show),
         ),
     ],
 };

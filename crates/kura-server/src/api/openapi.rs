@@ -21,7 +21,9 @@ use utoipa::openapi::{Object, RefOr};
 use utoipa::{OpenApi, PartialSchema, ToSchema};
 
 use super::{Access, CUSTOMER, MANAGEMENT, RouteTable, is_json_api, routes};
-use super::{agent, alerts, jobs, machines, operator, plans, reset, runs, support, totp, users, vault};
+use super::{
+    agent, alerts, jobs, machines, operator, plans, reset, restores, runs, support, totp, users, vault,
+};
 
 /// A role field: one of the tenant roles, by their wire names.
 pub(crate) fn tenant_role() -> Object {
@@ -167,6 +169,10 @@ impl ToSchema for Binary {}
         plans::delete,
         runs::list,
         alerts::list,
+        restores::create,
+        restores::list,
+        restores::show,
+        restores::report,
     ),
     components(schemas(ErrorBody))
 )]

@@ -102,7 +102,9 @@ actions! {
         "An open alert was resolved: the result says what resolved it (a later successful run, storage back under the level, a clean verify, the machine heard from again, the machine revoked or the plan deleted).";
     BackupUpload = "backup.upload", "tenant", "An upload was refused (for example by the storage quota).";
     BackupCommit = "backup.commit", "tenant", "An agent committed a snapshot.";
-    RestoreStart = "restore.start", "tenant", "An agent started restoring a snapshot.";
+    RestoreStart = "restore.start", "tenant", "An agent started restoring a snapshot (by `kura restore`, or a restore job).";
+    RestoreRequest = "restore.request", "tenant",
+        "A user asked a machine to restore a snapshot (a restore job): the target names snapshot and machine, the result the directory or device, and whose snapshot it is when it is another machine's.";
     SnapshotDownload = "snapshot.download", "tenant",
         "A user downloaded a file, or a folder as a `.tar`, from a snapshot (web restore): the target is the snapshot and the path, the result the bytes sent (`ok: N bytes`) or how far it got before the client left or reading failed.";
     SnapshotUnlock = "snapshot.unlock", "tenant",

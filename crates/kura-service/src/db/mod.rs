@@ -41,6 +41,7 @@ pub mod operators;
 pub mod outbox;
 pub mod plans;
 pub mod resets;
+pub mod restores;
 pub mod runs;
 pub mod sessions;
 pub mod snapshots;

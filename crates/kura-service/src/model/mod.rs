@@ -43,6 +43,7 @@ mod job;
 mod machine;
 mod mail;
 mod plan;
+mod restore;
 mod run;
 mod tenant;
 mod user;
@@ -56,6 +57,7 @@ pub use machine::{
 };
 pub use mail::{Language, MailRecord, MailStatus, NewMail};
 pub use plan::{BandwidthLimit, PlanKind, PlanRecord, PlanRetention, PlanSpec};
+pub use restore::{RestoreRecord, RestoreReport, RestoreStatus};
 pub use run::{RunCounts, RunFilter, RunRecord, RunReport, RunStatus};
 pub use tenant::{NewTenant, TenantRecord, TenantStatus, TenantUpdate, UsageDay};
 pub use user::{

@@ -10,6 +10,7 @@ pub mod machines;
 pub mod operators;
 pub mod plans;
 pub mod resets;
+pub mod restores;
 pub mod retention;
 pub mod runs;
 pub mod snapshots;

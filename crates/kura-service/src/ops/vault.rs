@@ -192,13 +192,21 @@ pub async fn own_snapshots(
 }
 
 /// `latest`, a full id or a unique hex prefix among the caller's machine's snapshots,
-/// with the vault's own rules and errors.
+/// with the vault's own rules and errors. A full id also names a snapshot of another
+/// machine that a restore job of the caller's grants it (`latest` never does).
 pub async fn resolve(
     svc: &Service,
     agent: &AgentPrincipal,
     tv: &TenantVault,
     spec: &str,
 ) -> ServiceResult<SnapshotRecord> {
+    let granted = super::restores::granted(svc, agent).await?;
+    if let Some(id) = granted.iter().find(|id| id.as_str() == spec.to_ascii_lowercase()) {
+        let records = tv.vault.snapshots().await.map_err(store_error)?;
+        if let Some(record) = records.into_iter().find(|r| r.id.to_hex() == *id) {
+            return Ok(record);
+        }
+    }
     let mut records = own_snapshots(svc, agent, tv).await?;
     let unknown = || store_error(StoreError::UnknownSnapshot(spec.to_owned()));
     if spec == "latest" {
