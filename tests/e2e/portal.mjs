@@ -159,6 +159,15 @@ async function signIn(page, as = login, secret = password) {
   execFileSync("unzip", ["-tq", await zipDownload.path()]);
   const zipListing = execFileSync("unzip", ["-l", await zipDownload.path()]).toString();
   check(zipListing.includes("data/report.txt"), `the zip holds report.txt: ${zipListing}`);
+  // Restore report.txt to the machine: queued now, performed by the daemon below.
+  const snapshotPage = page.url().split("?")[0];
+  const restoreTarget = join(work, "restored-by-job");
+  await page.fill("#restore-target", restoreTarget);
+  await page.fill("#restore-paths", join(work, "data", "report.txt"));
+  await page.click("form[action$='/restore'] button[type=submit]");
+  await page.waitForLoadState();
+  check((await page.textContent("main")).includes("リストアを受け付けました"), "the restore job is queued");
+  check((await page.textContent("#restore table")).includes("待機中"), "the job is listed, waiting");
 
   // A protection plan for it, from the form: the list then shows its next run.
   await page.goto(`${url}/plans`);
@@ -193,6 +202,19 @@ async function signIn(page, as = login, secret = password) {
   let runRow = "";
   let alertsText = "";
   try {
+    // First, the daemon performs the restore job queued from the snapshot page (before
+    // the plan's first run, whose retention forgets that snapshot).
+    let restoreRow = "";
+    for (let tries = 0; tries < 30 && !restoreRow.includes("完了"); tries += 1) {
+      await page.goto(snapshotPage);
+      restoreRow = await page.textContent("#restore table");
+      if (!restoreRow.includes("完了")) await page.waitForTimeout(1000);
+    }
+    check(restoreRow.includes("完了"), `the restore job succeeded: ${restoreRow}`);
+    const restoredFile = join(restoreTarget, work.replace(/^\//, ""), "data", "report.txt");
+    check(readFileSync(restoredFile).equals(readFileSync(join(work, "data", "report.txt"))), "the restored file equals the source");
+    await page.locator("#restore").scrollIntoViewIfNeeded();
+    await look(page, "snapshot-restore", "ja");
     const deadline = Date.now() + 90_000;
     while (Date.now() < deadline && !(runRow.includes("成功") && alertsText.includes("バックアップ失敗"))) {
       await page.waitForTimeout(2000);

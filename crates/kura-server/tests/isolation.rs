@@ -333,7 +333,7 @@ fn case(method: &Method, pattern: &str, a: &Victim, same_tenant: bool) -> (Strin
             Body::Form(format!("name=taken+over&machines={machine}")),
             SIGN_IN_PAGE,
         ),
-        ("GET" | "POST", "/snapshots/{id}" | "/snapshots/{id}/download") => (
+        ("GET" | "POST", "/snapshots/{id}" | "/snapshots/{id}/download" | "/snapshots/{id}/restore") => (
             pattern.replace("{id}", snapshot),
             Body::Form("path=%2F&passphrase=x".into()),
             SIGN_IN_PAGE,

@@ -501,3 +501,26 @@ alert-mail-saved-off = Alert mail is off: alerts are still shown on the portal.
 alert-mail-no-address = You have no email address: ask a user admin to set one to receive alerts by mail.
 action-alert-raise = Alert raised
 action-alert-resolve = Alert resolved
+
+# Restore jobs
+restore-title = Restore to a machine
+restore-hint-files = The machine's agent restores this snapshot (or the paths you list) into a directory on it.
+restore-hint-image = The machine's agent writes this disk image onto a file or a disk of the same size or larger.
+restore-hint-daemon = It needs the agent daemon (kura agent run) and its own key for an encrypted vault: no passphrase is sent. Another machine's snapshot can be restored too; the event log records it.
+restore-no-machines = No machine is registered: add one under Machines first.
+restore-target = Directory on the machine
+restore-target-image = File or disk on the machine
+restore-target-col = Restored to
+restore-paths = Only these paths (optional)
+restore-paths-hint = One path inside the snapshot per line, e.g. /srv/www/index.html. Empty: everything.
+restore-overwrite = Replace what is in the way (the target need not be empty)
+restore-submit = Restore
+restore-queued-notice = The restore was queued: the machine's agent starts it within 30 seconds. Its progress is shown below.
+restore-jobs = Restores of this snapshot
+restore-queued-at = Asked for
+restore-queued = Waiting
+restore-running = Restoring
+restore-succeeded = Restored
+restore-failed = Failed
+action-restore-request = Restore to a machine requested
+restore-note = Asked by, and notes

@@ -501,3 +501,26 @@ alert-mail-saved-off = アラートメールを停止しました。アラート
 alert-mail-no-address = メールアドレスが登録されていません。アラートをメールで受け取るには、ユーザー管理者に登録を依頼してください。
 action-alert-raise = アラート発生
 action-alert-resolve = アラート解決
+
+# Restore jobs
+restore-title = マシンへリストア
+restore-hint-files = マシンのエージェントが、このスナップショット（または指定したパス）をマシン上のディレクトリへリストアします。
+restore-hint-image = マシンのエージェントが、このディスクイメージを同じ大きさ以上のファイルまたはディスクへ書き込みます。
+restore-hint-daemon = エージェントのデーモン（kura agent run）が必要です。暗号化したボールトはマシン専用の鍵で開くため、パスフレーズは送りません。他のマシンのスナップショットもリストアでき、その旨はイベントログに記録されます。
+restore-no-machines = マシンが登録されていません。先に「マシン」で追加してください。
+restore-target = マシン上のディレクトリ
+restore-target-image = マシン上のファイルまたはディスク
+restore-target-col = リストア先
+restore-paths = 対象のパス（任意）
+restore-paths-hint = スナップショット内のパスを 1 行に 1 つ（例: /srv/www/index.html）。空欄ならすべてをリストアします。
+restore-overwrite = 既存のファイルを置き換える（リストア先が空でなくてもよい）
+restore-submit = リストアする
+restore-queued-notice = リストアを受け付けました。30 秒以内にマシンのエージェントが開始します。進み具合は下に表示されます。
+restore-jobs = このスナップショットのリストア
+restore-queued-at = 依頼日時
+restore-queued = 待機中
+restore-running = リストア中
+restore-succeeded = 完了
+restore-failed = 失敗
+action-restore-request = マシンへのリストアの依頼
+restore-note = 依頼者と備考

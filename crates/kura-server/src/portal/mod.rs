@@ -150,6 +150,12 @@ pub(crate) const PORTAL_ROUTES: RouteTable = RouteTable {
             |m| on(m, snapshots::browse),
         ),
         (
+            Method::POST,
+            "/snapshots/{id}/restore",
+            Access::Role(Permission::Restore),
+            |m| on(m, snapshots::restore),
+        ),
+        (
             Method::GET,
             "/snapshots/{id}/download",
             Access::Role(Permission::Restore),

@@ -16,8 +16,9 @@ use axum::response::Response;
 use kura_format::SnapshotKind;
 use kura_service::ServiceError;
 use kura_service::authz::Permission;
-use kura_service::model::MachineRecord;
+use kura_service::model::{MachineRecord, RestoreRecord, RestoreStatus};
 use kura_service::ops::machines;
+use kura_service::ops::restores::{self, RestoreRequest};
 use kura_service::ops::snapshots::{
     self, ArchiveFormat, EntryKind, ListFilter, Passphrase, SnapshotDetail, SnapshotPath, SnapshotSummary,
     TreePage,
@@ -27,7 +28,7 @@ use serde::Deserialize;
 use super::{Viewer, day_start, nonempty, query_string};
 use crate::api::snapshots::download_response;
 use crate::app::AppState;
-use crate::web::render;
+use crate::web::{render, see_other_with_notice};
 
 /// Snapshots per page of the list.
 const LIST_PAGE: u32 = 50;
@@ -138,6 +139,12 @@ struct SnapshotPage {
     error: Option<String>,
     /// Parent directories of the shown one: (name, path).
     crumbs: Vec<(String, SnapshotPath)>,
+    /// The tenant's active machines, for a restore job (roles that restore).
+    machines: Vec<MachineRecord>,
+    /// This snapshot's restore jobs, newest first.
+    restores: Vec<RestoreRecord>,
+    /// The restore form as sent (kept when it is refused).
+    restore_form: RestoreForm,
 }
 
 impl SnapshotPage {
@@ -147,6 +154,35 @@ impl SnapshotPage {
 
     fn may_restore(&self) -> bool {
         self.v.may(Permission::Restore)
+    }
+
+    fn is_image(&self) -> bool {
+        self.detail.summary.kind == SnapshotKind::Image
+    }
+
+    /// The machine preselected for a restore: the one named in the form, else the
+    /// snapshot's own.
+    fn restore_machine(&self, machine: &MachineRecord) -> bool {
+        if self.restore_form.machine_id.is_empty() {
+            self.detail.summary.machine_id.as_ref() == Some(&machine.id)
+        } else {
+            self.restore_form.machine_id == machine.id.as_str()
+        }
+    }
+
+    fn machine_name(&self, id: &kura_service::ids::MachineId) -> String {
+        self.machines
+            .iter()
+            .find(|m| &m.id == id)
+            .map_or_else(|| id.to_string(), |m| m.name.clone())
+    }
+
+    fn restore_class(&self, status: &RestoreStatus) -> &'static str {
+        match status {
+            RestoreStatus::Succeeded => "ok",
+            RestoreStatus::Failed => "bad",
+            RestoreStatus::Queued | RestoreStatus::Running => "muted",
+        }
     }
 
     fn browsable(&self, kind: &EntryKind) -> bool {
@@ -250,9 +286,33 @@ fn crumbs(path: &SnapshotPath) -> Vec<(String, SnapshotPath)> {
 }
 
 async fn show(state: &AppState, v: Viewer, id: &str, request: BrowseRequest, unlocking: bool) -> Response {
+    show_with(state, v, id, request, unlocking, RestoreForm::default(), None).await
+}
+
+async fn show_with(
+    state: &AppState,
+    v: Viewer,
+    id: &str,
+    request: BrowseRequest,
+    unlocking: bool,
+    restore_form: RestoreForm,
+    refusal: Option<ServiceError>,
+) -> Response {
     let detail = match snapshots::show(&state.service, &v.user, id).await {
         Ok(detail) => detail,
         Err(err) => return v.error_page(&err, "/snapshots"),
+    };
+    let (machines, restores) = if v.may(Permission::Restore) {
+        let machines = match machines::list(&state.service, &v.user).await {
+            Ok(machines) => machines.into_iter().filter(|m| m.revoked_ms.is_none()).collect(),
+            Err(err) => return v.error_page(&err, "/snapshots"),
+        };
+        match restores::list(&state.service, &v.user, Some(&detail.summary.id.to_hex())).await {
+            Ok(restores) => (machines, restores),
+            Err(err) => return v.error_page(&err, "/snapshots"),
+        }
+    } else {
+        (Vec::new(), Vec::new())
     };
     let path = match request.path() {
         Ok(path) => path,
@@ -279,6 +339,10 @@ async fn show(state: &AppState, v: Viewer, id: &str, request: BrowseRequest, unl
     } else {
         (None, None)
     };
+    let error = match refusal {
+        Some(err) => Some((err.kind, super::describe(&v.tr, &err).1)),
+        None => error,
+    };
     let status = error
         .as_ref()
         .map_or(StatusCode::OK, |(kind, _)| crate::error::status_of(*kind));
@@ -297,8 +361,55 @@ async fn show(state: &AppState, v: Viewer, id: &str, request: BrowseRequest, unl
             tree,
             passphrase,
             error: error.map(|(_, text)| text),
+            machines,
+            restores,
+            restore_form,
         },
     )
+}
+
+/// The restore form of the snapshot page.
+#[derive(Deserialize, Default)]
+pub(super) struct RestoreForm {
+    #[serde(default)]
+    machine_id: String,
+    #[serde(default)]
+    target: String,
+    /// One path inside the snapshot per line.
+    #[serde(default)]
+    paths: String,
+    /// A checkbox: present when ticked.
+    #[serde(default)]
+    overwrite: Option<String>,
+}
+
+/// `POST /snapshots/{id}/restore`: a restore job for a machine.
+pub(super) async fn restore(
+    State(state): State<AppState>,
+    v: Viewer,
+    Path(id): Path<String>,
+    Form(form): Form<RestoreForm>,
+) -> Response {
+    let request = RestoreRequest {
+        snapshot_id: id.clone(),
+        machine_id: form.machine_id.clone(),
+        target: form.target.trim().to_owned(),
+        paths: form
+            .paths
+            .lines()
+            .map(str::trim)
+            .filter(|line| !line.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        overwrite: form.overwrite.is_some(),
+    };
+    match restores::request(&state.service, &v.user, request).await {
+        Ok(_) => see_other_with_notice(
+            &format!("/snapshots/{id}#restore"),
+            &v.tr.t("restore-queued-notice"),
+        ),
+        Err(err) => show_with(&state, v, &id, BrowseRequest::default(), false, form, Some(err)).await,
+    }
 }
 
 /// `GET /snapshots/{id}?path=&offset=`.
