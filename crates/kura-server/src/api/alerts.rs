@@ -101,14 +101,8 @@ pub(super) async fn list(
                 })
             })
             .transpose()?,
-        machine: q
-            .machine
-            .map(|m| MachineId::parse(&m).ok_or_else(|| super::malformed_id("machine", &m)))
-            .transpose()?,
-        plan: q
-            .plan
-            .map(|p| PlanId::parse(&p).ok_or_else(|| super::malformed_id("plan", &p)))
-            .transpose()?,
+        machine: super::id_filter("machine", q.machine, MachineId::parse)?,
+        plan: super::id_filter("plan", q.plan, PlanId::parse)?,
         limit: q.limit.unwrap_or(0),
     };
     let found = alerts::list(&state.service, &user, filter).await?;

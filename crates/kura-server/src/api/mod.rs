@@ -840,9 +840,19 @@ async fn metrics(State(state): State<AppState>) -> ([(axum::http::HeaderName, &'
     )
 }
 
-/// The refusal of a query's id that is not one.
-pub(super) fn malformed_id(what: &str, id: &str) -> ApiError {
-    ApiError::invalid(format!("{what}: {id:?} is not an id (32 hex digits)"))
+/// A query's id filter (`machine=`, `plan=`): absent, or an id of the shape `parse`
+/// accepts; anything else is refused naming the field.
+pub(super) fn id_filter<T>(
+    what: &str,
+    value: Option<String>,
+    parse: fn(&str) -> Option<T>,
+) -> Result<Option<T>, ApiError> {
+    value
+        .map(|id| {
+            parse(&id)
+                .ok_or_else(|| ApiError::invalid(format!("{what}: {id:?} is not an id (32 hex digits)")))
+        })
+        .transpose()
 }
 
 /// A time a query gives (`from=`, `to=`), in milliseconds.

@@ -65,14 +65,8 @@ pub(super) async fn list(
 ) -> Result<Json<Vec<RunView>>, ApiError> {
     let Query(q) = query.map_err(|err| ApiError::invalid(err.body_text()))?;
     let filter = RunFilter {
-        machine: q
-            .machine
-            .map(|m| MachineId::parse(&m).ok_or_else(|| super::malformed_id("machine", &m)))
-            .transpose()?,
-        plan: q
-            .plan
-            .map(|p| PlanId::parse(&p).ok_or_else(|| super::malformed_id("plan", &p)))
-            .transpose()?,
+        machine: super::id_filter("machine", q.machine, MachineId::parse)?,
+        plan: super::id_filter("plan", q.plan, PlanId::parse)?,
         status: q
             .status
             .map(|s| {
