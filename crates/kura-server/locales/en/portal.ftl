@@ -499,6 +499,7 @@ alert-mail-save = Save
 alert-mail-saved-on = Alert mail is on.
 alert-mail-saved-off = Alert mail is off: alerts are still shown on the portal.
 alert-mail-no-address = You have no email address: ask a user admin to set one to receive alerts by mail.
+alert-mail-no-address-admin = You have no email address: set one for yourself under Users to receive alerts by mail.
 action-alert-raise = Alert raised
 action-alert-resolve = Alert resolved
 

@@ -499,6 +499,7 @@ alert-mail-save = 保存
 alert-mail-saved-on = アラートメールを受け取る設定にしました。
 alert-mail-saved-off = アラートメールを停止しました。アラートは引き続きポータルに表示されます。
 alert-mail-no-address = メールアドレスが登録されていません。アラートをメールで受け取るには、ユーザー管理者に登録を依頼してください。
+alert-mail-no-address-admin = メールアドレスが登録されていません。アラートをメールで受け取るには、「利用者」でご自身のメールアドレスを登録してください。
 action-alert-raise = アラート発生
 action-alert-resolve = アラート解決
 
