@@ -99,7 +99,7 @@ pub(super) async fn update_me(
         users::set_language(&state.service, &user, language.as_deref()).await?;
     }
     if let Some(on) = request.alert_mail {
-        kura_service::ops::alerts::set_mail(&state.service, &user, on).await?;
+        users::set_alert_mail(&state.service, &user, on).await?;
     }
     me(State(state), user).await
 }

@@ -8,7 +8,6 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use kura_service::authz::TenantRole;
 use kura_service::model::{ApiTokenRecord, Language, TenantUserRecord, UserSessionRecord};
-use kura_service::ops::alerts;
 use kura_service::ops::users;
 use serde::Deserialize;
 
@@ -171,7 +170,7 @@ pub(super) async fn alert_mail(
     Form(form): Form<AlertMailForm>,
 ) -> Response {
     let on = form.alert_mail.is_some();
-    match alerts::set_mail(&state.service, &v.user, on).await {
+    match users::set_alert_mail(&state.service, &v.user, on).await {
         Ok(()) => {
             let notice = if on {
                 "alert-mail-saved-on"

@@ -19,8 +19,8 @@ use super::alerts::{self, AlertRow};
 use crate::app::AppState;
 use crate::web::render;
 
-/// Storage use from which the dashboard warns.
-const QUOTA_WARNING_PERCENT: u64 = 80;
+/// Storage use from which the usage bar turns red: the first level that raises an alert.
+const QUOTA_WARNING_PERCENT: u64 = kura_service::ops::alerts::QUOTA_LEVELS[0] as u64;
 /// A machine without a backup for this long is named in a warning.
 pub const OVERDUE_MS: i64 = 48 * 3600 * 1000;
 /// Days the usage chart shows.

@@ -15,7 +15,7 @@ use std::time::Duration;
 use super::record_in;
 use crate::audit::{Action, Actor};
 use crate::authz::{Permission, TenantKey, TenantScope, UserPrincipal, service_scope};
-use crate::db::{Tx, alerts, machines, outbox, tenants, users};
+use crate::db::{Tx, alerts, machines, outbox, tenants};
 use crate::ids::{MachineId, PlanId};
 use crate::jobs::SCHEDULE_ACTOR;
 use crate::mail::MailContent;
@@ -424,23 +424,4 @@ pub async fn list(
         filter.limit.min(MAX_LISTED)
     };
     Ok(alerts::list(&svc.db, &user.scope, &filter).await?)
-}
-
-/// The caller turns the mailing of alerts to themselves on or off.
-pub async fn set_mail(svc: &Service, user: &UserPrincipal, on: bool) -> ServiceResult<()> {
-    let mut tx = svc.db.begin().await?;
-    users::set_alert_mail(&mut tx, &user.scope, &user.user_id, on).await?;
-    let result = format!("ok: alert mail {}", if on { "on" } else { "off" });
-    record_in(
-        &mut tx,
-        &user.actor,
-        svc.now_ms(),
-        &user.scope,
-        Action::UserUpdate,
-        &user.login,
-        &result,
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(())
 }

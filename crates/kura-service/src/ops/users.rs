@@ -9,7 +9,7 @@ use crate::authz::{
     verify_user_password,
 };
 use crate::db::DbError;
-use crate::db::{logins, machines, sessions, tenants, tokens, users};
+use crate::db::{Tx, logins, machines, sessions, tenants, tokens, users};
 use crate::ids::UserId;
 use crate::model::{
     ApiTokenRecord, Language, NewApiToken, NewTenantUser, TenantUpdate, TenantUserRecord, UserSessionRecord,
@@ -546,6 +546,25 @@ pub async fn set_language(svc: &Service, user: &UserPrincipal, language: Option<
         "ok: language {}",
         language.map_or("(tenant default)", Language::as_str)
     );
+    commit_own_setting(svc, tx, user, &result).await
+}
+
+/// The caller turns the mailing of alerts to themselves on or off.
+pub async fn set_alert_mail(svc: &Service, user: &UserPrincipal, on: bool) -> ServiceResult<()> {
+    let mut tx = svc.db.begin().await?;
+    users::set_alert_mail(&mut tx, &user.scope, &user.user_id, on).await?;
+    let result = format!("ok: alert mail {}", if on { "on" } else { "off" });
+    commit_own_setting(svc, tx, user, &result).await
+}
+
+/// Records a change the caller made to their own settings in the tenant's log, and
+/// commits it.
+async fn commit_own_setting(
+    svc: &Service,
+    mut tx: Tx,
+    user: &UserPrincipal,
+    result: &str,
+) -> ServiceResult<()> {
     record_in(
         &mut tx,
         &user.actor,
@@ -553,7 +572,7 @@ pub async fn set_language(svc: &Service, user: &UserPrincipal, language: Option<
         &user.scope,
         Action::UserUpdate,
         &user.login,
-        &result,
+        result,
     )
     .await?;
     tx.commit().await?;

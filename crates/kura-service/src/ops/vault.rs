@@ -200,10 +200,11 @@ pub async fn resolve(
     tv: &TenantVault,
     spec: &str,
 ) -> ServiceResult<SnapshotRecord> {
-    let granted = super::restores::granted(svc, agent).await?;
-    if let Some(id) = granted.iter().find(|id| id.as_str() == spec.to_ascii_lowercase()) {
+    // Only a full id can name a granted snapshot: other specs cost no extra query.
+    let full_id = spec.to_ascii_lowercase();
+    if full_id.len() == 64 && super::restores::granted(svc, agent).await?.contains(&full_id) {
         let records = tv.vault.snapshots().await.map_err(store_error)?;
-        if let Some(record) = records.into_iter().find(|r| r.id.to_hex() == *id) {
+        if let Some(record) = records.into_iter().find(|r| r.id.to_hex() == full_id) {
             return Ok(record);
         }
     }
