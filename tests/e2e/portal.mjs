@@ -183,10 +183,12 @@ async function signIn(page, as = login, secret = password) {
   await look(page, "plans", "ja");
 
   // A plan due every minute, run by the agent daemon: its run shows on the plans page,
-  // on its own page, on the machines page and on the dashboard.
+  // on its own page, on the machines page and on the dashboard; its weekly restore drill
+  // passes and is listed.
   await page.fill("#plan-name", "毎分の確認");
   await page.fill("#plan-sources", join(work, "data"));
   await page.fill("#plan-schedule", "* * * * *");
+  await page.selectOption("#plan-drill", "weekly");
   await page.check("input[name=machines]");
   await page.click("form[action='/plans'] button[type=submit]");
   await page.waitForURL(`${url}/plans`);
@@ -201,6 +203,7 @@ async function signIn(page, as = login, secret = password) {
     { env, stdio: "inherit" });
   let runRow = "";
   let alertsText = "";
+  let drillsText = "";
   try {
     // First, the daemon performs the restore job queued from the snapshot page (before
     // the plan's first run, whose retention forgets that snapshot).
@@ -216,10 +219,12 @@ async function signIn(page, as = login, secret = password) {
     await page.locator("#restore").scrollIntoViewIfNeeded();
     await look(page, "snapshot-restore", "ja");
     const deadline = Date.now() + 90_000;
-    while (Date.now() < deadline && !(runRow.includes("成功") && alertsText.includes("バックアップ失敗"))) {
+    while (Date.now() < deadline
+      && !(runRow.includes("成功") && alertsText.includes("バックアップ失敗") && drillsText.includes("合格"))) {
       await page.waitForTimeout(2000);
       await page.goto(`${url}/plans`);
       runRow = await page.locator("table tbody tr", { hasText: "毎分の確認" }).textContent();
+      drillsText = await page.textContent("section[aria-labelledby=drills-heading]");
       await page.goto(`${url}/alerts`);
       alertsText = await page.textContent("main");
     }
@@ -227,6 +232,8 @@ async function signIn(page, as = login, secret = password) {
     daemon.kill("SIGTERM");
   }
   check(runRow.includes("成功"), `the daemon ran the plan within the next minute: ${runRow}`);
+  check(runRow.includes("リストア訓練: 毎週"), `the plan says it drills weekly: ${runRow}`);
+  check(drillsText.includes("合格") && drillsText.includes("毎分の確認"), `the plan's drill passed: ${drillsText}`);
   check(alertsText.includes("バックアップ失敗") && alertsText.includes("移設済みの共有フォルダ")
     && alertsText.includes("kura-e2e-moved-away"), `the failed run is an open alert: ${alertsText}`);
   await look(page, "alerts", "ja");

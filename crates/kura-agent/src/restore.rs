@@ -43,6 +43,9 @@ pub struct RestoreOptions {
     pub includes: Vec<PathBuf>,
     /// Allow a non-empty target and replace what is in the way.
     pub overwrite: bool,
+    /// Read every file back once written and compare it with the snapshot (restore
+    /// drills); what differs is named in [`RestoreSummary::mismatches`].
+    pub verify: bool,
 }
 
 /// Live counters, for progress display.
@@ -65,6 +68,10 @@ pub struct RestoreSummary {
     /// Files and directories not restored because their data in the vault is damaged or
     /// lost: "path: why".
     pub damaged: Vec<String>,
+    /// With [`RestoreOptions::verify`]: files whose content read back from the target is
+    /// not what the snapshot holds, "path: how".
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub mismatches: Vec<String>,
 }
 
 /// Problems met on the way, as "path: why".
@@ -72,6 +79,7 @@ pub struct RestoreSummary {
 struct Problems {
     errors: Mutex<Vec<String>>,
     damaged: Mutex<Vec<String>>,
+    mismatches: Mutex<Vec<String>>,
 }
 
 impl Problems {
@@ -196,7 +204,8 @@ pub fn run(
         for _ in 0..workers {
             let rx = Arc::clone(&rx);
             let (problems, progress) = (&problems, &progress);
-            scope.spawn(move || write_files(vault, &rx, problems, progress));
+            let verify = options.verify;
+            scope.spawn(move || write_files(vault, &rx, problems, progress, verify));
         }
         let result = TreePrefetch::with(vault, |trees| {
             for (names, node) in &selected {
@@ -239,6 +248,7 @@ pub fn run(
         duration_s: started.elapsed().as_secs_f64(),
         errors: problems.errors.into_inner().expect("problems lock"),
         damaged: problems.damaged.into_inner().expect("problems lock"),
+        mismatches: problems.mismatches.into_inner().expect("problems lock"),
     })
 }
 
@@ -444,21 +454,25 @@ fn write_files(
     jobs: &Mutex<Receiver<Batch>>,
     problems: &Problems,
     progress: &RestoreProgress,
+    verify: bool,
 ) {
     loop {
         let Ok(Batch { jobs: batch, small }) = jobs.lock().expect("job lock").recv() else {
             return;
         };
-        let done = |job: &FileJob, result: Result<()>| match result {
-            Ok(()) => {
+        let done = |job: &FileJob, result: Result<Expected>| match result {
+            Ok(expected) => {
                 progress.files.fetch_add(1, Ordering::Relaxed);
+                if let Err(how) = expected.check(&job.path, job.node.size) {
+                    push(&problems.mismatches, &job.path, how);
+                }
                 apply_metadata(&job.path, &job.node, problems);
             }
             Err(e) => problems.file_failed(&job.path, e),
         };
         let Some(read) = small else {
             for job in &batch {
-                done(job, write_file(vault, &job.path, &job.node, progress));
+                done(job, write_file(vault, &job.path, &job.node, progress, verify));
             }
             continue;
         };
@@ -468,7 +482,7 @@ fn write_files(
             // One bad chunk must not cost the others: fall back to file by file.
             Err(_) => {
                 for job in &batch {
-                    done(job, write_file(vault, &job.path, &job.node, progress));
+                    done(job, write_file(vault, &job.path, &job.node, progress, verify));
                 }
                 continue;
             }
@@ -482,21 +496,80 @@ fn write_files(
                         .codec
                         .open(id, &blob)
                         .map_err(AgentError::from)
-                        .and_then(|data| write_small_file(&job.path, &job.node, &data, progress))
+                        .and_then(|data| write_small_file(&job.path, &job.node, &data, progress, verify))
                 }
-                _ => write_small_file(&job.path, &job.node, &[], progress),
+                _ => write_small_file(&job.path, &job.node, &[], progress, verify),
             };
             done(job, result);
         }
     }
 }
 
+/// What a written file should read back as, when the restore verifies (a digest of the
+/// snapshot's content, taken from the checked chunks as they are written).
+struct Expected(Option<(blake3::Hasher, u64)>);
+
+impl Expected {
+    fn new(verify: bool) -> Self {
+        Expected(verify.then(|| (blake3::Hasher::new(), 0)))
+    }
+
+    fn data(&mut self, data: &[u8]) {
+        if let Some((hasher, len)) = &mut self.0 {
+            hasher.update(data);
+            *len += data.len() as u64;
+        }
+    }
+
+    fn zeros(&mut self, mut n: u64) {
+        static ZEROS: [u8; 1 << 16] = [0; 1 << 16];
+        while self.0.is_some() && n > 0 {
+            let step = n.min(ZEROS.len() as u64);
+            self.data(&ZEROS[..step as usize]);
+            n -= step;
+        }
+    }
+
+    /// Reads the file back and compares it with what the snapshot holds (its content, and
+    /// zeros up to its recorded size); `Err` says how it differs.
+    fn check(mut self, path: &Path, size: u64) -> std::result::Result<(), String> {
+        let Some((_, len)) = self.0 else { return Ok(()) };
+        self.zeros(size.saturating_sub(len));
+        let Some((expected, _)) = self.0 else {
+            return Ok(());
+        };
+        let mut file = OpenOptions::new()
+            .read(true)
+            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+            .open(path)
+            .map_err(|e| format!("cannot read it back: {e}"))?;
+        let mut found = blake3::Hasher::new();
+        let read = std::io::copy(&mut file, &mut found).map_err(|e| format!("cannot read it back: {e}"))?;
+        if read != size {
+            return Err(format!("{read} bytes on disk where the snapshot holds {size}"));
+        }
+        if found.finalize() != expected.finalize() {
+            return Err("its content on disk differs from the snapshot".into());
+        }
+        Ok(())
+    }
+}
+
 /// Writes a file whose whole content is `data`.
-fn write_small_file(path: &Path, node: &Node, data: &[u8], progress: &RestoreProgress) -> Result<()> {
+fn write_small_file(
+    path: &Path,
+    node: &Node,
+    data: &[u8],
+    progress: &RestoreProgress,
+    verify: bool,
+) -> Result<Expected> {
     let mut file = create_file(path)?;
     file.write_all(data).map_err(|e| AgentError::io(path, e))?;
     progress.bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
-    finish_file(&file, path, node, data.len() as u64, data.len() as u64)
+    finish_file(&file, path, node, data.len() as u64, data.len() as u64)?;
+    let mut expected = Expected::new(verify);
+    expected.data(data);
+    Ok(expected)
 }
 
 /// Creates (or truncates) the file at `path`, never following a symlink there.
@@ -556,8 +629,15 @@ fn steps(content: &[Extent]) -> Vec<Step> {
     steps
 }
 
-fn write_file(vault: &OpenVault, path: &Path, node: &Node, progress: &RestoreProgress) -> Result<()> {
+fn write_file(
+    vault: &OpenVault,
+    path: &Path,
+    node: &Node,
+    progress: &RestoreProgress,
+    verify: bool,
+) -> Result<Expected> {
     let mut file = create_file(path)?;
+    let mut expected = Expected::new(verify);
     let steps = steps(&node.content);
     // Each run is read while the one before it is written.
     let mut reads = steps.iter().filter_map(|step| match step {
@@ -571,6 +651,7 @@ fn write_file(vault: &OpenVault, path: &Path, node: &Node, progress: &RestorePro
         match step {
             Step::Hole(n) => {
                 pos += n;
+                expected.zeros(*n);
                 file.seek(SeekFrom::Start(pos))
                     .map_err(|e| AgentError::io(path, e))?;
             }
@@ -580,6 +661,7 @@ fn write_file(vault: &OpenVault, path: &Path, node: &Node, progress: &RestorePro
                 for (id, blob) in ids.iter().zip(blobs) {
                     let data = vault.codec.open(id, &blob)?;
                     file.write_all(&data).map_err(|e| AgentError::io(path, e))?;
+                    expected.data(&data);
                     pos += data.len() as u64;
                     written = pos;
                     progress.bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
@@ -587,7 +669,8 @@ fn write_file(vault: &OpenVault, path: &Path, node: &Node, progress: &RestorePro
             }
         }
     }
-    finish_file(&file, path, node, pos, written)
+    finish_file(&file, path, node, pos, written)?;
+    Ok(expected)
 }
 
 /// Owner, mode, extended attributes and times; failures are reported, not fatal

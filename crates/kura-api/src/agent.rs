@@ -1,6 +1,6 @@
 //! Agent registration: a one-time token from the portal or operator becomes a machine
 //! record and the agent's own revocable credential; the protection plans a registered
-//! machine runs, and its reports on each run; the restore jobs it performs.
+//! machine runs, and its reports on each run; the restore jobs and drills it performs.
 
 use serde::{Deserialize, Serialize};
 
@@ -60,6 +60,10 @@ pub struct AgentPlan {
     /// RFC 3339, UTC: the next slot (absent when disabled).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_run: Option<String>,
+    /// The full id of the snapshot to drill now: a restore drill of the plan is due and
+    /// the machine is quiet. Started with `POST /api/v1/agent/drills`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drill: Option<String>,
 }
 
 /// `POST /api/v1/agent/runs`: the machine starts a run of one of its plans for a slot, or
@@ -174,6 +178,61 @@ pub struct RestoreView {
     pub finished: Option<String>,
     pub files: u64,
     pub bytes: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// `POST /api/v1/agent/drills`: the machine starts the restore drill its plan offered.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StartDrill {
+    pub plan_id: String,
+    /// As [`AgentPlan::drill`] gave it.
+    pub snapshot_id: String,
+}
+
+/// `PATCH /api/v1/agent/drills/{id}`: counts while `running`, then `passed`, `failed`
+/// (something did not come back as backed up) or `abandoned` (the drill could not
+/// finish for reasons that say nothing about the backup: the daemon stopped).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReportDrill {
+    pub status: String,
+    /// Files restored and checked (1 for an image).
+    #[serde(default)]
+    pub files: u64,
+    /// Bytes restored and checked.
+    #[serde(default)]
+    pub bytes: u64,
+    /// Files (or image ranges) that did not come back as the snapshot holds them.
+    #[serde(default)]
+    pub mismatches: u64,
+    /// What failed: the first problems found.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// A restore drill: a machine restored a snapshot of its plan into a scratch directory
+/// (or read an image through the restore path), checked every byte and deleted it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct DrillView {
+    pub id: String,
+    pub plan_id: String,
+    /// The plan's name when the drill ran.
+    pub plan_name: String,
+    pub machine_id: String,
+    pub snapshot_id: String,
+    /// `running`, `passed`, `failed` or `abandoned`.
+    pub status: String,
+    /// RFC 3339, UTC.
+    pub started: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished: Option<String>,
+    /// Seconds from start to end (or to the latest report while running).
+    pub duration_s: f64,
+    pub files: u64,
+    pub bytes: u64,
+    pub mismatches: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }

@@ -1,6 +1,6 @@
 //! The job runner: one scheduler loop per server that queues the periodic rounds, judges
-//! plan runs and restore jobs (missed slots, silent agents: `kura_service::ops::runs::sweep`,
-//! `kura_service::ops::restores::sweep`), takes
+//! plan runs, restore jobs and drills (missed slots, silent agents:
+//! `kura_service::ops::runs::sweep`, `…::restores::sweep`, `…::drills::sweep`), takes
 //! due jobs under a lease (`kura_service::jobs::claim`) and runs each in a worker task,
 //! renewing the lease while it works. A worker that panics fails its job with the panic's
 //! message; the loop goes on (and a panic of the loop itself restarts it). At shutdown the loop stops taking work, waits for running
@@ -105,6 +105,11 @@ async fn sweep_runs(service: &Service) {
         Ok(0) => {}
         Ok(failed) => tracing::info!(failed, "restore jobs whose machine went silent failed"),
         Err(err) => tracing::warn!(error = %err.message, "cannot judge restore jobs; will try again"),
+    }
+    match kura_service::ops::drills::sweep(service).await {
+        Ok(0) => {}
+        Ok(abandoned) => tracing::info!(abandoned, "drills whose machine went silent abandoned"),
+        Err(err) => tracing::warn!(error = %err.message, "cannot judge drills; will try again"),
     }
 }
 

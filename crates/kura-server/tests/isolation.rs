@@ -32,6 +32,8 @@ struct Victim {
     run: String,
     /// A restore job for A's first machine.
     restore: String,
+    /// A restore drill A's first machine started.
+    drill: String,
 }
 
 enum Body {
@@ -284,6 +286,22 @@ fn case(method: &Method, pattern: &str, a: &Victim, same_tenant: bool) -> (Strin
             Body::Json(json!({ "status": "running" })),
             NOT_FOUND,
         ),
+        // Another machine's plan and drill are not found, in this tenant or another.
+        ("POST", "/api/v1/agent/drills") => (
+            pattern.into(),
+            Body::Json(json!({ "plan_id": a.plan, "snapshot_id": snapshot })),
+            NOT_FOUND,
+        ),
+        ("PATCH", "/api/v1/agent/drills/{id}") => (
+            format!("/api/v1/agent/drills/{}", a.drill),
+            Body::Json(json!({ "status": "passed" })),
+            NOT_FOUND,
+        ),
+        ("GET", "/api/v1/drills") => (
+            format!("/api/v1/drills?plan={}&machine={machine}", a.plan),
+            Body::None,
+            UNAUTHORIZED,
+        ),
         ("GET", "/api/v1/alerts") => (
             format!("/api/v1/alerts?state=all&machine={machine}"),
             Body::None,
@@ -400,7 +418,7 @@ async fn setup() -> (TestServer, Victim, Agent, Agent) {
         )
         .await;
     let plan = json!({ "name": "acme-nightly", "kind": "files", "sources": ["/srv/acme"],
-        "schedule": "*/5 * * * *", "machines": [a1.machine_id] });
+        "schedule": "*/5 * * * *", "drill": "monthly", "machines": [a1.machine_id] });
     let (status, plan) = a_admin.call(Method::POST, "/api/v1/plans", Some(plan)).await;
     assert_eq!(status, 201, "{plan}");
     // Five minutes on, a slot is due, and A's first machine starts its run.
@@ -426,6 +444,13 @@ async fn setup() -> (TestServer, Victim, Agent, Agent) {
         )
         .await;
     assert_eq!(status, 202, "{restore}");
+    let (status, drill) = a1
+        .post_json(
+            "/api/v1/agent/drills",
+            json!({ "plan_id": plan["id"], "snapshot_id": snapshots[0] }),
+        )
+        .await;
+    assert_eq!(status, 201, "{drill}");
 
     let b_tenant = server.create_tenant("BETA-0002", 3, json!({})).await;
     let b = Agent::register(
@@ -450,6 +475,7 @@ async fn setup() -> (TestServer, Victim, Agent, Agent) {
         run["id"].as_str().unwrap().to_owned(),
         restore["id"].as_str().unwrap().to_owned(),
         "acme-restore".to_owned(),
+        drill["id"].as_str().unwrap().to_owned(),
     ]);
     let mut tenant_markers = machine_markers.clone();
     tenant_markers.extend(chunk_hex.iter().cloned());
@@ -483,6 +509,7 @@ async fn setup() -> (TestServer, Victim, Agent, Agent) {
         plan: plan["id"].as_str().unwrap().to_owned(),
         run: run["id"].as_str().unwrap().to_owned(),
         restore: restore["id"].as_str().unwrap().to_owned(),
+        drill: drill["id"].as_str().unwrap().to_owned(),
     };
     (server, victim, a2, b)
 }

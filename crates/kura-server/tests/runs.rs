@@ -3,7 +3,8 @@
 //! reported on and listed; a slot nobody ran is missed after its grace and run late once;
 //! a slot that comes while the plan still runs is skipped; a run whose agent falls silent
 //! is failed; a machine back from a long downtime has one slot to run, not one per slot
-//! it slept through; and every bad report is refused without changing the run.
+//! it slept through; and every bad report is refused without changing the run. Restore
+//! drills are offered at quiet times, judged, and alert when they fail.
 
 use std::time::Duration;
 
@@ -371,5 +372,284 @@ async fn retention_follows_each_successful_run(server: TestServer) {
                 "{applied:?}"
             );
         }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drills_on_sqlite() {
+    let mail = kura_testing::smtp::MailServer::start().await;
+    let server = kura_testing::start(drill_config(mail.port)).await;
+    drills_are_offered_at_quiet_times_and_judged(server, mail).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drills_on_postgres() {
+    let mail = kura_testing::smtp::MailServer::start().await;
+    let server = kura_testing::start_on_postgres(drill_config(mail.port)).await;
+    drills_are_offered_at_quiet_times_and_judged(server, mail).await;
+}
+
+fn drill_config(port: u16) -> impl FnOnce(&mut kura_server::ServerConfig) {
+    move |config| {
+        config.smtp_url = kura_server::config::SecretString::new(format!("smtp://127.0.0.1:{port}"));
+        // The test moves the clock by days; sessions must outlive that.
+        config.session_idle_timeout = Duration::from_secs(30 * 24 * 3600);
+        config.session_absolute_timeout = Duration::from_secs(30 * 24 * 3600);
+    }
+}
+
+/// The snapshot the machine's plan offers to drill now, if any.
+async fn drill_offered(agent: &Agent) -> Option<String> {
+    let (status, plans) = agent.get("/api/v1/agent/plans").await;
+    assert_eq!(status, 200, "{plans}");
+    plans["plans"][0]["drill"].as_str().map(str::to_owned)
+}
+
+async fn report_drill(agent: &Agent, id: &str, body: Value) -> (u16, Value) {
+    let response = agent
+        .request(Method::PATCH, &format!("/api/v1/agent/drills/{id}"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    kura_testing::parts(response).await
+}
+
+/// A plan's restore drill is offered to its machine when one is due and the machine is
+/// quiet, with the latest snapshot a run of the plan saved; retention keeps a snapshot
+/// while it is drilled; a failed drill raises `drill-failed` and mails it, the next
+/// drill that passes resolves it; a drill whose machine falls silent is abandoned without
+/// an alert; bad input is refused naming the field; another tenant sees nothing.
+async fn drills_are_offered_at_quiet_times_and_judged(
+    server: TestServer,
+    mail: kura_testing::smtp::MailServer,
+) {
+    let clock = server.server.state().clock().clone();
+    let created = server
+        .create_tenant("ACME-0001", 3, json!({ "immutable_days": 0 }))
+        .await;
+    let admin = server
+        .login(
+            created["admin_login"].as_str().unwrap(),
+            created["admin_password"].as_str().unwrap(),
+        )
+        .await;
+    server.add_user_with_mail(&admin, "mia").await;
+    let web = Agent::register(&server, created["registration_token"].as_str().unwrap(), "web-01").await;
+    web.create_vault().await;
+    let (other, other_admin) = server.tenant_admin("OTHR-0002").await;
+    let stranger = Agent::register(&server, other["registration_token"].as_str().unwrap(), "x-01").await;
+
+    // A drill is weekly or monthly, nothing else.
+    let plan = json!({ "name": "nightly", "kind": "files", "sources": ["/srv"],
+        "schedule": "*/10 * * * *", "retention": { "keep_last": 1 }, "drill": "daily",
+        "machines": [web.machine_id] });
+    let (status, refused) = admin
+        .call(Method::POST, "/api/v1/plans", Some(plan.clone()))
+        .await;
+    assert_eq!(status, 422, "{refused}");
+    assert!(
+        refused["error"].as_str().unwrap().starts_with("drill:"),
+        "{refused}"
+    );
+    let mut plan = plan;
+    plan["drill"] = json!("weekly");
+    let (status, plan) = admin.call(Method::POST, "/api/v1/plans", Some(plan)).await;
+    assert_eq!((status, plan["drill"].as_str()), (201, Some("weekly")), "{plan}");
+    let plan = plan["id"].as_str().unwrap().to_owned();
+
+    // Nothing to drill before a run of the plan saved a snapshot.
+    assert_eq!(drill_offered(&web).await, None);
+    let first = run_once(&server, &web, &plan, "srv", 0).await;
+    assert_eq!(drill_offered(&web).await.as_deref(), Some(first.as_str()));
+
+    // A machine with a restore job waiting is not quiet.
+    let (status, job) = admin
+        .call(
+            Method::POST,
+            "/api/v1/restores",
+            Some(json!({ "snapshot_id": first, "machine_id": web.machine_id, "target": "/srv/r" })),
+        )
+        .await;
+    assert_eq!(status, 202, "{job}");
+    assert_eq!(drill_offered(&web).await, None, "busy with a restore job");
+    let job_path = format!("/api/v1/agent/restores/{}", job["id"].as_str().unwrap());
+    for status in ["running", "failed"] {
+        let response = web
+            .request(Method::PATCH, &job_path)
+            .json(&json!({ "status": status }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+    }
+    assert_eq!(drill_offered(&web).await.as_deref(), Some(first.as_str()));
+
+    // Starting: only this machine's plan and its own kept snapshot.
+    let start = |plan_id: &str, snapshot: &str| {
+        web.post_json(
+            "/api/v1/agent/drills",
+            json!({ "plan_id": plan_id, "snapshot_id": snapshot }),
+        )
+    };
+    let (status, refused) = start(&"0".repeat(32), &first).await;
+    assert_eq!(status, 404, "{refused}");
+    assert!(
+        refused["error"].as_str().unwrap().starts_with("plan_id:"),
+        "{refused}"
+    );
+    let (status, refused) = start(&plan, &"ab".repeat(32)).await;
+    assert_eq!(status, 404, "{refused}");
+    assert!(
+        refused["error"].as_str().unwrap().starts_with("snapshot_id:"),
+        "{refused}"
+    );
+    let (status, drill) = start(&plan, &first).await;
+    assert_eq!(
+        (status, drill["status"].as_str()),
+        (201, Some("running")),
+        "{drill}"
+    );
+    let drill = drill["id"].as_str().unwrap().to_owned();
+    assert_eq!(start(&plan, &first).await.0, 409, "one drill of a plan at a time");
+    assert_eq!(drill_offered(&web).await, None, "not while one runs");
+    assert_eq!(
+        report_drill(&stranger, &drill, json!({ "status": "running" }))
+            .await
+            .0,
+        404
+    );
+
+    // While the drill reads the first snapshot, retention keeps it.
+    let progress = json!({ "status": "running", "files": 1, "bytes": 10 });
+    assert_eq!(report_drill(&web, &drill, progress.clone()).await.0, 200);
+    clock.advance(Duration::from_secs(5 * 60));
+    assert_eq!(report_drill(&web, &drill, progress).await.0, 200);
+    let second = run_once(&server, &web, &plan, "srv", 1).await;
+    let mut kept = web.snapshot_ids().await;
+    kept.sort();
+    let mut expected = vec![first.clone(), second.clone()];
+    expected.sort();
+    assert_eq!(kept, expected, "keep_last 1, but the first is being drilled");
+
+    // A drill that found mismatches has failed: an alert, mailed once.
+    let (status, refused) = report_drill(
+        &web,
+        &drill,
+        json!({ "status": "passed", "files": 1, "mismatches": 1 }),
+    )
+    .await;
+    assert_eq!(status, 422, "{refused}");
+    let failed = json!({ "status": "failed", "files": 1, "bytes": 10, "mismatches": 1,
+        "error": "1 not restored as backed up: /srv/a: its content on disk differs from the snapshot" });
+    let (status, ended) = report_drill(&web, &drill, failed.clone()).await;
+    assert_eq!(
+        (status, ended["status"].as_str()),
+        (200, Some("failed")),
+        "{ended}"
+    );
+    assert_eq!(
+        report_drill(&web, &drill, failed).await.0,
+        200,
+        "the outcome again"
+    );
+    let (_, open) = admin.get("/api/v1/alerts?kind=drill-failed").await;
+    assert_eq!(open.as_array().unwrap().len(), 1, "{open}");
+    assert!(
+        open[0]["message"].as_str().unwrap().contains("1 of 1 files"),
+        "{open}"
+    );
+    let messages = drill_mail(&mail, 1).await;
+    assert!(messages[0].to.contains("mia@example.com"), "{messages:?}");
+
+    // Once the drill ended, the next run's retention forgets what the rules drop.
+    let third = run_once(&server, &web, &plan, "srv", 2).await;
+    assert_eq!(web.snapshot_ids().await, [third.clone()]);
+
+    // A failed drill is tried again a day later, with the latest snapshot.
+    assert_eq!(drill_offered(&web).await, None, "not within a day");
+    clock.advance(Duration::from_secs(24 * 3600));
+    let fourth = run_once(&server, &web, &plan, "srv", 3).await;
+    assert_eq!(drill_offered(&web).await.as_deref(), Some(fourth.as_str()));
+    let (_, again) = start(&plan, &fourth).await;
+    let again = again["id"].as_str().unwrap().to_owned();
+    let passed = json!({ "status": "passed", "files": 1, "bytes": 10 });
+    assert_eq!(report_drill(&web, &again, passed).await.0, 200);
+    let (_, open) = admin.get("/api/v1/alerts?kind=drill-failed").await;
+    assert!(open.as_array().unwrap().is_empty(), "resolved: {open}");
+    let messages = drill_mail(&mail, 2).await;
+    assert!(messages[1].text.contains("解決"), "{messages:?}");
+
+    // A week later the next is due; a drill whose machine falls silent is abandoned,
+    // without an alert, and offered again within the hour.
+    clock.advance(Duration::from_secs(7 * 24 * 3600));
+    let fifth = run_once(&server, &web, &plan, "srv", 4).await;
+    let (status, silent) = start(&plan, &fifth).await;
+    assert_eq!(status, 201, "{silent}");
+    clock.advance(Duration::from_secs(11 * 60));
+    kura_service::ops::drills::sweep(server.server.service())
+        .await
+        .unwrap();
+    run_once(&server, &web, &plan, "srv", 5).await;
+    assert_eq!(drill_offered(&web).await, None, "not within the hour");
+    clock.advance(Duration::from_secs(3600));
+    let seventh = run_once(&server, &web, &plan, "srv", 6).await;
+    assert_eq!(drill_offered(&web).await, Some(seventh), "offered again");
+
+    // The tenant reads its drills, the latest first; filters are checked.
+    let (status, drills) = admin.get("/api/v1/drills").await;
+    assert_eq!(status, 200, "{drills}");
+    let statuses: Vec<&str> = drills
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["abandoned", "passed", "failed"], "{drills}");
+    assert_eq!(drills[2]["mismatches"], 1);
+    assert_eq!(drills[2]["snapshot_id"], first.as_str());
+    assert_eq!(drills[2]["plan_name"], "nightly");
+    assert!(drills[2]["duration_s"].as_f64().unwrap() >= 300.0, "{drills}");
+    let (_, failed) = admin.get("/api/v1/drills?status=failed").await;
+    assert_eq!(failed.as_array().unwrap().len(), 1, "{failed}");
+    let (status, refused) = admin.get("/api/v1/drills?status=broken").await;
+    assert_eq!(status, 422, "{refused}");
+    assert!(
+        refused["error"].as_str().unwrap().starts_with("status:"),
+        "{refused}"
+    );
+    let (_, theirs) = other_admin.get("/api/v1/drills").await;
+    assert_eq!(theirs, json!([]), "another tenant sees none");
+    let (_, alerts) = admin.get("/api/v1/alerts?state=all&kind=drill-failed").await;
+    assert_eq!(
+        alerts.as_array().unwrap().len(),
+        1,
+        "the abandoned drill raised none"
+    );
+    assert_eq!(
+        drill_mail(&mail, 2).await.len(),
+        2,
+        "nothing mailed for the abandoned one"
+    );
+}
+
+/// The mail about drills (the clock moves by days, so missed slots are mailed too), once
+/// `count` have come; waits up to ten seconds.
+async fn drill_mail(
+    mail: &kura_testing::smtp::MailServer,
+    count: usize,
+) -> Vec<kura_testing::smtp::Delivered> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let about: Vec<_> = mail
+            .messages()
+            .into_iter()
+            .filter(|m| m.text.contains("リストア訓練"))
+            .collect();
+        if about.len() >= count || std::time::Instant::now() > deadline {
+            assert_eq!(about.len(), count, "{about:?}");
+            return about;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

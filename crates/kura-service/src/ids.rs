@@ -37,6 +37,11 @@ pub struct AlertId(String);
 #[serde(transparent)]
 pub struct RestoreId(String);
 
+/// A restore drill.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct DrillId(String);
+
 /// A tenant user's id.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -74,4 +79,6 @@ macro_rules! hex_id {
     )*};
 }
 
-hex_id!(TenantId, MachineId, UserId, PlanId, RunId, AlertId, RestoreId);
+hex_id!(
+    TenantId, MachineId, UserId, PlanId, RunId, AlertId, RestoreId, DrillId
+);

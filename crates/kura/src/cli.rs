@@ -132,6 +132,11 @@ pub enum AgentCommand {
         /// $XDG_STATE_HOME/kura or ~/.local/state/kura).
         #[arg(long, env = "KURA_STATE_DIR", value_name = "DIR")]
         state_dir: Option<PathBuf>,
+        /// Where restore drills put their scratch copies, each deleted when its drill
+        /// ends (default: drills/ in the state directory). Needs room for the largest
+        /// files snapshot of the machine's plans that drill.
+        #[arg(long, env = "KURA_DRILL_DIR", value_name = "DIR")]
+        drill_dir: Option<PathBuf>,
         /// Seconds between looks at the plans, 1 to 30.
         #[arg(long, default_value_t = 30, value_name = "SECONDS",
               value_parser = clap::value_parser!(u64).range(1..=30))]
@@ -169,6 +174,10 @@ pub struct RestoreArgs {
     /// over an existing file or device).
     #[arg(long)]
     pub overwrite: bool,
+    /// Files snapshots: read every file back once written and compare it with the
+    /// snapshot; files that differ are named and the exit code is 3.
+    #[arg(long)]
+    pub verify: bool,
     /// Image snapshots: the format to write.
     #[arg(long, value_enum, default_value_t = ImageFormatArg::Raw)]
     pub format: ImageFormatArg,

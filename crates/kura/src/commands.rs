@@ -60,8 +60,13 @@ pub fn run(cli: Cli, ui: Ui, rt: Handle) -> Result<u8> {
         Command::Key { command } => ctx.key(command),
         Command::Stats => ctx.stats(),
         Command::Agent {
-            command: AgentCommand::Run { state_dir, poll },
-        } => ctx.agent_run(state_dir, poll),
+            command:
+                AgentCommand::Run {
+                    state_dir,
+                    drill_dir,
+                    poll,
+                },
+        } => ctx.agent_run(state_dir, drill_dir, poll),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "kura", &mut std::io::stdout());
             Ok(0)
@@ -187,7 +192,7 @@ impl Ctx {
     }
 
     /// `kura agent run`: the daemon, until SIGTERM or Ctrl-C.
-    fn agent_run(&self, state_dir: Option<PathBuf>, poll: u64) -> Result<u8> {
+    fn agent_run(&self, state_dir: Option<PathBuf>, drill_dir: Option<PathBuf>, poll: u64) -> Result<u8> {
         let config = match self.target()? {
             Target::Server(config) => config,
             Target::Local(_) => bail!(
@@ -207,6 +212,7 @@ impl Ctx {
         let options = kura_agent::daemon::DaemonOptions {
             connection: config.connection(),
             host: config.machine_name.clone(),
+            drill_dir: drill_dir.unwrap_or_else(|| state_dir.join("drills")),
             state_dir,
             passphrase,
             poll: std::time::Duration::from_secs(poll),
@@ -530,6 +536,7 @@ impl Ctx {
             target: args.target,
             includes: args.include,
             overwrite: args.overwrite,
+            verify: args.verify,
         };
         let progress = Arc::new(RestoreProgress::default());
         let summary = {
@@ -551,8 +558,18 @@ impl Ctx {
                 summary.damaged.len()
             ));
         }
+        for m in &summary.mismatches {
+            self.ui.warn(format!("not as backed up: {m}"));
+        }
+        if !summary.mismatches.is_empty() {
+            self.ui.warn(format!(
+                "{} files read back differently from the snapshot (listed above): the target's disk or file system did not keep what was written",
+                summary.mismatches.len()
+            ));
+        }
         self.ui.result(format!(
-            "restored {} files, {} dirs, {} from {} to {} in {:.1}s",
+            "restored {}{} files, {} dirs, {} from {} to {} in {:.1}s",
+            if options.verify { "and checked " } else { "" },
             summary.files,
             summary.dirs,
             ui::size(summary.bytes),
@@ -561,11 +578,13 @@ impl Ctx {
             summary.duration_s
         ));
         self.ui.json(&summary);
-        Ok(if summary.errors.is_empty() && summary.damaged.is_empty() {
-            0
-        } else {
-            EXIT_PARTIAL
-        })
+        Ok(
+            if summary.errors.is_empty() && summary.damaged.is_empty() && summary.mismatches.is_empty() {
+                0
+            } else {
+                EXIT_PARTIAL
+            },
+        )
     }
 
     fn ls_image(&self, vault: &OpenVault, id: &SnapshotId, args: &LsArgs) -> Result<u8> {

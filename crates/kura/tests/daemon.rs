@@ -520,3 +520,135 @@ async fn the_daemon_performs_restore_jobs() {
     assert_eq!(jobs.as_array().unwrap().len(), 3, "{jobs:#}");
     assert!(daemon.terminate().success());
 }
+
+/// The drills of the tenant once `done` holds for them (waiting up to a minute).
+async fn drills_until(admin: &Session, what: &str, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (status, drills) = admin.get("/api/v1/drills").await;
+        assert_eq!(status, 200, "{drills}");
+        let drills = drills.as_array().unwrap().clone();
+        if done(&drills) {
+            return drills;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}: {drills:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// The vault directories under the server's data directory (each has `objects/packs`).
+fn server_vaults(data: &Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    let mut dirs = vec![data.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        if dir.join("objects/packs").is_dir() {
+            found.push(dir);
+            continue;
+        }
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            if entry.file_type().unwrap().is_dir() {
+                dirs.push(entry.path());
+            }
+        }
+    }
+    found
+}
+
+/// Moves the server's clock to just after the next slot of the tenant's only plan.
+async fn to_next_slot(server: &TestServer, admin: &Session) {
+    let (_, plans) = admin.get("/api/v1/plans").await;
+    let next: jiff::Timestamp = plans[0]["next_run"].as_str().unwrap().parse().unwrap();
+    let clock = server.server.state().clock();
+    let by = next.as_millisecond() + 1000 - clock.now_ms();
+    clock.advance(Duration::from_millis(u64::try_from(by).unwrap()));
+}
+
+/// Restore drills by the real daemon: after the plan's first backup, at a quiet time, the
+/// daemon restores the snapshot into a scratch directory of its own, checks every file
+/// and reports a pass with its counts, leaving no copy behind. A byte flipped in the
+/// server's only copy of the data makes the next drill fail, naming the damaged files,
+/// which is a `drill-failed` alert.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_performs_restore_drills() {
+    let server: TestServer = kura_testing::start(|config| {
+        // The test moves the clock by a week; the admin's session must outlive that.
+        config.session_idle_timeout = Duration::from_secs(30 * 24 * 3600);
+        config.session_absolute_timeout = Duration::from_secs(30 * 24 * 3600);
+    })
+    .await;
+    let (created, admin) = server.tenant_admin("ACME-0001").await;
+    let dir = tempfile::tempdir().unwrap();
+    let (kura, registered) = registered_machine(&server, &created, dir.path());
+    let source = dir.path().join("www");
+    generate_tree(&source, 12, 24, 30_000);
+    let plan = json!({ "name": "drilled", "kind": "files", "sources": [source.to_str().unwrap()],
+        "schedule": "*/5 * * * *", "drill": "weekly", "machines": [registered["machine_id"]] });
+    let (status, plan) = admin.call(Method::POST, "/api/v1/plans", Some(plan)).await;
+    assert_eq!(status, 201, "{plan}");
+    let state = dir.path().join("state");
+    let daemon = Daemon::start(&kura, &state, &dir.path().join("daemon.log"));
+    to_next_slot(&server, &admin).await;
+
+    let drills = drills_until(&admin, "the first drill to pass", |d| {
+        d.first().is_some_and(|d| d["status"] != "running")
+    })
+    .await;
+    let drill = &drills[0];
+    assert_eq!(drill["status"], "passed", "{drill:#}");
+    assert_eq!(
+        (drill["files"].as_u64(), drill["mismatches"].as_u64()),
+        (Some(24), Some(0))
+    );
+    assert!(drill["bytes"].as_u64().unwrap() > 100_000, "{drill:#}");
+    let runs = runs_until(&admin, "the backup", |runs| runs.iter().any(ended)).await;
+    assert_eq!(
+        drill["snapshot_id"], runs[0]["snapshot_id"],
+        "the plan's latest snapshot"
+    );
+    let scratch = state.join("drills");
+    assert_eq!(std::fs::read_dir(&scratch).unwrap().count(), 0, "no copy is left");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&scratch).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
+    assert!(
+        daemon.lines().iter().any(|l| l["message"] == "drill passed"),
+        "{:#?}",
+        daemon.lines()
+    );
+
+    // Damage in the server's only copy: a week on, the next drill fails and says where.
+    for vault in server_vaults(server.data_dir()) {
+        for pack in pack_files(&vault) {
+            flip(&pack, 100);
+        }
+    }
+    server
+        .server
+        .state()
+        .clock()
+        .advance(Duration::from_secs(7 * 24 * 3600));
+    to_next_slot(&server, &admin).await;
+    let drills = drills_until(&admin, "the second drill to end", |d| {
+        d.len() == 2 && d[0]["status"] != "running"
+    })
+    .await;
+    let drill = &drills[0];
+    assert_eq!(drill["status"], "failed", "{drill:#}");
+    assert!(drill["mismatches"].as_u64().unwrap() > 0, "{drill:#}");
+    assert!(
+        drill["error"]
+            .as_str()
+            .unwrap()
+            .contains("not restored as backed up"),
+        "{drill:#}"
+    );
+    let (_, alerts) = admin.get("/api/v1/alerts?kind=drill-failed").await;
+    assert_eq!(alerts.as_array().unwrap().len(), 1, "{alerts:#}");
+    assert_eq!(std::fs::read_dir(&scratch).unwrap().count(), 0, "no copy is left");
+    assert!(daemon.terminate().success());
+}

@@ -1,7 +1,9 @@
-//! The daemon's side of the agent routes: which plans are due (and which restores wait),
-//! and the reports on runs and restores.
+//! The daemon's side of the agent routes: which plans are due (and which restores and
+//! drills wait), and the reports on runs, restores and drills.
 
-use kura_api::agent::{AgentPlans, ReportRestore, ReportRun, RestoreView, RunView, StartRun};
+use kura_api::agent::{
+    AgentPlans, DrillView, ReportDrill, ReportRestore, ReportRun, RestoreView, RunView, StartDrill, StartRun,
+};
 use reqwest::Method;
 
 use crate::remote::{client, json, send, url};
@@ -44,6 +46,19 @@ impl Control {
     /// Claims a restore job (`running`), reports its progress or its outcome.
     pub async fn report_restore(&self, id: &str, report: &ReportRestore) -> Result<RestoreView> {
         let path = format!("/api/v1/agent/restores/{id}");
+        let request = self.request(Method::PATCH, &path).json(report);
+        json(send(request, &self.base).await?).await
+    }
+
+    /// Starts the drill a plan offers.
+    pub async fn start_drill(&self, start: &StartDrill) -> Result<DrillView> {
+        let request = self.request(Method::POST, "/api/v1/agent/drills").json(start);
+        json(send(request, &self.base).await?).await
+    }
+
+    /// Reports a drill's progress or its outcome.
+    pub async fn report_drill(&self, id: &str, report: &ReportDrill) -> Result<DrillView> {
+        let path = format!("/api/v1/agent/drills/{id}");
         let request = self.request(Method::PATCH, &path).json(report);
         json(send(request, &self.base).await?).await
     }

@@ -7,12 +7,15 @@
 //! reports it could not take wait in the state directory until it can.
 //!
 //! Restore jobs the server holds for the machine come with its plans; each is performed
-//! as `kura restore` would, and reported.
+//! as `kura restore` would, and reported. So does a restore drill, when one of its plans
+//! has one due and the machine is quiet: its latest snapshot is restored into a scratch
+//! directory, checked byte for byte, deleted, and the result reported.
 //!
 //! Stopping ([`run`]'s `stop`) abandons a running backup the way a killed backup is
 //! abandoned (no snapshot; the next run resumes the upload) and reports it failed.
 
 mod control;
+mod drill;
 mod pending;
 mod restore;
 mod task;
@@ -47,6 +50,9 @@ pub struct DaemonOptions {
     pub passphrase: Option<Vec<u8>>,
     /// Between looks at the plans; at most [`MAX_POLL`].
     pub poll: Duration,
+    /// Where drills restore their scratch copies (made mode 0700; each drill uses and
+    /// deletes a directory of its own in it).
+    pub drill_dir: PathBuf,
 }
 
 /// How important a log line is.
@@ -157,6 +163,76 @@ impl Shared {
     }
 }
 
+/// How often running work (a backup, a restore, a drill) reports its counts; the server
+/// gives up on work that is silent for ten minutes.
+const PROGRESS_EVERY: Duration = Duration::from_secs(20);
+
+/// Awaits `work`, calling `tick` every [`PROGRESS_EVERY`] while it goes on. Progress that
+/// does not arrive is not kept: the outcome will be.
+async fn with_progress<T, P: Future<Output = ()>>(
+    work: impl Future<Output = T>,
+    mut tick: impl FnMut() -> P,
+) -> T {
+    tokio::pin!(work);
+    let mut ticks = tokio::time::interval(PROGRESS_EVERY);
+    ticks.tick().await;
+    loop {
+        tokio::select! {
+            outcome = &mut work => return outcome,
+            _ = ticks.tick() => tick().await,
+        }
+    }
+}
+
+/// Runs the engine's blocking `work` on a thread of its own, outside the runtime.
+async fn on_thread<T: Send + 'static>(
+    name: String,
+    work: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    let (done, outcome) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name(name.clone())
+        .spawn(move || {
+            let _ = done.send(work());
+        })
+        .map_err(|e| crate::AgentError::Usage(format!("cannot start the {name} thread: {e}")))?;
+    outcome
+        .await
+        .map_err(|_| crate::AgentError::Aborted(format!("the {name} thread ended without an outcome")))?
+}
+
+/// Sends the outcome of a restore or drill, which is worth a few tries (2 to 32 s apart);
+/// one the server refuses is not sent again.
+async fn deliver_outcome<T, F: Future<Output = Result<T>>>(mut send: impl FnMut() -> F) {
+    for attempt in 0..5 {
+        match send().await {
+            Ok(_) => return,
+            Err(err) if err.is_refusal() => return,
+            Err(_) => tokio::time::sleep(Duration::from_secs(2 << attempt)).await,
+        }
+    }
+}
+
+/// Problems named in a report: the count and the first five, `"3 {what}: a; b; c"`.
+fn named_problems(problems: &[String], what: &str) -> Option<String> {
+    const NAMED: usize = 5;
+    if problems.is_empty() {
+        return None;
+    }
+    let named: Vec<&str> = problems.iter().take(NAMED).map(String::as_str).collect();
+    let more = problems.len().saturating_sub(NAMED);
+    Some(format!(
+        "{} {what}: {}{}",
+        problems.len(),
+        named.join("; "),
+        if more > 0 {
+            format!("; and {more} more")
+        } else {
+            String::new()
+        }
+    ))
+}
+
 /// Waits after failures to reach the server: 1 s, doubling, at most the poll interval.
 struct Backoff {
     next: Duration,
@@ -199,17 +275,25 @@ pub async fn run(options: DaemonOptions, log: Log, stop: impl Future<Output = ()
     );
     let mut running: HashMap<String, task::RunningPlan> = HashMap::new();
     let mut restoring: HashMap<String, restore::RunningRestore> = HashMap::new();
+    let mut drilling: HashMap<String, drill::RunningDrill> = HashMap::new();
     let mut backoff = Backoff::new();
     tokio::pin!(stop);
     loop {
         running.retain(|_, run| !run.is_finished());
         restoring.retain(|_, job| !job.is_finished());
+        drilling.retain(|_, drill| !drill.is_finished());
         shared.flush().await;
         let wait = match shared.control.plans().await {
             Ok(plans) => {
                 backoff.reset();
                 let wait = until_next(&plans.plans, poll);
                 for plan in plans.plans {
+                    if let Some(snapshot) = plan.drill.clone()
+                        && drilling.is_empty()
+                    {
+                        let drill = drill::RunningDrill::start(Arc::clone(&shared), &plan, snapshot);
+                        drilling.insert(plan.id.clone(), drill);
+                    }
                     if let Some(due) = plan.due.clone() {
                         start_due(&shared, &mut running, plan, due).await;
                     }
@@ -244,6 +328,9 @@ pub async fn run(options: DaemonOptions, log: Log, stop: impl Future<Output = ()
     }
     for job in restoring.values().filter(|job| !job.is_finished()) {
         job.abandon(&shared).await;
+    }
+    for drill in drilling.values().filter(|drill| !drill.is_finished()) {
+        drill.abandon(&shared).await;
     }
     shared.log(
         Level::Info,
@@ -329,6 +416,7 @@ mod tests {
             enabled: true,
             due: None,
             next_run,
+            drill: None,
         }
     }
 

@@ -14,16 +14,10 @@ use kura_format::SnapshotKind;
 use serde_json::json;
 use tokio::task::JoinHandle;
 
-use super::{Level, Shared};
+use super::{Level, Shared, deliver_outcome, named_problems, on_thread, with_progress};
 use crate::image::restore::{ImageFormat, ImageRestoreOptions};
 use crate::restore::{RestoreOptions, RestoreProgress};
-use crate::{AgentError, OpenVault, Result};
-
-/// How often a running restore reports its counts.
-const PROGRESS_EVERY: Duration = Duration::from_secs(20);
-
-/// Most problems named in a failed job's report.
-const NAMED_PROBLEMS: usize = 5;
+use crate::{OpenVault, Result};
 
 /// A restore job in progress.
 pub(super) struct RunningRestore {
@@ -67,10 +61,10 @@ impl RunningRestore {
 }
 
 /// What a finished restore wrote, and what it could not.
-struct Restored {
-    files: u64,
-    bytes: u64,
-    problems: Vec<String>,
+pub(super) struct Restored {
+    pub files: u64,
+    pub bytes: u64,
+    pub problems: Vec<String>,
 }
 
 fn report(status: &str, progress: &RestoreProgress, error: Option<String>) -> ReportRestore {
@@ -102,36 +96,16 @@ async fn perform(shared: Arc<Shared>, job: AgentRestore) {
         "restore started",
         json!({ "restore": job.id, "snapshot": job.snapshot_id, "target": job.target }),
     );
-    let outcome = {
-        let restore = restore(&shared, &job, &progress);
-        tokio::pin!(restore);
-        let mut ticks = tokio::time::interval(PROGRESS_EVERY);
-        ticks.tick().await;
-        loop {
-            tokio::select! {
-                outcome = &mut restore => break outcome,
-                _ = ticks.tick() => {
-                    let _ = shared.control.report_restore(&job.id, &report("running", &progress, None)).await;
-                }
-            }
-        }
-    };
+    let outcome = with_progress(restore(&shared, &job, &progress), || async {
+        let _ = shared
+            .control
+            .report_restore(&job.id, &report("running", &progress, None))
+            .await;
+    })
+    .await;
     let (last, level) = match outcome {
         Ok(done) => {
-            let error = (!done.problems.is_empty()).then(|| {
-                let named: Vec<&str> = done
-                    .problems
-                    .iter()
-                    .take(NAMED_PROBLEMS)
-                    .map(String::as_str)
-                    .collect();
-                let more = if done.problems.len() > NAMED_PROBLEMS {
-                    "; …"
-                } else {
-                    ""
-                };
-                format!("{} not restored: {}{more}", done.problems.len(), named.join("; "))
-            });
+            let error = named_problems(&done.problems, "not restored");
             let status = if error.is_some() { "failed" } else { "succeeded" };
             let level = if error.is_some() {
                 Level::Error
@@ -153,63 +127,87 @@ async fn perform(shared: Arc<Shared>, job: AgentRestore) {
         &format!("restore {}", last.status),
         json!({ "restore": job.id, "files": last.files, "bytes": last.bytes, "error": last.error }),
     );
-    // The outcome is worth a few tries; a server that stays away fails the job itself
-    // once it has heard nothing for ten minutes.
-    for attempt in 0..5 {
-        match shared.control.report_restore(&job.id, &last).await {
-            Ok(_) => break,
-            Err(err) if err.is_refusal() => break,
-            Err(_) => tokio::time::sleep(Duration::from_secs(2 << attempt)).await,
-        }
-    }
+    // A server that stays away fails the job itself once it has heard nothing for ten
+    // minutes.
+    deliver_outcome(|| shared.control.report_restore(&job.id, &last)).await;
     shared.run_ended.notify_one();
+}
+
+/// What the daemon restores: a restore job's snapshot into its target, or a drill's
+/// into a scratch directory.
+pub(super) struct Restoring {
+    pub snapshot_id: String,
+    pub target: PathBuf,
+    pub paths: Vec<String>,
+    pub overwrite: bool,
+    /// A drill: files are read back and compared with the snapshot; an image is read
+    /// through the restore path without being written.
+    pub drill: bool,
 }
 
 /// Restores the job's snapshot on a thread outside the runtime.
 async fn restore(shared: &Shared, job: &AgentRestore, progress: &Arc<RestoreProgress>) -> Result<Restored> {
+    let what = Restoring {
+        snapshot_id: job.snapshot_id.clone(),
+        target: PathBuf::from(&job.target),
+        paths: job.paths.clone(),
+        overwrite: job.overwrite,
+        drill: false,
+    };
+    restore_snapshot(shared, what, format!("restore {}", job.id), progress).await
+}
+
+/// Restores a snapshot as `kura restore` does (with a drill's checks), on a thread of its
+/// own. Everything not restored as the snapshot holds it is in [`Restored::problems`].
+pub(super) async fn restore_snapshot(
+    shared: &Shared,
+    what: Restoring,
+    thread: String,
+    progress: &Arc<RestoreProgress>,
+) -> Result<Restored> {
     let vault: Arc<OpenVault> = super::task::vault(shared).await?;
-    let id = vault.repo.resolve(&job.snapshot_id).await?;
+    let id = vault.repo.resolve(&what.snapshot_id).await?;
     let kind = vault.repo.manifest(&id).await?.kind;
-    let job = job.clone();
     let progress = Arc::clone(progress);
-    let (done, outcome) = tokio::sync::oneshot::channel();
-    std::thread::Builder::new()
-        .name(format!("restore {}", job.id))
-        .spawn(move || {
-            let target = PathBuf::from(&job.target);
-            let restored = if kind == SnapshotKind::Image {
+    on_thread(thread, move || {
+        if kind == SnapshotKind::Image {
+            let summary = if what.drill {
+                crate::image::restore::read_through(&vault, &id, progress)
+            } else {
                 let options = ImageRestoreOptions {
-                    target,
-                    overwrite: job.overwrite,
+                    target: what.target,
+                    overwrite: what.overwrite,
                     format: ImageFormat::Raw,
                 };
-                crate::image::restore::run(&vault, &id, &options, Arc::clone(&progress)).map(|summary| {
-                    Restored {
-                        files: 1,
-                        bytes: summary.bytes_written,
-                        problems: summary
-                            .damaged
-                            .iter()
-                            .map(|r| format!("image bytes {}..{}: {}", r.start, r.end, r.cause))
-                            .collect(),
-                    }
-                })
-            } else {
-                let options = RestoreOptions {
-                    target,
-                    includes: job.paths.iter().map(PathBuf::from).collect(),
-                    overwrite: job.overwrite,
-                };
-                crate::restore::run(&vault, &id, &options, Arc::clone(&progress)).map(|summary| Restored {
-                    files: summary.files,
-                    bytes: summary.bytes,
-                    problems: summary.errors.into_iter().chain(summary.damaged).collect(),
-                })
-            };
-            let _ = done.send(restored);
+                crate::image::restore::run(&vault, &id, &options, progress)
+            }?;
+            return Ok(Restored {
+                files: 1,
+                bytes: summary.bytes_written,
+                problems: summary
+                    .damaged
+                    .iter()
+                    .map(|r| format!("image bytes {}..{}: {}", r.start, r.end, r.cause))
+                    .collect(),
+            });
+        }
+        let options = RestoreOptions {
+            target: what.target,
+            includes: what.paths.iter().map(PathBuf::from).collect(),
+            overwrite: what.overwrite,
+            verify: what.drill,
+        };
+        let summary = crate::restore::run(&vault, &id, &options, progress)?;
+        Ok(Restored {
+            files: summary.files,
+            bytes: summary.bytes,
+            problems: summary
+                .errors
+                .into_iter()
+                .chain(summary.damaged)
+                .chain(summary.mismatches)
+                .collect(),
         })
-        .map_err(|e| AgentError::Usage(format!("cannot start the restore thread: {e}")))?;
-    outcome
-        .await
-        .map_err(|_| AgentError::Aborted("the restore thread ended without an outcome".into()))?
+    })
+    .await
 }

@@ -11,17 +11,10 @@ use kura_api::agent::{AgentPlan, ReportRun, RunView};
 use serde_json::json;
 use tokio::task::JoinHandle;
 
-use super::{Level, Shared};
+use super::{Level, Shared, named_problems, on_thread, with_progress};
 use crate::backup::{self, BackupOptions, BackupProgress, BackupSummary};
 use crate::image::backup::ImageBackupOptions;
 use crate::{AgentError, OpenVault, RemoteRepository, Result, hooks};
-
-/// How often a running backup reports its counts (the server fails a run that is silent
-/// for ten minutes).
-const PROGRESS_EVERY: Duration = Duration::from_secs(20);
-
-/// Most unreadable files named in a partial run's report.
-const NAMED_ERRORS: usize = 5;
 
 /// A run in progress.
 pub(super) struct RunningPlan {
@@ -105,21 +98,10 @@ fn counts(progress: &BackupProgress) -> ReportRun {
 }
 
 async fn perform(shared: Arc<Shared>, plan: AgentPlan, run_id: String, progress: Arc<BackupProgress>) {
-    let outcome = {
-        let backup = back_up(&shared, &plan, &progress);
-        tokio::pin!(backup);
-        let mut ticks = tokio::time::interval(PROGRESS_EVERY);
-        ticks.tick().await;
-        loop {
-            tokio::select! {
-                outcome = &mut backup => break outcome,
-                _ = ticks.tick() => {
-                    // Progress that does not arrive is not kept: the outcome will be.
-                    let _ = shared.control.report(&run_id, &counts(&progress)).await;
-                }
-            }
-        }
-    };
+    let outcome = with_progress(back_up(&shared, &plan, &progress), || async {
+        let _ = shared.control.report(&run_id, &counts(&progress)).await;
+    })
+    .await;
     let report = match outcome {
         Ok(summary) => outcome_report(&summary),
         Err(err) => ReportRun {
@@ -153,25 +135,7 @@ async fn perform(shared: Arc<Shared>, plan: AgentPlan, run_id: String, progress:
 /// What a finished backup reports: `partial` when files could not be read or the
 /// post-hook failed (the snapshot was saved either way).
 fn outcome_report(summary: &BackupSummary) -> ReportRun {
-    let error = (!summary.errors.is_empty()).then(|| {
-        let named: Vec<&str> = summary
-            .errors
-            .iter()
-            .take(NAMED_ERRORS)
-            .map(String::as_str)
-            .collect();
-        let more = summary.errors.len().saturating_sub(NAMED_ERRORS);
-        format!(
-            "{} not backed up: {}{}",
-            summary.errors.len(),
-            named.join("; "),
-            if more > 0 {
-                format!("; and {more} more")
-            } else {
-                String::new()
-            }
-        )
-    });
+    let error = named_problems(&summary.errors, "not backed up");
     ReportRun {
         status: if error.is_some() { "partial" } else { "succeeded" }.into(),
         files: summary.files,
@@ -220,16 +184,10 @@ async fn back_up(shared: &Shared, plan: &AgentPlan, progress: &Arc<BackupProgres
     let plan = plan.clone();
     let host = shared.options.host.clone();
     let progress = Arc::clone(progress);
-    let (done, outcome) = tokio::sync::oneshot::channel();
-    std::thread::Builder::new()
-        .name(format!("backup {}", plan.name))
-        .spawn(move || {
-            let _ = done.send(back_up_now(&vault, &plan, host, progress));
-        })
-        .map_err(|e| AgentError::Usage(format!("cannot start the backup thread: {e}")))?;
-    outcome
-        .await
-        .map_err(|_| AgentError::Aborted("the backup thread ended without an outcome".into()))?
+    on_thread(format!("backup {}", plan.name), move || {
+        back_up_now(&vault, &plan, host, progress)
+    })
+    .await
 }
 
 fn back_up_now(

@@ -73,8 +73,8 @@ pub fn run(
         ImageFormat::Raw => {
             let out = open_target(target, index.size, options.overwrite)?;
             let damaged = write_image(vault, &index, &out, &progress)?;
-            if out.zero_fill {
-                out.file.sync_all().map_err(|e| AgentError::io(target, e))?;
+            if let Some(file) = out.file.as_ref().filter(|_| out.zero_fill) {
+                file.sync_all().map_err(|e| AgentError::io(target, e))?;
             }
             damaged
         }
@@ -95,7 +95,7 @@ pub fn run(
                 .set_len(index.size)
                 .map_err(|e| AgentError::io(raw.path(), e))?;
             let out = Target {
-                file: raw.reopen().map_err(|e| AgentError::io(raw.path(), e))?,
+                file: Some(raw.reopen().map_err(|e| AgentError::io(raw.path(), e))?),
                 zero_fill: false,
             };
             let damaged = write_image(vault, &index, &out, &progress)?;
@@ -112,18 +112,51 @@ pub fn run(
         }
     };
     Ok(ImageRestoreSummary {
-        snapshot_id: id.to_hex(),
         target: target.display().to_string(),
         format: options.format,
+        ..summary(id, &index, &progress, started, damaged)
+    })
+}
+
+fn summary(
+    id: &SnapshotId,
+    index: &ImageIndex,
+    progress: &RestoreProgress,
+    started: std::time::Instant,
+    damaged: Vec<DamagedRange>,
+) -> ImageRestoreSummary {
+    ImageRestoreSummary {
+        snapshot_id: id.to_hex(),
+        target: String::new(),
+        format: ImageFormat::Raw,
         bytes: index.size,
         bytes_written: progress.bytes.load(Ordering::Relaxed),
         duration_s: started.elapsed().as_secs_f64(),
         damaged,
-    })
+    }
+}
+
+/// Reads image snapshot `id` through the restore path without writing it anywhere (a
+/// restore drill): every chunk is fetched, decoded and checked against its id and its
+/// place in the image as a restore would; what cannot be is in `damaged`.
+pub fn read_through(
+    vault: &OpenVault,
+    id: &SnapshotId,
+    progress: Arc<RestoreProgress>,
+) -> Result<ImageRestoreSummary> {
+    let started = std::time::Instant::now();
+    let index = vault.handle.block_on(index_of(vault, id))?;
+    let out = Target {
+        file: None,
+        zero_fill: false,
+    };
+    let damaged = write_image(vault, &index, &out, &progress)?;
+    Ok(summary(id, &index, &progress, started, damaged))
 }
 
 struct Target {
-    file: File,
+    /// `None`: a drill that reads without writing.
+    file: Option<File>,
     /// A device: zero chunks must be written, not skipped.
     zero_fill: bool,
 }
@@ -159,7 +192,7 @@ fn open_target(target: &Path, size: u64, overwrite: bool) -> Result<Target> {
                 )));
             }
             Ok(Target {
-                file,
+                file: Some(file),
                 zero_fill: true,
             })
         }
@@ -179,7 +212,7 @@ fn open_target(target: &Path, size: u64, overwrite: bool) -> Result<Target> {
                 .map_err(|e| AgentError::io(target, e))?;
             file.set_len(size).map_err(|e| AgentError::io(target, e))?;
             Ok(Target {
-                file,
+                file: Some(file),
                 zero_fill: false,
             })
         }
@@ -237,14 +270,13 @@ impl Target {
     /// target is already zero (a hole) there.
     fn zero(&self, range: std::ops::Range<u64>) -> Result<()> {
         static ZEROS: [u8; 1 << 16] = [0; 1 << 16];
-        if !self.zero_fill {
+        let Some(file) = self.file.as_ref().filter(|_| self.zero_fill) else {
             return Ok(());
-        }
+        };
         let mut at = range.start;
         while at < range.end {
             let len = (range.end - at).min(ZEROS.len() as u64) as usize;
-            self.file
-                .write_all_at(&ZEROS[..len], at)
+            file.write_all_at(&ZEROS[..len], at)
                 .map_err(|e| AgentError::io("restore target", e))?;
             at += len as u64;
         }
@@ -287,9 +319,10 @@ fn write_chunks(
         let mut damaged = Vec::new();
         let written = rx.iter().try_for_each(|(chunks, lost)| {
             for (offset, data) in chunks {
-                out.file
-                    .write_all_at(&data, offset)
-                    .map_err(|e| AgentError::io("restore target", e))?;
+                if let Some(file) = &out.file {
+                    file.write_all_at(&data, offset)
+                        .map_err(|e| AgentError::io("restore target", e))?;
+                }
                 progress.bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
             }
             for range in &lost {

@@ -71,8 +71,8 @@ pub(super) async fn whoami(agent: Agent) -> Json<AgentWhoAmI> {
 }
 
 /// The protection plans assigned to this machine, with the tenant's time zone and, per
-/// plan, the slot that is due and the next one (the agent daemon runs them on schedule);
-/// and the restore jobs waiting for it.
+/// plan, the slot that is due and the next one (the agent daemon runs them on schedule)
+/// and a restore drill when one is due; and the restore jobs waiting for it.
 #[utoipa::path(get, path = "/api/v1/agent/plans", tag = "agents",
     responses((status = 200, body = kura_api::agent::AgentPlans)))]
 pub(super) async fn plans(
@@ -101,6 +101,7 @@ pub(super) async fn plans(
                     enabled: plan.spec.enabled,
                     due: scheduled.due_ms.map(rfc3339),
                     next_run: scheduled.next_ms.map(rfc3339),
+                    drill: scheduled.drill,
                 }
             })
             .collect(),

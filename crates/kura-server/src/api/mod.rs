@@ -24,6 +24,7 @@ use kura_service::authz::{Permission, roles_markdown};
 
 mod agent;
 pub mod alerts;
+pub mod drills;
 mod jobs;
 pub mod machines;
 pub mod openapi;
@@ -84,6 +85,12 @@ const AGENT_ROUTES: RouteTable = RouteTable {
         }),
         (Method::PATCH, "/api/v1/agent/restores/{id}", Access::Agent, |m| {
             on(m, restores::report)
+        }),
+        (Method::POST, "/api/v1/agent/drills", Access::Agent, |m| {
+            on(m, drills::start)
+        }),
+        (Method::PATCH, "/api/v1/agent/drills/{id}", Access::Agent, |m| {
+            on(m, drills::report)
         }),
     ],
 };
@@ -410,6 +417,12 @@ const PLAN_ROUTES: RouteTable = RouteTable {
             "/api/v1/restores/{id}",
             Access::Role(Permission::ViewStatus),
             |m| on(m, restores::show),
+        ),
+        (
+            Method::GET,
+            "/api/v1/drills",
+            Access::Role(Permission::ViewStatus),
+            |m| on(m, drills::list),
         ),
     ],
 };

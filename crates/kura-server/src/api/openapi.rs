@@ -22,7 +22,8 @@ use utoipa::{OpenApi, PartialSchema, ToSchema};
 
 use super::{Access, CUSTOMER, MANAGEMENT, RouteTable, is_json_api, routes};
 use super::{
-    agent, alerts, jobs, machines, operator, plans, reset, restores, runs, support, totp, users, vault,
+    agent, alerts, drills, jobs, machines, operator, plans, reset, restores, runs, support, totp, users,
+    vault,
 };
 
 /// A role field: one of the tenant roles, by their wire names.
@@ -173,6 +174,9 @@ impl ToSchema for Binary {}
         restores::list,
         restores::show,
         restores::report,
+        drills::list,
+        drills::start,
+        drills::report,
     ),
     components(schemas(ErrorBody))
 )]

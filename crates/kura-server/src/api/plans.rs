@@ -37,6 +37,10 @@ pub struct PlanView {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub post_hook: Option<String>,
     pub enabled: bool,
+    /// `weekly` or `monthly`: how often each machine restores the plan's latest snapshot
+    /// into a scratch directory and checks every byte (a restore drill); absent: never.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drill: Option<String>,
     /// Ids of the machines that run it.
     pub machines: Vec<String>,
     /// RFC 3339, UTC: when the schedule next fires (absent when disabled).
@@ -62,6 +66,7 @@ impl PlanView {
             pre_hook: spec.pre_hook,
             post_hook: spec.post_hook,
             enabled: spec.enabled,
+            drill: spec.drill.map(|d| d.as_str().to_owned()),
             machines: spec.machines.iter().map(|m| m.as_str().to_owned()).collect(),
             next_run,
             created: rfc3339(plan.created_ms),
@@ -96,13 +101,16 @@ pub struct CreatePlanRequest {
     /// `true` unless given.
     #[serde(default)]
     pub enabled: Option<bool>,
+    /// `weekly` or `monthly` restore drills; absent: none.
+    #[serde(default)]
+    pub drill: Option<String>,
     /// Ids of the tenant's machines that run it.
     #[serde(default)]
     pub machines: Vec<String>,
 }
 
 /// `PATCH /api/v1/plans/{id}`: the fields given replace the plan's; `null` removes
-/// `bandwidth_limit` or a hook.
+/// `bandwidth_limit`, a hook or the drill.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdatePlanRequest {
@@ -119,6 +127,8 @@ pub struct UpdatePlanRequest {
     #[serde(default, deserialize_with = "super::types::present")]
     pub post_hook: Option<Option<String>>,
     pub enabled: Option<bool>,
+    #[serde(default, deserialize_with = "super::types::present")]
+    pub drill: Option<Option<String>>,
     pub machines: Option<Vec<String>>,
 }
 
@@ -177,6 +187,7 @@ pub(super) async fn create(
         pre_hook: request.pre_hook,
         post_hook: request.post_hook,
         enabled: request.enabled.unwrap_or(true),
+        drill: plans::parse_drill(request.drill.as_deref())?,
         machines: plans::machine_ids(&request.machines)?,
     };
     let plan = plans::create(&state.service, &user, spec).await?;
@@ -206,6 +217,10 @@ pub(super) async fn update(
         pre_hook: request.pre_hook,
         post_hook: request.post_hook,
         enabled: request.enabled,
+        drill: request
+            .drill
+            .map(|d| plans::parse_drill(d.as_deref()))
+            .transpose()?,
         machines: request.machines.as_deref().map(plans::machine_ids).transpose()?,
     };
     let plan = plans::update(&state.service, &user, &id, change).await?;

@@ -506,6 +506,15 @@ pub fn not_found(headers: &HeaderMap) -> Response {
     response.into_response()
 }
 /// The badge colour of a plan run's status (`templates/portal/runs.html`).
+pub(crate) fn drill_class(status: &kura_service::model::DrillStatus) -> &'static str {
+    use kura_service::model::DrillStatus;
+    match *status {
+        DrillStatus::Passed => "ok",
+        DrillStatus::Failed => "bad",
+        DrillStatus::Running | DrillStatus::Abandoned => "muted",
+    }
+}
+
 pub(crate) fn run_class(status: &kura_service::model::RunStatus) -> &'static str {
     use kura_service::model::RunStatus;
     match *status {

@@ -13,9 +13,11 @@ use axum::response::Response;
 use kura_service::ServiceError;
 use kura_service::authz::Permission;
 use kura_service::ids::MachineId;
-use kura_service::model::{MachineRecord, PlanRecord, PlanRetention, PlanSpec, RunFilter, RunRecord};
+use kura_service::model::{
+    DrillFilter, DrillRecord, MachineRecord, PlanRecord, PlanRetention, PlanSpec, RunFilter, RunRecord,
+};
 use kura_service::ops::plans::{self, PlanChange};
-use kura_service::ops::{machines, runs};
+use kura_service::ops::{drills, machines, runs};
 
 use super::Viewer;
 use crate::app::AppState;
@@ -35,6 +37,8 @@ pub struct PlanForm {
     pub pre_hook: String,
     pub post_hook: String,
     pub enabled: bool,
+    /// `weekly`, `monthly`, or empty for no drill.
+    pub drill: String,
     pub machines: Vec<String>,
 }
 
@@ -88,6 +92,7 @@ impl PlanForm {
             pre_hook: spec.pre_hook.clone().unwrap_or_default(),
             post_hook: spec.post_hook.clone().unwrap_or_default(),
             enabled: spec.enabled,
+            drill: spec.drill.map(|d| d.as_str().to_owned()).unwrap_or_default(),
             machines: spec.machines.iter().map(|m| m.as_str().to_owned()).collect(),
         }
     }
@@ -108,6 +113,7 @@ impl PlanForm {
                 "pre_hook" => form.pre_hook = value,
                 "post_hook" => form.post_hook = value,
                 "enabled" => form.enabled = true,
+                "drill" => form.drill = value,
                 "machines" => form.machines.push(value),
                 other => {
                     if let Some(i) = KEEP_FIELDS.iter().position(|f| *f == other) {
@@ -162,13 +168,15 @@ impl PlanForm {
             pre_hook: Self::optional(&self.pre_hook),
             post_hook: Self::optional(&self.post_hook),
             enabled: self.enabled,
+            drill: plans::parse_drill(Some(&self.drill))?,
             machines: plans::machine_ids(&self.machines)?,
         })
     }
 }
 
-/// Runs shown on a plan's page.
+/// Runs shown on a plan's page, and drills on the list and on a plan's page.
 const HISTORY: u32 = 20;
+const DRILLS_LISTED: u32 = 10;
 
 /// A plan as the list shows it.
 pub struct PlanRow {
@@ -191,6 +199,9 @@ struct PlansPage {
     editing: Option<PlanRecord>,
     /// The recent runs of the plan the form changes, with their machines' names.
     history: Vec<(String, RunRecord)>,
+    /// Recent restore drills (of the plan the form changes, else of every plan), with
+    /// their machines' names.
+    drills: Vec<(String, DrillRecord)>,
     error: Option<String>,
 }
 
@@ -211,6 +222,19 @@ impl PlansPage {
         self.v
             .tr
             .t(&format!("plans-{}", KEEP_FIELDS[*i].replace('_', "-")))
+    }
+
+    /// How long a drill took (so far), as "1 min 5 s".
+    fn drill_duration(&self, drill: &DrillRecord) -> String {
+        let ms = drill.finished_ms.unwrap_or(drill.updated_ms) - drill.started_ms;
+        let s = (ms.max(0) + 500) / 1000;
+        if s < 60 {
+            self.v.tr.t1("duration-s", "s", s)
+        } else {
+            self.v
+                .tr
+                .t2("duration-min-s", ("min", &(s / 60)), ("s", &(s % 60)))
+        }
     }
 
     /// "7 daily, 4 weekly", or that it keeps every snapshot.
@@ -270,6 +294,15 @@ async fn show(
         }
         None => Vec::new(),
     };
+    let filter = DrillFilter {
+        plan: editing.as_ref().map(|plan| plan.id.clone()),
+        limit: if editing.is_some() { HISTORY } else { DRILLS_LISTED },
+        ..DrillFilter::default()
+    };
+    let drills = match drills::list(&state.service, &v.user, filter).await {
+        Ok(found) => found.into_iter().map(|d| (name_of(&d.machine_id), d)).collect(),
+        Err(err) => return v.error_page(&err, "/plans"),
+    };
     let rows = plans
         .into_iter()
         .map(|plan| PlanRow {
@@ -302,6 +335,7 @@ async fn show(
             form,
             editing,
             history,
+            drills,
             error,
         },
     )

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use super::{DbError, DbResult, Query, Target, Tx, from_db_int, to_db_int};
 use crate::authz::TenantKey;
 use crate::ids::{MachineId, PlanId, TenantId};
-use crate::model::{BandwidthLimit, PlanKind, PlanRecord, PlanRetention, PlanSpec};
+use crate::model::{BandwidthLimit, DrillFrequency, PlanKind, PlanRecord, PlanRetention, PlanSpec};
 
 type Row = (
     String,
@@ -23,13 +23,14 @@ type Row = (
     bool,
     i64,
     i64,
+    Option<String>,
 );
 
 /// The columns of [`Row`], as a literal for `concat!`.
 macro_rules! columns {
     () => {
         "id, name, kind, sources, excludes, schedule, retention, bandwidth_limit, pre_hook, \
-         post_hook, enabled, created_ms, updated_ms"
+         post_hook, enabled, created_ms, updated_ms, drill"
     };
 }
 
@@ -52,6 +53,7 @@ fn record(row: Row, machines: Vec<MachineId>) -> DbResult<PlanRecord> {
         enabled,
         created_ms,
         updated_ms,
+        drill,
     ) = row;
     Ok(PlanRecord {
         id: PlanId::from_db(id),
@@ -68,6 +70,12 @@ fn record(row: Row, machines: Vec<MachineId>) -> DbResult<PlanRecord> {
             pre_hook,
             post_hook,
             enabled,
+            drill: drill
+                .map(|text| {
+                    DrillFrequency::parse(&text)
+                        .ok_or_else(|| DbError::Corrupt(format!("plan drill {text:?}")))
+                })
+                .transpose()?,
             machines,
         },
         created_ms,
@@ -308,7 +316,7 @@ fn name_taken(err: DbError, name: &str) -> DbError {
 }
 
 /// Writes a plan's row: `$2` is its id, `$3`..`$12` the spec's fields in the order of
-/// [`Row`], `$13` the time (of creation and of this change).
+/// [`Row`], `$13` its drill, `$14` the time (of creation and of this change).
 async fn write(
     tx: &mut Tx,
     scope: &impl TenantKey,
@@ -334,6 +342,7 @@ async fn write(
         .bind(spec.pre_hook.as_deref())
         .bind(spec.post_hook.as_deref())
         .bind(spec.enabled)
+        .bind(spec.drill.map(DrillFrequency::as_str))
         .bind(now_ms)
         .execute(&mut *tx)
         .await
@@ -344,8 +353,8 @@ async fn write(
 pub async fn insert(tx: &mut Tx, scope: &impl TenantKey, spec: &PlanSpec, now_ms: i64) -> DbResult<PlanId> {
     let id = PlanId::generate();
     let sql = "INSERT INTO plans (tenant_id, id, name, kind, sources, excludes, schedule, retention, \
-               bandwidth_limit, pre_hook, post_hook, enabled, created_ms, updated_ms) \
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)";
+               bandwidth_limit, pre_hook, post_hook, enabled, drill, created_ms, updated_ms) \
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14)";
     write(tx, scope, sql, &id, spec, now_ms).await?;
     assign(tx, scope, &id, &spec.machines, now_ms).await?;
     Ok(id)
@@ -361,7 +370,7 @@ pub async fn update(
 ) -> DbResult<bool> {
     let sql = "UPDATE plans SET name = $3, kind = $4, sources = $5, excludes = $6, schedule = $7, \
                retention = $8, bandwidth_limit = $9, pre_hook = $10, post_hook = $11, enabled = $12, \
-               updated_ms = $13 WHERE tenant_id = $1 AND id = $2";
+               drill = $13, updated_ms = $14 WHERE tenant_id = $1 AND id = $2";
     let changed = write(tx, scope, sql, id, spec, now_ms).await? > 0;
     if changed {
         assign(tx, scope, id, &spec.machines, now_ms).await?;

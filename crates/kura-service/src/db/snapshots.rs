@@ -242,3 +242,15 @@ pub async fn of_source<'c>(
         })
         .collect())
 }
+
+/// Snapshots (hex) a restore job or a drill is reading: retention keeps them until it ends.
+pub async fn in_use<'c>(on: impl Target<'c>, scope: &TenantScope) -> DbResult<Vec<String>> {
+    let rows: Vec<(String,)> = Query::tenant(
+        scope,
+        "SELECT snapshot_id FROM restores WHERE tenant_id = $1 AND status IN ('queued', 'running') \
+         UNION SELECT snapshot_id FROM drills WHERE tenant_id = $1 AND status = 'running'",
+    )
+    .fetch_all(on)
+    .await?;
+    Ok(rows.into_iter().map(|(id,)| id).collect())
+}

@@ -1,13 +1,13 @@
 //! `expiry`: deletes what has stopped mattering — ended portal sessions, spent reset
 //! links, registration tokens that expired unused, failed sign-ins that no longer count,
 //! records of jobs and mail older than [`KEEP_RECORDS`], and of plan runs, resolved
-//! alerts and ended restore jobs older than [`KEEP_RUNS`].
+//! alerts, ended restore jobs and drills older than [`KEEP_RUNS`].
 
 use std::time::Duration;
 
 use serde_json::json;
 
-use crate::db::{alerts, jobs, logins, machines, outbox, resets, restores, runs, sessions};
+use crate::db::{alerts, drills, jobs, logins, machines, outbox, resets, restores, runs, sessions};
 use crate::{Service, ServiceResult, duration_ms};
 
 /// How long records of finished jobs and of sent or given-up mail are kept.
@@ -40,6 +40,7 @@ pub(super) async fn run(svc: &Service) -> ServiceResult<serde_json::Value> {
     let run_records = runs::prune(&mut tx, now - duration_ms(KEEP_RUNS)).await?;
     let alert_records = alerts::prune(&mut tx, now - duration_ms(KEEP_RUNS)).await?;
     let restore_records = restores::prune(&mut tx, now - duration_ms(KEEP_RUNS)).await?;
+    let drill_records = drills::prune(&mut tx, now - duration_ms(KEEP_RUNS)).await?;
     tx.commit().await?;
     Ok(json!({
         "sessions": sessions,
@@ -51,5 +52,6 @@ pub(super) async fn run(svc: &Service) -> ServiceResult<serde_json::Value> {
         "run_records": run_records,
         "alert_records": alert_records,
         "restore_records": restore_records,
+        "drill_records": drill_records,
     }))
 }

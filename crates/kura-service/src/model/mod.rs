@@ -38,6 +38,7 @@ macro_rules! text_enum {
 }
 
 mod alert;
+mod drill;
 mod event;
 mod job;
 mod machine;
@@ -49,6 +50,7 @@ mod tenant;
 mod user;
 
 pub use alert::{AlertFilter, AlertKind, AlertRecipient, AlertRecord, NewAlert};
+pub use drill::{DrillCounts, DrillFilter, DrillFrequency, DrillRecord, DrillReport, DrillStatus};
 pub use event::{ChainHead, EventRecord, NewEvent};
 pub use job::{JobFilter, JobKind, JobRecord, JobStatus, NewJob};
 pub use machine::{

@@ -4,6 +4,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use super::DrillFrequency;
 use crate::ids::{MachineId, PlanId};
 
 /// What a plan backs up: file trees, or one disk image (a device or an image file).
@@ -96,6 +97,8 @@ pub struct PlanSpec {
     pub pre_hook: Option<String>,
     pub post_hook: Option<String>,
     pub enabled: bool,
+    /// How often each machine restores the plan's latest snapshot to prove it can.
+    pub drill: Option<DrillFrequency>,
     /// The machines that run it.
     pub machines: Vec<MachineId>,
 }

@@ -1,8 +1,8 @@
 //! Alerts: the service notices what needs a person — a backup that failed, did not run
 //! or left files out, storage passing 80, 90 and 100 % of the quota, damage that verify
-//! could not heal, a machine with a plan that has gone quiet — and tells the tenant's
-//! admins and operators by mail (through the outbox, in each one's language) and on the
-//! portal.
+//! could not heal, a restore drill that failed, a machine with a plan that has gone
+//! quiet — and tells the tenant's admins and operators by mail (through the outbox, in
+//! each one's language) and on the portal.
 //!
 //! A subject (kind, machine, plan; for the quota, the level) has at most one open alert:
 //! while it is open, a repeat is counted on it and not mailed again. What ends the cause
@@ -20,7 +20,8 @@ use crate::ids::{MachineId, PlanId};
 use crate::jobs::SCHEDULE_ACTOR;
 use crate::mail::MailContent;
 use crate::model::{
-    AlertFilter, AlertKind, AlertRecord, NewAlert, NewMail, RunRecord, RunStatus, TenantRecord,
+    AlertFilter, AlertKind, AlertRecord, DrillRecord, DrillStatus, NewAlert, NewMail, RunRecord, RunStatus,
+    TenantRecord,
 };
 use crate::ops::vault::human_bytes;
 use crate::{Service, ServiceError, ServiceResult, duration_ms, minute_in_zone};
@@ -287,6 +288,46 @@ pub(crate) async fn after_run(
             }
         }
         RunStatus::Running | RunStatus::Skipped => {}
+    }
+    Ok(())
+}
+
+/// Raises `drill-failed` for a drill that failed, resolves it for one that passed; an
+/// abandoned drill says nothing about the backup.
+pub(crate) async fn after_drill(
+    svc: &Service,
+    tx: &mut Tx,
+    scope: &impl TenantKey,
+    drill: &DrillRecord,
+) -> ServiceResult<()> {
+    let time_zone = &current_tenant(tx, scope).await?.time_zone;
+    let started = minute_in_zone(drill.started_ms, time_zone);
+    let alert = |message| NewAlert {
+        kind: AlertKind::DrillFailed,
+        machine_id: Some(drill.machine_id.clone()),
+        plan_id: Some(drill.plan_id.clone()),
+        plan_name: Some(drill.plan_name.clone()),
+        level: None,
+        message,
+    };
+    let snapshot = &drill.snapshot_id[..drill.snapshot_id.len().min(12)];
+    match drill.status {
+        DrillStatus::Failed => {
+            let why = drill.error.as_deref().unwrap_or("the agent gave no reason");
+            let message = format!(
+                "the restore drill of snapshot {snapshot} started at {started} ({time_zone}) failed, {} of {} files not as backed up: {why}",
+                drill.counts.mismatches, drill.counts.files
+            );
+            raise(svc, tx, scope, alert(message), true).await?;
+        }
+        DrillStatus::Passed => {
+            let resolution = format!(
+                "the restore drill of snapshot {snapshot} started at {started} ({time_zone}) restored and checked {} files",
+                drill.counts.files
+            );
+            resolve(svc, tx, scope, &alert(String::new()).subject(), &resolution, true).await?;
+        }
+        DrillStatus::Running | DrillStatus::Abandoned => {}
     }
     Ok(())
 }

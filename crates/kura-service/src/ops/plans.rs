@@ -13,7 +13,7 @@ use crate::audit::Action;
 use crate::authz::{Permission, UserPrincipal};
 use crate::db::{machines, plans};
 use crate::ids::{MachineId, PlanId};
-use crate::model::{BandwidthLimit, PlanKind, PlanRecord, PlanRetention, PlanSpec};
+use crate::model::{BandwidthLimit, DrillFrequency, PlanKind, PlanRecord, PlanRetention, PlanSpec};
 use crate::{Service, ServiceError, ServiceResult};
 
 /// Longest plan name, source path, exclude pattern and hook command.
@@ -37,6 +37,8 @@ pub struct PlanChange {
     pub pre_hook: Option<Option<String>>,
     pub post_hook: Option<Option<String>>,
     pub enabled: Option<bool>,
+    /// `Some(None)` stops drills.
+    pub drill: Option<Option<DrillFrequency>>,
     pub machines: Option<Vec<MachineId>>,
 }
 
@@ -54,6 +56,7 @@ impl From<PlanSpec> for PlanChange {
             pre_hook: Some(spec.pre_hook),
             post_hook: Some(spec.post_hook),
             enabled: Some(spec.enabled),
+            drill: Some(spec.drill),
             machines: Some(spec.machines),
         }
     }
@@ -79,6 +82,7 @@ impl PlanChange {
             pre_hook,
             post_hook,
             enabled,
+            drill,
             machines
         );
     }
@@ -145,6 +149,20 @@ pub fn parse_kind(text: &str) -> ServiceResult<PlanKind> {
 }
 
 /// An upload limit as a request writes it (`20MiB/s`); blank or absent is no limit.
+/// A drill frequency as a request writes it (`weekly` or `monthly`; empty: none).
+pub fn parse_drill(text: Option<&str>) -> ServiceResult<Option<DrillFrequency>> {
+    text.map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(|t| {
+            DrillFrequency::parse(t).ok_or_else(|| {
+                ServiceError::invalid(format!(
+                    "drill: {t:?} is not a drill frequency; write weekly or monthly (or leave it out for none)"
+                ))
+            })
+        })
+        .transpose()
+}
+
 pub fn parse_bandwidth_limit(text: Option<&str>) -> ServiceResult<Option<BandwidthLimit>> {
     text.map(str::trim)
         .filter(|t| !t.is_empty())
@@ -291,7 +309,7 @@ fn summary(spec: &PlanSpec) -> String {
         spec.schedule,
         spec.machines.len(),
         if spec.enabled { "" } else { ", disabled" }
-    )
+    ) + &spec.drill.map(|d| format!(", {d} drill")).unwrap_or_default()
 }
 
 /// Creates a plan of an active tenant.

@@ -3,7 +3,8 @@
 //! snapshots of that machine and source, in the tenant's time zone. Agents stay
 //! append-only; this is the one way snapshots leave a tenant's vault on the server. It
 //! never forgets a snapshot younger than the tenant's immutability period, nor the newest
-//! one. Forgotten data is reclaimed by the next `gc` round.
+//! one, nor one a restore job or a drill is reading (the next application does).
+//! Forgotten data is reclaimed by the next `gc` round.
 
 use std::str::FromStr;
 
@@ -61,6 +62,9 @@ pub struct RetentionOutcome {
     pub forgotten: Vec<String>,
     /// Snapshots the rules would forget but the immutability period protects.
     pub immutable: usize,
+    /// Snapshots the rules would forget but a restore job or a drill is reading; the
+    /// next application forgets them.
+    pub in_use: usize,
     /// Snapshots of the source, before.
     pub considered: usize,
 }
@@ -99,6 +103,7 @@ pub async fn after_run(
         })
         .collect();
     let newest = candidates.iter().map(|c| (c.row.time_ns, c.id)).max();
+    let in_use = snapshots::in_use(&svc.db, scope).await?;
     let policy = RetentionPolicy::from(plan.spec.retention);
     let decisions = policy.apply(&candidates, &zone).map_err(store_error)?;
     let now = svc.now_ms();
@@ -119,11 +124,15 @@ pub async fn after_run(
             outcome.immutable += 1;
             continue;
         }
+        if in_use.contains(&decision.id) {
+            outcome.in_use += 1;
+            continue;
+        }
         forget.push(candidate.id);
         outcome.forgotten.push(decision.id.clone());
     }
     // Only a decision that changed something (or was held back) is worth an event.
-    if forget.is_empty() && outcome.immutable == 0 {
+    if forget.is_empty() && outcome.immutable == 0 && outcome.in_use == 0 {
         return Ok(Some(outcome));
     }
     if !forget.is_empty() {
@@ -141,14 +150,19 @@ pub async fn after_run(
         source: None,
         request_id: run.id.to_string(),
     };
-    let kept_back = if outcome.immutable > 0 {
-        format!(
+    let mut kept_back = String::new();
+    if outcome.immutable > 0 {
+        kept_back += &format!(
             "; {} kept back by the {}-day deletion lock",
             outcome.immutable, tenant.immutable_days
-        )
-    } else {
-        String::new()
-    };
+        );
+    }
+    if outcome.in_use > 0 {
+        kept_back += &format!(
+            "; {} kept back while a restore or drill reads them",
+            outcome.in_use
+        );
+    }
     record_in(
         &mut tx,
         &actor,

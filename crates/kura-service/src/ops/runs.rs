@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use super::plans::{next_run, previous_run};
 use super::tenants::current;
-use super::{alerts, retention};
+use super::{alerts, drills, retention};
 use crate::authz::{AgentPrincipal, Permission, UserPrincipal, service_scope};
 use crate::db::{Tx, plans, runs};
 use crate::ids::{MachineId, PlanId, RunId};
@@ -42,6 +42,9 @@ pub struct ScheduledPlan {
     pub due_ms: Option<i64>,
     /// The next slot after now.
     pub next_ms: Option<i64>,
+    /// The snapshot to drill now, when a drill of the plan is due and the machine is
+    /// quiet (at most one plan of a machine has one).
+    pub drill: Option<String>,
 }
 
 /// The slot of an enabled plan that waits for a run: the latest one, if it came after
@@ -65,8 +68,8 @@ async fn due_slot(
     Ok(run.is_none_or(|r| r.status == RunStatus::Missed).then_some(slot))
 }
 
-/// The plans a machine runs, each with its due and next slot, and the tenant's time zone
-/// their schedules are in.
+/// The plans a machine runs, each with its due and next slot (and a drill, if one is due
+/// and the machine is quiet), and the tenant's time zone their schedules are in.
 pub async fn for_agent(svc: &Service, agent: &AgentPrincipal) -> ServiceResult<(String, Vec<ScheduledPlan>)> {
     let zone = current(svc, &agent.scope).await?.time_zone;
     let now = svc.now_ms();
@@ -84,7 +87,21 @@ pub async fn for_agent(svc: &Service, agent: &AgentPrincipal) -> ServiceResult<(
             plan,
             due_ms,
             next_ms,
+            drill: None,
         });
+    }
+    let quiet = scheduled.iter().all(|s| {
+        s.due_ms.is_none()
+            && s.next_ms
+                .is_none_or(|next| next - now >= drills::quiet_gap_ms(&s.plan.spec.schedule, &zone, next))
+    }) && !drills::machine_busy(&mut tx, &agent.scope, &agent.machine_id).await?;
+    if quiet {
+        for s in &mut scheduled {
+            s.drill = drills::due(&mut tx, &agent.scope, &s.plan, &agent.machine_id, now).await?;
+            if s.drill.is_some() {
+                break;
+            }
+        }
     }
     tx.commit().await?;
     Ok((zone, scheduled))
