@@ -218,7 +218,7 @@ async function signIn(page, as = login, secret = password) {
     check(readFileSync(restoredFile).equals(readFileSync(join(work, "data", "report.txt"))), "the restored file equals the source");
     await page.locator("#restore").scrollIntoViewIfNeeded();
     await look(page, "snapshot-restore", "ja");
-    const deadline = Date.now() + 90_000;
+    const deadline = Date.now() + 150_000;
     while (Date.now() < deadline
       && !(runRow.includes("成功") && alertsText.includes("バックアップ失敗") && drillsText.includes("合格"))) {
       await page.waitForTimeout(2000);

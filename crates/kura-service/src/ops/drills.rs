@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use super::plans::next_run;
 use crate::authz::{AgentPrincipal, Permission, TenantKey, UserPrincipal};
-use crate::db::{Tx, drills, plans, restores};
-use crate::ids::{DrillId, MachineId, PlanId};
+use crate::db::{Tx, drills, restores};
+use crate::ids::{DrillId, MachineId};
 use crate::model::{DrillCounts, DrillFilter, DrillRecord, DrillReport, DrillStatus, PlanRecord};
 use crate::{Service, ServiceError, ServiceResult, duration_ms};
 
@@ -79,12 +79,6 @@ pub(crate) async fn machine_busy(
     Ok(drills::machine_busy(tx, scope, machine).await?)
 }
 
-fn no_plan(id: &str) -> ServiceError {
-    ServiceError::not_found(format!(
-        "plan_id: no plan with id {id:?} is assigned to this machine"
-    ))
-}
-
 fn no_drill(id: &str) -> ServiceError {
     ServiceError::not_found(format!("no drill with id {id:?}"))
 }
@@ -96,15 +90,10 @@ pub async fn start(
     plan_id: &str,
     snapshot_id: &str,
 ) -> ServiceResult<DrillRecord> {
-    let id = PlanId::parse(plan_id).ok_or_else(|| no_plan(plan_id))?;
     let snapshot = snapshot_id.to_ascii_lowercase();
     let now = svc.now_ms();
     let mut tx = svc.db.begin().await?;
-    let (plan, _) = plans::of_machine(&mut tx, &agent.scope, &agent.machine_id)
-        .await?
-        .into_iter()
-        .find(|(plan, _)| plan.id == id)
-        .ok_or_else(|| no_plan(plan_id))?;
+    let plan = super::runs::assigned_plan(&mut tx, agent, plan_id).await?;
     if plan.spec.drill.is_none() || !plan.spec.enabled {
         return Err(ServiceError::conflict(format!(
             "plan {:?} has no drills now (they are off, or the plan is disabled)",

@@ -113,6 +113,21 @@ fn no_plan(id: &str) -> ServiceError {
     ))
 }
 
+/// The plan `plan_id` names among those assigned to the calling machine, read in `tx`.
+pub(crate) async fn assigned_plan(
+    tx: &mut Tx,
+    agent: &AgentPrincipal,
+    plan_id: &str,
+) -> ServiceResult<PlanRecord> {
+    let id = PlanId::parse(plan_id).ok_or_else(|| no_plan(plan_id))?;
+    plans::of_machine(tx, &agent.scope, &agent.machine_id)
+        .await?
+        .into_iter()
+        .map(|(plan, _)| plan)
+        .find(|plan| plan.id == id)
+        .ok_or_else(|| no_plan(plan_id))
+}
+
 fn no_run(id: &str) -> ServiceError {
     ServiceError::not_found(format!("no run with id {id:?} of this machine"))
 }
@@ -127,15 +142,10 @@ pub async fn start(
     scheduled_ms: i64,
     skipped: bool,
 ) -> ServiceResult<RunRecord> {
-    let id = PlanId::parse(plan_id).ok_or_else(|| no_plan(plan_id))?;
     let zone = current(svc, &agent.scope).await?.time_zone;
     let now = svc.now_ms();
     let mut tx = svc.db.begin().await?;
-    let (plan, _) = plans::of_machine(&mut tx, &agent.scope, &agent.machine_id)
-        .await?
-        .into_iter()
-        .find(|(plan, _)| plan.id == id)
-        .ok_or_else(|| no_plan(plan_id))?;
+    let plan = assigned_plan(&mut tx, agent, plan_id).await?;
     if !plan.spec.enabled {
         return Err(ServiceError::conflict(format!(
             "plan {:?} is disabled; it runs again once a user enables it",
