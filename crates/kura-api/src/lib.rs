@@ -7,6 +7,7 @@
 pub mod agent;
 pub mod frames;
 pub mod jobs;
+pub mod rate;
 pub mod vault;
 
 /// The body of every error response: `{"error": "..."}`.

@@ -564,7 +564,7 @@ async fn drills_are_offered_at_quiet_times_and_judged(
 
     // Once the drill ended, the next run's retention forgets what the rules drop.
     let third = run_once(&server, &web, &plan, "srv", 2).await;
-    assert_eq!(web.snapshot_ids().await, [third.clone()]);
+    assert_eq!(web.snapshot_ids().await, [third]);
 
     // A failed drill is tried again a day later, with the latest snapshot.
     assert_eq!(drill_offered(&web).await, None, "not within a day");

@@ -223,10 +223,20 @@ pub struct BackupArgs {
     /// Read every file, ignoring the parent snapshot.
     #[arg(long)]
     pub force: bool,
+    /// Pace the upload to the server to this rate: `20MiB/s`, `500KiB/s`, `1.5GB/s`
+    /// (the syntax of a plan's upload limit).
+    #[arg(long, value_name = "RATE", value_parser = parse_rate)]
+    pub limit_upload: Option<kura_api::rate::BandwidthLimit>,
     /// Record this time as the snapshot's time (RFC 3339, e.g. 2026-01-31T23:00:00Z),
     /// for importing old data; default now.
     #[arg(long, value_name = "TIME")]
     pub time: Option<jiff::Timestamp>,
+}
+
+/// A rate for `--limit-upload`.
+fn parse_rate(text: &str) -> Result<kura_api::rate::BandwidthLimit, String> {
+    kura_api::rate::BandwidthLimit::parse(text)
+        .ok_or_else(|| format!("{text:?} is not a rate above zero; write e.g. 20MiB/s, 500KiB/s or 1.5GB/s"))
 }
 
 #[derive(Args, Debug)]

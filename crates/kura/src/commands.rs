@@ -223,6 +223,22 @@ impl Ctx {
         Ok(0)
     }
 
+    /// The vault with its uploads paced to `limit` (a connection of its own to the server).
+    fn paced(&self, vault: OpenVault, limit: Option<kura_api::rate::BandwidthLimit>) -> Result<OpenVault> {
+        let Some(limit) = limit else { return Ok(vault) };
+        let Target::Server(config) = self.target()? else {
+            bail!("--limit-upload paces uploads to a server; this vault is a local directory (--repo)");
+        };
+        let repo = self
+            .rt
+            .block_on(RemoteRepository::open(&config.connection()))?
+            .with_upload_limit(Some(limit.0));
+        Ok(OpenVault {
+            repo: Arc::new(repo),
+            ..vault
+        })
+    }
+
     fn unlock(&self) -> Result<OpenVault> {
         let repo = self.open_repo()?;
         let _guard = self.rt.enter();
@@ -327,7 +343,7 @@ impl Ctx {
     }
 
     fn backup(&self, args: BackupArgs) -> Result<u8> {
-        let vault = self.unlock()?;
+        let vault = self.paced(self.unlock()?, args.limit_upload)?;
         if let Some(cmd) = &args.pre_hook {
             hooks::run_hook("pre-hook", cmd)?;
         }

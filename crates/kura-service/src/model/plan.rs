@@ -1,7 +1,5 @@
 //! Protection plans: what a machine backs up, when, and what is kept of it.
 
-use std::fmt;
-
 use serde::{Deserialize, Serialize};
 
 use super::DrillFrequency;
@@ -38,47 +36,8 @@ impl PlanRetention {
     }
 }
 
-/// An upload rate limit in bytes per second, written `20MiB/s` (binary or decimal
-/// units, `/s` optional).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BandwidthLimit(pub u64);
-
-impl BandwidthLimit {
-    /// `20MiB/s`, `500 KiB/s`, `1.5GB/s`, `1048576`; `None` when it is not a rate above zero.
-    pub fn parse(text: &str) -> Option<Self> {
-        let text = text.trim();
-        let text = text.strip_suffix("/s").unwrap_or(text).trim_end();
-        let split = text
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(text.len());
-        let (number, unit) = text.split_at(split);
-        let number: f64 = number.parse().ok()?;
-        let scale: f64 = match unit.trim() {
-            "" | "B" => 1.0,
-            "KiB" => 1024.0,
-            "MiB" => 1024.0 * 1024.0,
-            "GiB" => 1024.0 * 1024.0 * 1024.0,
-            "kB" | "KB" => 1e3,
-            "MB" => 1e6,
-            "GB" => 1e9,
-            _ => return None,
-        };
-        let bytes = (number * scale).round();
-        (bytes >= 1.0 && bytes <= u64::MAX as f64).then_some(BandwidthLimit(bytes as u64))
-    }
-}
-
-impl fmt::Display for BandwidthLimit {
-    /// In the largest binary unit that divides it, else in bytes: `20MiB/s`.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (unit, size) in [("GiB", 1u64 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)] {
-            if self.0.is_multiple_of(size) {
-                return write!(f, "{}{unit}/s", self.0 / size);
-            }
-        }
-        write!(f, "{}B/s", self.0)
-    }
-}
+/// An upload rate limit, written as the API writes it (`20MiB/s`).
+pub use kura_api::rate::BandwidthLimit;
 
 /// What a plan is: everything a user sets.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,30 +69,4 @@ pub struct PlanRecord {
     pub spec: PlanSpec,
     pub created_ms: i64,
     pub updated_ms: i64,
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn bandwidth_limits_read_as_people_write_them() {
-        assert_eq!(BandwidthLimit::parse("20MiB/s"), Some(BandwidthLimit(20 << 20)));
-        assert_eq!(
-            BandwidthLimit::parse(" 500 KiB/s "),
-            Some(BandwidthLimit(500 << 10))
-        );
-        assert_eq!(
-            BandwidthLimit::parse("1.5GB/s"),
-            Some(BandwidthLimit(1_500_000_000))
-        );
-        assert_eq!(BandwidthLimit::parse("1048576"), Some(BandwidthLimit(1 << 20)));
-        for bad in ["", "0", "fast", "-1MiB/s", "10 MiB/h", "0.1B/s"] {
-            assert_eq!(BandwidthLimit::parse(bad), None, "{bad}");
-        }
-        assert_eq!(BandwidthLimit(20 << 20).to_string(), "20MiB/s");
-        assert_eq!(BandwidthLimit(1500).to_string(), "1500B/s");
-        let limit = BandwidthLimit(3 << 30);
-        assert_eq!(BandwidthLimit::parse(&limit.to_string()), Some(limit));
-    }
 }
