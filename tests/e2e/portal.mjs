@@ -223,7 +223,7 @@ async function signIn(page, as = login, secret = password) {
       && !(runRow.includes("成功") && alertsText.includes("バックアップ失敗") && drillsText.includes("合格"))) {
       await page.waitForTimeout(2000);
       await page.goto(`${url}/plans`);
-      runRow = await page.locator("table tbody tr", { hasText: "毎分の確認" }).textContent();
+      runRow = await page.locator("table").first().locator("tbody tr", { hasText: "毎分の確認" }).textContent();
       drillsText = await page.textContent("section[aria-labelledby=drills-heading]");
       await page.goto(`${url}/alerts`);
       alertsText = await page.textContent("main");

@@ -3,7 +3,7 @@
 //! missing source is a failed run that says why, SIGTERM stops it cleanly, and after
 //! downtime a missed plan runs once, late, in the missed slot's own record. The failure
 //! and the downtime raise alerts mailed to a real SMTP server; the late success resolves
-//! its plan's.
+//! its plan's. Restore jobs and drills are performed and reported; upload limits pace.
 
 mod common;
 
@@ -690,5 +690,35 @@ async fn the_daemon_performs_restore_drills() {
     let (_, alerts) = admin.get("/api/v1/alerts?kind=drill-failed").await;
     assert_eq!(alerts.as_array().unwrap().len(), 1, "{alerts:#}");
     assert_eq!(std::fs::read_dir(&scratch).unwrap().count(), 0, "no copy is left");
+    assert!(daemon.terminate().success());
+}
+
+/// An image plan's drill reads the whole image through the restore path without
+/// writing it anywhere: it passes, counts the image's stored bytes, and leaves no scratch
+/// copy (none is made).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_image_plans_drill_reads_the_image_without_writing() {
+    let server: TestServer = kura_testing::start(|_| ()).await;
+    let (created, admin) = server.tenant_admin("ACME-0001").await;
+    let dir = tempfile::tempdir().unwrap();
+    let (kura, registered) = registered_machine(&server, &created, dir.path());
+    let disk = dir.path().join("disk.raw");
+    write_random(&disk, 13, 4 << 20);
+    let plan = json!({ "name": "disk", "kind": "image", "sources": [disk.to_str().unwrap()],
+        "schedule": "*/5 * * * *", "drill": "monthly", "machines": [registered["machine_id"]] });
+    let (status, plan) = admin.call(Method::POST, "/api/v1/plans", Some(plan)).await;
+    assert_eq!(status, 201, "{plan}");
+    let state = dir.path().join("state");
+    let daemon = Daemon::start(&kura, &state, &dir.path().join("daemon.log"));
+    to_next_slot(&server, &admin).await;
+    let drills = drills_until(&admin, "the image drill to end", |d| {
+        d.first().is_some_and(|d| d["status"] != "running")
+    })
+    .await;
+    let drill = &drills[0];
+    assert_eq!(drill["status"], "passed", "{drill:#}");
+    assert_eq!((drill["files"].as_u64(), drill["mismatches"].as_u64()), (Some(1), Some(0)));
+    assert_eq!(drill["bytes"].as_u64(), Some(4 << 20), "every byte of the image read");
+    assert_eq!(std::fs::read_dir(state.join("drills")).unwrap().count(), 0);
     assert!(daemon.terminate().success());
 }
