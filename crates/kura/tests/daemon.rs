@@ -717,8 +717,15 @@ async fn an_image_plans_drill_reads_the_image_without_writing() {
     .await;
     let drill = &drills[0];
     assert_eq!(drill["status"], "passed", "{drill:#}");
-    assert_eq!((drill["files"].as_u64(), drill["mismatches"].as_u64()), (Some(1), Some(0)));
-    assert_eq!(drill["bytes"].as_u64(), Some(4 << 20), "every byte of the image read");
+    assert_eq!(
+        (drill["files"].as_u64(), drill["mismatches"].as_u64()),
+        (Some(1), Some(0))
+    );
+    assert_eq!(
+        drill["bytes"].as_u64(),
+        Some(4 << 20),
+        "every byte of the image read"
+    );
     assert_eq!(std::fs::read_dir(state.join("drills")).unwrap().count(), 0);
     assert!(daemon.terminate().success());
 }
