@@ -606,6 +606,27 @@ async fn to_next_slot(server: &TestServer, admin: &Session) {
     clock.advance(Duration::from_millis(u64::try_from(by).unwrap()));
 }
 
+/// Creates `plan` (with a drill, assigned to the machine `kura` runs as), starts a daemon
+/// for it, moves the server's clock to its first slot and answers the daemon and the
+/// plan's first drill once that has ended.
+async fn first_drill(
+    server: &TestServer,
+    admin: &Session,
+    kura: &Kura,
+    dir: &Path,
+    plan: Value,
+) -> (Daemon, Value) {
+    let (status, plan) = admin.call(Method::POST, "/api/v1/plans", Some(plan)).await;
+    assert_eq!(status, 201, "{plan}");
+    let daemon = Daemon::start(kura, &dir.join("state"), &dir.join("daemon.log"));
+    to_next_slot(server, admin).await;
+    let drills = drills_until(admin, "the first drill to end", |d| {
+        d.first().is_some_and(|d| d["status"] != "running")
+    })
+    .await;
+    (daemon, drills[0].clone())
+}
+
 /// Restore drills by the real daemon: after the plan's first backup, at a quiet time, the
 /// daemon restores the snapshot into a scratch directory of its own, checks every file
 /// and reports a pass with its counts, leaving no copy behind. A byte flipped in the
@@ -626,17 +647,8 @@ async fn the_daemon_performs_restore_drills() {
     generate_tree(&source, 12, 24, 30_000);
     let plan = json!({ "name": "drilled", "kind": "files", "sources": [source.to_str().unwrap()],
         "schedule": "*/5 * * * *", "drill": "weekly", "machines": [registered["machine_id"]] });
-    let (status, plan) = admin.call(Method::POST, "/api/v1/plans", Some(plan)).await;
-    assert_eq!(status, 201, "{plan}");
+    let (daemon, drill) = first_drill(&server, &admin, &kura, dir.path(), plan).await;
     let state = dir.path().join("state");
-    let daemon = Daemon::start(&kura, &state, &dir.path().join("daemon.log"));
-    to_next_slot(&server, &admin).await;
-
-    let drills = drills_until(&admin, "the first drill to pass", |d| {
-        d.first().is_some_and(|d| d["status"] != "running")
-    })
-    .await;
-    let drill = &drills[0];
     assert_eq!(drill["status"], "passed", "{drill:#}");
     assert_eq!(
         (drill["files"].as_u64(), drill["mismatches"].as_u64()),
@@ -706,16 +718,8 @@ async fn an_image_plans_drill_reads_the_image_without_writing() {
     write_random(&disk, 13, 4 << 20);
     let plan = json!({ "name": "disk", "kind": "image", "sources": [disk.to_str().unwrap()],
         "schedule": "*/5 * * * *", "drill": "monthly", "machines": [registered["machine_id"]] });
-    let (status, plan) = admin.call(Method::POST, "/api/v1/plans", Some(plan)).await;
-    assert_eq!(status, 201, "{plan}");
+    let (daemon, drill) = first_drill(&server, &admin, &kura, dir.path(), plan).await;
     let state = dir.path().join("state");
-    let daemon = Daemon::start(&kura, &state, &dir.path().join("daemon.log"));
-    to_next_slot(&server, &admin).await;
-    let drills = drills_until(&admin, "the image drill to end", |d| {
-        d.first().is_some_and(|d| d["status"] != "running")
-    })
-    .await;
-    let drill = &drills[0];
     assert_eq!(drill["status"], "passed", "{drill:#}");
     assert_eq!(
         (drill["files"].as_u64(), drill["mismatches"].as_u64()),
