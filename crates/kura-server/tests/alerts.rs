@@ -67,16 +67,8 @@ async fn run_next_slot(server: &TestServer, agent: &Agent, plan: &str, outcome: 
         )
         .await;
     assert_eq!(status, 201, "{run}");
-    let response = agent
-        .request(
-            Method::PATCH,
-            &format!("/api/v1/agent/runs/{}", run["id"].as_str().unwrap()),
-        )
-        .json(&outcome)
-        .send()
-        .await
-        .unwrap();
-    let (status, body) = kura_testing::parts(response).await;
+    let path = format!("/api/v1/agent/runs/{}", run["id"].as_str().unwrap());
+    let (status, body) = agent.patch_json(&path, outcome).await;
     assert_eq!(status, 200, "{body}");
 }
 

@@ -20,13 +20,9 @@ async fn restore_jobs_on_postgres() {
 }
 
 async fn report(agent: &Agent, id: &str, body: Value) -> (u16, Value) {
-    let response = agent
-        .request(Method::PATCH, &format!("/api/v1/agent/restores/{id}"))
-        .json(&body)
-        .send()
+    agent
+        .patch_json(&format!("/api/v1/agent/restores/{id}"), body)
         .await
-        .unwrap();
-    kura_testing::parts(response).await
 }
 
 async fn restore_jobs(server: TestServer) {

@@ -48,13 +48,7 @@ async fn start(agent: &Agent, plan: &str, scheduled: &Value, skipped: bool) -> (
 }
 
 async fn report(agent: &Agent, run: &str, body: Value) -> (u16, Value) {
-    let response = agent
-        .request(Method::PATCH, &format!("/api/v1/agent/runs/{run}"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    kura_testing::parts(response).await
+    agent.patch_json(&format!("/api/v1/agent/runs/{run}"), body).await
 }
 
 async fn sweep(server: &TestServer) -> kura_service::ops::runs::SweepReport {
@@ -406,13 +400,9 @@ async fn drill_offered(agent: &Agent) -> Option<String> {
 }
 
 async fn report_drill(agent: &Agent, id: &str, body: Value) -> (u16, Value) {
-    let response = agent
-        .request(Method::PATCH, &format!("/api/v1/agent/drills/{id}"))
-        .json(&body)
-        .send()
+    agent
+        .patch_json(&format!("/api/v1/agent/drills/{id}"), body)
         .await
-        .unwrap();
-    kura_testing::parts(response).await
 }
 
 /// A plan's restore drill is offered to its machine when one is due and the machine is
@@ -475,13 +465,8 @@ async fn drills_are_offered_at_quiet_times_and_judged(
     assert_eq!(drill_offered(&web).await, None, "busy with a restore job");
     let job_path = format!("/api/v1/agent/restores/{}", job["id"].as_str().unwrap());
     for status in ["running", "failed"] {
-        let response = web
-            .request(Method::PATCH, &job_path)
-            .json(&json!({ "status": status }))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200);
+        let (code, job) = web.patch_json(&job_path, json!({ "status": status })).await;
+        assert_eq!(code, 200, "{job}");
     }
     assert_eq!(drill_offered(&web).await.as_deref(), Some(first.as_str()));
 

@@ -109,6 +109,17 @@ impl Agent {
         parts(self.request(Method::POST, path).json(&body).send().await.unwrap()).await
     }
 
+    pub async fn patch_json(&self, path: &str, body: Value) -> (u16, Value) {
+        parts(
+            self.request(Method::PATCH, path)
+                .json(&body)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    }
+
     /// Asks the server to verify the vault and follows the job to its end (at most a
     /// minute); returns the finished job.
     pub async fn verify(&self, read_data: bool) -> Value {

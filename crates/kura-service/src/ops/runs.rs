@@ -90,11 +90,15 @@ pub async fn for_agent(svc: &Service, agent: &AgentPrincipal) -> ServiceResult<(
             drill: None,
         });
     }
-    let quiet = scheduled.iter().all(|s| {
-        s.due_ms.is_none()
-            && s.next_ms
-                .is_none_or(|next| next - now >= drills::quiet_gap_ms(&s.plan.spec.schedule, &zone, next))
-    }) && !drills::machine_busy(&mut tx, &agent.scope, &agent.machine_id).await?;
+    // Most machines have no drilling plan: their polls skip the quiet-time query.
+    let drills_wanted = scheduled.iter().any(|s| s.plan.spec.drill.is_some());
+    let quiet = drills_wanted
+        && scheduled.iter().all(|s| {
+            s.due_ms.is_none()
+                && s.next_ms
+                    .is_none_or(|next| next - now >= drills::quiet_gap_ms(&s.plan.spec.schedule, &zone, next))
+        })
+        && !drills::machine_busy(&mut tx, &agent.scope, &agent.machine_id).await?;
     if quiet {
         for s in &mut scheduled {
             s.drill = drills::due(&mut tx, &agent.scope, &s.plan, &agent.machine_id, now).await?;
