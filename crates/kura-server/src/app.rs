@@ -100,6 +100,7 @@ fn settings(config: &ServerConfig) -> Settings {
         verify_interval: config.verify_interval,
         expiry_interval: config.expiry_interval,
         meter_interval: config.meter_interval,
+        operator_networks: config.operator_networks.clone(),
     }
 }
 
@@ -449,7 +450,7 @@ fn customer_router(state: AppState) -> Router {
     let limit = body_limit(&state.config);
     api::customer_routes()
         .route_layer(middleware::from_fn_with_state("customer", track_request))
-        .fallback(api::customer_no_route)
+        .fallback(api::no_route_or_page)
         .method_not_allowed_fallback(api::method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
         .layer(middleware::from_fn_with_state(limit, form_csrf_token))
@@ -498,16 +499,19 @@ async fn form_csrf_token(State(limit): State<usize>, request: Request, next: Nex
         .await
 }
 
-/// Management listener: operator API, metrics and health. Every call an operator makes
-/// is written to the operator work log (and, about one tenant, to that tenant's log).
+/// Management listener: the operator console, operator API, metrics and health. Every
+/// call an operator makes is written to the operator work log (and, about one tenant, to
+/// that tenant's log).
 fn management_router(state: AppState) -> Router {
     let limit = body_limit(&state.config);
     api::management_routes()
         .route_layer(middleware::from_fn_with_state(state.clone(), log_operator_call))
         .route_layer(middleware::from_fn_with_state("management", track_request))
-        .fallback(api::no_route)
+        .fallback(api::no_route_or_page)
         .method_not_allowed_fallback(api::method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
+        .layer(middleware::from_fn_with_state(limit, form_csrf_token))
+        .layer(middleware::from_fn(crate::web::notice_shown))
         .layer(middleware::from_fn(security_headers))
         .layer(middleware::from_fn_with_state(
             drain_limit(limit),

@@ -32,6 +32,9 @@ use crate::error::ApiError;
 
 /// The cookie holding a portal session id.
 pub const SESSION_COOKIE: &str = "kura_session";
+/// The cookie holding an operator's console session id. Browsers keep cookies per host,
+/// not per port, so it is named apart from the portal's.
+pub const CONSOLE_SESSION_COOKIE: &str = "kura_console_session";
 /// The header carrying the CSRF token of a cookie session.
 pub const CSRF_HEADER: &str = "x-csrf-token";
 
@@ -84,15 +87,76 @@ impl FromRequestParts<AppState> for Operator {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let token = bearer_token(parts, "an operator token")?;
-        let operator = authz::operator(&state.service, token).await?;
-        if let Some(slot) = parts.extensions.get::<OperatorSlot>()
-            && let Ok(mut slot) = slot.0.lock()
-        {
-            *slot = Some(operator.clone());
-        }
+        let operator = authenticate_operator(parts, state).await?;
+        note_operator(parts, &operator);
         operator.require(required(parts)?)?;
         Ok(Operator(operator))
+    }
+}
+
+/// Tells the management listener's middleware who the request authenticated as, so the
+/// call goes into the operator work log.
+pub(crate) fn note_operator(parts: &Parts, operator: &OperatorPrincipal) {
+    if let Some(slot) = parts.extensions.get::<OperatorSlot>()
+        && let Ok(mut slot) = slot.0.lock()
+    {
+        *slot = Some(operator.clone());
+    }
+}
+
+/// Routes an operator may use before finishing the first sign-in (own password, TOTP).
+const BEFORE_OPERATOR_SETUP: &[&str] = &[
+    "/api/v1/operator/me",
+    "/api/v1/operator/logout",
+    "/api/v1/operator/account/password",
+    "/api/v1/operator/account/totp/enroll",
+    "/api/v1/operator/account/totp/confirm",
+    "/setup",
+    "/setup/password",
+    "/setup/totp",
+    "/logout",
+];
+
+/// The operator of a request (operator token, or console session cookie with the CSRF
+/// token when the request changes something), before the route's permission is checked.
+pub(crate) async fn authenticate_operator(
+    parts: &Parts,
+    state: &AppState,
+) -> Result<OperatorPrincipal, ServiceError> {
+    let caller = caller(parts, &state.config);
+    if parts.headers.contains_key(AUTHORIZATION) {
+        let token = bearer_token(parts, "an operator token")?;
+        return authz::operator(&state.service, token, &caller).await;
+    }
+    let cookie = crate::web::cookie(&parts.headers, CONSOLE_SESSION_COOKIE).ok_or_else(|| {
+        ServiceError::unauthenticated(
+            "missing credentials: send `Authorization: Bearer` with an operator token, or sign in \
+             (POST /api/v1/operator/login)",
+        )
+    })?;
+    let route = parts.extensions.get::<MatchedPath>().map(MatchedPath::as_str);
+    let check = state_check(
+        parts,
+        route.is_some_and(|route| BEFORE_OPERATOR_SETUP.contains(&route)),
+    );
+    authz::operator_session(&state.service, &cookie, check, &caller).await
+}
+
+/// What a cookie session must show besides the cookie: the CSRF token (header or form
+/// field) on a request that changes something.
+fn state_check(parts: &Parts, open_before_setup: bool) -> UserCheck<'_> {
+    let form_csrf = parts
+        .extensions
+        .get::<FormCsrfToken>()
+        .map(|FormCsrfToken(t)| t.as_str());
+    UserCheck {
+        csrf_token: parts
+            .headers
+            .get(CSRF_HEADER)
+            .and_then(|value| value.to_str().ok())
+            .or(form_csrf),
+        changes_state: !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS),
+        open_before_totp_enrolment: open_before_setup,
     }
 }
 
@@ -139,19 +203,10 @@ pub(crate) async fn authenticate_user(
 ) -> Result<UserPrincipal, ServiceError> {
     let caller = caller(parts, &state.config);
     let route = parts.extensions.get::<MatchedPath>().map(MatchedPath::as_str);
-    let form_csrf = parts
-        .extensions
-        .get::<FormCsrfToken>()
-        .map(|FormCsrfToken(t)| t.as_str());
-    let check = UserCheck {
-        csrf_token: parts
-            .headers
-            .get(CSRF_HEADER)
-            .and_then(|value| value.to_str().ok())
-            .or(form_csrf),
-        changes_state: !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS),
-        open_before_totp_enrolment: route.is_some_and(|route| BEFORE_TOTP_ENROLMENT.contains(&route)),
-    };
+    let check = state_check(
+        parts,
+        route.is_some_and(|route| BEFORE_TOTP_ENROLMENT.contains(&route)),
+    );
     if parts.headers.contains_key(AUTHORIZATION) {
         let token = bearer_token(parts, "an API token")?;
         authz::api_token(&state.service, token, check, &caller).await

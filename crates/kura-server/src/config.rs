@@ -88,6 +88,10 @@ pub struct ServerConfig {
     /// the client.
     #[serde(default)]
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Where operators may sign in and call the management API from (CIDRs); empty means
+    /// from wherever the management listener can be reached.
+    #[serde(default)]
+    pub operator_networks: Vec<ipnet::IpNet>,
     /// Failed logins of one login ID (inside `login_lockout_period`) after which each
     /// further attempt must wait, doubling from one second.
     #[serde(default = "default_login_throttle_after")]
@@ -306,6 +310,7 @@ impl ServerConfig {
             session_idle_timeout: default_session_idle_timeout(),
             session_absolute_timeout: default_session_absolute_timeout(),
             trusted_proxies: Vec::new(),
+            operator_networks: Vec::new(),
             login_throttle_after: default_login_throttle_after(),
             login_lockout_after: default_login_lockout_after(),
             login_source_lockout_after: default_login_source_lockout_after(),

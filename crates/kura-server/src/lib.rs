@@ -3,12 +3,12 @@
 //! This crate owns configuration, the two TLS listeners (customer and management) and
 //! their route tables, the JSON API (mapping [`kura_service::ServiceError`] to HTTP in
 //! one place, [`ApiError`]), the extractors that turn credentials into the service's
-//! principals, the customer portal (server-rendered pages in Japanese and English, from
-//! the same service operations as the API), the SMTP transport, metrics, quickstart and
-//! the operator command-line client.
+//! principals, the customer portal and the operator console (server-rendered pages in
+//! Japanese and English, from the same service operations as the API), the SMTP
+//! transport, metrics, quickstart and the operator command-line client.
 //!
 //! It must not know SQL or the service's rules: every decision is a `kura-service`
-//! operation, which the API (and later the portal, the console and jobs) call alike. It
+//! operation, which the API, the portal, the console and jobs call alike. It
 //! knows the stored formats only through `kura-format`'s and `kura-store`'s APIs.
 
 pub mod api;
@@ -16,6 +16,7 @@ pub mod app;
 pub mod auth;
 pub mod client;
 pub mod config;
+pub mod console;
 mod drain;
 pub mod error;
 pub mod jobs;

@@ -57,6 +57,33 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Operator accounts, on the server itself (the process owner's way to make the first).
+    Operator {
+        #[command(subcommand)]
+        command: OperatorCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum OperatorCommand {
+    /// Create an operator account and print its one-time password. The operator signs
+    /// in to the console, sets a password of their own and enrols TOTP.
+    Create {
+        #[command(flatten)]
+        source: ServiceSource,
+        /// Login ID: 3 to 64 characters a-z, 0-9, '.', '_', '@', '-'.
+        #[arg(long)]
+        login: String,
+        /// `operator-admin` (may manage tenants and operators) or `operator`.
+        #[arg(long, value_parser = ["operator-admin", "operator"])]
+        role: String,
+        /// Where the service may write to the operator.
+        #[arg(long)]
+        email: Option<String>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -280,7 +307,56 @@ async fn run(command: Command) -> Result<()> {
         Command::Audit {
             command: AuditCommand::Verify { source },
         } => audit_verify(source.load()?).await,
+        Command::Operator {
+            command:
+                OperatorCommand::Create {
+                    source,
+                    login,
+                    role,
+                    email,
+                    json,
+                },
+        } => operator_create(source.load()?, &login, &role, email.as_deref(), json).await,
     }
+}
+
+async fn operator_create(
+    config: ServerConfig,
+    login: &str,
+    role: &str,
+    email: Option<&str>,
+    json: bool,
+) -> Result<()> {
+    let role =
+        kura_service::authz::ProviderRole::parse(role).context("role: write operator-admin or operator")?;
+    let db = kura_service::db::Db::connect(&config.effective_database_url())
+        .await
+        .context("cannot open the service database")?;
+    let now = kura_service::Clock::default().now_ms();
+    let created = kura_service::ops::operator_accounts::create_as_owner(&db, now, login, role, email).await?;
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "id": created.operator.id.to_string(),
+                "login": created.operator.login,
+                "role": role.as_str(),
+                "password": created.password,
+            })
+        );
+    } else {
+        println!(
+            "operator account {} ({}) created",
+            created.operator.login,
+            role.as_str()
+        );
+        println!("one-time password: {}", created.password);
+        println!(
+            "Sign in to the console on the management listener (https://HOST:9443/) with it: you will set a \
+             password of your own and enrol TOTP (an authenticator app) before anything else."
+        );
+    }
+    Ok(())
 }
 
 async fn audit_verify(config: ServerConfig) -> Result<()> {

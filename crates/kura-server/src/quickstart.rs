@@ -82,7 +82,7 @@ pub async fn start(config: ServerConfig) -> Result<(RunningServer, QuickstartInf
     let service = server.service();
     let operator_token = ensure_operator_token(service, &data_dir).await?;
     // Quickstart acts as the operator whose token it holds, like any operator.
-    let operator = authz::operator(service, &operator_token).await?;
+    let operator = authz::operator(service, &operator_token, &authz::Caller::default()).await?;
     let demo = ensure_demo_tenant(service, &operator, &data_dir).await?;
     let ca_cert = server.ca_cert().map(Path::to_owned).unwrap_or_default();
     let info = QuickstartInfo {
@@ -115,7 +115,10 @@ async fn ensure_operator_token(service: &Service, data_dir: &Path) -> Result<Str
     let path = operator_token_path(data_dir);
     if let Ok(text) = std::fs::read_to_string(&path) {
         let token = text.trim().to_owned();
-        if authz::operator(service, &token).await.is_ok() {
+        if authz::operator(service, &token, &authz::Caller::default())
+            .await
+            .is_ok()
+        {
             return Ok(token);
         }
     }

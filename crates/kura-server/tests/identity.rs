@@ -304,26 +304,71 @@ async fn role_matrix_matches_the_table(server: TestServer) {
     }
     assert!(checked >= 24 * 4, "{checked}");
 
-    // Provider roles on the management listener.
+    // Provider roles on the management listener: console sessions of both roles on every
+    // route, and tokens of both roles on every route that is not about one's own account.
     let operator_token = "kura_op_test_operator_role_token";
     kura_service::db::operators::insert(
         &server.server.service().db,
-        "staff",
-        ProviderRole::Operator,
-        &kura_server::secrets::token_hash(operator_token),
+        &kura_service::db::operators::NewOperatorToken {
+            operator_id: None,
+            name: "staff",
+            role: ProviderRole::Operator,
+            token_hash: &kura_server::secrets::token_hash(operator_token),
+            expires_ms: None,
+        },
         0,
     )
     .await
     .unwrap();
+    let admin_operator = server.set_up_operator("matrix-admin", "operator-admin").await;
+    let staff_operator = server.set_up_operator("matrix-staff", "operator").await;
     for (method, pattern, access) in management_route_table() {
         let Access::Role(permission) = access else {
             continue;
         };
-        for (role, token) in [
-            (ProviderRole::OperatorAdmin, server.operator_token.as_str()),
-            (ProviderRole::Operator, operator_token),
+        for (role, token, signed_in) in [
+            (
+                ProviderRole::OperatorAdmin,
+                server.operator_token.as_str(),
+                &admin_operator,
+            ),
+            (ProviderRole::Operator, operator_token, &staff_operator),
         ] {
+            let check = |how: &str, status: u16, answer: &Value| {
+                if role.allows(permission) {
+                    assert!(
+                        ![401, 403].contains(&status),
+                        "{} by {how}: {method} {pattern} should pass, got {status}: {answer}",
+                        role.as_str()
+                    );
+                } else {
+                    assert_eq!(
+                        status,
+                        403,
+                        "{} by {how}: {method} {pattern}: {answer}",
+                        role.as_str()
+                    );
+                }
+            };
             let (path, body) = harmless_request(&method, pattern, tenant_id);
+            // Sign-out ends the session it is called with: use a fresh one.
+            let session = if pattern.ends_with("logout") {
+                let code = server.next_totp_code(&signed_in.totp_secret);
+                let (status, answer, session) = server
+                    .operator_sign_in(
+                        json!({ "login": signed_in.login, "password": signed_in.password, "totp": code }),
+                    )
+                    .await;
+                assert_eq!(status, 200, "{answer}");
+                session.unwrap()
+            } else {
+                signed_in.session.clone()
+            };
+            let (status, answer) = session.call(method.clone(), &path, body.clone()).await;
+            check("session", status, &answer);
+            if permission == kura_server::roles::Permission::OwnAccount {
+                continue;
+            }
             let mut request = server
                 .http
                 .request(method.clone(), format!("{}{path}", server.management))
@@ -332,15 +377,7 @@ async fn role_matrix_matches_the_table(server: TestServer) {
                 request = request.json(&body);
             }
             let (status, answer) = kura_testing::parts(request.send().await.unwrap()).await;
-            if role.allows(permission) {
-                assert!(
-                    ![401, 403].contains(&status),
-                    "{}: {method} {path} should pass, got {status}: {answer}",
-                    role.as_str()
-                );
-            } else {
-                assert_eq!(status, 403, "{}: {method} {path}: {answer}", role.as_str());
-            }
+            check("token", status, &answer);
         }
     }
 }

@@ -54,6 +54,10 @@ pub enum Refusal {
     FormExpired,
     /// The tenant requires TOTP for the user's role and the user has not enrolled yet.
     TotpEnrolmentRequired,
+    /// An operator from outside the management networks, from this address.
+    OutsideOperatorNetworks { address: String },
+    /// An operator's first sign-in is not finished: set a password and enrol TOTP.
+    OperatorSetupRequired,
 }
 
 /// An error of a service operation.

@@ -47,6 +47,11 @@ pub struct DrillId(String);
 #[serde(transparent)]
 pub struct UserId(String);
 
+/// An operator account's id.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct OperatorId(String);
+
 macro_rules! hex_id {
     ($($name:ident),*) => {$(
         impl $name {
@@ -80,5 +85,5 @@ macro_rules! hex_id {
 }
 
 hex_id!(
-    TenantId, MachineId, UserId, PlanId, RunId, AlertId, RestoreId, DrillId
+    TenantId, MachineId, UserId, PlanId, RunId, AlertId, RestoreId, DrillId, OperatorId
 );

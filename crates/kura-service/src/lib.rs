@@ -64,6 +64,9 @@ pub struct Settings {
     pub expiry_interval: Duration,
     /// How often every tenant's usage is measured for its history (zero: never).
     pub meter_interval: Duration,
+    /// Where operators may sign in and call from (empty: wherever the management
+    /// listener can be reached).
+    pub operator_networks: Vec<ipnet::IpNet>,
 }
 
 /// The service: its database, vaults, clock and rules. Cheap to clone.

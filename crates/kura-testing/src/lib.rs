@@ -1,7 +1,7 @@
 //! `kura-testing`: the fixtures every suite shares (a dev-dependency only) — a throwaway
 //! PostgreSQL schema ([`postgres`]), a real `kura-server` on loopback ports with clients
 //! that trust its CA ([`server`]), a minimal agent speaking the vault protocol
-//! ([`agent`]), signed-in users ([`user`]), a browser without JavaScript on the portal
+//! ([`agent`]), signed-in users ([`user`]) and operators ([`operator`]), a browser without JavaScript on the portal
 //! ([`portal`]), a real SMTP server writing a Maildir ([`smtp`]) and partitioned disk
 //! images made by the real tools ([`disk`]).
 //!
@@ -10,6 +10,7 @@
 
 pub mod agent;
 pub mod disk;
+pub mod operator;
 pub mod portal;
 pub mod postgres;
 pub mod server;

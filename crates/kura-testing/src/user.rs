@@ -11,6 +11,8 @@ use crate::server::{TestServer, parts};
 pub struct Session {
     pub http: reqwest::Client,
     pub base: String,
+    /// `kura_session` (portal) or `kura_console_session` (console).
+    pub cookie_name: &'static str,
     pub cookie: String,
     pub csrf: String,
     /// The login answer.
@@ -24,7 +26,7 @@ impl Session {
         let mut request = self
             .http
             .request(method, format!("{}{path}", self.base))
-            .header("cookie", format!("kura_session={}", self.cookie))
+            .header("cookie", format!("{}={}", self.cookie_name, self.cookie))
             .header("x-csrf-token", &self.csrf);
         if let Some(body) = body {
             request = request.json(&body);
@@ -53,8 +55,20 @@ pub async fn try_login_with(
     base: &str,
     body: Value,
 ) -> (u16, Value, Option<Session>) {
+    sign_in_at(http, base, "/api/v1/login", "kura_session", body).await
+}
+
+/// A sign-in route answering a session cookie named `cookie_name` (the portal's or the
+/// console's): status and body, with the session when it succeeded.
+pub async fn sign_in_at(
+    http: &reqwest::Client,
+    base: &str,
+    path: &str,
+    cookie_name: &'static str,
+    body: Value,
+) -> (u16, Value, Option<Session>) {
     let response = http
-        .post(format!("{base}/api/v1/login"))
+        .post(format!("{base}{path}"))
         .json(&body)
         .send()
         .await
@@ -68,12 +82,13 @@ pub async fn try_login_with(
         let cookie = set_cookie
             .split(';')
             .next()
-            .and_then(|pair| pair.strip_prefix("kura_session="))
+            .and_then(|pair| pair.strip_prefix(&format!("{cookie_name}=")))
             .unwrap()
             .to_owned();
         Session {
             http: http.clone(),
             base: base.to_owned(),
+            cookie_name,
             cookie,
             csrf: body["csrf_token"].as_str().unwrap().to_owned(),
             info: body.clone(),

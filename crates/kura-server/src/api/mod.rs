@@ -29,6 +29,7 @@ mod jobs;
 pub mod machines;
 pub mod openapi;
 mod operator;
+pub(crate) mod operators;
 pub mod plans;
 pub mod reset;
 pub mod restores;
@@ -655,8 +656,114 @@ const JOB_ROUTES: RouteTable = RouteTable {
     ],
 };
 
+/// Operator accounts: sign-in, one's own account, and the accounts an operator-admin manages.
+const OPERATOR_ACCOUNT_ROUTES: RouteTable = RouteTable {
+    area: "operator accounts",
+    routes: &[
+        (Method::POST, "/api/v1/operator/login", Access::Open, |m| {
+            on(m, operators::login)
+        }),
+        (
+            Method::POST,
+            "/api/v1/operator/logout",
+            Access::Role(Permission::OwnAccount),
+            |m| on(m, operators::logout),
+        ),
+        (
+            Method::GET,
+            "/api/v1/operator/me",
+            Access::Role(Permission::OwnAccount),
+            |m| on(m, operators::me),
+        ),
+        (
+            Method::POST,
+            "/api/v1/operator/account/password",
+            Access::Role(Permission::OwnAccount),
+            |m| on(m, operators::change_password),
+        ),
+        (
+            Method::POST,
+            "/api/v1/operator/account/totp/enroll",
+            Access::Role(Permission::OwnAccount),
+            |m| on(m, operators::totp_enroll),
+        ),
+        (
+            Method::POST,
+            "/api/v1/operator/account/totp/confirm",
+            Access::Role(Permission::OwnAccount),
+            |m| on(m, operators::totp_confirm),
+        ),
+        (
+            Method::GET,
+            "/api/v1/operator/account/sessions",
+            Access::Role(Permission::OwnAccount),
+            |m| on(m, operators::sessions),
+        ),
+        (
+            Method::DELETE,
+            "/api/v1/operator/account/sessions/{id}",
+            Access::Role(Permission::OwnAccount),
+            |m| on(m, operators::end_session),
+        ),
+        (
+            Method::GET,
+            "/api/v1/operator/tokens",
+            Access::Role(Permission::OwnAccount),
+            |m| on(m, operators::list_tokens),
+        ),
+        (
+            Method::POST,
+            "/api/v1/operator/tokens",
+            Access::Role(Permission::OwnAccount),
+            |m| on(m, operators::create_token),
+        ),
+        (
+            Method::DELETE,
+            "/api/v1/operator/tokens/{id}",
+            Access::Role(Permission::OwnAccount),
+            |m| on(m, operators::revoke_token),
+        ),
+        (
+            Method::GET,
+            "/api/v1/operator/operators",
+            Access::Role(Permission::ManageOperators),
+            |m| on(m, operators::list_operators),
+        ),
+        (
+            Method::POST,
+            "/api/v1/operator/operators",
+            Access::Role(Permission::ManageOperators),
+            |m| on(m, operators::create_operator),
+        ),
+        (
+            Method::POST,
+            "/api/v1/operator/operators/{id}/disable",
+            Access::Role(Permission::ManageOperators),
+            |m| on(m, operators::disable_operator),
+        ),
+        (
+            Method::POST,
+            "/api/v1/operator/operators/{id}/enable",
+            Access::Role(Permission::ManageOperators),
+            |m| on(m, operators::enable_operator),
+        ),
+        (
+            Method::POST,
+            "/api/v1/operator/operators/{id}/reset-totp",
+            Access::Role(Permission::ManageOperators),
+            |m| on(m, operators::reset_operator_totp),
+        ),
+    ],
+};
+
 /// Every table of the management listener.
-const MANAGEMENT: &[&RouteTable] = &[&MONITORING_ROUTES, &OPERATOR_ROUTES, &JOB_ROUTES];
+const MANAGEMENT: &[&RouteTable] = &[
+    &crate::console::CONSOLE_ROUTES,
+    &MONITORING_ROUTES,
+    &OPERATOR_ACCOUNT_ROUTES,
+    &OPERATOR_ROUTES,
+    &JOB_ROUTES,
+];
 
 /// Method, path pattern and access of every customer route, as the router has them.
 pub fn customer_route_table() -> Vec<(Method, &'static str, Access)> {
@@ -805,8 +912,8 @@ pub(crate) async fn no_route(uri: Uri) -> ApiError {
     ApiError::not_found(format!("no such API route: {}", uri.path()))
 }
 
-/// Fallback of the customer listener: JSON under `/api/`, a page elsewhere (the portal).
-pub(crate) async fn customer_no_route(uri: Uri, headers: axum::http::HeaderMap) -> axum::response::Response {
+/// Fallback of both listeners: JSON under `/api/`, a page elsewhere (portal, console).
+pub(crate) async fn no_route_or_page(uri: Uri, headers: axum::http::HeaderMap) -> axum::response::Response {
     use axum::response::IntoResponse;
     if uri.path().starts_with("/api/") {
         no_route(uri).await.into_response()

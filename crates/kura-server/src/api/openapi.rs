@@ -22,8 +22,8 @@ use utoipa::{OpenApi, PartialSchema, ToSchema};
 
 use super::{Access, CUSTOMER, MANAGEMENT, RouteTable, is_json_api, routes};
 use super::{
-    agent, alerts, drills, jobs, machines, operator, plans, reset, restores, runs, support, totp, users,
-    vault,
+    agent, alerts, drills, jobs, machines, operator, operators, plans, reset, restores, runs, support, totp,
+    users, vault,
 };
 
 /// A role field: one of the tenant roles, by their wire names.
@@ -194,6 +194,22 @@ struct CustomerApi;
         operator_document,
         super::healthz,
         super::metrics,
+        operators::login,
+        operators::logout,
+        operators::me,
+        operators::change_password,
+        operators::totp_enroll,
+        operators::totp_confirm,
+        operators::sessions,
+        operators::end_session,
+        operators::list_tokens,
+        operators::create_token,
+        operators::revoke_token,
+        operators::list_operators,
+        operators::create_operator,
+        operators::disable_operator,
+        operators::enable_operator,
+        operators::reset_operator_totp,
         operator::create_tenant,
         operator::list_tenants,
         operator::show_tenant,

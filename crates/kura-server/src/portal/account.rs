@@ -273,32 +273,12 @@ pub(super) async fn revoke_token(
     }
 }
 
-/// The QR code of an `otpauth://` URI as an SVG element for the page (no script, no
-/// style attribute, so the CSP lets it be).
-fn qr_svg(uri: &str) -> String {
-    match qrcode::QrCode::new(uri.as_bytes()) {
-        Ok(code) => {
-            let svg = code
-                .render::<qrcode::render::svg::Color>()
-                .min_dimensions(200, 200)
-                .build();
-            // The page embeds the element; drop the XML declaration.
-            svg.find("<svg")
-                .map_or(svg.clone(), |start| svg[start..].to_owned())
-        }
-        Err(err) => {
-            tracing::error!(error = %err, "cannot draw a QR code");
-            String::new()
-        }
-    }
-}
-
 /// `POST /account/totp/enroll`: a new secret, shown as a QR code and as text.
 pub(super) async fn totp_enroll(State(state): State<AppState>, v: Viewer) -> Response {
     match kura_service::ops::totp::enroll(&state.service, &v.user).await {
         Ok(enrolment) => {
             let shown = Shown {
-                enrolment: Some((enrolment.secret, qr_svg(&enrolment.otpauth_uri))),
+                enrolment: Some((enrolment.secret, crate::web::qr_svg(&enrolment.otpauth_uri))),
                 ..Shown::default()
             };
             show(&state, v, shown).await
@@ -344,7 +324,7 @@ pub(super) async fn totp_confirm(
             let uri = kura_service::totp::otpauth_uri(&form.secret, &v.user.login);
             let shown = Shown {
                 outcome: Some(Outcome::failed(&v.tr, &err)),
-                enrolment: Some((form.secret.clone(), qr_svg(&uri))),
+                enrolment: Some((form.secret.clone(), crate::web::qr_svg(&uri))),
                 ..Shown::default()
             };
             show(&state, v, shown).await

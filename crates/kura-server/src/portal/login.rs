@@ -71,7 +71,7 @@ pub(super) struct LoginQuery {
 }
 
 /// Where to go after signing in: `next` if it is a path of this site.
-fn after_sign_in(next: &str) -> String {
+pub(crate) fn after_sign_in(next: &str) -> String {
     if local_path(next) && !next.starts_with("/login") {
         next.to_owned()
     } else {
@@ -271,7 +271,7 @@ pub(super) async fn language(headers: HeaderMap, Form(form): Form<LanguageForm>)
 
 /// Back to the page the switch was on (`otherwise` if `next` is not a path of this
 /// site), with the language remembered in the browser for the pages before sign-in.
-pub(super) fn switched(language: Language, next: &str, otherwise: &str) -> Response {
+pub(crate) fn switched(language: Language, next: &str, otherwise: &str) -> Response {
     let mut response = see_other(if local_path(next) { next } else { otherwise });
     response.headers_mut().append(
         SET_COOKIE,

@@ -25,12 +25,12 @@ use crate::auth::{authenticate_user, required};
 use crate::web::i18n::{Tr, from_accept_language};
 use crate::web::{CSRF_COOKIE, ErrorPage, anonymous_language, cookie, see_other};
 
-mod account;
+pub(crate) mod account;
 mod alerts;
 mod dashboard;
 mod events;
 mod help;
-mod login;
+pub(crate) mod login;
 mod machines;
 mod plans;
 mod security;
@@ -387,7 +387,7 @@ impl FromRequestParts<AppState> for Viewer {
 /// The page a request shows: its path for a `GET`; for a form, the page the form belongs
 /// to (every form's action lies under its page: `/users/{id}` → `/users`), so that the
 /// navigation and the language switch of the answer point at a page, not at a form.
-fn page_of(method: &Method, path: &str) -> String {
+pub(crate) fn page_of(method: &Method, path: &str) -> String {
     if *method == Method::GET {
         return path.to_owned();
     }
@@ -488,6 +488,10 @@ pub fn refusal_text(tr: &Tr, refusal: &Refusal) -> String {
         Refusal::SessionEnded => tr.t("refusal-session-ended"),
         Refusal::FormExpired => tr.t("refusal-form-expired"),
         Refusal::TotpEnrolmentRequired => tr.t("refusal-totp-required"),
+        Refusal::OutsideOperatorNetworks { address } => {
+            tr.t1("refusal-outside-operator-networks", "address", address)
+        }
+        Refusal::OperatorSetupRequired => tr.t("refusal-operator-setup-required"),
     }
 }
 

@@ -9,10 +9,24 @@ use fluent_bundle::concurrent::FluentBundle;
 use fluent_bundle::{FluentArgs, FluentResource, FluentValue};
 use kura_service::model::Language;
 
-/// Every message file, per language. A key missing in one language is a test failure.
-const SOURCES: &[(Language, &str)] = &[
-    (Language::Ja, include_str!("../../locales/ja/portal.ftl")),
-    (Language::En, include_str!("../../locales/en/portal.ftl")),
+/// Every message file, per language: the portal's, and the console's (which uses the
+/// portal's words where they are the same). A key missing in one language, or defined
+/// twice, is a test failure.
+const SOURCES: &[(Language, &[&str])] = &[
+    (
+        Language::Ja,
+        &[
+            include_str!("../../locales/ja/portal.ftl"),
+            include_str!("../../locales/ja/console.ftl"),
+        ],
+    ),
+    (
+        Language::En,
+        &[
+            include_str!("../../locales/en/portal.ftl"),
+            include_str!("../../locales/en/console.ftl"),
+        ],
+    ),
 ];
 
 type Bundle = FluentBundle<FluentResource>;
@@ -20,17 +34,19 @@ type Bundle = FluentBundle<FluentResource>;
 static BUNDLES: LazyLock<Vec<(Language, Bundle)>> = LazyLock::new(|| {
     SOURCES
         .iter()
-        .map(|(language, source)| {
-            let resource = FluentResource::try_new((*source).to_owned())
-                .unwrap_or_else(|(_, errors)| panic!("{language} messages do not parse: {errors:?}"));
+        .map(|(language, sources)| {
             let tag = language.as_str().parse().expect("language codes are valid tags");
             let mut bundle = FluentBundle::new_concurrent(vec![tag]);
             // Isolation marks (U+2068/2069) around values are for right-to-left scripts;
             // in Japanese and English they only surprise copy-and-paste.
             bundle.set_use_isolating(false);
-            bundle
-                .add_resource(resource)
-                .unwrap_or_else(|errors| panic!("{language} messages clash: {errors:?}"));
+            for source in *sources {
+                let resource = FluentResource::try_new((*source).to_owned())
+                    .unwrap_or_else(|(_, errors)| panic!("{language} messages do not parse: {errors:?}"));
+                bundle
+                    .add_resource(resource)
+                    .unwrap_or_else(|errors| panic!("{language} messages clash: {errors:?}"));
+            }
             (*language, bundle)
         })
         .collect()
@@ -207,13 +223,18 @@ mod tests {
     use super::*;
     use std::collections::BTreeSet;
 
-    fn keys(source: &str) -> BTreeSet<String> {
-        let resource = FluentResource::try_new(source.to_owned()).expect("messages parse");
-        resource
-            .entries()
-            .filter_map(|entry| match entry {
-                fluent_syntax::ast::Entry::Message(message) => Some(message.id.name.to_owned()),
-                _ => None,
+    fn keys(sources: &[&str]) -> BTreeSet<String> {
+        sources
+            .iter()
+            .flat_map(|source| {
+                let resource = FluentResource::try_new((*source).to_owned()).expect("messages parse");
+                resource
+                    .entries()
+                    .filter_map(|entry| match entry {
+                        fluent_syntax::ast::Entry::Message(message) => Some(message.id.name.to_owned()),
+                        _ => None,
+                    })
+                    .collect::<Vec<_>>()
             })
             .collect()
     }

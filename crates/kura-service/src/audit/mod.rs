@@ -119,6 +119,26 @@ actions! {
     MailGivenUp = "mail.failed", "tenant (operators for service mail)",
         "A message was given up (the mail server refused it, or it could not be sent before it expired); the result says why.";
     VaultKeySlotRemove = "vault.key_slot.remove", "tenant", "An agent tried to remove a key slot and was refused.";
+    OperatorLogin = "operator.login", "operators",
+        "An operator's sign-in attempt: `ok`, `ok: first sign-in, setup required`, `failed`, `failed: wrong TOTP code`, or `refused: …` (throttled, locked, TOTP code missing).";
+    OperatorLoginLockout = "operator.login.lockout", "operators",
+        "Failed operator sign-ins locked a login ID or a source address; the result says until when.";
+    OperatorLogout = "operator.logout", "operators", "An operator signed out of the console.";
+    OperatorAccess = "operator.access", "operators",
+        "An operator's sign-in or request came from outside the management networks (`operator_networks`) and was refused.";
+    OperatorAccountCreate = "operator.account.create", "operators",
+        "An operator account was created (by an operator-admin, or by the process owner with `kura-server operator create`); the result names the role.";
+    OperatorAccountUpdate = "operator.account.update", "operators",
+        "An operator account was disabled, enabled or had its TOTP reset; the result says which.";
+    OperatorPassword = "operator.password", "operators",
+        "An operator set their own password (`ok`), or gave a wrong current password (`refused: …`).";
+    OperatorTotpEnroll = "operator.totp.enroll", "operators", "An operator started TOTP enrolment.";
+    OperatorTotpEnable = "operator.totp.enable", "operators", "An operator finished TOTP enrolment with a code.";
+    OperatorTokenCreate = "operator.token.create", "operators",
+        "An operator issued an API token; the result names its role and expiry.";
+    OperatorTokenRevoke = "operator.token.revoke", "operators", "An operator API token was revoked.";
+    OperatorSessionRevoke = "operator.session.revoke", "operators",
+        "An operator ended one of their console sessions, or every session of an account ended with its disabling.";
     OperatorGet = "operator.get", "operators (and the tenant's log when the route names one)",
         "An operator read something through the management API; the target is the path, the result the HTTP status.";
     OperatorPost = "operator.post", "operators (and the tenant's log when the route names one)",

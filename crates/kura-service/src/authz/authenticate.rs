@@ -4,28 +4,15 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use super::{
-    AgentPrincipal, Caller, ContractScope, OperatorPrincipal, TenantScope, UserCredential, UserPrincipal,
-};
+use super::{AgentPrincipal, Caller, ContractScope, TenantScope, UserCredential, UserPrincipal};
 use crate::audit::{self, Action, Actor, Chain, Entry};
 use crate::authz::TenantRole;
-use crate::db::{machines, operators, sessions, tenants, tokens};
+use crate::db::{machines, sessions, tenants, tokens};
 use crate::ids::{TenantId, UserId};
 use crate::model::{LAST_SEEN_RESOLUTION_MS, TenantStatus};
 use crate::secrets::token_hash;
 use crate::totp::TotpPolicy;
 use crate::{Refusal, Service, ServiceError, ServiceResult, duration_ms, rfc3339};
-
-/// The operator holding this token.
-pub async fn operator(svc: &Service, token: &str) -> ServiceResult<OperatorPrincipal> {
-    let record = operators::by_hash(&svc.db, &token_hash(token))
-        .await?
-        .ok_or_else(|| ServiceError::unauthenticated("invalid or revoked operator token"))?;
-    Ok(OperatorPrincipal {
-        name: record.name,
-        role: record.role,
-    })
-}
 
 /// The agent holding this credential, if its tenant is active and `peer` is inside the
 /// tenant's agent networks.

@@ -27,15 +27,19 @@
 use std::net::IpAddr;
 
 use crate::audit::Actor;
-use crate::ids::{MachineId, TenantId, UserId};
+use crate::ids::{MachineId, OperatorId, TenantId, UserId};
 use crate::{ServiceError, ServiceResult};
 
 mod authenticate;
+mod operator_signin;
 pub mod roles;
 mod signin;
 
-pub use authenticate::{
-    UserCheck, agent, api_token, operator, refuse_inactive_tenant, session, support_scope,
+pub use authenticate::{UserCheck, agent, api_token, refuse_inactive_tenant, session, support_scope};
+pub(crate) use operator_signin::totp_context as operator_totp_context;
+pub use operator_signin::{
+    OperatorSignIn, OperatorSignedIn, operator, operator_second_factor, operator_session, operator_sign_in,
+    operator_sign_in_step, verify_operator_password,
 };
 pub use roles::{Permission, ProviderRole, TENANT_PERMISSIONS, TenantRole, roles_markdown};
 pub use signin::{
@@ -148,12 +152,28 @@ fn require(role: &str, permission: Permission, allowed: bool) -> ServiceResult<(
     }
 }
 
+/// How an operator authenticated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OperatorCredential {
+    /// An API token, by its id.
+    Token(String),
+    /// A console session, by its id (not the cookie).
+    Session(String),
+}
+
 /// An authenticated operator (provider staff).
 #[derive(Debug, Clone)]
 pub struct OperatorPrincipal {
-    /// The name the token was issued under, for the log.
+    /// The account's login ID, or the name an accountless token was issued under.
     name: String,
+    /// The role in force: the account's, or a token's (never above its owner's).
     role: ProviderRole,
+    /// The account, for everyone but the tokens of a fresh service (bootstrap, quickstart).
+    account: Option<OperatorId>,
+    credential: OperatorCredential,
+    /// Whether the account has finished its first sign-in (TOTP enrolled, its own
+    /// password set); until then a session may only do that, or sign out.
+    set_up: bool,
 }
 
 impl OperatorPrincipal {
@@ -163,6 +183,30 @@ impl OperatorPrincipal {
 
     pub fn role(&self) -> ProviderRole {
         self.role
+    }
+
+    pub fn account(&self) -> Option<&OperatorId> {
+        self.account.as_ref()
+    }
+
+    pub fn credential(&self) -> &OperatorCredential {
+        &self.credential
+    }
+
+    /// Whether the account has finished its first sign-in (see the field).
+    pub fn is_set_up(&self) -> bool {
+        self.set_up
+    }
+
+    /// The account and session of an operator signed in to the console: only sessions
+    /// manage their own account (password, TOTP, tokens), never API tokens.
+    pub fn session(&self) -> ServiceResult<(&OperatorId, &str)> {
+        match (&self.account, &self.credential) {
+            (Some(account), OperatorCredential::Session(session)) => Ok((account, session)),
+            _ => Err(ServiceError::forbidden(
+                "only an operator signed in with a password and TOTP may do this, not an API token",
+            )),
+        }
     }
 
     /// Refuses unless the operator's role holds `permission`.
@@ -176,6 +220,9 @@ impl OperatorPrincipal {
         OperatorPrincipal {
             name: "tests".to_owned(),
             role: ProviderRole::OperatorAdmin,
+            account: None,
+            credential: OperatorCredential::Token("tests".to_owned()),
+            set_up: true,
         }
     }
 

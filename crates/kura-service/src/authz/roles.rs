@@ -36,6 +36,10 @@ pub enum Permission {
     ManageMachines,
     /// Provider: run a service job now (gc or verify of a tenant's vault, expiry, mail).
     RunJobs,
+    /// Provider: use the console; manage one's own sessions, API tokens and TOTP.
+    OwnAccount,
+    /// Provider: create, disable and enable operator accounts; reset their TOTP.
+    ManageOperators,
 }
 
 /// The permissions tenant roles hold, in the order the role matrix shows them.
@@ -70,6 +74,10 @@ impl Permission {
             Permission::RunJobs => {
                 "run a service job now: gc or verify of a tenant's vault, expiry, mail delivery"
             }
+            Permission::OwnAccount => "use the console; manage one's own sessions, API tokens and TOTP",
+            Permission::ManageOperators => {
+                "create, disable and enable operator accounts; reset an operator's TOTP"
+            }
         }
     }
 
@@ -85,6 +93,8 @@ impl Permission {
             Permission::ManageTenants => "manage-tenants",
             Permission::ManageMachines => "manage-machines",
             Permission::RunJobs => "run-jobs",
+            Permission::OwnAccount => "own-account",
+            Permission::ManageOperators => "manage-operators",
         }
     }
 }
@@ -147,6 +157,8 @@ pub const PROVIDER_ROLE_TABLE: &[(ProviderRole, &[Permission])] = &[
             Permission::ManageTenants,
             Permission::ManageMachines,
             Permission::RunJobs,
+            Permission::OwnAccount,
+            Permission::ManageOperators,
         ],
     ),
     (
@@ -155,6 +167,7 @@ pub const PROVIDER_ROLE_TABLE: &[(ProviderRole, &[Permission])] = &[
             Permission::ReadTenants,
             Permission::ManageMachines,
             Permission::RunJobs,
+            Permission::OwnAccount,
         ],
     ),
 ];
@@ -230,6 +243,22 @@ impl ProviderRole {
     pub fn allows(self, permission: Permission) -> bool {
         permissions_of(PROVIDER_ROLE_TABLE, self).contains(&permission)
     }
+
+    /// Whether everything `other` may do, this role may do too: an operator's API token
+    /// never holds more than its owner.
+    pub fn covers(self, other: ProviderRole) -> bool {
+        permissions_of(PROVIDER_ROLE_TABLE, other)
+            .iter()
+            .all(|p| self.allows(*p))
+    }
+}
+
+impl FromStr for ProviderRole {
+    type Err = DbError;
+
+    fn from_str(text: &str) -> Result<Self, DbError> {
+        ProviderRole::parse(text).ok_or_else(|| DbError::Corrupt(format!("unknown provider role {text:?}")))
+    }
 }
 
 /// `docs/roles.md`: the role tables and what each route needs (a permission's name, or
@@ -256,6 +285,8 @@ pub fn roles_markdown(
         Permission::ManageTenants,
         Permission::ManageMachines,
         Permission::RunJobs,
+        Permission::OwnAccount,
+        Permission::ManageOperators,
     ];
     push_matrix(&mut out, &provider_roles, &provider_permissions, |role, p| {
         ProviderRole::parse(role).is_some_and(|r| r.allows(p))

@@ -98,7 +98,7 @@ pub fn throttle(settings: &Settings, failures: &LoginFailures, now_ms: i64) -> T
 }
 
 /// The refusal for a throttled attempt.
-fn throttled(throttle: Throttle, now_ms: i64) -> Option<(ServiceError, &'static str)> {
+pub(super) fn throttled(throttle: Throttle, now_ms: i64) -> Option<(ServiceError, &'static str)> {
     match throttle {
         Throttle::Allowed => None,
         Throttle::Wait { until_ms } => {
@@ -123,7 +123,7 @@ fn throttled(throttle: Throttle, now_ms: i64) -> Option<(ServiceError, &'static 
     }
 }
 
-async fn recent_failures(
+pub(super) async fn recent_failures(
     svc: &Service,
     login: &str,
     source: &str,
@@ -720,6 +720,7 @@ mod tests {
             verify_interval: std::time::Duration::ZERO,
             expiry_interval: std::time::Duration::ZERO,
             meter_interval: std::time::Duration::ZERO,
+            operator_networks: Vec::new(),
         }
     }
 

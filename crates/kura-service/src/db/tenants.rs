@@ -7,7 +7,9 @@ use super::{
 };
 use crate::authz::TenantKey;
 use crate::ids::{TenantId, UserId};
-use crate::model::{Language, NewTenant, NewTenantUser, TenantRecord, TenantStatus, TenantUpdate};
+use crate::model::{
+    Language, NewTenant, NewTenantUser, TenantActivity, TenantRecord, TenantStatus, TenantUpdate,
+};
 
 /// The columns of `tenants`, in the order of [`TenantRow`].
 macro_rules! tenant_columns {
@@ -109,6 +111,33 @@ pub async fn list<'c>(on: impl Target<'c>) -> DbResult<Vec<TenantRecord>> {
     .fetch_all(on)
     .await?;
     rows.into_iter().map(TenantRow::into_record).collect()
+}
+
+/// What the console's tenant list shows beside each contract: the last measured storage
+/// use, the machines registered and the newest committed backup, for every tenant.
+pub async fn overview<'c>(on: impl Target<'c>) -> DbResult<Vec<TenantActivity>> {
+    let rows: Vec<(String, Option<i64>, Option<i64>, i64, Option<i64>)> = Query::service(
+        "SELECT t.id, \
+         (SELECT u.stored_bytes FROM usage_days u WHERE u.tenant_id = t.id ORDER BY u.day DESC LIMIT 1), \
+         (SELECT u.measured_ms FROM usage_days u WHERE u.tenant_id = t.id ORDER BY u.day DESC LIMIT 1), \
+         (SELECT COUNT(*) FROM machines m WHERE m.tenant_id = t.id AND m.revoked_ms IS NULL), \
+         (SELECT MAX(s.time_ns) FROM snapshot_owners s WHERE s.tenant_id = t.id AND s.committed) \
+         FROM tenants t",
+    )
+    .fetch_all(on)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(
+            |(id, stored_bytes, measured_ms, machines, last_backup_ns)| TenantActivity {
+                tenant_id: TenantId::from_db(id),
+                stored_bytes: stored_bytes.map(i64::unsigned_abs),
+                measured_ms,
+                machines: machines.unsigned_abs(),
+                last_backup_ms: last_backup_ns.map(|ns| ns / 1_000_000),
+            },
+        )
+        .collect())
 }
 
 /// The tenant with this service code, if any.

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use super::*;
 use crate::authz::{OperatorPrincipal, ProviderRole, TenantRole, TenantScope};
-use crate::ids::{MachineId, TenantId, UserId};
+use crate::ids::{MachineId, OperatorId, TenantId, UserId};
 use crate::model::*;
 use crate::secrets::random_hex;
 
@@ -178,14 +178,51 @@ async fn register(db: &Api, scope: &TenantScope) -> (MachineId, String) {
 
 async fn operator_tokens_are_found_by_hash(db: Arc<Api>) {
     assert_eq!(db.count_operator_tokens().await.unwrap(), 0);
-    db.insert_operator_token("alice", ProviderRole::Operator, "hash-a", T0)
+    db.insert_operator_token(None, "bootstrap", ProviderRole::Operator, "hash-a", T0)
         .await
         .unwrap();
     assert_eq!(db.count_operator_tokens().await.unwrap(), 1);
     let found = db.operator_token("hash-a").await.unwrap().unwrap();
-    assert_eq!(found.name, "alice");
-    assert_eq!(found.role, ProviderRole::Operator);
+    assert_eq!(found.token.name, "bootstrap");
+    assert_eq!(found.token.role, ProviderRole::Operator);
+    assert_eq!((found.token.operator_id, found.owner_role), (None, None));
     assert!(db.operator_token("hash-b").await.unwrap().is_none());
+
+    // A token of an account carries its owner's state; login IDs are unique.
+    let alice = OperatorId::generate();
+    db.create_operator(&alice, "alice", ProviderRole::OperatorAdmin)
+        .await
+        .unwrap();
+    let taken = db
+        .create_operator(&OperatorId::generate(), "alice", ProviderRole::Operator)
+        .await;
+    assert!(matches!(taken, Err(DbError::Conflict(_))), "{taken:?}");
+    let id = db
+        .insert_operator_token(Some(&alice), "ci", ProviderRole::Operator, "hash-c", T0)
+        .await
+        .unwrap();
+    let found = db.operator_token("hash-c").await.unwrap().unwrap();
+    assert_eq!(found.token.owner_login.as_deref(), Some("alice"));
+    assert_eq!(found.token.expires_ms, Some(T0 + 1000));
+    assert_eq!(found.owner_role, Some(ProviderRole::OperatorAdmin));
+    assert!(!found.owner_disabled);
+    assert!(db.disable_operator(&alice, Some(T0)).await.unwrap());
+    assert!(db.operator_token("hash-c").await.unwrap().unwrap().owner_disabled);
+    let candidate = db.operator_candidate("alice").await.unwrap().unwrap();
+    assert!(candidate.disabled && !candidate.password_changed && candidate.totp_secret.is_none());
+    assert!(db.operator_candidate("bob").await.unwrap().is_none());
+
+    // Listing: one owner's, or all; revoking only one's own.
+    assert_eq!(db.operator_tokens(Some(&alice)).await.unwrap().len(), 1);
+    assert_eq!(db.operator_tokens(None).await.unwrap().len(), 2);
+    let stranger = OperatorId::generate();
+    assert!(!db.revoke_operator_token(&id, Some(&stranger)).await.unwrap());
+    assert!(db.revoke_operator_token(&id, Some(&alice)).await.unwrap());
+    assert!(
+        !db.revoke_operator_token(&id, None).await.unwrap(),
+        "already revoked"
+    );
+    assert!(db.operator_token("hash-c").await.unwrap().is_none());
 }
 
 async fn tenants_are_created_listed_updated_and_suspended(db: Arc<Api>) {
@@ -1358,15 +1395,45 @@ impl Api {
     }
     async fn insert_operator_token(
         &self,
+        owner: Option<&OperatorId>,
         name: &str,
         role: ProviderRole,
         hash: &str,
         now: i64,
-    ) -> DbResult<()> {
-        operators::insert(&self.0, name, role, hash, now).await
+    ) -> DbResult<String> {
+        let token = operators::NewOperatorToken {
+            operator_id: owner,
+            name,
+            role,
+            token_hash: hash,
+            expires_ms: owner.map(|_| now + 1000),
+        };
+        operators::insert(&self.0, &token, now).await
     }
-    async fn operator_token(&self, hash: &str) -> DbResult<Option<OperatorTokenRecord>> {
+    async fn operator_token(&self, hash: &str) -> DbResult<Option<OperatorTokenIdentity>> {
         operators::by_hash(&self.0, hash).await
+    }
+    async fn create_operator(&self, id: &OperatorId, login: &str, role: ProviderRole) -> DbResult<()> {
+        let account = operators::NewOperator {
+            id,
+            login,
+            role,
+            password_hash: "phc",
+            email: None,
+        };
+        operators::create_account(&self.0, &account, T0).await
+    }
+    async fn operator_candidate(&self, login: &str) -> DbResult<Option<OperatorCandidate>> {
+        operators::candidate(&self.0, login).await
+    }
+    async fn disable_operator(&self, id: &OperatorId, at: Option<i64>) -> DbResult<bool> {
+        operators::set_disabled(&self.0, id, at).await
+    }
+    async fn operator_tokens(&self, owner: Option<&OperatorId>) -> DbResult<Vec<OperatorTokenRecord>> {
+        operators::tokens(&self.0, owner).await
+    }
+    async fn revoke_operator_token(&self, id: &str, owner: Option<&OperatorId>) -> DbResult<bool> {
+        operators::revoke_token(&self.0, id, owner, T0).await
     }
     async fn create_tenant(
         &self,

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::db::{alerts, drills, jobs, logins, machines, outbox, resets, restores, runs, sessions};
+use crate::db::{
+    alerts, drills, jobs, logins, machines, operators, outbox, resets, restores, runs, sessions,
+};
 use crate::{Service, ServiceResult, duration_ms};
 
 /// How long records of finished jobs and of sent or given-up mail are kept.
@@ -25,12 +27,10 @@ pub(super) async fn run(svc: &Service) -> ServiceResult<serde_json::Value> {
     let now = svc.now_ms();
     let settings = &svc.settings;
     let mut tx = svc.db.begin().await?;
-    let sessions = sessions::delete_ended(
-        &mut tx,
-        now - duration_ms(settings.session_idle_timeout),
-        now - duration_ms(settings.session_absolute_timeout),
-    )
-    .await?;
+    let idle_before = now - duration_ms(settings.session_idle_timeout);
+    let begun_before = now - duration_ms(settings.session_absolute_timeout);
+    let sessions = sessions::delete_ended(&mut tx, idle_before, begun_before).await?
+        + operators::delete_ended_sessions(&mut tx, idle_before, begun_before).await?;
     let resets = resets::delete_spent(&mut tx, now - duration_ms(KEEP_SPENT_RESETS), now).await?;
     let tokens = machines::delete_expired_registration_tokens(&mut tx, now).await?;
     let failures = logins::prune_failures(&mut tx, now - duration_ms(settings.login_lockout_period)).await?;

@@ -43,6 +43,7 @@ mod event;
 mod job;
 mod machine;
 mod mail;
+mod operator;
 mod plan;
 mod restore;
 mod run;
@@ -58,12 +59,15 @@ pub use machine::{
     RegistrationOutcome, SnapshotFacts,
 };
 pub use mail::{Language, MailRecord, MailStatus, NewMail};
+pub use operator::{
+    OperatorCandidate, OperatorRecord, OperatorSessionIdentity, OperatorSessionRecord, OperatorTokenIdentity,
+    OperatorTokenRecord,
+};
 pub use plan::{BandwidthLimit, PlanKind, PlanRecord, PlanRetention, PlanSpec};
 pub use restore::{RestoreRecord, RestoreReport, RestoreStatus};
 pub use run::{RunCounts, RunFilter, RunRecord, RunReport, RunStatus};
-pub use tenant::{NewTenant, TenantRecord, TenantStatus, TenantUpdate, UsageDay};
+pub use tenant::{NewTenant, TenantActivity, TenantRecord, TenantStatus, TenantUpdate, UsageDay};
 pub use user::{
     ApiTokenIdentity, ApiTokenRecord, LoginCandidate, LoginFailures, NewApiToken, NewTenantUser,
-    NewUserSession, OperatorTokenRecord, SessionIdentity, TenantUserRecord, TotpState, UserSessionRecord,
-    UserUpdate,
+    NewUserSession, SessionIdentity, TenantUserRecord, TotpState, UserSessionRecord, UserUpdate,
 };

@@ -113,3 +113,16 @@ pub struct UsageDay {
     /// Machines registered and not revoked.
     pub machines: u64,
 }
+
+/// A tenant's activity as the console's tenant list shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantActivity {
+    pub tenant_id: TenantId,
+    /// Stored bytes at the last measurement (the `meter` job), if measured yet.
+    pub stored_bytes: Option<u64>,
+    pub measured_ms: Option<i64>,
+    /// Machines registered and not revoked.
+    pub machines: u64,
+    /// When the newest committed snapshot was taken.
+    pub last_backup_ms: Option<i64>,
+}

@@ -1,10 +1,10 @@
-//! Tenant users, their sessions, API tokens and TOTP state, and operator tokens.
+//! Tenant users, their sessions, API tokens and TOTP state.
 
 use std::fmt;
 
 use ipnet::IpNet;
 
-use crate::authz::{ProviderRole, TenantRole};
+use crate::authz::TenantRole;
 use crate::ids::{TenantId, UserId};
 use crate::model::TenantStatus;
 use crate::totp::TotpPolicy;
@@ -195,13 +195,4 @@ pub struct ApiTokenRecord {
     pub expires_ms: i64,
     pub last_used_ms: Option<i64>,
     pub revoked_ms: Option<i64>,
-}
-
-/// An operator's API token as stored (without the hash).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OperatorTokenRecord {
-    pub id: String,
-    /// Who or what the token was issued to.
-    pub name: String,
-    pub role: ProviderRole,
 }

@@ -20,9 +20,13 @@ pub async fn none_issued(svc: &Service) -> ServiceResult<bool> {
 pub async fn register(svc: &Service, name: &str, token: &str) -> ServiceResult<()> {
     operators::insert(
         &svc.db,
-        name,
-        ProviderRole::OperatorAdmin,
-        &token_hash(token),
+        &operators::NewOperatorToken {
+            operator_id: None,
+            name,
+            role: ProviderRole::OperatorAdmin,
+            token_hash: &token_hash(token),
+            expires_ms: None,
+        },
         svc.now_ms(),
     )
     .await?;

@@ -13,8 +13,8 @@ use crate::authz::{ContractScope, OperatorPrincipal, TenantKey, TenantRole};
 use crate::db::{machines, tenants, users};
 use crate::ids::{MachineId, TenantId};
 use crate::model::{
-    Language, MachineRecord, NewTenant, NewTenantUser, TenantRecord, TenantStatus, TenantUpdate,
-    TenantUserRecord,
+    Language, MachineRecord, NewTenant, NewTenantUser, TenantActivity, TenantRecord, TenantStatus,
+    TenantUpdate, TenantUserRecord,
 };
 use crate::secrets::{TokenKind, hash_password, new_password, new_token, token_hash};
 use crate::{Service, ServiceError, ServiceResult, duration_ms};
@@ -215,6 +215,25 @@ pub async fn create(
 /// All tenants, by service code.
 pub async fn list(svc: &Service, _operator: &OperatorPrincipal) -> ServiceResult<Vec<TenantRecord>> {
     Ok(tenants::list(&svc.db).await?)
+}
+
+/// Every tenant with its activity (storage used, machines, last backup), by service code.
+pub async fn overview(
+    svc: &Service,
+    _operator: &OperatorPrincipal,
+) -> ServiceResult<Vec<(TenantRecord, Option<TenantActivity>)>> {
+    let tenants = tenants::list(&svc.db).await?;
+    let mut activity = tenants::overview(&svc.db).await?;
+    Ok(tenants
+        .into_iter()
+        .map(|tenant| {
+            let found = activity
+                .iter()
+                .position(|row| row.tenant_id == tenant.id)
+                .map(|at| activity.swap_remove(at));
+            (tenant, found)
+        })
+        .collect())
 }
 
 /// The tenant with this service code, if any.
