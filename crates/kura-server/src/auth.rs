@@ -114,6 +114,7 @@ const BEFORE_OPERATOR_SETUP: &[&str] = &[
     "/setup",
     "/setup/password",
     "/setup/totp",
+    "/setup/totp/confirm",
     "/logout",
 ];
 

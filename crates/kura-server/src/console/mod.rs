@@ -152,8 +152,12 @@ const NAVIGATION: &[(&str, &str, Permission)] = &[
 ];
 
 impl Desk {
-    /// The pages this operator's role may use.
+    /// The pages this operator's role may use (none before the first sign-in's setup,
+    /// which every page leads back to).
     pub fn nav(&self) -> Vec<NavItem> {
+        if !self.operator.is_set_up() {
+            return Vec::new();
+        }
         NAVIGATION
             .iter()
             .filter(|(_, _, permission)| self.operator.role().allows(*permission))

@@ -1,0 +1,219 @@
+// The operator console in a real browser (Debian's chromium driven by playwright-core),
+// with an accessibility scan (axe-core: no serious or critical violation) of every page
+// in Japanese and English: an operator-admin created with the bootstrap token signs in
+// with the one-time password, is sent to the first sign-in's setup, sets a password of
+// their own, enrols TOTP from the page (the code computed here from the key the page
+// shows), sees the tenants, adds an operator, issues an API token that then works
+// against the management API, signs out and signs in again with a TOTP code. Started by
+// crates/kura-server/tests/console_browser.rs, which passes:
+//   KURA_MANAGEMENT_URL, KURA_OPERATOR_TOKEN  the management listener and bootstrap token
+//   KURA_SERVICE_CODE                         the demo tenant's service code
+//   KURA_SHOTS                                optional: where to write screenshots (docs/console)
+import { createHmac } from "node:crypto";
+import { mkdirSync, readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { join } from "node:path";
+import { chromium, request } from "playwright-core";
+
+const require = createRequire(import.meta.url);
+const axeSource = readFileSync(require.resolve("axe-core/axe.min.js"), "utf8");
+const { KURA_MANAGEMENT_URL: url, KURA_OPERATOR_TOKEN: bootstrap, KURA_SERVICE_CODE: serviceCode } = process.env;
+const shots = process.env.KURA_SHOTS;
+const failures = [];
+
+function check(condition, message) {
+  if (!condition) {
+    failures.push(message);
+    console.error("FAIL:", message);
+  }
+}
+
+/// RFC 6238 with SHA-1, six digits, 30 s: the code an authenticator app would show.
+function totp(secret, time = Date.now()) {
+  const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+  let bits = "";
+  for (const c of secret.replace(/=+$/, "").toUpperCase()) bits += alphabet.indexOf(c).toString(2).padStart(5, "0");
+  const key = [];
+  for (let i = 0; i + 8 <= bits.length; i += 8) key.push(parseInt(bits.slice(i, i + 8), 2));
+  const counter = Buffer.alloc(8);
+  counter.writeBigUInt64BE(BigInt(Math.floor(time / 30000)));
+  const digest = createHmac("sha1", Buffer.from(key)).update(counter).digest();
+  const offset = digest[digest.length - 1] & 15;
+  return ((digest.readUInt32BE(offset) & 0x7fffffff) % 1000000).toString().padStart(6, "0");
+}
+
+const browser = await chromium.launch({
+  executablePath: process.env.KURA_CHROMIUM || "/usr/bin/chromium",
+  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync"],
+});
+
+async function newPage(language) {
+  // bypassCSP only so that the test can inject axe; the pages' CSP is checked by the Rust tests.
+  const context = await browser.newContext({
+    ignoreHTTPSErrors: true,
+    bypassCSP: true,
+    locale: language === "ja" ? "ja-JP" : "en-US",
+    extraHTTPHeaders: { "Accept-Language": language === "ja" ? "ja,en;q=0.5" : "en" },
+    viewport: { width: 1280, height: 860 },
+  });
+  const page = await context.newPage();
+  page.on("response", (response) => {
+    if (response.request().resourceType() !== "document" && response.status() >= 400) {
+      check(false, `${response.url()} answered ${response.status()}`);
+    }
+  });
+  page.on("console", (message) => {
+    if (message.type() === "error" && !message.text().startsWith("Failed to load resource")) {
+      check(false, `console error on ${page.url()}: ${message.text()}`);
+    }
+  });
+  page.on("pageerror", (error) => check(false, `script error on ${page.url()}: ${error.message}`));
+  return page;
+}
+
+async function look(page, name, language) {
+  await page.addScriptTag({ content: axeSource });
+  const result = await page.evaluate(async () => await window.axe.run(document, { resultTypes: ["violations"] }));
+  for (const violation of result.violations) {
+    if (violation.impact === "serious" || violation.impact === "critical") {
+      const where = violation.nodes.map((node) => node.target.join(" ")).slice(0, 3).join(", ");
+      check(false, `${name} (${language}): ${violation.impact} ${violation.id}: ${violation.help} at ${where}`);
+    }
+  }
+  if (shots) {
+    mkdirSync(shots, { recursive: true });
+    await page.screenshot({ path: join(shots, `${name}-${language}.png`), fullPage: true });
+  }
+}
+
+// The first operator-admin, made with the bootstrap token as `kura-server operator create` would.
+const api = await request.newContext({ ignoreHTTPSErrors: true, extraHTTPHeaders: { Authorization: `Bearer ${bootstrap}` } });
+const created = await api.post(`${url}/api/v1/operator/operators`, { data: { login: "sato", role: "operator-admin" } });
+check(created.status() === 201, `operator created: ${created.status()}`);
+const oneTime = (await created.json()).password;
+const password = "a console passphrase of our admin 2026";
+let secret = "";
+let lastStep = 0;
+
+/// A code the server has not seen used: for the next 30-second step, waiting for the
+/// clock when that step was used already (a code works once; one step ahead is accepted).
+async function freshCode() {
+  for (;;) {
+    const step = Math.floor(Date.now() / 30000) + 1;
+    if (step > lastStep) {
+      lastStep = step;
+      return totp(secret, step * 30000);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+  }
+}
+
+{
+  const page = await newPage("ja");
+  await page.goto(`${url}/`);
+  check(page.url().includes("/login"), `an anonymous visit goes to sign-in, not ${page.url()}`);
+  await look(page, "login", "ja");
+  await page.fill("#login", "sato");
+  await page.fill("#password", "wrong wrong wrong");
+  await page.click("form[action='/login'] button[type=submit]");
+  const error = await page.textContent("#login-error");
+  check(error && error.includes("パスワードが正しくない"), `wrong password message: ${error}`);
+
+  // The first sign-in goes to the setup and nowhere else.
+  await page.fill("#login", "sato");
+  await page.fill("#password", oneTime);
+  await page.click("form[action='/login'] button[type=submit]");
+  await page.waitForURL(`${url}/setup`);
+  await look(page, "setup", "ja");
+  await page.goto(`${url}/operators`);
+  check(page.url().endsWith("/setup"), `before the setup every page leads to it, not ${page.url()}`);
+  await page.fill("#current_password", oneTime);
+  await page.fill("#new_password", password);
+  await page.fill("#confirm_password", password);
+  await page.click("form[action='/setup/password'] button[type=submit]");
+  await page.waitForURL(`${url}/setup`);
+  check((await page.textContent("main")).includes("完了"), "the password step is done");
+  await page.click("form[action='/setup/totp'] button[type=submit]");
+  await page.waitForLoadState();
+  check(await page.locator(".qr svg").count() === 1, "the QR code is drawn");
+  await look(page, "setup-totp", "ja");
+  secret = (await page.textContent("#totp-secret")).trim();
+  lastStep = Math.floor(Date.now() / 30000);
+  await page.fill("#totp-code", totp(secret, lastStep * 30000));
+  await page.click("form[action='/setup/totp/confirm'] button[type=submit]");
+  await page.waitForURL(`${url}/`);
+
+  // The tenants.
+  const tenants = await page.textContent("#tenants");
+  check(tenants.includes(serviceCode), `the demo tenant is listed: ${tenants}`);
+  check(tenants.includes("利用中"), "its status reads 利用中");
+  await look(page, "tenants", "ja");
+
+  // An operator is added; the one-time password is shown once.
+  await page.goto(`${url}/operators`);
+  await page.fill("#operator-login", "tanaka");
+  await page.selectOption("#operator-role", "operator");
+  await page.click("form[action='/operators'] button[type=submit]");
+  await page.waitForLoadState();
+  const shown = (await page.textContent("#one-time-password")).trim();
+  check(shown.length >= 12, `a one-time password is shown: ${shown}`);
+  check((await page.textContent("#operators")).includes("初回サインイン待ち"), "tanaka waits for the first sign-in");
+  await look(page, "operators", "ja");
+
+  // A token for a script, which then works against the management API.
+  await page.goto(`${url}/account`);
+  await page.fill("#token-name", "monitoring");
+  await page.selectOption("#token-role", "operator");
+  await page.click("form[action='/account/tokens'] button[type=submit]");
+  await page.waitForLoadState();
+  const token = (await page.textContent("#new-token")).trim();
+  check(token.startsWith("kura_op_"), `token shown once: ${token}`);
+  await look(page, "account", "ja");
+  const script = await request.newContext({ ignoreHTTPSErrors: true, extraHTTPHeaders: { Authorization: `Bearer ${token}` } });
+  const listed = await script.get(`${url}/api/v1/operator/tenants`);
+  check(listed.status() === 200, `the token lists tenants: ${listed.status()}`);
+  const refused = await script.post(`${url}/api/v1/operator/operators`, { data: { login: "x-1", role: "operator" } });
+  check(refused.status() === 403, `an operator token may not add operators: ${refused.status()}`);
+
+  // Sign out; sign in again with the password and the next code.
+  await page.click("header form[action='/logout'] button");
+  await page.waitForURL(/\/login/);
+  await page.fill("#login", "sato");
+  await page.fill("#password", password);
+  await page.click("form[action='/login'] button[type=submit]");
+  await page.waitForLoadState();
+  await look(page, "login-totp", "ja");
+  await page.fill("#totp", await freshCode());
+  await page.click("form[action='/login/totp'] button[type=submit]");
+  await page.waitForURL(`${url}/`);
+  check((await page.textContent("header")).includes("sato"), "signed in again as sato");
+}
+
+// English: the same pages after the language switch.
+{
+  const page = await newPage("en");
+  await page.goto(`${url}/login`);
+  await look(page, "login", "en");
+  await page.fill("#login", "sato");
+  await page.fill("#password", password);
+  await page.click("form[action='/login'] button[type=submit]");
+  await page.waitForLoadState();
+  await page.fill("#totp", await freshCode());
+  await page.click("form[action='/login/totp'] button[type=submit]");
+  await page.waitForURL(`${url}/`);
+  check((await page.textContent("#tenants")).includes("Active"), "the status reads Active");
+  await look(page, "tenants", "en");
+  await page.goto(`${url}/operators`);
+  await look(page, "operators", "en");
+  await page.goto(`${url}/account`);
+  check((await page.locator("#sessions tbody tr").count()) >= 1, "the sessions are listed");
+  await look(page, "account", "en");
+}
+
+await browser.close();
+if (failures.length > 0) {
+  console.error(`${failures.length} console browser checks failed`);
+  process.exit(1);
+}
+console.log("console browser checks passed");
