@@ -8,6 +8,7 @@
 // crates/kura-server/tests/console_browser.rs, which passes:
 //   KURA_MANAGEMENT_URL, KURA_OPERATOR_TOKEN  the management listener and bootstrap token
 //   KURA_SERVICE_CODE                         the demo tenant's service code
+//   KURA_URL, KURA_LOGIN, KURA_PASSWORD       the portal and its demo admin (to see a notice)
 //   KURA_SHOTS                                optional: where to write screenshots (docs/console)
 import { createHmac } from "node:crypto";
 import { mkdirSync, readFileSync } from "node:fs";
@@ -18,6 +19,7 @@ import { chromium, request } from "playwright-core";
 const require = createRequire(import.meta.url);
 const axeSource = readFileSync(require.resolve("axe-core/axe.min.js"), "utf8");
 const { KURA_MANAGEMENT_URL: url, KURA_OPERATOR_TOKEN: bootstrap, KURA_SERVICE_CODE: serviceCode } = process.env;
+const { KURA_URL: portalUrl, KURA_LOGIN: portalLogin, KURA_PASSWORD: portalPassword } = process.env;
 const shots = process.env.KURA_SHOTS;
 const failures = [];
 
@@ -150,6 +152,24 @@ async function freshCode() {
   check(tenants.includes("利用中"), "its status reads 利用中");
   await look(page, "tenants", "ja");
 
+  // A maintenance notice for every tenant, in both languages.
+  await page.goto(`${url}/notices`);
+  await page.selectOption("#notice-kind", "maintenance");
+  await page.fill("#notice-title-ja", "ストレージの定期メンテナンス");
+  await page.fill("#notice-body-ja", "ディスクを交換します。\nメンテナンス中のバックアップは待機し、終了後に自動で再開します。");
+  await page.fill("#notice-title-en", "Scheduled storage maintenance");
+  await page.fill("#notice-body-en", "We replace disks.\nBackups during the window wait and resume on their own afterwards.");
+  const soon = new Date(Date.now() + 3 * 86400000);
+  const day = soon.toISOString().slice(0, 10);
+  await page.fill("#notice-starts", `${day}T01:00`);
+  await page.fill("#notice-ends", `${day}T05:00`);
+  await page.check("input[name=audience][value=all]");
+  await look(page, "notices", "ja");
+  await page.click("form[action='/notices'] button[type=submit]");
+  await page.waitForURL(/\/notices\/[0-9a-f]{32}$/);
+  check((await page.textContent("main")).includes("お知らせを掲載しました"), "the notice is published");
+  await look(page, "notice", "ja");
+
   // An operator is added; the one-time password is shown once.
   await page.goto(`${url}/operators`);
   await page.fill("#operator-login", "tanaka");
@@ -190,6 +210,26 @@ async function freshCode() {
   check((await page.textContent("header")).includes("sato"), "signed in again as sato");
 }
 
+// The tenant's side: the banner on the dashboard and the notices page, in the portal.
+{
+  const page = await newPage("ja");
+  await page.goto(`${portalUrl}/login`);
+  await page.fill("#login", portalLogin);
+  await page.fill("#password", portalPassword);
+  await page.click("form[action='/login'] button[type=submit]");
+  await page.waitForURL(`${portalUrl}/`);
+  const banner = await page.textContent(".notice-banner");
+  check(banner && banner.includes("ストレージの定期メンテナンス"), `the dashboard shows the notice: ${banner}`);
+  await look(page, "portal-dashboard-notice", "ja");
+  await page.click(".notice-banner a[href='/notices']");
+  await page.waitForURL(`${portalUrl}/notices`);
+  check((await page.textContent("main")).includes("メンテナンス中のバックアップは待機し"), "the notice's text is shown");
+  await look(page, "portal-notices", "ja");
+  await page.click("form[action$='/read'] button");
+  await page.waitForURL(`${portalUrl}/notices`);
+  check(await page.locator("form[action$='/read']").count() === 0, "marked read");
+}
+
 // English: the same pages after the language switch.
 {
   const page = await newPage("en");
@@ -206,6 +246,8 @@ async function freshCode() {
   await look(page, "tenants", "en");
   await page.goto(`${url}/operators`);
   await look(page, "operators", "en");
+  await page.goto(`${url}/notices`);
+  await look(page, "notices", "en");
   await page.goto(`${url}/account`);
   check((await page.locator("#sessions tbody tr").count()) >= 1, "the sessions are listed");
   await look(page, "account", "en");

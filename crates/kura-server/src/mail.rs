@@ -58,13 +58,31 @@ const TEMPLATES: &[(&str, Language, &str, &str)] = templates!(
     "password_reset",
     "password_forced_reset",
     "alert",
-    "alert_resolved"
+    "alert_resolved",
+    "notice"
 );
 
 /// Values a template may use beside the content's own: words and times that depend on
 /// the recipient's language (an alert's kind, what it is about, when), from the portal's
 /// messages.
 fn localized(content: &MailContent, language: Language) -> Vec<(&'static str, String)> {
+    if let MailContent::Notice {
+        notice_kind,
+        starts_ms,
+        ends_ms,
+        revision,
+        time_zone,
+        ..
+    } = content
+    {
+        return notice_words(
+            notice_kind,
+            *starts_ms,
+            *ends_ms,
+            *revision,
+            &Tr::new(language, time_zone),
+        );
+    }
     let (MailContent::Alert {
         alert_kind,
         machine,
@@ -94,6 +112,30 @@ fn localized(content: &MailContent, language: Language) -> Vec<(&'static str, St
         ("title", tr.t(&format!("alert-kind-{alert_kind}"))),
         ("about", about),
         ("when", tr.time_long(time_ms)),
+    ]
+}
+
+/// A notice's kind, window and whether it is an update, in the recipient's words.
+fn notice_words(
+    kind: &str,
+    starts_ms: Option<i64>,
+    ends_ms: Option<i64>,
+    revision: i64,
+    tr: &Tr,
+) -> Vec<(&'static str, String)> {
+    let (update, update_lead) = if revision > 1 {
+        (
+            tr.t("notice-mail-update"),
+            format!(" {}", tr.t1("notice-mail-update-lead", "revision", revision)),
+        )
+    } else {
+        (String::new(), String::new())
+    };
+    vec![
+        ("kind_label", tr.t(&format!("notice-kind-{kind}"))),
+        ("window", tr.window(starts_ms, ends_ms)),
+        ("update", update),
+        ("update_lead", update_lead),
     ]
 }
 
@@ -279,6 +321,17 @@ mod tests {
                 time_zone: "Asia/Tokyo".into(),
                 link: "https://backup.example/alerts".into(),
             },
+            MailContent::Notice {
+                notice_kind: "maintenance".into(),
+                tenant: "taro@acme's company".into(),
+                title: "Storage maintenance <night>".into(),
+                body: "We replace disks.\nBackups wait and resume.".into(),
+                starts_ms: Some(1_767_225_600_000),
+                ends_ms: Some(1_767_236_400_000),
+                revision: 2,
+                time_zone: "Asia/Tokyo".into(),
+                link: "https://backup.example/notices".into(),
+            },
             MailContent::AlertResolved {
                 alert_kind: "quota-warning".into(),
                 tenant: "taro@acme's company".into(),
@@ -295,7 +348,8 @@ mod tests {
                 MailContent::PasswordReset { .. }
                 | MailContent::PasswordForcedReset { .. }
                 | MailContent::Alert { .. }
-                | MailContent::AlertResolved { .. } => {}
+                | MailContent::AlertResolved { .. }
+                | MailContent::Notice { .. } => {}
             }
         }
         samples
@@ -317,6 +371,33 @@ mod tests {
     }
 
     #[test]
+    fn notices_name_kind_window_and_update_in_the_recipients_language() {
+        let notice = &samples()[3];
+        let ja = render(notice, Language::Ja).unwrap();
+        assert!(
+            ja.subject.contains("メンテナンス")
+                && ja.subject.contains("更新")
+                && ja.subject.contains("Storage maintenance"),
+            "{}",
+            ja.subject
+        );
+        assert!(
+            ja.text.contains("2026年1月1日 09:00 (JST)") && ja.text.contains("12:00"),
+            "{}",
+            ja.text
+        );
+        assert!(ja.text.contains("We replace disks.\nBackups wait"), "{}", ja.text);
+        assert!(ja.html.contains("&lt;night&gt;"), "{}", ja.html);
+        let en = render(notice, Language::En).unwrap();
+        assert!(
+            en.subject.starts_with("[Kura] Maintenance (update)"),
+            "{}",
+            en.subject
+        );
+        assert!(en.text.contains("revision 2"), "{}", en.text);
+    }
+
+    #[test]
     fn alerts_name_kind_subject_and_time_in_the_recipients_language() {
         let alert = &samples()[2];
         let ja = render(alert, Language::Ja).unwrap();
@@ -334,7 +415,7 @@ mod tests {
             en.subject
         );
         assert!(en.text.contains("1 Jan 2026 09:00 (JST)"), "{}", en.text);
-        let resolved = render(&samples()[3], Language::En).unwrap();
+        let resolved = render(&samples()[4], Language::En).unwrap();
         assert!(
             resolved.subject.contains("resolved") && resolved.text.contains("whole tenant"),
             "{}",

@@ -1,8 +1,10 @@
 //! The operator console in a real browser: starts the service as the quick start does
 //! and runs `tests/e2e/console.mjs` (playwright-core driving Debian's chromium, axe-core
 //! for accessibility), which takes a new operator-admin through the first sign-in (own
-//! password, TOTP enrolment from the page), the tenants, the operators and the account
-//! pages in Japanese and English, and signs in again with a TOTP code.
+//! password, TOTP enrolment from the page), the tenants, a notice published to every
+//! tenant (and seen on the demo tenant's dashboard and notices page in the portal), the
+//! operators and the account pages in Japanese and English, and signs in again with a
+//! TOTP code.
 //!
 //! `scripts/test.sh` installs chromium, a Japanese font and the npm packages. Set
 //! `KURA_CONSOLE_SCREENSHOTS=DIR` to keep the screenshots (`docs/console/` holds the
@@ -45,7 +47,10 @@ fn the_console_works_in_a_real_browser() {
         .current_dir(&e2e)
         .env("KURA_MANAGEMENT_URL", &info.management_url)
         .env("KURA_OPERATOR_TOKEN", &info.operator_token)
-        .env("KURA_SERVICE_CODE", &info.service_code);
+        .env("KURA_SERVICE_CODE", &info.service_code)
+        .env("KURA_URL", &info.customer_url)
+        .env("KURA_LOGIN", &info.admin_login)
+        .env("KURA_PASSWORD", &info.admin_password);
     if let Some(shots) = std::env::var_os("KURA_CONSOLE_SCREENSHOTS") {
         node.env("KURA_SHOTS", shots);
     }

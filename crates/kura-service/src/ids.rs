@@ -52,6 +52,11 @@ pub struct UserId(String);
 #[serde(transparent)]
 pub struct OperatorId(String);
 
+/// A notice from the provider.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct NoticeId(String);
+
 macro_rules! hex_id {
     ($($name:ident),*) => {$(
         impl $name {
@@ -85,5 +90,5 @@ macro_rules! hex_id {
 }
 
 hex_id!(
-    TenantId, MachineId, UserId, PlanId, RunId, AlertId, RestoreId, DrillId, OperatorId
+    TenantId, MachineId, UserId, PlanId, RunId, AlertId, RestoreId, DrillId, OperatorId, NoticeId
 );

@@ -41,6 +41,19 @@ pub enum MailContent {
         time_zone: String,
         link: String,
     },
+    /// A notice from the provider (or an update of one: `revision` above 1), in the
+    /// recipient's language.
+    Notice {
+        notice_kind: String,
+        tenant: String,
+        title: String,
+        body: String,
+        starts_ms: Option<i64>,
+        ends_ms: Option<i64>,
+        revision: i64,
+        time_zone: String,
+        link: String,
+    },
     /// An open alert was resolved, and what resolved it.
     AlertResolved {
         alert_kind: String,
@@ -62,6 +75,7 @@ impl MailContent {
             MailContent::PasswordForcedReset { .. } => "password_forced_reset",
             MailContent::Alert { .. } => "alert",
             MailContent::AlertResolved { .. } => "alert_resolved",
+            MailContent::Notice { .. } => "notice",
         }
     }
 }

@@ -542,3 +542,24 @@ restore-succeeded = Restored
 restore-failed = Failed
 action-restore-request = Restore to a machine requested
 restore-note = Asked by, and notes
+
+# Notices from the provider (portal, console and mail).
+notice-kind-change = Service change
+notice-kind-maintenance = Maintenance
+notice-kind-incident = Security incident
+notice-mail-update = { " " }(update)
+notice-mail-update-lead = This notice was updated (revision { $revision }).
+window-from = from { $time }
+window-until = until { $time }
+window-none = not given
+nav-notices = Notices
+notices-lead = Notices from your service provider: changes of the service, maintenance and security incidents. They are also mailed to your administrators.
+notices-none = No notice yet.
+notice-unread = Unread
+notice-updated = Updated { $time } (revision { $revision })
+notice-published = Published { $time }
+notice-window = When: { $window }
+notice-mark-read = Mark as read
+notice-marked-read = Marked as read.
+notices-banner = Notices from your service provider that need your attention: { $count }.
+notices-banner-link = Read the notices

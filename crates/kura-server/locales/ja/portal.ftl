@@ -542,3 +542,24 @@ restore-succeeded = 完了
 restore-failed = 失敗
 action-restore-request = マシンへのリストアの依頼
 restore-note = 依頼者と備考
+
+# サービス提供者からのお知らせ（ポータル、コンソール、メール）。
+notice-kind-change = サービス内容の変更
+notice-kind-maintenance = メンテナンス
+notice-kind-incident = セキュリティインシデント
+notice-mail-update = （更新）
+notice-mail-update-lead = このお知らせは更新されました（第{ $revision }版）。
+window-from = { $time } から
+window-until = { $time } まで
+window-none = 指定なし
+nav-notices = お知らせ
+notices-lead = サービス提供者からのお知らせです。サービス内容の変更、メンテナンス、セキュリティインシデントをお知らせします。運用管理担当者の方にはメールでもお送りしています。
+notices-none = お知らせはまだありません。
+notice-unread = 未読
+notice-updated = { $time } 更新（第{ $revision }版）
+notice-published = { $time } 掲載
+notice-window = 期間: { $window }
+notice-mark-read = 既読にする
+notice-marked-read = 既読にしました。
+notices-banner = サービス提供者からのお知らせが { $count } 件あります。
+notices-banner-link = お知らせを読む

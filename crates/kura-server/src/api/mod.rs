@@ -27,6 +27,7 @@ pub mod alerts;
 pub mod drills;
 mod jobs;
 pub mod machines;
+pub(crate) mod notices;
 pub mod openapi;
 mod operator;
 pub(crate) mod operators;
@@ -544,12 +545,32 @@ const CUSTOMER: &[&RouteTable] = &[
     &AGENT_ROUTES,
     &VAULT_ROUTES,
     &ACCOUNT_ROUTES,
+    &TENANT_NOTICE_ROUTES,
     &USER_ROUTES,
     &MACHINE_ROUTES,
     &PLAN_ROUTES,
     &SECURITY_ROUTES,
     &SNAPSHOT_ROUTES,
 ];
+
+/// The provider's notices, for tenant users.
+const TENANT_NOTICE_ROUTES: RouteTable = RouteTable {
+    area: "notices",
+    routes: &[
+        (
+            Method::GET,
+            "/api/v1/notices",
+            Access::Role(Permission::ViewStatus),
+            |m| on(m, notices::for_user),
+        ),
+        (
+            Method::POST,
+            "/api/v1/notices/{id}/read",
+            Access::Role(Permission::ViewStatus),
+            |m| on(m, notices::mark_read),
+        ),
+    ],
+};
 
 /// Health, metrics and the management API's OpenAPI document, for the provider's
 /// monitoring and tooling.
@@ -756,12 +777,44 @@ const OPERATOR_ACCOUNT_ROUTES: RouteTable = RouteTable {
     ],
 };
 
+/// Notices to tenants, for operators.
+const NOTICE_ROUTES: RouteTable = RouteTable {
+    area: "notices",
+    routes: &[
+        (
+            Method::POST,
+            "/api/v1/operator/notices",
+            Access::Role(Permission::Communicate),
+            |m| on(m, notices::publish),
+        ),
+        (
+            Method::GET,
+            "/api/v1/operator/notices",
+            Access::Role(Permission::ReadTenants),
+            |m| on(m, notices::list),
+        ),
+        (
+            Method::GET,
+            "/api/v1/operator/notices/{id}",
+            Access::Role(Permission::ReadTenants),
+            |m| on(m, notices::get),
+        ),
+        (
+            Method::PATCH,
+            "/api/v1/operator/notices/{id}",
+            Access::Role(Permission::Communicate),
+            |m| on(m, notices::update),
+        ),
+    ],
+};
+
 /// Every table of the management listener.
 const MANAGEMENT: &[&RouteTable] = &[
     &crate::console::CONSOLE_ROUTES,
     &MONITORING_ROUTES,
     &OPERATOR_ACCOUNT_ROUTES,
     &OPERATOR_ROUTES,
+    &NOTICE_ROUTES,
     &JOB_ROUTES,
 ];
 

@@ -22,8 +22,8 @@ use utoipa::{OpenApi, PartialSchema, ToSchema};
 
 use super::{Access, CUSTOMER, MANAGEMENT, RouteTable, is_json_api, routes};
 use super::{
-    agent, alerts, drills, jobs, machines, operator, operators, plans, reset, restores, runs, support, totp,
-    users, vault,
+    agent, alerts, drills, jobs, machines, notices, operator, operators, plans, reset, restores, runs,
+    support, totp, users, vault,
 };
 
 /// A role field: one of the tenant roles, by their wire names.
@@ -98,6 +98,8 @@ impl ToSchema for Binary {}
     ),
     paths(
         api_document,
+        notices::for_user,
+        notices::mark_read,
         agent::register,
         agent::whoami,
         agent::plans,
@@ -210,6 +212,10 @@ struct CustomerApi;
         operators::disable_operator,
         operators::enable_operator,
         operators::reset_operator_totp,
+        notices::publish,
+        notices::list,
+        notices::get,
+        notices::update,
         operator::create_tenant,
         operator::list_tenants,
         operator::show_tenant,

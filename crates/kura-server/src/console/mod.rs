@@ -23,6 +23,7 @@ use crate::web::{anonymous_language, cookie, see_other};
 
 mod account;
 mod login;
+mod notices;
 mod operators;
 mod tenants;
 
@@ -98,6 +99,30 @@ pub(crate) const CONSOLE_ROUTES: RouteTable = RouteTable {
         ),
         (
             Method::GET,
+            "/notices",
+            Access::Role(Permission::ReadTenants),
+            |m| on(m, notices::page),
+        ),
+        (
+            Method::POST,
+            "/notices",
+            Access::Role(Permission::Communicate),
+            |m| on(m, notices::publish),
+        ),
+        (
+            Method::GET,
+            "/notices/{id}",
+            Access::Role(Permission::ReadTenants),
+            |m| on(m, notices::notice),
+        ),
+        (
+            Method::POST,
+            "/notices/{id}",
+            Access::Role(Permission::Communicate),
+            |m| on(m, notices::update),
+        ),
+        (
+            Method::GET,
             "/account",
             Access::Role(Permission::OwnAccount),
             |m| on(m, account::page),
@@ -147,6 +172,7 @@ pub struct NavItem {
 /// The console's pages and the permission each needs.
 const NAVIGATION: &[(&str, &str, Permission)] = &[
     ("/", "console-nav-tenants", Permission::ReadTenants),
+    ("/notices", "nav-notices", Permission::ReadTenants),
     ("/operators", "console-nav-operators", Permission::ManageOperators),
     ("/account", "console-nav-account", Permission::OwnAccount),
 ];
@@ -177,6 +203,11 @@ impl Desk {
     /// A provider role's name in the page's language.
     pub fn role_label(&self, role: &ProviderRole) -> String {
         self.tr.t(&format!("console-role-{}", role.as_str()))
+    }
+
+    /// A notice's kind in the page's language.
+    pub fn notice_kind(&self, kind: &kura_service::model::NoticeKind) -> String {
+        self.tr.t(&format!("notice-kind-{}", kind.as_str()))
     }
 
     /// Whether `id` is the signed-in operator's own account.

@@ -164,6 +164,8 @@ struct DashboardPage {
     /// The tenant's open alerts, the latest first.
     open_alerts: Vec<AlertRow>,
     events: Vec<EventRecord>,
+    /// Notices unread, or whose maintenance window is near: the banner's rows.
+    banner: Vec<super::notices::NoticeRow>,
 }
 
 impl DashboardPage {
@@ -230,6 +232,10 @@ pub(super) async fn page(State(state): State<AppState>, v: Viewer) -> Response {
         .filter(|o| o.overdue(v.now_ms, OVERDUE_MS))
         .map(|o| o.machine.name.clone())
         .collect();
+    let banner = match super::notices::banner(&state.service, &v).await {
+        Ok(banner) => banner,
+        Err(err) => return v.error_page(&err, "/"),
+    };
     let plan_runs = plan_run_rows(&machines);
     let (backups, backups_total) = backup_rows(machines, v.now_ms);
     let chart = UsageChart::new(&usage, |n| v.tr.bytes(&n));
@@ -245,6 +251,7 @@ pub(super) async fn page(State(state): State<AppState>, v: Viewer) -> Response {
             plan_runs,
             open_alerts,
             events,
+            banner,
         },
     )
 }

@@ -32,6 +32,7 @@ mod events;
 mod help;
 pub(crate) mod login;
 mod machines;
+mod notices;
 mod plans;
 mod security;
 mod snapshots;
@@ -109,6 +110,18 @@ pub(crate) const PORTAL_ROUTES: RouteTable = RouteTable {
             "/alerts",
             Access::Role(Permission::ViewStatus),
             |m| on(m, alerts::page),
+        ),
+        (
+            Method::GET,
+            "/notices",
+            Access::Role(Permission::ViewStatus),
+            |m| on(m, notices::page),
+        ),
+        (
+            Method::POST,
+            "/notices/{id}/read",
+            Access::Role(Permission::ViewStatus),
+            |m| on(m, notices::mark_read),
         ),
         (Method::GET, "/plans", Access::Role(Permission::ViewStatus), |m| {
             on(m, plans::page)
@@ -306,6 +319,7 @@ const NAVIGATION: &[(&str, &str, Permission)] = &[
     ("/snapshots", "nav-snapshots", Permission::ViewStatus),
     ("/plans", "nav-plans", Permission::ViewStatus),
     ("/alerts", "nav-alerts", Permission::ViewStatus),
+    ("/notices", "nav-notices", Permission::ViewStatus),
     ("/users", "nav-users", Permission::ManageUsers),
     ("/security", "nav-security", Permission::ManageSecurity),
     ("/events", "nav-events", Permission::ReadEvents),

@@ -156,6 +156,17 @@ impl Tr {
         ms.map_or_else(|| "—".to_owned(), |ms| self.time(&ms))
     }
 
+    /// A window of time in a sentence (a maintenance window): `from – to`, from or until
+    /// one end, or "not given".
+    pub fn window(&self, starts_ms: Option<i64>, ends_ms: Option<i64>) -> String {
+        match (starts_ms, ends_ms) {
+            (Some(starts), Some(ends)) => format!("{} – {}", self.time_long(&starts), self.time_long(&ends)),
+            (Some(starts), None) => self.t1("window-from", "time", self.time_long(&starts)),
+            (None, Some(ends)) => self.t1("window-until", "time", self.time_long(&ends)),
+            (None, None) => self.t("window-none"),
+        }
+    }
+
     /// The zone the page's times are in at `now_ms`, as shown under tables:
     /// `Asia/Tokyo (JST)` (the abbreviation changes with daylight saving time).
     pub fn zone_at(&self, now_ms: &i64) -> String {

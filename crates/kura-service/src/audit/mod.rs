@@ -139,6 +139,10 @@ actions! {
     OperatorTokenRevoke = "operator.token.revoke", "operators", "An operator API token was revoked.";
     OperatorSessionRevoke = "operator.session.revoke", "operators",
         "An operator ended one of their console sessions, or every session of an account ended with its disabling.";
+    NoticePublish = "notice.publish", "operators, and each tenant it is for",
+        "An operator published a notice (service change, maintenance, incident): the target names kind, id and title, the result the revision, the tenants and the mails queued.";
+    NoticeUpdate = "notice.update", "operators, and each tenant it is for",
+        "An operator updated a notice (a follow-up): its revision rose and it was mailed again.";
     OperatorGet = "operator.get", "operators (and the tenant's log when the route names one)",
         "An operator read something through the management API; the target is the path, the result the HTTP status.";
     OperatorPost = "operator.post", "operators (and the tenant's log when the route names one)",

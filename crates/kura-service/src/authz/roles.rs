@@ -40,6 +40,8 @@ pub enum Permission {
     OwnAccount,
     /// Provider: create, disable and enable operator accounts; reset their TOTP.
     ManageOperators,
+    /// Provider: publish and update notices to tenants; answer support requests.
+    Communicate,
 }
 
 /// The permissions tenant roles hold, in the order the role matrix shows them.
@@ -78,6 +80,7 @@ impl Permission {
             Permission::ManageOperators => {
                 "create, disable and enable operator accounts; reset an operator's TOTP"
             }
+            Permission::Communicate => "publish and update notices to tenants; answer support requests",
         }
     }
 
@@ -95,6 +98,7 @@ impl Permission {
             Permission::RunJobs => "run-jobs",
             Permission::OwnAccount => "own-account",
             Permission::ManageOperators => "manage-operators",
+            Permission::Communicate => "communicate",
         }
     }
 }
@@ -159,6 +163,7 @@ pub const PROVIDER_ROLE_TABLE: &[(ProviderRole, &[Permission])] = &[
             Permission::RunJobs,
             Permission::OwnAccount,
             Permission::ManageOperators,
+            Permission::Communicate,
         ],
     ),
     (
@@ -168,6 +173,7 @@ pub const PROVIDER_ROLE_TABLE: &[(ProviderRole, &[Permission])] = &[
             Permission::ManageMachines,
             Permission::RunJobs,
             Permission::OwnAccount,
+            Permission::Communicate,
         ],
     ),
 ];
@@ -287,6 +293,7 @@ pub fn roles_markdown(
         Permission::RunJobs,
         Permission::OwnAccount,
         Permission::ManageOperators,
+        Permission::Communicate,
     ];
     push_matrix(&mut out, &provider_roles, &provider_permissions, |role, p| {
         ProviderRole::parse(role).is_some_and(|r| r.allows(p))

@@ -3,9 +3,9 @@
 //! at once conflict instead of mailing twice.
 
 use super::{DbError, DbResult, Query, Target, Tx, from_db_int};
-use crate::authz::{TenantKey, TenantRole};
+use crate::authz::TenantKey;
 use crate::ids::{AlertId, MachineId, PlanId, TenantId};
-use crate::model::{AlertFilter, AlertKind, AlertRecipient, AlertRecord, Language, NewAlert};
+use crate::model::{AlertFilter, AlertKind, AlertRecord, NewAlert};
 
 type Row = (
     String,
@@ -200,30 +200,6 @@ pub async fn list<'c>(
     .into_iter()
     .map(record)
     .collect()
-}
-
-/// The tenant's admins and operators who have an address, are enabled and want alerts
-/// by mail, each with the language of their mail.
-pub async fn recipients(tx: &mut Tx, scope: &impl TenantKey) -> DbResult<Vec<AlertRecipient>> {
-    let rows: Vec<(String, Option<String>, Option<String>, String)> = Query::tenant(
-        scope,
-        "SELECT u.email, u.language, t.language, t.time_zone FROM tenant_users u \
-         JOIN tenants t ON t.id = u.tenant_id WHERE u.tenant_id = $1 AND u.role IN ($2, $3) \
-         AND u.email IS NOT NULL AND u.disabled_ms IS NULL AND u.alert_mail ORDER BY u.login",
-    )
-    .bind(TenantRole::Admin.as_str())
-    .bind(TenantRole::Operator.as_str())
-    .fetch_all(&mut *tx)
-    .await?;
-    let parse = |text: Option<String>| text.map(|t| t.parse::<Language>()).transpose();
-    rows.into_iter()
-        .map(|(email, user, tenant, zone)| {
-            Ok(AlertRecipient {
-                email,
-                language: Language::choose(parse(user)?, parse(tenant)?, &zone),
-            })
-        })
-        .collect()
 }
 
 /// A machine the service may expect to hear from: active, with an enabled plan.

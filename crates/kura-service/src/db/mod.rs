@@ -38,6 +38,7 @@ pub mod events;
 pub mod jobs;
 pub mod logins;
 pub mod machines;
+pub mod notices;
 pub mod operators;
 pub mod outbox;
 pub mod plans;

@@ -1,9 +1,11 @@
 //! `tenant_users` and what hangs on a user: passwords, TOTP and recovery codes.
 
-use super::{DbResult, Query, Target, Tx, count_u32, map_unique_violation};
+use super::{DbResult, Query, Target, Tx, Value, count_u32, map_unique_violation};
 use crate::authz::{TenantKey, TenantRole};
 use crate::ids::{TenantId, UserId};
-use crate::model::{Language, NewTenantUser, TenantUserRecord, TotpState, UserUpdate};
+use crate::model::{
+    Language, MailAudience, MailRecipient, NewTenantUser, TenantUserRecord, TotpState, UserUpdate,
+};
 
 /// The columns of `tenant_users` in the order of [`TenantUserRow`].
 macro_rules! user_columns {
@@ -198,6 +200,7 @@ pub async fn delete(tx: &mut Tx, scope: &impl TenantKey, user_id: &UserId) -> Db
         "DELETE FROM api_tokens WHERE tenant_id = $1 AND user_id = $2",
         "DELETE FROM totp_recovery_codes WHERE tenant_id = $1 AND user_id = $2",
         "DELETE FROM password_resets WHERE tenant_id = $1 AND user_id = $2",
+        "DELETE FROM notice_reads WHERE tenant_id = $1 AND user_id = $2",
     ] {
         Query::tenant(scope, statement)
             .bind(user_id.as_str())
@@ -482,4 +485,35 @@ pub async fn store_sealed_totp<'c>(
     .execute(on)
     .await?;
     Ok(())
+}
+
+/// The scoped tenant's users a message for `audience` goes to, each in their language.
+pub async fn mail_recipients(
+    tx: &mut Tx,
+    scope: &impl TenantKey,
+    audience: MailAudience,
+) -> DbResult<Vec<MailRecipient>> {
+    let (roles, alert_mail_only): (&[TenantRole], bool) = match audience {
+        MailAudience::Alerts => (&[TenantRole::Admin, TenantRole::Operator], true),
+        MailAudience::Admins => (&[TenantRole::Admin], false),
+    };
+    let rows: Vec<(String, Option<String>, Option<String>, String)> = Query::tenant(
+        scope,
+        "SELECT u.email, u.language, t.language, t.time_zone FROM tenant_users u \
+         JOIN tenants t ON t.id = u.tenant_id WHERE u.tenant_id = $1 AND (u.alert_mail OR NOT $2) \
+         AND u.email IS NOT NULL AND u.disabled_ms IS NULL AND u.role IN ({params}) ORDER BY u.login",
+    )
+    .bind(alert_mail_only)
+    .bind_list(roles.iter().map(|role| Value::from(role.as_str())))
+    .fetch_all(&mut *tx)
+    .await?;
+    let parse = |text: Option<String>| text.map(|t| t.parse::<Language>()).transpose();
+    rows.into_iter()
+        .map(|(email, user, tenant, zone)| {
+            Ok(MailRecipient {
+                email,
+                language: Language::choose(parse(user)?, parse(tenant)?, &zone),
+            })
+        })
+        .collect()
 }

@@ -94,10 +94,3 @@ pub struct AlertFilter {
     pub plan: Option<PlanId>,
     pub limit: u32,
 }
-
-/// Someone the tenant's alerts are mailed to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AlertRecipient {
-    pub email: String,
-    pub language: super::Language,
-}

@@ -45,6 +45,23 @@ text_enum!(MailStatus, "mail status", {
     Failed = "failed",
 });
 
+/// Someone a tenant's mail goes to, in their language.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailRecipient {
+    pub email: String,
+    pub language: Language,
+}
+
+/// Which of a tenant's users a message goes to (each needs an address and an enabled
+/// account).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MailAudience {
+    /// Admins and operators who take alert mail.
+    Alerts,
+    /// Admins: notices from the provider.
+    Admins,
+}
+
 /// A message in the outbox.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MailRecord {

@@ -43,6 +43,7 @@ mod event;
 mod job;
 mod machine;
 mod mail;
+mod notice;
 mod operator;
 mod plan;
 mod restore;
@@ -50,7 +51,7 @@ mod run;
 mod tenant;
 mod user;
 
-pub use alert::{AlertFilter, AlertKind, AlertRecipient, AlertRecord, NewAlert};
+pub use alert::{AlertFilter, AlertKind, AlertRecord, NewAlert};
 pub use drill::{DrillCounts, DrillFilter, DrillFrequency, DrillRecord, DrillReport, DrillStatus};
 pub use event::{ChainHead, EventRecord, NewEvent};
 pub use job::{JobFilter, JobKind, JobRecord, JobStatus, NewJob};
@@ -58,7 +59,8 @@ pub use machine::{
     AgentIdentity, LAST_SEEN_RESOLUTION_MS, LatestBackup, MachineActivity, MachineRecord, NewMachine,
     RegistrationOutcome, SnapshotFacts,
 };
-pub use mail::{Language, MailRecord, MailStatus, NewMail};
+pub use mail::{Language, MailAudience, MailRecipient, MailRecord, MailStatus, NewMail};
+pub use notice::{NoticeKind, NoticeRecord, NoticeText, TenantNotice};
 pub use operator::{
     OperatorCandidate, OperatorRecord, OperatorSessionIdentity, OperatorSessionRecord, OperatorTokenIdentity,
     OperatorTokenRecord,

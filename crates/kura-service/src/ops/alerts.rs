@@ -15,13 +15,13 @@ use std::time::Duration;
 use super::record_in;
 use crate::audit::{Action, Actor};
 use crate::authz::{Permission, TenantKey, TenantScope, UserPrincipal, service_scope};
-use crate::db::{Tx, alerts, machines, outbox, tenants};
+use crate::db::{Tx, alerts, machines, outbox, tenants, users};
 use crate::ids::{MachineId, PlanId};
 use crate::jobs::SCHEDULE_ACTOR;
 use crate::mail::MailContent;
 use crate::model::{
-    AlertFilter, AlertKind, AlertRecord, DrillRecord, DrillStatus, NewAlert, NewMail, RunRecord, RunStatus,
-    TenantRecord,
+    AlertFilter, AlertKind, AlertRecord, DrillRecord, DrillStatus, MailAudience, NewAlert, NewMail,
+    RunRecord, RunStatus, TenantRecord,
 };
 use crate::ops::vault::human_bytes;
 use crate::{Service, ServiceError, ServiceResult, duration_ms, minute_in_zone};
@@ -60,7 +60,7 @@ async fn mail(
     if !svc.settings.mail_enabled {
         return Ok(0);
     }
-    let recipients = alerts::recipients(tx, scope).await?;
+    let recipients = users::mail_recipients(tx, scope, MailAudience::Alerts).await?;
     if recipients.is_empty() {
         return Ok(0);
     }

@@ -8,6 +8,7 @@ pub mod drills;
 pub mod events;
 pub mod jobs;
 pub mod machines;
+pub mod notices;
 pub mod operator_accounts;
 pub mod operators;
 pub mod plans;
