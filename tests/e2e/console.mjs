@@ -228,6 +228,16 @@ async function freshCode() {
   await page.click("form[action$='/read'] button");
   await page.waitForURL(`${portalUrl}/notices`);
   check(await page.locator("form[action$='/read']").count() === 0, "marked read");
+
+  // A security event reported from the portal.
+  await page.goto(`${portalUrl}/support`);
+  await page.selectOption("#support-category", "security-event");
+  await page.fill("#support-subject", "見覚えのないサインイン");
+  await page.fill("#support-body", "203.0.113.9 からのサインインに心当たりがありません。調査をお願いします。");
+  await page.click("form[action='/support'] button[type=submit]");
+  await page.waitForURL(/\/support\/[0-9a-f]{32}$/);
+  check((await page.textContent("main")).includes("お問い合わせを送信しました"), "the request is sent");
+  await look(page, "portal-support-request", "ja");
 }
 
 // English: the same pages after the language switch.
@@ -248,6 +258,17 @@ async function freshCode() {
   await look(page, "operators", "en");
   await page.goto(`${url}/notices`);
   await look(page, "notices", "en");
+  // The tenant's security event waits, flagged; the operator replies and closes it.
+  await page.goto(`${url}/support`);
+  check((await page.textContent("#requests")).includes("Security event"), "the security event is flagged");
+  await look(page, "support", "en");
+  await page.locator("#requests a").first().click();
+  await page.waitForURL(/\/support\/[0-9a-f]{32}$/);
+  await page.fill("#reply-body", "We blocked 203.0.113.9 and reset the sessions of the account. No data was read.");
+  await page.click("button[name=close]");
+  await page.waitForURL(/\/support\/[0-9a-f]{32}$/);
+  check((await page.textContent("main")).includes("Closed"), "the request is closed");
+  await look(page, "support-request", "en");
   await page.goto(`${url}/account`);
   check((await page.locator("#sessions tbody tr").count()) >= 1, "the sessions are listed");
   await look(page, "account", "en");

@@ -59,7 +59,8 @@ const TEMPLATES: &[(&str, Language, &str, &str)] = templates!(
     "password_forced_reset",
     "alert",
     "alert_resolved",
-    "notice"
+    "notice",
+    "support_reply"
 );
 
 /// Values a template may use beside the content's own: words and times that depend on
@@ -82,6 +83,14 @@ fn localized(content: &MailContent, language: Language) -> Vec<(&'static str, St
             *revision,
             &Tr::new(language, time_zone),
         );
+    }
+    if let MailContent::SupportReply { closed, .. } = content {
+        let note = if *closed {
+            format!(" {}", Tr::new(language, "UTC").t("support-mail-closed"))
+        } else {
+            String::new()
+        };
+        return vec![("closed_note", note)];
     }
     let (MailContent::Alert {
         alert_kind,
@@ -332,6 +341,14 @@ mod tests {
                 time_zone: "Asia/Tokyo".into(),
                 link: "https://backup.example/notices".into(),
             },
+            MailContent::SupportReply {
+                tenant: "taro@acme's company".into(),
+                login: "taro@acme".into(),
+                subject: "Restore of <web-01> is slow".into(),
+                reply: "We found the cause.\nIt is fixed.".into(),
+                closed: true,
+                link: "https://backup.example/support/1".into(),
+            },
             MailContent::AlertResolved {
                 alert_kind: "quota-warning".into(),
                 tenant: "taro@acme's company".into(),
@@ -349,7 +366,8 @@ mod tests {
                 | MailContent::PasswordForcedReset { .. }
                 | MailContent::Alert { .. }
                 | MailContent::AlertResolved { .. }
-                | MailContent::Notice { .. } => {}
+                | MailContent::Notice { .. }
+                | MailContent::SupportReply { .. } => {}
             }
         }
         samples
@@ -415,7 +433,7 @@ mod tests {
             en.subject
         );
         assert!(en.text.contains("1 Jan 2026 09:00 (JST)"), "{}", en.text);
-        let resolved = render(&samples()[4], Language::En).unwrap();
+        let resolved = render(&samples()[5], Language::En).unwrap();
         assert!(
             resolved.subject.contains("resolved") && resolved.text.contains("whole tenant"),
             "{}",

@@ -57,6 +57,11 @@ pub struct OperatorId(String);
 #[serde(transparent)]
 pub struct NoticeId(String);
 
+/// A support request.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RequestId(String);
+
 macro_rules! hex_id {
     ($($name:ident),*) => {$(
         impl $name {
@@ -90,5 +95,5 @@ macro_rules! hex_id {
 }
 
 hex_id!(
-    TenantId, MachineId, UserId, PlanId, RunId, AlertId, RestoreId, DrillId, OperatorId, NoticeId
+    TenantId, MachineId, UserId, PlanId, RunId, AlertId, RestoreId, DrillId, OperatorId, NoticeId, RequestId
 );

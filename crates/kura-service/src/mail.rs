@@ -54,6 +54,15 @@ pub enum MailContent {
         time_zone: String,
         link: String,
     },
+    /// The provider replied to the recipient's support request (and perhaps closed it).
+    SupportReply {
+        tenant: String,
+        login: String,
+        subject: String,
+        reply: String,
+        closed: bool,
+        link: String,
+    },
     /// An open alert was resolved, and what resolved it.
     AlertResolved {
         alert_kind: String,
@@ -76,6 +85,7 @@ impl MailContent {
             MailContent::Alert { .. } => "alert",
             MailContent::AlertResolved { .. } => "alert_resolved",
             MailContent::Notice { .. } => "notice",
+            MailContent::SupportReply { .. } => "support_reply",
         }
     }
 }

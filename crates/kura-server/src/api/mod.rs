@@ -32,6 +32,7 @@ pub mod openapi;
 mod operator;
 pub(crate) mod operators;
 pub mod plans;
+mod requests;
 pub mod reset;
 pub mod restores;
 mod runs;
@@ -553,7 +554,7 @@ const CUSTOMER: &[&RouteTable] = &[
     &SNAPSHOT_ROUTES,
 ];
 
-/// The provider's notices, for tenant users.
+/// The provider's notices and support requests, for tenant users.
 const TENANT_NOTICE_ROUTES: RouteTable = RouteTable {
     area: "notices",
     routes: &[
@@ -568,6 +569,30 @@ const TENANT_NOTICE_ROUTES: RouteTable = RouteTable {
             "/api/v1/notices/{id}/read",
             Access::Role(Permission::ViewStatus),
             |m| on(m, notices::mark_read),
+        ),
+        (
+            Method::POST,
+            "/api/v1/support-requests",
+            Access::Role(Permission::ViewStatus),
+            |m| on(m, requests::open),
+        ),
+        (
+            Method::GET,
+            "/api/v1/support-requests",
+            Access::Role(Permission::ViewStatus),
+            |m| on(m, requests::list_own),
+        ),
+        (
+            Method::GET,
+            "/api/v1/support-requests/{id}",
+            Access::Role(Permission::ViewStatus),
+            |m| on(m, requests::get_own),
+        ),
+        (
+            Method::POST,
+            "/api/v1/support-requests/{id}/replies",
+            Access::Role(Permission::ViewStatus),
+            |m| on(m, requests::reply_own),
         ),
     ],
 };
@@ -808,6 +833,31 @@ const NOTICE_ROUTES: RouteTable = RouteTable {
     ],
 };
 
+/// Tenants' support requests, for operators.
+const REQUEST_ROUTES: RouteTable = RouteTable {
+    area: "support",
+    routes: &[
+        (
+            Method::GET,
+            "/api/v1/operator/support-requests",
+            Access::Role(Permission::ReadTenants),
+            |m| on(m, requests::list),
+        ),
+        (
+            Method::GET,
+            "/api/v1/operator/support-requests/{id}",
+            Access::Role(Permission::ReadTenants),
+            |m| on(m, requests::get),
+        ),
+        (
+            Method::POST,
+            "/api/v1/operator/support-requests/{id}/replies",
+            Access::Role(Permission::Communicate),
+            |m| on(m, requests::reply),
+        ),
+    ],
+};
+
 /// Every table of the management listener.
 const MANAGEMENT: &[&RouteTable] = &[
     &crate::console::CONSOLE_ROUTES,
@@ -815,6 +865,7 @@ const MANAGEMENT: &[&RouteTable] = &[
     &OPERATOR_ACCOUNT_ROUTES,
     &OPERATOR_ROUTES,
     &NOTICE_ROUTES,
+    &REQUEST_ROUTES,
     &JOB_ROUTES,
 ];
 

@@ -22,8 +22,8 @@ use utoipa::{OpenApi, PartialSchema, ToSchema};
 
 use super::{Access, CUSTOMER, MANAGEMENT, RouteTable, is_json_api, routes};
 use super::{
-    agent, alerts, drills, jobs, machines, notices, operator, operators, plans, reset, restores, runs,
-    support, totp, users, vault,
+    agent, alerts, drills, jobs, machines, notices, operator, operators, plans, requests, reset, restores,
+    runs, support, totp, users, vault,
 };
 
 /// A role field: one of the tenant roles, by their wire names.
@@ -100,6 +100,10 @@ impl ToSchema for Binary {}
         api_document,
         notices::for_user,
         notices::mark_read,
+        requests::open,
+        requests::list_own,
+        requests::get_own,
+        requests::reply_own,
         agent::register,
         agent::whoami,
         agent::plans,
@@ -216,6 +220,9 @@ struct CustomerApi;
         notices::list,
         notices::get,
         notices::update,
+        requests::list,
+        requests::get,
+        requests::reply,
         operator::create_tenant,
         operator::list_tenants,
         operator::show_tenant,

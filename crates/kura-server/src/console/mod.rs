@@ -25,6 +25,7 @@ mod account;
 mod login;
 mod notices;
 mod operators;
+mod support;
 mod tenants;
 
 /// The cookie holding the CSRF token of a console session (apart from the portal's:
@@ -123,6 +124,24 @@ pub(crate) const CONSOLE_ROUTES: RouteTable = RouteTable {
         ),
         (
             Method::GET,
+            "/support",
+            Access::Role(Permission::ReadTenants),
+            |m| on(m, support::page),
+        ),
+        (
+            Method::GET,
+            "/support/{id}",
+            Access::Role(Permission::ReadTenants),
+            |m| on(m, support::request),
+        ),
+        (
+            Method::POST,
+            "/support/{id}",
+            Access::Role(Permission::Communicate),
+            |m| on(m, support::reply),
+        ),
+        (
+            Method::GET,
             "/account",
             Access::Role(Permission::OwnAccount),
             |m| on(m, account::page),
@@ -173,6 +192,7 @@ pub struct NavItem {
 const NAVIGATION: &[(&str, &str, Permission)] = &[
     ("/", "console-nav-tenants", Permission::ReadTenants),
     ("/notices", "nav-notices", Permission::ReadTenants),
+    ("/support", "nav-support", Permission::ReadTenants),
     ("/operators", "console-nav-operators", Permission::ManageOperators),
     ("/account", "console-nav-account", Permission::OwnAccount),
 ];

@@ -36,6 +36,7 @@ mod notices;
 mod plans;
 mod security;
 mod snapshots;
+mod support;
 mod users;
 
 /// The portal's pages and forms.
@@ -122,6 +123,30 @@ pub(crate) const PORTAL_ROUTES: RouteTable = RouteTable {
             "/notices/{id}/read",
             Access::Role(Permission::ViewStatus),
             |m| on(m, notices::mark_read),
+        ),
+        (
+            Method::GET,
+            "/support",
+            Access::Role(Permission::ViewStatus),
+            |m| on(m, support::page),
+        ),
+        (
+            Method::POST,
+            "/support",
+            Access::Role(Permission::ViewStatus),
+            |m| on(m, support::open),
+        ),
+        (
+            Method::GET,
+            "/support/{id}",
+            Access::Role(Permission::ViewStatus),
+            |m| on(m, support::request),
+        ),
+        (
+            Method::POST,
+            "/support/{id}",
+            Access::Role(Permission::ViewStatus),
+            |m| on(m, support::reply),
         ),
         (Method::GET, "/plans", Access::Role(Permission::ViewStatus), |m| {
             on(m, plans::page)
@@ -324,6 +349,7 @@ const NAVIGATION: &[(&str, &str, Permission)] = &[
     ("/security", "nav-security", Permission::ManageSecurity),
     ("/events", "nav-events", Permission::ReadEvents),
     ("/contract", "nav-contract", Permission::ViewStatus),
+    ("/support", "nav-support", Permission::ViewStatus),
     ("/help", "nav-help", Permission::ViewStatus),
 ];
 

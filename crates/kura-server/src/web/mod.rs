@@ -200,6 +200,26 @@ impl ErrorPage {
     }
 }
 
+/// The QR code of an `otpauth://` URI as an SVG element for the page (no script, no
+/// style attribute, so the CSP lets it be).
+pub fn qr_svg(uri: &str) -> String {
+    match qrcode::QrCode::new(uri.as_bytes()) {
+        Ok(code) => {
+            let svg = code
+                .render::<qrcode::render::svg::Color>()
+                .min_dimensions(200, 200)
+                .build();
+            // The page embeds the element; drop the XML declaration.
+            svg.find("<svg")
+                .map_or(svg.clone(), |start| svg[start..].to_owned())
+        }
+        Err(err) => {
+            tracing::error!(error = %err, "cannot draw a QR code");
+            String::new()
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -237,26 +257,6 @@ mod tests {
                     path.display()
                 );
             }
-        }
-    }
-}
-
-/// The QR code of an `otpauth://` URI as an SVG element for the page (no script, no
-/// style attribute, so the CSP lets it be).
-pub fn qr_svg(uri: &str) -> String {
-    match qrcode::QrCode::new(uri.as_bytes()) {
-        Ok(code) => {
-            let svg = code
-                .render::<qrcode::render::svg::Color>()
-                .min_dimensions(200, 200)
-                .build();
-            // The page embeds the element; drop the XML declaration.
-            svg.find("<svg")
-                .map_or(svg.clone(), |start| svg[start..].to_owned())
-        }
-        Err(err) => {
-            tracing::error!(error = %err, "cannot draw a QR code");
-            String::new()
         }
     }
 }

@@ -143,6 +143,10 @@ actions! {
         "An operator published a notice (service change, maintenance, incident): the target names kind, id and title, the result the revision, the tenants and the mails queued.";
     NoticeUpdate = "notice.update", "operators, and each tenant it is for",
         "An operator updated a notice (a follow-up): its revision rose and it was mailed again.";
+    SupportRequest = "support.request", "tenant (and operators for a security event)",
+        "A tenant user opened a support request (the result names its category; a security event is also in the operator work log, flagged), replied to one or closed it.";
+    SupportReply = "support.reply", "tenant, and operators",
+        "An operator replied to a support request and/or closed it; the result says whether the requester was mailed.";
     OperatorGet = "operator.get", "operators (and the tenant's log when the route names one)",
         "An operator read something through the management API; the target is the path, the result the HTTP status.";
     OperatorPost = "operator.post", "operators (and the tenant's log when the route names one)",

@@ -42,6 +42,7 @@ pub mod notices;
 pub mod operators;
 pub mod outbox;
 pub mod plans;
+pub mod requests;
 pub mod resets;
 pub mod restores;
 pub mod runs;

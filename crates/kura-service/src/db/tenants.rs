@@ -116,27 +116,35 @@ pub async fn list<'c>(on: impl Target<'c>) -> DbResult<Vec<TenantRecord>> {
 /// What the console's tenant list shows beside each contract: the last measured storage
 /// use, the machines registered and the newest committed backup, for every tenant.
 pub async fn overview<'c>(on: impl Target<'c>) -> DbResult<Vec<TenantActivity>> {
-    let rows: Vec<(String, Option<i64>, Option<i64>, i64, Option<i64>)> = Query::service(
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        id: String,
+        stored_bytes: Option<i64>,
+        measured_ms: Option<i64>,
+        machines: i64,
+        last_backup_ns: Option<i64>,
+    }
+    let rows: Vec<Row> = Query::service(
         "SELECT t.id, \
-         (SELECT u.stored_bytes FROM usage_days u WHERE u.tenant_id = t.id ORDER BY u.day DESC LIMIT 1), \
-         (SELECT u.measured_ms FROM usage_days u WHERE u.tenant_id = t.id ORDER BY u.day DESC LIMIT 1), \
-         (SELECT COUNT(*) FROM machines m WHERE m.tenant_id = t.id AND m.revoked_ms IS NULL), \
+         (SELECT u.stored_bytes FROM usage_days u WHERE u.tenant_id = t.id ORDER BY u.day DESC LIMIT 1) \
+         AS stored_bytes, \
+         (SELECT u.measured_ms FROM usage_days u WHERE u.tenant_id = t.id ORDER BY u.day DESC LIMIT 1) \
+         AS measured_ms, \
+         (SELECT COUNT(*) FROM machines m WHERE m.tenant_id = t.id AND m.revoked_ms IS NULL) AS machines, \
          (SELECT MAX(s.time_ns) FROM snapshot_owners s WHERE s.tenant_id = t.id AND s.committed) \
-         FROM tenants t",
+         AS last_backup_ns FROM tenants t",
     )
     .fetch_all(on)
     .await?;
     Ok(rows
         .into_iter()
-        .map(
-            |(id, stored_bytes, measured_ms, machines, last_backup_ns)| TenantActivity {
-                tenant_id: TenantId::from_db(id),
-                stored_bytes: stored_bytes.map(i64::unsigned_abs),
-                measured_ms,
-                machines: machines.unsigned_abs(),
-                last_backup_ms: last_backup_ns.map(|ns| ns / 1_000_000),
-            },
-        )
+        .map(|row| TenantActivity {
+            tenant_id: TenantId::from_db(row.id),
+            stored_bytes: row.stored_bytes.map(i64::unsigned_abs),
+            measured_ms: row.measured_ms,
+            machines: row.machines.unsigned_abs(),
+            last_backup_ms: row.last_backup_ns.map(|ns| ns / 1_000_000),
+        })
         .collect())
 }
 

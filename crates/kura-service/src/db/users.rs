@@ -201,6 +201,7 @@ pub async fn delete(tx: &mut Tx, scope: &impl TenantKey, user_id: &UserId) -> Db
         "DELETE FROM totp_recovery_codes WHERE tenant_id = $1 AND user_id = $2",
         "DELETE FROM password_resets WHERE tenant_id = $1 AND user_id = $2",
         "DELETE FROM notice_reads WHERE tenant_id = $1 AND user_id = $2",
+        "UPDATE support_requests SET user_id = NULL WHERE tenant_id = $1 AND user_id = $2",
     ] {
         Query::tenant(scope, statement)
             .bind(user_id.as_str())

@@ -48,6 +48,7 @@ mod operator;
 mod plan;
 mod restore;
 mod run;
+mod support;
 mod tenant;
 mod user;
 
@@ -68,6 +69,7 @@ pub use operator::{
 pub use plan::{BandwidthLimit, PlanKind, PlanRecord, PlanRetention, PlanSpec};
 pub use restore::{RestoreRecord, RestoreReport, RestoreStatus};
 pub use run::{RunCounts, RunFilter, RunRecord, RunReport, RunStatus};
+pub use support::{RequestCategory, RequestFilter, RequestStatus, SupportMessage, SupportRequestRecord};
 pub use tenant::{NewTenant, TenantActivity, TenantRecord, TenantStatus, TenantUpdate, UsageDay};
 pub use user::{
     ApiTokenIdentity, ApiTokenRecord, LoginCandidate, LoginFailures, NewApiToken, NewTenantUser,

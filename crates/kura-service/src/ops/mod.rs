@@ -12,6 +12,7 @@ pub mod notices;
 pub mod operator_accounts;
 pub mod operators;
 pub mod plans;
+pub mod requests;
 pub mod resets;
 pub mod restores;
 pub mod retention;

@@ -144,6 +144,7 @@ pub async fn publish(
         .ok_or_else(|| ServiceError::not_found("the new notice vanished"))?;
     announce(svc, operator, caller, &mut tx, &notice, Action::NoticePublish).await?;
     tx.commit().await?;
+    svc.wake_runner();
     Ok(notice)
 }
 
@@ -167,6 +168,7 @@ pub async fn update(
     let notice = notices::get(&mut tx, &id).await?.ok_or_else(not_found)?;
     announce(svc, operator, caller, &mut tx, &notice, Action::NoticeUpdate).await?;
     tx.commit().await?;
+    svc.wake_runner();
     Ok(notice)
 }
 
