@@ -11,24 +11,11 @@
 //   KURA_URL, KURA_LOGIN, KURA_PASSWORD       the portal and its demo admin (to see a notice)
 //   KURA_SHOTS                                optional: where to write screenshots (docs/console)
 import { createHmac } from "node:crypto";
-import { mkdirSync, readFileSync } from "node:fs";
-import { createRequire } from "node:module";
-import { join } from "node:path";
-import { chromium, request } from "playwright-core";
+import { request } from "playwright-core";
+import { check, finish, look, newPage } from "./browser.mjs";
 
-const require = createRequire(import.meta.url);
-const axeSource = readFileSync(require.resolve("axe-core/axe.min.js"), "utf8");
 const { KURA_MANAGEMENT_URL: url, KURA_OPERATOR_TOKEN: bootstrap, KURA_SERVICE_CODE: serviceCode } = process.env;
 const { KURA_URL: portalUrl, KURA_LOGIN: portalLogin, KURA_PASSWORD: portalPassword } = process.env;
-const shots = process.env.KURA_SHOTS;
-const failures = [];
-
-function check(condition, message) {
-  if (!condition) {
-    failures.push(message);
-    console.error("FAIL:", message);
-  }
-}
 
 /// RFC 6238 with SHA-1, six digits, 30 s: the code an authenticator app would show.
 function totp(secret, time = Date.now()) {
@@ -44,50 +31,6 @@ function totp(secret, time = Date.now()) {
   return ((digest.readUInt32BE(offset) & 0x7fffffff) % 1000000).toString().padStart(6, "0");
 }
 
-const browser = await chromium.launch({
-  executablePath: process.env.KURA_CHROMIUM || "/usr/bin/chromium",
-  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync"],
-});
-
-async function newPage(language) {
-  // bypassCSP only so that the test can inject axe; the pages' CSP is checked by the Rust tests.
-  const context = await browser.newContext({
-    ignoreHTTPSErrors: true,
-    bypassCSP: true,
-    locale: language === "ja" ? "ja-JP" : "en-US",
-    extraHTTPHeaders: { "Accept-Language": language === "ja" ? "ja,en;q=0.5" : "en" },
-    viewport: { width: 1280, height: 860 },
-  });
-  const page = await context.newPage();
-  page.on("response", (response) => {
-    if (response.request().resourceType() !== "document" && response.status() >= 400) {
-      check(false, `${response.url()} answered ${response.status()}`);
-    }
-  });
-  page.on("console", (message) => {
-    if (message.type() === "error" && !message.text().startsWith("Failed to load resource")) {
-      check(false, `console error on ${page.url()}: ${message.text()}`);
-    }
-  });
-  page.on("pageerror", (error) => check(false, `script error on ${page.url()}: ${error.message}`));
-  return page;
-}
-
-async function look(page, name, language) {
-  await page.addScriptTag({ content: axeSource });
-  const result = await page.evaluate(async () => await window.axe.run(document, { resultTypes: ["violations"] }));
-  for (const violation of result.violations) {
-    if (violation.impact === "serious" || violation.impact === "critical") {
-      const where = violation.nodes.map((node) => node.target.join(" ")).slice(0, 3).join(", ");
-      check(false, `${name} (${language}): ${violation.impact} ${violation.id}: ${violation.help} at ${where}`);
-    }
-  }
-  if (shots) {
-    mkdirSync(shots, { recursive: true });
-    await page.screenshot({ path: join(shots, `${name}-${language}.png`), fullPage: true });
-  }
-}
 
 // The first operator-admin, made with the bootstrap token as `kura-server operator create` would.
 const api = await request.newContext({ ignoreHTTPSErrors: true, extraHTTPHeaders: { Authorization: `Bearer ${bootstrap}` } });
@@ -274,9 +217,4 @@ async function freshCode() {
   await look(page, "account", "en");
 }
 
-await browser.close();
-if (failures.length > 0) {
-  console.error(`${failures.length} console browser checks failed`);
-  process.exit(1);
-}
-console.log("console browser checks passed");
+await finish("console");

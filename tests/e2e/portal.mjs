@@ -10,72 +10,13 @@
 //   KURA_SHOTS                            optional: where to write screenshots (docs/portal)
 import { execFileSync, spawn } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { createRequire } from "node:module";
 import { join } from "node:path";
-import { chromium, request } from "playwright-core";
+import { request } from "playwright-core";
+import { check, finish, look, newPage } from "./browser.mjs";
 
-const require = createRequire(import.meta.url);
-const axeSource = readFileSync(require.resolve("axe-core/axe.min.js"), "utf8");
 const { KURA_URL: url, KURA_LOGIN: login, KURA_PASSWORD: password, KURA_BIN: kuraBin, KURA_WORK: work } = process.env;
 const { KURA_MANAGEMENT_URL: managementUrl, KURA_OPERATOR_TOKEN: operatorToken } = process.env;
-const shots = process.env.KURA_SHOTS;
-const failures = [];
 let generatedPassword = "";
-
-function check(condition, message) {
-  if (!condition) {
-    failures.push(message);
-    console.error("FAIL:", message);
-  }
-}
-
-const browser = await chromium.launch({
-  executablePath: process.env.KURA_CHROMIUM || "/usr/bin/chromium",
-  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync"],
-});
-
-async function newPage(language) {
-  // bypassCSP only so that the test can inject axe; the pages' own CSP is checked by the
-  // Rust tests and by the console check below (no violation reports).
-  const context = await browser.newContext({
-    ignoreHTTPSErrors: true,
-    bypassCSP: true,
-    locale: language === "ja" ? "ja-JP" : "en-US",
-    extraHTTPHeaders: { "Accept-Language": language === "ja" ? "ja,en;q=0.5" : "en" },
-    viewport: { width: 1280, height: 860 },
-  });
-  const page = await context.newPage();
-  // Error pages answer 4xx on purpose; a style sheet, script or image must not.
-  page.on("response", (response) => {
-    if (response.request().resourceType() !== "document" && response.status() >= 400) {
-      check(false, `${response.url()} answered ${response.status()}`);
-    }
-  });
-  page.on("console", (message) => {
-    if (message.type() === "error" && !message.text().startsWith("Failed to load resource")) {
-      check(false, `console error on ${page.url()}: ${message.text()}`);
-    }
-  });
-  page.on("pageerror", (error) => check(false, `script error on ${page.url()}: ${error.message}`));
-  return page;
-}
-
-/// Scans the page with axe-core and saves a screenshot.
-async function look(page, name, language) {
-  await page.addScriptTag({ content: axeSource });
-  const result = await page.evaluate(async () => await window.axe.run(document, { resultTypes: ["violations"] }));
-  for (const violation of result.violations) {
-    if (violation.impact === "serious" || violation.impact === "critical") {
-      const where = violation.nodes.map((node) => node.target.join(" ")).slice(0, 3).join(", ");
-      check(false, `${name} (${language}): ${violation.impact} ${violation.id}: ${violation.help} at ${where}`);
-    }
-  }
-  if (shots) {
-    mkdirSync(shots, { recursive: true });
-    await page.screenshot({ path: join(shots, `${name}-${language}.png`), fullPage: true });
-  }
-}
 
 async function signIn(page, as = login, secret = password) {
   await page.goto(`${url}/`);
@@ -441,9 +382,4 @@ async function signIn(page, as = login, secret = password) {
   await page.context().close();
 }
 
-await browser.close();
-if (failures.length) {
-  console.error(`${failures.length} check(s) failed`);
-  process.exit(1);
-}
-console.log("portal browser checks passed");
+await finish("portal");

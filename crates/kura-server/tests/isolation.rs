@@ -34,6 +34,9 @@ struct Victim {
     restore: String,
     /// A restore drill A's first machine started.
     drill: String,
+    /// A notice for A only, and a support request of A's admin.
+    notice: String,
+    request: String,
 }
 
 enum Body {
@@ -302,6 +305,22 @@ fn case(method: &Method, pattern: &str, a: &Victim, same_tenant: bool) -> (Strin
             Body::None,
             UNAUTHORIZED,
         ),
+        ("GET", "/api/v1/notices" | "/api/v1/support-requests") => (pattern.into(), Body::None, UNAUTHORIZED),
+        ("POST", "/api/v1/notices/{id}/read") => (
+            format!("/api/v1/notices/{}/read", a.notice),
+            Body::None,
+            UNAUTHORIZED,
+        ),
+        ("POST", "/api/v1/support-requests") => (
+            pattern.into(),
+            Body::Json(json!({ "category": "question", "subject": "s", "body": "b" })),
+            UNAUTHORIZED,
+        ),
+        ("GET" | "POST", "/api/v1/support-requests/{id}" | "/api/v1/support-requests/{id}/replies") => (
+            pattern.replace("{id}", &a.request),
+            Body::Json(json!({ "body": "taken over", "close": true })),
+            UNAUTHORIZED,
+        ),
         ("GET", "/api/v1/alerts") => (
             format!("/api/v1/alerts?state=all&machine={machine}"),
             Body::None,
@@ -329,7 +348,7 @@ fn case(method: &Method, pattern: &str, a: &Victim, same_tenant: bool) -> (Strin
         (
             "GET",
             "/" | "/machines" | "/account" | "/contract" | "/users" | "/security" | "/snapshots" | "/events"
-            | "/help" | "/plans" | "/alerts",
+            | "/help" | "/plans" | "/alerts" | "/notices" | "/support",
         )
         | (
             "POST",
@@ -344,7 +363,8 @@ fn case(method: &Method, pattern: &str, a: &Victim, same_tenant: bool) -> (Strin
             | "/account/totp/confirm"
             | "/account/totp/disable"
             | "/account/alert-mail"
-            | "/plans",
+            | "/plans"
+            | "/support",
         ) => (pattern.into(), Body::None, SIGN_IN_PAGE),
         ("GET" | "POST", "/plans/{id}" | "/plans/{id}/delete") => (
             pattern.replace("{id}", "0123456789abcdef0123456789abcdef"),
@@ -354,6 +374,12 @@ fn case(method: &Method, pattern: &str, a: &Victim, same_tenant: bool) -> (Strin
         ("GET" | "POST", "/snapshots/{id}" | "/snapshots/{id}/download" | "/snapshots/{id}/restore") => (
             pattern.replace("{id}", snapshot),
             Body::Form("path=%2F&passphrase=x".into()),
+            SIGN_IN_PAGE,
+        ),
+        ("POST", "/notices/{id}/read") => (pattern.replace("{id}", &a.notice), Body::None, SIGN_IN_PAGE),
+        ("GET" | "POST", "/support/{id}") => (
+            pattern.replace("{id}", &a.request),
+            Body::Form("body=taken+over&close=1".into()),
             SIGN_IN_PAGE,
         ),
         ("POST", "/machines/{id}/rename" | "/machines/{id}/revoke") => (
@@ -451,6 +477,25 @@ async fn setup() -> (TestServer, Victim, Agent, Agent) {
         )
         .await;
     assert_eq!(status, 201, "{drill}");
+    let (status, notice) = server
+        .operator(
+            Method::POST,
+            "/api/v1/operator/notices",
+            Some(
+                json!({ "kind": "incident", "title_en": "acme breach notice", "body_en": "acme only",
+                "tenants": ["ACME-0001"] }),
+            ),
+        )
+        .await;
+    assert_eq!(status, 201, "{notice}");
+    let (status, request) = a_admin
+        .call(
+            Method::POST,
+            "/api/v1/support-requests",
+            Some(json!({ "category": "security-event", "subject": "acme secret request", "body": "acme only" })),
+        )
+        .await;
+    assert_eq!(status, 201, "{request}");
 
     let b_tenant = server.create_tenant("BETA-0002", 3, json!({})).await;
     let b = Agent::register(
@@ -480,6 +525,10 @@ async fn setup() -> (TestServer, Victim, Agent, Agent) {
     let mut tenant_markers = machine_markers.clone();
     tenant_markers.extend(chunk_hex.iter().cloned());
     tenant_markers.extend([
+        notice["id"].as_str().unwrap().to_owned(),
+        "acme breach notice".to_owned(),
+        request["id"].as_str().unwrap().to_owned(),
+        "acme secret request".to_owned(),
         a_tenant["tenant_id"].as_str().unwrap().to_owned(),
         a2.machine_id.clone(),
         "ACME".to_owned(),
@@ -510,6 +559,8 @@ async fn setup() -> (TestServer, Victim, Agent, Agent) {
         run: run["id"].as_str().unwrap().to_owned(),
         restore: restore["id"].as_str().unwrap().to_owned(),
         drill: drill["id"].as_str().unwrap().to_owned(),
+        notice: notice["id"].as_str().unwrap().to_owned(),
+        request: request["id"].as_str().unwrap().to_owned(),
     };
     (server, victim, a2, b)
 }

@@ -7,66 +7,18 @@
 //! `KURA_SCREENSHOTS=DIR` to keep the screenshots (`docs/portal/` holds the published
 //! ones); `KURA_TEST_BROWSER=skip` skips the test, loudly.
 
-use std::net::SocketAddr;
-use std::path::Path;
-use std::process::Command;
-
-use kura_server::quickstart;
-
 const KURA: &str = env!("CARGO_BIN_EXE_kura");
 
 #[test]
 fn the_portal_works_in_a_real_browser() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let e2e = root.join("tests/e2e");
-    if std::env::var("KURA_TEST_BROWSER").as_deref() == Ok("skip") {
-        eprintln!("WARNING: KURA_TEST_BROWSER=skip: the portal was NOT tested in a browser");
-        return;
-    }
-    assert!(
-        e2e.join("node_modules/playwright-core").exists() && Path::new("/usr/bin/chromium").exists(),
-        "the browser test needs chromium and tests/e2e/node_modules: run scripts/test.sh, which installs them"
-    );
-
-    let data = tempfile::tempdir().unwrap();
     let work = tempfile::tempdir().unwrap();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let loopback: SocketAddr = "127.0.0.1:0".parse().unwrap();
-    let (server, info) = runtime
-        .block_on(quickstart::start(quickstart::config(
-            data.path(),
-            loopback,
-            loopback,
-        )))
-        .expect("the service starts");
-
-    let mut node = Command::new("node");
-    node.arg(e2e.join("portal.mjs"))
-        .current_dir(&e2e)
-        .env("KURA_URL", &info.customer_url)
-        .env("KURA_LOGIN", &info.admin_login)
-        .env("KURA_PASSWORD", &info.admin_password)
-        .env("KURA_MANAGEMENT_URL", &info.management_url)
-        .env("KURA_OPERATOR_TOKEN", &info.operator_token)
-        .env("KURA_BIN", KURA)
-        .env("KURA_WORK", work.path());
-    if let Some(shots) = std::env::var_os("KURA_SCREENSHOTS") {
-        node.env("KURA_SHOTS", shots);
-    }
-    let output = node.output().expect("node runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "the browser checks failed:\n{stdout}\n{stderr}"
+    kura_testing::browser::run_e2e(
+        "portal",
+        "portal",
+        "KURA_SCREENSHOTS",
+        &[
+            ("KURA_BIN", std::ffi::OsStr::new(KURA)),
+            ("KURA_WORK", work.path().as_os_str()),
+        ],
     );
-    assert!(
-        stdout.contains("portal browser checks passed"),
-        "{stdout}\n{stderr}"
-    );
-    runtime.block_on(server.shutdown()).unwrap();
 }
