@@ -181,13 +181,6 @@ pub struct Desk {
     pub notice: Option<String>,
 }
 
-/// One entry of the navigation.
-pub struct NavItem {
-    pub href: &'static str,
-    pub label: String,
-    pub current: bool,
-}
-
 /// The console's pages and the permission each needs.
 const NAVIGATION: &[(&str, &str, Permission)] = &[
     ("/", "console-nav-tenants", Permission::ReadTenants),
@@ -200,19 +193,13 @@ const NAVIGATION: &[(&str, &str, Permission)] = &[
 impl Desk {
     /// The pages this operator's role may use (none before the first sign-in's setup,
     /// which every page leads back to).
-    pub fn nav(&self) -> Vec<NavItem> {
+    pub fn nav(&self) -> Vec<crate::web::NavItem> {
         if !self.operator.is_set_up() {
             return Vec::new();
         }
-        NAVIGATION
-            .iter()
-            .filter(|(_, _, permission)| self.operator.role().allows(*permission))
-            .map(|(href, key, _)| NavItem {
-                href,
-                label: self.tr.t(key),
-                current: self.path == *href || (*href != "/" && self.path.starts_with(&format!("{href}/"))),
-            })
-            .collect()
+        crate::web::navigation(NAVIGATION, &self.tr, &self.path, |p| {
+            self.operator.role().allows(p)
+        })
     }
 
     /// The signed-in operator's role in the page's language.

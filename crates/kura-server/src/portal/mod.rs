@@ -330,13 +330,6 @@ pub struct Viewer {
     pub notice: Option<String>,
 }
 
-/// One entry of the navigation.
-pub struct NavItem {
-    pub href: &'static str,
-    pub label: String,
-    pub current: bool,
-}
-
 /// The pages of the navigation and the permission each needs.
 const NAVIGATION: &[(&str, &str, Permission)] = &[
     ("/", "nav-dashboard", Permission::ViewStatus),
@@ -355,16 +348,8 @@ const NAVIGATION: &[(&str, &str, Permission)] = &[
 
 impl Viewer {
     /// The pages this user's role may use.
-    pub fn nav(&self) -> Vec<NavItem> {
-        NAVIGATION
-            .iter()
-            .filter(|(_, _, permission)| self.user.role.allows(*permission))
-            .map(|(href, key, _)| NavItem {
-                href,
-                label: self.tr.t(key),
-                current: self.path == *href || (*href != "/" && self.path.starts_with(&format!("{href}/"))),
-            })
-            .collect()
+    pub fn nav(&self) -> Vec<crate::web::NavItem> {
+        crate::web::navigation(NAVIGATION, &self.tr, &self.path, |p| self.user.role.allows(p))
     }
 
     /// Whether the user's role holds `permission` (to offer an action or not).

@@ -220,6 +220,32 @@ pub fn qr_svg(uri: &str) -> String {
     }
 }
 
+/// One entry of a front end's navigation.
+pub struct NavItem {
+    pub href: &'static str,
+    pub label: String,
+    pub current: bool,
+}
+
+/// The entries of `pages` (path, message key, permission) that `allows` lets through, in
+/// the page's words, the one `path` is on (or under) marked current.
+pub fn navigation(
+    pages: &[(&'static str, &str, kura_service::authz::Permission)],
+    tr: &Tr,
+    path: &str,
+    allows: impl Fn(kura_service::authz::Permission) -> bool,
+) -> Vec<NavItem> {
+    pages
+        .iter()
+        .filter(|(_, _, permission)| allows(*permission))
+        .map(|(href, key, _)| NavItem {
+            href,
+            label: tr.t(key),
+            current: path == *href || (*href != "/" && path.starts_with(&format!("{href}/"))),
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
