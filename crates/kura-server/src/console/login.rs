@@ -4,7 +4,6 @@
 use askama::Template;
 use axum::Form;
 use axum::extract::{Query, State};
-use axum::http::header::SET_COOKIE;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use kura_service::authz::{self, OperatorSignIn, OperatorSignedIn};
@@ -17,9 +16,9 @@ use super::{CONSOLE_CSRF_COOKIE, Desk, console_tr};
 use crate::app::AppState;
 use crate::auth::{CONSOLE_SESSION_COOKIE, CallerInfo};
 use crate::portal::describe;
-use crate::portal::login::{after_sign_in, switched};
+use crate::portal::login::{LanguageForm, after_sign_in, switched};
 use crate::web::i18n::Tr;
-use crate::web::{FormToken, render, see_other, set_cookie};
+use crate::web::{FormToken, render, with_session_cookies};
 
 /// What the frame of a console page before sign-in needs.
 pub struct Gate {
@@ -191,17 +190,12 @@ pub(super) async fn submit_code(
 /// sign-in).
 fn signed_in_response(state: &AppState, signed_in: &OperatorSignedIn, next: &str) -> Response {
     let max_age = duration_ms(state.config.session_absolute_timeout) / 1000;
-    let mut response = see_other(if signed_in.set_up { next } else { "/setup" });
-    let headers = response.headers_mut();
-    headers.append(
-        SET_COOKIE,
-        set_cookie(CONSOLE_SESSION_COOKIE, &signed_in.session_cookie, max_age),
-    );
-    headers.append(
-        SET_COOKIE,
-        set_cookie(CONSOLE_CSRF_COOKIE, &signed_in.csrf_token, max_age),
-    );
-    response
+    with_session_cookies(
+        if signed_in.set_up { next } else { "/setup" },
+        (CONSOLE_SESSION_COOKIE, &signed_in.session_cookie),
+        (CONSOLE_CSRF_COOKIE, &signed_in.csrf_token),
+        max_age,
+    )
 }
 
 /// `POST /logout`.
@@ -213,21 +207,12 @@ pub(super) async fn logout(
     if let Err(err) = operator_accounts::end_session(&state.service, &desk.operator, &caller, None).await {
         return desk.error_page(&err, "/");
     }
-    let mut response = see_other("/login");
-    let headers = response.headers_mut();
-    headers.append(SET_COOKIE, set_cookie(CONSOLE_SESSION_COOKIE, "", 0));
-    headers.append(SET_COOKIE, set_cookie(CONSOLE_CSRF_COOKIE, "", 0));
-    response
-}
-
-#[derive(Deserialize)]
-pub(super) struct LanguageForm {
-    #[serde(default)]
-    language: String,
-    #[serde(default)]
-    next: String,
-    #[serde(default)]
-    form_token: String,
+    with_session_cookies(
+        "/login",
+        (CONSOLE_SESSION_COOKIE, ""),
+        (CONSOLE_CSRF_COOKIE, ""),
+        0,
+    )
 }
 
 /// `POST /language`: the console's language switch (a cookie, before and after sign-in).

@@ -21,6 +21,7 @@ use crate::auth::{CallerInfo, SESSION_COOKIE};
 use crate::web::i18n::Tr;
 use crate::web::{
     CSRF_COOKIE, FormToken, LANGUAGE_COOKIE, anonymous_language, local_path, render, see_other, set_cookie,
+    with_session_cookies,
 };
 
 /// What the frame of a page before sign-in needs.
@@ -225,17 +226,12 @@ pub(super) async fn submit_code(
 /// Sets the session and CSRF cookies and goes on.
 fn signed_in_response(state: &AppState, signed_in: &SignedIn, next: &str) -> Response {
     let max_age = duration_ms(state.config.session_absolute_timeout) / 1000;
-    let mut response = see_other(next);
-    let headers = response.headers_mut();
-    headers.append(
-        SET_COOKIE,
-        set_cookie(SESSION_COOKIE, &signed_in.session_cookie, max_age),
-    );
-    headers.append(
-        SET_COOKIE,
-        set_cookie(CSRF_COOKIE, &signed_in.csrf_token, max_age),
-    );
-    response
+    with_session_cookies(
+        next,
+        (SESSION_COOKIE, &signed_in.session_cookie),
+        (CSRF_COOKIE, &signed_in.csrf_token),
+        max_age,
+    )
 }
 
 /// `POST /logout`.
@@ -243,21 +239,18 @@ pub(super) async fn logout(State(state): State<AppState>, viewer: Viewer) -> Res
     if let Err(err) = users::logout(&state.service, &viewer.user).await {
         return viewer.error_page(&err, "/");
     }
-    let mut response = see_other("/login");
-    let headers = response.headers_mut();
-    headers.append(SET_COOKIE, set_cookie(SESSION_COOKIE, "", 0));
-    headers.append(SET_COOKIE, set_cookie(CSRF_COOKIE, "", 0));
-    response
+    with_session_cookies("/login", (SESSION_COOKIE, ""), (CSRF_COOKIE, ""), 0)
 }
 
+/// The language switch's form, before sign-in (the portal's) and in the console.
 #[derive(Deserialize)]
-pub(super) struct LanguageForm {
+pub(crate) struct LanguageForm {
     #[serde(default)]
-    language: String,
+    pub(crate) language: String,
     #[serde(default)]
-    next: String,
+    pub(crate) next: String,
     #[serde(default)]
-    form_token: String,
+    pub(crate) form_token: String,
 }
 
 /// `POST /language`: the language switch of the pages before sign-in (a cookie).

@@ -220,6 +220,22 @@ pub fn qr_svg(uri: &str) -> String {
     }
 }
 
+/// `303` to `location` setting a session's cookie and the cookie of its CSRF token (the
+/// portal's or the console's names), both for `max_age_secs`; empty values and 0 clear
+/// them (signing out).
+pub fn with_session_cookies(
+    location: &str,
+    (session_name, session): (&str, &str),
+    (csrf_name, csrf): (&str, &str),
+    max_age_secs: i64,
+) -> Response {
+    let mut response = see_other(location);
+    let headers = response.headers_mut();
+    headers.append(SET_COOKIE, set_cookie(session_name, session, max_age_secs));
+    headers.append(SET_COOKIE, set_cookie(csrf_name, csrf, max_age_secs));
+    response
+}
+
 /// One entry of a front end's navigation.
 pub struct NavItem {
     pub href: &'static str,
