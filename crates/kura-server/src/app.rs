@@ -365,6 +365,16 @@ fn restrict_tree(path: &Path) -> std::io::Result<()> {
 /// The key sealing stored secrets: `service_key` from the configuration, else
 /// `DATA/service-key`, made (mode 0600) on first start.
 fn service_key(config: &ServerConfig) -> Result<ServiceKey, ServerError> {
+    load_service_key(config, true)
+}
+
+/// The service key of an installation that has run (for commands beside the service,
+/// such as `kura-server deletion public-key`); never makes one.
+pub fn existing_service_key(config: &ServerConfig) -> Result<ServiceKey, ServerError> {
+    load_service_key(config, false)
+}
+
+fn load_service_key(config: &ServerConfig, create: bool) -> Result<ServiceKey, ServerError> {
     let configured = config.service_key.expose();
     let path = config.data_dir.join("service-key");
     let hex = if !configured.is_empty() {
@@ -374,6 +384,12 @@ fn service_key(config: &ServerConfig) -> Result<ServiceKey, ServerError> {
             path: path.clone(),
             source,
         })?
+    } else if !create {
+        return Err(ServerError::Key(format!(
+            "{} does not exist and the configuration sets no service_key: give the configuration or \
+             data directory of a service that has started",
+            path.display()
+        )));
     } else {
         let hex = ServiceKey::generate_hex();
         write_private_file(&path, hex.as_bytes()).map_err(|source| ServerError::Write {

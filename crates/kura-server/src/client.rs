@@ -1,5 +1,5 @@
-//! [`ManagementClient`]: the operator API over HTTPS, as used by `kura-server tenant ...`
-//! and `kura-server jobs ...`.
+//! [`ManagementClient`]: the operator API over HTTPS, as used by `kura-server tenant ...`,
+//! `kura-server jobs ...` and `kura-server deletion ...`.
 
 use std::path::Path;
 
@@ -9,7 +9,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::api::types::{
-    CreateTenantRequest, CreatedTenant, RegistrationTokenView, TenantDetail, TenantView, UpdateTenantRequest,
+    CreateTenantRequest, CreatedTenant, DeletionSummaryView, RegistrationTokenView, SignedDeletionRecord,
+    TenantDetail, TenantView, TerminateRequest, TerminatedTenant, UpdateTenantRequest,
 };
 
 /// Why an operator API call failed.
@@ -124,6 +125,39 @@ impl ManagementClient {
             None::<&()>,
         )
         .await
+    }
+
+    /// Terminates the tenant; its purge is due after `purge_after_days` (30 when `None`).
+    pub async fn terminate_tenant(
+        &self,
+        tenant_id: &str,
+        purge_after_days: Option<u32>,
+    ) -> Result<TerminatedTenant, ClientError> {
+        self.call(
+            Method::POST,
+            &format!("/api/v1/operator/tenants/{tenant_id}/terminate"),
+            Some(&TerminateRequest { purge_after_days }),
+        )
+        .await
+    }
+
+    pub async fn cancel_termination(&self, tenant_id: &str) -> Result<TenantView, ClientError> {
+        self.call(
+            Method::POST,
+            &format!("/api/v1/operator/tenants/{tenant_id}/cancel-termination"),
+            None::<&()>,
+        )
+        .await
+    }
+
+    pub async fn deletions(&self) -> Result<Vec<DeletionSummaryView>, ClientError> {
+        self.call(Method::GET, "/api/v1/operator/deletions", None::<&()>)
+            .await
+    }
+
+    pub async fn deletion(&self, id: &str) -> Result<SignedDeletionRecord, ClientError> {
+        self.call(Method::GET, &format!("/api/v1/operator/deletions/{id}"), None::<&()>)
+            .await
     }
 
     pub async fn issue_registration_token(

@@ -62,6 +62,57 @@ enum Command {
         #[command(subcommand)]
         command: OperatorCommand,
     },
+    /// Deletion records of purged tenants: list and fetch them (operator API), print the
+    /// key that signs them and check one offline.
+    Deletion {
+        #[command(subcommand)]
+        command: DeletionCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum DeletionCommand {
+    /// List the deletion records, newest first.
+    List {
+        #[command(flatten)]
+        connection: Connection,
+    },
+    /// Fetch one signed record (JSON), to keep or hand to an auditor.
+    Show {
+        #[command(flatten)]
+        connection: Connection,
+        id: String,
+        /// Write it to this file instead of standard output.
+        #[arg(long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// Print the service's public key (Ed25519, base64) that signs deletion records.
+    PublicKey {
+        #[command(flatten)]
+        source: ServiceSource,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check a signed deletion record offline: exit 0 when the service signed it and it is
+    /// unchanged, 1 when not.
+    Verify {
+        /// The record (JSON), as `deletion show` or the console saved it.
+        file: PathBuf,
+        /// The service's public key (base64), as `deletion public-key` or
+        /// GET /api/v1/operator/deletion-key gave it.
+        #[arg(long, value_name = "BASE64", required_unless_present_any = ["config", "data"], conflicts_with_all = ["config", "data"])]
+        public_key: Option<String>,
+        /// Read the key from this service's configuration instead.
+        #[arg(long, value_name = "FILE", conflicts_with = "data")]
+        config: Option<PathBuf>,
+        /// Read the key from this service's data directory instead.
+        #[arg(long, value_name = "DIR")]
+        data: Option<PathBuf>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -251,6 +302,22 @@ enum TenantCommand {
         connection: Connection,
         tenant: String,
     },
+    /// Terminate a tenant's contract: it is locked out at once and its data purged after
+    /// the grace period, leaving a signed deletion record.
+    Terminate {
+        #[command(flatten)]
+        connection: Connection,
+        tenant: String,
+        /// Days until the purge, 0 to 30 (default 30).
+        #[arg(long, value_name = "DAYS")]
+        purge_after_days: Option<u32>,
+    },
+    /// Withdraw a termination whose purge has not started.
+    CancelTermination {
+        #[command(flatten)]
+        connection: Connection,
+        tenant: String,
+    },
     /// Issue a new one-time agent registration token.
     RegistrationToken {
         #[command(flatten)]
@@ -317,7 +384,101 @@ async fn run(command: Command) -> Result<()> {
                     json,
                 },
         } => operator_create(source.load()?, &login, &role, email.as_deref(), json).await,
+        Command::Deletion { command } => deletion(command).await,
     }
+}
+
+async fn deletion(command: DeletionCommand) -> Result<()> {
+    match command {
+        DeletionCommand::List { connection } => {
+            let records = connection.client()?.deletions().await?;
+            if connection.json {
+                println!("{}", serde_json::to_string(&records)?);
+            } else {
+                println!("{:<32} {:<34} {:<26} TENANT ID", "RECORD", "SERVICE CODE", "PURGED");
+                for r in &records {
+                    println!("{:<32} {:<34} {:<26} {}", r.id, r.service_code, r.created, r.tenant_id);
+                }
+            }
+        }
+        DeletionCommand::Show {
+            connection,
+            id,
+            output,
+        } => {
+            let record = connection.client()?.deletion(&id).await?;
+            let text = serde_json::to_string_pretty(&record)?;
+            match output {
+                Some(path) => {
+                    std::fs::write(&path, format!("{text}\n"))
+                        .with_context(|| format!("cannot write {}", path.display()))?;
+                    eprintln!("wrote deletion record {id} to {}", path.display());
+                }
+                None => println!("{text}"),
+            }
+        }
+        DeletionCommand::PublicKey { source, json } => {
+            let key = kura_server::app::existing_service_key(&source.load()?)?;
+            let public_key = kura_service::ops::terminations::encode_key(&key);
+            if json {
+                println!("{}", serde_json::json!({"algorithm": "ed25519", "public_key": public_key}));
+            } else {
+                println!("{public_key}");
+            }
+        }
+        DeletionCommand::Verify {
+            file,
+            public_key,
+            config,
+            data,
+            json,
+        } => {
+            let public_key = match public_key {
+                Some(key) => key,
+                None => {
+                    let source = ServiceSource { config, data };
+                    let key = kura_server::app::existing_service_key(&source.load()?)?;
+                    kura_service::ops::terminations::encode_key(&key)
+                }
+            };
+            let text =
+                std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            match kura_service::ops::terminations::check_record(&text, &public_key) {
+                Ok(record) => {
+                    if json {
+                        println!("{}", serde_json::json!({"valid": true, "record": record}));
+                    } else {
+                        println!(
+                            "valid: deletion record {} of tenant {} ({}), signed by the service's key",
+                            record.id, record.service_code, record.tenant_id
+                        );
+                        println!(
+                            "  terminated {} by {}; purged {}",
+                            record.terminated_at, record.terminated_by, record.purged_at
+                        );
+                        println!(
+                            "  deleted {} objects ({} bytes), {} snapshots, {} users, {} machines from {}",
+                            record.objects_deleted,
+                            record.bytes_deleted,
+                            record.snapshots_deleted,
+                            record.users_deleted,
+                            record.machines_deleted,
+                            record.storage
+                        );
+                    }
+                }
+                Err(err) => {
+                    if json {
+                        println!("{}", serde_json::json!({"valid": false, "error": err.to_string()}));
+                    } else {
+                        eprintln!("INVALID: {err}");
+                    }
+                    std::process::exit(1);
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 async fn operator_create(
@@ -584,6 +745,38 @@ async fn tenant(command: TenantCommand) -> Result<()> {
             let client = client(&connection)?;
             let view = client
                 .resume_tenant(&client.resolve_tenant(&tenant).await?)
+                .await?;
+            print_view(&view, connection.json)?;
+        }
+        TenantCommand::Terminate {
+            connection,
+            tenant,
+            purge_after_days,
+        } => {
+            let client = client(&connection)?;
+            let done = client
+                .terminate_tenant(&client.resolve_tenant(&tenant).await?, purge_after_days)
+                .await?;
+            if connection.json {
+                println!("{}", serde_json::to_string(&done)?);
+            } else {
+                println!(
+                    "Terminated tenant {} (id {}): locked out now; its data is purged {} (job {}).",
+                    done.tenant.service_code,
+                    done.tenant.id,
+                    done.termination.purge_due,
+                    done.termination.purge_job
+                );
+                println!(
+                    "Until then `kura-server tenant cancel-termination {}` withdraws it.",
+                    done.tenant.service_code
+                );
+            }
+        }
+        TenantCommand::CancelTermination { connection, tenant } => {
+            let client = client(&connection)?;
+            let view = client
+                .cancel_termination(&client.resolve_tenant(&tenant).await?)
                 .await?;
             print_view(&view, connection.json)?;
         }

@@ -62,6 +62,11 @@ pub struct NoticeId(String);
 #[serde(transparent)]
 pub struct RequestId(String);
 
+/// A deletion record (the proof of a tenant's purge).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct DeletionId(String);
+
 macro_rules! hex_id {
     ($($name:ident),*) => {$(
         impl $name {
@@ -95,5 +100,6 @@ macro_rules! hex_id {
 }
 
 hex_id!(
-    TenantId, MachineId, UserId, PlanId, RunId, AlertId, RestoreId, DrillId, OperatorId, NoticeId, RequestId
+    TenantId, MachineId, UserId, PlanId, RunId, AlertId, RestoreId, DrillId, OperatorId, NoticeId, RequestId,
+    DeletionId
 );

@@ -119,7 +119,16 @@ pub enum SealError {
 /// a random nonce, each value bound to what it belongs to (`context`, e.g. the user), so
 /// a stolen database (or a value copied to another row) is useless without the key.
 /// Sealed values read `k1:` and base64. All servers of one service share the key.
-pub struct ServiceKey(aws_lc_rs::aead::LessSafeKey);
+///
+/// The same key also yields the service's Ed25519 signing key (for deletion records), so
+/// every server signs with one key and a metadata backup of the service key keeps it.
+pub struct ServiceKey {
+    sealing: aws_lc_rs::aead::LessSafeKey,
+    signing: aws_lc_rs::signature::Ed25519KeyPair,
+}
+
+/// What the signing key is derived under: a new purpose gets a new context, never this one.
+const SIGNING_KEY_CONTEXT: &str = "kura 2026-12 service signing key (ed25519 seed)";
 
 const SEALED_PREFIX: &str = "k1:";
 const NONCE_LEN: usize = 12;
@@ -130,7 +139,24 @@ impl ServiceKey {
         let bytes = hex::decode(text.trim()).map_err(|_| SealError::BadKey)?;
         let key = aws_lc_rs::aead::UnboundKey::new(&aws_lc_rs::aead::AES_256_GCM, &bytes)
             .map_err(|_| SealError::BadKey)?;
-        Ok(ServiceKey(aws_lc_rs::aead::LessSafeKey::new(key)))
+        let seed = blake3::derive_key(SIGNING_KEY_CONTEXT, &bytes);
+        let signing =
+            aws_lc_rs::signature::Ed25519KeyPair::from_seed_unchecked(&seed).map_err(|_| SealError::BadKey)?;
+        Ok(ServiceKey {
+            sealing: aws_lc_rs::aead::LessSafeKey::new(key),
+            signing,
+        })
+    }
+
+    /// The Ed25519 signature of `message` by the service's signing key.
+    pub fn sign(&self, message: &[u8]) -> Vec<u8> {
+        self.signing.sign(message).as_ref().to_vec()
+    }
+
+    /// The service's Ed25519 public key (32 bytes), for checking what it signed.
+    pub fn signing_public_key(&self) -> Vec<u8> {
+        use aws_lc_rs::signature::KeyPair;
+        self.signing.public_key().as_ref().to_vec()
     }
 
     /// 64 hex digits of a new random key.
@@ -149,7 +175,7 @@ impl ServiceKey {
         let mut nonce = [0u8; NONCE_LEN];
         getrandom::fill(&mut nonce).expect("the operating system's random source failed");
         let mut sealed = plain.as_bytes().to_vec();
-        self.0
+        self.sealing
             .seal_in_place_append_tag(
                 Nonce::assume_unique_for_key(nonce),
                 Aad::from(context.as_bytes()),
@@ -175,11 +201,20 @@ impl ServiceKey {
         let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| SealError::WrongKeyOrAltered)?;
         let mut body = body.to_vec();
         let plain = self
-            .0
+            .sealing
             .open_in_place(nonce, Aad::from(context.as_bytes()), &mut body)
             .map_err(|_| SealError::WrongKeyOrAltered)?;
         String::from_utf8(plain.to_vec()).map_err(|_| SealError::WrongKeyOrAltered)
     }
+}
+
+/// Whether `signature` is an Ed25519 signature of `message` by `public_key`: what anyone
+/// holding the service's public key can check, offline.
+pub fn signature_valid(public_key: &[u8], message: &[u8], signature: &[u8]) -> bool {
+    use aws_lc_rs::signature::{ED25519, UnparsedPublicKey};
+    UnparsedPublicKey::new(&ED25519, public_key)
+        .verify(message, signature)
+        .is_ok()
 }
 
 impl std::fmt::Debug for ServiceKey {
@@ -245,5 +280,20 @@ mod tests {
             Err(SealError::NotSealed)
         ));
         assert!(matches!(ServiceKey::from_hex("abcd"), Err(SealError::BadKey)));
+    }
+
+    #[test]
+    fn signatures_check_only_with_their_key_and_message() {
+        let hex = ServiceKey::generate_hex();
+        let key = ServiceKey::from_hex(&hex).unwrap();
+        let again = ServiceKey::from_hex(&hex).unwrap();
+        assert_eq!(key.signing_public_key(), again.signing_public_key(), "one key per service key");
+        assert_eq!(key.signing_public_key().len(), 32);
+        let signature = key.sign(b"record");
+        assert!(signature_valid(&key.signing_public_key(), b"record", &signature));
+        assert!(!signature_valid(&key.signing_public_key(), b"recorc", &signature));
+        let other = ServiceKey::from_hex(&ServiceKey::generate_hex()).unwrap();
+        assert!(!signature_valid(&other.signing_public_key(), b"record", &signature));
+        assert!(!signature_valid(b"short", b"record", &signature));
     }
 }

@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use kura_format::{KeySlot, VaultConfig};
-use kura_store::{Catalog, ObjectLayout, StoreError, Vault};
+use kura_store::{Catalog, ObjectLayout, StoreError, StoredObjects, Vault};
 use object_store::ObjectStore;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
@@ -125,6 +125,10 @@ enum Backend {
     Shared {
         pool: PgPool,
         objects: Arc<dyn ObjectStore>,
+        /// Where the objects are, in words: `DATA/objects` or `s3://BUCKET`.
+        place: String,
+        /// `DATA/objects` when the objects are on the server's disk.
+        local_objects: Option<PathBuf>,
     },
 }
 
@@ -145,12 +149,13 @@ impl TenantVaults {
                 .connect_with(PgConnectOptions::from_str(url)?)
                 .await?;
             kura_store::migrate_postgres(&pool).await?;
-            let objects: Arc<dyn ObjectStore> = match &config.objects {
+            let (objects, place, local_objects): (Arc<dyn ObjectStore>, _, _) = match &config.objects {
                 ObjectStorage::Local => {
                     let dir = config.data_dir.join("objects");
                     std::fs::create_dir_all(&dir)
                         .map_err(|e| StoreError::Storage(format!("cannot create {}: {e}", dir.display())))?;
-                    Arc::new(LocalFileSystem::new_with_prefix(dir).map_err(StoreError::from)?)
+                    let store = LocalFileSystem::new_with_prefix(&dir).map_err(StoreError::from)?;
+                    (Arc::new(store), dir.display().to_string(), Some(dir))
                 }
                 ObjectStorage::S3 {
                     endpoint,
@@ -159,9 +164,18 @@ impl TenantVaults {
                     access_key,
                     secret_key,
                     allow_http,
-                } => kura_store::s3_store(endpoint, region, bucket, access_key, secret_key, *allow_http)?,
+                } => (
+                    kura_store::s3_store(endpoint, region, bucket, access_key, secret_key, *allow_http)?,
+                    format!("s3://{bucket}"),
+                    None,
+                ),
             };
-            Backend::Shared { pool, objects }
+            Backend::Shared {
+                pool,
+                objects,
+                place,
+                local_objects,
+            }
         } else if matches!(config.objects, ObjectStorage::S3 { .. }) {
             return Err(VaultsError::S3NeedsPostgres);
         } else {
@@ -190,12 +204,8 @@ impl TenantVaults {
                     None => Vault::open_local_checked(&dir, true).await,
                 }
             }
-            Backend::Shared { pool, objects } => {
-                let objects = ObjectLayout::new(
-                    Arc::clone(objects),
-                    ObjectPath::from(format!("t/{tenant}/v/{VAULT_NAME}")),
-                );
-                let catalog = Catalog::postgres(pool.clone(), &format!("{tenant}/{VAULT_NAME}"));
+            Backend::Shared { pool, objects, .. } => {
+                let (objects, catalog) = shared_parts(pool, objects, tenant);
                 let location = format!("tenant {tenant} vault {VAULT_NAME}");
                 match new {
                     Some((config, slots)) => {
@@ -205,6 +215,72 @@ impl TenantVaults {
                 }
             }
         }
+    }
+
+    /// Where the tenant's vault lives, in words (for its deletion record).
+    pub fn location(&self, scope: &TenantScope) -> String {
+        let tenant = scope.tenant_id().as_str();
+        match &self.backend {
+            Backend::Local { root } => root.join(tenant).display().to_string(),
+            Backend::Shared { place, .. } => format!("{place}/t/{tenant}/"),
+        }
+    }
+
+    /// What the tenant's vault holds: its objects in storage and the snapshots in its
+    /// catalog (nothing when it has no vault).
+    pub async fn measure(&self, scope: &TenantScope) -> Result<(StoredObjects, u64), StoreError> {
+        let tenant = scope.tenant_id().as_str();
+        let objects = match &self.backend {
+            Backend::Local { root } => {
+                let dir = root.join(tenant).join(VAULT_NAME).join("objects");
+                if !dir.is_dir() {
+                    return Ok((StoredObjects::default(), 0));
+                }
+                kura_store::stored_objects(&ObjectLayout::local(&dir)?).await?
+            }
+            Backend::Shared { objects, .. } => kura_store::stored_objects(&everything_of(objects, tenant)).await?,
+        };
+        let snapshots = match self.get(scope).await {
+            Ok(Some(vault)) => vault.vault.usage().await?.snapshots,
+            Ok(None) => 0,
+            // A vault too damaged to open still has objects to count and erase.
+            Err(err) => {
+                tracing::warn!(tenant, error = %err, "cannot open the vault to count its snapshots");
+                0
+            }
+        };
+        Ok((objects, snapshots))
+    }
+
+    /// Erases the tenant's vault: every object, every catalog row, and what the server
+    /// keeps on its disk for it. May run again after being cut off.
+    pub async fn erase(&self, scope: &TenantScope) -> Result<(), StoreError> {
+        let tenant = scope.tenant_id().as_str();
+        self.open.lock().await.remove(scope.tenant_id());
+        let leftovers = match &self.backend {
+            Backend::Local { root } => Some(root.join(tenant)),
+            Backend::Shared {
+                pool,
+                objects,
+                local_objects,
+                ..
+            } => {
+                let catalog = shared_parts(pool, objects, tenant).1;
+                kura_store::erase(&everything_of(objects, tenant), &catalog).await?;
+                // Staging files of cut-off writes, and the emptied folders.
+                local_objects.as_ref().map(|dir| dir.join("t").join(tenant))
+            }
+        };
+        if let Some(dir) = leftovers {
+            match std::fs::remove_dir_all(&dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(StoreError::Storage(format!("cannot delete {}: {e}", dir.display())));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The tenant's vault, or `None` when it has not been created yet.
@@ -236,4 +312,20 @@ impl TenantVaults {
         open.insert(scope.tenant_id().clone(), Arc::clone(&vault));
         Ok(vault)
     }
+}
+
+/// The objects and catalog of a tenant's vault in the shared store.
+fn shared_parts(pool: &PgPool, objects: &Arc<dyn ObjectStore>, tenant: &str) -> (ObjectLayout, Catalog) {
+    (
+        ObjectLayout::new(
+            Arc::clone(objects),
+            ObjectPath::from(format!("t/{tenant}/v/{VAULT_NAME}")),
+        ),
+        Catalog::postgres(pool.clone(), &format!("{tenant}/{VAULT_NAME}")),
+    )
+}
+
+/// Every object of the tenant in the shared store (`t/<tenant>/`: all its vaults).
+fn everything_of(objects: &Arc<dyn ObjectStore>, tenant: &str) -> ObjectLayout {
+    ObjectLayout::new(Arc::clone(objects), ObjectPath::from(format!("t/{tenant}")))
 }

@@ -57,6 +57,7 @@
 //! This crate knows nothing of HTTP, users or roles: the server scopes vaults per tenant.
 
 mod catalog;
+mod erase;
 mod error;
 mod gc;
 mod layout;
@@ -68,6 +69,7 @@ mod vault;
 mod verify;
 
 pub use catalog::{Catalog, migrate_postgres, migrate_sqlite};
+pub use erase::{StoredObjects, erase, stored_objects};
 pub use error::StoreError;
 pub use gc::{GcOptions, GcReport};
 pub use layout::{ObjectLayout, s3_store};

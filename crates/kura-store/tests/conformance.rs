@@ -99,6 +99,15 @@ impl Fixture {
         }
     }
 
+    /// How many rows of `vault` a catalog table holds.
+    async fn rows(&self, table: &str, vault: &str) -> i64 {
+        let sql = sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table} WHERE vault = $1"));
+        match &self.db {
+            Db::Sqlite(p) => sqlx::query_scalar(sql).bind(vault).fetch_one(p).await.unwrap(),
+            Db::Postgres(p) => sqlx::query_scalar(sql).bind(vault).fetch_one(p).await.unwrap(),
+        }
+    }
+
     /// Every object name under a vault's prefix.
     async fn object_names(&self, vault: &str) -> BTreeSet<String> {
         let list: Vec<_> = self.store.list(Some(&prefix(vault))).try_collect().await.unwrap();
@@ -1118,6 +1127,46 @@ async fn objects_stay_in_prefix(fx: &Fixture) {
     assert!(left.is_empty(), "{left:?}");
 }
 
+/// Erasing a vault deletes every object under its prefix and every catalog row, counts
+/// what it found, leaves the vault next to it whole, and may run again.
+async fn erase_leaves_nothing_of_the_vault(fx: &Fixture) {
+    let one = fx.create("1").await;
+    let ten = fx.create("10").await;
+    backup(&one, &["a", "b"], 1).await;
+    backup(&one, &["b", "c"], 2).await;
+    let open = one.open_session(None).await.unwrap();
+    upload(&one, &open, &["p"]).await;
+    backup(&ten, &["a"], 1).await;
+    let ten_objects = fx.object_names("10").await;
+
+    let counted = kura_store::stored_objects(&fx.objects("1")).await.unwrap();
+    let names = fx.object_names("1").await;
+    assert_eq!(counted.objects, names.len() as u64);
+    assert!(counted.objects >= 5 && counted.bytes > 0, "{counted:?}");
+
+    let erased = kura_store::erase(&fx.objects("1"), &fx.catalog("1")).await.unwrap();
+    assert_eq!(erased, counted);
+    assert!(fx.object_names("1").await.is_empty());
+    assert!(matches!(fx.open("1").await, Err(StoreError::NoVault(_))));
+    for table in [
+        "vault_meta",
+        "vault_key_slots",
+        "vault_packs",
+        "vault_chunks",
+        "vault_snapshots",
+        "vault_sessions",
+        "vault_pending_packs",
+    ] {
+        assert_eq!(fx.rows(table, "1").await, 0, "{table}");
+    }
+    let again = kura_store::erase(&fx.objects("1"), &fx.catalog("1")).await.unwrap();
+    assert_eq!(again, Default::default());
+
+    assert_eq!(fx.object_names("10").await, ten_objects);
+    assert_eq!(ten.snapshots().await.unwrap().len(), 1);
+    assert!(fx.rows("vault_chunks", "10").await > 0);
+}
+
 /// Runs each named test on every backend: `sqlite::NAME`, `postgres::NAME` and `s3::NAME`.
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
@@ -1165,4 +1214,5 @@ conformance!(
     usage,
     vaults_are_isolated,
     objects_stay_in_prefix,
+    erase_leaves_nothing_of_the_vault,
 );

@@ -3,6 +3,9 @@
 //! backing up, checking and restoring through it; the vault's objects must then be in the
 //! bucket under `t/<tenant-id>/v/default/` and nothing on the server's disk.
 //!
+//! Terminated, the tenant is then purged: nothing of it is left in the bucket, and its
+//! signed deletion record counts what was there and checks with the service's key.
+//!
 //! Needs an S3 store: `scripts/garage.sh` starts a one-node Garage on loopback and prints
 //! the `KURA_TEST_S3_*` variables below; `scripts/test.sh` does that before the tests.
 //! Without `KURA_TEST_S3_ENDPOINT` the test says loudly that it did not run, and passes.
@@ -18,7 +21,7 @@ use kura_server::api::types::CreateTenantRequest;
 use kura_server::client::ManagementClient;
 use kura_server::{Server, ServerConfig};
 use object_store::path::Path as ObjectPath;
-use object_store::{ObjectStore, ObjectStoreExt};
+use object_store::ObjectStore;
 
 /// Where the S3 store is, from the environment (see `scripts/garage.sh`).
 struct S3 {
@@ -250,13 +253,43 @@ fn an_agent_backs_up_and_restores_through_a_server_whose_vaults_are_in_s3() {
         );
     }
 
-    runtime.block_on(server.shutdown()).unwrap();
-    // Leave the shared bucket as it was.
-    runtime.block_on(async {
-        for (name, _) in &names {
-            store.delete(&ObjectPath::from(name.as_str())).await.unwrap();
+    // Terminated with no grace, the tenant is purged: nothing of it is left in the
+    // bucket, and the signed deletion record counts what was there.
+    let stored: u64 = names.iter().map(|(_, size)| size).sum();
+    let done = runtime
+        .block_on(client.terminate_tenant(&tenant.tenant_id, Some(0)))
+        .unwrap();
+    assert_eq!(done.tenant.status, "terminated");
+    let record = runtime.block_on(async {
+        for _ in 0..600 {
+            if let Some(found) = client.deletions().await.unwrap().first() {
+                return client.deletion(&found.id).await.unwrap();
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
-        schema.drop_it().await;
+        panic!("the purge left no deletion record within a minute");
     });
-    assert!(runtime.block_on(objects(store.as_ref(), &prefix)).is_empty());
+    let left = runtime.block_on(objects(store.as_ref(), &format!("t/{}", tenant.tenant_id)));
+    assert!(left.is_empty(), "the purge left objects in the bucket: {left:?}");
+    assert_eq!(
+        (
+            record.record.objects_deleted,
+            record.record.bytes_deleted,
+            record.record.snapshots_deleted
+        ),
+        (names.len() as u64, stored, 2),
+        "{record:?}"
+    );
+    assert_eq!(
+        record.record.storage,
+        format!("s3://{}/t/{}/", s3.bucket, tenant.tenant_id)
+    );
+    let config = ServerConfig::load(&config_path).unwrap();
+    let key = kura_server::app::existing_service_key(&config).unwrap();
+    let text = serde_json::to_string(&record).unwrap();
+    let public_key = kura_service::ops::terminations::encode_key(&key);
+    kura_service::ops::terminations::check_record(&text, &public_key).expect("the record checks");
+
+    runtime.block_on(server.shutdown()).unwrap();
+    runtime.block_on(schema.drop_it());
 }

@@ -38,6 +38,7 @@ pub mod restores;
 mod runs;
 pub mod snapshots;
 pub mod support;
+pub(crate) mod terminations;
 mod totp;
 pub mod types;
 mod users;
@@ -858,6 +859,43 @@ const REQUEST_ROUTES: RouteTable = RouteTable {
     ],
 };
 
+/// Termination of tenants and the deletion records of their purges, for operators.
+const TERMINATION_ROUTES: RouteTable = RouteTable {
+    area: "termination",
+    routes: &[
+        (
+            Method::POST,
+            "/api/v1/operator/tenants/{tenant_id}/terminate",
+            Access::Role(Permission::ManageTenants),
+            |m| on(m, terminations::terminate),
+        ),
+        (
+            Method::POST,
+            "/api/v1/operator/tenants/{tenant_id}/cancel-termination",
+            Access::Role(Permission::ManageTenants),
+            |m| on(m, terminations::cancel),
+        ),
+        (
+            Method::GET,
+            "/api/v1/operator/deletion-key",
+            Access::Role(Permission::ReadTenants),
+            |m| on(m, terminations::key),
+        ),
+        (
+            Method::GET,
+            "/api/v1/operator/deletions",
+            Access::Role(Permission::ReadTenants),
+            |m| on(m, terminations::list),
+        ),
+        (
+            Method::GET,
+            "/api/v1/operator/deletions/{id}",
+            Access::Role(Permission::ReadTenants),
+            |m| on(m, terminations::show),
+        ),
+    ],
+};
+
 /// Every table of the management listener.
 const MANAGEMENT: &[&RouteTable] = &[
     &crate::console::CONSOLE_ROUTES,
@@ -866,6 +904,7 @@ const MANAGEMENT: &[&RouteTable] = &[
     &OPERATOR_ROUTES,
     &NOTICE_ROUTES,
     &REQUEST_ROUTES,
+    &TERMINATION_ROUTES,
     &JOB_ROUTES,
 ];
 

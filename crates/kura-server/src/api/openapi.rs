@@ -23,7 +23,7 @@ use utoipa::{OpenApi, PartialSchema, ToSchema};
 use super::{Access, CUSTOMER, MANAGEMENT, RouteTable, is_json_api, routes};
 use super::{
     agent, alerts, drills, jobs, machines, notices, operator, operators, plans, requests, reset, restores,
-    runs, support, totp, users, vault,
+    runs, support, terminations, totp, users, vault,
 };
 
 /// A role field: one of the tenant roles, by their wire names.
@@ -219,6 +219,11 @@ struct CustomerApi;
         notices::publish,
         notices::list,
         notices::get,
+        terminations::terminate,
+        terminations::cancel,
+        terminations::key,
+        terminations::list,
+        terminations::show,
         notices::update,
         requests::list,
         requests::get,

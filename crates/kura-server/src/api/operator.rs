@@ -11,7 +11,7 @@ use kura_service::ops::tenants;
 use super::ApiJson;
 use super::types::{
     CreateTenantRequest, CreatedTenant, MachineView, RegistrationTokenView, TenantDetail, TenantView,
-    UpdateTenantRequest, UserView, rfc3339,
+    TerminationView, UpdateTenantRequest, UserView, rfc3339,
 };
 use crate::app::AppState;
 use crate::auth::Operator;
@@ -59,10 +59,12 @@ pub(super) async fn show_tenant(
 ) -> Result<Json<TenantDetail>, ApiError> {
     let (scope, tenant) = tenants::contract(&state.service, &operator, &tenant_id).await?;
     let (users, machines) = tenants::detail(&state.service, &scope).await?;
+    let termination = kura_service::ops::terminations::termination(&state.service, &scope).await?;
     Ok(Json(TenantDetail {
         tenant: TenantView::from(&tenant),
         users: users.iter().map(UserView::from).collect(),
         machines: machines.iter().map(MachineView::from).collect(),
+        termination: termination.as_ref().map(TerminationView::from),
     }))
 }
 

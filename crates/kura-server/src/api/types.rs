@@ -10,7 +10,11 @@ use kura_service::model::{ApiTokenRecord, MachineRecord, TenantRecord, TenantUse
 pub use kura_service::rfc3339;
 use kura_service::totp::TotpPolicy;
 
+pub use kura_service::model::SignedDeletionRecord;
 pub use kura_service::ops::tenants::{CreateTenantRequest, UpdateTenantRequest};
+pub use kura_service::ops::terminations::TerminateRequest;
+
+pub use super::terminations::{DeletionKeyView, DeletionSummaryView, TerminatedTenant, TerminationView};
 
 use super::openapi::{tenant_role, totp_policy};
 
@@ -342,6 +346,9 @@ pub struct TenantDetail {
     pub tenant: TenantView,
     pub users: Vec<UserView>,
     pub machines: Vec<MachineView>,
+    /// Present while the tenant is terminated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub termination: Option<TerminationView>,
 }
 
 /// A registration token, shown once.

@@ -22,10 +22,12 @@ use crate::web::i18n::Tr;
 use crate::web::{anonymous_language, cookie, see_other};
 
 mod account;
+mod deletions;
 mod login;
 mod notices;
 mod operators;
 mod support;
+mod tenant;
 mod tenants;
 
 /// The cookie holding the CSRF token of a console session (apart from the portal's:
@@ -80,6 +82,36 @@ pub(crate) const CONSOLE_ROUTES: RouteTable = RouteTable {
         (Method::GET, "/", Access::Role(Permission::ReadTenants), |m| {
             on(m, tenants::page)
         }),
+        (
+            Method::GET,
+            "/tenants/{id}",
+            Access::Role(Permission::ReadTenants),
+            |m| on(m, tenant::page),
+        ),
+        (
+            Method::POST,
+            "/tenants/{id}/terminate",
+            Access::Role(Permission::ManageTenants),
+            |m| on(m, tenant::terminate),
+        ),
+        (
+            Method::POST,
+            "/tenants/{id}/{change}",
+            Access::Role(Permission::ManageTenants),
+            |m| on(m, tenant::change),
+        ),
+        (
+            Method::GET,
+            "/deletions",
+            Access::Role(Permission::ReadTenants),
+            |m| on(m, deletions::page),
+        ),
+        (
+            Method::GET,
+            "/deletions/{id}",
+            Access::Role(Permission::ReadTenants),
+            |m| on(m, deletions::download),
+        ),
         (
             Method::GET,
             "/operators",
@@ -186,6 +218,7 @@ const NAVIGATION: &[(&str, &str, Permission)] = &[
     ("/", "console-nav-tenants", Permission::ReadTenants),
     ("/notices", "nav-notices", Permission::ReadTenants),
     ("/support", "nav-support", Permission::ReadTenants),
+    ("/deletions", "console-nav-deletions", Permission::ReadTenants),
     ("/operators", "console-nav-operators", Permission::ManageOperators),
     ("/account", "console-nav-account", Permission::OwnAccount),
 ];

@@ -37,22 +37,12 @@ impl TenantRow {
         Some(used.saturating_mul(100) / self.tenant.quota_bytes.max(1))
     }
 
-    /// The message naming the status.
     fn status_key(&self) -> &'static str {
-        match self.tenant.status {
-            TenantStatus::Active => "console-status-active",
-            TenantStatus::Suspended => "console-status-suspended",
-            TenantStatus::Terminated => "console-status-terminated",
-        }
+        status_key(self.tenant.status)
     }
 
-    /// Badge colour of the status.
     fn status_class(&self) -> &'static str {
-        match self.tenant.status {
-            TenantStatus::Active => "ok",
-            TenantStatus::Suspended => "warn",
-            TenantStatus::Terminated => "bad",
-        }
+        status_class(self.tenant.status)
     }
 
     /// Badge colour of the storage used: amber from 80 %, red from 95 %.
@@ -66,6 +56,24 @@ impl TenantRow {
 
     fn support_live(&self, now_ms: &i64) -> bool {
         self.tenant.support_until_ms.is_some_and(|until| until > *now_ms)
+    }
+}
+
+/// The message naming a tenant's status.
+pub(super) fn status_key(status: TenantStatus) -> &'static str {
+    match status {
+        TenantStatus::Active => "console-status-active",
+        TenantStatus::Suspended => "console-status-suspended",
+        TenantStatus::Terminated => "console-status-terminated",
+    }
+}
+
+/// Badge colour of a tenant's status.
+pub(super) fn status_class(status: TenantStatus) -> &'static str {
+    match status {
+        TenantStatus::Active => "ok",
+        TenantStatus::Suspended => "warn",
+        TenantStatus::Terminated => "bad",
     }
 }
 

@@ -147,6 +147,12 @@ actions! {
         "A tenant user opened a support request (the result names its category; a security event is also in the operator work log, flagged), replied to one or closed it.";
     SupportReply = "support.reply", "tenant, and operators",
         "An operator replied to a support request and/or closed it; the result says whether the requester was mailed.";
+    TenantTerminate = "tenant.terminate", "operators, and the tenant",
+        "An operator terminated the tenant's contract: the tenant was locked out at once and its purge queued; the result names the status it had, when the purge is due and the portal sessions ended.";
+    TenantTerminationCancel = "tenant.termination.cancel", "operators, and the tenant",
+        "An operator withdrew a termination before its purge started: the purge left the queue and the tenant got its earlier status back.";
+    TenantPurge = "tenant.purge", "operators, and the tenant",
+        "The purge job erased a terminated tenant's vault and rows (users' personal data included; this log is kept); the result names the objects, bytes and snapshots deleted and the signed deletion record.";
     OperatorGet = "operator.get", "operators (and the tenant's log when the route names one)",
         "An operator read something through the management API; the target is the path, the result the HTTP status.";
     OperatorPost = "operator.post", "operators (and the tenant's log when the route names one)",

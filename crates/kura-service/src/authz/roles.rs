@@ -71,7 +71,7 @@ impl Permission {
             Permission::ReadTenants => {
                 "list and show tenants; see a tenant's snapshots while it grants support access"
             }
-            Permission::ManageTenants => "create tenants, change contracts, suspend and resume",
+            Permission::ManageTenants => "create tenants, change contracts, suspend, resume and terminate",
             Permission::ManageMachines => "issue registration tokens, revoke machines",
             Permission::RunJobs => {
                 "run a service job now: gc or verify of a tenant's vault, expiry, mail delivery"

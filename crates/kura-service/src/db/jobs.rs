@@ -114,6 +114,15 @@ pub async fn enqueue(tx: &mut Tx, job: &NewJob<'_>, now_ms: i64) -> DbResult<(Jo
     Ok((pending.into_record()?, false))
 }
 
+/// Takes a job out of the queue, only while no runner has taken it; answers whether it did.
+pub async fn delete_queued(tx: &mut Tx, id: &str) -> DbResult<bool> {
+    let deleted = Query::service("DELETE FROM jobs WHERE id = $1 AND status = 'queued'")
+        .bind(id)
+        .execute(tx)
+        .await?;
+    Ok(deleted == 1)
+}
+
 /// One job by id, whatever its tenant (operators, runners).
 pub async fn get<'c>(on: impl Target<'c>, id: &str) -> DbResult<Option<JobRecord>> {
     let row: Option<JobRow> = Query::service(concat!("SELECT ", job_columns!(), " FROM jobs WHERE id = $1"))

@@ -49,6 +49,7 @@ pub mod runs;
 pub mod sessions;
 pub mod snapshots;
 pub mod tenants;
+pub mod terminations;
 #[cfg(test)]
 mod tests;
 pub mod tokens;

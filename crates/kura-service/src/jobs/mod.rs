@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 use crate::audit::Actor;
 use crate::authz::service_scope;
-use crate::db::{jobs, outbox, tenants};
+use crate::db::{jobs, outbox, tenants, terminations};
 use crate::ids::TenantId;
 use crate::model::{JobKind, JobRecord, JobStatus, NewJob, TenantStatus};
 use crate::{Service, ServiceError, ServiceResult, duration_ms};
@@ -22,6 +22,7 @@ mod expiry;
 mod gc;
 mod mail;
 mod meter;
+mod purge;
 mod verify;
 
 pub use mail::retry_delay;
@@ -73,7 +74,8 @@ pub async fn queue(
 }
 
 /// Queues the periodic rounds that are due: gc, metering (and verify, when set) of every
-/// tenant that is not terminated, expiry, and a mail run whenever mail is waiting. With several
+/// tenant that is not terminated, expiry, a new run of a purge that failed, and a mail
+/// run whenever mail is waiting. With several
 /// servers, the one that moves a schedule on queues its round. Answers the runs queued.
 pub async fn queue_due(svc: &Service) -> ServiceResult<u32> {
     let settings = &svc.settings;
@@ -94,6 +96,7 @@ pub async fn queue_due(svc: &Service) -> ServiceResult<u32> {
         }
         queued += queue_round(svc, kind, interval, &params).await?;
     }
+    queued += retry_purges(svc).await?;
     if outbox::any_due(&svc.db, svc.now_ms()).await? {
         let mut tx = svc.db.begin().await?;
         let now = svc.now_ms();
@@ -106,6 +109,34 @@ pub async fn queue_due(svc: &Service) -> ServiceResult<u32> {
         };
         queued += u32::from(jobs::enqueue(&mut tx, &new, now).await?.1);
         tx.commit().await?;
+    }
+    Ok(queued)
+}
+
+/// A purge that failed (storage unreachable, say) is queued again an hour after: a
+/// terminated tenant's data must not stay for want of a retry.
+const PURGE_RETRY: Duration = Duration::from_secs(3600);
+
+/// Queues a new run for every purge whose run failed at least [`PURGE_RETRY`] ago.
+async fn retry_purges(svc: &Service) -> ServiceResult<u32> {
+    let now = svc.now_ms();
+    let stalled = terminations::stalled_purges(&svc.db, now - duration_ms(PURGE_RETRY)).await?;
+    let mut queued = 0;
+    for (tenant_id, failed_job) in stalled {
+        let mut tx = svc.db.begin().await?;
+        let new = NewJob {
+            kind: JobKind::Purge,
+            tenant_id: Some(&tenant_id),
+            params: "{}".into(),
+            requested_by: SCHEDULE,
+            due_ms: now,
+        };
+        let (job, _) = jobs::enqueue(&mut tx, &new, now).await?;
+        // Conditional on the failed run: another server may have queued the retry first.
+        if terminations::replace_job(&mut tx, &service_scope(&tenant_id), &failed_job, &job.id).await? {
+            tx.commit().await?;
+            queued += 1;
+        }
     }
     Ok(queued)
 }
@@ -222,6 +253,7 @@ pub async fn execute(
         JobKind::Expiry => expiry::run(svc).await,
         JobKind::Mail => mail::run(svc, &actor, progress).await,
         JobKind::Meter => meter::run(svc, &tenant()?).await,
+        JobKind::Purge => purge::run(svc, &actor, &tenant()?, job, progress).await,
     }
 }
 

@@ -18,6 +18,8 @@ pub enum JobKind {
     /// Measures a tenant's usage for its history and brings the per-machine backup facts
     /// in line with the vault.
     Meter,
+    /// Erases a terminated tenant's data and leaves a signed deletion record.
+    Purge,
 }
 
 text_enum!(JobKind, "job kind", {
@@ -26,12 +28,13 @@ text_enum!(JobKind, "job kind", {
     Expiry = "expiry",
     Mail = "mail",
     Meter = "meter",
+    Purge = "purge",
 });
 
 impl JobKind {
     /// Whether a run concerns one tenant (and needs its id) or the whole service.
     pub fn per_tenant(self) -> bool {
-        matches!(self, JobKind::Verify | JobKind::Gc | JobKind::Meter)
+        matches!(self, JobKind::Verify | JobKind::Gc | JobKind::Meter | JobKind::Purge)
     }
 }
 

@@ -50,6 +50,7 @@ mod restore;
 mod run;
 mod support;
 mod tenant;
+mod termination;
 mod user;
 
 pub use alert::{AlertFilter, AlertKind, AlertRecord, NewAlert};
@@ -71,6 +72,10 @@ pub use restore::{RestoreRecord, RestoreReport, RestoreStatus};
 pub use run::{RunCounts, RunFilter, RunRecord, RunReport, RunStatus};
 pub use support::{RequestCategory, RequestFilter, RequestStatus, SupportMessage, SupportRequestRecord};
 pub use tenant::{NewTenant, TenantActivity, TenantRecord, TenantStatus, TenantUpdate, UsageDay};
+pub use termination::{
+    DELETION_RECORD_FORMAT, DeletionRecord, DeletionSummary, PurgeCounts, RecordSignature, SignedDeletionRecord,
+    TerminationRecord,
+};
 pub use user::{
     ApiTokenIdentity, ApiTokenRecord, LoginCandidate, LoginFailures, NewApiToken, NewTenantUser,
     NewUserSession, SessionIdentity, TenantUserRecord, TotpState, UserSessionRecord, UserUpdate,

@@ -20,6 +20,7 @@ pub mod runs;
 pub mod snapshots;
 pub mod support;
 pub mod tenants;
+pub mod terminations;
 pub mod totp;
 pub mod usage;
 pub mod users;
