@@ -156,8 +156,12 @@ impl ManagementClient {
     }
 
     pub async fn deletion(&self, id: &str) -> Result<SignedDeletionRecord, ClientError> {
-        self.call(Method::GET, &format!("/api/v1/operator/deletions/{id}"), None::<&()>)
-            .await
+        self.call(
+            Method::GET,
+            &format!("/api/v1/operator/deletions/{id}"),
+            None::<&()>,
+        )
+        .await
     }
 
     pub async fn issue_registration_token(

@@ -395,9 +395,15 @@ async fn deletion(command: DeletionCommand) -> Result<()> {
             if connection.json {
                 println!("{}", serde_json::to_string(&records)?);
             } else {
-                println!("{:<32} {:<34} {:<26} TENANT ID", "RECORD", "SERVICE CODE", "PURGED");
+                println!(
+                    "{:<32} {:<34} {:<26} TENANT ID",
+                    "RECORD", "SERVICE CODE", "PURGED"
+                );
                 for r in &records {
-                    println!("{:<32} {:<34} {:<26} {}", r.id, r.service_code, r.created, r.tenant_id);
+                    println!(
+                        "{:<32} {:<34} {:<26} {}",
+                        r.id, r.service_code, r.created, r.tenant_id
+                    );
                 }
             }
         }
@@ -421,7 +427,10 @@ async fn deletion(command: DeletionCommand) -> Result<()> {
             let key = kura_server::app::existing_service_key(&source.load()?)?;
             let public_key = kura_service::ops::terminations::encode_key(&key);
             if json {
-                println!("{}", serde_json::json!({"algorithm": "ed25519", "public_key": public_key}));
+                println!(
+                    "{}",
+                    serde_json::json!({"algorithm": "ed25519", "public_key": public_key})
+                );
             } else {
                 println!("{public_key}");
             }
@@ -469,7 +478,10 @@ async fn deletion(command: DeletionCommand) -> Result<()> {
                 }
                 Err(err) => {
                     if json {
-                        println!("{}", serde_json::json!({"valid": false, "error": err.to_string()}));
+                        println!(
+                            "{}",
+                            serde_json::json!({"valid": false, "error": err.to_string()})
+                        );
                     } else {
                         eprintln!("INVALID: {err}");
                     }

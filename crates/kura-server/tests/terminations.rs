@@ -108,7 +108,11 @@ async fn termination_and_purge(server: TestServer, vault_root: &str) {
     let registration = server.new_registration_token(&acme_id).await;
     let stored_at = server.data_dir().join(vault_root).join(&acme_id);
     let stored = files(&stored_at);
-    assert!(stored.len() >= 6, "the vault is on disk at {}: {stored:?}", stored_at.display());
+    assert!(
+        stored.len() >= 6,
+        "the vault is on disk at {}: {stored:?}",
+        stored_at.display()
+    );
 
     // Refusals name what is wrong and change nothing.
     let (status, answer) = terminate(&server, &acme_id, json!({ "purge_after_days": 31 })).await;
@@ -117,16 +121,26 @@ async fn termination_and_purge(server: TestServer, vault_root: &str) {
     let (status, answer) = terminate(&server, &"f".repeat(32), json!({})).await;
     assert_eq!(status, 404, "{answer}");
     let (status, answer) = cancel(&server, &acme_id).await;
-    assert_eq!((status, error_of(&answer).contains("not terminated")), (409, true), "{answer}");
+    assert_eq!(
+        (status, error_of(&answer).contains("not terminated")),
+        (409, true),
+        "{answer}"
+    );
     assert_eq!(server.whoami(&agent.credential).await.0, 200);
 
     // Terminated: locked out at once, everywhere; the purge is due in 30 days.
     let (status, done) = terminate(&server, &acme_id, json!({})).await;
     assert_eq!(status, 200, "{done}");
     assert_eq!(done["tenant"]["status"], "terminated");
-    let due = jiff::Timestamp::from_millisecond(server.server.state().clock().now_ms() + 30 * DAY.as_millis() as i64)
+    let due = jiff::Timestamp::from_millisecond(
+        server.server.state().clock().now_ms() + 30 * DAY.as_millis() as i64,
+    )
+    .unwrap();
+    let purge_due: jiff::Timestamp = done["termination"]["purge_due"]
+        .as_str()
+        .unwrap()
+        .parse()
         .unwrap();
-    let purge_due: jiff::Timestamp = done["termination"]["purge_due"].as_str().unwrap().parse().unwrap();
     assert!(purge_due.duration_since(due).as_secs().abs() < 5, "{done}");
     let (status, answer) = admin.get("/api/v1/me").await;
     assert_eq!(status, 401, "the portal session ended: {answer}");
@@ -134,12 +148,20 @@ async fn termination_and_purge(server: TestServer, vault_root: &str) {
     assert_eq!(status, 403, "{answer}");
     assert!(error_of(&answer).contains("terminated"), "{answer}");
     let (status, answer) = server.whoami(&agent.credential).await;
-    assert_eq!((status, error_of(&answer).contains("terminated")), (403, true), "{answer}");
+    assert_eq!(
+        (status, error_of(&answer).contains("terminated")),
+        (403, true),
+        "{answer}"
+    );
     let (status, answer) = server.register(&registration, "web-02").await;
     assert_eq!(status, 403, "{answer}");
     let (status, answer, _) =
         kura_testing::user::try_login(&server.http, &server.customer, &admin_login, &admin_password).await;
-    assert_eq!((status, error_of(&answer).contains("terminated")), (403, true), "{answer}");
+    assert_eq!(
+        (status, error_of(&answer).contains("terminated")),
+        (403, true),
+        "{answer}"
+    );
     let (status, answer) = terminate(&server, &acme_id, json!({})).await;
     assert_eq!(status, 409, "{answer}");
     assert!(error_of(&answer).contains("already terminated"), "{answer}");
@@ -151,7 +173,9 @@ async fn termination_and_purge(server: TestServer, vault_root: &str) {
     assert_eq!((status, back["status"].as_str()), (200, Some("active")), "{back}");
     assert_eq!(server.whoami(&agent.credential).await.0, 200);
     assert_eq!(
-        with_token(&server, &api_token, Method::GET, "/api/v1/machines", None).await.0,
+        with_token(&server, &api_token, Method::GET, "/api/v1/machines", None)
+            .await
+            .0,
         200
     );
     server.login(&admin_login, &admin_password).await;
@@ -169,12 +193,24 @@ async fn termination_and_purge(server: TestServer, vault_root: &str) {
     let (_, job) = server
         .operator(Method::GET, &format!("/api/v1/operator/jobs/{purge_job}"), None)
         .await;
-    assert_eq!((job["kind"].as_str(), job["status"].as_str()), (Some("purge"), Some("queued")), "{job}");
+    assert_eq!(
+        (job["kind"].as_str(), job["status"].as_str()),
+        (Some("purge"), Some("queued")),
+        "{job}"
+    );
     assert!(deletions(&server).await.is_empty());
-    assert_eq!(files(&stored_at).len(), stored.len(), "nothing erased during the grace");
+    assert_eq!(
+        files(&stored_at).len(),
+        stored.len(),
+        "nothing erased during the grace"
+    );
 
     // ...then the purge runs and leaves a signed record.
-    server.server.state().clock().advance(DAY + Duration::from_secs(60));
+    server
+        .server
+        .state()
+        .clock()
+        .advance(DAY + Duration::from_secs(60));
     let mut listed = Vec::new();
     for _ in 0..300 {
         listed = deletions(&server).await;
@@ -188,7 +224,10 @@ async fn termination_and_purge(server: TestServer, vault_root: &str) {
     let record_id = listed[0]["id"].as_str().unwrap().to_owned();
     let response = server
         .http
-        .get(format!("{}/api/v1/operator/deletions/{record_id}", server.management))
+        .get(format!(
+            "{}/api/v1/operator/deletions/{record_id}",
+            server.management
+        ))
         .bearer_auth(&server.operator_token)
         .send()
         .await
@@ -206,7 +245,13 @@ async fn termination_and_purge(server: TestServer, vault_root: &str) {
             record["users_deleted"].as_u64(),
             record["job_id"].as_str(),
         ),
-        (Some(acme_id.as_str()), Some(2), Some(1), Some(1), Some(purge_job.as_str())),
+        (
+            Some(acme_id.as_str()),
+            Some(2),
+            Some(1),
+            Some(1),
+            Some(purge_job.as_str())
+        ),
         "{record_text}"
     );
     // The vault's objects (SQLite: its catalog file and WAL besides).
@@ -215,11 +260,19 @@ async fn termination_and_purge(server: TestServer, vault_root: &str) {
             && record["objects_deleted"].as_u64().unwrap() >= objects - 3,
         "{record_text} vs {stored:?}"
     );
-    assert!(record["bytes_deleted"].as_u64().unwrap() <= bytes, "{record_text}");
+    assert!(
+        record["bytes_deleted"].as_u64().unwrap() <= bytes,
+        "{record_text}"
+    );
     assert!(record["bytes_deleted"].as_u64().unwrap() > 0, "{record_text}");
 
     // Nothing of the tenant is left in storage; the other tenant's vault is whole.
-    assert!(!stored_at.exists(), "{} is still there: {:?}", stored_at.display(), files(&stored_at));
+    assert!(
+        !stored_at.exists(),
+        "{} is still there: {:?}",
+        stored_at.display(),
+        files(&stored_at)
+    );
     let beta_stored = server
         .data_dir()
         .join(vault_root)
@@ -239,7 +292,10 @@ async fn termination_and_purge(server: TestServer, vault_root: &str) {
     assert!(detail["termination"]["purged"].is_string(), "{detail}");
     let (status, answer) = cancel(&server, &acme_id).await;
     assert_eq!(status, 409, "{answer}");
-    assert!(error_of(&answer).contains("purge of this tenant has started"), "{answer}");
+    assert!(
+        error_of(&answer).contains("purge of this tenant has started"),
+        "{answer}"
+    );
     let (status, answer, _) =
         kura_testing::user::try_login(&server.http, &server.customer, &admin_login, &admin_password).await;
     assert_eq!(status, 401, "the admin's account is erased: {answer}");
@@ -258,7 +314,10 @@ async fn termination_and_purge(server: TestServer, vault_root: &str) {
         assert_eq!(count(chain, "tenant.termination.cancel"), 1, "{chain}");
         assert_eq!(count(chain, "tenant.purge"), 1, "{chain}");
     }
-    assert!(count(&acme_id, "backup.commit") >= 2, "the tenant's history stays");
+    assert!(
+        count(&acme_id, "backup.commit") >= 2,
+        "the tenant's history stays"
+    );
     kura_service::audit::verify(&service.db).await.unwrap().unwrap();
 
     // The record checks with the service's key: through the library, and offline with
@@ -266,7 +325,11 @@ async fn termination_and_purge(server: TestServer, vault_root: &str) {
     let (status, key) = server
         .operator(Method::GET, "/api/v1/operator/deletion-key", None)
         .await;
-    assert_eq!((status, key["algorithm"].as_str()), (200, Some("ed25519")), "{key}");
+    assert_eq!(
+        (status, key["algorithm"].as_str()),
+        (200, Some("ed25519")),
+        "{key}"
+    );
     let public_key = key["public_key"].as_str().unwrap();
     let checked = kura_service::ops::terminations::check_record(&record_text, public_key).unwrap();
     assert_eq!(checked.id, record_id);
@@ -278,7 +341,11 @@ async fn termination_and_purge(server: TestServer, vault_root: &str) {
         .arg(server.data_dir())
         .output()
         .unwrap();
-    assert!(printed.status.success(), "{}", String::from_utf8_lossy(&printed.stderr));
+    assert!(
+        printed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&printed.stderr)
+    );
     assert_eq!(String::from_utf8_lossy(&printed.stdout).trim(), public_key);
     let verify = |path: &Path| {
         Command::new(BIN)
@@ -291,7 +358,10 @@ async fn termination_and_purge(server: TestServer, vault_root: &str) {
     let good = verify(&file);
     assert!(good.status.success(), "{}", String::from_utf8_lossy(&good.stderr));
     let said = String::from_utf8_lossy(&good.stdout);
-    assert!(said.starts_with("valid: deletion record") && said.contains("ACME-0001"), "{said}");
+    assert!(
+        said.starts_with("valid: deletion record") && said.contains("ACME-0001"),
+        "{said}"
+    );
     let objects_line = format!("\"objects_deleted\": {}", record["objects_deleted"]);
     let altered = record_text.replace(&objects_line, "\"objects_deleted\": 0");
     assert_ne!(altered, record_text, "{record_text}");

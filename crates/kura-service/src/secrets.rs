@@ -140,8 +140,8 @@ impl ServiceKey {
         let key = aws_lc_rs::aead::UnboundKey::new(&aws_lc_rs::aead::AES_256_GCM, &bytes)
             .map_err(|_| SealError::BadKey)?;
         let seed = blake3::derive_key(SIGNING_KEY_CONTEXT, &bytes);
-        let signing =
-            aws_lc_rs::signature::Ed25519KeyPair::from_seed_unchecked(&seed).map_err(|_| SealError::BadKey)?;
+        let signing = aws_lc_rs::signature::Ed25519KeyPair::from_seed_unchecked(&seed)
+            .map_err(|_| SealError::BadKey)?;
         Ok(ServiceKey {
             sealing: aws_lc_rs::aead::LessSafeKey::new(key),
             signing,
@@ -287,13 +287,21 @@ mod tests {
         let hex = ServiceKey::generate_hex();
         let key = ServiceKey::from_hex(&hex).unwrap();
         let again = ServiceKey::from_hex(&hex).unwrap();
-        assert_eq!(key.signing_public_key(), again.signing_public_key(), "one key per service key");
+        assert_eq!(
+            key.signing_public_key(),
+            again.signing_public_key(),
+            "one key per service key"
+        );
         assert_eq!(key.signing_public_key().len(), 32);
         let signature = key.sign(b"record");
         assert!(signature_valid(&key.signing_public_key(), b"record", &signature));
         assert!(!signature_valid(&key.signing_public_key(), b"recorc", &signature));
         let other = ServiceKey::from_hex(&ServiceKey::generate_hex()).unwrap();
-        assert!(!signature_valid(&other.signing_public_key(), b"record", &signature));
+        assert!(!signature_valid(
+            &other.signing_public_key(),
+            b"record",
+            &signature
+        ));
         assert!(!signature_valid(b"short", b"record", &signature));
     }
 }

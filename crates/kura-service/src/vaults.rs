@@ -238,7 +238,9 @@ impl TenantVaults {
                 }
                 kura_store::stored_objects(&ObjectLayout::local(&dir)?).await?
             }
-            Backend::Shared { objects, .. } => kura_store::stored_objects(&everything_of(objects, tenant)).await?,
+            Backend::Shared { objects, .. } => {
+                kura_store::stored_objects(&everything_of(objects, tenant)).await?
+            }
         };
         let snapshots = match self.get(scope).await {
             Ok(Some(vault)) => vault.vault.usage().await?.snapshots,
@@ -276,7 +278,10 @@ impl TenantVaults {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => {
-                    return Err(StoreError::Storage(format!("cannot delete {}: {e}", dir.display())));
+                    return Err(StoreError::Storage(format!(
+                        "cannot delete {}: {e}",
+                        dir.display()
+                    )));
                 }
             }
         }

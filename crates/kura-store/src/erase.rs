@@ -43,11 +43,8 @@ pub async fn stored_objects(objects: &ObjectLayout) -> Result<StoredObjects> {
 /// then every row of `catalog`'s vault in one transaction. Answers what it deleted in
 /// this run: a run after one that was cut off deletes, and counts, only the rest.
 pub async fn erase(objects: &ObjectLayout, catalog: &Catalog) -> Result<StoredObjects> {
-    let listed: Vec<object_store::ObjectMeta> = objects
-        .store
-        .list(Some(&objects.prefix))
-        .try_collect()
-        .await?;
+    let listed: Vec<object_store::ObjectMeta> =
+        objects.store.list(Some(&objects.prefix)).try_collect().await?;
     let deleted = StoredObjects {
         objects: listed.len() as u64,
         bytes: listed.iter().map(|meta| meta.size).sum(),

@@ -1144,7 +1144,9 @@ async fn erase_leaves_nothing_of_the_vault(fx: &Fixture) {
     assert_eq!(counted.objects, names.len() as u64);
     assert!(counted.objects >= 5 && counted.bytes > 0, "{counted:?}");
 
-    let erased = kura_store::erase(&fx.objects("1"), &fx.catalog("1")).await.unwrap();
+    let erased = kura_store::erase(&fx.objects("1"), &fx.catalog("1"))
+        .await
+        .unwrap();
     assert_eq!(erased, counted);
     assert!(fx.object_names("1").await.is_empty());
     assert!(matches!(fx.open("1").await, Err(StoreError::NoVault(_))));
@@ -1159,7 +1161,9 @@ async fn erase_leaves_nothing_of_the_vault(fx: &Fixture) {
     ] {
         assert_eq!(fx.rows(table, "1").await, 0, "{table}");
     }
-    let again = kura_store::erase(&fx.objects("1"), &fx.catalog("1")).await.unwrap();
+    let again = kura_store::erase(&fx.objects("1"), &fx.catalog("1"))
+        .await
+        .unwrap();
     assert_eq!(again, Default::default());
 
     assert_eq!(fx.object_names("10").await, ten_objects);

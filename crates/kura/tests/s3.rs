@@ -20,8 +20,8 @@ use futures::TryStreamExt;
 use kura_server::api::types::CreateTenantRequest;
 use kura_server::client::ManagementClient;
 use kura_server::{Server, ServerConfig};
-use object_store::path::Path as ObjectPath;
 use object_store::ObjectStore;
+use object_store::path::Path as ObjectPath;
 
 /// Where the S3 store is, from the environment (see `scripts/garage.sh`).
 struct S3 {

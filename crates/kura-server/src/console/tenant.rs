@@ -14,8 +14,8 @@ use kura_service::authz::Permission;
 use kura_service::model::{
     DeletionSummary, MachineRecord, TenantRecord, TenantStatus, TenantUserRecord, TerminationRecord,
 };
-use kura_service::ops::terminations::{self, MAX_PURGE_AFTER_DAYS, TerminateRequest};
 use kura_service::ops::tenants;
+use kura_service::ops::terminations::{self, MAX_PURGE_AFTER_DAYS, TerminateRequest};
 use serde::Deserialize;
 
 use super::Desk;
@@ -60,7 +60,9 @@ impl TenantPage {
     }
 
     fn support_until(&self) -> Option<i64> {
-        self.tenant.support_until_ms.filter(|until| *until > self.d.now_ms)
+        self.tenant
+            .support_until_ms
+            .filter(|until| *until > self.d.now_ms)
     }
 
     fn networks(&self) -> String {
@@ -108,7 +110,13 @@ pub(super) struct TerminateForm {
     confirm: String,
 }
 
-async fn show(state: &AppState, d: Desk, id: &str, form: TerminateForm, outcome: Option<Outcome>) -> Response {
+async fn show(
+    state: &AppState,
+    d: Desk,
+    id: &str,
+    form: TerminateForm,
+    outcome: Option<Outcome>,
+) -> Response {
     let found = async {
         let (scope, tenant) = tenants::contract(&state.service, &d.operator, id).await?;
         let (users, machines) = tenants::detail(&state.service, &scope).await?;

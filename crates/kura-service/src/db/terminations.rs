@@ -53,7 +53,12 @@ pub struct NewTermination<'a> {
     pub job_id: &'a str,
 }
 
-pub async fn insert(tx: &mut Tx, scope: &impl TenantKey, new: &NewTermination<'_>, now_ms: i64) -> DbResult<()> {
+pub async fn insert(
+    tx: &mut Tx,
+    scope: &impl TenantKey,
+    new: &NewTermination<'_>,
+    now_ms: i64,
+) -> DbResult<()> {
     Query::tenant(
         scope,
         "INSERT INTO tenant_terminations (tenant_id, status_before, terminated_ms, terminated_by, \
@@ -97,7 +102,10 @@ pub async fn end_sessions(tx: &mut Tx, scope: &impl TenantKey) -> DbResult<u64> 
 
 /// Tenants whose purge run failed (or vanished) before `failed_before_ms`, with that
 /// run's id: terminated, not purged, and nothing queued or running for it.
-pub async fn stalled_purges<'c>(on: impl Target<'c>, failed_before_ms: i64) -> DbResult<Vec<(TenantId, String)>> {
+pub async fn stalled_purges<'c>(
+    on: impl Target<'c>,
+    failed_before_ms: i64,
+) -> DbResult<Vec<(TenantId, String)>> {
     let rows: Vec<(String, String)> = Query::service(
         "SELECT t.tenant_id, t.job_id FROM tenant_terminations t LEFT JOIN jobs j ON j.id = t.job_id \
          WHERE t.purged_ms IS NULL AND (j.id IS NULL OR (j.status = 'failed' AND j.finished_ms < $1))",

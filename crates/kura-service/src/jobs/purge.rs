@@ -28,7 +28,9 @@ pub(super) async fn run(
     progress: &Progress,
 ) -> ServiceResult<serde_json::Value> {
     let termination = terminations::get(&svc.db, scope).await?.ok_or_else(|| {
-        ServiceError::conflict("this tenant is not terminated (its termination was withdrawn): nothing to purge")
+        ServiceError::conflict(
+            "this tenant is not terminated (its termination was withdrawn): nothing to purge",
+        )
     })?;
     if termination.job_id != job.id {
         return Err(ServiceError::conflict(format!(
@@ -96,7 +98,16 @@ pub(super) async fn run(
         erased.machines,
         erased.rows
     );
-    record_both(&mut tx, actor, now, scope, Action::TenantPurge, &subject(&tenant), &result).await?;
+    record_both(
+        &mut tx,
+        actor,
+        now,
+        scope,
+        Action::TenantPurge,
+        &subject(&tenant),
+        &result,
+    )
+    .await?;
     tx.commit().await?;
     tracing::info!(tenant_id = %tenant.id, deletion_record = %id, objects = counted.objects, bytes = counted.bytes, "tenant purged");
     Ok(json!({

@@ -34,7 +34,10 @@ text_enum!(JobKind, "job kind", {
 impl JobKind {
     /// Whether a run concerns one tenant (and needs its id) or the whole service.
     pub fn per_tenant(self) -> bool {
-        matches!(self, JobKind::Verify | JobKind::Gc | JobKind::Meter | JobKind::Purge)
+        matches!(
+            self,
+            JobKind::Verify | JobKind::Gc | JobKind::Meter | JobKind::Purge
+        )
     }
 }
 

@@ -73,8 +73,8 @@ pub use run::{RunCounts, RunFilter, RunRecord, RunReport, RunStatus};
 pub use support::{RequestCategory, RequestFilter, RequestStatus, SupportMessage, SupportRequestRecord};
 pub use tenant::{NewTenant, TenantActivity, TenantRecord, TenantStatus, TenantUpdate, UsageDay};
 pub use termination::{
-    DELETION_RECORD_FORMAT, DeletionRecord, DeletionSummary, PurgeCounts, RecordSignature, SignedDeletionRecord,
-    TerminationRecord,
+    DELETION_RECORD_FORMAT, DeletionRecord, DeletionSummary, PurgeCounts, RecordSignature,
+    SignedDeletionRecord, TerminationRecord,
 };
 pub use user::{
     ApiTokenIdentity, ApiTokenRecord, LoginCandidate, LoginFailures, NewApiToken, NewTenantUser,

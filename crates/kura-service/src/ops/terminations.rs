@@ -119,9 +119,9 @@ pub async fn cancel(
 ) -> ServiceResult<TenantRecord> {
     let now = svc.now_ms();
     let mut tx = svc.db.begin().await?;
-    let termination = terminations::get(&mut tx, scope)
-        .await?
-        .ok_or_else(|| ServiceError::conflict("this tenant is not terminated: there is nothing to withdraw"))?;
+    let termination = terminations::get(&mut tx, scope).await?.ok_or_else(|| {
+        ServiceError::conflict("this tenant is not terminated: there is nothing to withdraw")
+    })?;
     let started = || {
         ServiceError::conflict(
             "the purge of this tenant has started: its termination can no longer be withdrawn",
@@ -325,9 +325,13 @@ mod tests {
 
         let altered = json.replace("\"bytes_deleted\": 3456", "\"bytes_deleted\": 3457");
         assert_ne!(altered, json);
-        assert_eq!(check_record(&altered, &public), Err(RecordCheckError::BadSignature));
+        assert_eq!(
+            check_record(&altered, &public),
+            Err(RecordCheckError::BadSignature)
+        );
 
-        let other = crate::secrets::ServiceKey::from_hex(&crate::secrets::ServiceKey::generate_hex()).unwrap();
+        let other =
+            crate::secrets::ServiceKey::from_hex(&crate::secrets::ServiceKey::generate_hex()).unwrap();
         let forged = signed_with(&other, record());
         assert!(matches!(
             check_record(&forged, &public),
