@@ -4,7 +4,10 @@
 // with the one-time password, is sent to the first sign-in's setup, sets a password of
 // their own, enrols TOTP from the page (the code computed here from the key the page
 // shows), sees the tenants, adds an operator, issues an API token that then works
-// against the management API, signs out and signs in again with a TOTP code. Started by
+// against the management API, terminates a second tenant from its page (the purge runs
+// and its signed record is listed), asks to delete an operator once a second
+// operator-admin exists (two-person rule) — who signs in for the first time and approves
+// it — signs out and signs in again with a TOTP code. Started by
 // crates/kura-server/tests/console_browser.rs, which passes:
 //   KURA_MANAGEMENT_URL, KURA_OPERATOR_TOKEN  the management listener and bootstrap token
 //   KURA_SERVICE_CODE                         the demo tenant's service code
@@ -40,6 +43,7 @@ const oneTime = (await created.json()).password;
 const password = "a console passphrase of our admin 2026";
 let secret = "";
 let lastStep = 0;
+let suzukiOneTime = "";
 
 /// A code the server has not seen used: for the next 30-second step, waiting for the
 /// clock when that step was used already (a code works once; one step ahead is accepted).
@@ -139,6 +143,57 @@ async function freshCode() {
   const refused = await script.post(`${url}/api/v1/operator/operators`, { data: { login: "x-1", role: "operator" } });
   check(refused.status() === 403, `an operator token may not add operators: ${refused.status()}`);
 
+  // A second tenant ends its contract: terminated from its page with no grace, so its
+  // purge runs at once and leaves a signed deletion record.
+  const ended = await api.post(`${url}/api/v1/operator/tenants`, {
+    data: { service_code: "KAIYAKU-01", name: "解約商事株式会社", quota_bytes: 10 ** 9, max_machines: 2 },
+  });
+  check(ended.status() === 201, `second tenant created: ${ended.status()}`);
+  const endedId = (await ended.json()).tenant_id;
+  await page.goto(`${url}/`);
+  await page.click(`#tenants a[href='/tenants/${endedId}']`);
+  await page.waitForURL(`${url}/tenants/${endedId}`);
+  await look(page, "tenant", "ja");
+  await page.fill("#purge-days", "0");
+  await page.fill("#terminate-confirm", "KAIYAKU-0");
+  await page.click(`form[action='/tenants/${endedId}/terminate'] button[type=submit]`);
+  await page.waitForLoadState();
+  check((await page.textContent("main [role=alert]")).includes("KAIYAKU-01"), "a mistyped code refuses, naming the code");
+  await page.fill("#terminate-confirm", "KAIYAKU-01");
+  await page.click(`form[action='/tenants/${endedId}/terminate'] button[type=submit]`);
+  await page.waitForLoadState();
+  check((await page.textContent("#termination")).includes("消去ジョブ"), "the termination shows its purge job");
+  for (let i = 0; i < 60 && !(await page.textContent("#termination")).includes("削除証明書"); i++) {
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    await page.reload();
+  }
+  check((await page.textContent("#termination")).includes("削除証明書"), "the purge ran and its record is linked");
+  await look(page, "tenant-purged", "ja");
+  await page.goto(`${url}/deletions`);
+  check((await page.textContent("#deletions")).includes("KAIYAKU-01"), "the deletion record is listed");
+  const key = (await page.textContent("#deletion-key")).trim();
+  const record = await api.get(`${url}/api/v1/operator/deletions`);
+  const [listedRecord] = (await record.json()).filter((r) => r.service_code === "KAIYAKU-01");
+  const signed = await (await page.request.get(`${url}/deletions/${listedRecord.id}`)).json();
+  check(signed.signature.public_key === key, "the record is signed with the key the page shows");
+  await look(page, "deletions", "ja");
+
+  // A second operator-admin: from now on deleting an operator waits for the other one.
+  const second = await api.post(`${url}/api/v1/operator/operators`, { data: { login: "suzuki", role: "operator-admin" } });
+  check(second.status() === 201, `second operator-admin created: ${second.status()}`);
+  suzukiOneTime = (await second.json()).password;
+  await page.goto(`${url}/operators`);
+  const tanakaRow = page.locator("#operators tr", { hasText: "tanaka" });
+  await tanakaRow.locator("form[action$='/delete'] button").click();
+  await page.waitForURL(`${url}/operators`);
+  check((await page.textContent("main")).includes("承認を依頼しました"), "the deletion waits for approval");
+  check((await page.textContent("#operators")).includes("tanaka"), "tanaka is still there");
+  await page.goto(`${url}/approvals`);
+  check((await page.textContent("#waiting")).includes("tanaka"), "the request is listed");
+  check(await page.locator("#waiting form[action$='/approve']").count() === 0, "nobody approves their own request");
+  check((await page.textContent("#rule-state")).includes("2"), "the rule is in force with two operator-admins");
+  await look(page, "approvals", "ja");
+
   // Sign out; sign in again with the password and the next code.
   await page.click("header form[action='/logout'] button");
   await page.waitForURL(/\/login/);
@@ -183,6 +238,36 @@ async function freshCode() {
   await look(page, "portal-support-request", "ja");
 }
 
+// The second operator-admin signs in for the first time and approves the deletion.
+{
+  const page = await newPage("en");
+  await page.goto(`${url}/login`);
+  await page.fill("#login", "suzuki");
+  await page.fill("#password", suzukiOneTime);
+  await page.click("form[action='/login'] button[type=submit]");
+  await page.waitForURL(`${url}/setup`);
+  const suzukiPassword = "another console passphrase 2026";
+  await page.fill("#current_password", suzukiOneTime);
+  await page.fill("#new_password", suzukiPassword);
+  await page.fill("#confirm_password", suzukiPassword);
+  await page.click("form[action='/setup/password'] button[type=submit]");
+  await page.waitForURL(`${url}/setup`);
+  await page.click("form[action='/setup/totp'] button[type=submit]");
+  await page.waitForLoadState();
+  const suzukiSecret = (await page.textContent("#totp-secret")).trim();
+  await page.fill("#totp-code", totp(suzukiSecret));
+  await page.click("form[action='/setup/totp/confirm'] button[type=submit]");
+  await page.waitForURL(`${url}/`);
+  await page.goto(`${url}/approvals`);
+  await page.click("#waiting form[action$='/approve'] button");
+  await page.waitForURL(`${url}/approvals`);
+  check((await page.textContent("main")).includes("Approved and carried out"), "approved and carried out");
+  check((await page.textContent("#decided")).includes("suzuki"), "the decision names the approver");
+  await look(page, "approvals", "en");
+  await page.goto(`${url}/operators`);
+  check(!(await page.textContent("#operators")).includes("tanaka"), "tanaka's account is gone");
+}
+
 // English: the same pages after the language switch.
 {
   const page = await newPage("en");
@@ -212,6 +297,12 @@ async function freshCode() {
   await page.waitForURL(/\/support\/[0-9a-f]{32}$/);
   check((await page.textContent("main")).includes("Closed"), "the request is closed");
   await look(page, "support-request", "en");
+  await page.goto(`${url}/deletions`);
+  await look(page, "deletions", "en");
+  await page.click("#deletions a[href^='/tenants/']");
+  await page.waitForURL(/\/tenants\/[0-9a-f]{32}$/);
+  check((await page.textContent("#termination")).includes("Deletion record"), "the purged tenant links its record");
+  await look(page, "tenant-purged", "en");
   await page.goto(`${url}/account`);
   check((await page.locator("#sessions tbody tr").count()) >= 1, "the sessions are listed");
   await look(page, "account", "en");

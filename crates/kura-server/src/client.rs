@@ -9,9 +9,17 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::api::types::{
-    CreateTenantRequest, CreatedTenant, DeletionSummaryView, RegistrationTokenView, SignedDeletionRecord,
-    TenantDetail, TenantView, TerminateRequest, TerminatedTenant, UpdateTenantRequest,
+    ApprovalView, CreateTenantRequest, CreatedTenant, DeletionSummaryView, RegistrationTokenView,
+    SignedDeletionRecord, TenantDetail, TenantView, TerminateRequest, TerminatedTenant, UpdateTenantRequest,
 };
+
+/// What a call under the two-person rule answered.
+#[derive(Debug)]
+pub enum Gated<T> {
+    Done(T),
+    /// `202`: the request waits for a second operator-admin.
+    AwaitingApproval(ApprovalView),
+}
 
 /// Why an operator API call failed.
 #[derive(Debug, thiserror::Error)]
@@ -100,8 +108,8 @@ impl ManagementClient {
         &self,
         tenant_id: &str,
         update: &UpdateTenantRequest,
-    ) -> Result<TenantView, ClientError> {
-        self.call(
+    ) -> Result<Gated<TenantView>, ClientError> {
+        self.call_gated(
             Method::PATCH,
             &format!("/api/v1/operator/tenants/{tenant_id}"),
             Some(update),
@@ -132,11 +140,36 @@ impl ManagementClient {
         &self,
         tenant_id: &str,
         purge_after_days: Option<u32>,
-    ) -> Result<TerminatedTenant, ClientError> {
-        self.call(
+    ) -> Result<Gated<TerminatedTenant>, ClientError> {
+        self.call_gated(
             Method::POST,
             &format!("/api/v1/operator/tenants/{tenant_id}/terminate"),
             Some(&TerminateRequest { purge_after_days }),
+        )
+        .await
+    }
+
+    pub async fn purge_now(&self, tenant_id: &str) -> Result<Gated<TenantView>, ClientError> {
+        self.call_gated(
+            Method::POST,
+            &format!("/api/v1/operator/tenants/{tenant_id}/purge-now"),
+            None::<&()>,
+        )
+        .await
+    }
+
+    /// Every request waiting for approval, and those decided in the last 30 days.
+    pub async fn approvals(&self) -> Result<Vec<ApprovalView>, ClientError> {
+        self.call(Method::GET, "/api/v1/operator/approvals", None::<&()>)
+            .await
+    }
+
+    /// Approves (`approve`) or rejects (`reject`) a request.
+    pub async fn decide(&self, id: &str, decision: &str) -> Result<ApprovalView, ClientError> {
+        self.call(
+            Method::POST,
+            &format!("/api/v1/operator/approvals/{id}/{decision}"),
+            None::<&()>,
         )
         .await
     }
@@ -204,6 +237,31 @@ impl ManagementClient {
         path: &str,
         body: Option<&impl Serialize>,
     ) -> Result<T, ClientError> {
+        let response = self.send(method, path, body).await?;
+        Ok(response.json().await?)
+    }
+
+    /// A call to a route of the two-person rule: `202` is the request that waits.
+    async fn call_gated<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&impl Serialize>,
+    ) -> Result<Gated<T>, ClientError> {
+        let response = self.send(method, path, body).await?;
+        if response.status() == StatusCode::ACCEPTED {
+            return Ok(Gated::AwaitingApproval(response.json().await?));
+        }
+        Ok(Gated::Done(response.json().await?))
+    }
+
+    /// Sends a request; a refusal becomes the server's message.
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&impl Serialize>,
+    ) -> Result<reqwest::Response, ClientError> {
         let mut request = self
             .http
             .request(method, format!("{}{path}", self.base_url))
@@ -214,7 +272,7 @@ impl ManagementClient {
         let response = request.send().await?;
         let status = response.status();
         if status.is_success() {
-            return Ok(response.json().await?);
+            return Ok(response);
         }
         let text = response.text().await.unwrap_or_default();
         let message = serde_json::from_str::<serde_json::Value>(&text)

@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use kura_api::jobs::RunJob;
-use kura_server::api::types::{CreateTenantRequest, TenantView, UpdateTenantRequest};
-use kura_server::client::ManagementClient;
+use kura_server::api::types::{ApprovalView, CreateTenantRequest, TenantView, UpdateTenantRequest};
+use kura_server::client::{Gated, ManagementClient};
 use kura_server::config::parse_size;
 use kura_server::{RunningServer, Server, ServerConfig, quickstart};
 
@@ -67,6 +67,33 @@ enum Command {
     Deletion {
         #[command(subcommand)]
         command: DeletionCommand,
+    },
+    /// The two-person rule: requests waiting for a second operator-admin; approve or
+    /// reject one (operator API, with a token issued to your own account).
+    Approval {
+        #[command(subcommand)]
+        command: ApprovalCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ApprovalCommand {
+    /// List the waiting requests and those decided in the last 30 days.
+    List {
+        #[command(flatten)]
+        connection: Connection,
+    },
+    /// Approve another operator-admin's request: it is carried out as asked.
+    Approve {
+        #[command(flatten)]
+        connection: Connection,
+        id: String,
+    },
+    /// Reject a request (or withdraw your own).
+    Reject {
+        #[command(flatten)]
+        connection: Connection,
+        id: String,
     },
 }
 
@@ -312,6 +339,12 @@ enum TenantCommand {
         #[arg(long, value_name = "DAYS")]
         purge_after_days: Option<u32>,
     },
+    /// Purge a terminated tenant now instead of when its grace period ends.
+    PurgeNow {
+        #[command(flatten)]
+        connection: Connection,
+        tenant: String,
+    },
     /// Withdraw a termination whose purge has not started.
     CancelTermination {
         #[command(flatten)]
@@ -385,7 +418,69 @@ async fn run(command: Command) -> Result<()> {
                 },
         } => operator_create(source.load()?, &login, &role, email.as_deref(), json).await,
         Command::Deletion { command } => deletion(command).await,
+        Command::Approval { command } => approval(command).await,
     }
+}
+
+async fn approval(command: ApprovalCommand) -> Result<()> {
+    let (connection, decision) = match command {
+        ApprovalCommand::List { connection } => {
+            let all = connection.client()?.approvals().await?;
+            if connection.json {
+                println!("{}", serde_json::to_string(&all)?);
+            } else {
+                println!(
+                    "{:<32} {:<26} {:<9} {:<16} {:<21} SUMMARY",
+                    "REQUEST", "ACTION", "STATUS", "REQUESTED BY", "EXPIRES"
+                );
+                for a in &all {
+                    println!(
+                        "{:<32} {:<26} {:<9} {:<16} {:<21} {}",
+                        a.id, a.action, a.status, a.requested_by, a.expires, a.summary
+                    );
+                }
+            }
+            return Ok(());
+        }
+        ApprovalCommand::Approve { connection, id } => (connection, ("approve", id)),
+        ApprovalCommand::Reject { connection, id } => (connection, ("reject", id)),
+    };
+    let decided = connection.client()?.decide(&decision.1, decision.0).await?;
+    if connection.json {
+        println!("{}", serde_json::to_string(&decided)?);
+    } else {
+        println!(
+            "Request {} ({}) is {}: {}",
+            decided.id, decided.action, decided.status, decided.summary
+        );
+        if let Some(outcome) = &decided.outcome {
+            println!("{outcome}");
+        }
+    }
+    Ok(())
+}
+
+/// Prints a gated call's answer: `done` prints what was done; a request that waits says
+/// how it goes on.
+fn print_gated<T: serde::Serialize>(answer: &Gated<T>, json: bool, done: impl FnOnce(&T)) -> Result<()> {
+    match answer {
+        Gated::Done(value) if json => println!("{}", serde_json::to_string(value)?),
+        Gated::Done(value) => done(value),
+        Gated::AwaitingApproval(request) if json => println!("{}", serde_json::to_string(request)?),
+        Gated::AwaitingApproval(request) => print_awaiting(request),
+    }
+    Ok(())
+}
+
+fn print_awaiting(request: &ApprovalView) {
+    println!(
+        "Waiting for a second operator-admin (two-person rule): {}.",
+        request.summary
+    );
+    println!(
+        "Request {} expires {}; another operator-admin approves it in the console (Approvals) or with `kura-server approval approve {}`.",
+        request.id, request.expires, request.id
+    );
 }
 
 async fn deletion(command: DeletionCommand) -> Result<()> {
@@ -741,10 +836,10 @@ async fn tenant(command: TenantCommand) -> Result<()> {
                 language,
             };
             let client = client(&connection)?;
-            let view = client
+            let answer = client
                 .update_tenant(&client.resolve_tenant(&tenant).await?, &update)
                 .await?;
-            print_view(&view, connection.json)?;
+            print_gated(&answer, connection.json, print_tenant)?;
         }
         TenantCommand::Suspend { connection, tenant } => {
             let client = client(&connection)?;
@@ -766,12 +861,10 @@ async fn tenant(command: TenantCommand) -> Result<()> {
             purge_after_days,
         } => {
             let client = client(&connection)?;
-            let done = client
+            let answer = client
                 .terminate_tenant(&client.resolve_tenant(&tenant).await?, purge_after_days)
                 .await?;
-            if connection.json {
-                println!("{}", serde_json::to_string(&done)?);
-            } else {
+            print_gated(&answer, connection.json, |done| {
                 println!(
                     "Terminated tenant {} (id {}): locked out now; its data is purged {} (job {}).",
                     done.tenant.service_code,
@@ -783,7 +876,17 @@ async fn tenant(command: TenantCommand) -> Result<()> {
                     "Until then `kura-server tenant cancel-termination {}` withdraws it.",
                     done.tenant.service_code
                 );
-            }
+            })?;
+        }
+        TenantCommand::PurgeNow { connection, tenant } => {
+            let client = client(&connection)?;
+            let answer = client.purge_now(&client.resolve_tenant(&tenant).await?).await?;
+            print_gated(&answer, connection.json, |tenant| {
+                println!(
+                    "The purge of tenant {} runs now; `kura-server deletion list` shows its record once done.",
+                    tenant.service_code
+                );
+            })?;
         }
         TenantCommand::CancelTermination { connection, tenant } => {
             let client = client(&connection)?;

@@ -62,6 +62,11 @@ pub struct NoticeId(String);
 #[serde(transparent)]
 pub struct RequestId(String);
 
+/// A request of the two-person rule, waiting for a second operator-admin.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ApprovalId(String);
+
 /// A deletion record (the proof of a tenant's purge).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -101,5 +106,5 @@ macro_rules! hex_id {
 
 hex_id!(
     TenantId, MachineId, UserId, PlanId, RunId, AlertId, RestoreId, DrillId, OperatorId, NoticeId, RequestId,
-    DeletionId
+    DeletionId, ApprovalId
 );

@@ -24,6 +24,7 @@ use kura_service::authz::{Permission, roles_markdown};
 
 mod agent;
 pub mod alerts;
+pub(crate) mod approvals;
 pub mod drills;
 mod jobs;
 pub mod machines;
@@ -783,6 +784,12 @@ const OPERATOR_ACCOUNT_ROUTES: RouteTable = RouteTable {
             |m| on(m, operators::create_operator),
         ),
         (
+            Method::DELETE,
+            "/api/v1/operator/operators/{id}",
+            Access::Role(Permission::ManageOperators),
+            |m| on(m, operators::delete_operator),
+        ),
+        (
             Method::POST,
             "/api/v1/operator/operators/{id}/disable",
             Access::Role(Permission::ManageOperators),
@@ -876,6 +883,12 @@ const TERMINATION_ROUTES: RouteTable = RouteTable {
             |m| on(m, terminations::cancel),
         ),
         (
+            Method::POST,
+            "/api/v1/operator/tenants/{tenant_id}/purge-now",
+            Access::Role(Permission::ManageTenants),
+            |m| on(m, terminations::purge_now),
+        ),
+        (
             Method::GET,
             "/api/v1/operator/deletion-key",
             Access::Role(Permission::ReadTenants),
@@ -896,6 +909,37 @@ const TERMINATION_ROUTES: RouteTable = RouteTable {
     ],
 };
 
+/// The two-person rule's requests, for operators.
+const APPROVAL_ROUTES: RouteTable = RouteTable {
+    area: "approvals",
+    routes: &[
+        (
+            Method::GET,
+            "/api/v1/operator/approvals",
+            Access::Role(Permission::ReadTenants),
+            |m| on(m, approvals::list),
+        ),
+        (
+            Method::GET,
+            "/api/v1/operator/approvals/{id}",
+            Access::Role(Permission::ReadTenants),
+            |m| on(m, approvals::show),
+        ),
+        (
+            Method::POST,
+            "/api/v1/operator/approvals/{id}/approve",
+            Access::Role(Permission::Approve),
+            |m| on(m, approvals::approve),
+        ),
+        (
+            Method::POST,
+            "/api/v1/operator/approvals/{id}/reject",
+            Access::Role(Permission::Approve),
+            |m| on(m, approvals::reject),
+        ),
+    ],
+};
+
 /// Every table of the management listener.
 const MANAGEMENT: &[&RouteTable] = &[
     &crate::console::CONSOLE_ROUTES,
@@ -905,6 +949,7 @@ const MANAGEMENT: &[&RouteTable] = &[
     &NOTICE_ROUTES,
     &REQUEST_ROUTES,
     &TERMINATION_ROUTES,
+    &APPROVAL_ROUTES,
     &JOB_ROUTES,
 ];
 

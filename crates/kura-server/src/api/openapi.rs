@@ -22,8 +22,8 @@ use utoipa::{OpenApi, PartialSchema, ToSchema};
 
 use super::{Access, CUSTOMER, MANAGEMENT, RouteTable, is_json_api, routes};
 use super::{
-    agent, alerts, drills, jobs, machines, notices, operator, operators, plans, requests, reset, restores,
-    runs, support, terminations, totp, users, vault,
+    agent, alerts, approvals, drills, jobs, machines, notices, operator, operators, plans, requests, reset,
+    restores, runs, support, terminations, totp, users, vault,
 };
 
 /// A role field: one of the tenant roles, by their wire names.
@@ -213,6 +213,7 @@ struct CustomerApi;
         operators::revoke_token,
         operators::list_operators,
         operators::create_operator,
+        operators::delete_operator,
         operators::disable_operator,
         operators::enable_operator,
         operators::reset_operator_totp,
@@ -221,6 +222,11 @@ struct CustomerApi;
         notices::get,
         terminations::terminate,
         terminations::cancel,
+        terminations::purge_now,
+        approvals::list,
+        approvals::show,
+        approvals::approve,
+        approvals::reject,
         terminations::key,
         terminations::list,
         terminations::show,

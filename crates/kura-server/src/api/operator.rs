@@ -5,16 +5,18 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use kura_service::model::TenantStatus;
 use kura_service::ops::tenants;
 
 use super::ApiJson;
+use super::approvals::{ApprovalView, gated};
 use super::types::{
     CreateTenantRequest, CreatedTenant, MachineView, RegistrationTokenView, TenantDetail, TenantView,
     TerminationView, UpdateTenantRequest, UserView, rfc3339,
 };
 use crate::app::AppState;
-use crate::auth::Operator;
+use crate::auth::{CallerInfo, Operator};
 use crate::error::ApiError;
 
 #[utoipa::path(post, path = "/api/v1/operator/tenants", tag = "tenants",
@@ -68,19 +70,24 @@ pub(super) async fn show_tenant(
     }))
 }
 
+/// Changes a contract; only the fields given change. Lowering `immutable_days` waits for
+/// a second operator-admin while the two-person rule holds: `202` with the request.
 #[utoipa::path(patch, path = "/api/v1/operator/tenants/{tenant_id}", tag = "tenants",
     request_body = UpdateTenantRequest,
-    responses((status = 200, body = TenantView)))]
+    responses((status = 200, body = TenantView), (status = 202, body = ApprovalView)))]
 pub(super) async fn update_tenant(
     State(state): State<AppState>,
     operator: Operator,
+    CallerInfo(caller): CallerInfo,
     Path(tenant_id): Path<String>,
     ApiJson(request): ApiJson<UpdateTenantRequest>,
-) -> Result<Json<TenantView>, ApiError> {
+) -> Result<Response, ApiError> {
     let (scope, _) = tenants::contract(&state.service, &operator, &tenant_id).await?;
-    let tenant = tenants::update(&state.service, &scope, request).await?;
-    tracing::info!(tenant_id = %tenant.id, operator = operator.name(), "tenant updated");
-    Ok(Json(TenantView::from(&tenant)))
+    let answer = tenants::update(&state.service, &operator, &caller, &scope, request).await?;
+    Ok(gated(&state, answer, |tenant| {
+        tracing::info!(tenant_id = %tenant.id, operator = operator.name(), "tenant updated");
+        Json(TenantView::from(&tenant)).into_response()
+    }))
 }
 
 #[utoipa::path(post, path = "/api/v1/operator/tenants/{tenant_id}/suspend", tag = "tenants",

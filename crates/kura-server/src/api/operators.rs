@@ -476,6 +476,22 @@ async fn change_operator(
     Ok(Json(OperatorView::from(&account)))
 }
 
+/// Deletes an operator account with its sessions and tokens; while the two-person rule
+/// holds it waits for a second operator-admin: `202` with the request.
+#[utoipa::path(delete, path = "/api/v1/operator/operators/{id}", tag = "operator accounts",
+    responses((status = 204), (status = 202, body = super::approvals::ApprovalView)))]
+pub(super) async fn delete_operator(
+    State(state): State<AppState>,
+    CallerInfo(caller): CallerInfo,
+    operator: Operator,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let answer = accounts::delete(&state.service, &operator, &caller, &id).await?;
+    Ok(super::approvals::gated(&state, answer, |_| {
+        StatusCode::NO_CONTENT.into_response()
+    }))
+}
+
 /// Disables an operator account: its sessions end and its tokens stop working.
 #[utoipa::path(post, path = "/api/v1/operator/operators/{id}/disable", tag = "operator accounts",
     responses((status = 200, body = OperatorView)))]

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::ApiJson;
+use super::approvals::{ApprovalView, gated};
 use super::types::TenantView;
 use crate::app::AppState;
 use crate::auth::{CallerInfo, Operator};
@@ -74,22 +75,43 @@ pub struct DeletionSummaryView {
     pub created: String,
 }
 
+/// Terminates a contract; while the two-person rule holds it waits for a second
+/// operator-admin: `202` with the request.
 #[utoipa::path(post, path = "/api/v1/operator/tenants/{tenant_id}/terminate", tag = "tenants",
     request_body = TerminateRequest,
-    responses((status = 200, body = TerminatedTenant)))]
+    responses((status = 200, body = TerminatedTenant), (status = 202, body = ApprovalView)))]
 pub(super) async fn terminate(
     State(state): State<AppState>,
     operator: Operator,
     CallerInfo(caller): CallerInfo,
     Path(tenant_id): Path<String>,
     ApiJson(request): ApiJson<TerminateRequest>,
-) -> Result<Json<TerminatedTenant>, ApiError> {
+) -> Result<Response, ApiError> {
     let (scope, _) = tenants::contract(&state.service, &operator, &tenant_id).await?;
-    let (tenant, termination) =
-        terminations::terminate(&state.service, &operator, &caller, &scope, &request).await?;
-    Ok(Json(TerminatedTenant {
-        tenant: TenantView::from(&tenant),
-        termination: TerminationView::from(&termination),
+    let answer = terminations::terminate(&state.service, &operator, &caller, &scope, &request).await?;
+    Ok(gated(&state, answer, |(tenant, termination)| {
+        Json(TerminatedTenant {
+            tenant: TenantView::from(&tenant),
+            termination: TerminationView::from(&termination),
+        })
+        .into_response()
+    }))
+}
+
+/// Has a terminated tenant's purge run now rather than when its grace period ends; while
+/// the two-person rule holds it waits for a second operator-admin: `202` with the request.
+#[utoipa::path(post, path = "/api/v1/operator/tenants/{tenant_id}/purge-now", tag = "tenants",
+    responses((status = 200, body = TenantView), (status = 202, body = ApprovalView)))]
+pub(super) async fn purge_now(
+    State(state): State<AppState>,
+    operator: Operator,
+    CallerInfo(caller): CallerInfo,
+    Path(tenant_id): Path<String>,
+) -> Result<Response, ApiError> {
+    let (scope, _) = tenants::contract(&state.service, &operator, &tenant_id).await?;
+    let answer = terminations::purge_now(&state.service, &operator, &caller, &scope).await?;
+    Ok(gated(&state, answer, |tenant| {
+        Json(TenantView::from(&tenant)).into_response()
     }))
 }
 

@@ -14,6 +14,7 @@ pub use kura_service::model::SignedDeletionRecord;
 pub use kura_service::ops::tenants::{CreateTenantRequest, UpdateTenantRequest};
 pub use kura_service::ops::terminations::TerminateRequest;
 
+pub use super::approvals::ApprovalView;
 pub use super::terminations::{DeletionKeyView, DeletionSummaryView, TerminatedTenant, TerminationView};
 
 use super::openapi::{tenant_role, totp_policy};

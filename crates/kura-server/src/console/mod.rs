@@ -22,6 +22,7 @@ use crate::web::i18n::Tr;
 use crate::web::{anonymous_language, cookie, see_other};
 
 mod account;
+mod approvals;
 mod deletions;
 mod login;
 mod notices;
@@ -111,6 +112,18 @@ pub(crate) const CONSOLE_ROUTES: RouteTable = RouteTable {
             "/deletions/{id}",
             Access::Role(Permission::ReadTenants),
             |m| on(m, deletions::download),
+        ),
+        (
+            Method::GET,
+            "/approvals",
+            Access::Role(Permission::ReadTenants),
+            |m| on(m, approvals::page),
+        ),
+        (
+            Method::POST,
+            "/approvals/{id}/{decision}",
+            Access::Role(Permission::Approve),
+            |m| on(m, approvals::decide),
         ),
         (
             Method::GET,
@@ -218,6 +231,7 @@ const NAVIGATION: &[(&str, &str, Permission)] = &[
     ("/", "console-nav-tenants", Permission::ReadTenants),
     ("/notices", "nav-notices", Permission::ReadTenants),
     ("/support", "nav-support", Permission::ReadTenants),
+    ("/approvals", "console-nav-approvals", Permission::ReadTenants),
     ("/deletions", "console-nav-deletions", Permission::ReadTenants),
     ("/operators", "console-nav-operators", Permission::ManageOperators),
     ("/account", "console-nav-account", Permission::OwnAccount),

@@ -10,6 +10,7 @@ use axum::response::Response;
 use kura_service::ServiceError;
 use kura_service::authz::ProviderRole;
 use kura_service::model::OperatorRecord;
+use kura_service::ops::approvals::Gated;
 use kura_service::ops::operator_accounts::{self as accounts, AccountChange};
 use serde::Deserialize;
 
@@ -109,13 +110,24 @@ pub(super) async fn create(
     }
 }
 
-/// `POST /operators/{id}/{disable|enable|reset-totp}`.
+/// `POST /operators/{id}/{disable|enable|reset-totp|delete}`.
 pub(super) async fn change(
     State(state): State<AppState>,
     CallerInfo(caller): CallerInfo,
     d: Desk,
     Path((id, change)): Path<(String, String)>,
 ) -> Response {
+    if change == "delete" {
+        let text = match accounts::delete(&state.service, &d.operator, &caller, &id).await {
+            Ok(Gated::Done(login)) => d.tr.t1("console-operator-deleted", "login", &login),
+            Ok(Gated::AwaitingApproval(_)) => d.tr.t("console-approval-held"),
+            Err(err) => {
+                let outcome = Outcome::failed(&d.tr, &err);
+                return show(&state, d, None, Some(outcome)).await;
+            }
+        };
+        return see_other_with_notice("/operators", &text);
+    }
     let (change, done) = match change.as_str() {
         "disable" => (AccountChange::Disable, "console-operator-disabled"),
         "enable" => (AccountChange::Enable, "console-operator-enabled"),

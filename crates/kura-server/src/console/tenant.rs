@@ -12,8 +12,10 @@ use axum::response::Response;
 use kura_service::ServiceError;
 use kura_service::authz::Permission;
 use kura_service::model::{
-    DeletionSummary, MachineRecord, TenantRecord, TenantStatus, TenantUserRecord, TerminationRecord,
+    ApprovalRecord, DeletionSummary, MachineRecord, TenantRecord, TenantStatus, TenantUserRecord,
+    TerminationRecord,
 };
+use kura_service::ops::approvals::{self, Gated};
 use kura_service::ops::tenants;
 use kura_service::ops::terminations::{self, MAX_PURGE_AFTER_DAYS, TerminateRequest};
 use serde::Deserialize;
@@ -35,6 +37,8 @@ struct TenantPage {
     termination: Option<TerminationRecord>,
     /// The deletion record of its purge, once purged.
     deletion: Option<DeletionSummary>,
+    /// Requests about it waiting for a second operator-admin.
+    waiting: Vec<ApprovalRecord>,
     outcome: Option<Outcome>,
     may_manage: bool,
     /// The termination form as sent (shown again after a refusal).
@@ -96,6 +100,14 @@ impl TenantPage {
         ))
     }
 
+    fn action_label(&self, approval: &ApprovalRecord) -> String {
+        super::approvals::action_label(&self.d, approval)
+    }
+
+    fn summary(&self, approval: &ApprovalRecord) -> String {
+        super::approvals::summary(&self.d, approval)
+    }
+
     fn user_role(&self, user: &TenantUserRecord) -> String {
         self.d.tr.t(&format!("role-{}", user.role.as_str()))
     }
@@ -128,9 +140,10 @@ async fn show(
                 .find(|r| r.tenant_id == tenant.id),
             None => None,
         };
-        Ok::<_, ServiceError>((tenant, users, machines, termination, deletion))
+        let waiting = approvals::pending_for_tenant(&state.service, &d.operator, &tenant.id).await?;
+        Ok::<_, ServiceError>((tenant, users, machines, termination, deletion, waiting))
     };
-    let (tenant, users, machines, termination, deletion) = match found.await {
+    let (tenant, users, machines, termination, deletion, waiting) = match found.await {
         Ok(found) => found,
         Err(err) => return d.error_page(&err, "/"),
     };
@@ -145,6 +158,7 @@ async fn show(
             machines,
             termination,
             deletion,
+            waiting,
             outcome,
             may_manage,
             form,
@@ -165,7 +179,16 @@ pub(super) async fn page(State(state): State<AppState>, d: Desk, Path(id): Path<
     show(&state, d, &id, default_form(), None).await
 }
 
-/// `POST /tenants/{id}/{suspend|resume|cancel-termination}`.
+/// Where a gated change leads: the tenant's page, saying what was done or that it waits.
+fn after(d: &Desk, id: &str, answer: Gated<String>) -> Response {
+    let text = match answer {
+        Gated::Done(text) => text,
+        Gated::AwaitingApproval(_) => d.tr.t("console-approval-held"),
+    };
+    see_other_with_notice(&format!("/tenants/{id}"), &text)
+}
+
+/// `POST /tenants/{id}/{suspend|resume|cancel-termination|purge-now}`.
 pub(super) async fn change(
     State(state): State<AppState>,
     CallerInfo(caller): CallerInfo,
@@ -174,21 +197,25 @@ pub(super) async fn change(
 ) -> Response {
     let changed = async {
         let (scope, _) = tenants::contract(&state.service, &d.operator, &id).await?;
+        let done = |text: String| Gated::Done(text);
         match change.as_str() {
             "suspend" => tenants::set_status(&state.service, &scope, TenantStatus::Suspended)
                 .await
-                .map(|t| d.tr.t1("console-tenant-suspended", "code", &t.service_code)),
+                .map(|t| done(d.tr.t1("console-tenant-suspended", "code", &t.service_code))),
             "resume" => tenants::set_status(&state.service, &scope, TenantStatus::Active)
                 .await
-                .map(|t| d.tr.t1("console-tenant-resumed", "code", &t.service_code)),
+                .map(|t| done(d.tr.t1("console-tenant-resumed", "code", &t.service_code))),
             "cancel-termination" => terminations::cancel(&state.service, &d.operator, &caller, &scope)
                 .await
-                .map(|t| d.tr.t1("console-termination-withdrawn", "code", &t.service_code)),
+                .map(|t| done(d.tr.t1("console-termination-withdrawn", "code", &t.service_code))),
+            "purge-now" => terminations::purge_now(&state.service, &d.operator, &caller, &scope)
+                .await
+                .map(|answer| answer.map(|t| d.tr.t1("console-purge-now-queued", "code", &t.service_code))),
             _ => Err(ServiceError::not_found("no such change of a tenant")),
         }
     };
     match changed.await {
-        Ok(done) => see_other_with_notice(&format!("/tenants/{id}"), &done),
+        Ok(answer) => after(&d, &id, answer),
         Err(err) => {
             let outcome = Outcome::failed(&d.tr, &err);
             show(&state, d, &id, default_form(), Some(outcome)).await
@@ -222,14 +249,16 @@ pub(super) async fn terminate(
         terminations::terminate(&state.service, &d.operator, &caller, &scope, &request).await
     };
     match terminated.await {
-        Ok((tenant, termination)) => see_other_with_notice(
-            &format!("/tenants/{id}"),
-            &d.tr.t2(
-                "console-tenant-terminated",
-                ("code", &tenant.service_code),
-                ("due", &d.tr.time_long(&termination.purge_due_ms)),
-            ),
-        ),
+        Ok(answer) => {
+            let answer = answer.map(|(tenant, termination)| {
+                d.tr.t2(
+                    "console-tenant-terminated",
+                    ("code", &tenant.service_code),
+                    ("due", &d.tr.time_long(&termination.purge_due_ms)),
+                )
+            });
+            after(&d, &id, answer)
+        }
         Err(err) => {
             let outcome = Outcome::failed(&d.tr, &err);
             show(&state, d, &id, form, Some(outcome)).await

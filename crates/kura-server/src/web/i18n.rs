@@ -94,16 +94,20 @@ impl Tr {
 
     /// The message `key` with one named value.
     pub fn t1(&self, key: &str, name: &str, value: impl ToString) -> String {
-        let mut args = FluentArgs::new();
-        args.set(name, FluentValue::from(value.to_string()));
-        self.format(key, Some(&args))
+        self.tn(key, [(name, value.to_string())])
     }
 
     /// The message `key` with two named values.
     pub fn t2(&self, key: &str, a: (&str, &dyn ToString), b: (&str, &dyn ToString)) -> String {
+        self.tn(key, [(a.0, a.1.to_string()), (b.0, b.1.to_string())])
+    }
+
+    /// The message `key` with any number of named values.
+    pub fn tn<'a>(&self, key: &str, values: impl IntoIterator<Item = (&'a str, String)>) -> String {
         let mut args = FluentArgs::new();
-        args.set(a.0, FluentValue::from(a.1.to_string()));
-        args.set(b.0, FluentValue::from(b.1.to_string()));
+        for (name, value) in values {
+            args.set(name, FluentValue::from(value));
+        }
         self.format(key, Some(&args))
     }
 

@@ -153,6 +153,16 @@ actions! {
         "An operator withdrew a termination before its purge started: the purge left the queue and the tenant got its earlier status back.";
     TenantPurge = "tenant.purge", "operators, and the tenant",
         "The purge job erased a terminated tenant's vault and rows (users' personal data included; this log is kept); the result names the objects, bytes and snapshots deleted and the signed deletion record.";
+    TenantPurgeNow = "tenant.purge-now", "operators, and the tenant",
+        "An operator had a terminated tenant's purge run now instead of when its grace period ends.";
+    ApprovalRequest = "approval.request", "operators (and the tenant's log when it concerns one)",
+        "An operator-admin asked for a destructive action while the two-person rule holds: it waits for a second operator-admin; the result says what it will do and until when it waits.";
+    ApprovalApprove = "approval.approve", "operators (and the tenant's log when it concerns one)",
+        "A second operator-admin approved a request; the result names who asked and what was approved, which was then carried out (its own event follows, naming both).";
+    ApprovalReject = "approval.reject", "operators (and the tenant's log when it concerns one)",
+        "An operator-admin rejected a request (or its requester withdrew it); nothing was changed.";
+    OperatorAccountDelete = "operator.account.delete", "operators",
+        "An operator account was deleted: its sessions and API tokens with it (the work log keeps its name).";
     OperatorGet = "operator.get", "operators (and the tenant's log when the route names one)",
         "An operator read something through the management API; the target is the path, the result the HTTP status.";
     OperatorPost = "operator.post", "operators (and the tenant's log when the route names one)",

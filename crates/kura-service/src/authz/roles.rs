@@ -42,6 +42,9 @@ pub enum Permission {
     ManageOperators,
     /// Provider: publish and update notices to tenants; answer support requests.
     Communicate,
+    /// Provider: approve or reject another operator-admin's destructive request (the
+    /// two-person rule).
+    Approve,
 }
 
 /// The permissions tenant roles hold, in the order the role matrix shows them.
@@ -81,6 +84,9 @@ impl Permission {
                 "create, disable and enable operator accounts; reset an operator's TOTP"
             }
             Permission::Communicate => "publish and update notices to tenants; answer support requests",
+            Permission::Approve => {
+                "approve or reject another operator-admin's destructive request (two-person rule: terminate, purge now, lower immutability, delete an operator)"
+            }
         }
     }
 
@@ -99,6 +105,7 @@ impl Permission {
             Permission::OwnAccount => "own-account",
             Permission::ManageOperators => "manage-operators",
             Permission::Communicate => "communicate",
+            Permission::Approve => "approve",
         }
     }
 }
@@ -164,6 +171,7 @@ pub const PROVIDER_ROLE_TABLE: &[(ProviderRole, &[Permission])] = &[
             Permission::OwnAccount,
             Permission::ManageOperators,
             Permission::Communicate,
+            Permission::Approve,
         ],
     ),
     (
@@ -294,6 +302,7 @@ pub fn roles_markdown(
         Permission::OwnAccount,
         Permission::ManageOperators,
         Permission::Communicate,
+        Permission::Approve,
     ];
     push_matrix(&mut out, &provider_roles, &provider_permissions, |role, p| {
         ProviderRole::parse(role).is_some_and(|r| r.allows(p))

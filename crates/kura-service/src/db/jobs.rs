@@ -114,6 +114,16 @@ pub async fn enqueue(tx: &mut Tx, job: &NewJob<'_>, now_ms: i64) -> DbResult<(Jo
     Ok((pending.into_record()?, false))
 }
 
+/// Makes a queued job due at `now_ms`; answers whether it was still queued.
+pub async fn make_due(tx: &mut Tx, id: &str, now_ms: i64) -> DbResult<bool> {
+    let changed = Query::service("UPDATE jobs SET due_ms = $2 WHERE id = $1 AND status = 'queued'")
+        .bind(id)
+        .bind(now_ms)
+        .execute(tx)
+        .await?;
+    Ok(changed == 1)
+}
+
 /// Takes a job out of the queue, only while no runner has taken it; answers whether it did.
 pub async fn delete_queued(tx: &mut Tx, id: &str) -> DbResult<bool> {
     let deleted = Query::service("DELETE FROM jobs WHERE id = $1 AND status = 'queued'")

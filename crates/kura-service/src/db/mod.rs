@@ -33,6 +33,7 @@ use sqlx::{AssertSqlSafe, FromRow, Postgres, SqlSafeStr, SqlStr, Sqlite, Transac
 use crate::authz::TenantKey;
 
 pub mod alerts;
+pub mod approvals;
 pub mod drills;
 pub mod events;
 pub mod jobs;

@@ -1,7 +1,7 @@
 //! Provider staff: `operator_accounts`, their `operator_sessions` and `operator_tokens`
 //! (stored by hash), and the service's shared settings.
 
-use super::{DbResult, Query, Target};
+use super::{DbResult, Query, Target, Tx};
 use crate::authz::ProviderRole;
 use crate::ids::OperatorId;
 use crate::model::{
@@ -224,6 +224,21 @@ pub async fn account<'c>(on: impl Target<'c>, id: &OperatorId) -> DbResult<Optio
         .fetch_optional(on)
         .await?;
     row.map(AccountRow::into_record).transpose()
+}
+
+/// Deletes an account with its sessions and API tokens (the work log keeps its name).
+pub async fn delete_account(tx: &mut Tx, id: &OperatorId) -> DbResult<bool> {
+    for sql in [
+        "DELETE FROM operator_sessions WHERE operator_id = $1",
+        "DELETE FROM operator_tokens WHERE operator_id = $1",
+    ] {
+        Query::service(sql).bind(id.as_str()).execute(&mut *tx).await?;
+    }
+    let deleted = Query::service("DELETE FROM operator_accounts WHERE id = $1")
+        .bind(id.as_str())
+        .execute(&mut *tx)
+        .await?;
+    Ok(deleted == 1)
 }
 
 /// How many operator-admin accounts are enabled.

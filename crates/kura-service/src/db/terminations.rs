@@ -93,6 +93,17 @@ pub async fn delete(tx: &mut Tx, scope: &impl TenantKey) -> DbResult<()> {
     Ok(())
 }
 
+pub async fn set_purge_due(tx: &mut Tx, scope: &impl TenantKey, due_ms: i64) -> DbResult<()> {
+    Query::tenant(
+        scope,
+        "UPDATE tenant_terminations SET purge_due_ms = $2 WHERE tenant_id = $1",
+    )
+    .bind(due_ms)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
 /// Ends every portal session of the tenant; answers how many.
 pub async fn end_sessions(tx: &mut Tx, scope: &impl TenantKey) -> DbResult<u64> {
     Query::tenant(scope, "DELETE FROM user_sessions WHERE tenant_id = $1")

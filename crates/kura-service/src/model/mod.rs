@@ -38,6 +38,7 @@ macro_rules! text_enum {
 }
 
 mod alert;
+mod approval;
 mod drill;
 mod event;
 mod job;
@@ -54,6 +55,7 @@ mod termination;
 mod user;
 
 pub use alert::{AlertFilter, AlertKind, AlertRecord, NewAlert};
+pub use approval::{ApprovalAction, ApprovalRecord, ApprovalStatus};
 pub use drill::{DrillCounts, DrillFilter, DrillFrequency, DrillRecord, DrillReport, DrillStatus};
 pub use event::{ChainHead, EventRecord, NewEvent};
 pub use job::{JobFilter, JobKind, JobRecord, JobStatus, NewJob};

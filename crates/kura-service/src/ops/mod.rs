@@ -4,6 +4,7 @@
 
 pub mod accounts;
 pub mod alerts;
+pub mod approvals;
 pub mod drills;
 pub mod events;
 pub mod jobs;

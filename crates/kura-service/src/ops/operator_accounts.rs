@@ -9,8 +9,9 @@ use crate::authz::{Caller, OperatorCredential, OperatorPrincipal, ProviderRole, 
 use crate::db::operators::{self, NewOperator, NewOperatorToken};
 use crate::db::{Db, Tx};
 use crate::ids::OperatorId;
-use crate::model::{OperatorRecord, OperatorSessionRecord, OperatorTokenRecord};
+use crate::model::{ApprovalAction, OperatorRecord, OperatorSessionRecord, OperatorTokenRecord};
 use crate::ops::accounts::{check_password_policy, hash_password_blocking, normalize_login, validate_login};
+use crate::ops::approvals::{self, Authority, Gated, Held};
 use crate::secrets::{TokenKind, new_password, new_token, token_hash};
 use crate::{Service, ServiceError, ServiceResult, rfc3339, totp};
 
@@ -21,7 +22,7 @@ pub struct CreatedOperator {
 }
 
 /// Writes one row of the operator work log in `tx`.
-async fn log_in(
+pub(crate) async fn log_in(
     tx: &mut Tx,
     actor: &Actor,
     now: i64,
@@ -135,6 +136,87 @@ pub enum AccountChange {
     Enable,
     /// Forget the TOTP secret (a lost device): the operator enrols again at the next sign-in.
     ResetTotp,
+}
+
+/// Deletes another operator's account, with its sessions and API tokens; the work log
+/// keeps its name. Neither one's own account nor the last enabled operator-admin can be
+/// deleted. Under the two-person rule it waits for a second operator-admin instead.
+pub async fn delete(
+    svc: &Service,
+    by: &OperatorPrincipal,
+    caller: &Caller,
+    id: &str,
+) -> ServiceResult<Gated<String>> {
+    let authority = Authority {
+        operator: by,
+        caller,
+        approval: None,
+    };
+    delete_as(svc, &authority, id).await
+}
+
+/// [`delete`], asked for directly or carrying out an approved request; answers the
+/// deleted account's login ID.
+pub(crate) async fn delete_as(
+    svc: &Service,
+    authority: &Authority<'_>,
+    id: &str,
+) -> ServiceResult<Gated<String>> {
+    let id = parse_id(id)?;
+    if authority.operator.account() == Some(&id) {
+        return Err(ServiceError::conflict(
+            "you cannot delete your own account; ask another operator-admin",
+        ));
+    }
+    let now = svc.now_ms();
+    let mut tx = svc.db.begin().await?;
+    let account = operators::account(&mut tx, &id)
+        .await?
+        .ok_or_else(|| ServiceError::not_found(format!("no operator account {id}")))?;
+    if account.role == ProviderRole::OperatorAdmin
+        && account.disabled_ms.is_none()
+        && operators::enabled_admins(&mut tx).await? <= 1
+    {
+        return Err(ServiceError::conflict(
+            "this is the last enabled operator-admin account; create another before deleting it",
+        ));
+    }
+    let target = format!("operator {}", account.login);
+    let held = Held {
+        action: ApprovalAction::DeleteOperator,
+        tenant_id: None,
+        target: &target,
+        params: &id,
+        summary: format!(
+            "delete the operator account {} ({})",
+            account.login,
+            account.role.as_str()
+        ),
+        details: &[
+            ("login", account.login.clone()),
+            ("role", account.role.as_str().to_owned()),
+        ],
+    };
+    if let Some(waiting) = approvals::hold(&mut tx, now, authority, held).await? {
+        tx.commit().await?;
+        return Ok(Gated::AwaitingApproval(waiting));
+    }
+    if !operators::delete_account(&mut tx, &id).await? {
+        return Err(ServiceError::not_found(format!("no operator account {id}")));
+    }
+    let result = format!("deleted ({}){}", account.role.as_str(), authority.result_note());
+    log_in(
+        &mut tx,
+        &authority.operator.actor(authority.caller),
+        now,
+        Action::OperatorAccountDelete,
+        &account.login,
+        &result,
+    )
+    .await?;
+    tx.commit().await?;
+    tracing::info!(operator = %authority.credited(), deleted = %account.login, "operator account deleted");
+    Ok(Gated::Done(account.login))
 }
 
 /// Disables, enables or resets the TOTP of another operator's account. Disabling and

@@ -8,13 +8,14 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
+use super::approvals::{self, Authority, Gated, Held};
 use super::validate_label;
-use crate::authz::{ContractScope, OperatorPrincipal, TenantKey, TenantRole};
+use crate::authz::{Caller, ContractScope, OperatorPrincipal, TenantKey, TenantRole};
 use crate::db::{machines, tenants, users};
 use crate::ids::{MachineId, TenantId};
 use crate::model::{
-    Language, MachineRecord, NewTenant, NewTenantUser, TenantActivity, TenantRecord, TenantStatus,
-    TenantUpdate, TenantUserRecord,
+    ApprovalAction, Language, MachineRecord, NewTenant, NewTenantUser, TenantActivity, TenantRecord,
+    TenantStatus, TenantUpdate, TenantUserRecord,
 };
 use crate::secrets::{TokenKind, hash_password, new_password, new_token, token_hash};
 use crate::{Service, ServiceError, ServiceResult, duration_ms};
@@ -276,12 +277,31 @@ pub async fn detail(
     ))
 }
 
-/// Validates a contract change and applies it.
+/// Validates a contract change and applies it. A change that lowers the immutability
+/// period (snapshots become deletable sooner) waits for a second operator-admin under the
+/// two-person rule.
 pub async fn update(
     svc: &Service,
+    operator: &OperatorPrincipal,
+    caller: &Caller,
     scope: &ContractScope,
     request: UpdateTenantRequest,
-) -> ServiceResult<TenantRecord> {
+) -> ServiceResult<Gated<TenantRecord>> {
+    let authority = Authority {
+        operator,
+        caller,
+        approval: None,
+    };
+    update_as(svc, &authority, scope, request).await
+}
+
+/// [`update`], asked for directly or carrying out an approved request.
+pub(crate) async fn update_as(
+    svc: &Service,
+    authority: &Authority<'_>,
+    scope: &ContractScope,
+    request: UpdateTenantRequest,
+) -> ServiceResult<Gated<TenantRecord>> {
     if let Some(name) = &request.name {
         validate_label("name", name, 200)?;
     }
@@ -294,6 +314,35 @@ pub async fn update(
     validate_limits(request.max_machines, request.immutable_days)?;
     if let Some(zone) = &request.time_zone {
         validate_time_zone(zone)?;
+    }
+    if let Some(days) = request.immutable_days {
+        let now = svc.now_ms();
+        let mut tx = svc.db.begin().await?;
+        let tenant = tenants::lock(&mut tx, scope)
+            .await?
+            .ok_or_else(|| ServiceError::not_found("this tenant no longer exists"))?;
+        if days < tenant.immutable_days {
+            let target = super::terminations::subject(&tenant);
+            let held = Held {
+                action: ApprovalAction::LowerImmutability,
+                tenant_id: Some(&tenant.id),
+                target: &target,
+                params: &request,
+                summary: format!(
+                    "lower the immutability period of tenant {} from {} to {days} days",
+                    tenant.service_code, tenant.immutable_days
+                ),
+                details: &[
+                    ("code", tenant.service_code.clone()),
+                    ("from", tenant.immutable_days.to_string()),
+                    ("to", days.to_string()),
+                ],
+            };
+            if let Some(waiting) = approvals::hold(&mut tx, now, authority, held).await? {
+                tx.commit().await?;
+                return Ok(Gated::AwaitingApproval(waiting));
+            }
+        }
     }
     let update = TenantUpdate {
         name: request.name,
@@ -328,7 +377,7 @@ pub async fn update(
     if quota_changed {
         super::alerts::check_quota(svc, &crate::authz::service_scope(&tenant.id)).await?;
     }
-    Ok(tenant)
+    Ok(Gated::Done(tenant))
 }
 
 /// Suspends or resumes a tenant; a terminated tenant stays terminated.

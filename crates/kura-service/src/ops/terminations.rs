@@ -12,9 +12,10 @@ use crate::db::terminations::{self, NewTermination};
 use crate::db::{Tx, jobs, tenants};
 use crate::ids::DeletionId;
 use crate::model::{
-    DELETION_RECORD_FORMAT, DeletionRecord, DeletionSummary, JobKind, NewJob, RecordSignature,
-    SignedDeletionRecord, TenantRecord, TenantStatus, TerminationRecord,
+    ApprovalAction, DELETION_RECORD_FORMAT, DeletionRecord, DeletionSummary, JobKind, NewJob,
+    RecordSignature, SignedDeletionRecord, TenantRecord, TenantStatus, TerminationRecord,
 };
+use crate::ops::approvals::{self, Authority, Gated, Held};
 use crate::ops::record_in;
 use crate::{Service, ServiceError, ServiceResult};
 
@@ -35,13 +36,29 @@ pub struct TerminateRequest {
 /// Terminates the tenant's contract: its status becomes `terminated` (every session, API
 /// token, agent credential and registration token of it stops working, since each is
 /// checked against the status; portal sessions end outright), and its purge is queued.
+/// Under the two-person rule it waits for a second operator-admin instead.
 pub async fn terminate(
     svc: &Service,
     operator: &OperatorPrincipal,
     caller: &Caller,
     scope: &ContractScope,
     request: &TerminateRequest,
-) -> ServiceResult<(TenantRecord, TerminationRecord)> {
+) -> ServiceResult<Gated<(TenantRecord, TerminationRecord)>> {
+    let authority = Authority {
+        operator,
+        caller,
+        approval: None,
+    };
+    terminate_as(svc, &authority, scope, request).await
+}
+
+/// [`terminate`], asked for directly or carrying out an approved request.
+pub(crate) async fn terminate_as(
+    svc: &Service,
+    authority: &Authority<'_>,
+    scope: &ContractScope,
+    request: &TerminateRequest,
+) -> ServiceResult<Gated<(TenantRecord, TerminationRecord)>> {
     let days = request.purge_after_days.unwrap_or(MAX_PURGE_AFTER_DAYS);
     if days > MAX_PURGE_AFTER_DAYS {
         return Err(ServiceError::invalid(format!(
@@ -63,18 +80,40 @@ pub async fn terminate(
             tenant.service_code
         )));
     }
+    let target = subject(&tenant);
+    let held = Held {
+        action: ApprovalAction::TerminateTenant,
+        tenant_id: Some(&tenant.id),
+        target: &target,
+        params: request,
+        summary: format!(
+            "terminate tenant {} ({}); its data is purged after {days} days",
+            tenant.service_code, tenant.name
+        ),
+        details: &[
+            ("code", tenant.service_code.clone()),
+            ("name", tenant.name.clone()),
+            ("days", days.to_string()),
+        ],
+    };
+    if let Some(waiting) = approvals::hold(&mut tx, now, authority, held).await? {
+        tx.commit().await?;
+        return Ok(Gated::AwaitingApproval(waiting));
+    }
+    let operator = authority.operator;
+    let credited = authority.credited();
     let purge_due_ms = now + i64::from(days) * DAY_MS;
     let job = NewJob {
         kind: JobKind::Purge,
         tenant_id: Some(scope.tenant_id()),
         params: "{}".into(),
-        requested_by: operator.name(),
+        requested_by: &credited,
         due_ms: purge_due_ms,
     };
     let (job, _) = jobs::enqueue(&mut tx, &job, now).await?;
     let new = NewTermination {
         status_before: tenant.status,
-        terminated_by: operator.name(),
+        terminated_by: &credited,
         purge_due_ms,
         job_id: &job.id,
     };
@@ -84,18 +123,19 @@ pub async fn terminate(
         .ok_or_else(|| ServiceError::not_found("this tenant no longer exists"))?;
     let sessions = terminations::end_sessions(&mut tx, scope).await?;
     let result = format!(
-        "ok: was {}, purge due {} (job {}), {sessions} portal sessions ended",
+        "ok: was {}, purge due {} (job {}), {sessions} portal sessions ended{}",
         new.status_before.as_str(),
         crate::rfc3339(purge_due_ms),
-        job.id
+        job.id,
+        authority.result_note()
     );
     record_both(
         &mut tx,
-        &operator.actor(caller),
+        &operator.actor(authority.caller),
         now,
         scope,
         Action::TenantTerminate,
-        &subject(&tenant),
+        &target,
         &result,
     )
     .await?;
@@ -104,8 +144,88 @@ pub async fn terminate(
         .ok_or_else(|| ServiceError::not_found("this tenant no longer exists"))?;
     tx.commit().await?;
     svc.wake_runner();
-    tracing::info!(tenant_id = %tenant.id, operator = operator.name(), purge_due = %crate::rfc3339(purge_due_ms), "tenant terminated");
-    Ok((tenant, termination))
+    tracing::info!(tenant_id = %tenant.id, operator = %credited, purge_due = %crate::rfc3339(purge_due_ms), "tenant terminated");
+    Ok(Gated::Done((tenant, termination)))
+}
+
+/// Has a terminated tenant's purge run now instead of when its grace period ends. Under
+/// the two-person rule it waits for a second operator-admin instead.
+pub async fn purge_now(
+    svc: &Service,
+    operator: &OperatorPrincipal,
+    caller: &Caller,
+    scope: &ContractScope,
+) -> ServiceResult<Gated<TenantRecord>> {
+    let authority = Authority {
+        operator,
+        caller,
+        approval: None,
+    };
+    purge_now_as(svc, &authority, scope).await
+}
+
+/// [`purge_now`], asked for directly or carrying out an approved request.
+pub(crate) async fn purge_now_as(
+    svc: &Service,
+    authority: &Authority<'_>,
+    scope: &ContractScope,
+) -> ServiceResult<Gated<TenantRecord>> {
+    let now = svc.now_ms();
+    let mut tx = svc.db.begin().await?;
+    let tenant = tenants::lock(&mut tx, scope)
+        .await?
+        .ok_or_else(|| ServiceError::not_found("this tenant no longer exists"))?;
+    let termination = terminations::get(&mut tx, scope).await?.ok_or_else(|| {
+        ServiceError::conflict(format!(
+            "tenant {} is not terminated: terminate it first (with purge_after_days 0 to purge at once)",
+            tenant.service_code
+        ))
+    })?;
+    let started = || ServiceError::conflict("the purge of this tenant has started already");
+    if termination.purge_started_ms.is_some() {
+        return Err(started());
+    }
+    let target = subject(&tenant);
+    let held = Held {
+        action: ApprovalAction::PurgeNow,
+        tenant_id: Some(&tenant.id),
+        target: &target,
+        params: &(),
+        summary: format!(
+            "purge tenant {} now instead of {}",
+            tenant.service_code,
+            crate::rfc3339(termination.purge_due_ms)
+        ),
+        details: &[("code", tenant.service_code.clone())],
+    };
+    if let Some(waiting) = approvals::hold(&mut tx, now, authority, held).await? {
+        tx.commit().await?;
+        return Ok(Gated::AwaitingApproval(waiting));
+    }
+    // Conditional on the job still waiting: a runner that took it first wins.
+    if !jobs::make_due(&mut tx, &termination.job_id, now).await? {
+        return Err(started());
+    }
+    terminations::set_purge_due(&mut tx, scope, now).await?;
+    let result = format!(
+        "ok: purge due now instead of {} (job {}){}",
+        crate::rfc3339(termination.purge_due_ms),
+        termination.job_id,
+        authority.result_note()
+    );
+    record_both(
+        &mut tx,
+        &authority.operator.actor(authority.caller),
+        now,
+        scope,
+        Action::TenantPurgeNow,
+        &target,
+        &result,
+    )
+    .await?;
+    tx.commit().await?;
+    svc.wake_runner();
+    Ok(Gated::Done(tenant))
 }
 
 /// Withdraws a termination whose purge has not started: the purge job is taken out of the
