@@ -9,16 +9,27 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::api::types::{
-    ApprovalView, CreateTenantRequest, CreatedTenant, DeletionSummaryView, RegistrationTokenView,
+    ApprovalView, CreateTenantRequest, CreatedTenant, DeletionSummaryView, MeterRow, RegistrationTokenView,
     SignedDeletionRecord, TenantDetail, TenantView, TerminateRequest, TerminatedTenant, UpdateTenantRequest,
 };
+
+fn usage_path(from: Option<&str>, to: Option<&str>, format: &str) -> String {
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    query.append_pair("format", format);
+    for (name, value) in [("from", from), ("to", to)] {
+        if let Some(value) = value {
+            query.append_pair(name, value);
+        }
+    }
+    format!("/api/v1/operator/usage?{}", query.finish())
+}
 
 /// What a call under the two-person rule answered.
 #[derive(Debug)]
 pub enum Gated<T> {
     Done(T),
     /// `202`: the request waits for a second operator-admin.
-    AwaitingApproval(ApprovalView),
+    AwaitingApproval(Box<ApprovalView>),
 }
 
 /// Why an operator API call failed.
@@ -158,6 +169,20 @@ impl ManagementClient {
         .await
     }
 
+    /// The metering export (every tenant's metered days) for billing.
+    pub async fn usage(&self, from: Option<&str>, to: Option<&str>) -> Result<Vec<MeterRow>, ClientError> {
+        self.call(Method::GET, &usage_path(from, to, "json"), None::<&()>)
+            .await
+    }
+
+    /// The metering export as CSV.
+    pub async fn usage_csv(&self, from: Option<&str>, to: Option<&str>) -> Result<String, ClientError> {
+        let response = self
+            .send(Method::GET, &usage_path(from, to, "csv"), None::<&()>)
+            .await?;
+        Ok(response.text().await?)
+    }
+
     /// Every request waiting for approval, and those decided in the last 30 days.
     pub async fn approvals(&self) -> Result<Vec<ApprovalView>, ClientError> {
         self.call(Method::GET, "/api/v1/operator/approvals", None::<&()>)
@@ -250,7 +275,7 @@ impl ManagementClient {
     ) -> Result<Gated<T>, ClientError> {
         let response = self.send(method, path, body).await?;
         if response.status() == StatusCode::ACCEPTED {
-            return Ok(Gated::AwaitingApproval(response.json().await?));
+            return Ok(Gated::AwaitingApproval(Box::new(response.json().await?)));
         }
         Ok(Gated::Done(response.json().await?))
     }

@@ -19,6 +19,7 @@ pub mod config;
 pub mod console;
 mod drain;
 pub mod error;
+mod host;
 pub mod jobs;
 pub mod mail;
 pub mod portal;

@@ -68,6 +68,24 @@ enum Command {
         #[command(subcommand)]
         command: DeletionCommand,
     },
+    /// Export every tenant's metered usage for billing (operator API): per day, stored and
+    /// logical bytes, machines, snapshots, bytes uploaded and restored.
+    Usage {
+        #[command(flatten)]
+        connection: Connection,
+        /// First day, YYYY-MM-DD (default: 30 days before --to).
+        #[arg(long, value_name = "DAY")]
+        from: Option<String>,
+        /// Last day, YYYY-MM-DD (default: today, UTC).
+        #[arg(long, value_name = "DAY")]
+        to: Option<String>,
+        /// CSV (a header line, then one line per tenant and day) instead of a table.
+        #[arg(long, conflicts_with = "json")]
+        csv: bool,
+        /// Write to this file instead of standard output.
+        #[arg(long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
     /// The two-person rule: requests waiting for a second operator-admin; approve or
     /// reject one (operator API, with a token issued to your own account).
     Approval {
@@ -398,7 +416,7 @@ async fn run(command: Command) -> Result<()> {
             if json {
                 println!("{}", serde_json::to_string(&info)?);
             } else {
-                print_quickstart(&info);
+                print_quickstart(&info, &data);
             }
             run_until_signal(server, signals).await
         }
@@ -419,7 +437,58 @@ async fn run(command: Command) -> Result<()> {
         } => operator_create(source.load()?, &login, &role, email.as_deref(), json).await,
         Command::Deletion { command } => deletion(command).await,
         Command::Approval { command } => approval(command).await,
+        Command::Usage {
+            connection,
+            from,
+            to,
+            csv,
+            output,
+        } => usage(&connection, from.as_deref(), to.as_deref(), csv, output).await,
     }
+}
+
+async fn usage(
+    connection: &Connection,
+    from: Option<&str>,
+    to: Option<&str>,
+    csv: bool,
+    output: Option<PathBuf>,
+) -> Result<()> {
+    let client = connection.client()?;
+    let text = if csv {
+        client.usage_csv(from, to).await?
+    } else {
+        let rows = client.usage(from, to).await?;
+        if connection.json {
+            format!("{}\n", serde_json::to_string(&rows)?)
+        } else {
+            let mut text = format!(
+                "{:<10}  {:<20} {:>10} {:>10} {:>8} {:>9} {:>10} {:>10}\n",
+                "DAY", "SERVICE CODE", "STORED", "LOGICAL", "MACHINES", "SNAPSHOTS", "UPLOADED", "RESTORED"
+            );
+            for r in &rows {
+                text.push_str(&format!(
+                    "{:<10}  {:<20} {:>10} {:>10} {:>8} {:>9} {:>10} {:>10}\n",
+                    r.day,
+                    r.service_code,
+                    human_size(r.stored_bytes),
+                    human_size(r.logical_bytes),
+                    r.machines,
+                    r.snapshots,
+                    human_size(r.uploaded_bytes),
+                    human_size(r.restored_bytes)
+                ));
+            }
+            text
+        }
+    };
+    match output {
+        Some(path) => {
+            std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?
+        }
+        None => print!("{text}"),
+    }
+    Ok(())
 }
 
 async fn approval(command: ApprovalCommand) -> Result<()> {
@@ -679,8 +748,13 @@ async fn run_until_signal(server: RunningServer, mut signals: StopSignals) -> Re
     Ok(())
 }
 
-fn print_quickstart(info: &quickstart::QuickstartInfo) {
+/// What quickstart prints. The operator token is named by its file, never printed into a
+/// command line, where `ps` and the shell's history would keep it.
+fn print_quickstart(info: &quickstart::QuickstartInfo, data: &std::path::Path) {
     let ca = info.ca_cert.display();
+    let token_file = kura_server::app::operator_token_path(data);
+    let token_file = token_file.display();
+    let data = data.display();
     println!(
         "Kura is running.
 
@@ -695,19 +769,23 @@ Demo tenant {code} (id {tenant})
   registration token (registers one machine; valid for up to 3 days):
     {token}
 
-Operator token (keep it secret):
-    {operator}
+Operator console   {management}/   (the provider's side; operators sign in with TOTP)
+Operator token     in {token_file} (mode 0600; for scripts, keep it secret)
 
 What to do next:
   - Open the portal: {customer}/login and sign in as {login}
+  - Make your operator account, then sign in to the console at {management}/:
+      kura-server operator create --data {data} --login YOUR-LOGIN --role operator-admin
   - Check the service:
       curl --cacert {ca} {management}/healthz
+  - Use the management API from this shell (the token stays out of ps and history):
+      export KURA_MANAGEMENT_URL={management} KURA_CA_CERT={ca}
+      export KURA_OPERATOR_TOKEN=\"$(cat {token_file})\"
   - Create a tenant:
-      kura-server tenant create --management-url {management} --ca-cert {ca} \\
-        --operator-token {operator} --service-code ACME-0001 --name 'ACME Corp' \\
-        --quota 500GiB --max-machines 10
-  - See the service's background jobs (gc, verify, expiry, mail):
-      kura-server jobs list --management-url {management} --ca-cert {ca} --operator-token {operator}
+      kura-server tenant create --service-code ACME-0001 --name 'ACME Corp' --quota 500GiB --max-machines 10
+  - See the service's background jobs (gc, verify, expiry, mail) and the metered usage:
+      kura-server jobs list
+      kura-server usage
   - Back up a machine (agent side; the passphrase never leaves it):
       kura register --server {customer} --ca-cert {ca} --token {token}
       kura init --encrypt
@@ -722,7 +800,6 @@ Press Ctrl-C to stop; starting again with the same --data reuses everything.",
         login = info.admin_login,
         password = info.admin_password,
         token = info.registration_token,
-        operator = info.operator_token,
     );
 }
 

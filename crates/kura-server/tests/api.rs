@@ -71,8 +71,11 @@ async fn operator_routes_and_metrics_exist_only_on_the_management_listener() {
         .await
         .unwrap();
     let (status, body) = parts(health).await;
-    assert_eq!((status, body["status"].as_str()), (200, Some("ok")));
+    assert_eq!((status, body["status"].as_str()), (200, Some("ok")), "{body}");
     assert_eq!(body["database"], "sqlite");
+    assert!(body["storage"].as_str().unwrap().ends_with("vaults"), "{body}");
+    // This machine's kernel says either way; what it says is reported, and as a metric.
+    let synced = body["clock_synchronized"].as_bool().expect("Linux tells");
 
     let metrics = test
         .http
@@ -84,6 +87,8 @@ async fn operator_routes_and_metrics_exist_only_on_the_management_listener() {
     let text = metrics.text().await.unwrap();
     assert!(text.contains("kura_http_requests_total"), "{text}");
     assert!(text.contains("route=\"/healthz\""), "{text}");
+    let gauge = format!("kura_clock_synchronized {}", u8::from(synced));
+    assert!(text.contains(&gauge), "{gauge} in {text}");
 
     let agent_route_on_management = test
         .http

@@ -7,29 +7,20 @@
 
 use std::time::Duration;
 
-use kura_server::ServerConfig;
 use kura_testing::agent::Agent;
 use kura_testing::user::Session;
 use kura_testing::{TestServer, error_of};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-fn quick(config: &mut ServerConfig) {
-    config.job_tick = Duration::from_millis(100);
-    config.gc_interval = Duration::ZERO;
-    config.verify_interval = Duration::ZERO;
-    config.expiry_interval = Duration::ZERO;
-    config.meter_interval = Duration::ZERO;
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_person_rule_on_sqlite() {
-    two_person_rule(kura_testing::start(quick).await).await;
+    two_person_rule(kura_testing::start(kura_testing::prompt_jobs).await).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_person_rule_on_postgres() {
-    two_person_rule(kura_testing::start_on_postgres(quick).await).await;
+    two_person_rule(kura_testing::start_on_postgres(kura_testing::prompt_jobs).await).await;
 }
 
 async fn call(session: &Session, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {

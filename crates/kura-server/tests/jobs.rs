@@ -8,7 +8,6 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use kura_server::ServerConfig;
 use kura_server::config::SecretString;
 use kura_testing::agent::Agent;
 use kura_testing::postgres::PgSchema;
@@ -18,15 +17,6 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 const BIN: &str = env!("CARGO_BIN_EXE_kura-server");
-
-/// Jobs start within a tenth of a second; no periodic rounds interfere.
-fn quick(config: &mut ServerConfig) {
-    config.job_tick = Duration::from_millis(100);
-    config.gc_interval = Duration::ZERO;
-    config.verify_interval = Duration::ZERO;
-    config.expiry_interval = Duration::ZERO;
-    config.meter_interval = Duration::ZERO;
-}
 
 /// A tenant with a registered machine, a vault and one snapshot.
 async fn tenant_with_backup(server: &TestServer, code: &str) -> (Value, Agent) {
@@ -60,12 +50,16 @@ async fn run_now(server: &TestServer, body: Value) -> (u16, Value) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn meter_records_usage_and_puts_backup_facts_right_on_sqlite() {
-    meter_records_usage_and_puts_backup_facts_right(kura_testing::start(quick).await).await;
+    meter_records_usage_and_puts_backup_facts_right(kura_testing::start(kura_testing::prompt_jobs).await)
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn meter_records_usage_and_puts_backup_facts_right_on_postgres() {
-    meter_records_usage_and_puts_backup_facts_right(kura_testing::start_on_postgres(quick).await).await;
+    meter_records_usage_and_puts_backup_facts_right(
+        kura_testing::start_on_postgres(kura_testing::prompt_jobs).await,
+    )
+    .await;
 }
 
 async fn meter_records_usage_and_puts_backup_facts_right(server: TestServer) {
@@ -120,12 +114,13 @@ async fn meter_records_usage_and_puts_backup_facts_right(server: TestServer) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verify_runs_as_a_job_the_agent_follows_on_sqlite() {
-    verify_runs_as_a_job_the_agent_follows(kura_testing::start(quick).await).await;
+    verify_runs_as_a_job_the_agent_follows(kura_testing::start(kura_testing::prompt_jobs).await).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verify_runs_as_a_job_the_agent_follows_on_postgres() {
-    verify_runs_as_a_job_the_agent_follows(kura_testing::start_on_postgres(quick).await).await;
+    verify_runs_as_a_job_the_agent_follows(kura_testing::start_on_postgres(kura_testing::prompt_jobs).await)
+        .await;
 }
 
 async fn verify_runs_as_a_job_the_agent_follows(server: TestServer) {
@@ -201,7 +196,7 @@ async fn verify_runs_as_a_job_the_agent_follows(server: TestServer) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operators_run_jobs_now_and_see_every_run() {
-    let server = kura_testing::start(quick).await;
+    let server = kura_testing::start(kura_testing::prompt_jobs).await;
     let (created, _agent) = tenant_with_backup(&server, "ACME-0001").await;
     let tenant_id = created["tenant_id"].as_str().unwrap();
 
@@ -299,7 +294,7 @@ async fn operators_run_jobs_now_and_see_every_run() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn periodic_rounds_are_queued_on_their_schedule() {
     let server = kura_testing::start(|config| {
-        quick(config);
+        kura_testing::prompt_jobs(config);
         config.gc_interval = Duration::from_secs(1);
         config.expiry_interval = Duration::from_secs(1);
     })
@@ -333,7 +328,7 @@ async fn periodic_rounds_are_queued_on_their_schedule() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expiry_deletes_tokens_sessions_and_links_that_ended() {
-    let server = kura_testing::start(quick).await;
+    let server = kura_testing::start(kura_testing::prompt_jobs).await;
     let (created, admin) = server.tenant_admin("ACME-0001").await;
     let (status, _) = admin.call(Method::POST, "/api/v1/logout", None).await;
     assert_eq!(status, 204);
@@ -359,7 +354,7 @@ async fn mail_waits_for_a_mail_server_that_is_down_and_speaks_the_users_language
     // A port where a mail server was and will be again.
     let port = MailServer::start().await.port;
     let server = kura_testing::start(|config| {
-        quick(config);
+        kura_testing::prompt_jobs(config);
         config.smtp_url = SecretString::new(format!("smtp://127.0.0.1:{port}"));
     })
     .await;
@@ -680,4 +675,113 @@ async fn two_servers_on_one_postgresql_run_each_job_once() {
     pool.close().await;
     a.stop();
     b.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metering_exports_what_tenants_stored_and_moved_on_sqlite() {
+    metering_exports_what_tenants_stored_and_moved(kura_testing::start(kura_testing::prompt_jobs).await)
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metering_exports_what_tenants_stored_and_moved_on_postgres() {
+    metering_exports_what_tenants_stored_and_moved(
+        kura_testing::start_on_postgres(kura_testing::prompt_jobs).await,
+    )
+    .await;
+}
+
+/// Uploads and restores are counted as the bytes move; the meter job adds what is
+/// stored; the export has both, per tenant and day, as JSON and as CSV.
+async fn metering_exports_what_tenants_stored_and_moved(server: TestServer) {
+    let (acme, agent) = tenant_with_backup(&server, "ACME-0001").await;
+    let (beta, _) = tenant_with_backup(&server, "BETA-0002").await;
+    let chunks: [&[u8]; 3] = [b"metered one", b"metered two", b"metered three"];
+    let session = agent.open_session().await;
+    let (ids, pack) = agent.pack(&chunks);
+    let pack_bytes = pack.len() as u64;
+    assert_eq!(agent.put_pack(&session, pack).await.0, 200);
+    let logical: u64 = chunks.iter().map(|c| c.len() as u64).sum();
+    let (manifest, refs) = agent.manifest_of_size("srv", &ids, logical);
+    assert_eq!(agent.commit(&session, &manifest, &refs).await.0, 201);
+    // A restore reads the blobs back.
+    let restored = agent.read_blobs(&ids).await.len() as u64;
+    assert!(restored > 0);
+    for tenant in [&acme, &beta] {
+        let (status, job) = run_now(
+            &server,
+            json!({ "kind": "meter", "tenant_id": tenant["tenant_id"] }),
+        )
+        .await;
+        assert_eq!(status, 202, "{job}");
+        let job = finished(&server, job["id"].as_str().unwrap()).await;
+        assert_eq!(job["status"], "succeeded", "{job}");
+    }
+
+    let (status, rows) = server.operator(Method::GET, "/api/v1/operator/usage", None).await;
+    assert_eq!(status, 200, "{rows}");
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 2, "one row per tenant today: {rows:?}");
+    let row = &rows[0];
+    assert_eq!(row["service_code"], "ACME-0001");
+    assert_eq!(row["snapshots"], 2);
+    assert_eq!(row["machines"], 1);
+    assert!(row["stored_bytes"].as_u64().unwrap() > pack_bytes, "{row}");
+    assert_eq!(row["logical_bytes"], logical, "the snapshots' own sizes: {row}");
+    assert!(
+        row["uploaded_bytes"].as_u64().unwrap() > pack_bytes,
+        "both packs were counted: {row}"
+    );
+    assert_eq!(row["restored_bytes"].as_u64().unwrap(), restored, "{row}");
+    assert_eq!(rows[1]["service_code"], "BETA-0002");
+    assert_eq!(rows[1]["restored_bytes"], 0);
+
+    // CSV: a header, then the same figures.
+    let response = server
+        .http
+        .get(format!("{}/api/v1/operator/usage?format=csv", server.management))
+        .bearer_auth(&server.operator_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/csv"),
+        "{:?}",
+        response.headers()
+    );
+    let csv = response.text().await.unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines[0], kura_service::ops::metering::CSV_HEADER);
+    assert_eq!(lines.len(), 3, "{csv}");
+    assert!(
+        lines[1].contains(&format!(",ACME-0001,{},", row["stored_bytes"])),
+        "{csv}"
+    );
+    assert!(lines[1].ends_with(&format!(",{restored}")), "{csv}");
+
+    // Ranges: days outside hold nothing; bad ranges say what to give.
+    let (status, rows) = server
+        .operator(
+            Method::GET,
+            "/api/v1/operator/usage?from=2020-01-01&to=2020-01-31",
+            None,
+        )
+        .await;
+    assert_eq!((status, rows), (200, json!([])));
+    for (query, words) in [
+        ("from=2026-13-01", "YYYY-MM-DD"),
+        ("from=2026-02-01&to=2026-01-01", "after"),
+        ("from=2024-01-01&to=2026-01-01", "366"),
+        ("format=xml", "json or csv"),
+    ] {
+        let (status, answer) = server
+            .operator(Method::GET, &format!("/api/v1/operator/usage?{query}"), None)
+            .await;
+        assert_eq!(status, 422, "{query}: {answer}");
+        assert!(error_of(&answer).contains(words), "{query}: {answer}");
+    }
 }

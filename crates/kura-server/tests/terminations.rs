@@ -11,7 +11,6 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use kura_server::ServerConfig;
 use kura_testing::agent::Agent;
 use kura_testing::user::with_token;
 use kura_testing::{TestServer, error_of};
@@ -21,22 +20,18 @@ use serde_json::{Value, json};
 const BIN: &str = env!("CARGO_BIN_EXE_kura-server");
 const DAY: Duration = Duration::from_secs(24 * 3600);
 
-fn quick(config: &mut ServerConfig) {
-    config.job_tick = Duration::from_millis(100);
-    config.gc_interval = Duration::ZERO;
-    config.verify_interval = Duration::ZERO;
-    config.expiry_interval = Duration::ZERO;
-    config.meter_interval = Duration::ZERO;
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn termination_and_purge_on_sqlite() {
-    termination_and_purge(kura_testing::start(quick).await, "vaults").await;
+    termination_and_purge(kura_testing::start(kura_testing::prompt_jobs).await, "vaults").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn termination_and_purge_on_postgres() {
-    termination_and_purge(kura_testing::start_on_postgres(quick).await, "objects/t").await;
+    termination_and_purge(
+        kura_testing::start_on_postgres(kura_testing::prompt_jobs).await,
+        "objects/t",
+    )
+    .await;
 }
 
 /// Every file under `dir`, with its size.
@@ -377,7 +372,7 @@ async fn termination_and_purge(server: TestServer, vault_root: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_operator_admins_terminate() {
-    let server = kura_testing::start(quick).await;
+    let server = kura_testing::start(kura_testing::prompt_jobs).await;
     let created = server.create_tenant("ACME-0001", 3, json!({})).await;
     let tenant = created["tenant_id"].as_str().unwrap();
     let operator = server.set_up_operator("olivia", "operator").await;

@@ -42,15 +42,7 @@ async fn vaults_live_in_postgresql_when_the_service_does() {
 
     // Restore: the blobs come back and open to the data.
     let ids: Vec<ChunkId> = data.iter().map(|d| agent.codec.id(d)).collect();
-    let body: Vec<u8> = ids.iter().flat_map(|id| id.as_bytes().to_vec()).collect();
-    let response = agent
-        .request(Method::POST, "/api/v1/vault/blobs")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    let blobs = response.bytes().await.unwrap();
+    let blobs = agent.read_blobs(&ids).await;
     let ranges = decode_frames(&blobs).unwrap();
     for ((id, range), want) in ids.iter().zip(ranges).zip(data) {
         assert_eq!(agent.codec.open(id, &blobs[range]).unwrap(), want);

@@ -179,9 +179,11 @@ impl TenantVaults {
         } else if matches!(config.objects, ObjectStorage::S3 { .. }) {
             return Err(VaultsError::S3NeedsPostgres);
         } else {
-            Backend::Local {
-                root: config.data_dir.join("vaults"),
-            }
+            // Made now, so that the health probe finds it before the first vault.
+            let root = config.data_dir.join("vaults");
+            std::fs::create_dir_all(&root)
+                .map_err(|e| StoreError::Storage(format!("cannot create {}: {e}", root.display())))?;
+            Backend::Local { root }
         };
         Ok(TenantVaults {
             backend,
@@ -218,6 +220,31 @@ impl TenantVaults {
     }
 
     /// Where the tenant's vault lives, in words (for its deletion record).
+    /// Checks that the vaults' storage answers (the vault directory is there, or the object
+    /// store replies, a missing probe key being a reply); answers where it is, in words.
+    pub async fn probe(&self) -> Result<String, StoreError> {
+        match &self.backend {
+            Backend::Local { root } => match tokio::fs::metadata(root).await {
+                Ok(meta) if meta.is_dir() => Ok(root.display().to_string()),
+                Ok(_) => Err(StoreError::Storage(format!(
+                    "{} is not a directory",
+                    root.display()
+                ))),
+                Err(e) => Err(StoreError::Storage(format!(
+                    "cannot read {}: {e}",
+                    root.display()
+                ))),
+            },
+            Backend::Shared { objects, place, .. } => {
+                let probe = object_store::path::Path::from("kura-health-probe");
+                match object_store::ObjectStoreExt::head(objects.as_ref(), &probe).await {
+                    Ok(_) | Err(object_store::Error::NotFound { .. }) => Ok(place.clone()),
+                    Err(e) => Err(StoreError::Storage(format!("{place} does not answer: {e}"))),
+                }
+            }
+        }
+    }
+
     pub fn location(&self, scope: &TenantScope) -> String {
         let tenant = scope.tenant_id().as_str();
         match &self.backend {

@@ -163,6 +163,20 @@ impl Agent {
         body["snapshot_id"].as_str().unwrap().to_owned()
     }
 
+    /// Reads blobs back as a restore does (`POST /api/v1/vault/blobs`): the answer's
+    /// frames.
+    pub async fn read_blobs(&self, ids: &[ChunkId]) -> Vec<u8> {
+        let body = kura_api::frames::encode_ids(ids.iter().map(|id| id.as_bytes()));
+        let response = self
+            .request(Method::POST, "/api/v1/vault/blobs")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        response.bytes().await.unwrap().to_vec()
+    }
+
     /// A valid pack of `chunks`: their ids and the pack's bytes.
     pub fn pack(&self, chunks: &[&[u8]]) -> (Vec<ChunkId>, Vec<u8>) {
         let mut writer = PackWriter::new();
@@ -179,6 +193,11 @@ impl Agent {
 
     /// A manifest referencing `ids` (the first as its root), and its reference list.
     pub fn manifest(&self, source: &str, ids: &[ChunkId]) -> (Vec<u8>, Vec<u8>) {
+        self.manifest_of_size(source, ids, 0)
+    }
+
+    /// [`Agent::manifest`] of a snapshot whose files hold `bytes` (its logical size).
+    pub fn manifest_of_size(&self, source: &str, ids: &[ChunkId], bytes: u64) -> (Vec<u8>, Vec<u8>) {
         let refs = ReferenceList::from_ids(ids.to_vec());
         let body = ManifestBody {
             paths: vec![format!("/{source}")],
@@ -198,7 +217,10 @@ impl Agent {
             source: source.to_owned(),
             tags: Vec::new(),
             parent: None,
-            stats: SnapshotStats::default(),
+            stats: SnapshotStats {
+                bytes,
+                ..SnapshotStats::default()
+            },
             reference_count: refs.ids().len() as u64,
             references_hash: ByteBuf::from(refs.hash().to_vec()),
             body_id,

@@ -31,6 +31,16 @@ pub async fn start_on_postgres(adjust: impl FnOnce(&mut ServerConfig)) -> TestSe
     server
 }
 
+/// A config adjustment for job tests: jobs start within a tenth of a second, and no
+/// periodic round (gc, verify, expiry, metering) interferes.
+pub fn prompt_jobs(config: &mut ServerConfig) {
+    config.job_tick = std::time::Duration::from_millis(100);
+    config.gc_interval = std::time::Duration::ZERO;
+    config.verify_interval = std::time::Duration::ZERO;
+    config.expiry_interval = std::time::Duration::ZERO;
+    config.meter_interval = std::time::Duration::ZERO;
+}
+
 /// Starts a server on SQLite in a fresh directory; `adjust` may change the config.
 pub async fn start(adjust: impl FnOnce(&mut ServerConfig)) -> TestServer {
     let data = tempfile::tempdir().unwrap();

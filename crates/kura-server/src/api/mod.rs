@@ -28,6 +28,7 @@ pub(crate) mod approvals;
 pub mod drills;
 mod jobs;
 pub mod machines;
+pub(crate) mod metering;
 pub(crate) mod notices;
 pub mod openapi;
 mod operator;
@@ -909,6 +910,17 @@ const TERMINATION_ROUTES: RouteTable = RouteTable {
     ],
 };
 
+/// The metering export, for operators (billing).
+const METERING_ROUTES: RouteTable = RouteTable {
+    area: "metering",
+    routes: &[(
+        Method::GET,
+        "/api/v1/operator/usage",
+        Access::Role(Permission::ReadTenants),
+        |m| on(m, metering::export),
+    )],
+};
+
 /// The two-person rule's requests, for operators.
 const APPROVAL_ROUTES: RouteTable = RouteTable {
     area: "approvals",
@@ -950,6 +962,7 @@ const MANAGEMENT: &[&RouteTable] = &[
     &REQUEST_ROUTES,
     &TERMINATION_ROUTES,
     &APPROVAL_ROUTES,
+    &METERING_ROUTES,
     &JOB_ROUTES,
 ];
 
@@ -1121,21 +1134,52 @@ pub(crate) async fn method_not_allowed() -> ApiError {
 /// `GET /healthz`.
 #[derive(serde::Serialize, utoipa::ToSchema)]
 struct Health {
-    /// `ok`.
+    /// `ok`, or `failing` (with `503`) when the database or the storage does not answer.
     status: &'static str,
     /// `sqlite` or `postgres`.
     database: &'static str,
+    /// Where the vaults are: a directory, or `s3://BUCKET`.
+    storage: String,
+    /// Whether the kernel reports the clock synchronised by NTP (every log time depends
+    /// on it); absent where the kernel cannot say. Also the metric `kura_clock_synchronized`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    clock_synchronized: Option<bool>,
+    /// What failed, and what to check.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    problems: Vec<String>,
 }
 
-/// Liveness and database reachability, for load balancers and monitoring.
+/// The database and the object store answer; the host clock is synchronised. For load
+/// balancers (`503` while failing) and monitoring.
 #[utoipa::path(get, path = "/healthz", tag = "monitoring",
-    responses((status = 200, body = Health)))]
-async fn healthz(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
-    kura_service::ops::operators::ping(&state.service).await?;
-    Ok(Json(Health {
-        status: "ok",
+    responses((status = 200, body = Health), (status = 503, body = Health)))]
+async fn healthz(State(state): State<AppState>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let mut problems = Vec::new();
+    if let Err(err) = kura_service::ops::operators::ping(&state.service).await {
+        problems.push(format!("database: {err}"));
+    }
+    let storage = state.service.vaults.probe().await.unwrap_or_else(|err| {
+        problems.push(err.to_string());
+        String::new()
+    });
+    let clock_synchronized = crate::host::clock_synchronized();
+    if let Some(synced) = clock_synchronized {
+        metrics::gauge!("kura_clock_synchronized").set(if synced { 1.0 } else { 0.0 });
+    }
+    let (code, status) = if problems.is_empty() {
+        (StatusCode::OK, "ok")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "failing")
+    };
+    let health = Health {
+        status,
         database: state.service.db.backend(),
-    }))
+        storage,
+        clock_synchronized,
+        problems,
+    };
+    (code, Json(health)).into_response()
 }
 
 /// Prometheus text format.

@@ -22,8 +22,8 @@ use utoipa::{OpenApi, PartialSchema, ToSchema};
 
 use super::{Access, CUSTOMER, MANAGEMENT, RouteTable, is_json_api, routes};
 use super::{
-    agent, alerts, approvals, drills, jobs, machines, notices, operator, operators, plans, requests, reset,
-    restores, runs, support, terminations, totp, users, vault,
+    agent, alerts, approvals, drills, jobs, machines, metering, notices, operator, operators, plans,
+    requests, reset, restores, runs, support, terminations, totp, users, vault,
 };
 
 /// A role field: one of the tenant roles, by their wire names.
@@ -227,6 +227,7 @@ struct CustomerApi;
         approvals::show,
         approvals::approve,
         approvals::reject,
+        metering::export,
         terminations::key,
         terminations::list,
         terminations::show,

@@ -16,6 +16,7 @@ pub use kura_service::ops::terminations::TerminateRequest;
 
 pub use super::approvals::ApprovalView;
 pub use super::terminations::{DeletionKeyView, DeletionSummaryView, TerminatedTenant, TerminationView};
+pub use kura_service::model::MeterRow;
 
 use super::openapi::{tenant_role, totp_policy};
 

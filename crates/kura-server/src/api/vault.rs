@@ -19,8 +19,9 @@ use kura_api::vault::{
 };
 use kura_format::{ChunkId, KeySlot, SnapshotId, VaultConfig};
 use kura_service::audit::Action;
-use kura_service::ops::jobs;
+use kura_service::db::metering::Traffic;
 use kura_service::ops::vault::{self, store_error};
+use kura_service::ops::{jobs, metering};
 use kura_service::vaults::TenantVault;
 use kura_store::{SnapshotRecord, Usage};
 
@@ -208,8 +209,10 @@ pub(super) async fn put_pack(
         metrics::counter!("kura_quota_refusals_total").increment(1);
         return Err(refusal.into());
     }
+    let received = body.len() as u64;
     let receipt = tv.vault.put_pack(&session, body).await.map_err(store_error)?;
     tv.add_stored(receipt.stored_bytes);
+    count_traffic(&state, &agent, Traffic::Uploaded, received).await;
     metrics::counter!("kura_vault_bytes_uploaded_total").increment(receipt.stored_bytes);
     Ok(Json(PackStored {
         pack_id: receipt.pack_id.to_hex(),
@@ -338,7 +341,16 @@ pub(super) async fn blobs(
     for blob in &blobs {
         push_frame(&mut out, blob);
     }
+    count_traffic(&state, &agent, Traffic::Restored, out.len() as u64).await;
     Ok(octets(out))
+}
+
+/// Meters bytes moved for the agent's tenant. The bytes have moved already: a database
+/// that cannot count them now costs that count (logged), not the agent's request.
+async fn count_traffic(state: &AppState, agent: &Agent, traffic: Traffic, bytes: u64) {
+    if let Err(err) = metering::count(&state.service, &agent.scope, traffic, bytes).await {
+        tracing::warn!(error = %err, ?traffic, bytes, "traffic not metered");
+    }
 }
 
 /// `POST /api/v1/vault/forget`: never by an agent.

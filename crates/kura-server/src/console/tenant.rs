@@ -1,5 +1,6 @@
 //! `/tenants/{id}`: one tenant as an operator sees it — contract, users, machines,
-//! support access — and what an operator-admin does to it: suspend, resume, terminate
+//! support access, the metered usage of the last month, requests waiting for approval —
+//! and what an operator-admin does to it: suspend, resume, terminate
 //! (its purge queued after a grace period, the service code typed to confirm) and
 //! withdraw a termination before the purge starts. The same operations as
 //! `/api/v1/operator/tenants/{id}/…`.
@@ -12,12 +13,12 @@ use axum::response::Response;
 use kura_service::ServiceError;
 use kura_service::authz::Permission;
 use kura_service::model::{
-    ApprovalRecord, DeletionSummary, MachineRecord, TenantRecord, TenantStatus, TenantUserRecord,
+    ApprovalRecord, DeletionSummary, MachineRecord, MeterRow, TenantRecord, TenantStatus, TenantUserRecord,
     TerminationRecord,
 };
 use kura_service::ops::approvals::{self, Gated};
-use kura_service::ops::tenants;
 use kura_service::ops::terminations::{self, MAX_PURGE_AFTER_DAYS, TerminateRequest};
+use kura_service::ops::{metering, tenants};
 use serde::Deserialize;
 
 use super::Desk;
@@ -39,6 +40,8 @@ struct TenantPage {
     deletion: Option<DeletionSummary>,
     /// Requests about it waiting for a second operator-admin.
     waiting: Vec<ApprovalRecord>,
+    /// Its metered days of the last month, newest first.
+    usage: Vec<MeterRow>,
     outcome: Option<Outcome>,
     may_manage: bool,
     /// The termination form as sent (shown again after a refusal).
@@ -141,9 +144,12 @@ async fn show(
             None => None,
         };
         let waiting = approvals::pending_for_tenant(&state.service, &d.operator, &tenant.id).await?;
-        Ok::<_, ServiceError>((tenant, users, machines, termination, deletion, waiting))
+        let (from, to) = metering::range(&state.service, None, None)?;
+        let mut usage = metering::of_tenant(&state.service, &scope, &from, &to).await?;
+        usage.reverse();
+        Ok::<_, ServiceError>((tenant, users, machines, termination, deletion, waiting, usage))
     };
-    let (tenant, users, machines, termination, deletion, waiting) = match found.await {
+    let (tenant, users, machines, termination, deletion, waiting, usage) = match found.await {
         Ok(found) => found,
         Err(err) => return d.error_page(&err, "/"),
     };
@@ -159,6 +165,7 @@ async fn show(
             termination,
             deletion,
             waiting,
+            usage,
             outcome,
             may_manage,
             form,

@@ -39,6 +39,7 @@ pub mod events;
 pub mod jobs;
 pub mod logins;
 pub mod machines;
+pub mod metering;
 pub mod notices;
 pub mod operators;
 pub mod outbox;

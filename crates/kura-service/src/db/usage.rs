@@ -29,6 +29,24 @@ pub async fn record_day<'c>(
     Ok(())
 }
 
+/// Notes the logical size of the live snapshots (before dedup) on the row of `day`.
+pub async fn set_logical<'c>(
+    on: impl Target<'c>,
+    scope: &TenantScope,
+    day: &str,
+    logical_bytes: u64,
+) -> DbResult<()> {
+    Query::tenant(
+        scope,
+        "UPDATE usage_days SET logical_bytes = $3 WHERE tenant_id = $1 AND day = $2",
+    )
+    .bind(day)
+    .bind(to_db_int(logical_bytes, "logical bytes")?)
+    .execute(on)
+    .await?;
+    Ok(())
+}
+
 /// The rows of the days from `first_day` (`YYYY-MM-DD`, inclusive), oldest first.
 pub async fn history<'c>(
     on: impl Target<'c>,

@@ -1,4 +1,6 @@
-//! `meter`: measures a tenant's usage into the day's row of its history (`usage_days`),
+//! `meter`: measures a tenant's usage into the day's row of its history (`usage_days`:
+//! stored and logical bytes, snapshots, machines — with the traffic counted as it moves,
+//! what billing exports),
 //! and brings the per-machine snapshot facts the portal shows in line with the vault:
 //! a snapshot the vault committed but the service did not mark (a crash in between),
 //! or one no longer live (forgotten), is put right. It changes nothing the tenant did,
@@ -16,13 +18,14 @@ use crate::{Service, ServiceResult, day_in_zone};
 
 pub(super) async fn run(svc: &Service, scope: &TenantScope) -> ServiceResult<serde_json::Value> {
     let tenant = crate::ops::tenants::current(svc, scope).await?;
-    let (stored_bytes, live) = match find(svc, scope).await? {
+    let (stored_bytes, logical_bytes, live) = match find(svc, scope).await? {
         Some(tv) => {
             let live = tv.vault.snapshots().await.map_err(store_error)?;
             tv.refresh().await.map_err(store_error)?;
-            (tv.stored_bytes(), live)
+            let logical = tv.vault.usage().await.map_err(store_error)?.logical_bytes;
+            (tv.stored_bytes(), logical, live)
         }
-        None => (0, Vec::new()),
+        None => (0, 0, Vec::new()),
     };
     let live: HashMap<String, SnapshotFacts> = live
         .iter()
@@ -51,9 +54,11 @@ pub(super) async fn run(svc: &Service, scope: &TenantScope) -> ServiceResult<ser
         machines: active_machines,
     };
     usage::record_day(&svc.db, scope, &day, now).await?;
+    usage::set_logical(&svc.db, scope, &day.day, logical_bytes).await?;
     Ok(json!({
         "day": day.day,
         "stored_bytes": day.stored_bytes,
+        "logical_bytes": logical_bytes,
         "snapshots": day.snapshots,
         "machines": day.machines,
         "snapshots_marked": marked,

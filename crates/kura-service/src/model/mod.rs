@@ -73,7 +73,7 @@ pub use plan::{BandwidthLimit, PlanKind, PlanRecord, PlanRetention, PlanSpec};
 pub use restore::{RestoreRecord, RestoreReport, RestoreStatus};
 pub use run::{RunCounts, RunFilter, RunRecord, RunReport, RunStatus};
 pub use support::{RequestCategory, RequestFilter, RequestStatus, SupportMessage, SupportRequestRecord};
-pub use tenant::{NewTenant, TenantActivity, TenantRecord, TenantStatus, TenantUpdate, UsageDay};
+pub use tenant::{MeterRow, NewTenant, TenantActivity, TenantRecord, TenantStatus, TenantUpdate, UsageDay};
 pub use termination::{
     DELETION_RECORD_FORMAT, DeletionRecord, DeletionSummary, PurgeCounts, RecordSignature,
     SignedDeletionRecord, TerminationRecord,

@@ -114,6 +114,26 @@ pub struct UsageDay {
     pub machines: u64,
 }
 
+/// One tenant's metered day, for billing (and as the export serves it).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct MeterRow {
+    /// `YYYY-MM-DD` in the tenant's time zone.
+    pub day: String,
+    #[schema(value_type = String)]
+    pub tenant_id: TenantId,
+    pub service_code: String,
+    /// The day's last measurement (0 when none was taken that day).
+    pub stored_bytes: u64,
+    /// Sum of the live snapshots' sizes before dedup.
+    pub logical_bytes: u64,
+    pub machines: u64,
+    pub snapshots: u64,
+    /// Pack bytes received from the tenant's agents.
+    pub uploaded_bytes: u64,
+    /// Blob bytes sent back to them (restores).
+    pub restored_bytes: u64,
+}
+
 /// A tenant's activity as the console's tenant list shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TenantActivity {

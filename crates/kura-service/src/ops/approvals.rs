@@ -29,7 +29,7 @@ const RECENT_MS: i64 = 30 * 24 * 3600 * 1000;
 #[derive(Debug)]
 pub enum Gated<T> {
     Done(T),
-    AwaitingApproval(ApprovalRecord),
+    AwaitingApproval(Box<ApprovalRecord>),
 }
 
 impl<T> Gated<T> {
@@ -216,14 +216,15 @@ fn approver_account(operator: &OperatorPrincipal) -> ServiceResult<&OperatorId> 
     })
 }
 
-/// Checks that the request can still be decided, and decides it in `tx`.
+/// Checks that the request can still be decided, and decides it with its event.
 async fn decide(
-    tx: &mut Tx,
+    svc: &Service,
     request: &ApprovalRecord,
     status: ApprovalStatus,
     by: &OperatorPrincipal,
-    now: i64,
+    caller: &Caller,
 ) -> ServiceResult<()> {
+    let now = svc.now_ms();
     match request.status_at(now) {
         ApprovalStatus::Pending => {}
         ApprovalStatus::Expired => {
@@ -239,11 +240,31 @@ async fn decide(
             )));
         }
     }
-    if !approvals::decide(tx, &request.id, status, by.name(), now).await? {
+    let mut tx = svc.db.begin().await?;
+    if !approvals::decide(&mut tx, &request.id, status, by.name(), now).await? {
         return Err(ServiceError::conflict(
             "another operator-admin decided this request a moment ago; reload to see how",
         ));
     }
+    let action = match status {
+        ApprovalStatus::Approved => Action::ApprovalApprove,
+        _ => Action::ApprovalReject,
+    };
+    let result = format!(
+        "{status} the request of {}: {}",
+        request.requested_by, request.summary
+    );
+    record(
+        &mut tx,
+        &by.actor(caller),
+        now,
+        request.tenant_id.as_ref(),
+        action,
+        &request.target,
+        &result,
+    )
+    .await?;
+    tx.commit().await?;
     Ok(())
 }
 
@@ -263,24 +284,7 @@ pub async fn approve(
             "you asked for this yourself: a second operator-admin must approve it (you may reject it to withdraw it)",
         ));
     }
-    let now = svc.now_ms();
-    let mut tx = svc.db.begin().await?;
-    decide(&mut tx, &request, ApprovalStatus::Approved, operator, now).await?;
-    let result = format!(
-        "approved the request of {}: {}",
-        request.requested_by, request.summary
-    );
-    record(
-        &mut tx,
-        &operator.actor(caller),
-        now,
-        request.tenant_id.as_ref(),
-        Action::ApprovalApprove,
-        &request.target,
-        &result,
-    )
-    .await?;
-    tx.commit().await?;
+    decide(svc, &request, ApprovalStatus::Approved, operator, caller).await?;
     tracing::info!(approval = %request.id, action = %request.action, operator = operator.name(), requested_by = %request.requested_by, "approval given");
 
     let authority = Authority {
@@ -307,24 +311,7 @@ pub async fn reject(
 ) -> ServiceResult<ApprovalRecord> {
     let request = get(svc, operator, id).await?;
     approver_account(operator)?;
-    let now = svc.now_ms();
-    let mut tx = svc.db.begin().await?;
-    decide(&mut tx, &request, ApprovalStatus::Rejected, operator, now).await?;
-    let result = format!(
-        "rejected the request of {}: {}",
-        request.requested_by, request.summary
-    );
-    record(
-        &mut tx,
-        &operator.actor(caller),
-        now,
-        request.tenant_id.as_ref(),
-        Action::ApprovalReject,
-        &request.target,
-        &result,
-    )
-    .await?;
-    tx.commit().await?;
+    decide(svc, &request, ApprovalStatus::Rejected, operator, caller).await?;
     get(svc, operator, id).await
 }
 

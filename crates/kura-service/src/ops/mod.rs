@@ -9,6 +9,7 @@ pub mod drills;
 pub mod events;
 pub mod jobs;
 pub mod machines;
+pub mod metering;
 pub mod notices;
 pub mod operator_accounts;
 pub mod operators;

@@ -199,7 +199,7 @@ pub(crate) async fn delete_as(
     };
     if let Some(waiting) = approvals::hold(&mut tx, now, authority, held).await? {
         tx.commit().await?;
-        return Ok(Gated::AwaitingApproval(waiting));
+        return Ok(Gated::AwaitingApproval(Box::new(waiting)));
     }
     if !operators::delete_account(&mut tx, &id).await? {
         return Err(ServiceError::not_found(format!("no operator account {id}")));

@@ -340,7 +340,7 @@ pub(crate) async fn update_as(
             };
             if let Some(waiting) = approvals::hold(&mut tx, now, authority, held).await? {
                 tx.commit().await?;
-                return Ok(Gated::AwaitingApproval(waiting));
+                return Ok(Gated::AwaitingApproval(Box::new(waiting)));
             }
         }
     }

@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::audit::{self, Action, Actor, Chain, Entry};
+use crate::audit::{Action, Actor};
 use crate::authz::{Caller, ContractScope, OperatorPrincipal, TenantKey};
 use crate::db::terminations::{self, NewTermination};
 use crate::db::{Tx, jobs, tenants};
@@ -98,7 +98,7 @@ pub(crate) async fn terminate_as(
     };
     if let Some(waiting) = approvals::hold(&mut tx, now, authority, held).await? {
         tx.commit().await?;
-        return Ok(Gated::AwaitingApproval(waiting));
+        return Ok(Gated::AwaitingApproval(Box::new(waiting)));
     }
     let operator = authority.operator;
     let credited = authority.credited();
@@ -200,7 +200,7 @@ pub(crate) async fn purge_now_as(
     };
     if let Some(waiting) = approvals::hold(&mut tx, now, authority, held).await? {
         tx.commit().await?;
-        return Ok(Gated::AwaitingApproval(waiting));
+        return Ok(Gated::AwaitingApproval(Box::new(waiting)));
     }
     // Conditional on the job still waiting: a runner that took it first wins.
     if !jobs::make_due(&mut tx, &termination.job_id, now).await? {
@@ -295,19 +295,7 @@ pub(crate) async fn record_both(
     result: &str,
 ) -> ServiceResult<()> {
     record_in(tx, actor, now, scope, action, target, result).await?;
-    audit::record(
-        tx,
-        actor,
-        now,
-        Entry {
-            chain: Chain::operators(),
-            action,
-            target,
-            result,
-        },
-    )
-    .await?;
-    Ok(())
+    super::operator_accounts::log_in(tx, actor, now, action, target, result).await
 }
 
 /// Signs a deletion record with the service's key.
