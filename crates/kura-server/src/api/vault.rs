@@ -348,7 +348,7 @@ pub(super) async fn blobs(
 /// Meters bytes moved for the agent's tenant. The bytes have moved already: a database
 /// that cannot count them now costs that count (logged), not the agent's request.
 async fn count_traffic(state: &AppState, agent: &Agent, traffic: Traffic, bytes: u64) {
-    if let Err(err) = metering::count(&state.service, &agent.scope, traffic, bytes).await {
+    if let Err(err) = metering::count(&state.service, agent, traffic, bytes).await {
         tracing::warn!(error = %err, ?traffic, bytes, "traffic not metered");
     }
 }

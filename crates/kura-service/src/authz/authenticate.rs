@@ -50,6 +50,7 @@ pub async fn agent(
             request_id: caller.request_id.clone(),
         },
         machine_id: agent.machine_id,
+        time_zone: agent.tenant_time_zone,
     })
 }
 

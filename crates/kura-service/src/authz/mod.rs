@@ -237,6 +237,8 @@ impl OperatorPrincipal {
 pub struct AgentPrincipal {
     pub scope: TenantScope,
     pub machine_id: MachineId,
+    /// The tenant's time zone (read with the credential), which dates what it does.
+    pub time_zone: String,
     /// Actor, address and request id for the event log.
     pub actor: Actor,
 }

@@ -148,9 +148,10 @@ pub async fn agent_by_credential<'c>(
     on: impl Target<'c>,
     credential_hash: &str,
 ) -> DbResult<Option<AgentIdentity>> {
-    type Row = (String, String, Option<i64>, String, String, Option<i64>);
+    type Row = (String, String, Option<i64>, String, String, Option<i64>, String);
     let row: Option<Row> = Query::service(
-        "SELECT c.tenant_id, c.machine_id, c.revoked_ms, t.status, t.agent_networks, m.last_seen_ms \
+        "SELECT c.tenant_id, c.machine_id, c.revoked_ms, t.status, t.agent_networks, m.last_seen_ms, \
+         t.time_zone \
          FROM agent_credentials c JOIN tenants t ON t.id = c.tenant_id \
          JOIN machines m ON m.id = c.machine_id \
          WHERE c.credential_hash = $1",
@@ -159,7 +160,7 @@ pub async fn agent_by_credential<'c>(
     .fetch_optional(on)
     .await?;
     row.map(
-        |(tenant_id, machine_id, revoked_ms, status, networks, last_seen_ms)| {
+        |(tenant_id, machine_id, revoked_ms, status, networks, last_seen_ms, time_zone)| {
             Ok(AgentIdentity {
                 tenant_id: TenantId::from_db(tenant_id),
                 machine_id: MachineId::from_db(machine_id),
@@ -167,6 +168,7 @@ pub async fn agent_by_credential<'c>(
                 tenant_status: status.parse()?,
                 agent_networks: networks_from_db(&networks)?,
                 last_seen_ms,
+                tenant_time_zone: time_zone,
             })
         },
     )

@@ -472,6 +472,7 @@ async fn agent_credentials_resolve_and_revoke(db: Arc<Api>) {
             tenant_status: TenantStatus::Active,
             agent_networks: wanted.agent_networks.clone(),
             last_seen_ms: None,
+            tenant_time_zone: tenant.time_zone.clone(),
         }
     );
     assert!(db.agent_by_credential("unknown").await.unwrap().is_none());

@@ -107,4 +107,6 @@ pub struct AgentIdentity {
     pub tenant_status: TenantStatus,
     pub agent_networks: Vec<IpNet>,
     pub last_seen_ms: Option<i64>,
+    /// The tenant's time zone, which dates what the agent does (metering days).
+    pub tenant_time_zone: String,
 }

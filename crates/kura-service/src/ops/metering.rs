@@ -5,7 +5,7 @@
 
 use jiff::civil::Date;
 
-use crate::authz::{ContractScope, OperatorPrincipal, TenantKey};
+use crate::authz::{AgentPrincipal, ContractScope, OperatorPrincipal};
 use crate::db::metering::{self, Traffic};
 use crate::model::MeterRow;
 use crate::{Service, ServiceError, ServiceResult, day_in_zone};
@@ -13,14 +13,14 @@ use crate::{Service, ServiceError, ServiceResult, day_in_zone};
 /// The longest range one export may ask for.
 pub const MAX_EXPORT_DAYS: i32 = 366;
 
-/// Counts bytes that went through the vault protocol for the tenant, on today's row in
-/// its time zone.
-pub async fn count(svc: &Service, scope: &impl TenantKey, traffic: Traffic, bytes: u64) -> ServiceResult<()> {
+/// Counts bytes that went through the vault protocol for the agent's tenant, on today's
+/// row in its time zone: one statement on the upload path.
+pub async fn count(svc: &Service, agent: &AgentPrincipal, traffic: Traffic, bytes: u64) -> ServiceResult<()> {
     if bytes == 0 {
         return Ok(());
     }
-    let tenant = crate::ops::tenants::current(svc, scope).await?;
-    let day = day_in_zone(svc.now_ms(), &tenant.time_zone);
+    let day = day_in_zone(svc.now_ms(), &agent.time_zone);
+    let scope = &agent.scope;
     metering::add_traffic(&svc.db, scope, &day, traffic, bytes).await?;
     Ok(())
 }
