@@ -32,6 +32,12 @@ if [ ! -d tests/e2e/node_modules/playwright-core ] || [ ! -d tests/e2e/node_modu
   npm ci --prefix tests/e2e --no-audit --no-fund >/dev/null
 fi
 
+# The monitoring tests scrape the server with a real Prometheus and check dist/prometheus
+# with promtool (both in Debian's prometheus package).
+if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null
+fi
+
 # The password-reset test delivers mail to a real SMTP server on loopback.
 python3 -c 'import aiosmtpd' 2>/dev/null || python3 -m pip install -q aiosmtpd
 

@@ -5,7 +5,8 @@
 // their own, enrols TOTP from the page (the code computed here from the key the page
 // shows), sees the tenants, adds an operator, issues an API token that then works
 // against the management API, terminates a second tenant from its page (the purge runs
-// and its signed record is listed), asks to delete an operator once a second
+// and its signed record is listed), filters and downloads the work log and checks every
+// event chain, asks to delete an operator once a second
 // operator-admin exists (two-person rule) — who signs in for the first time and approves
 // it — signs out and signs in again with a TOTP code. Started by
 // crates/kura-server/tests/console_browser.rs, which passes:
@@ -194,6 +195,21 @@ async function freshCode() {
   check((await page.textContent("#rule-state")).includes("2"), "the rule is in force with two operator-admins");
   await look(page, "approvals", "ja");
 
+  // The work log: what was just done is in it, filtered; every chain checks out.
+  await page.goto(`${url}/work-log`);
+  await page.selectOption("#f-action", "operator.account.create");
+  await page.click("form.filters button[type=submit]");
+  await page.waitForURL(/action=operator.account.create/);
+  check((await page.locator("#work-log tbody tr").count()) >= 2, "the filter shows the operators created");
+  const download = await page.request.get(url + (await page.getAttribute("a[href*='format=csv']", "href")));
+  check((await download.text()).includes(",operator.account.create,"), "the download holds the filtered rows");
+  await page.goto(`${url}/work-log`);
+  await page.click("form[action='/work-log/verify'] button");
+  await page.waitForURL(`${url}/work-log`);
+  check((await page.textContent("main")).includes("改ざんなし"), "every chain checks out");
+  check((await page.textContent("#work-log")).includes("operator.log.verify"), "the check is in the log");
+  await look(page, "work-log", "ja");
+
   // Sign out; sign in again with the password and the next code.
   await page.click("header form[action='/logout'] button");
   await page.waitForURL(/\/login/);
@@ -303,6 +319,9 @@ async function freshCode() {
   await page.waitForURL(/\/tenants\/[0-9a-f]{32}$/);
   check((await page.textContent("#termination")).includes("Deletion record"), "the purged tenant links its record");
   await look(page, "tenant-purged", "en");
+  await page.goto(`${url}/work-log`);
+  check((await page.textContent("#work-log")).includes("Event chains checked"), "the log names its actions in English");
+  await look(page, "work-log", "en");
   await page.goto(`${url}/account`);
   check((await page.locator("#sessions tbody tr").count()) >= 1, "the sessions are listed");
   await look(page, "account", "en");

@@ -22,7 +22,7 @@ use kura_service::ids::TenantId;
 use kura_service::secrets::{ServiceKey, TokenKind, new_token, random_hex, write_private_file};
 use kura_service::vaults::{ObjectStorage, TenantVaults, VaultStorage, VaultsError};
 use kura_service::{Clock, Service, ServiceError, Settings, ops};
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tokio::task::JoinHandle;
 
 use crate::api;
@@ -57,6 +57,8 @@ pub enum ServerError {
     Write { path: PathBuf, source: std::io::Error },
     #[error("cannot read {path}: {source}")]
     Read { path: PathBuf, source: std::io::Error },
+    #[error("metrics_token_file {path}: {message}")]
+    ScrapeToken { path: PathBuf, message: String },
     #[error("service_key: {0}")]
     Key(String),
     #[error("{listener} listener failed: {source}")]
@@ -75,6 +77,8 @@ pub struct AppState {
     pub service: Service,
     pub config: Arc<ServerConfig>,
     pub metrics: PrometheusHandle,
+    /// The hash of the token `/metrics` wants (`metrics_token_file`), if one is set.
+    pub scrape_token: Option<blake3::Hash>,
 }
 
 impl AppState {
@@ -185,6 +189,7 @@ impl Server {
         let state = AppState {
             service,
             metrics: prometheus_handle(),
+            scrape_token: scrape_token(&config)?,
             config: Arc::new(config),
         };
         let tls_config = RustlsConfig::from_config(tls.server_config);
@@ -543,9 +548,10 @@ fn body_limit(config: &ServerConfig) -> usize {
 /// Gives every routed request an id (`X-Request-Id` in the answer), counts and times it,
 /// labelled by route pattern (never the raw path, which would leak ids and explode the
 /// label set), and logs it without headers.
-async fn track_request(State(listener): State<&'static str>, mut request: Request, next: Next) -> Response {
+async fn track_request(State(listener): State<&'static str>, request: Request, next: Next) -> Response {
     let started = Instant::now();
     let request_id = random_hex(8);
+    let mut request = request.map(|body| counted(body, "kura_http_received_bytes_total", listener));
     request.extensions_mut().insert(RequestId(request_id.clone()));
     let method = request.method().clone();
     let route = request
@@ -576,7 +582,47 @@ async fn track_request(State(listener): State<&'static str>, mut request: Reques
         duration_ms = elapsed.as_millis() as u64,
         "request"
     );
-    response
+    response.map(|body| counted(body, "kura_http_sent_bytes_total", listener))
+}
+
+/// Counts a body's bytes per listener as they pass (uploads and restores stream, so
+/// their size is known only at the end).
+fn counted(body: axum::body::Body, name: &'static str, listener: &'static str) -> axum::body::Body {
+    axum::body::Body::new(CountedBody {
+        inner: body,
+        counter: metrics::counter!(name, "listener" => listener),
+    })
+}
+
+struct CountedBody {
+    inner: axum::body::Body,
+    counter: metrics::Counter,
+}
+
+impl http_body::Body for CountedBody {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let polled = std::pin::Pin::new(&mut self.inner).poll_frame(cx);
+        if let std::task::Poll::Ready(Some(Ok(frame))) = &polled
+            && let Some(data) = frame.data_ref()
+        {
+            self.counter.increment(data.len() as u64);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 /// The pages' Content-Security-Policy: scripts, styles and images from this origin only
@@ -645,16 +691,62 @@ async fn log_operator_call(State(state): State<AppState>, mut request: Request, 
     }
 }
 
+/// Reads the scrape token at start, so a missing or empty file stops the server with a
+/// clear message instead of failing every scrape later.
+fn scrape_token(config: &ServerConfig) -> Result<Option<blake3::Hash>, ServerError> {
+    let Some(path) = &config.metrics_token_file else {
+        return Ok(None);
+    };
+    let failed = |message: String| ServerError::ScrapeToken {
+        path: path.clone(),
+        message,
+    };
+    let text = std::fs::read_to_string(path).map_err(|err| failed(format!("cannot read it: {err}")))?;
+    let token = text.trim();
+    if token.len() < 16 {
+        return Err(failed(
+            "holds no token of at least 16 characters (e.g. `openssl rand -hex 32`)".to_owned(),
+        ));
+    }
+    Ok(Some(blake3::hash(token.as_bytes())))
+}
+
 /// The Prometheus recorder is process-wide (the `metrics` facade has one global), so
 /// several servers in one process (tests) share it.
 fn prometheus_handle() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE
         .get_or_init(|| {
-            let recorder = PrometheusBuilder::new().build_recorder();
+            // Durations as histograms (summed across servers and routes in queries, unlike
+            // summaries), with buckets from a fast page to an hour-long job.
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    Matcher::Suffix("_seconds".to_owned()),
+                    &[
+                        0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
+                        900.0, 3600.0,
+                    ],
+                )
+                .expect("the bucket list is not empty")
+                .build_recorder();
             let handle = recorder.handle();
             if metrics::set_global_recorder(recorder).is_err() {
                 tracing::warn!("another metrics recorder is installed; /metrics will be empty");
+            }
+            // Counters that may stay at zero for long are exported from the start, so
+            // rates and alerts see them before their first event.
+            for name in [
+                "kura_quota_refusals_total",
+                "kura_snapshots_committed_total",
+                "kura_vault_bytes_uploaded_total",
+            ] {
+                metrics::counter!(name).increment(0);
+            }
+            for kind in kura_service::model::JobKind::ALL {
+                for status in ["succeeded", "failed"] {
+                    metrics::counter!("kura_jobs_total", "kind" => kind.as_str(), "status" => status)
+                        .increment(0);
+                }
             }
             handle
         })

@@ -9,19 +9,49 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::api::types::{
-    ApprovalView, CreateTenantRequest, CreatedTenant, DeletionSummaryView, MeterRow, RegistrationTokenView,
-    SignedDeletionRecord, TenantDetail, TenantView, TerminateRequest, TerminatedTenant, UpdateTenantRequest,
+    ApprovalView, ChainCheck, CreateTenantRequest, CreatedTenant, DeletionSummaryView, EventView, MeterRow,
+    RegistrationTokenView, SignedDeletionRecord, TenantDetail, TenantView, TerminateRequest,
+    TerminatedTenant, UpdateTenantRequest,
 };
 
 fn usage_path(from: Option<&str>, to: Option<&str>, format: &str) -> String {
+    export_path("/api/v1/operator/usage", format, &[("from", from), ("to", to)])
+}
+
+/// `PATH?format=FORMAT&…` with the filters that are given.
+fn export_path(path: &str, format: &str, filters: &[(&str, Option<&str>)]) -> String {
     let mut query = form_urlencoded::Serializer::new(String::new());
     query.append_pair("format", format);
-    for (name, value) in [("from", from), ("to", to)] {
+    for (name, value) in filters {
         if let Some(value) = value {
             query.append_pair(name, value);
         }
     }
-    format!("/api/v1/operator/usage?{}", query.finish())
+    format!("{path}?{}", query.finish())
+}
+
+/// Which rows of the operator work log to export: RFC 3339 times, an action, an actor.
+#[derive(Debug, Clone, Default)]
+pub struct WorkLogFilter {
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub action: Option<String>,
+    pub actor: Option<String>,
+}
+
+impl WorkLogFilter {
+    fn path(&self, format: &str) -> String {
+        export_path(
+            "/api/v1/operator/events",
+            format,
+            &[
+                ("from", self.from.as_deref()),
+                ("to", self.to.as_deref()),
+                ("action", self.action.as_deref()),
+                ("actor", self.actor.as_deref()),
+            ],
+        )
+    }
 }
 
 /// What a call under the two-person rule answered.
@@ -181,6 +211,23 @@ impl ManagementClient {
             .send(Method::GET, &usage_path(from, to, "csv"), None::<&()>)
             .await?;
         Ok(response.text().await?)
+    }
+
+    /// The operator work log's rows the filter selects, oldest first.
+    pub async fn work_log(&self, filter: &WorkLogFilter) -> Result<Vec<EventView>, ClientError> {
+        self.call(Method::GET, &filter.path("json"), None::<&()>).await
+    }
+
+    /// The same as CSV.
+    pub async fn work_log_csv(&self, filter: &WorkLogFilter) -> Result<String, ClientError> {
+        let response = self.send(Method::GET, &filter.path("csv"), None::<&()>).await?;
+        Ok(response.text().await?)
+    }
+
+    /// Has the service check every event chain.
+    pub async fn check_chains(&self) -> Result<ChainCheck, ClientError> {
+        self.call(Method::GET, "/api/v1/operator/events/verify", None::<&()>)
+            .await
     }
 
     /// Every request waiting for approval, and those decided in the last 30 days.

@@ -92,6 +92,11 @@ pub struct ServerConfig {
     /// from wherever the management listener can be reached.
     #[serde(default)]
     pub operator_networks: Vec<ipnet::IpNet>,
+    /// A file holding the token Prometheus sends as Bearer to read `/metrics`; `None`
+    /// serves the metrics to callers inside `operator_networks` (anyone reaching the
+    /// management listener when that is empty).
+    #[serde(default)]
+    pub metrics_token_file: Option<PathBuf>,
     /// Failed logins of one login ID (inside `login_lockout_period`) after which each
     /// further attempt must wait, doubling from one second.
     #[serde(default = "default_login_throttle_after")]
@@ -311,6 +316,7 @@ impl ServerConfig {
             session_absolute_timeout: default_session_absolute_timeout(),
             trusted_proxies: Vec::new(),
             operator_networks: Vec::new(),
+            metrics_token_file: None,
             login_throttle_after: default_login_throttle_after(),
             login_lockout_after: default_login_lockout_after(),
             login_source_lockout_after: default_login_source_lockout_after(),
@@ -344,6 +350,12 @@ impl ServerConfig {
             && let Some(parent) = path.parent()
         {
             config.data_dir = parent.join(&config.data_dir);
+        }
+        if let Some(file) = config.metrics_token_file.as_mut()
+            && file.is_relative()
+            && let Some(parent) = path.parent()
+        {
+            *file = parent.join(&*file);
         }
         if config.tls_cert.is_some() != config.tls_key.is_some() {
             return Err(ConfigError::Parse {

@@ -214,6 +214,8 @@ async fn run_job(service: Service, owner: String, job: JobRecord, lease: Duratio
     };
     let status = if outcome.is_ok() { "succeeded" } else { "failed" };
     metrics::counter!("kura_jobs_total", "kind" => job.kind.as_str(), "status" => status).increment(1);
+    metrics::histogram!("kura_job_duration_seconds", "kind" => job.kind.as_str(), "status" => status)
+        .record(started.elapsed().as_secs_f64());
     match &outcome {
         Ok(_) => {
             tracing::info!(job = %job.id, kind = %job.kind, seconds = started.elapsed().as_secs_f64(), "job succeeded")

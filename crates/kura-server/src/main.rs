@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use kura_api::jobs::RunJob;
 use kura_server::api::types::{ApprovalView, CreateTenantRequest, TenantView, UpdateTenantRequest};
-use kura_server::client::{Gated, ManagementClient};
+use kura_server::client::{Gated, ManagementClient, WorkLogFilter};
 use kura_server::config::parse_size;
 use kura_server::{RunningServer, Server, ServerConfig, quickstart};
 
@@ -221,6 +221,36 @@ enum AuditCommand {
         #[command(flatten)]
         source: ServiceSource,
     },
+    /// Have the running service check every chain (operator API, operator-admins); exit
+    /// with status 1 if one is broken. The check is recorded in the work log.
+    Check {
+        #[command(flatten)]
+        connection: Connection,
+    },
+    /// Export the operator work log (operator API, operator-admins), oldest first; the
+    /// export is recorded in the work log.
+    WorkLog {
+        #[command(flatten)]
+        connection: Connection,
+        /// From this moment (RFC 3339, e.g. 2026-12-01T00:00:00+09:00).
+        #[arg(long, value_name = "TIME")]
+        from: Option<String>,
+        /// Until this moment, exclusive (RFC 3339; default: now).
+        #[arg(long, value_name = "TIME")]
+        to: Option<String>,
+        /// Only this action, e.g. operator.login (docs/events.md).
+        #[arg(long)]
+        action: Option<String>,
+        /// Only this operator's rows (a login ID, exactly).
+        #[arg(long)]
+        actor: Option<String>,
+        /// CSV (a header line, then one line per row) instead of a table.
+        #[arg(long, conflicts_with = "json")]
+        csv: bool,
+        /// Write to this file instead of standard output.
+        #[arg(long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
 }
 
 /// Which service's data to open: a config file (as for `serve`) or a data directory (as
@@ -425,6 +455,29 @@ async fn run(command: Command) -> Result<()> {
         Command::Audit {
             command: AuditCommand::Verify { source },
         } => audit_verify(source.load()?).await,
+        Command::Audit {
+            command: AuditCommand::Check { connection },
+        } => audit_check(&connection).await,
+        Command::Audit {
+            command:
+                AuditCommand::WorkLog {
+                    connection,
+                    from,
+                    to,
+                    action,
+                    actor,
+                    csv,
+                    output,
+                },
+        } => {
+            let filter = WorkLogFilter {
+                from,
+                to,
+                action,
+                actor,
+            };
+            work_log(&connection, &filter, csv, output).await
+        }
         Command::Operator {
             command:
                 OperatorCommand::Create {
@@ -482,11 +535,67 @@ async fn usage(
             text
         }
     };
+    emit(&text, output)
+}
+
+/// Writes a command's output to the file asked for, else to standard output.
+fn emit(text: &str, output: Option<PathBuf>) -> Result<()> {
     match output {
         Some(path) => {
             std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?
         }
         None => print!("{text}"),
+    }
+    Ok(())
+}
+
+async fn work_log(
+    connection: &Connection,
+    filter: &WorkLogFilter,
+    csv: bool,
+    output: Option<PathBuf>,
+) -> Result<()> {
+    let client = connection.client()?;
+    let text = if csv {
+        client.work_log_csv(filter).await?
+    } else {
+        let rows = client.work_log(filter).await?;
+        if connection.json {
+            format!("{}\n", serde_json::to_string(&rows)?)
+        } else {
+            let mut text = format!(
+                "{:>6}  {:<25} {:<16} {:<28} {:<15} {} -> {}\n",
+                "SEQ", "TIME (UTC)", "ACTOR", "ACTION", "SOURCE", "TARGET", "RESULT"
+            );
+            for r in &rows {
+                text.push_str(&format!(
+                    "{:>6}  {:<25} {:<16} {:<28} {:<15} {} -> {}\n",
+                    r.seq, r.time_utc, r.actor, r.action, r.source, r.target, r.result
+                ));
+            }
+            text
+        }
+    };
+    emit(&text, output)
+}
+
+async fn audit_check(connection: &Connection) -> Result<()> {
+    let check = connection.client()?.check_chains().await?;
+    if connection.json {
+        println!("{}", serde_json::to_string(&check)?);
+    } else if check.intact {
+        println!(
+            "event log intact: {} chains, {} events",
+            check.chains, check.events
+        );
+    } else {
+        eprintln!(
+            "event log BROKEN: {}",
+            check.problem.as_deref().unwrap_or("unknown")
+        );
+    }
+    if !check.intact {
+        std::process::exit(1);
     }
     Ok(())
 }

@@ -417,7 +417,8 @@ async fn operators_outside_the_management_networks_are_refused() {
         .operator_sign_in(json!({ "login": "nobody", "password": "whatever-whatever" }))
         .await;
     assert_eq!(status, 403, "{body}");
-    // Health and metrics stay reachable for monitoring.
+    // Health stays reachable for load balancers; the metrics, which name tenants, want
+    // the management network (or a scrape token).
     let health = server
         .http
         .get(format!("{}/healthz", server.management))
@@ -425,6 +426,14 @@ async fn operators_outside_the_management_networks_are_refused() {
         .await
         .unwrap();
     assert_eq!(health.status(), 200);
+    let metrics = server
+        .http
+        .get(format!("{}/metrics", server.management))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(metrics.status(), 403);
+    assert!(metrics.text().await.unwrap().contains("operator_networks"));
     let log = events_of_operators(&server).await;
     assert!(
         log.iter()

@@ -315,6 +315,17 @@ impl TenantVaults {
         Ok(())
     }
 
+    /// The stored bytes of the vaults this process has open, by tenant (live figures,
+    /// for the metrics; opening every vault just to report would cost a scrape dearly).
+    pub async fn open_stored_bytes(&self) -> HashMap<TenantId, u64> {
+        self.open
+            .lock()
+            .await
+            .iter()
+            .map(|(tenant, vault)| (tenant.clone(), vault.stored_bytes()))
+            .collect()
+    }
+
     /// The tenant's vault, or `None` when it has not been created yet.
     pub async fn get(&self, scope: &TenantScope) -> Result<Option<Arc<TenantVault>>, StoreError> {
         let mut open = self.open.lock().await;

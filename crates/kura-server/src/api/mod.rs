@@ -10,7 +10,7 @@
 use axum::body::Bytes;
 use axum::extract::DefaultBodyLimit;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequest, Request, State};
+use axum::extract::{FromRequest, Request};
 use axum::http::{Method, StatusCode, Uri};
 use axum::routing::{MethodFilter, MethodRouter, on};
 use axum::{Extension, Json, Router};
@@ -26,9 +26,11 @@ mod agent;
 pub mod alerts;
 pub(crate) mod approvals;
 pub mod drills;
+mod event_log;
 mod jobs;
 pub mod machines;
 pub(crate) mod metering;
+mod monitoring;
 pub(crate) mod notices;
 pub mod openapi;
 mod operator;
@@ -54,8 +56,11 @@ pub(crate) type MakeRoute = fn(MethodFilter) -> MethodRouter<AppState>;
 /// [`RequiredPermission`], which the user and operator extractors enforce.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
-    /// No credential: registration (a token in the body), sign-in, health and metrics.
+    /// No credential: registration (a token in the body), sign-in, health.
     Open,
+    /// The scrape token (`metrics_token_file`), or else a caller inside the management
+    /// networks: the metrics name tenants.
+    Scrape,
     /// An agent credential.
     Agent,
     /// A tenant user (customer listener) or an operator (management listener) whose role
@@ -605,8 +610,12 @@ const TENANT_NOTICE_ROUTES: RouteTable = RouteTable {
 const MONITORING_ROUTES: RouteTable = RouteTable {
     area: "monitoring",
     routes: &[
-        (Method::GET, "/healthz", Access::Open, |m| on(m, healthz)),
-        (Method::GET, "/metrics", Access::Open, |m| on(m, metrics)),
+        (Method::GET, "/healthz", Access::Open, |m| {
+            on(m, monitoring::healthz)
+        }),
+        (Method::GET, "/metrics", Access::Scrape, |m| {
+            on(m, monitoring::metrics)
+        }),
         (Method::GET, "/api/v1/operator/openapi.json", Access::Open, |m| {
             on(m, openapi::operator_document)
         }),
@@ -921,6 +930,25 @@ const METERING_ROUTES: RouteTable = RouteTable {
     )],
 };
 
+/// The operator work log and the check of every event chain.
+const WORK_LOG_ROUTES: RouteTable = RouteTable {
+    area: "work log",
+    routes: &[
+        (
+            Method::GET,
+            "/api/v1/operator/events",
+            Access::Role(Permission::ReadWorkLog),
+            |m| on(m, event_log::work_log),
+        ),
+        (
+            Method::GET,
+            "/api/v1/operator/events/verify",
+            Access::Role(Permission::ReadWorkLog),
+            |m| on(m, event_log::verify),
+        ),
+    ],
+};
+
 /// The two-person rule's requests, for operators.
 const APPROVAL_ROUTES: RouteTable = RouteTable {
     area: "approvals",
@@ -963,6 +991,7 @@ const MANAGEMENT: &[&RouteTable] = &[
     &TERMINATION_ROUTES,
     &APPROVAL_ROUTES,
     &METERING_ROUTES,
+    &WORK_LOG_ROUTES,
     &JOB_ROUTES,
 ];
 
@@ -1003,6 +1032,7 @@ pub fn roles_doc() -> String {
                     Access::Role(permission) => permission.as_str(),
                     Access::Agent => "an agent credential",
                     Access::Open => "no role (see below)",
+                    Access::Scrape => "the scrape token or a management network (see below)",
                 };
                 (format!("{method} {path}"), needs.to_owned())
             })
@@ -1017,7 +1047,7 @@ fn router_from(tables: &'static [&'static RouteTable]) -> Router<AppState> {
         let filter = MethodFilter::try_from(method.clone()).expect("the table uses standard methods");
         let route = match access {
             Access::Role(permission) => make(filter).layer(Extension(RequiredPermission(*permission))),
-            Access::Open | Access::Agent => make(filter),
+            Access::Open | Access::Agent | Access::Scrape => make(filter),
         };
         router.route(path, route)
     })
@@ -1128,67 +1158,6 @@ pub(crate) async fn method_not_allowed() -> ApiError {
     ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
         "this route does not accept that HTTP method",
-    )
-}
-
-/// `GET /healthz`.
-#[derive(serde::Serialize, utoipa::ToSchema)]
-struct Health {
-    /// `ok`, or `failing` (with `503`) when the database or the storage does not answer.
-    status: &'static str,
-    /// `sqlite` or `postgres`.
-    database: &'static str,
-    /// Where the vaults are: a directory, or `s3://BUCKET`.
-    storage: String,
-    /// Whether the kernel reports the clock synchronised by NTP (every log time depends
-    /// on it); absent where the kernel cannot say. Also the metric `kura_clock_synchronized`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    clock_synchronized: Option<bool>,
-    /// What failed, and what to check.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    problems: Vec<String>,
-}
-
-/// The database and the object store answer; the host clock is synchronised. For load
-/// balancers (`503` while failing) and monitoring.
-#[utoipa::path(get, path = "/healthz", tag = "monitoring",
-    responses((status = 200, body = Health), (status = 503, body = Health)))]
-async fn healthz(State(state): State<AppState>) -> axum::response::Response {
-    use axum::response::IntoResponse;
-    let mut problems = Vec::new();
-    if let Err(err) = kura_service::ops::operators::ping(&state.service).await {
-        problems.push(format!("database: {err}"));
-    }
-    let storage = state.service.vaults.probe().await.unwrap_or_else(|err| {
-        problems.push(err.to_string());
-        String::new()
-    });
-    let clock_synchronized = crate::host::clock_synchronized();
-    if let Some(synced) = clock_synchronized {
-        metrics::gauge!("kura_clock_synchronized").set(if synced { 1.0 } else { 0.0 });
-    }
-    let (code, status) = if problems.is_empty() {
-        (StatusCode::OK, "ok")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "failing")
-    };
-    let health = Health {
-        status,
-        database: state.service.db.backend(),
-        storage,
-        clock_synchronized,
-        problems,
-    };
-    (code, Json(health)).into_response()
-}
-
-/// Prometheus text format.
-#[utoipa::path(get, path = "/metrics", tag = "monitoring",
-    responses((status = 200, body = String, content_type = "text/plain")))]
-async fn metrics(State(state): State<AppState>) -> ([(axum::http::HeaderName, &'static str); 1], String) {
-    (
-        [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(),
     )
 }
 

@@ -22,8 +22,8 @@ use utoipa::{OpenApi, PartialSchema, ToSchema};
 
 use super::{Access, CUSTOMER, MANAGEMENT, RouteTable, is_json_api, routes};
 use super::{
-    agent, alerts, approvals, drills, jobs, machines, metering, notices, operator, operators, plans,
-    requests, reset, restores, runs, support, terminations, totp, users, vault,
+    agent, alerts, approvals, drills, event_log, jobs, machines, metering, notices, operator, operators,
+    plans, requests, reset, restores, runs, support, terminations, totp, users, vault,
 };
 
 /// A role field: one of the tenant roles, by their wire names.
@@ -198,8 +198,8 @@ struct CustomerApi;
     ),
     paths(
         operator_document,
-        super::healthz,
-        super::metrics,
+        super::monitoring::healthz,
+        super::monitoring::metrics,
         operators::login,
         operators::logout,
         operators::me,
@@ -228,6 +228,8 @@ struct CustomerApi;
         approvals::approve,
         approvals::reject,
         metering::export,
+        event_log::work_log,
+        event_log::verify,
         terminations::key,
         terminations::list,
         terminations::show,
@@ -320,6 +322,7 @@ fn document(
 pub fn access_name(access: Access) -> &'static str {
     match access {
         Access::Open => "open",
+        Access::Scrape => "scrape",
         Access::Agent => "agent",
         Access::Role(permission) => permission.as_str(),
     }
@@ -361,6 +364,7 @@ fn security_schemes(listener: Listener) -> Value {
         }),
         Listener::Management => json!({
             "operator_token": bearer("An operator token with a provider role."),
+            "scrape_token": bearer("The scrape token, the content of `metrics_token_file`."),
         }),
     }
 }
@@ -371,6 +375,8 @@ fn security(method: &Method, access: Access, listener: Listener) -> Value {
     match (access, listener) {
         (Access::Open, _) => json!([]),
         (Access::Agent, _) => json!([{ "agent_credential": [] }]),
+        // Without a scrape token configured, a caller inside `operator_networks` needs none.
+        (Access::Scrape, _) => json!([{ "scrape_token": [] }, {}]),
         (Access::Role(_), Listener::Management) => json!([{ "operator_token": [] }]),
         (Access::Role(_), Listener::Customer) if changes_state => {
             json!([{ "api_token": [] }, { "session": [], "csrf_token": [] }])

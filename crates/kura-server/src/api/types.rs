@@ -320,6 +320,19 @@ pub struct EventView {
     pub request_id: String,
 }
 
+/// What a check of every event chain found.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ChainCheck {
+    /// Whether every chain verified from its first row to its head.
+    pub intact: bool,
+    /// Chains checked (every tenant's log and the operator work log).
+    pub chains: usize,
+    pub events: usize,
+    /// The first broken row, when one is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+}
+
 /// A registered machine.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct MachineView {

@@ -8,17 +8,17 @@ use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use kura_service::authz;
-use kura_service::ops::events::EventFilter;
 use kura_service::ops::{events as event_ops, tenants, users};
 use kura_service::{duration_ms, rfc3339};
-use serde::Deserialize;
 
+use super::ApiJson;
+use super::event_log::EventsQuery;
+use super::types::EventView;
 use super::types::{
     AdminNetworks, ChangePasswordRequest, CreateTokenRequest, CreateUserRequest, CreatedToken, CreatedUser,
-    EventView, LoginRequest, LoginResponse, MeView, SessionView, TokenView, UpdateMeRequest,
-    UpdateUserRequest, UserView,
+    LoginRequest, LoginResponse, MeView, SessionView, TokenView, UpdateMeRequest, UpdateUserRequest,
+    UserView,
 };
-use super::{ApiJson, parse_time};
 use crate::app::AppState;
 use crate::auth::{CallerInfo, SESSION_COOKIE, User};
 use crate::error::ApiError;
@@ -310,23 +310,6 @@ pub(super) async fn set_admin_networks(
     }))
 }
 
-/// `GET /api/v1/events` query.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub(super) struct EventsQuery {
-    /// RFC 3339; defaults to the beginning.
-    from: Option<String>,
-    /// RFC 3339, exclusive; defaults to now.
-    to: Option<String>,
-    /// Only this action (its name in `docs/events.md`, such as `login`).
-    action: Option<String>,
-    /// Only this actor (a login ID, `agent:…`, `service`, …), exactly as recorded.
-    actor: Option<String>,
-    /// `json` (default) or `csv`.
-    format: Option<String>,
-}
-
 /// The tenant's event log between `from` and `to`, as JSON or CSV, with times in the
 /// tenant's time zone.
 #[utoipa::path(get, path = "/api/v1/events", tag = "security", params(EventsQuery),
@@ -336,102 +319,9 @@ pub(super) async fn events(
     user: User,
     query: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let Query(query) =
-        query.map_err(|err| ApiError::invalid(format!("invalid query: {}", err.body_text())))?;
-    let now = state.clock().now_ms();
-    let from = parse_time("from", query.from.as_deref())?.unwrap_or(0);
-    let to = parse_time("to", query.to.as_deref())?.unwrap_or(now.saturating_add(1));
-    let csv = match query.format.as_deref().unwrap_or("json") {
-        "json" => false,
-        "csv" => true,
-        _ => return Err(ApiError::invalid("format must be json or csv")),
-    };
+    let (filter, format) = EventsQuery::read(query, state.clock().now_ms())?;
     let tenant = tenants::current(&state.service, &user.scope).await?;
     let zone = jiff::tz::TimeZone::get(&tenant.time_zone).unwrap_or(jiff::tz::TimeZone::UTC);
-    let format = if csv { "csv" } else { "json" };
-    let nonempty = |text: Option<String>| text.filter(|t| !t.trim().is_empty());
-    let filter = EventFilter {
-        from_ms: from,
-        to_ms: to,
-        action: nonempty(query.action),
-        actor: nonempty(query.actor),
-    };
-    let records = event_ops::export(&state.service, &user, &filter, format).await?;
-    let views: Vec<EventView> = records
-        .into_iter()
-        .map(|record| {
-            let timestamp = jiff::Timestamp::from_millisecond(record.event.time_ms)
-                .unwrap_or(jiff::Timestamp::UNIX_EPOCH);
-            EventView {
-                seq: record.seq,
-                time: timestamp
-                    .to_zoned_datetime(zone.clone())
-                    .strftime("%Y-%m-%dT%H:%M:%S%:z")
-                    .to_string(),
-                time_utc: rfc3339(record.event.time_ms),
-                actor: record.event.actor,
-                source: record.event.source,
-                action: record.event.action,
-                target: record.event.target,
-                result: record.event.result,
-                request_id: record.event.request_id,
-            }
-        })
-        .collect();
-    if !csv {
-        return Ok(Json(views).into_response());
-    }
-    let mut out = String::from("seq,time,time_utc,actor,source,action,target,result,request_id\r\n");
-    for view in &views {
-        let fields = [
-            view.seq.to_string(),
-            view.time.clone(),
-            view.time_utc.clone(),
-            view.actor.clone(),
-            view.source.clone(),
-            view.action.clone(),
-            view.target.clone(),
-            view.result.clone(),
-            view.request_id.clone(),
-        ];
-        let line: Vec<String> = fields.iter().map(|field| csv_field(field)).collect();
-        out.push_str(&line.join(","));
-        out.push_str("\r\n");
-    }
-    Ok((
-        [
-            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
-            (header::CONTENT_DISPOSITION, "attachment; filename=\"events.csv\""),
-        ],
-        out,
-    )
-        .into_response())
-}
-
-/// One CSV field (RFC 4180 quoting). A field a spreadsheet would run as a formula gets a
-/// leading apostrophe, since log fields carry what users typed.
-fn csv_field(field: &str) -> String {
-    let field = if field.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        format!("'{field}")
-    } else {
-        field.to_owned()
-    };
-    if field.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", field.replace('"', "\"\""))
-    } else {
-        field
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::csv_field;
-
-    #[test]
-    fn csv_fields_are_quoted_and_defused() {
-        assert_eq!(csv_field("plain"), "plain");
-        assert_eq!(csv_field("a,b"), "\"a,b\"");
-        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
-        assert_eq!(csv_field("=cmd()"), "'=cmd()");
-    }
+    let records = event_ops::export(&state.service, &user, &filter, format.as_str()).await?;
+    Ok(format.answer(records, &zone, "events"))
 }

@@ -30,6 +30,7 @@ mod operators;
 mod support;
 mod tenant;
 mod tenants;
+mod work_log;
 
 /// The cookie holding the CSRF token of a console session (apart from the portal's:
 /// browsers keep cookies per host, not per port).
@@ -112,6 +113,18 @@ pub(crate) const CONSOLE_ROUTES: RouteTable = RouteTable {
             "/deletions/{id}",
             Access::Role(Permission::ReadTenants),
             |m| on(m, deletions::download),
+        ),
+        (
+            Method::GET,
+            "/work-log",
+            Access::Role(Permission::ReadWorkLog),
+            |m| on(m, work_log::page),
+        ),
+        (
+            Method::POST,
+            "/work-log/verify",
+            Access::Role(Permission::ReadWorkLog),
+            |m| on(m, work_log::verify),
         ),
         (
             Method::GET,
@@ -233,6 +246,7 @@ const NAVIGATION: &[(&str, &str, Permission)] = &[
     ("/support", "nav-support", Permission::ReadTenants),
     ("/approvals", "console-nav-approvals", Permission::ReadTenants),
     ("/deletions", "console-nav-deletions", Permission::ReadTenants),
+    ("/work-log", "console-nav-work-log", Permission::ReadWorkLog),
     ("/operators", "console-nav-operators", Permission::ManageOperators),
     ("/account", "console-nav-account", Permission::OwnAccount),
 ];

@@ -420,24 +420,7 @@ pub(crate) fn page_of(method: &Method, path: &str) -> String {
     format!("/{first}")
 }
 
-/// Milliseconds of the start of a `YYYY-MM-DD` day in the tenant's zone.
-pub(super) fn day_start(zone: &str, day: &str) -> Option<i64> {
-    let date: jiff::civil::Date = day.trim().parse().ok()?;
-    let tz = jiff::tz::TimeZone::get(zone).ok()?;
-    Some(date.to_zoned_datetime(tz).ok()?.timestamp().as_millisecond())
-}
-
-/// A filter field as typed, trimmed; `None` when empty.
-pub(super) fn nonempty(text: &str) -> Option<String> {
-    Some(text.trim().to_owned()).filter(|t| !t.is_empty())
-}
-
-/// `key=value&…` of the pairs that are not empty: a filtered list's links keep its filter.
-pub(super) fn query_string<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
-    form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(pairs.into_iter().filter(|(_, value)| !value.is_empty()))
-        .finish()
-}
+pub(super) use crate::web::event_log::{day_start, nonempty, query_string};
 
 fn accept_language(headers: &HeaderMap) -> Option<Language> {
     headers

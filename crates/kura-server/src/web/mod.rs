@@ -13,6 +13,7 @@ use kura_service::model::Language;
 use kura_service::secrets::random_hex;
 
 pub mod assets;
+pub mod event_log;
 pub mod i18n;
 
 use i18n::Tr;

@@ -161,6 +161,10 @@ actions! {
         "A second operator-admin approved a request; the result names who asked and what was approved, which was then carried out (its own event follows, naming both).";
     ApprovalReject = "approval.reject", "operators (and the tenant's log when it concerns one)",
         "An operator-admin rejected a request (or its requester withdrew it); nothing was changed.";
+    OperatorLogExport = "operator.log.export", "operators",
+        "An operator downloaded the operator work log (JSON or CSV); the target names the format and filter, the result the rows.";
+    OperatorLogVerify = "operator.log.verify", "operators",
+        "An operator checked every event chain; the result says intact (chains and events) or names the first broken row.";
     OperatorAccountDelete = "operator.account.delete", "operators",
         "An operator account was deleted: its sessions and API tokens with it (the work log keeps its name).";
     OperatorGet = "operator.get", "operators (and the tenant's log when the route names one)",

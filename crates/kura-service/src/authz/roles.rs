@@ -45,6 +45,8 @@ pub enum Permission {
     /// Provider: approve or reject another operator-admin's destructive request (the
     /// two-person rule).
     Approve,
+    /// Provider: read, download and check the operator work log.
+    ReadWorkLog,
 }
 
 /// The permissions tenant roles hold, in the order the role matrix shows them.
@@ -87,6 +89,9 @@ impl Permission {
             Permission::Approve => {
                 "approve or reject another operator-admin's destructive request (two-person rule: terminate, purge now, lower immutability, delete an operator)"
             }
+            Permission::ReadWorkLog => {
+                "read, download and check the operator work log (and every event chain)"
+            }
         }
     }
 
@@ -106,6 +111,7 @@ impl Permission {
             Permission::ManageOperators => "manage-operators",
             Permission::Communicate => "communicate",
             Permission::Approve => "approve",
+            Permission::ReadWorkLog => "read-work-log",
         }
     }
 }
@@ -172,6 +178,7 @@ pub const PROVIDER_ROLE_TABLE: &[(ProviderRole, &[Permission])] = &[
             Permission::ManageOperators,
             Permission::Communicate,
             Permission::Approve,
+            Permission::ReadWorkLog,
         ],
     ),
     (
@@ -319,8 +326,9 @@ pub fn roles_markdown(
     out.push_str(
         "\nRoutes with no role: sign-in (throttled) and the password reset routes are open to \
          anyone, `POST /api/v1/agents/register` takes a registration token in its body, and \
-         `/healthz`, `/metrics` and the management API's OpenAPI document are reachable on the \
-         management network only; the customer API's OpenAPI document describes the API to \
+         `/healthz` and the management API's OpenAPI document are reachable on the management \
+         network only; `/metrics` wants the scrape token (`metrics_token_file`) or, without \
+         one, a caller inside `operator_networks`; the customer API's OpenAPI document describes the API to \
          anyone (it holds no data). The portal's sign-in, password reissue and language forms \
          are open too (each checks the browser's own double-submit token), as are its style \
          sheet and scripts (`/static/…`) and the service's CA certificate (`/ca.pem`, public). \

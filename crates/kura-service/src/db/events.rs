@@ -30,7 +30,8 @@ impl<'a> Chain<'a> {
         Chain { tenant_id: None }
     }
 
-    fn name(&self) -> &'a str {
+    /// The chain's name: the tenant's id, or [`OPERATOR_CHAIN`].
+    pub fn name(&self) -> &'a str {
         self.tenant_id.unwrap_or(OPERATOR_CHAIN)
     }
 }
@@ -128,7 +129,7 @@ pub async fn append(tx: &mut Tx, chain: Chain<'_>, event: &NewEvent) -> DbResult
     Ok(())
 }
 
-/// Which of a tenant's events to read: `from_ms <= time < to_ms`, and when given, one
+/// Which of a chain's events to read: `from_ms <= time < to_ms`, and when given, one
 /// action (its wire name) and one actor (exactly as recorded).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventFilter {
@@ -150,7 +151,7 @@ impl EventFilter {
     }
 }
 
-/// The `WHERE` of a filtered read; `$1` is the tenant's chain. `COALESCE` makes an absent
+/// The `WHERE` of a filtered read; `$1` is the chain. `COALESCE` makes an absent
 /// action or actor match every row in one statement both engines plan alike.
 macro_rules! filtered {
     () => {
@@ -159,22 +160,21 @@ macro_rules! filtered {
     };
 }
 
-/// The tenant's events the filter selects, oldest first.
+/// The chain's events the filter selects, oldest first.
 pub async fn list<'c>(
     on: impl Target<'c>,
-    scope: &crate::authz::TenantScope,
+    chain: Chain<'_>,
     filter: &EventFilter,
 ) -> DbResult<Vec<EventRecord>> {
-    let rows: Vec<EventRow> = Query::tenant(
-        scope,
-        concat!("SELECT ", event_columns!(), filtered!(), " ORDER BY seq"),
-    )
-    .bind(filter.from_ms)
-    .bind(filter.to_ms)
-    .bind(filter.action.as_deref())
-    .bind(filter.actor.as_deref())
-    .fetch_all(on)
-    .await?;
+    let rows: Vec<EventRow> =
+        Query::service(concat!("SELECT ", event_columns!(), filtered!(), " ORDER BY seq"))
+            .bind(chain.name())
+            .bind(filter.from_ms)
+            .bind(filter.to_ms)
+            .bind(filter.action.as_deref())
+            .bind(filter.actor.as_deref())
+            .fetch_all(on)
+            .await?;
     Ok(rows.into_iter().map(EventRow::into_record).collect())
 }
 
@@ -182,20 +182,18 @@ pub async fn list<'c>(
 /// below `before` when given (the next page starts below the last one shown).
 pub async fn page<'c>(
     on: impl Target<'c>,
-    scope: &crate::authz::TenantScope,
+    chain: Chain<'_>,
     filter: &EventFilter,
     before: Option<i64>,
     limit: u32,
 ) -> DbResult<Vec<EventRecord>> {
-    let rows: Vec<EventRow> = Query::tenant(
-        scope,
-        concat!(
-            "SELECT ",
-            event_columns!(),
-            filtered!(),
-            " AND seq < $6 ORDER BY seq DESC LIMIT $7"
-        ),
-    )
+    let rows: Vec<EventRow> = Query::service(concat!(
+        "SELECT ",
+        event_columns!(),
+        filtered!(),
+        " AND seq < $6 ORDER BY seq DESC LIMIT $7"
+    ))
+    .bind(chain.name())
     .bind(filter.from_ms)
     .bind(filter.to_ms)
     .bind(filter.action.as_deref())

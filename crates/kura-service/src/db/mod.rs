@@ -40,6 +40,7 @@ pub mod jobs;
 pub mod logins;
 pub mod machines;
 pub mod metering;
+pub mod monitoring;
 pub mod notices;
 pub mod operators;
 pub mod outbox;

@@ -977,9 +977,11 @@ async fn events_chain_per_tenant_and_for_operators(db: Arc<Api>) {
         .await
         .unwrap();
     let everything = events::EventFilter::everything();
-    let first = events::page(&db.0, &scope_a, &everything, None, 4).await.unwrap();
+    let first = events::page(&db.0, events::Chain::tenant(&scope_a), &everything, None, 4)
+        .await
+        .unwrap();
     assert_eq!(first.iter().map(|e| e.seq).collect::<Vec<_>>(), [11, 10, 9, 8]);
-    let second = events::page(&db.0, &scope_a, &everything, Some(8), 4)
+    let second = events::page(&db.0, events::Chain::tenant(&scope_a), &everything, Some(8), 4)
         .await
         .unwrap();
     assert_eq!(second.iter().map(|e| e.seq).collect::<Vec<_>>(), [7, 6, 5, 4]);
@@ -987,14 +989,16 @@ async fn events_chain_per_tenant_and_for_operators(db: Arc<Api>) {
         action: Some("logout".to_owned()),
         ..everything.clone()
     };
-    let found = events::list(&db.0, &scope_a, &logouts).await.unwrap();
+    let found = events::list(&db.0, events::Chain::tenant(&scope_a), &logouts)
+        .await
+        .unwrap();
     assert_eq!((found.len(), found[0].event.actor.as_str()), (1, "carol"));
     let alices = events::EventFilter {
         actor: Some("alice".to_owned()),
         ..everything.clone()
     };
     assert_eq!(
-        events::page(&db.0, &scope_a, &alices, None, 100)
+        events::page(&db.0, events::Chain::tenant(&scope_a), &alices, None, 100)
             .await
             .unwrap()
             .len(),
@@ -1004,7 +1008,12 @@ async fn events_chain_per_tenant_and_for_operators(db: Arc<Api>) {
         actor: Some("alic".to_owned()),
         ..everything
     };
-    assert!(events::list(&db.0, &scope_a, &nobody).await.unwrap().is_empty());
+    assert!(
+        events::list(&db.0, events::Chain::tenant(&scope_a), &nobody)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let verified = crate::audit::verify(&db.0).await.unwrap().unwrap();
     assert_eq!((verified.chains, verified.events), (3, 22));
 }
@@ -1591,7 +1600,7 @@ impl Api {
         in_tx!(self, tx => events::append(&mut tx, chain, event).await?)
     }
     async fn events(&self, scope: &TenantScope, from: i64, to: i64) -> DbResult<Vec<EventRecord>> {
-        events::list(&self.0, scope, &span(from, to)).await
+        events::list(&self.0, events::Chain::tenant(scope), &span(from, to)).await
     }
     async fn insert_registration_token(
         &self,

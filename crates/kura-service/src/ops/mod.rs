@@ -10,6 +10,7 @@ pub mod events;
 pub mod jobs;
 pub mod machines;
 pub mod metering;
+pub mod monitoring;
 pub mod notices;
 pub mod operator_accounts;
 pub mod operators;

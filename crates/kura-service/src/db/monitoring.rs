@@ -1,0 +1,56 @@
+//! Service-wide counts for monitoring (`/metrics`): sessions alive, backup runs by
+//! result, jobs waiting by kind, the mail outbox. Counts only: no tenant's data.
+
+use super::{Db, DbResult, Query, Target};
+
+/// How many rows of each label (a status, a kind).
+pub type LabelCounts = Vec<(String, u64)>;
+
+/// Portal and console sessions neither signed out, idle since `idle_before_ms`, nor
+/// begun before `begun_before_ms`.
+pub async fn live_sessions(db: &Db, idle_before_ms: i64, begun_before_ms: i64) -> DbResult<(u64, u64)> {
+    let (portal,): (i64,) = Query::service(
+        "SELECT COUNT(*) FROM user_sessions \
+         WHERE revoked_ms IS NULL AND last_seen_ms >= $1 AND created_ms >= $2",
+    )
+    .bind(idle_before_ms)
+    .bind(begun_before_ms)
+    .fetch_one(db)
+    .await?;
+    let (console,): (i64,) = Query::service(
+        "SELECT COUNT(*) FROM operator_sessions \
+         WHERE revoked_ms IS NULL AND last_seen_ms >= $1 AND created_ms >= $2",
+    )
+    .bind(idle_before_ms)
+    .bind(begun_before_ms)
+    .fetch_one(db)
+    .await?;
+    Ok((portal.unsigned_abs(), console.unsigned_abs()))
+}
+
+/// Recorded backup runs of every tenant by status.
+pub async fn runs_by_status<'c>(on: impl Target<'c>) -> DbResult<LabelCounts> {
+    grouped(on, "SELECT status, COUNT(*) FROM runs GROUP BY status").await
+}
+
+/// Queued jobs by kind.
+pub async fn waiting_jobs<'c>(on: impl Target<'c>) -> DbResult<LabelCounts> {
+    grouped(
+        on,
+        "SELECT kind, COUNT(*) FROM jobs WHERE status = 'queued' GROUP BY kind",
+    )
+    .await
+}
+
+/// Outbox mails by status (`pending`, `sent`, `failed`).
+pub async fn outbox_by_status<'c>(on: impl Target<'c>) -> DbResult<LabelCounts> {
+    grouped(on, "SELECT status, COUNT(*) FROM mail_outbox GROUP BY status").await
+}
+
+async fn grouped<'c>(on: impl Target<'c>, sql: &'static str) -> DbResult<LabelCounts> {
+    let rows: Vec<(String, i64)> = Query::service(sql).fetch_all(on).await?;
+    Ok(rows
+        .into_iter()
+        .map(|(label, count)| (label, count.unsigned_abs()))
+        .collect())
+}

@@ -1,0 +1,76 @@
+//! What `/metrics` says about the service as a whole: tenants by status with their
+//! stored bytes and quotas, live sessions, backup runs by result, waiting jobs and the
+//! mail outbox. Read at each scrape from the database (so every server of a shared
+//! PostgreSQL reports the same figures) and from the vaults this process has open.
+//!
+//! Only the monitoring edge calls this, after checking the scrape token or the caller's
+//! network: the figures name tenants by service code and hold no tenant's data.
+
+use std::collections::HashMap;
+
+use crate::db::monitoring::{self, LabelCounts};
+use crate::db::tenants;
+use crate::ids::TenantId;
+use crate::model::TenantStatus;
+use crate::{Service, ServiceResult, duration_ms};
+
+/// One tenant's contract and use.
+#[derive(Debug, Clone)]
+pub struct TenantGauge {
+    pub service_code: String,
+    pub status: TenantStatus,
+    /// The live figure when this process has the vault open, else the last measured one.
+    pub stored_bytes: u64,
+    /// 0 means no quota.
+    pub quota_bytes: u64,
+}
+
+/// The service-wide figures of one scrape.
+#[derive(Debug, Clone)]
+pub struct ServiceGauges {
+    pub tenants: Vec<TenantGauge>,
+    pub portal_sessions: u64,
+    pub console_sessions: u64,
+    /// Recorded backup runs by status.
+    pub backup_runs: LabelCounts,
+    /// Queued jobs by kind.
+    pub waiting_jobs: LabelCounts,
+    /// Outbox mails by status.
+    pub outbox: LabelCounts,
+}
+
+/// Reads the figures (a handful of counting statements).
+pub async fn gauges(svc: &Service) -> ServiceResult<ServiceGauges> {
+    let now = svc.now_ms();
+    let idle_before = now.saturating_sub(duration_ms(svc.settings.session_idle_timeout));
+    let begun_before = now.saturating_sub(duration_ms(svc.settings.session_absolute_timeout));
+    let (portal_sessions, console_sessions) =
+        monitoring::live_sessions(&svc.db, idle_before, begun_before).await?;
+    let measured: HashMap<TenantId, u64> = tenants::overview(&svc.db)
+        .await?
+        .into_iter()
+        .filter_map(|activity| Some((activity.tenant_id, activity.stored_bytes?)))
+        .collect();
+    let live = svc.vaults.open_stored_bytes().await;
+    let tenants = tenants::list(&svc.db)
+        .await?
+        .into_iter()
+        .map(|tenant| {
+            let stored_bytes = live.get(&tenant.id).or(measured.get(&tenant.id)).copied();
+            TenantGauge {
+                service_code: tenant.service_code,
+                status: tenant.status,
+                stored_bytes: stored_bytes.unwrap_or(0),
+                quota_bytes: tenant.quota_bytes,
+            }
+        })
+        .collect();
+    Ok(ServiceGauges {
+        tenants,
+        portal_sessions,
+        console_sessions,
+        backup_runs: monitoring::runs_by_status(&svc.db).await?,
+        waiting_jobs: monitoring::waiting_jobs(&svc.db).await?,
+        outbox: monitoring::outbox_by_status(&svc.db).await?,
+    })
+}
