@@ -6,7 +6,8 @@
 // shows), sees the tenants, adds an operator, issues an API token that then works
 // against the management API, terminates a second tenant from its page (the purge runs
 // and its signed record is listed), filters and downloads the work log and checks every
-// event chain, asks to delete an operator once a second
+// event chain, creates a tenant and changes its contract, runs a job and sees the
+// capacity, asks to delete an operator once a second
 // operator-admin exists (two-person rule) — who signs in for the first time and approves
 // it — signs out and signs in again with a TOTP code. Started by
 // crates/kura-server/tests/console_browser.rs, which passes:
@@ -210,6 +211,62 @@ async function freshCode() {
   check((await page.textContent("#work-log")).includes("operator.log.verify"), "the check is in the log");
   await look(page, "work-log", "ja");
 
+  // A new tenant from the console: its first admin and token are shown once.
+  await page.goto(`${url}/`);
+  await page.click("#new-tenant-link");
+  await page.waitForURL(`${url}/tenants/new`);
+  await page.fill("#c-code", "SHINKI-01");
+  await page.fill("#c-name", "新規物産株式会社");
+  await page.fill("#c-quota", "2 TiB");
+  await page.fill("#c-machines", "5");
+  await page.fill("#c-networks", "198.51.100.0/24");
+  await look(page, "tenant-new", "ja");
+  await page.click("#new-tenant button[type=submit]");
+  await page.waitForLoadState();
+  check((await page.textContent("#admin-login")).trim() === "shinki-01-admin", "the first admin is named");
+  check((await page.textContent("#admin-password")).trim().length >= 16, "a one-time password is shown");
+  check((await page.textContent("#registration-token")).trim().startsWith("kura_reg_"), "a registration token is shown");
+  await look(page, "tenant-created", "ja");
+  await page.click("#created a.button");
+  await page.waitForURL(/\/tenants\/[0-9a-f]{32}$/);
+  const shinkiPage = page.url();
+  check((await page.textContent("main")).includes("198.51.100.0/24"), "the agent network is in the contract");
+  // Change the contract: a size that does not read is refused, the form kept open.
+  await page.click("#edit-contract summary");
+  await page.fill("#c-quota", "たくさん");
+  await page.click("#edit-contract button[type=submit]");
+  await page.waitForLoadState();
+  check((await page.textContent("main [role=alert]")).includes("たくさん"), "an unreadable size is refused, naming it");
+  check(await page.locator("#edit-contract[open]").count() === 1, "the form stays open with what was typed");
+  await page.fill("#c-quota", "3 TiB");
+  await page.fill("#c-machines", "8");
+  await page.click("#edit-contract button[type=submit]");
+  await page.waitForURL(shinkiPage);
+  check((await page.textContent("main")).includes("契約内容を変更しました"), "the contract is changed");
+  check((await page.textContent("main")).includes("3 TiB") || (await page.textContent("main")).includes("3.0 TiB"), "the new quota shows");
+  await look(page, "tenant-contract", "ja");
+
+  // Jobs: run a metering of the new tenant now and see it finish; capacity.
+  await page.goto(`${url}/jobs`);
+  await page.selectOption("#r-kind", "meter");
+  await page.selectOption("#r-tenant", { label: "SHINKI-01 — 新規物産株式会社" });
+  await page.click("#run-job button[type=submit]");
+  await page.waitForURL(`${url}/jobs`);
+  check((await page.textContent("main")).includes("実行待ちに追加しました"), "the run is queued");
+  for (let i = 0; i < 40 && !(await page.textContent("#jobs tbody tr")).includes("成功"); i++) {
+    await new Promise((resolve) => setTimeout(resolve, 250));
+    await page.reload();
+  }
+  check((await page.textContent("#jobs tbody tr")).includes("成功"), "the metering run succeeded");
+  await page.selectOption("#r-kind", "gc");
+  await page.click("#run-job button[type=submit]");
+  await page.waitForLoadState();
+  check((await page.textContent("main [role=alert]")).includes("テナントを選んでください"), "gc without a tenant is refused, saying why");
+  await look(page, "jobs", "ja");
+  await page.goto(`${url}/capacity`);
+  check((await page.textContent("#quotas")).includes("TiB"), "the quotas sold are summed");
+  await look(page, "capacity", "ja");
+
   // Sign out; sign in again with the password and the next code.
   await page.click("header form[action='/logout'] button");
   await page.waitForURL(/\/login/);
@@ -319,7 +376,14 @@ async function freshCode() {
   await page.waitForURL(/\/tenants\/[0-9a-f]{32}$/);
   check((await page.textContent("#termination")).includes("Deletion record"), "the purged tenant links its record");
   await look(page, "tenant-purged", "en");
-  await page.goto(`${url}/work-log`);
+  await page.goto(`${url}/jobs`);
+  check((await page.textContent("#jobs")).includes("Metering"), "the job kinds read in English");
+  await look(page, "jobs", "en");
+  await page.goto(`${url}/capacity`);
+  await look(page, "capacity", "en");
+  await page.goto(`${url}/tenants/new`);
+  await look(page, "tenant-new", "en");
+  await page.goto(`${url}/work-log?action=operator.log.verify`);
   check((await page.textContent("#work-log")).includes("Event chains checked"), "the log names its actions in English");
   await look(page, "work-log", "en");
   await page.goto(`${url}/account`);

@@ -375,6 +375,19 @@ impl ServerConfig {
     }
 }
 
+/// A size as [`parse_size`] reads it back exactly, in the largest binary unit that
+/// divides it (`1 TiB`, `1536 MiB`, `1000 B`).
+pub fn exact_size(bytes: u64) -> String {
+    let unit = ["PiB", "TiB", "GiB", "MiB", "KiB"]
+        .into_iter()
+        .zip([50u32, 40, 30, 20, 10])
+        .find(|(_, shift)| bytes != 0 && bytes.trailing_zeros() >= *shift);
+    match unit {
+        Some((name, shift)) => format!("{} {name}", bytes >> shift),
+        None => format!("{bytes} B"),
+    }
+}
+
 /// Parses a size: plain bytes (`1048576`), or a number with a unit: `B`, decimal `KB MB GB
 /// TB PB` (powers of 1000) or binary `KiB MiB GiB TiB PiB` (powers of 1024). Case of the
 /// unit letters is ignored except that `i` marks binary units; fractions are allowed
@@ -454,6 +467,20 @@ mod tests {
             toml::from_str("data_dir = \"d\"\ns3_secret_key = \"hunter2-s3\"\n").unwrap();
         assert_eq!(config.s3_secret_key.expose(), "hunter2-s3");
         assert!(!format!("{config:?}").contains("hunter2-s3"));
+    }
+
+    #[test]
+    fn exact_sizes_read_back_as_they_were() {
+        for bytes in [0, 1000, 1 << 40, 1536 << 20, (1 << 30) + 1, 3 << 50] {
+            assert_eq!(
+                parse_size(&exact_size(bytes)).unwrap(),
+                bytes,
+                "{}",
+                exact_size(bytes)
+            );
+        }
+        assert_eq!(exact_size(1 << 40), "1 TiB");
+        assert_eq!(exact_size(1536 << 20), "1536 MiB");
     }
 
     #[test]

@@ -246,6 +246,11 @@ async fn operators_run_jobs_now_and_see_every_run() {
             "no tenant",
         ),
         (json!({ "kind": "gc", "tenant": tenant_id }), 422, "unknown field"),
+        (
+            json!({ "kind": "purge", "tenant_id": tenant_id }),
+            422,
+            "terminating the tenant",
+        ),
     ];
     for (body, want, says) in refused {
         let (status, answer) = run_now(&server, body.clone()).await;

@@ -23,7 +23,10 @@ use crate::web::{anonymous_language, cookie, see_other};
 
 mod account;
 mod approvals;
+mod capacity;
+mod contract;
 mod deletions;
+mod jobs;
 mod login;
 mod notices;
 mod operators;
@@ -86,6 +89,24 @@ pub(crate) const CONSOLE_ROUTES: RouteTable = RouteTable {
         }),
         (
             Method::GET,
+            "/tenants/new",
+            Access::Role(Permission::ManageTenants),
+            |m| on(m, contract::new_page),
+        ),
+        (
+            Method::POST,
+            "/tenants",
+            Access::Role(Permission::ManageTenants),
+            |m| on(m, contract::create),
+        ),
+        (
+            Method::POST,
+            "/tenants/{id}/contract",
+            Access::Role(Permission::ManageTenants),
+            |m| on(m, contract::update),
+        ),
+        (
+            Method::GET,
             "/tenants/{id}",
             Access::Role(Permission::ReadTenants),
             |m| on(m, tenant::page),
@@ -114,6 +135,18 @@ pub(crate) const CONSOLE_ROUTES: RouteTable = RouteTable {
             Access::Role(Permission::ReadTenants),
             |m| on(m, deletions::download),
         ),
+        (
+            Method::GET,
+            "/capacity",
+            Access::Role(Permission::ReadTenants),
+            |m| on(m, capacity::page),
+        ),
+        (Method::GET, "/jobs", Access::Role(Permission::ReadTenants), |m| {
+            on(m, jobs::page)
+        }),
+        (Method::POST, "/jobs", Access::Role(Permission::RunJobs), |m| {
+            on(m, jobs::run)
+        }),
         (
             Method::GET,
             "/work-log",
@@ -242,6 +275,8 @@ pub struct Desk {
 /// The console's pages and the permission each needs.
 const NAVIGATION: &[(&str, &str, Permission)] = &[
     ("/", "console-nav-tenants", Permission::ReadTenants),
+    ("/capacity", "console-nav-capacity", Permission::ReadTenants),
+    ("/jobs", "console-nav-jobs", Permission::ReadTenants),
     ("/notices", "nav-notices", Permission::ReadTenants),
     ("/support", "nav-support", Permission::ReadTenants),
     ("/approvals", "console-nav-approvals", Permission::ReadTenants),

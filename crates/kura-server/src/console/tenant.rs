@@ -22,6 +22,7 @@ use kura_service::ops::{metering, tenants};
 use serde::Deserialize;
 
 use super::Desk;
+use super::contract::ContractForm;
 use super::tenants::{status_class, status_key};
 use crate::app::AppState;
 use crate::auth::CallerInfo;
@@ -46,6 +47,8 @@ struct TenantPage {
     may_manage: bool,
     /// The termination form as sent (shown again after a refusal).
     form: TerminateForm,
+    /// The contract form: the contract in force, or as sent when refused.
+    contract: ContractForm,
     max_days: u32,
 }
 
@@ -125,11 +128,12 @@ pub(super) struct TerminateForm {
     confirm: String,
 }
 
-async fn show(
+pub(super) async fn show(
     state: &AppState,
     d: Desk,
     id: &str,
     form: TerminateForm,
+    contract: Option<ContractForm>,
     outcome: Option<Outcome>,
 ) -> Response {
     let found = async {
@@ -155,6 +159,7 @@ async fn show(
     };
     let status = status_after(&outcome, StatusCode::OK);
     let may_manage = d.operator.role().allows(Permission::ManageTenants);
+    let contract = contract.unwrap_or_else(|| ContractForm::of(&tenant));
     render(
         status,
         &TenantPage {
@@ -169,12 +174,13 @@ async fn show(
             outcome,
             may_manage,
             form,
+            contract,
             max_days: MAX_PURGE_AFTER_DAYS,
         },
     )
 }
 
-fn default_form() -> TerminateForm {
+pub(super) fn default_form() -> TerminateForm {
     TerminateForm {
         purge_after_days: MAX_PURGE_AFTER_DAYS.to_string(),
         confirm: String::new(),
@@ -183,11 +189,11 @@ fn default_form() -> TerminateForm {
 
 /// `GET /tenants/{id}`.
 pub(super) async fn page(State(state): State<AppState>, d: Desk, Path(id): Path<String>) -> Response {
-    show(&state, d, &id, default_form(), None).await
+    show(&state, d, &id, default_form(), None, None).await
 }
 
 /// Where a gated change leads: the tenant's page, saying what was done or that it waits.
-fn after(d: &Desk, id: &str, answer: Gated<String>) -> Response {
+pub(super) fn after(d: &Desk, id: &str, answer: Gated<String>) -> Response {
     let text = match answer {
         Gated::Done(text) => text,
         Gated::AwaitingApproval(_) => d.tr.t("console-approval-held"),
@@ -225,7 +231,7 @@ pub(super) async fn change(
         Ok(answer) => after(&d, &id, answer),
         Err(err) => {
             let outcome = Outcome::failed(&d.tr, &err);
-            show(&state, d, &id, default_form(), Some(outcome)).await
+            show(&state, d, &id, default_form(), None, Some(outcome)).await
         }
     }
 }
@@ -268,7 +274,7 @@ pub(super) async fn terminate(
         }
         Err(err) => {
             let outcome = Outcome::failed(&d.tr, &err);
-            show(&state, d, &id, form, Some(outcome)).await
+            show(&state, d, &id, form, None, Some(outcome)).await
         }
     }
 }

@@ -5,6 +5,7 @@ use askama::Template;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
+use kura_service::authz::Permission;
 use kura_service::model::{TenantActivity, TenantRecord, TenantStatus};
 use kura_service::ops::tenants;
 
@@ -82,6 +83,7 @@ pub(super) fn status_class(status: TenantStatus) -> &'static str {
 struct TenantsPage {
     d: Desk,
     rows: Vec<TenantRow>,
+    may_create: bool,
 }
 
 /// `GET /`.
@@ -92,7 +94,8 @@ pub(super) async fn page(State(state): State<AppState>, d: Desk) -> Response {
                 .into_iter()
                 .map(|(tenant, activity)| TenantRow::new(tenant, activity))
                 .collect();
-            render(StatusCode::OK, &TenantsPage { d, rows })
+            let may_create = d.operator.role().allows(Permission::ManageTenants);
+            render(StatusCode::OK, &TenantsPage { d, rows, may_create })
         }
         Err(err) => d.error_page(&err, "/account"),
     }

@@ -54,3 +54,18 @@ async fn grouped<'c>(on: impl Target<'c>, sql: &'static str) -> DbResult<LabelCo
         .map(|(label, count)| (label, count.unsigned_abs()))
         .collect())
 }
+
+/// Stored bytes of every tenant summed per day, from `first_day` (`YYYY-MM-DD`), oldest
+/// first: each tenant's day is its own time zone's, which is close enough for a trend.
+pub async fn stored_by_day<'c>(on: impl Target<'c>, first_day: &str) -> DbResult<LabelCounts> {
+    let rows: Vec<(String, i64)> = Query::service(
+        "SELECT day, SUM(stored_bytes) FROM usage_days WHERE day >= $1 GROUP BY day ORDER BY day",
+    )
+    .bind(first_day)
+    .fetch_all(on)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(day, bytes)| (day, bytes.unsigned_abs()))
+        .collect())
+}

@@ -111,6 +111,11 @@ pub async fn run_now(
     tenant_id: Option<&str>,
 ) -> ServiceResult<JobRecord> {
     let kind = JobKind::parse(kind).ok_or_else(|| unknown_kind(kind))?;
+    if kind == JobKind::Purge {
+        return Err(ServiceError::invalid(
+            "a purge is queued by terminating the tenant: use terminate, or purge-now on a terminated tenant",
+        ));
+    }
     let tenant = match (kind.per_tenant(), tenant_id) {
         (true, None) => {
             return Err(ServiceError::invalid(format!(

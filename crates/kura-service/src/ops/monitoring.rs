@@ -3,11 +3,13 @@
 //! mail outbox. Read at each scrape from the database (so every server of a shared
 //! PostgreSQL reports the same figures) and from the vaults this process has open.
 //!
-//! Only the monitoring edge calls this, after checking the scrape token or the caller's
-//! network: the figures name tenants by service code and hold no tenant's data.
+//! [`gauges`] is for the monitoring edge, which checks the scrape token or the caller's
+//! network first: the figures name tenants by service code and hold no tenant's data.
+//! [`capacity`] is the console's capacity page, for operators.
 
 use std::collections::HashMap;
 
+use crate::authz::{OperatorPrincipal, Permission};
 use crate::db::monitoring::{self, LabelCounts};
 use crate::db::tenants;
 use crate::ids::TenantId;
@@ -72,5 +74,25 @@ pub async fn gauges(svc: &Service) -> ServiceResult<ServiceGauges> {
         backup_runs: monitoring::runs_by_status(&svc.db).await?,
         waiting_jobs: monitoring::waiting_jobs(&svc.db).await?,
         outbox: monitoring::outbox_by_status(&svc.db).await?,
+    })
+}
+
+/// What the capacity page shows: every tenant's use and quota, and the stored total of
+/// each measured day of the last 31.
+#[derive(Debug, Clone)]
+pub struct CapacityReport {
+    pub tenants: Vec<TenantGauge>,
+    /// `(YYYY-MM-DD, bytes)`, oldest first.
+    pub daily_totals: Vec<(String, u64)>,
+}
+
+/// The service's use against its contracts, for an operator.
+pub async fn capacity(svc: &Service, operator: &OperatorPrincipal) -> ServiceResult<CapacityReport> {
+    operator.require(Permission::ReadTenants)?;
+    let gauges = gauges(svc).await?;
+    let first_day = crate::day_in_zone(svc.now_ms().saturating_sub(30 * 86_400_000), "UTC");
+    Ok(CapacityReport {
+        tenants: gauges.tenants,
+        daily_totals: monitoring::stored_by_day(&svc.db, &first_day).await?,
     })
 }
