@@ -10,7 +10,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use kura_service::model::RunStatus;
-use kura_service::ops::monitoring::ServiceGauges;
+use kura_service::ops::monitoring::{ServiceGauges, TenantGauge};
 
 use crate::app::AppState;
 use crate::auth::CallerInfo;
@@ -218,29 +218,23 @@ fn service_figures(out: &mut Exposition<'_>, gauges: &ServiceGauges) {
         "Bytes stored in every vault (after dedup and compression)",
     )
     .sample("kura_stored_bytes", &[], total as f64);
-    out.family(
-        "kura_tenant_stored_bytes",
-        "gauge",
-        "Bytes stored in the tenant's vault",
-    );
-    for tenant in &gauges.tenants {
-        out.sample(
+    let per_tenant: [(&str, &str, fn(&TenantGauge) -> u64); 2] = [
+        (
             "kura_tenant_stored_bytes",
-            &[("tenant", &tenant.service_code)],
-            tenant.stored_bytes as f64,
-        );
-    }
-    out.family(
-        "kura_tenant_quota_bytes",
-        "gauge",
-        "The tenant's storage quota (0: none)",
-    );
-    for tenant in &gauges.tenants {
-        out.sample(
+            "Bytes stored in the tenant's vault",
+            |tenant| tenant.stored_bytes,
+        ),
+        (
             "kura_tenant_quota_bytes",
-            &[("tenant", &tenant.service_code)],
-            tenant.quota_bytes as f64,
-        );
+            "The tenant's storage quota (0: none)",
+            |tenant| tenant.quota_bytes,
+        ),
+    ];
+    for (name, help, figure) in per_tenant {
+        out.family(name, "gauge", help);
+        for tenant in &gauges.tenants {
+            out.sample(name, &[("tenant", &tenant.service_code)], figure(tenant) as f64);
+        }
     }
     out.family("kura_tenants", "gauge", "Tenants by status");
     for status in ["active", "suspended", "terminated"] {
