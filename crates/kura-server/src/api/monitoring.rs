@@ -210,6 +210,9 @@ fn data_dir_figures(out: &mut Exposition<'_>, data_dir: &std::path::Path) {
     .sample("kura_data_dir_free_bytes", &[], free as f64);
 }
 
+/// One figure of a tenant, for a per-tenant metric family.
+type TenantFigure = fn(&TenantGauge) -> u64;
+
 fn service_figures(out: &mut Exposition<'_>, gauges: &ServiceGauges) {
     let total: u64 = gauges.tenants.iter().map(|tenant| tenant.stored_bytes).sum();
     out.family(
@@ -218,7 +221,7 @@ fn service_figures(out: &mut Exposition<'_>, gauges: &ServiceGauges) {
         "Bytes stored in every vault (after dedup and compression)",
     )
     .sample("kura_stored_bytes", &[], total as f64);
-    let per_tenant: [(&str, &str, fn(&TenantGauge) -> u64); 2] = [
+    let per_tenant: [(&str, &str, TenantFigure); 2] = [
         (
             "kura_tenant_stored_bytes",
             "Bytes stored in the tenant's vault",
