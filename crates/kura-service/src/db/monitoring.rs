@@ -2,6 +2,7 @@
 //! result, jobs waiting by kind, the mail outbox. Counts only: no tenant's data.
 
 use super::{Db, DbResult, Query, Target};
+use crate::ids::TenantId;
 
 /// How many rows of each label (a status, a kind).
 pub type LabelCounts = Vec<(String, u64)>;
@@ -67,5 +68,19 @@ pub async fn stored_by_day<'c>(on: impl Target<'c>, first_day: &str) -> DbResult
     Ok(rows
         .into_iter()
         .map(|(day, bytes)| (day, bytes.unsigned_abs()))
+        .collect())
+}
+
+/// Each measured tenant's stored bytes on its newest measured day.
+pub async fn measured_stored_bytes<'c>(on: impl Target<'c>) -> DbResult<Vec<(TenantId, u64)>> {
+    let rows: Vec<(String, i64)> = Query::service(
+        "SELECT u.tenant_id, u.stored_bytes FROM usage_days u \
+         WHERE u.day = (SELECT MAX(n.day) FROM usage_days n WHERE n.tenant_id = u.tenant_id)",
+    )
+    .fetch_all(on)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(tenant, bytes)| (TenantId::from_db(tenant), bytes.unsigned_abs()))
         .collect())
 }

@@ -48,13 +48,25 @@ pub async fn gauges(svc: &Service) -> ServiceResult<ServiceGauges> {
     let begun_before = now.saturating_sub(duration_ms(svc.settings.session_absolute_timeout));
     let (portal_sessions, console_sessions) =
         monitoring::live_sessions(&svc.db, idle_before, begun_before).await?;
-    let measured: HashMap<TenantId, u64> = tenants::overview(&svc.db)
+    Ok(ServiceGauges {
+        tenants: tenant_gauges(svc).await?,
+        portal_sessions,
+        console_sessions,
+        backup_runs: monitoring::runs_by_status(&svc.db).await?,
+        waiting_jobs: monitoring::waiting_jobs(&svc.db).await?,
+        outbox: monitoring::outbox_by_status(&svc.db).await?,
+    })
+}
+
+/// Every tenant's contract and stored bytes: live for the vaults this process has
+/// open, else as last measured.
+async fn tenant_gauges(svc: &Service) -> ServiceResult<Vec<TenantGauge>> {
+    let measured: HashMap<TenantId, u64> = monitoring::measured_stored_bytes(&svc.db)
         .await?
         .into_iter()
-        .filter_map(|activity| Some((activity.tenant_id, activity.stored_bytes?)))
         .collect();
     let live = svc.vaults.open_stored_bytes().await;
-    let tenants = tenants::list(&svc.db)
+    Ok(tenants::list(&svc.db)
         .await?
         .into_iter()
         .map(|tenant| {
@@ -66,15 +78,7 @@ pub async fn gauges(svc: &Service) -> ServiceResult<ServiceGauges> {
                 quota_bytes: tenant.quota_bytes,
             }
         })
-        .collect();
-    Ok(ServiceGauges {
-        tenants,
-        portal_sessions,
-        console_sessions,
-        backup_runs: monitoring::runs_by_status(&svc.db).await?,
-        waiting_jobs: monitoring::waiting_jobs(&svc.db).await?,
-        outbox: monitoring::outbox_by_status(&svc.db).await?,
-    })
+        .collect())
 }
 
 /// What the capacity page shows: every tenant's use and quota, and the stored total of
@@ -89,10 +93,9 @@ pub struct CapacityReport {
 /// The service's use against its contracts, for an operator.
 pub async fn capacity(svc: &Service, operator: &OperatorPrincipal) -> ServiceResult<CapacityReport> {
     operator.require(Permission::ReadTenants)?;
-    let gauges = gauges(svc).await?;
     let first_day = crate::day_in_zone(svc.now_ms().saturating_sub(30 * 86_400_000), "UTC");
     Ok(CapacityReport {
-        tenants: gauges.tenants,
+        tenants: tenant_gauges(svc).await?,
         daily_totals: monitoring::stored_by_day(&svc.db, &first_day).await?,
     })
 }
