@@ -314,7 +314,7 @@ fn slot_aad(id: &str) -> Vec<u8> {
     aad
 }
 
-fn aead_key(key: &[u8; 32]) -> LessSafeKey {
+pub(crate) fn aead_key(key: &[u8; 32]) -> LessSafeKey {
     LessSafeKey::new(UnboundKey::new(&AES_256_GCM, key).expect("32-byte AES-256 key"))
 }
 

@@ -161,6 +161,7 @@ pub(crate) enum Value<'a> {
     Bytes(&'a [u8]),
     Text(Cow<'a, str>),
     OptText(Option<String>),
+    OptInt(Option<i64>),
 }
 
 impl From<i64> for Value<'_> {
@@ -190,6 +191,12 @@ impl From<String> for Value<'_> {
 impl From<Option<String>> for Value<'_> {
     fn from(v: Option<String>) -> Self {
         Value::OptText(v)
+    }
+}
+
+impl From<Option<i64>> for Value<'_> {
+    fn from(v: Option<i64>) -> Self {
+        Value::OptInt(v)
     }
 }
 
@@ -246,6 +253,7 @@ macro_rules! bind_all {
                 Value::Bytes(v) => q.bind(*v),
                 Value::Text(v) => q.bind(v.as_ref()),
                 Value::OptText(v) => q.bind(v.as_deref()),
+                Value::OptInt(v) => q.bind(*v),
             };
         }
         q

@@ -234,6 +234,7 @@ impl Vault {
                 .await?;
             delete_if_present(o, &o.references(id)).await?;
             delete_if_present(o, &o.manifest(id)).await?;
+            delete_if_present(o, &o.tombstone(id)).await?;
         }
 
         // Packs: delete the dead; repack the mostly dead and the damaged (their good
@@ -395,7 +396,7 @@ impl Vault {
         let known_snaps: HashSet<String> = known_snaps.into_iter().map(|r| r.0).collect();
         let mut deleted = 0;
         let mut candidates: HashMap<object_store::path::Path, bool> = HashMap::new();
-        for folder in [o.packs(), o.manifests(), o.reference_lists()] {
+        for folder in [o.packs(), o.manifests(), o.reference_lists(), o.tombstones()] {
             let mut list = o.store.list(Some(&folder));
             while let Some(meta) = list.try_next().await? {
                 if meta.last_modified.timestamp_millis() >= t_keep {

@@ -149,6 +149,22 @@ impl ObjectLayout {
         self.child(&["keys", id])
     }
 
+    /// Folder of key slots.
+    pub fn key_slots(&self) -> Path {
+        self.child(&["keys"])
+    }
+
+    /// Folder of tombstones: one per snapshot forgotten and not yet collected, so that a
+    /// catalog rebuilt from storage keeps it forgotten.
+    pub fn tombstones(&self) -> Path {
+        self.child(&["forgotten"])
+    }
+
+    /// A forgotten snapshot's tombstone.
+    pub fn tombstone(&self, id: &SnapshotId) -> Path {
+        self.child(&["forgotten", &id.to_hex()])
+    }
+
     /// Folder of all packs.
     pub fn packs(&self) -> Path {
         self.child(&["packs"])

@@ -51,6 +51,11 @@
 //! run's uploads at once. The service's sessions end after an idle time
 //! ([`Vault::set_session_idle_expiry`]) that live agents renew ([`Vault::heartbeat`]).
 //!
+//! **Rebuilding the catalog.** Storage holds all the catalog derives from (configuration,
+//! key slots, pack trailers, manifests and reference lists, and a tombstone per forgotten
+//! snapshot), so [`Vault::rebuild_catalog`] makes a lost catalog anew, or brings an old
+//! copy in line with storage, while backups run.
+//!
 //! **Retention.** [`retention`] decides which snapshots a policy keeps (restic's rules);
 //! `kura forget` and the server's plan retention both use it.
 //!
@@ -62,6 +67,7 @@ mod error;
 mod gc;
 mod layout;
 mod pack_file;
+mod rebuild;
 mod repair;
 pub mod retention;
 mod session_lock;
@@ -74,6 +80,7 @@ pub use error::StoreError;
 pub use gc::{GcOptions, GcReport};
 pub use layout::{ObjectLayout, s3_store};
 pub use pack_file::PackFile;
+pub use rebuild::RebuildReport;
 pub use repair::RepairReport;
 pub use vault::{PackReceipt, SessionId, SnapshotQuery, SnapshotRecord, Usage, Vault};
 pub use verify::{VerifyReport, VerifyScope};

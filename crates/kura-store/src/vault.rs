@@ -125,7 +125,7 @@ impl Vault {
         Ok(vault.with_session_locks(dir))
     }
 
-    fn with_session_locks(self, dir: &FsPath) -> Vault {
+    pub(crate) fn with_session_locks(self, dir: &FsPath) -> Vault {
         let _ = self
             .inner
             .session_locks
@@ -161,7 +161,7 @@ impl Vault {
         Self::open(objects, db, location, verify_uploads).await
     }
 
-    async fn local_parts(dir: &FsPath, create: bool) -> Result<(ObjectLayout, Catalog)> {
+    pub(crate) async fn local_parts(dir: &FsPath, create: bool) -> Result<(ObjectLayout, Catalog)> {
         let objects = ObjectLayout::local(&dir.join("objects"))?;
         let db = match local_catalog(dir, create, false).await {
             Ok(db) => db,
@@ -504,7 +504,7 @@ impl Vault {
     /// Indexes the chunks of a stored pack that the index lacks (or holds damaged) and
     /// clears its pending note, in one transaction. Returns how many chunks it indexed.
     /// `session` is the uploading session and its start, if any.
-    async fn index_pack(
+    pub(crate) async fn index_pack(
         &self,
         pack_id: &PackId,
         size: u64,
@@ -677,21 +677,7 @@ impl Vault {
         if gone == 0 {
             return Err(StoreError::UnknownSession(session.0.clone()));
         }
-        query(
-            "INSERT INTO vault_snapshots (vault, id, time_ns, kind, host, source, tags, parent, manifest, ref_count)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        )
-        .bind(id.to_hex())
-        .bind(manifest.time_ns)
-        .bind(manifest.kind.to_string())
-        .bind(manifest.host.as_str())
-        .bind(manifest.source.as_str())
-        .bind(manifest.tags.join(","))
-        .bind(manifest.parent.map(|p| p.to_hex()))
-        .bind(manifest_bytes)
-        .bind(refs.ids().len() as i64)
-        .execute(&mut tx)
-        .await?;
+        insert_snapshot(&mut tx, &id, &manifest, manifest_bytes, refs.ids().len(), None).await?;
         tx.commit().await?;
         self.release_session_lock(&session.0);
         Ok(id)
@@ -903,7 +889,16 @@ impl Vault {
     }
 
     /// Forgets snapshots: they disappear from listings at once; GC reclaims their space.
+    /// A tombstone object goes first, so a catalog rebuilt from storage keeps them
+    /// forgotten (one left by a forget that then failed is finished by a rebuild, or
+    /// removed by GC once its snapshot is gone).
     pub async fn forget(&self, ids: &[SnapshotId]) -> Result<()> {
+        let o = self.objects();
+        for id in ids {
+            o.store
+                .put(&o.tombstone(id), PutPayload::from_static(b""))
+                .await?;
+        }
         let now = now_ms();
         let mut tx = self.db().begin().await?;
         for id in ids {
@@ -1097,8 +1092,36 @@ fn seen_in_session(started: i64) -> i64 {
     now_ms().max(started)
 }
 
+/// Lists a committed snapshot (forgotten already when `deleted_ms` is set).
+pub(crate) async fn insert_snapshot<'c>(
+    to: impl Target<'c>,
+    id: &SnapshotId,
+    manifest: &Manifest,
+    manifest_bytes: &[u8],
+    ref_count: usize,
+    deleted_ms: Option<i64>,
+) -> Result<()> {
+    query(
+        "INSERT INTO vault_snapshots (vault, id, time_ns, kind, host, source, tags, parent, manifest, ref_count, deleted_ms)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+    )
+    .bind(id.to_hex())
+    .bind(manifest.time_ns)
+    .bind(manifest.kind.to_string())
+    .bind(manifest.host.as_str())
+    .bind(manifest.source.as_str())
+    .bind(manifest.tags.join(","))
+    .bind(manifest.parent.map(|p| p.to_hex()))
+    .bind(manifest_bytes)
+    .bind(ref_count as i64)
+    .bind(deleted_ms)
+    .execute(to)
+    .await?;
+    Ok(())
+}
+
 /// The encoded configuration of the catalog's vault, if it has been created.
-async fn stored_config(db: &Catalog) -> Result<Option<Vec<u8>>> {
+pub(crate) async fn stored_config(db: &Catalog) -> Result<Option<Vec<u8>>> {
     let row: Option<(Vec<u8>,)> = query("SELECT value FROM vault_meta WHERE vault = $1 AND key = 'config'")
         .fetch_optional(db)
         .await?;

@@ -99,6 +99,17 @@ impl Fixture {
         }
     }
 
+    /// Deletes every catalog row of `vault`, as a lost catalog would leave it.
+    async fn lose_catalog(&self, vault: &str) {
+        for table in CATALOG_TABLES {
+            let sql = sqlx::AssertSqlSafe(format!("DELETE FROM {table} WHERE vault = $1"));
+            match &self.db {
+                Db::Sqlite(p) => drop(sqlx::query(sql).bind(vault).execute(p).await.unwrap()),
+                Db::Postgres(p) => drop(sqlx::query(sql).bind(vault).execute(p).await.unwrap()),
+            }
+        }
+    }
+
     /// How many rows of `vault` a catalog table holds.
     async fn rows(&self, table: &str, vault: &str) -> i64 {
         let sql = sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table} WHERE vault = $1"));
@@ -123,6 +134,16 @@ impl Fixture {
             .collect()
     }
 }
+
+const CATALOG_TABLES: [&str; 7] = [
+    "vault_meta",
+    "vault_key_slots",
+    "vault_packs",
+    "vault_chunks",
+    "vault_snapshots",
+    "vault_sessions",
+    "vault_pending_packs",
+];
 
 fn prefix(vault: &str) -> Path {
     Path::from(format!("t/test/v/{vault}"))
@@ -1150,15 +1171,7 @@ async fn erase_leaves_nothing_of_the_vault(fx: &Fixture) {
     assert_eq!(erased, counted);
     assert!(fx.object_names("1").await.is_empty());
     assert!(matches!(fx.open("1").await, Err(StoreError::NoVault(_))));
-    for table in [
-        "vault_meta",
-        "vault_key_slots",
-        "vault_packs",
-        "vault_chunks",
-        "vault_snapshots",
-        "vault_sessions",
-        "vault_pending_packs",
-    ] {
+    for table in CATALOG_TABLES {
         assert_eq!(fx.rows(table, "1").await, 0, "{table}");
     }
     let again = kura_store::erase(&fx.objects("1"), &fx.catalog("1"))
@@ -1169,6 +1182,144 @@ async fn erase_leaves_nothing_of_the_vault(fx: &Fixture) {
     assert_eq!(fx.object_names("10").await, ten_objects);
     assert_eq!(ten.snapshots().await.unwrap().len(), 1);
     assert!(fx.rows("vault_chunks", "10").await > 0);
+}
+
+/// A catalog rebuilt from storage alone lists every snapshot again and keeps a forgotten
+/// one forgotten; rebuilt over a catalog older than storage (a restored copy), it picks up
+/// the later backups and drops what storage no longer has; a second rebuild changes
+/// nothing.
+async fn rebuild_catalog_from_storage(fx: &Fixture) {
+    let vault = fx.create("v").await;
+    let first = backup(&vault, &["a", "b"], 1).await;
+    let second = backup(&vault, &["b", "c"], 2).await;
+    let third = backup(&vault, &["c", "d"], 3).await;
+    vault.forget(&[second]).await.unwrap();
+    let usage = vault.usage().await.unwrap();
+    let slots = vault.key_slots().await.unwrap();
+    drop(vault);
+    fx.lose_catalog("v").await;
+    assert!(matches!(fx.open("v").await, Err(StoreError::NoVault(_))));
+
+    let rebuild = || Vault::rebuild_catalog(fx.objects("v"), fx.catalog("v"), "v".into(), true);
+    let (vault, report) = rebuild().await.unwrap();
+    assert!(report.config_restored, "{report:?}");
+    assert_eq!(report.key_slots_restored, 1);
+    assert_eq!(
+        (report.packs_indexed, report.chunks_indexed),
+        (3, 4),
+        "{report:?}"
+    );
+    assert_eq!(
+        (
+            report.snapshots_restored,
+            report.snapshots_restored_forgotten,
+            report.snapshots
+        ),
+        (3, 1, 2),
+        "{report:?}"
+    );
+    assert!(report.packs_unreadable.is_empty() && report.snapshots_unreadable.is_empty());
+    assert!(report.snapshots_incomplete.is_empty(), "{report:?}");
+    assert_eq!(vault.usage().await.unwrap(), usage);
+    assert_eq!(vault.key_slots().await.unwrap(), slots);
+    let ids: Vec<SnapshotId> = vault.snapshots().await.unwrap().iter().map(|s| s.id).collect();
+    assert_eq!(ids, [first, third]);
+    assert!(missing_names(&vault, &["a", "b", "c", "d"]).await.is_empty());
+    assert!(
+        vault
+            .verify(VerifyScope { read_data: true }, None)
+            .await
+            .unwrap()
+            .is_clean()
+    );
+    // The forgotten snapshot is still GC's to collect, tombstone and all.
+    tick().await;
+    assert_eq!(vault.gc(gc_all()).await.unwrap().snapshots_purged, 1);
+    assert!(
+        !fx.object_names("v")
+            .await
+            .iter()
+            .any(|n| n.contains("/forgotten/"))
+    );
+
+    // A catalog older than storage: it lacks a later backup, and still lists a snapshot
+    // and a pack whose objects are gone since.
+    let session = vault.open_session(None).await.unwrap();
+    upload(&vault, &session, &["e"]).await;
+    let (m, r) = manifest(&["e"], 4, None);
+    let fourth = vault.commit(&session, &m, &r).await.unwrap();
+    fx.sql(
+        "DELETE FROM vault_snapshots WHERE vault = $1 AND manifest = $2",
+        "v",
+        &m,
+    )
+    .await;
+    let o = fx.objects("v");
+    let e_pack = vault.locate(&[chunk_id("e")]).await.unwrap()[&chunk_id("e")].0;
+    fx.sql(
+        "DELETE FROM vault_chunks WHERE vault = $1 AND pack = $2",
+        "v",
+        &e_pack.0,
+    )
+    .await;
+    fx.sql(
+        "DELETE FROM vault_packs WHERE vault = $1 AND id = $2",
+        "v",
+        &e_pack.0,
+    )
+    .await;
+    let d_pack = vault.locate(&[chunk_id("d")]).await.unwrap()[&chunk_id("d")].0;
+    o.store.delete(&o.pack(&d_pack)).await.unwrap();
+    o.store.delete(&o.manifest(&first)).await.unwrap();
+    drop(vault);
+
+    let (vault, report) = rebuild().await.unwrap();
+    assert!(!report.config_restored);
+    assert_eq!(
+        (report.packs_indexed, report.chunks_indexed, report.packs_missing),
+        (1, 1, 1),
+        "{report:?}"
+    );
+    assert_eq!(
+        (
+            report.snapshots_restored,
+            report.snapshots_dropped,
+            report.snapshots
+        ),
+        (1, 1, 2),
+        "{report:?}"
+    );
+    assert_eq!(
+        report.snapshots_incomplete,
+        [third.to_hex()],
+        "third lost chunk d"
+    );
+    let ids: Vec<SnapshotId> = vault.snapshots().await.unwrap().iter().map(|s| s.id).collect();
+    assert_eq!(ids, [third, fourth]);
+    assert_eq!(missing_names(&vault, &["c", "d", "e"]).await, ["d"]);
+    assert!(vault.is_damaged(&third).await.unwrap());
+
+    let (_, again) = rebuild().await.unwrap();
+    assert_eq!(
+        again,
+        kura_store::RebuildReport {
+            snapshots: 2,
+            snapshots_incomplete: vec![third.to_hex()],
+            ..Default::default()
+        }
+    );
+}
+
+/// Without a configuration object there is nothing to rebuild from.
+async fn rebuild_needs_a_vault_in_storage(fx: &Fixture) {
+    let Err(err) = Vault::rebuild_catalog(fx.objects("none"), fx.catalog("none"), "none".into(), true).await
+    else {
+        panic!("rebuilt a vault storage does not hold");
+    };
+    assert!(
+        matches!(&err, StoreError::NoVault(m) if m.contains("no vault configuration")),
+        "{err}"
+    );
 }
 
 /// Runs each named test on every backend: `sqlite::NAME`, `postgres::NAME` and `s3::NAME`.
@@ -1219,4 +1370,6 @@ conformance!(
     vaults_are_isolated,
     objects_stay_in_prefix,
     erase_leaves_nothing_of_the_vault,
+    rebuild_catalog_from_storage,
+    rebuild_needs_a_vault_in_storage,
 );
