@@ -10,9 +10,10 @@ cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/kura-target}
 command -v cargo-nextest >/dev/null || cargo install cargo-nextest --locked
 
-# Image tests build disks with sfdisk, mkfs.ext4, mkswap and qemu-img.
+# Image tests build disks with sfdisk, mkfs.ext4, mkswap and qemu-img; the package test
+# strips binaries with objcopy and asks the installed service with curl.
 missing=()
-for tool in sfdisk:fdisk mkfs.ext4:e2fsprogs mkswap:util-linux qemu-img:qemu-utils; do
+for tool in sfdisk:fdisk mkfs.ext4:e2fsprogs mkswap:util-linux qemu-img:qemu-utils objcopy:binutils curl:curl; do
   command -v "${tool%%:*}" >/dev/null || missing+=("${tool#*:}")
 done
 if ((${#missing[@]})); then
@@ -69,3 +70,12 @@ fi
 # does not run.
 cargo test --doc --locked -p kura-service
 cargo nextest run --workspace --locked --no-fail-fast "$@"
+
+# The Debian packages (scripts/package-deb.sh) from the debug binaries nextest just built:
+# installed on this machine, started, upgraded and purged; the machine is left as it was.
+# Needs root; only on a full run (a filtered one may not have built both binaries).
+if [ "$#" -eq 0 ] && [ "$(id -u)" = 0 ]; then
+  tests/packages/deb.sh
+else
+  echo "WARNING: the Debian package test (tests/packages/deb.sh) did NOT run (needs root and a full run)" >&2
+fi

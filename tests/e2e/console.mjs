@@ -309,6 +309,13 @@ async function freshCode() {
   await page.waitForURL(/\/support\/[0-9a-f]{32}$/);
   check((await page.textContent("main")).includes("お問い合わせを送信しました"), "the request is sent");
   await look(page, "portal-support-request", "ja");
+
+  // Support access for two hours: only now may the console show the tenant's snapshots.
+  await page.goto(`${portalUrl}/security`);
+  await page.fill("#hours", "2");
+  await page.click("button[value='support-grant']");
+  await page.waitForLoadState();
+  check((await page.textContent("main")).includes("サポートアクセス"), "support access granted");
 }
 
 // The second operator-admin signs in for the first time and approves the deletion.
@@ -355,6 +362,12 @@ async function freshCode() {
   await page.waitForURL(`${url}/`);
   check((await page.textContent("#tenants")).includes("Active"), "the status reads Active");
   await look(page, "tenants", "en");
+  // Under the tenant's grant its snapshots are listed (facts only), the grant named.
+  await page.click(`#tenants a:has-text('${serviceCode}')`);
+  await page.waitForURL(/\/tenants\/[0-9a-f]{32}$/);
+  const snapshots = await page.textContent("main");
+  check(snapshots.includes("granted support access"), `the snapshots are shown under the grant: ${snapshots}`);
+  await look(page, "tenant-snapshots", "en");
   await page.goto(`${url}/operators`);
   await look(page, "operators", "en");
   await page.goto(`${url}/notices`);

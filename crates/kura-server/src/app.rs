@@ -19,6 +19,7 @@ use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
 use kura_service::audit::Action;
 use kura_service::db::{Db, DbError};
 use kura_service::ids::TenantId;
+use kura_service::jobs::MetadataBackupTask;
 use kura_service::secrets::{ServiceKey, TokenKind, new_token, random_hex, write_private_file};
 use kura_service::vaults::{ObjectStorage, TenantVaults, VaultStorage, VaultsError};
 use kura_service::{Clock, Service, ServiceError, Settings, ops};
@@ -31,6 +32,7 @@ use crate::config::{ObjectStoreKind, ServerConfig};
 use crate::error::ApiError;
 use crate::jobs::{JobRunner, RunnerSettings};
 use crate::mail::Mailer;
+use crate::metadata::ScheduledBackup;
 use crate::tls::{self, TlsError};
 
 /// Why the server could not start or stopped with an error.
@@ -61,6 +63,8 @@ pub enum ServerError {
     ScrapeToken { path: PathBuf, message: String },
     #[error("service_key: {0}")]
     Key(String),
+    #[error("{0}")]
+    MetadataBackup(String),
     #[error("{listener} listener failed: {source}")]
     Serve {
         listener: &'static str,
@@ -104,6 +108,7 @@ fn settings(config: &ServerConfig) -> Settings {
         verify_interval: config.verify_interval,
         expiry_interval: config.expiry_interval,
         meter_interval: config.meter_interval,
+        metadata_backup_interval: config.metadata_backup_interval,
         operator_networks: config.operator_networks.clone(),
     }
 }
@@ -167,6 +172,9 @@ impl Server {
                 .into(),
             work_queued: Arc::default(),
             key: Arc::new(service_key(&config)?),
+            metadata_backup: ScheduledBackup::from_config(&config)
+                .map_err(ServerError::MetadataBackup)?
+                .map(|task| Arc::new(task) as Arc<dyn MetadataBackupTask>),
         };
         ops::totp::check_service_key(&service).await?;
         let sealed = ops::totp::seal_plain_secrets(&service).await?;

@@ -8,10 +8,12 @@ use reqwest::{Method, StatusCode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::api::notices::OperatorNoticeView;
+use crate::api::operators::{CreatedOperatorToken, OperatorTokenView};
 use crate::api::types::{
-    ApprovalView, ChainCheck, CreateTenantRequest, CreatedTenant, DeletionSummaryView, EventView, MeterRow,
-    RegistrationTokenView, SignedDeletionRecord, TenantDetail, TenantView, TerminateRequest,
-    TerminatedTenant, UpdateTenantRequest,
+    ApprovalView, ChainCheck, CreateTenantRequest, CreatedTenant, DeletionSummaryView, EventView,
+    MachineView, MeterRow, RegistrationTokenView, SignedDeletionRecord, TenantDetail, TenantView,
+    TerminateRequest, TerminatedTenant, UpdateTenantRequest,
 };
 
 fn usage_path(from: Option<&str>, to: Option<&str>, format: &str) -> String {
@@ -76,13 +78,25 @@ pub enum ClientError {
     Api { status: StatusCode, message: String },
     #[error("no tenant with service code {0}")]
     UnknownServiceCode(String),
+    #[error("{0}")]
+    SignIn(String),
 }
 
-/// A client of the management listener, authenticated by an operator token.
+/// A client of the management listener, authenticated by an operator token or, after
+/// [`ManagementClient::sign_in`], by a console session.
 pub struct ManagementClient {
     base_url: String,
-    operator_token: String,
+    credential: Credential,
     http: reqwest::Client,
+}
+
+enum Credential {
+    Token(String),
+    /// The session cookie (`name=value`) and the CSRF token changes must carry.
+    Session {
+        cookie: String,
+        csrf: String,
+    },
 }
 
 impl ManagementClient {
@@ -108,9 +122,57 @@ impl ManagementClient {
         }
         Ok(ManagementClient {
             base_url: base_url.trim_end_matches('/').to_owned(),
-            operator_token: operator_token.to_owned(),
+            credential: Credential::Token(operator_token.to_owned()),
             http: builder.build()?,
         })
+    }
+
+    /// Signs an operator in with their password and TOTP code: the client then acts in
+    /// that console session, which may do what an API token may not (issue tokens).
+    /// End it with [`ManagementClient::sign_out`].
+    pub async fn sign_in(
+        base_url: &str,
+        ca_cert: Option<&Path>,
+        login: &str,
+        password: &str,
+        totp: Option<&str>,
+    ) -> Result<Self, ClientError> {
+        let mut client = Self::new(base_url, ca_cert, "")?;
+        let body = serde_json::json!({ "login": login, "password": password, "totp": totp });
+        let response = client
+            .http
+            .post(format!("{}/api/v1/operator/login", client.base_url))
+            .json(&body)
+            .send()
+            .await?;
+        let response = refusal(response).await?;
+        let cookie = response
+            .headers()
+            .get_all(reqwest::header::SET_COOKIE)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .find(|value| value.starts_with("kura_console_session="))
+            .and_then(|value| value.split(';').next())
+            .map(str::to_owned)
+            .ok_or_else(|| ClientError::SignIn("the sign-in answered without a session".into()))?;
+        let answer: crate::api::operators::OperatorLoginResponse = response.json().await?;
+        if answer.setup_required {
+            return Err(ClientError::SignIn(format!(
+                "{login} has not finished the first sign-in: set a password and enrol TOTP in the console first"
+            )));
+        }
+        client.credential = Credential::Session {
+            cookie,
+            csrf: answer.csrf_token,
+        };
+        Ok(client)
+    }
+
+    /// Ends the console session of [`ManagementClient::sign_in`].
+    pub async fn sign_out(&self) -> Result<(), ClientError> {
+        self.send(Method::POST, "/api/v1/operator/logout", None::<&()>)
+            .await
+            .map(drop)
     }
 
     pub async fn create_tenant(&self, request: &CreateTenantRequest) -> Result<CreatedTenant, ClientError> {
@@ -303,6 +365,70 @@ impl ManagementClient {
             .await
     }
 
+    /// A tenant's machines, revoked ones included.
+    pub async fn machines(&self, tenant_id: &str) -> Result<Vec<MachineView>, ClientError> {
+        let path = format!("/api/v1/operator/tenants/{tenant_id}/machines");
+        self.call(Method::GET, &path, None::<&()>).await
+    }
+
+    /// Revokes a machine's credential at once.
+    pub async fn revoke_machine(&self, tenant_id: &str, machine_id: &str) -> Result<(), ClientError> {
+        let path = format!("/api/v1/operator/tenants/{tenant_id}/machines/{machine_id}/revoke");
+        self.send(Method::POST, &path, None::<&()>).await.map(drop)
+    }
+
+    pub async fn notices(&self) -> Result<Vec<OperatorNoticeView>, ClientError> {
+        self.call(Method::GET, "/api/v1/operator/notices", None::<&()>)
+            .await
+    }
+
+    /// Publishes a notice (`body` as `POST /api/v1/operator/notices` takes it).
+    pub async fn publish_notice(&self, body: &serde_json::Value) -> Result<OperatorNoticeView, ClientError> {
+        self.call(Method::POST, "/api/v1/operator/notices", Some(body))
+            .await
+    }
+
+    /// Updates a notice (a follow-up, mailed again).
+    pub async fn update_notice(
+        &self,
+        id: &str,
+        body: &serde_json::Value,
+    ) -> Result<OperatorNoticeView, ClientError> {
+        self.call(
+            Method::PATCH,
+            &format!("/api/v1/operator/notices/{id}"),
+            Some(body),
+        )
+        .await
+    }
+
+    pub async fn operator_tokens(&self) -> Result<Vec<OperatorTokenView>, ClientError> {
+        self.call(Method::GET, "/api/v1/operator/tokens", None::<&()>)
+            .await
+    }
+
+    /// Issues an operator API token; its secret is in the answer only.
+    pub async fn issue_operator_token(
+        &self,
+        name: &str,
+        role: &str,
+        days: Option<u32>,
+    ) -> Result<CreatedOperatorToken, ClientError> {
+        let body = serde_json::json!({ "name": name, "role": role, "days": days });
+        self.call(Method::POST, "/api/v1/operator/tokens", Some(&body))
+            .await
+    }
+
+    pub async fn revoke_operator_token(&self, id: &str) -> Result<(), ClientError> {
+        self.send(
+            Method::DELETE,
+            &format!("/api/v1/operator/tokens/{id}"),
+            None::<&()>,
+        )
+        .await
+        .map(drop)
+    }
+
     async fn call<T: DeserializeOwned>(
         &self,
         method: Method,
@@ -334,23 +460,30 @@ impl ManagementClient {
         path: &str,
         body: Option<&impl Serialize>,
     ) -> Result<reqwest::Response, ClientError> {
-        let mut request = self
-            .http
-            .request(method, format!("{}{path}", self.base_url))
-            .bearer_auth(&self.operator_token);
+        let mut request = self.http.request(method, format!("{}{path}", self.base_url));
+        request = match &self.credential {
+            Credential::Token(token) => request.bearer_auth(token),
+            Credential::Session { cookie, csrf } => request
+                .header(reqwest::header::COOKIE, cookie)
+                .header(crate::auth::CSRF_HEADER, csrf),
+        };
         if let Some(body) = body {
             request = request.json(body);
         }
-        let response = request.send().await?;
-        let status = response.status();
-        if status.is_success() {
-            return Ok(response);
-        }
-        let text = response.text().await.unwrap_or_default();
-        let message = serde_json::from_str::<serde_json::Value>(&text)
-            .ok()
-            .and_then(|value| value.get("error").and_then(|e| e.as_str()).map(str::to_owned))
-            .unwrap_or(text);
-        Err(ClientError::Api { status, message })
+        refusal(request.send().await?).await
     }
+}
+
+/// The response if it succeeded; else the server's message as the error.
+async fn refusal(response: reqwest::Response) -> Result<reqwest::Response, ClientError> {
+    let status = response.status();
+    if status.is_success() {
+        return Ok(response);
+    }
+    let text = response.text().await.unwrap_or_default();
+    let message = serde_json::from_str::<serde_json::Value>(&text)
+        .ok()
+        .and_then(|value| value.get("error").and_then(|e| e.as_str()).map(str::to_owned))
+        .unwrap_or(text);
+    Err(ClientError::Api { status, message })
 }

@@ -153,6 +153,27 @@ pub struct ServerConfig {
     /// row per day keeps the day's last measurement); `0s` turns the round off.
     #[serde(default = "default_meter_interval", deserialize_with = "de_duration")]
     pub meter_interval: Duration,
+    /// A file holding the passphrase (at least 12 characters) that seals the scheduled
+    /// metadata backups; `None` takes none (`kura-server metadata backup` still works by
+    /// hand). Keep a copy of it away from the server: without it no backup opens.
+    #[serde(default)]
+    pub metadata_backup_passphrase_file: Option<PathBuf>,
+    /// Where the scheduled metadata backups go; `None` means `DATA_DIR/metadata-backups`.
+    /// Better on another disk or a mounted remote folder.
+    #[serde(default)]
+    pub metadata_backup_dir: Option<PathBuf>,
+    /// How often the metadata is backed up (with a passphrase file); `0s` turns it off.
+    #[serde(
+        default = "default_metadata_backup_interval",
+        deserialize_with = "de_duration"
+    )]
+    pub metadata_backup_interval: Duration,
+    /// How many scheduled copies are kept (the oldest beyond are deleted).
+    #[serde(default = "default_metadata_backup_keep")]
+    pub metadata_backup_keep: u32,
+    /// The file this configuration was read from (the metadata backup keeps a copy).
+    #[serde(skip)]
+    pub config_file: Option<PathBuf>,
 }
 
 /// A secret from the configuration: read like a string, never shown by `Debug`, so a
@@ -269,6 +290,14 @@ fn default_meter_interval() -> Duration {
     Duration::from_secs(3600)
 }
 
+fn default_metadata_backup_interval() -> Duration {
+    Duration::from_secs(24 * 3600)
+}
+
+fn default_metadata_backup_keep() -> u32 {
+    7
+}
+
 fn default_s3_region() -> String {
     "us-east-1".to_owned()
 }
@@ -332,6 +361,11 @@ impl ServerConfig {
             expiry_interval: default_expiry_interval(),
             meter_interval: default_meter_interval(),
             service_key: SecretString::default(),
+            metadata_backup_passphrase_file: None,
+            metadata_backup_dir: None,
+            metadata_backup_interval: default_metadata_backup_interval(),
+            metadata_backup_keep: default_metadata_backup_keep(),
+            config_file: None,
         }
     }
 
@@ -351,12 +385,21 @@ impl ServerConfig {
         {
             config.data_dir = parent.join(&config.data_dir);
         }
-        if let Some(file) = config.metrics_token_file.as_mut()
-            && file.is_relative()
-            && let Some(parent) = path.parent()
+        for file in [
+            config.metrics_token_file.as_mut(),
+            config.metadata_backup_passphrase_file.as_mut(),
+            config.metadata_backup_dir.as_mut(),
+        ]
+        .into_iter()
+        .flatten()
         {
-            *file = parent.join(&*file);
+            if file.is_relative()
+                && let Some(parent) = path.parent()
+            {
+                *file = parent.join(&*file);
+            }
         }
+        config.config_file = Some(std::path::absolute(path).unwrap_or_else(|_| path.to_owned()));
         if config.tls_cert.is_some() != config.tls_key.is_some() {
             return Err(ConfigError::Parse {
                 path: path.to_owned(),

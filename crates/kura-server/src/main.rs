@@ -92,6 +92,119 @@ enum Command {
         #[command(subcommand)]
         command: ApprovalCommand,
     },
+    /// The service's own backup: its database, keys, TLS material, vault catalogs and
+    /// configuration in one file sealed under a passphrase; and a service rebuilt from one.
+    Metadata {
+        #[command(subcommand)]
+        command: MetadataCommand,
+    },
+    /// Check this installation as an auditor would: file modes of data and keys, TLS
+    /// versions and certificate expiry, listeners, the management listener apart from
+    /// the customer's address, mail, the newest metadata backup. Exit 1 on a failure.
+    Doctor {
+        #[command(flatten)]
+        source: ServiceSource,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Notices to tenants (operator API): list, publish, update.
+    Notice {
+        #[command(subcommand)]
+        command: NoticeCommand,
+    },
+    /// Operator API tokens for scripts (operator API): list, issue, revoke.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// Tenants' vaults (operator API).
+    Vault {
+        #[command(subcommand)]
+        command: VaultCommand,
+    },
+}
+
+/// Where the passphrase of a metadata backup comes from: a file, or the environment;
+/// never the command line (`ps` and shell history would keep it).
+#[derive(Args)]
+struct Passphrase {
+    /// A file holding the passphrase (at least 12 characters; one line).
+    #[arg(long, value_name = "FILE")]
+    passphrase_file: Option<PathBuf>,
+    #[arg(
+        long = "passphrase-from-env",
+        env = "KURA_METADATA_PASSPHRASE",
+        hide = true,
+        hide_env_values = true
+    )]
+    from_env: Option<String>,
+}
+
+impl Passphrase {
+    fn read(&self) -> Result<String> {
+        match (&self.passphrase_file, &self.from_env) {
+            (Some(file), _) => Ok(std::fs::read_to_string(file)
+                .with_context(|| format!("cannot read the passphrase file {}", file.display()))?
+                .trim_end_matches(['\n', '\r'])
+                .to_owned()),
+            (None, Some(text)) => Ok(text.clone()),
+            (None, None) => anyhow::bail!(
+                "give the passphrase with --passphrase-file FILE or in the environment variable KURA_METADATA_PASSPHRASE"
+            ),
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum MetadataCommand {
+    /// Write a consistent copy of the running service's metadata into a new file.
+    Backup {
+        #[command(flatten)]
+        source: ServiceSource,
+        /// The file to write (refused when it exists).
+        #[arg(long, value_name = "FILE")]
+        to: PathBuf,
+        #[command(flatten)]
+        passphrase: Passphrase,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Rebuild a service in DIR from a metadata backup (the vault objects stay where they
+    /// are: in S3, or a data disk moved into DIR).
+    Restore {
+        /// The backup file.
+        #[arg(long, value_name = "FILE")]
+        from: PathBuf,
+        /// The new data directory (empty, or holding only vault objects).
+        #[arg(long, value_name = "DIR")]
+        data: PathBuf,
+        /// For a PostgreSQL service: the empty database to restore into.
+        #[arg(long, value_name = "URL", env = "KURA_DATABASE_URL", hide_env_values = true)]
+        database_url: Option<String>,
+        #[command(flatten)]
+        passphrase: Passphrase,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum VaultCommand {
+    /// Rebuild a tenant's vault catalog from the objects in storage (after it was lost,
+    /// or after a metadata restore from an older copy), following the job to its end.
+    RebuildCatalog {
+        #[command(flatten)]
+        connection: Connection,
+        /// A tenant's id or service code.
+        #[arg(long, required_unless_present = "all", conflicts_with = "all")]
+        tenant: Option<String>,
+        /// Every tenant that is not terminated, one after another.
+        #[arg(long)]
+        all: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -405,6 +518,131 @@ enum TenantCommand {
         connection: Connection,
         tenant: String,
     },
+    /// List a tenant's machines (revoked ones too).
+    Machines {
+        #[command(flatten)]
+        connection: Connection,
+        tenant: String,
+    },
+    /// Revoke a machine's credential at once (a compromised host, say); the machine must
+    /// register again with a new token.
+    RevokeMachine {
+        #[command(flatten)]
+        connection: Connection,
+        tenant: String,
+        /// The machine's id or name.
+        machine: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum NoticeCommand {
+    /// List notices, newest first.
+    List {
+        #[command(flatten)]
+        connection: Connection,
+    },
+    /// Publish a notice: shown in the portal at once and mailed to each tenant's admins.
+    Publish {
+        #[command(flatten)]
+        connection: Connection,
+        /// change, maintenance or incident.
+        #[arg(long)]
+        kind: String,
+        #[command(flatten)]
+        text: NoticeText,
+        /// `all`, or tenant ids or service codes separated by commas.
+        #[arg(long, default_value = "all")]
+        tenants: String,
+    },
+    /// Update a notice (an incident's follow-up): mailed again.
+    Update {
+        #[command(flatten)]
+        connection: Connection,
+        id: String,
+        /// change, maintenance or incident.
+        #[arg(long)]
+        kind: String,
+        #[command(flatten)]
+        text: NoticeText,
+    },
+}
+
+/// A notice's text, in Japanese and/or English, and its window.
+#[derive(Args)]
+struct NoticeText {
+    #[arg(long)]
+    title_ja: Option<String>,
+    #[arg(long)]
+    title_en: Option<String>,
+    #[arg(long)]
+    body_ja: Option<String>,
+    #[arg(long)]
+    body_en: Option<String>,
+    /// When a maintenance window starts (RFC 3339).
+    #[arg(long)]
+    starts: Option<String>,
+    /// When it ends (RFC 3339).
+    #[arg(long)]
+    ends: Option<String>,
+}
+
+impl NoticeText {
+    fn body(&self, kind: &str) -> serde_json::Value {
+        serde_json::json!({
+            "kind": kind,
+            "title_ja": self.title_ja,
+            "title_en": self.title_en,
+            "body_ja": self.body_ja,
+            "body_en": self.body_en,
+            "starts": self.starts,
+            "ends": self.ends,
+        })
+    }
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// List operator API tokens (never their secrets).
+    List {
+        #[command(flatten)]
+        connection: Connection,
+    },
+    /// Issue a token of your own for a script; it is printed this once. Only a person
+    /// signed in with password and TOTP may issue one: give your login, the password in
+    /// KURA_OPERATOR_PASSWORD (or on standard input) and the current TOTP code.
+    Issue {
+        /// The management listener, e.g. https://localhost:9443.
+        #[arg(long, env = "KURA_MANAGEMENT_URL")]
+        management_url: String,
+        /// CA certificate to trust (the server's DATA/tls/ca.pem when self-signed).
+        #[arg(long, env = "KURA_CA_CERT")]
+        ca_cert: Option<PathBuf>,
+        /// Your operator login ID.
+        #[arg(long)]
+        login: String,
+        /// The current code of your authenticator app.
+        #[arg(long)]
+        totp: String,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+        /// What uses it.
+        #[arg(long)]
+        name: String,
+        /// operator-admin or operator (no higher than your own).
+        #[arg(long, value_parser = ["operator-admin", "operator"])]
+        role: String,
+        /// Days it lives (1-365, default 90).
+        #[arg(long)]
+        days: Option<u32>,
+    },
+    /// Revoke a token at once.
+    Revoke {
+        #[command(flatten)]
+        connection: Connection,
+        id: String,
+    },
 }
 
 fn main() -> Result<()> {
@@ -497,7 +735,329 @@ async fn run(command: Command) -> Result<()> {
             csv,
             output,
         } => usage(&connection, from.as_deref(), to.as_deref(), csv, output).await,
+        Command::Metadata { command } => metadata(command).await,
+        Command::Doctor { source, json } => doctor(source.load()?, json).await,
+        Command::Notice { command } => notice(command).await,
+        Command::Token { command } => token(command).await,
+        Command::Vault {
+            command:
+                VaultCommand::RebuildCatalog {
+                    connection,
+                    tenant,
+                    all,
+                },
+        } => rebuild_catalog(&connection, tenant, all).await,
     }
+}
+
+async fn notice(command: NoticeCommand) -> Result<()> {
+    let (connection, notices) = match command {
+        NoticeCommand::List { connection } => {
+            let notices = connection.client()?.notices().await?;
+            (connection, notices)
+        }
+        NoticeCommand::Publish {
+            connection,
+            kind,
+            text,
+            tenants,
+        } => {
+            let mut body = text.body(&kind);
+            body["tenants"] = if tenants == "all" {
+                serde_json::Value::from("all")
+            } else {
+                tenants
+                    .split(',')
+                    .map(|t| t.trim())
+                    .filter(|t| !t.is_empty())
+                    .collect()
+            };
+            let notice = connection.client()?.publish_notice(&body).await?;
+            (connection, vec![notice])
+        }
+        NoticeCommand::Update {
+            connection,
+            id,
+            kind,
+            text,
+        } => {
+            let notice = connection.client()?.update_notice(&id, &text.body(&kind)).await?;
+            (connection, vec![notice])
+        }
+    };
+    if connection.json {
+        println!("{}", serde_json::to_string(&notices)?);
+        return Ok(());
+    }
+    println!(
+        "{:<32} {:<11} {:>3} {:<25} {:<12} TITLE",
+        "ID", "KIND", "REV", "UPDATED", "TENANTS"
+    );
+    for n in &notices {
+        let tenants = match n.tenants.as_array() {
+            Some(list) => format!("{} tenants", list.len()),
+            None => "all".to_owned(),
+        };
+        let title = n.title_ja.as_deref().or(n.title_en.as_deref()).unwrap_or("");
+        println!(
+            "{:<32} {:<11} {:>3} {:<25} {:<12} {title}",
+            n.id, n.kind, n.revision, n.updated, tenants
+        );
+    }
+    Ok(())
+}
+
+async fn token(command: TokenCommand) -> Result<()> {
+    match command {
+        TokenCommand::List { connection } => {
+            let tokens = connection.client()?.operator_tokens().await?;
+            if connection.json {
+                println!("{}", serde_json::to_string(&tokens)?);
+                return Ok(());
+            }
+            println!(
+                "{:<32} {:<20} {:<15} {:<12} {:<25} STATE",
+                "ID", "NAME", "ROLE", "OWNER", "EXPIRES"
+            );
+            for t in &tokens {
+                let state = match (&t.revoked, &t.last_used) {
+                    (Some(when), _) => format!("revoked {when}"),
+                    (None, Some(when)) => format!("last used {when}"),
+                    (None, None) => "never used".to_owned(),
+                };
+                println!(
+                    "{:<32} {:<20} {:<15} {:<12} {:<25} {state}",
+                    t.id,
+                    t.name,
+                    t.role,
+                    t.owner.as_deref().unwrap_or("-"),
+                    t.expires.as_deref().unwrap_or("never")
+                );
+            }
+        }
+        TokenCommand::Issue {
+            management_url,
+            ca_cert,
+            login,
+            totp,
+            json,
+            name,
+            role,
+            days,
+        } => {
+            let password = operator_password()?;
+            let client = ManagementClient::sign_in(
+                &management_url,
+                ca_cert.as_deref(),
+                &login,
+                &password,
+                Some(&totp),
+            )
+            .await?;
+            let issued = client.issue_operator_token(&name, &role, days).await;
+            client.sign_out().await?;
+            let issued = issued?;
+            if json {
+                println!("{}", serde_json::to_string(&issued)?);
+            } else {
+                println!("{}", issued.token);
+                println!(
+                    "(token {} for {name}, {role}, expires {}; shown this once: give it to the script in \
+                     KURA_OPERATOR_TOKEN, never on a command line)",
+                    issued.view.id,
+                    issued.view.expires.as_deref().unwrap_or("never")
+                );
+            }
+        }
+        TokenCommand::Revoke { connection, id } => {
+            connection.client()?.revoke_operator_token(&id).await?;
+            if !connection.json {
+                println!("token {id} revoked");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The operator's password: KURA_OPERATOR_PASSWORD, else one line of standard input
+/// (asked for, and not echoed, on a terminal).
+fn operator_password() -> Result<String> {
+    use std::io::{BufRead, Write};
+    if let Ok(password) = std::env::var("KURA_OPERATOR_PASSWORD") {
+        return Ok(password);
+    }
+    // SAFETY: tcgetattr fills a plain C struct, all-zero valid, for standard input.
+    let mut terminal: libc::termios = unsafe { std::mem::zeroed() };
+    // SAFETY: as above; a non-terminal answers -1 and is left alone.
+    let on_terminal = unsafe { libc::tcgetattr(0, &mut terminal) } == 0;
+    if on_terminal {
+        let mut quiet = terminal;
+        quiet.c_lflag &= !libc::ECHO;
+        // SAFETY: settings read from this terminal, with echo off.
+        unsafe { libc::tcsetattr(0, libc::TCSANOW, &quiet) };
+        eprint!("password: ");
+        std::io::stderr().flush()?;
+    }
+    let mut line = String::new();
+    let read = std::io::stdin().lock().read_line(&mut line);
+    if on_terminal {
+        // SAFETY: puts back the settings read above.
+        unsafe { libc::tcsetattr(0, libc::TCSANOW, &terminal) };
+        eprintln!();
+    }
+    read?;
+    let password = line.trim_end_matches(['\n', '\r']).to_owned();
+    anyhow::ensure!(
+        !password.is_empty(),
+        "give your password in KURA_OPERATOR_PASSWORD or on standard input"
+    );
+    Ok(password)
+}
+
+async fn doctor(config: ServerConfig, json: bool) -> Result<()> {
+    use kura_server::doctor::Level;
+    let findings = kura_server::doctor::examine(&config).await;
+    if json {
+        println!("{}", serde_json::to_string(&findings)?);
+    } else {
+        for f in &findings {
+            let level = match f.level {
+                Level::Ok => "ok",
+                Level::Warn => "WARN",
+                Level::Fail => "FAIL",
+            };
+            println!("{level:<5} {:<18} {}", f.check, f.detail);
+        }
+    }
+    if findings.iter().any(|f| f.level == Level::Fail) {
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
+async fn metadata(command: MetadataCommand) -> Result<()> {
+    match command {
+        MetadataCommand::Backup {
+            source,
+            to,
+            passphrase,
+            json,
+        } => {
+            let config = source.load()?;
+            let summary = kura_server::metadata::backup(&config, &to, passphrase.read()?.as_bytes()).await?;
+            if json {
+                println!("{}", serde_json::to_string(&summary)?);
+            } else {
+                println!(
+                    "metadata backup written: {} ({}, {} files: {} database, {} vault catalogs)",
+                    summary.file.display(),
+                    human_size(summary.bytes),
+                    summary.files,
+                    summary.manifest.database,
+                    summary.manifest.vault_catalogs
+                );
+                println!(
+                    "Keep it, and its passphrase, away from this server. Restore with: \
+                     kura-server metadata restore --from FILE --data DIR"
+                );
+            }
+        }
+        MetadataCommand::Restore {
+            from,
+            data,
+            database_url,
+            passphrase,
+            json,
+        } => {
+            let summary = kura_server::metadata::restore(
+                &from,
+                &data,
+                passphrase.read()?.as_bytes(),
+                database_url.as_deref(),
+            )
+            .await?;
+            if json {
+                println!("{}", serde_json::to_string(&summary)?);
+                return Ok(());
+            }
+            println!(
+                "restored {} files of the backup made {} on {} ({} database) into {}",
+                summary.files,
+                summary.manifest.created,
+                summary.manifest.host,
+                summary.manifest.database,
+                data.display()
+            );
+            for kept in &summary.catalogs_kept {
+                println!("  kept the catalog already there: {kept}");
+            }
+            for vault in &summary.vaults_without_objects {
+                println!(
+                    "  WARNING: no objects/ folder in {vault}: move the vault's objects there before starting"
+                );
+            }
+            let start = match &summary.config {
+                Some(config) => format!("kura-server serve --config {}", config.display()),
+                None => format!("kura-server quickstart --data {}", data.display()),
+            };
+            println!("Next: start the service ({start}), then bring every catalog in line with storage");
+            println!(
+                "(backups made after this copy are in storage only): kura-server vault rebuild-catalog --all"
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn rebuild_catalog(connection: &Connection, tenant: Option<String>, all: bool) -> Result<()> {
+    let client = connection.client()?;
+    let tenants = if all {
+        client
+            .list_tenants()
+            .await?
+            .into_iter()
+            .filter(|t| t.status != "terminated")
+            .map(|t| t.id)
+            .collect()
+    } else {
+        vec![
+            client
+                .resolve_tenant(tenant.as_deref().unwrap_or_default())
+                .await?,
+        ]
+    };
+    let mut failed = 0;
+    let mut runs = Vec::new();
+    for tenant_id in tenants {
+        let request = RunJob {
+            kind: "rebuild-catalog".into(),
+            tenant_id: Some(tenant_id.clone()),
+        };
+        let mut run = client.run_job(&request).await?;
+        while !run.is_finished() {
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            run = client.job(&run.id).await?;
+        }
+        if run.status == "failed" {
+            failed += 1;
+        }
+        if !connection.json {
+            let outcome = match (&run.error, &run.result) {
+                (Some(error), _) => error.clone(),
+                (None, Some(result)) => result.to_string(),
+                (None, None) => String::new(),
+            };
+            println!("{tenant_id}: {} {outcome}", run.status);
+        }
+        runs.push(run);
+    }
+    if connection.json {
+        println!("{}", serde_json::to_string(&runs)?);
+    }
+    if failed > 0 {
+        std::process::exit(1);
+    }
+    Ok(())
 }
 
 async fn usage(
@@ -1080,6 +1640,46 @@ async fn tenant(command: TenantCommand) -> Result<()> {
                 .cancel_termination(&client.resolve_tenant(&tenant).await?)
                 .await?;
             print_view(&view, connection.json)?;
+        }
+        TenantCommand::Machines { connection, tenant } => {
+            let client = client(&connection)?;
+            let machines = client.machines(&client.resolve_tenant(&tenant).await?).await?;
+            if connection.json {
+                println!("{}", serde_json::to_string(&machines)?);
+            } else {
+                println!("{:<32} {:<24} {:<25} STATE", "ID", "NAME", "REGISTERED");
+                for m in &machines {
+                    let state = m
+                        .revoked
+                        .as_deref()
+                        .map_or("active".to_owned(), |when| format!("revoked {when}"));
+                    println!("{:<32} {:<24} {:<25} {state}", m.id, m.name, m.created);
+                }
+            }
+        }
+        TenantCommand::RevokeMachine {
+            connection,
+            tenant,
+            machine,
+        } => {
+            let client = client(&connection)?;
+            let tenant_id = client.resolve_tenant(&tenant).await?;
+            let machines = client.machines(&tenant_id).await?;
+            let found = machines
+                .iter()
+                .find(|m| m.id == machine || m.name == machine)
+                .with_context(|| {
+                    format!(
+                        "{tenant} has no machine {machine:?} (see `kura-server tenant machines {tenant}`)"
+                    )
+                })?;
+            client.revoke_machine(&tenant_id, &found.id).await?;
+            if !connection.json {
+                println!(
+                    "machine {} ({}) revoked: its agent's credential no longer works",
+                    found.name, found.id
+                );
+            }
         }
         TenantCommand::RegistrationToken { connection, tenant } => {
             let client = client(&connection)?;

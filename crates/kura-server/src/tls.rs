@@ -149,7 +149,7 @@ fn generate(dir: &Path, paths: &GeneratedPaths) -> Result<(), TlsError> {
 }
 
 /// This machine's host name, so remote agents can address the server by it.
-fn hostname() -> Option<String> {
+pub(crate) fn hostname() -> Option<String> {
     let name = std::fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
     let name = name.trim();
     (!name.is_empty()).then(|| name.to_owned())

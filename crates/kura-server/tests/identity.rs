@@ -996,6 +996,38 @@ async fn operators_see_tenant_data_only_under_a_live_support_grant(server: TestS
     let (status, body) = server.operator(Method::GET, &path, None).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["snapshots"], json!([]));
+    // Under the grant: each snapshot's time, machine, source, kind and size, newest first.
+    let agent = kura_testing::agent::Agent::register(
+        &server,
+        created["registration_token"].as_str().unwrap(),
+        "web-01",
+    )
+    .await;
+    agent.create_vault().await;
+    let older = agent.backup("etc", &[b"hostname"]).await;
+    let session = agent.open_session().await;
+    let (ids, pack) = agent.pack(&[b"pg_dump"]);
+    assert_eq!(agent.put_pack(&session, pack).await.0, 200);
+    let (manifest, refs) = agent.manifest_of_size("db", &ids, 7_000_000);
+    let (status, newer) = agent.commit(&session, &manifest, &refs).await;
+    assert_eq!(status, 201, "{newer}");
+    let (status, body) = server.operator(Method::GET, &path, None).await;
+    assert_eq!(status, 200, "{body}");
+    let shown = body["snapshots"].as_array().unwrap();
+    assert_eq!(shown.len(), 2, "{body}");
+    assert_eq!(shown[0]["id"], newer["snapshot_id"]);
+    assert_eq!(shown[1]["id"], older.as_str());
+    assert_eq!(
+        (
+            &shown[0]["machine"],
+            &shown[0]["source"],
+            &shown[0]["kind"],
+            &shown[0]["bytes"]
+        ),
+        (&json!("web-01"), &json!("db"), &json!("files"), &json!(7_000_000))
+    );
+    assert!(shown[0]["time"].as_str().unwrap().starts_with("20"), "{body}");
+    assert_eq!(shown[0]["damaged"], false);
 
     clock.advance(Duration::from_secs(2 * 3600 + 1));
     assert_eq!(server.operator(Method::GET, &path, None).await.0, 403, "expired");
@@ -1031,7 +1063,7 @@ async fn operators_see_tenant_data_only_under_a_live_support_grant(server: TestS
         .filter(|e| e["action"] == "operator.get" && e["target"] == path.as_str())
         .map(|e| e["result"].as_str().unwrap())
         .collect();
-    assert_eq!(operator_calls, ["403", "200", "403", "200", "403"]);
+    assert_eq!(operator_calls, ["403", "200", "200", "403", "200", "403"]);
     assert!(rows.iter().any(|e| e["action"] == "support.grant"));
     assert!(rows.iter().any(|e| e["action"] == "support.revoke"));
 }

@@ -27,21 +27,6 @@ async fn tenant_with_backup(server: &TestServer, code: &str) -> (Value, Agent) {
     (created, agent)
 }
 
-/// Follows an operator's job to its end.
-async fn finished(server: &TestServer, id: &str) -> Value {
-    for _ in 0..300 {
-        let (status, job) = server
-            .operator(Method::GET, &format!("/api/v1/operator/jobs/{id}"), None)
-            .await;
-        assert_eq!(status, 200, "{job}");
-        if matches!(job["status"].as_str(), Some("succeeded" | "failed")) {
-            return job;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("job {id} did not finish within 30 s");
-}
-
 async fn run_now(server: &TestServer, body: Value) -> (u16, Value) {
     server
         .operator(Method::POST, "/api/v1/operator/jobs", Some(body))
@@ -91,7 +76,7 @@ async fn meter_records_usage_and_puts_backup_facts_right(server: TestServer) {
 
     let (status, queued) = run_now(&server, json!({ "kind": "meter", "tenant_id": tenant_id })).await;
     assert_eq!(status, 202, "{queued}");
-    let job = finished(&server, queued["id"].as_str().unwrap()).await;
+    let job = server.finished_job(queued["id"].as_str().unwrap()).await;
     assert_eq!(job["status"], "succeeded", "{job}");
     let result = &job["result"];
     assert_eq!(
@@ -207,7 +192,7 @@ async fn operators_run_jobs_now_and_see_every_run() {
         (Some("gc"), Some(tenant_id))
     );
     assert_eq!(gc["requested_by"], "operator:bootstrap");
-    let gc = finished(&server, gc["id"].as_str().unwrap()).await;
+    let gc = server.finished_job(gc["id"].as_str().unwrap()).await;
     assert_eq!(gc["status"], "succeeded", "{gc}");
     assert!(gc["result"]["bytes_freed"].is_u64(), "{gc}");
     assert!(gc["runner"].as_str().unwrap().starts_with("server-"), "{gc}");
@@ -227,7 +212,7 @@ async fn operators_run_jobs_now_and_see_every_run() {
 
     let (status, expiry) = run_now(&server, json!({ "kind": "expiry" })).await;
     assert_eq!(status, 202, "{expiry}");
-    let expiry = finished(&server, expiry["id"].as_str().unwrap()).await;
+    let expiry = server.finished_job(expiry["id"].as_str().unwrap()).await;
     assert_eq!(expiry["status"], "succeeded", "{expiry}");
     assert!(expiry["result"]["sessions"].is_u64(), "{expiry}");
 
@@ -344,7 +329,7 @@ async fn expiry_deletes_tokens_sessions_and_links_that_ended() {
         .clock()
         .advance(Duration::from_secs(3 * 24 * 3600 + 1));
     let (_, expiry) = run_now(&server, json!({ "kind": "expiry" })).await;
-    let expiry = finished(&server, expiry["id"].as_str().unwrap()).await;
+    let expiry = server.finished_job(expiry["id"].as_str().unwrap()).await;
     assert_eq!(expiry["status"], "succeeded", "{expiry}");
     assert_eq!(expiry["result"]["registration_tokens"], 1, "{expiry}");
     assert!(expiry["result"]["sessions"].as_u64().unwrap() >= 1, "{expiry}");
@@ -719,7 +704,7 @@ async fn metering_exports_what_tenants_stored_and_moved(server: TestServer) {
         )
         .await;
         assert_eq!(status, 202, "{job}");
-        let job = finished(&server, job["id"].as_str().unwrap()).await;
+        let job = server.finished_job(job["id"].as_str().unwrap()).await;
         assert_eq!(job["status"], "succeeded", "{job}");
     }
 

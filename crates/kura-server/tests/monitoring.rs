@@ -12,7 +12,6 @@ use std::time::Duration;
 
 use kura_testing::agent::Agent;
 use kura_testing::{TestServer, parts};
-use reqwest::Method;
 use serde_json::{Value, json};
 
 const TOKEN: &str = "scrape-2f9c61e07b4d4a8e93c5d1f0";
@@ -74,26 +73,9 @@ async fn activity(server: &TestServer) -> u64 {
         .await;
     let (status, usage) = admin.get("/api/v1/usage").await;
     assert_eq!(status, 200, "{usage}");
-    let (status, job) = server
-        .operator(
-            Method::POST,
-            "/api/v1/operator/jobs",
-            Some(json!({ "kind": "meter", "tenant_id": created["tenant_id"] })),
-        )
-        .await;
-    assert_eq!(status, 202, "{job}");
-    let id = job["id"].as_str().unwrap();
-    for _ in 0..300 {
-        let (_, job) = server
-            .operator(Method::GET, &format!("/api/v1/operator/jobs/{id}"), None)
-            .await;
-        if job["status"] == "succeeded" {
-            return usage["stored_bytes"].as_u64().unwrap();
-        }
-        assert_ne!(job["status"], "failed", "{job}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("the meter job did not finish");
+    let job = server.run_job("meter", created["tenant_id"].as_str()).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    usage["stored_bytes"].as_u64().unwrap()
 }
 
 async fn metrics_want_the_token_and_report_the_service(postgres: bool) {

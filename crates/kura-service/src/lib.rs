@@ -64,6 +64,9 @@ pub struct Settings {
     pub expiry_interval: Duration,
     /// How often every tenant's usage is measured for its history (zero: never).
     pub meter_interval: Duration,
+    /// How often the service's metadata is backed up (zero: never by schedule; only
+    /// when the server has a [`jobs::MetadataBackupTask`]).
+    pub metadata_backup_interval: Duration,
     /// Where operators may sign in and call from (empty: wherever the management
     /// listener can be reached).
     pub operator_networks: Vec<ipnet::IpNet>,
@@ -84,6 +87,8 @@ pub struct Service {
     /// Woken when a job or a mail is queued, so this server's job runner starts it
     /// without waiting for its next tick.
     pub work_queued: Arc<tokio::sync::Notify>,
+    /// How this server backs up the service's metadata, when it is configured to.
+    pub metadata_backup: Option<Arc<dyn jobs::MetadataBackupTask>>,
 }
 
 impl Service {

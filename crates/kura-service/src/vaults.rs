@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use kura_format::{KeySlot, VaultConfig};
-use kura_store::{Catalog, ObjectLayout, StoreError, StoredObjects, Vault};
+use kura_store::{Catalog, ObjectLayout, RebuildReport, StoreError, StoredObjects, Vault};
 use object_store::ObjectStore;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
@@ -340,6 +340,30 @@ impl TenantVaults {
         let vault = Arc::new(TenantVault::new(vault).await?);
         open.insert(scope.tenant_id().clone(), Arc::clone(&vault));
         Ok(Some(vault))
+    }
+
+    /// Rebuilds the tenant's vault catalog from its objects ([`Vault::rebuild_catalog`])
+    /// and serves the rebuilt vault from then on; `None` when storage holds no vault of
+    /// the tenant. Other tenants' vaults stay available while it reads.
+    pub async fn rebuild_catalog(&self, scope: &TenantScope) -> Result<Option<RebuildReport>, StoreError> {
+        let tenant = scope.tenant_id().as_str();
+        self.open.lock().await.remove(scope.tenant_id());
+        let rebuilt = match &self.backend {
+            Backend::Local { root } => Vault::rebuild_local(&root.join(tenant).join(VAULT_NAME), true).await,
+            Backend::Shared { pool, objects, .. } => {
+                let (objects, catalog) = shared_parts(pool, objects, tenant);
+                let location = format!("tenant {tenant} vault {VAULT_NAME}");
+                Vault::rebuild_catalog(objects, catalog, location, true).await
+            }
+        };
+        let (vault, report) = match rebuilt {
+            Ok(done) => done,
+            Err(StoreError::NoVault(_)) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let vault = Arc::new(TenantVault::new(vault).await?);
+        self.open.lock().await.insert(scope.tenant_id().clone(), vault);
+        Ok(Some(report))
     }
 
     /// Creates the tenant's vault; refused when it exists.

@@ -19,4 +19,6 @@ pub mod server;
 pub mod smtp;
 pub mod user;
 
-pub use server::{TestServer, client_trusting, error_of, parts, prompt_jobs, start, start_on_postgres};
+pub use server::{
+    TestServer, client_trusting, error_of, parts, prompt_jobs, start, start_in, start_on_postgres,
+};

@@ -43,7 +43,11 @@ pub fn prompt_jobs(config: &mut ServerConfig) {
 
 /// Starts a server on SQLite in a fresh directory; `adjust` may change the config.
 pub async fn start(adjust: impl FnOnce(&mut ServerConfig)) -> TestServer {
-    let data = tempfile::tempdir().unwrap();
+    start_in(tempfile::tempdir().unwrap(), adjust).await
+}
+
+/// Starts a server keeping its data in `data` (which may hold a service already).
+pub async fn start_in(data: tempfile::TempDir, adjust: impl FnOnce(&mut ServerConfig)) -> TestServer {
     let mut config = ServerConfig::with_data_dir(data.path());
     config.customer_listen = "127.0.0.1:0".parse().unwrap();
     config.management_listen = "127.0.0.1:0".parse().unwrap();
@@ -63,6 +67,36 @@ pub async fn start(adjust: impl FnOnce(&mut ServerConfig)) -> TestServer {
         operator_token,
         _data: data,
         _schema: None,
+    }
+}
+
+impl TestServer {
+    /// Queues a job through the operator API and follows it to its end (at most 60 s).
+    pub async fn run_job(&self, kind: &str, tenant_id: Option<&str>) -> Value {
+        let (status, job) = self
+            .operator(
+                reqwest::Method::POST,
+                "/api/v1/operator/jobs",
+                Some(json!({ "kind": kind, "tenant_id": tenant_id })),
+            )
+            .await;
+        assert_eq!(status, 202, "{job}");
+        self.finished_job(job["id"].as_str().unwrap()).await
+    }
+
+    /// Follows an operator's job to its end (at most 60 s): the finished job.
+    pub async fn finished_job(&self, id: &str) -> Value {
+        for _ in 0..600 {
+            let (status, job) = self
+                .operator(reqwest::Method::GET, &format!("/api/v1/operator/jobs/{id}"), None)
+                .await;
+            assert_eq!(status, 200, "{job}");
+            if matches!(job["status"].as_str(), Some("succeeded" | "failed")) {
+                return job;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("job {id} did not finish within 60 s");
     }
 }
 

@@ -356,6 +356,7 @@ action-snapshot-unlock = Wrong passphrase
 action-snapshot-forget = Snapshot deletion refused
 action-vault-gc = Unused data reclaimed
 action-vault-verify = Data verified
+action-vault-rebuild = Vault catalog rebuilt from storage
 action-mail-sent = Mail sent
 action-mail-failed = Mail failed
 action-vault-key-slot-remove = Key slot removal refused

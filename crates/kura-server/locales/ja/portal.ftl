@@ -356,6 +356,7 @@ action-snapshot-unlock = パスフレーズの誤り
 action-snapshot-forget = スナップショット削除の拒否
 action-vault-gc = 不要データの回収
 action-vault-verify = データの検証
+action-vault-rebuild = 保管庫カタログの再構築
 action-mail-sent = メール送信
 action-mail-failed = メール送信の失敗
 action-vault-key-slot-remove = 鍵スロット削除の拒否

@@ -9,9 +9,8 @@ use axum::extract::{Path, State};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use kura_service::authz;
 use kura_service::model::TenantRecord;
-use kura_service::ops::{support, tenants, vault};
+use kura_service::ops::{support, tenants};
 
 use super::ApiJson;
 use super::types::rfc3339;
@@ -43,10 +42,38 @@ pub struct SupportSnapshots {
     pub usage: kura_store::Usage,
 }
 
+/// A snapshot's public facts (never its file names).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct SupportSnapshot {
     pub id: String,
+    /// When the backup began (RFC 3339, UTC).
+    pub time: String,
+    /// The machine that made it, when the service knows it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub machine: Option<String>,
+    pub source: String,
+    /// `files` or `image`.
+    pub kind: String,
+    /// Logical bytes of its files or image.
+    pub bytes: u64,
+    pub files: u64,
+    /// It references data the vault holds damaged or no longer holds.
     pub damaged: bool,
+}
+
+impl From<support::SupportedSnapshot> for SupportSnapshot {
+    fn from(s: support::SupportedSnapshot) -> Self {
+        SupportSnapshot {
+            id: s.id,
+            time: rfc3339(s.time_ns.div_euclid(1_000_000)),
+            machine: s.machine,
+            source: s.source,
+            kind: s.kind.to_string(),
+            bytes: s.bytes,
+            files: s.files,
+            damaged: s.damaged,
+        }
+    }
 }
 
 fn view(tenant: &TenantRecord, now_ms: i64) -> SupportAccessView {
@@ -92,8 +119,8 @@ pub(super) async fn revoke(
     Ok(Json(view(&tenant, state.clock().now_ms())))
 }
 
-/// `GET /api/v1/operator/tenants/{id}/snapshots`: the tenant's snapshots and usage, only
-/// under a live support grant.
+/// `GET /api/v1/operator/tenants/{id}/snapshots`: the tenant's snapshots (newest first,
+/// with time, machine, source, kind and size) and usage, only under a live support grant.
 #[utoipa::path(get, path = "/api/v1/operator/tenants/{tenant_id}/snapshots", tag = "tenants",
     responses((status = 200, body = SupportSnapshots)))]
 pub(super) async fn operator_snapshots(
@@ -101,25 +128,9 @@ pub(super) async fn operator_snapshots(
     operator: Operator,
     Path(tenant_id): Path<String>,
 ) -> Result<Json<SupportSnapshots>, ApiError> {
-    let (contract, _) = tenants::contract(&state.service, &operator, &tenant_id).await?;
-    let scope = authz::support_scope(&state.service, &contract).await?;
-    let Some(tv) = vault::find(&state.service, &scope).await? else {
-        return Ok(Json(SupportSnapshots {
-            snapshots: Vec::new(),
-            usage: kura_store::Usage::default(),
-        }));
-    };
-    let mut snapshots = Vec::new();
-    for record in tv.vault.snapshots().await.map_err(vault::store_error)? {
-        snapshots.push(SupportSnapshot {
-            damaged: tv
-                .vault
-                .is_damaged(&record.id)
-                .await
-                .map_err(vault::store_error)?,
-            id: record.id.to_hex(),
-        });
-    }
-    let usage = tv.vault.usage().await.map_err(vault::store_error)?;
-    Ok(Json(SupportSnapshots { snapshots, usage }))
+    let (snapshots, usage) = support::snapshots(&state.service, &operator, &tenant_id).await?;
+    Ok(Json(SupportSnapshots {
+        snapshots: snapshots.into_iter().map(SupportSnapshot::from).collect(),
+        usage,
+    }))
 }

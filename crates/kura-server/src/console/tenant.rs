@@ -1,5 +1,7 @@
 //! `/tenants/{id}`: one tenant as an operator sees it — contract, users, machines,
-//! support access, the metered usage of the last month, requests waiting for approval —
+//! support access (and, only while a tenant admin's grant is live, its snapshots: time,
+//! machine, source, kind, size), the metered usage of the last month, requests waiting
+//! for approval —
 //! and what an operator-admin does to it: suspend, resume, terminate
 //! (its purge queued after a grace period, the service code typed to confirm) and
 //! withdraw a termination before the purge starts. The same operations as
@@ -17,6 +19,7 @@ use kura_service::model::{
     TerminationRecord,
 };
 use kura_service::ops::approvals::{self, Gated};
+use kura_service::ops::support::{self, SupportedSnapshot};
 use kura_service::ops::terminations::{self, MAX_PURGE_AFTER_DAYS, TerminateRequest};
 use kura_service::ops::{metering, tenants};
 use serde::Deserialize;
@@ -43,6 +46,8 @@ struct TenantPage {
     waiting: Vec<ApprovalRecord>,
     /// Its metered days of the last month, newest first.
     usage: Vec<MeterRow>,
+    /// Its snapshots, newest first, while support access is granted.
+    snapshots: Option<Vec<SupportedSnapshot>>,
     outcome: Option<Outcome>,
     may_manage: bool,
     /// The termination form as sent (shown again after a refusal).
@@ -85,6 +90,22 @@ impl TenantPage {
             .map(ToString::to_string)
             .collect::<Vec<_>>()
             .join(", ")
+    }
+
+    fn snapshot_time(&self, snapshot: &SupportedSnapshot) -> String {
+        self.d.tr.time_long(&snapshot.time_ns.div_euclid(1_000_000))
+    }
+
+    fn snapshot_kind(&self, snapshot: &SupportedSnapshot) -> String {
+        self.d.tr.t(&format!("kind-{}", snapshot.kind))
+    }
+
+    fn short_id<'a>(&self, snapshot: &'a SupportedSnapshot) -> &'a str {
+        snapshot.id.get(..12).unwrap_or(&snapshot.id)
+    }
+
+    fn snapshot_size(&self, snapshot: &SupportedSnapshot) -> String {
+        self.d.tr.bytes(&snapshot.bytes)
     }
 
     fn active_machines(&self) -> usize {
@@ -151,9 +172,24 @@ pub(super) async fn show(
         let (from, to) = metering::range(&state.service, None, None)?;
         let mut usage = metering::of_tenant(&state.service, &scope, &from, &to).await?;
         usage.reverse();
-        Ok::<_, ServiceError>((tenant, users, machines, termination, deletion, waiting, usage))
+        // Only under a live grant; the service refuses otherwise, and every look is in the
+        // tenant's event log.
+        let snapshots = match support::active_until(&tenant, d.now_ms) {
+            Some(_) => Some(support::snapshots(&state.service, &d.operator, id).await?.0),
+            None => None,
+        };
+        Ok::<_, ServiceError>((
+            tenant,
+            users,
+            machines,
+            termination,
+            deletion,
+            waiting,
+            usage,
+            snapshots,
+        ))
     };
-    let (tenant, users, machines, termination, deletion, waiting, usage) = match found.await {
+    let (tenant, users, machines, termination, deletion, waiting, usage, snapshots) = match found.await {
         Ok(found) => found,
         Err(err) => return d.error_page(&err, "/"),
     };
@@ -171,6 +207,7 @@ pub(super) async fn show(
             deletion,
             waiting,
             usage,
+            snapshots,
             outcome,
             may_manage,
             form,

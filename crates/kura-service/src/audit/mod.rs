@@ -114,6 +114,10 @@ actions! {
         "Garbage collection of the tenant's vault: a `gc` job's run (the result says what it freed), or an agent's attempt, refused.";
     VaultVerify = "vault.verify", "tenant",
         "A `verify` job checked the tenant's vault; the result says what it read, the damage it found and what repair healed.";
+    VaultRebuild = "vault.rebuild", "tenant, and operators",
+        "A `rebuild-catalog` job made the tenant's vault catalog anew from the objects in storage; the result counts the snapshots found again and dropped, the packs indexed and those missing from storage (their chunks marked lost, as verify would), the snapshots given back to their machine, and the snapshots left incomplete.";
+    MetadataBackup = "service.metadata_backup", "operators",
+        "The service's own metadata (database, keys, TLS material, vault catalogs) was backed up into a sealed file by a `metadata-backup` job; the target is the file, the result its size and the older copies removed, or why it failed.";
     MailSent = "mail.sent", "tenant (operators for service mail)",
         "A message left the outbox; the target is the address, the result its kind and language.";
     MailGivenUp = "mail.failed", "tenant (operators for service mail)",

@@ -720,6 +720,7 @@ mod tests {
             verify_interval: std::time::Duration::ZERO,
             expiry_interval: std::time::Duration::ZERO,
             meter_interval: std::time::Duration::ZERO,
+            metadata_backup_interval: std::time::Duration::ZERO,
             operator_networks: Vec::new(),
         }
     }

@@ -157,6 +157,28 @@ impl Db {
     }
 }
 
+/// Copies the SQLite database in file `from` into a new file `to` while others use it:
+/// `VACUUM INTO` reads in one transaction, so the copy is the database at one instant
+/// (compacted). For the service's metadata backup: the service database and each local
+/// vault's catalog.
+pub async fn copy_sqlite(from: &std::path::Path, to: &std::path::Path) -> DbResult<()> {
+    use sqlx::Connection;
+    let options = SqliteConnectOptions::new()
+        .filename(from)
+        .create_if_missing(false)
+        .busy_timeout(Duration::from_secs(30));
+    let mut conn = SqliteConnection::connect_with(&options).await?;
+    let target = to
+        .to_str()
+        .ok_or_else(|| DbError::Corrupt(format!("{} is not a UTF-8 path", to.display())))?;
+    sqlx::query("VACUUM INTO ?")
+        .bind(target)
+        .execute(&mut conn)
+        .await?;
+    conn.close().await?;
+    Ok(())
+}
+
 /// A transaction of the service database.
 pub struct Tx {
     conn: TxConn,

@@ -21,11 +21,14 @@ use crate::{Service, ServiceError, ServiceResult, duration_ms};
 mod expiry;
 mod gc;
 mod mail;
+mod metadata;
 mod meter;
 mod purge;
+mod rebuild;
 mod verify;
 
 pub use mail::retry_delay;
+pub use metadata::{MetadataBackupReport, MetadataBackupRun, MetadataBackupTask, NOT_CONFIGURED};
 pub use verify::VerifyParams;
 
 /// A run cut off (its server gone) this many times is failed instead of taken over again.
@@ -74,7 +77,8 @@ pub async fn queue(
 }
 
 /// Queues the periodic rounds that are due: gc, metering (and verify, when set) of every
-/// tenant that is not terminated, expiry, a new run of a purge that failed, and a mail
+/// tenant that is not terminated, expiry, the metadata backup (when the server takes
+/// one), a new run of a purge that failed, and a mail
 /// run whenever mail is waiting. With several
 /// servers, the one that moves a schedule on queues its round. Answers the runs queued.
 pub async fn queue_due(svc: &Service) -> ServiceResult<u32> {
@@ -89,6 +93,15 @@ pub async fn queue_due(svc: &Service) -> ServiceResult<u32> {
         ),
         (JobKind::Expiry, settings.expiry_interval, String::from("{}")),
         (JobKind::Meter, settings.meter_interval, String::from("{}")),
+        (
+            JobKind::MetadataBackup,
+            if svc.metadata_backup.is_some() {
+                settings.metadata_backup_interval
+            } else {
+                Duration::ZERO
+            },
+            String::from("{}"),
+        ),
     ];
     for (kind, interval, params) in rounds {
         if interval.is_zero() {
@@ -254,6 +267,8 @@ pub async fn execute(
         JobKind::Mail => mail::run(svc, &actor, progress).await,
         JobKind::Meter => meter::run(svc, &tenant()?).await,
         JobKind::Purge => purge::run(svc, &actor, &tenant()?, job, progress).await,
+        JobKind::RebuildCatalog => rebuild::run(svc, &actor, &tenant()?, progress).await,
+        JobKind::MetadataBackup => metadata::run(svc, &actor).await,
     }
 }
 

@@ -20,6 +20,10 @@ pub enum JobKind {
     Meter,
     /// Erases a terminated tenant's data and leaves a signed deletion record.
     Purge,
+    /// Rebuilds a tenant's vault catalog from the objects in storage.
+    RebuildCatalog,
+    /// Backs up the service's own metadata (database, keys, TLS material, catalogs).
+    MetadataBackup,
 }
 
 text_enum!(JobKind, "job kind", {
@@ -29,6 +33,8 @@ text_enum!(JobKind, "job kind", {
     Mail = "mail",
     Meter = "meter",
     Purge = "purge",
+    RebuildCatalog = "rebuild-catalog",
+    MetadataBackup = "metadata-backup",
 });
 
 impl JobKind {
@@ -36,7 +42,7 @@ impl JobKind {
     pub fn per_tenant(self) -> bool {
         matches!(
             self,
-            JobKind::Verify | JobKind::Gc | JobKind::Meter | JobKind::Purge
+            JobKind::Verify | JobKind::Gc | JobKind::Meter | JobKind::Purge | JobKind::RebuildCatalog
         )
     }
 }

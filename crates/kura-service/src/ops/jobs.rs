@@ -116,6 +116,9 @@ pub async fn run_now(
             "a purge is queued by terminating the tenant: use terminate, or purge-now on a terminated tenant",
         ));
     }
+    if kind == JobKind::MetadataBackup && svc.metadata_backup.is_none() {
+        return Err(ServiceError::invalid(jobs::NOT_CONFIGURED));
+    }
     let tenant = match (kind.per_tenant(), tenant_id) {
         (true, None) => {
             return Err(ServiceError::invalid(format!(

@@ -48,3 +48,64 @@ pub async fn set(svc: &Service, admin: &UserPrincipal, hours: Option<u32>) -> Se
     tx.commit().await?;
     Ok(tenant)
 }
+
+/// One of a tenant's snapshots as an operator sees it under support access: when, from
+/// which machine, what and how much — the manifest's public facts, never file names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SupportedSnapshot {
+    pub id: String,
+    pub time_ns: i64,
+    /// The registered machine that committed it, if the service knows it.
+    pub machine: Option<String>,
+    pub source: String,
+    pub kind: kura_format::SnapshotKind,
+    /// Logical bytes of its files or image.
+    pub bytes: u64,
+    pub files: u64,
+    /// It references a chunk the vault holds damaged or no longer holds.
+    pub damaged: bool,
+}
+
+/// The tenant's snapshots, newest first, and its vault's figures; refused unless a tenant
+/// admin has granted support access that is still live.
+pub async fn snapshots(
+    svc: &Service,
+    operator: &crate::authz::OperatorPrincipal,
+    tenant_id: &str,
+) -> ServiceResult<(Vec<SupportedSnapshot>, kura_store::Usage)> {
+    let (contract, _) = super::tenants::contract(svc, operator, tenant_id).await?;
+    let scope = crate::authz::support_scope(svc, &contract).await?;
+    let Some(tv) = super::vault::find(svc, &scope).await? else {
+        return Ok((Vec::new(), kura_store::Usage::default()));
+    };
+    let records = tv.vault.snapshots().await.map_err(super::vault::store_error)?;
+    let ids: Vec<String> = records.iter().map(|r| r.id.to_hex()).collect();
+    let owners: std::collections::HashMap<String, String> =
+        crate::db::snapshots::owners(&svc.db, &scope, &ids)
+            .await?
+            .into_iter()
+            .map(|o| (o.snapshot_id, o.machine_name))
+            .collect();
+    let mut out = Vec::with_capacity(records.len());
+    for record in records.iter().rev() {
+        let id = record.id.to_hex();
+        let damaged = tv
+            .vault
+            .is_damaged(&record.id)
+            .await
+            .map_err(super::vault::store_error)?;
+        let manifest = &record.manifest;
+        out.push(SupportedSnapshot {
+            machine: owners.get(&id).cloned(),
+            id,
+            time_ns: manifest.time_ns,
+            source: manifest.source.clone(),
+            kind: manifest.kind,
+            bytes: manifest.stats.bytes,
+            files: manifest.stats.files,
+            damaged,
+        });
+    }
+    let usage = tv.vault.usage().await.map_err(super::vault::store_error)?;
+    Ok((out, usage))
+}
