@@ -7,7 +7,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
 
-use kura_server::{Server, ServerConfig};
+use kura_server::ServerConfig;
+use kura_testing::TestServer;
 use kura_testing::smtp::MailServer;
 use serde_json::Value;
 
@@ -19,14 +20,15 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// Writes a configuration for `data` with the customer listener on 127.0.0.2 (so that
-/// the management listener's loopback address is not the customer's) plus `extra`.
+/// Writes a configuration keeping the data in `dir` itself, with the customer listener
+/// on 127.0.0.2 (so that the management listener's loopback address is not the
+/// customer's) plus `extra`.
 fn write_config(dir: &Path, management_ip: &str, extra: &str) -> std::path::PathBuf {
     let path = dir.join("server.toml");
     std::fs::write(
         &path,
         format!(
-            "data_dir = \"data\"\ncustomer_listen = \"127.0.0.2:{}\"\nmanagement_listen = \"{management_ip}:{}\"\n\
+            "data_dir = \".\"\ncustomer_listen = \"127.0.0.2:{}\"\nmanagement_listen = \"{management_ip}:{}\"\n\
              job_tick = \"100ms\"\n{extra}",
             free_port(),
             free_port()
@@ -35,6 +37,12 @@ fn write_config(dir: &Path, management_ip: &str, extra: &str) -> std::path::Path
     .unwrap();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
     path
+}
+
+/// Starts a server from the configuration file in `dir`, as `kura-server serve` would.
+async fn started(dir: tempfile::TempDir, config: &Path) -> TestServer {
+    let config = ServerConfig::load(config).unwrap();
+    kura_testing::start_in(dir, move |c| *c = config).await
 }
 
 /// Runs the doctor (on a blocking thread: the server it examines runs in this process):
@@ -72,9 +80,8 @@ async fn doctor_finds_what_an_auditor_would() {
         mail.port
     );
     let config_path = write_config(dir.path(), "127.0.0.1", &extra);
-    let server = Server::start(ServerConfig::load(&config_path).unwrap())
-        .await
-        .unwrap();
+    let root = dir.path().to_owned();
+    let server = started(dir, &config_path).await;
 
     let (_, findings) = doctor(&config_path).await;
     assert_eq!(level(&findings, "files", "alone"), "ok");
@@ -102,56 +109,26 @@ async fn doctor_finds_what_an_auditor_would() {
     assert_eq!(level(&findings, "metadata backup", "no copy"), "fail");
 
     // A metadata backup taken: the check passes.
-    let ca = server.ca_cert().unwrap();
-    let client = kura_testing::client_trusting(ca);
-    let token = std::fs::read_to_string(dir.path().join("data/operator-token")).unwrap();
-    let management = format!("https://localhost:{}", server.management_addr().port());
-    let job: Value = client
-        .post(format!("{management}/api/v1/operator/jobs"))
-        .bearer_auth(token.trim())
-        .json(&serde_json::json!({ "kind": "metadata-backup" }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = job["id"].as_str().unwrap_or_else(|| panic!("{job}")).to_owned();
-    for _ in 0..300 {
-        let job: Value = client
-            .get(format!("{management}/api/v1/operator/jobs/{id}"))
-            .bearer_auth(token.trim())
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if job["status"] == "succeeded" {
-            break;
-        }
-        assert_ne!(job["status"], "failed", "{job}");
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    let job = server.run_job("metadata-backup", None).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
     let (_, findings) = doctor(&config_path).await;
     assert_eq!(level(&findings, "metadata backup", "h old"), "ok");
 
     // A key readable by others, the mail server down: named, and the exit code says so.
-    let key = dir.path().join("data/service-key");
+    let key = root.join("service-key");
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
     drop(mail);
     let (code, findings) = doctor(&config_path).await;
     assert_eq!(code, 1);
     assert_eq!(level(&findings, "files", "service-key is 644"), "fail");
     assert_eq!(level(&findings, "mail", "does not accept connections"), "fail");
-    server.shutdown().await.unwrap();
+    let TestServer { server: running, .. } = server;
+    running.shutdown().await.unwrap();
 
     // The management listener on every address answers on the customer's too.
     let open = tempfile::tempdir().unwrap();
     let config_path = write_config(open.path(), "0.0.0.0", "");
-    let server = Server::start(ServerConfig::load(&config_path).unwrap())
-        .await
-        .unwrap();
+    let server = started(open, &config_path).await;
     let (code, findings) = doctor(&config_path).await;
     assert_eq!(code, 1);
     assert_eq!(
@@ -168,5 +145,6 @@ async fn doctor_finds_what_an_auditor_would() {
         "warn"
     );
     assert_eq!(level(&findings, "operator networks", "empty"), "warn");
-    server.shutdown().await.unwrap();
+    let TestServer { server: running, .. } = server;
+    running.shutdown().await.unwrap();
 }

@@ -247,7 +247,7 @@ async fn backup_restore_rebuild(database: Option<String>) {
     let machine = agent_of(&server, &before);
     assert_eq!(
         machine.snapshot_ids().await,
-        [first.clone()],
+        std::slice::from_ref(&first),
         "the copy's catalog"
     );
 
