@@ -156,10 +156,11 @@ impl Server {
         let customer_addr = local_addr(&customer_listener, config.customer_listen)?;
         let management_addr = local_addr(&management_listener, config.management_listen)?;
 
+        let clock = Clock::default();
         let service = Service {
             db: db.clone(),
             vaults: Arc::new(TenantVaults::connect(&vault_storage(&config)).await?),
-            clock: Clock::default(),
+            clock: clock.clone(),
             settings: Arc::new(settings(&config)),
             mail: Arc::new(Mailer::from_config(&config)?),
             public_url: config
@@ -172,7 +173,7 @@ impl Server {
                 .into(),
             work_queued: Arc::default(),
             key: Arc::new(service_key(&config)?),
-            metadata_backup: ScheduledBackup::from_config(&config)
+            metadata_backup: ScheduledBackup::from_config(&config, &clock)
                 .map_err(ServerError::MetadataBackup)?
                 .map(|task| Arc::new(task) as Arc<dyn MetadataBackupTask>),
         };

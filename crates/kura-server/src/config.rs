@@ -171,9 +171,10 @@ pub struct ServerConfig {
     /// How many scheduled copies are kept (the oldest beyond are deleted).
     #[serde(default = "default_metadata_backup_keep")]
     pub metadata_backup_keep: u32,
-    /// The file this configuration was read from (the metadata backup keeps a copy).
+    /// The file this configuration was read from (the metadata backup keeps a copy). Not
+    /// a key of the file.
     #[serde(skip)]
-    pub config_file: Option<PathBuf>,
+    pub(crate) config_file: Option<PathBuf>,
 }
 
 /// A secret from the configuration: read like a string, never shown by `Debug`, so a

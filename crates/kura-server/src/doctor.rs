@@ -186,7 +186,7 @@ fn certificate(config: &ServerConfig) -> Vec<Finding> {
             )];
         }
     };
-    let now = jiff::Timestamp::now().as_second();
+    let now = kura_service::Clock::default().now_ms().div_euclid(1000);
     let days = (not_after - now).div_euclid(86_400);
     let until = jiff::Timestamp::from_second(not_after)
         .map(|t| t.strftime("%Y-%m-%d").to_string())

@@ -944,7 +944,9 @@ async fn metadata(command: MetadataCommand) -> Result<()> {
             json,
         } => {
             let config = source.load()?;
-            let summary = kura_server::metadata::backup(&config, &to, passphrase.read()?.as_bytes()).await?;
+            let clock = kura_service::Clock::default();
+            let passphrase = passphrase.read()?;
+            let summary = kura_server::metadata::backup(&config, &to, passphrase.as_bytes(), &clock).await?;
             if json {
                 println!("{}", serde_json::to_string(&summary)?);
             } else {

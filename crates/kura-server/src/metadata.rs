@@ -25,6 +25,7 @@ use std::process::Command;
 use kura_format::archive::{ArchiveEntry, ArchiveReader, ArchiveWriter};
 use kura_format::keys::KdfParams;
 use kura_format::sealed::{SealedReader, SealedWriter};
+use kura_service::Clock;
 use kura_service::jobs::{MetadataBackupReport, MetadataBackupRun, MetadataBackupTask};
 use kura_service::secrets::random_hex;
 use serde::{Deserialize, Serialize};
@@ -116,6 +117,7 @@ pub async fn backup(
     config: &ServerConfig,
     to: &Path,
     passphrase: &[u8],
+    clock: &Clock,
 ) -> Result<BackupSummary, MetadataError> {
     if passphrase.len() < MIN_PASSPHRASE {
         return Err(MetadataError::ShortPassphrase);
@@ -204,7 +206,7 @@ pub async fn backup(
     let manifest = ArchiveManifest {
         format: ARCHIVE_FORMAT,
         kura_version: env!("CARGO_PKG_VERSION").into(),
-        created: now_utc(),
+        created: kura_service::rfc3339(clock.now_ms()),
         host: crate::tls::hostname().unwrap_or_default(),
         database: if postgres { "postgres" } else { "sqlite" }.into(),
         data_dir: data.display().to_string(),
@@ -480,6 +482,7 @@ fn restored_config(
 /// keeping the newest `metadata_backup_keep`.
 pub struct ScheduledBackup {
     config: ServerConfig,
+    clock: Clock,
     dir: PathBuf,
     keep: u32,
     passphrase: SecretString,
@@ -488,7 +491,7 @@ pub struct ScheduledBackup {
 impl ScheduledBackup {
     /// The job's backup for `config`, if it sets a passphrase file; an unreadable or short
     /// passphrase stops the server, naming the file.
-    pub fn from_config(config: &ServerConfig) -> Result<Option<ScheduledBackup>, String> {
+    pub fn from_config(config: &ServerConfig, clock: &Clock) -> Result<Option<ScheduledBackup>, String> {
         let Some(file) = &config.metadata_backup_passphrase_file else {
             return Ok(None);
         };
@@ -507,6 +510,7 @@ impl ScheduledBackup {
         }
         Ok(Some(ScheduledBackup {
             config: config.clone(),
+            clock: clock.clone(),
             dir: scheduled_dir(config),
             keep: config.metadata_backup_keep.max(1),
             passphrase: SecretString::new(passphrase),
@@ -515,11 +519,15 @@ impl ScheduledBackup {
 
     async fn take(&self) -> Result<MetadataBackupReport, MetadataError> {
         std::fs::create_dir_all(&self.dir).map_err(io(&self.dir))?;
-        let stamp = jiff::Timestamp::now().strftime("%Y%m%dT%H%M%SZ").to_string();
+        let now = self.clock.now_ms();
+        let stamp = jiff::Timestamp::from_millisecond(now)
+            .map(|t| t.strftime("%Y%m%dT%H%M%SZ").to_string())
+            .unwrap_or_else(|_| now.to_string());
         let file = self
             .dir
             .join(format!("{SCHEDULED_PREFIX}{stamp}{SCHEDULED_SUFFIX}"));
-        let summary = backup(&self.config, &file, self.passphrase.expose().as_bytes()).await?;
+        let passphrase = self.passphrase.expose().as_bytes();
+        let summary = backup(&self.config, &file, passphrase, &self.clock).await?;
         let mut copies = scheduled_copies(&self.dir)?;
         let mut removed = Vec::new();
         while copies.len() > self.keep as usize {
@@ -577,10 +585,6 @@ fn read_dir_sorted(dir: &Path) -> Result<Vec<PathBuf>, MetadataError> {
         .map_err(io(dir))?;
     paths.sort();
     Ok(paths)
-}
-
-fn now_utc() -> String {
-    jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
 /// The file of a `sqlite://PATH` URL (query options dropped).
