@@ -60,7 +60,8 @@ const TEMPLATES: &[(&str, Language, &str, &str)] = templates!(
     "alert",
     "alert_resolved",
     "notice",
-    "support_reply"
+    "support_reply",
+    "tenant_terminated"
 );
 
 /// Values a template may use beside the content's own: words and times that depend on
@@ -83,6 +84,14 @@ fn localized(content: &MailContent, language: Language) -> Vec<(&'static str, St
             *revision,
             &Tr::new(language, time_zone),
         );
+    }
+    if let MailContent::TenantTerminated {
+        purge_due_ms,
+        time_zone,
+        ..
+    } = content
+    {
+        return vec![("purge_due", Tr::new(language, time_zone).time_long(purge_due_ms))];
     }
     if let MailContent::SupportReply { closed, .. } = content {
         let note = if *closed {
@@ -359,6 +368,12 @@ mod tests {
                 time_zone: "Asia/Tokyo".into(),
                 link: "https://backup.example/alerts".into(),
             },
+            MailContent::TenantTerminated {
+                tenant: "taro@acme's company".into(),
+                service_code: "ACME-0001".into(),
+                purge_due_ms: 1_767_225_600_000,
+                time_zone: "Asia/Tokyo".into(),
+            },
         ];
         for sample in &samples {
             match sample {
@@ -367,7 +382,8 @@ mod tests {
                 | MailContent::Alert { .. }
                 | MailContent::AlertResolved { .. }
                 | MailContent::Notice { .. }
-                | MailContent::SupportReply { .. } => {}
+                | MailContent::SupportReply { .. }
+                | MailContent::TenantTerminated { .. } => {}
             }
         }
         samples

@@ -5,13 +5,15 @@
 //! leaves nothing of the tenant in storage or in its rows but the event log, and writes a
 //! deletion record that checks with the service's public key — through the library and
 //! through the real `kura-server deletion verify` — and fails once altered. Another
-//! tenant's vault stays whole. (The same purge against S3 is in `crates/kura/tests/s3.rs`.)
+//! tenant's vault stays whole; the tenant's admins are told by mail (a real SMTP server)
+//! when their data is erased. (The same purge against S3 is in `crates/kura/tests/s3.rs`.)
 
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use kura_testing::agent::Agent;
+use kura_testing::smtp::MailServer;
 use kura_testing::user::with_token;
 use kura_testing::{TestServer, error_of};
 use reqwest::Method;
@@ -20,16 +22,27 @@ use serde_json::{Value, json};
 const BIN: &str = env!("CARGO_BIN_EXE_kura-server");
 const DAY: Duration = Duration::from_secs(24 * 3600);
 
+/// Prompt jobs, and mail to the SMTP server on `port`.
+fn with_mail(port: u16) -> impl FnOnce(&mut kura_server::ServerConfig) {
+    move |config| {
+        kura_testing::prompt_jobs(config);
+        config.smtp_url = kura_server::config::SecretString::new(format!("smtp://127.0.0.1:{port}"));
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn termination_and_purge_on_sqlite() {
-    termination_and_purge(kura_testing::start(kura_testing::prompt_jobs).await, "vaults").await;
+    let mail = MailServer::start().await;
+    termination_and_purge(kura_testing::start(with_mail(mail.port)).await, "vaults", &mail).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn termination_and_purge_on_postgres() {
+    let mail = MailServer::start().await;
     termination_and_purge(
-        kura_testing::start_on_postgres(kura_testing::prompt_jobs).await,
+        kura_testing::start_on_postgres(with_mail(mail.port)).await,
         "objects/t",
+        &mail,
     )
     .await;
 }
@@ -88,7 +101,7 @@ async fn deletions(server: &TestServer) -> Vec<Value> {
     list.as_array().unwrap().clone()
 }
 
-async fn termination_and_purge(server: TestServer, vault_root: &str) {
+async fn termination_and_purge(server: TestServer, vault_root: &str, mail: &MailServer) {
     let (acme, agent) = tenant_with_backups(&server, "ACME-0001").await;
     let (beta, beta_agent) = tenant_with_backups(&server, "BETA-0002").await;
     let acme_id = acme["tenant_id"].as_str().unwrap().to_owned();
@@ -100,6 +113,14 @@ async fn termination_and_purge(server: TestServer, vault_root: &str) {
         .await;
     assert_eq!(status, 201, "{token}");
     let api_token = token["token"].as_str().unwrap().to_owned();
+    let (status, mia) = admin
+        .call(
+            Method::POST,
+            "/api/v1/users",
+            Some(json!({ "login": "mia", "role": "admin", "email": "mia@example.com" })),
+        )
+        .await;
+    assert_eq!(status, 201, "{mia}");
     let registration = server.new_registration_token(&acme_id).await;
     let stored_at = server.data_dir().join(vault_root).join(&acme_id);
     let stored = files(&stored_at);
@@ -137,6 +158,16 @@ async fn termination_and_purge(server: TestServer, vault_root: &str) {
         .parse()
         .unwrap();
     assert!(purge_due.duration_since(due).as_secs().abs() < 5, "{done}");
+    // The admin with a mail address is told, in Japanese (the tenant's zone), when.
+    let told = mail.wait_for(1).await;
+    assert_eq!(told.len(), 1, "only admins with an address");
+    assert!(told[0].to.contains("mia@example.com"), "{}", told[0].to);
+    assert!(told[0].subject.contains("ACME-0001"), "{}", told[0].subject);
+    assert!(told[0].text.contains("消去されます"), "{}", told[0].text);
+    // Japan keeps UTC+9 all year.
+    let in_tokyo = jiff::Timestamp::from_second(purge_due.as_second() + 9 * 3600).unwrap();
+    let day = in_tokyo.strftime("%Y年%-m月%-d日").to_string();
+    assert!(told[0].text.contains(&day), "{day}: {}", told[0].text);
     let (status, answer) = admin.get("/api/v1/me").await;
     assert_eq!(status, 401, "the portal session ended: {answer}");
     let (status, answer) = with_token(&server, &api_token, Method::GET, "/api/v1/machines", None).await;
@@ -244,7 +275,7 @@ async fn termination_and_purge(server: TestServer, vault_root: &str) {
             Some(acme_id.as_str()),
             Some(2),
             Some(1),
-            Some(1),
+            Some(2),
             Some(purge_job.as_str())
         ),
         "{record_text}"

@@ -74,6 +74,14 @@ pub enum MailContent {
         time_zone: String,
         link: String,
     },
+    /// The provider ended the tenant's contract: sign-in has stopped, the data is erased
+    /// at `purge_due_ms`, and until then the provider can still withdraw the termination.
+    TenantTerminated {
+        tenant: String,
+        service_code: String,
+        purge_due_ms: i64,
+        time_zone: String,
+    },
 }
 
 impl MailContent {
@@ -86,6 +94,7 @@ impl MailContent {
             MailContent::AlertResolved { .. } => "alert_resolved",
             MailContent::Notice { .. } => "notice",
             MailContent::SupportReply { .. } => "support_reply",
+            MailContent::TenantTerminated { .. } => "tenant_terminated",
         }
     }
 }

@@ -152,7 +152,7 @@ actions! {
     SupportReply = "support.reply", "tenant, and operators",
         "An operator replied to a support request and/or closed it; the result says whether the requester was mailed.";
     TenantTerminate = "tenant.terminate", "operators, and the tenant",
-        "An operator terminated the tenant's contract: the tenant was locked out at once and its purge queued; the result names the status it had, when the purge is due and the portal sessions ended.";
+        "An operator terminated the tenant's contract: the tenant was locked out at once and its purge queued; the result names the status it had, when the purge is due, the portal sessions ended and the admins told by mail.";
     TenantTerminationCancel = "tenant.termination.cancel", "operators, and the tenant",
         "An operator withdrew a termination before its purge started: the purge left the queue and the tenant got its earlier status back.";
     TenantPurge = "tenant.purge", "operators, and the tenant",

@@ -9,11 +9,12 @@ use serde::{Deserialize, Serialize};
 use crate::audit::{Action, Actor};
 use crate::authz::{Caller, ContractScope, OperatorPrincipal, TenantKey};
 use crate::db::terminations::{self, NewTermination};
-use crate::db::{Tx, jobs, tenants};
+use crate::db::{Tx, jobs, outbox, tenants, users};
 use crate::ids::DeletionId;
+use crate::mail::MailContent;
 use crate::model::{
-    ApprovalAction, DELETION_RECORD_FORMAT, DeletionRecord, DeletionSummary, JobKind, NewJob,
-    RecordSignature, SignedDeletionRecord, TenantRecord, TenantStatus, TerminationRecord,
+    ApprovalAction, DELETION_RECORD_FORMAT, DeletionRecord, DeletionSummary, JobKind, MailAudience, NewJob,
+    NewMail, RecordSignature, SignedDeletionRecord, TenantRecord, TenantStatus, TerminationRecord,
 };
 use crate::ops::approvals::{self, Authority, Gated, Held};
 use crate::ops::record_in;
@@ -122,8 +123,9 @@ pub(crate) async fn terminate_as(
         .await?
         .ok_or_else(|| ServiceError::not_found("this tenant no longer exists"))?;
     let sessions = terminations::end_sessions(&mut tx, scope).await?;
+    let mailed = mail_admins(svc, &mut tx, scope, &tenant, purge_due_ms, now).await?;
     let result = format!(
-        "ok: was {}, purge due {} (job {}), {sessions} portal sessions ended{}",
+        "ok: was {}, purge due {} (job {}), {sessions} portal sessions ended, {mailed} admins mailed{}",
         new.status_before.as_str(),
         crate::rfc3339(purge_due_ms),
         job.id,
@@ -146,6 +148,38 @@ pub(crate) async fn terminate_as(
     svc.wake_runner();
     tracing::info!(tenant_id = %tenant.id, operator = %credited, purge_due = %crate::rfc3339(purge_due_ms), "tenant terminated");
     Ok(Gated::Done((tenant, termination)))
+}
+
+/// Tells the tenant's admins (those with a mail address) that the contract has ended and
+/// when their data is erased, in the same transaction as the termination. Answers how many.
+async fn mail_admins(
+    svc: &Service,
+    tx: &mut Tx,
+    scope: &ContractScope,
+    tenant: &TenantRecord,
+    purge_due_ms: i64,
+    now: i64,
+) -> ServiceResult<usize> {
+    if !svc.settings.mail_enabled {
+        return Ok(0);
+    }
+    let recipients = users::mail_recipients(tx, scope, MailAudience::Admins).await?;
+    for recipient in &recipients {
+        let mail = NewMail {
+            recipient: recipient.email.clone(),
+            language: recipient.language,
+            content: MailContent::TenantTerminated {
+                tenant: tenant.name.clone(),
+                service_code: tenant.service_code.clone(),
+                purge_due_ms,
+                time_zone: tenant.time_zone.clone(),
+            },
+            // Worth sending for as long as there is something to say: until the purge.
+            give_up_ms: purge_due_ms.max(now + DAY_MS),
+        };
+        outbox::queue(&mut *tx, scope, &mail, now).await?;
+    }
+    Ok(recipients.len())
 }
 
 /// Has a terminated tenant's purge run now instead of when its grace period ends. Under
