@@ -12,14 +12,6 @@ use kura_testing::TestServer;
 use kura_testing::smtp::MailServer;
 use serde_json::Value;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Writes a configuration keeping the data in `dir` itself, with the customer listener
 /// on 127.0.0.2 (so that the management listener's loopback address is not the
 /// customer's) plus `extra`.
@@ -30,8 +22,8 @@ fn write_config(dir: &Path, management_ip: &str, extra: &str) -> std::path::Path
         format!(
             "data_dir = \".\"\ncustomer_listen = \"127.0.0.2:{}\"\nmanagement_listen = \"{management_ip}:{}\"\n\
              job_tick = \"100ms\"\n{extra}",
-            free_port(),
-            free_port()
+            kura_testing::free_port(),
+            kura_testing::free_port()
         ),
     )
     .unwrap();

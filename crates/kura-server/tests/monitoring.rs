@@ -171,14 +171,6 @@ impl Drop for Prometheus {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn tool(name: &str) -> &str {
     assert!(
         Command::new(name).arg("--version").output().is_ok(),
@@ -191,7 +183,7 @@ fn tool(name: &str) -> &str {
 /// (trusting the server's CA) with the scrape token from a file, as `dist/` advises.
 fn start_prometheus(server: &TestServer, token_file: &Path) -> Prometheus {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
+    let port = kura_testing::free_port();
     let config = format!(
         "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: kura\n    \
          scheme: https\n    metrics_path: /metrics\n    authorization:\n      type: Bearer\n      \

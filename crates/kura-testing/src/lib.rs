@@ -20,5 +20,5 @@ pub mod smtp;
 pub mod user;
 
 pub use server::{
-    TestServer, client_trusting, error_of, parts, prompt_jobs, start, start_in, start_on_postgres,
+    TestServer, client_trusting, error_of, free_port, parts, prompt_jobs, start, start_in, start_on_postgres,
 };

@@ -100,6 +100,16 @@ impl TestServer {
     }
 }
 
+/// A loopback port free a moment ago (bound and released: another process may take it
+/// first, which a test then sees as a failure to bind).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 pub fn client_trusting(ca_cert: &Path) -> reqwest::Client {
     builder_trusting(ca_cert).build().unwrap()
 }
