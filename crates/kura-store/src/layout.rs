@@ -11,10 +11,10 @@ use bytes::Bytes;
 use object_store::local::LocalFileSystem;
 
 use kura_format::{PackId, SnapshotId};
-use object_store::ObjectStore;
 use object_store::StaticCredentialProvider;
 use object_store::aws::{AmazonS3Builder, AwsCredential};
 use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
 
 use crate::pack_file::{PackFile, local_io_error};
 use crate::{Result, StoreError};
@@ -129,6 +129,15 @@ impl ObjectLayout {
         })
         .await
         .map_err(|e| StoreError::Storage(format!("sweeping cut-off writes stopped: {e}")))
+    }
+
+    /// An object's bytes, or `None` when there is no such object.
+    pub(crate) async fn get_if_present(&self, path: &Path) -> Result<Option<Bytes>> {
+        match self.store.get(path).await {
+            Ok(found) => Ok(Some(found.bytes().await?)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
     }
 
     fn child(&self, parts: &[&str]) -> Path {

@@ -65,7 +65,7 @@ impl Vault {
     ) -> Result<(Vault, RebuildReport)> {
         let mut report = RebuildReport::default();
         if stored_config(&db).await?.is_none() {
-            let Some(bytes) = get_if_present(&objects, &objects.config()).await? else {
+            let Some(bytes) = objects.get_if_present(&objects.config()).await? else {
                 return Err(StoreError::NoVault(format!(
                     "{location} (storage holds no vault configuration to rebuild from)"
                 )));
@@ -120,7 +120,7 @@ impl Vault {
     async fn restore_key_slots(&self, report: &mut RebuildReport) -> Result<()> {
         let o = self.objects();
         for name in list_names(o, &o.key_slots()).await? {
-            let Some(bytes) = get_if_present(o, &o.key_slot(&name)).await? else {
+            let Some(bytes) = o.get_if_present(&o.key_slot(&name)).await? else {
                 continue;
             };
             let slot = KeySlot::decode(&bytes)?;
@@ -159,7 +159,7 @@ impl Vault {
                 continue;
             }
             // Gone since the listing: GC deleted it.
-            let Some(bytes) = get_if_present(o, &o.pack(&id)).await? else {
+            let Some(bytes) = o.get_if_present(&o.pack(&id)).await? else {
                 continue;
             };
             match parse_pack(&bytes) {
@@ -255,8 +255,8 @@ impl Vault {
             return Ok(None);
         };
         let (Some(manifest_bytes), Some(refs)) = (
-            get_if_present(o, &o.manifest(&id)).await?,
-            get_if_present(o, &o.references(&id)).await?,
+            o.get_if_present(&o.manifest(&id)).await?,
+            o.get_if_present(&o.references(&id)).await?,
         ) else {
             return Ok(None);
         };
@@ -285,15 +285,6 @@ async fn list_names(o: &ObjectLayout, folder: &Path) -> Result<BTreeSet<String>>
         }
     }
     Ok(names)
-}
-
-/// An object's bytes, or `None` when there is no such object.
-async fn get_if_present(o: &ObjectLayout, path: &Path) -> Result<Option<bytes::Bytes>> {
-    match o.store.get(path).await {
-        Ok(found) => Ok(Some(found.bytes().await?)),
-        Err(object_store::Error::NotFound { .. }) => Ok(None),
-        Err(e) => Err(e.into()),
-    }
 }
 
 /// Whether an object exists: asked by name, so an object written after a listing began

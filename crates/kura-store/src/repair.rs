@@ -17,7 +17,6 @@ use std::collections::{HashMap, HashSet};
 
 use kura_format::pack::parse_pack;
 use kura_format::{BlobCodec, ChunkId, PackId};
-use object_store::ObjectStoreExt;
 
 use crate::catalog::query;
 use crate::vault::pack_bytes;
@@ -75,11 +74,7 @@ impl Vault {
         for (raw, size) in packs {
             let pack = PackId(pack_bytes(&raw)?);
             let indexed = self.indexed_in(&pack).await?;
-            let bytes = match o.store.get(&o.pack(&pack)).await {
-                Ok(r) => Some(r.bytes().await?),
-                Err(object_store::Error::NotFound { .. }) => None,
-                Err(e) => return Err(e.into()),
-            };
+            let bytes = o.get_if_present(&o.pack(&pack)).await?;
             let intact = bytes.as_ref().is_some_and(|b| PackId::of(b) == pack);
             if let Some(bytes) = &bytes {
                 report.packs_checked += 1;

@@ -580,11 +580,7 @@ impl Vault {
         let mut adopted = 0;
         for (raw, session_gone) in pending {
             let id = PackId(pack_bytes(&raw)?);
-            let bytes = match o.store.get(&o.pack(&id)).await {
-                Ok(r) => Some(r.bytes().await?),
-                Err(object_store::Error::NotFound { .. }) => None,
-                Err(e) => return Err(e.into()),
-            };
+            let bytes = o.get_if_present(&o.pack(&id)).await?;
             let entries = bytes
                 .as_ref()
                 .filter(|b| PackId::of(b) == id)
