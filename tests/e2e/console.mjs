@@ -361,12 +361,23 @@ async function freshCode() {
   await page.click("form[action='/login/totp'] button[type=submit]");
   await page.waitForURL(`${url}/`);
   check((await page.textContent("#tenants")).includes("Active"), "the status reads Active");
+  // Switching the console to Japanese and back keeps English as the language of sato's mail.
+  for (const [language, heading] of [["ja", "テナント"], ["en", "Tenants"]]) {
+    await page.selectOption("#language-select", language);
+    const switched = await page
+      .waitForFunction((text) => document.querySelector("h1")?.textContent.trim() === text, heading, { timeout: 10000 })
+      .then(() => true, () => false);
+    check(switched && page.url() === `${url}/`, `the console reads ${language} after the switch, on the same page`);
+  }
+  const accounts = await (await api.get(`${url}/api/v1/operator/operators`)).json();
+  check(accounts.find((a) => a.login === "sato")?.language === "en", `sato's mail is now in English: ${JSON.stringify(accounts)}`);
   await look(page, "tenants", "en");
   // Under the tenant's grant its snapshots are listed (facts only), the grant named.
   await page.click(`#tenants a:has-text('${serviceCode}')`);
   await page.waitForURL(/\/tenants\/[0-9a-f]{32}$/);
   const snapshots = await page.textContent("main");
   check(snapshots.includes("granted support access"), `the snapshots are shown under the grant: ${snapshots}`);
+  check(snapshots.includes("/srv/www") && snapshots.includes("web-01"), `the machine's snapshots are listed: ${snapshots}`);
   await look(page, "tenant-snapshots", "en");
   await page.goto(`${url}/operators`);
   await look(page, "operators", "en");

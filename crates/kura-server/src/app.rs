@@ -171,6 +171,14 @@ impl Server {
                     |url| url.trim_end_matches('/').to_owned(),
                 )
                 .into(),
+            console_url: config
+                .console_url
+                .as_deref()
+                .map_or_else(
+                    || crate::quickstart::https_url(management_addr),
+                    |url| url.trim_end_matches('/').to_owned(),
+                )
+                .into(),
             work_queued: Arc::default(),
             key: Arc::new(service_key(&config)?),
             metadata_backup: ScheduledBackup::from_config(&config, &clock)

@@ -122,6 +122,11 @@ pub struct ServerConfig {
     /// `https://localhost:PORT`.
     #[serde(default)]
     pub public_url: Option<String>,
+    /// The address operators reach the console at, for links in their mail; `None`
+    /// means `https://localhost:PORT` (or the management listener's address when it is
+    /// bound to one).
+    #[serde(default)]
+    pub console_url: Option<String>,
     /// How often the job runner looks for due work (it also wakes when this server
     /// queues some).
     #[serde(default = "default_job_tick", deserialize_with = "de_duration")]
@@ -354,6 +359,7 @@ impl ServerConfig {
             smtp_url: SecretString::default(),
             smtp_from: default_smtp_from(),
             public_url: None,
+            console_url: None,
             job_tick: default_job_tick(),
             job_lease: default_job_lease(),
             job_workers: default_job_workers(),

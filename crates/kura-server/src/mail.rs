@@ -12,6 +12,8 @@ use kura_service::mail::{MailContent, MailFailure, MailTransport, OutgoingMail, 
 use kura_service::model::Language;
 
 use crate::config::ServerConfig;
+use crate::console::CONSOLE_ZONE;
+use crate::console::approvals::{worded_action, worded_summary};
 use crate::web::i18n::Tr;
 
 /// Why a mail could not be sent.
@@ -61,7 +63,9 @@ const TEMPLATES: &[(&str, Language, &str, &str)] = templates!(
     "alert_resolved",
     "notice",
     "support_reply",
-    "tenant_terminated"
+    "tenant_terminated",
+    "operator_support_request",
+    "operator_approval"
 );
 
 /// Values a template may use beside the content's own: words and times that depend on
@@ -92,6 +96,41 @@ fn localized(content: &MailContent, language: Language) -> Vec<(&'static str, St
     } = content
     {
         return vec![("purge_due", Tr::new(language, time_zone).time_long(purge_due_ms))];
+    }
+    if let MailContent::OperatorSupportRequest {
+        category, follow_up, ..
+    } = content
+    {
+        let tr = Tr::new(language, CONSOLE_ZONE);
+        let flag = if category == "security-event" {
+            tr.t("support-mail-operator-flag-security")
+        } else {
+            String::new()
+        };
+        let lead = if *follow_up {
+            tr.t("support-mail-operator-follow-up")
+        } else {
+            tr.t("support-mail-operator-new")
+        };
+        return vec![
+            ("category_label", tr.t(&format!("support-category-{category}"))),
+            ("flag", flag),
+            ("lead", lead),
+        ];
+    }
+    if let MailContent::OperatorApproval {
+        action,
+        details,
+        expires_ms,
+        ..
+    } = content
+    {
+        let tr = Tr::new(language, CONSOLE_ZONE);
+        return vec![
+            ("action_label", worded_action(&tr, action)),
+            ("what", worded_summary(&tr, action, details)),
+            ("expires", tr.time_long(expires_ms)),
+        ];
     }
     if let MailContent::SupportReply { closed, .. } = content {
         let note = if *closed {
@@ -374,6 +413,28 @@ mod tests {
                 purge_due_ms: 1_767_225_600_000,
                 time_zone: "Asia/Tokyo".into(),
             },
+            MailContent::OperatorSupportRequest {
+                login: "sato".into(),
+                tenant: "ACME <Japan>".into(),
+                service_code: "ACME-0001".into(),
+                requester: "taro@acme".into(),
+                category: "security-event".into(),
+                subject: "Unknown sign-in".into(),
+                body: "Someone signed in from 203.0.113.9.".into(),
+                follow_up: false,
+                link: "https://kura-admin.example:8444/support/1".into(),
+            },
+            MailContent::OperatorApproval {
+                login: "suzuki".into(),
+                requested_by: "taro@acme".into(),
+                action: "tenant.terminate".into(),
+                details: [("code", "ACME-0001"), ("name", "ACME"), ("days", "30")]
+                    .into_iter()
+                    .map(|(name, value)| (name.to_owned(), value.to_owned()))
+                    .collect(),
+                expires_ms: 1_767_225_600_000,
+                link: "https://kura-admin.example:8444/approvals".into(),
+            },
         ];
         for sample in &samples {
             match sample {
@@ -383,7 +444,9 @@ mod tests {
                 | MailContent::AlertResolved { .. }
                 | MailContent::Notice { .. }
                 | MailContent::SupportReply { .. }
-                | MailContent::TenantTerminated { .. } => {}
+                | MailContent::TenantTerminated { .. }
+                | MailContent::OperatorSupportRequest { .. }
+                | MailContent::OperatorApproval { .. } => {}
             }
         }
         samples
@@ -454,6 +517,40 @@ mod tests {
             resolved.subject.contains("resolved") && resolved.text.contains("whole tenant"),
             "{}",
             resolved.text
+        );
+    }
+
+    #[test]
+    fn operator_mail_words_the_request_in_the_operators_language() {
+        let request = &samples()[7];
+        let ja = render(request, Language::Ja).unwrap();
+        assert_eq!(
+            ja.subject,
+            "【Kura】【セキュリティ事象】お問い合わせ: ACME-0001 Unknown sign-in"
+        );
+        assert!(ja.text.contains("種別: セキュリティ事象の報告"), "{}", ja.text);
+        assert!(ja.html.contains("ACME &lt;Japan&gt;"), "{}", ja.html);
+        let en = render(request, Language::En).unwrap();
+        assert_eq!(
+            en.subject,
+            "[Kura] [SECURITY EVENT] Support request from ACME-0001: Unknown sign-in"
+        );
+        let approval = &samples()[8];
+        let ja = render(approval, Language::Ja).unwrap();
+        assert!(ja.subject.contains("テナントの解約"), "{}", ja.subject);
+        assert!(
+            ja.text
+                .contains("ACME-0001（ACME）を解約し、30 日後にデータを消去します。")
+                && ja.text.contains("2026年1月1日 09:00 (JST)"),
+            "{}",
+            ja.text
+        );
+        let en = render(approval, Language::En).unwrap();
+        assert!(
+            en.subject
+                .starts_with("[Kura] Approval needed: Terminate a tenant"),
+            "{}",
+            en.subject
         );
     }
 

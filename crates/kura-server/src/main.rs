@@ -11,6 +11,8 @@ use kura_server::api::types::{ApprovalView, CreateTenantRequest, TenantView, Upd
 use kura_server::client::{Gated, ManagementClient, WorkLogFilter};
 use kura_server::config::parse_size;
 use kura_server::{RunningServer, Server, ServerConfig, quickstart};
+use kura_service::model::Language;
+use kura_service::ops::operator_accounts::NewAccount;
 
 #[derive(Parser)]
 #[command(name = "kura-server", version, about = "Kura multi-tenant backup service")]
@@ -286,9 +288,13 @@ enum OperatorCommand {
         /// `operator-admin` (may manage tenants and operators) or `operator`.
         #[arg(long, value_parser = ["operator-admin", "operator"])]
         role: String,
-        /// Where the service may write to the operator.
+        /// Where the service may write to the operator (new support requests, approvals
+        /// waiting).
         #[arg(long)]
         email: Option<String>,
+        /// The language of the operator's mail.
+        #[arg(long, value_parser = ["ja", "en"], default_value = "ja")]
+        language: String,
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
@@ -723,9 +729,20 @@ async fn run(command: Command) -> Result<()> {
                     login,
                     role,
                     email,
+                    language,
                     json,
                 },
-        } => operator_create(source.load()?, &login, &role, email.as_deref(), json).await,
+        } => {
+            let role = kura_service::authz::ProviderRole::parse(&role)
+                .context("role: write operator-admin or operator")?;
+            let account = NewAccount {
+                login: &login,
+                role,
+                email: email.as_deref(),
+                language: Language::parse(&language).context("language: write ja or en")?,
+            };
+            operator_create(source.load()?, account, json).await
+        }
         Command::Deletion { command } => deletion(command).await,
         Command::Approval { command } => approval(command).await,
         Command::Usage {
@@ -1328,20 +1345,13 @@ async fn deletion(command: DeletionCommand) -> Result<()> {
     Ok(())
 }
 
-async fn operator_create(
-    config: ServerConfig,
-    login: &str,
-    role: &str,
-    email: Option<&str>,
-    json: bool,
-) -> Result<()> {
-    let role =
-        kura_service::authz::ProviderRole::parse(role).context("role: write operator-admin or operator")?;
+async fn operator_create(config: ServerConfig, account: NewAccount<'_>, json: bool) -> Result<()> {
+    let role = account.role;
     let db = kura_service::db::Db::connect(&config.effective_database_url())
         .await
         .context("cannot open the service database")?;
     let now = kura_service::Clock::default().now_ms();
-    let created = kura_service::ops::operator_accounts::create_as_owner(&db, now, login, role, email).await?;
+    let created = kura_service::ops::operator_accounts::create_as_owner(&db, now, account).await?;
     if json {
         println!(
             "{}",

@@ -3,11 +3,13 @@
 //! purging one now, lowering a tenant's immutability period and deleting an operator wait
 //! for the other operator-admin, who approves (the action is then carried out unchanged)
 //! or rejects. Nobody approves their own request, nor does an operator or an accountless
-//! token; a request expires after 24 hours; both names are in the operator work log.
+//! token; a request expires after 24 hours; both names are in the operator work log; the
+//! other operator-admins are mailed each request, in their language (a real SMTP server).
 
 use std::time::Duration;
 
 use kura_testing::agent::Agent;
+use kura_testing::smtp::MailServer;
 use kura_testing::user::Session;
 use kura_testing::{TestServer, error_of};
 use reqwest::Method;
@@ -15,12 +17,22 @@ use serde_json::{Value, json};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_person_rule_on_sqlite() {
-    two_person_rule(kura_testing::start(kura_testing::prompt_jobs).await).await;
+    let mail = MailServer::start().await;
+    two_person_rule(kura_testing::start(with_mail(mail.port)).await, mail).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_person_rule_on_postgres() {
-    two_person_rule(kura_testing::start_on_postgres(kura_testing::prompt_jobs).await).await;
+    let mail = MailServer::start().await;
+    two_person_rule(kura_testing::start_on_postgres(with_mail(mail.port)).await, mail).await;
+}
+
+fn with_mail(port: u16) -> impl FnOnce(&mut kura_server::ServerConfig) {
+    move |config| {
+        kura_testing::prompt_jobs(config);
+        config.smtp_url = kura_server::config::SecretString::new(format!("smtp://127.0.0.1:{port}"));
+        config.console_url = Some("https://kura-admin.example:8444/".to_owned());
+    }
 }
 
 async fn call(session: &Session, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
@@ -52,7 +64,7 @@ async fn work_log(server: &TestServer) -> Vec<(String, String, String)> {
         .collect()
 }
 
-async fn two_person_rule(server: TestServer) {
+async fn two_person_rule(server: TestServer, mail: MailServer) {
     let acme = server
         .create_tenant("ACME-0001", 2, json!({ "immutable_days": 14 }))
         .await;
@@ -61,7 +73,10 @@ async fn two_person_rule(server: TestServer) {
     let tenant_path = format!("/api/v1/operator/tenants/{acme_id}");
 
     // One operator-admin: nobody to ask, so a lowering runs at once.
-    let sato = server.set_up_operator("sato", "operator-admin").await;
+    let operator = |login: &str, role: &str, language: &str| json!({ "login": login, "role": role, "email": format!("{login}@provider.example"), "language": language });
+    let sato = server
+        .set_up_operator_with(operator("sato", "operator-admin", "ja"))
+        .await;
     let (status, body) = call(
         &sato.session,
         Method::PATCH,
@@ -72,8 +87,12 @@ async fn two_person_rule(server: TestServer) {
     assert_eq!((status, &body["immutable_days"]), (200, &json!(10)), "{body}");
 
     // Two: the same request waits for the other one.
-    let suzuki = server.set_up_operator("suzuki", "operator-admin").await;
-    let tanaka = server.set_up_operator("tanaka", "operator").await;
+    let suzuki = server
+        .set_up_operator_with(operator("suzuki", "operator-admin", "en"))
+        .await;
+    let tanaka = server
+        .set_up_operator_with(operator("tanaka", "operator", "ja"))
+        .await;
     let (status, held) = call(
         &sato.session,
         Method::PATCH,
@@ -92,6 +111,21 @@ async fn two_person_rule(server: TestServer) {
         "{held}"
     );
     assert_eq!(tenant(&server, &acme_id).await["immutable_days"], 10);
+    // Only the other operator-admin is asked, in English as his account says.
+    let asked = mail.wait_for(1).await;
+    assert!(asked[0].to.contains("suzuki@provider.example"), "{asked:?}");
+    assert_eq!(
+        asked[0].subject,
+        "[Kura] Approval needed: Lower the immutability period (asked by sato)"
+    );
+    assert!(
+        asked[0].text.contains("ACME-0001")
+            && asked[0]
+                .text
+                .contains("https://kura-admin.example:8444/approvals"),
+        "{}",
+        asked[0].text
+    );
     // Raising needs nobody.
     let (status, body) = call(
         &sato.session,
@@ -146,6 +180,16 @@ async fn two_person_rule(server: TestServer) {
     )
     .await;
     assert_eq!((status, &again["id"]), (202, &held["id"]), "{again}");
+    let asked = mail.wait_for(2).await;
+    assert!(
+        asked.iter().all(|m| m.to.contains("suzuki@provider.example")),
+        "neither the requester nor an operator, and the same request once: {asked:?}"
+    );
+    assert!(
+        asked[1].subject.contains("Terminate a tenant"),
+        "{}",
+        asked[1].subject
+    );
     assert_eq!(tenant(&server, &acme_id).await["status"], "active");
     assert_eq!(
         server.whoami(&agent.credential).await.0,

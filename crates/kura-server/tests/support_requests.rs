@@ -3,7 +3,8 @@
 //! and filter them, reply (mailed to the requester in their language) and close; users see
 //! their own requests and admins all of their tenant's; another tenant and another user
 //! get 404; the portal shows the conversation; the logs record it, the security event
-//! flagged in the operator work log.
+//! flagged in the operator work log; operators with a mail address are mailed each new
+//! request and each follow-up, in their own language, with a link to the console.
 
 use kura_testing::TestServer;
 use kura_testing::portal::sign_in;
@@ -36,6 +37,44 @@ async fn support_requests_work(server: TestServer, mail: MailServer) {
     let mia = server.login("mia", mia["password"].as_str().unwrap()).await;
     let (_, noa_password) = server.add_user(&admin, "noa", "auditor").await;
     let noa = server.login("noa", &noa_password).await;
+    // The provider's desk reads English; a disabled account and one without an address
+    // get nothing.
+    for (login, email) in [("desk", Some("desk@provider.example")), ("quiet", None)] {
+        let (status, body) = server
+            .operator(
+                Method::POST,
+                "/api/v1/operator/operators",
+                Some(json!({ "login": login, "role": "operator", "email": email, "language": "en" })),
+            )
+            .await;
+        assert_eq!((status, &body["language"]), (201, &json!("en")), "{body}");
+    }
+    let (status, body) = server
+        .operator(
+            Method::POST,
+            "/api/v1/operator/operators",
+            Some(json!({ "login": "gone", "role": "operator", "email": "gone@provider.example" })),
+        )
+        .await;
+    assert_eq!((status, &body["language"]), (201, &json!("ja")), "{body}");
+    let gone = body["id"].as_str().unwrap().to_owned();
+    let (status, body) = server
+        .operator(
+            Method::POST,
+            &format!("/api/v1/operator/operators/{gone}/disable"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = server
+        .operator(
+            Method::POST,
+            "/api/v1/operator/operators",
+            Some(json!({ "login": "odd", "role": "operator", "language": "fr" })),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("language"), "{body}");
 
     // Refusals name the field.
     for (body, field) in [
@@ -80,6 +119,35 @@ async fn support_requests_work(server: TestServer, mail: MailServer) {
         .await;
     assert_eq!(status, 201, "any role may report: {event}");
     let event_id = event["id"].as_str().unwrap().to_owned();
+    let to_desk = mail.wait_for(2).await;
+    assert!(
+        to_desk.iter().all(|m| m.to.contains("desk@provider.example")),
+        "only the enabled account with an address: {to_desk:?}"
+    );
+    let opened = to_desk
+        .iter()
+        .find(|m| m.subject.contains("リストアが遅い"))
+        .unwrap();
+    assert_eq!(
+        opened.subject,
+        "[Kura] Support request from ACME-0001: リストアが遅い"
+    );
+    assert!(
+        opened.text.contains("From: mia")
+            && opened.text.contains("web-01 のリストアに3時間かかります。")
+            && opened.text.contains(&format!("/support/{question_id}")),
+        "{}",
+        opened.text
+    );
+    let flagged = to_desk
+        .iter()
+        .find(|m| m.subject.contains("Unknown sign-ins"))
+        .unwrap();
+    assert!(
+        flagged.subject.contains("[SECURITY EVENT]"),
+        "{}",
+        flagged.subject
+    );
 
     // Users see their own; a user admin all of the tenant's; other tenants nothing.
     let listed = |session: kura_testing::user::Session| async move {
@@ -159,17 +227,13 @@ async fn support_requests_work(server: TestServer, mail: MailServer) {
         replies.iter().all(|r| r.ends_with("mailed to the requester")),
         "{replies:?}"
     );
-    let messages = mail.wait_for(1).await;
-    assert!(messages[0].to.contains("mia@example.com"), "{messages:?}");
-    assert!(
-        messages[0].subject.contains("お問い合わせへの回答")
-            && messages[0].subject.contains("リストアが遅い")
-    );
-    assert!(
-        messages[0].text.contains("帯域制限の設定"),
-        "{}",
-        messages[0].text
-    );
+    let messages = mail.wait_for(3).await;
+    let to_mia = messages
+        .iter()
+        .find(|m| m.to.contains("mia@example.com"))
+        .unwrap();
+    assert!(to_mia.subject.contains("お問い合わせへの回答") && to_mia.subject.contains("リストアが遅い"));
+    assert!(to_mia.text.contains("帯域制限の設定"), "{}", to_mia.text);
     // Mia follows up (open again), then the operator closes it.
     let (status, thread) = mia
         .call(
@@ -179,6 +243,13 @@ async fn support_requests_work(server: TestServer, mail: MailServer) {
         )
         .await;
     assert_eq!((status, &thread["status"]), (200, &json!("open")), "{thread}");
+    let follow_up = mail.wait_for(4).await.pop().unwrap();
+    assert!(
+        follow_up.to.contains("desk@provider.example")
+            && follow_up.text.contains("wrote again")
+            && follow_up.text.contains("ありがとうございます。確認します。"),
+        "{follow_up:?}"
+    );
     let (status, thread) = server
         .operator(
             Method::POST,

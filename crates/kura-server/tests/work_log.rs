@@ -80,6 +80,34 @@ async fn operators_read_and_download_the_work_log(server: TestServer) {
         .await;
     assert_eq!(status, 403, "{}", error_of(&body));
 
+    // A console page about a tenant is in that tenant's own log as well: its admins see
+    // which operator looked at it, and when.
+    let (looked_at, admin) = server.tenant_admin("LOOK-0002").await;
+    let page = format!("/tenants/{}", looked_at["tenant_id"].as_str().unwrap());
+    let (status, _) = tanaka.session.get(&page).await;
+    assert_eq!(status, 200);
+    let (status, events) = admin.get("/api/v1/events").await;
+    assert_eq!(status, 200, "{events}");
+    let looks: Vec<&Value> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "operator.get" && e["target"] == page.as_str())
+        .collect();
+    assert_eq!(looks.len(), 1, "{events}");
+    assert_eq!(looks[0]["actor"], "operator:tanaka", "{}", looks[0]);
+    assert_eq!(looks[0]["result"], "200", "{}", looks[0]);
+    let (_, other) = server.tenant_admin("LOOK-0003").await;
+    let (_, events) = other.get("/api/v1/events").await;
+    assert!(
+        !events
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "operator.get"),
+        "another tenant's log does not hear of it: {events}"
+    );
+
     let (status, check) = server
         .operator(Method::GET, "/api/v1/operator/events/verify", None)
         .await;

@@ -82,6 +82,8 @@ pub struct Service {
     pub mail: Arc<dyn mail::MailTransport>,
     /// Where users reach the customer listener, for links in mail (no trailing `/`).
     pub public_url: Arc<str>,
+    /// Where operators reach the console, for links in their mail (no trailing `/`).
+    pub console_url: Arc<str>,
     /// Seals the secrets the service must read back (TOTP secrets).
     pub key: Arc<secrets::ServiceKey>,
     /// Woken when a job or a mail is queued, so this server's job runner starts it

@@ -82,6 +82,31 @@ pub enum MailContent {
         purge_due_ms: i64,
         time_zone: String,
     },
+    /// To an operator: a tenant user opened a support request (`follow_up`: wrote again
+    /// in one). `category` is the request's (`question`, `incident`, `security-event`).
+    OperatorSupportRequest {
+        login: String,
+        tenant: String,
+        service_code: String,
+        requester: String,
+        category: String,
+        subject: String,
+        body: String,
+        follow_up: bool,
+        link: String,
+    },
+    /// To an operator-admin: a destructive action waits for a second operator-admin's
+    /// approval until `expires_ms`.
+    OperatorApproval {
+        login: String,
+        requested_by: String,
+        /// The approval's action (`tenant.terminate`, …) and the facts the templates word
+        /// it from in the recipient's language.
+        action: String,
+        details: std::collections::BTreeMap<String, String>,
+        expires_ms: i64,
+        link: String,
+    },
 }
 
 impl MailContent {
@@ -95,6 +120,8 @@ impl MailContent {
             MailContent::Notice { .. } => "notice",
             MailContent::SupportReply { .. } => "support_reply",
             MailContent::TenantTerminated { .. } => "tenant_terminated",
+            MailContent::OperatorSupportRequest { .. } => "operator_support_request",
+            MailContent::OperatorApproval { .. } => "operator_approval",
         }
     }
 }

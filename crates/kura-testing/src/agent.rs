@@ -153,11 +153,16 @@ impl Agent {
 
     /// Backs up `chunks` as one pack and one snapshot named `source`; returns its id.
     pub async fn backup(&self, source: &str, chunks: &[&[u8]]) -> String {
+        self.backup_with(source, chunks, SnapshotStats::default()).await
+    }
+
+    /// [`Agent::backup`] of a snapshot whose manifest states these figures.
+    pub async fn backup_with(&self, source: &str, chunks: &[&[u8]], stats: SnapshotStats) -> String {
         let session = self.open_session().await;
         let (ids, pack) = self.pack(chunks);
         let (status, body) = self.put_pack(&session, pack).await;
         assert_eq!(status, 200, "{body}");
-        let (manifest, refs) = self.manifest(source, &ids);
+        let (manifest, refs) = self.manifest_with(source, &ids, stats);
         let (status, body) = self.commit(&session, &manifest, &refs).await;
         assert_eq!(status, 201, "{body}");
         body["snapshot_id"].as_str().unwrap().to_owned()
@@ -198,6 +203,15 @@ impl Agent {
 
     /// [`Agent::manifest`] of a snapshot whose files hold `bytes` (its logical size).
     pub fn manifest_of_size(&self, source: &str, ids: &[ChunkId], bytes: u64) -> (Vec<u8>, Vec<u8>) {
+        let stats = SnapshotStats {
+            bytes,
+            ..SnapshotStats::default()
+        };
+        self.manifest_with(source, ids, stats)
+    }
+
+    /// [`Agent::manifest`] of a snapshot with these figures (files, bytes, …).
+    pub fn manifest_with(&self, source: &str, ids: &[ChunkId], stats: SnapshotStats) -> (Vec<u8>, Vec<u8>) {
         let refs = ReferenceList::from_ids(ids.to_vec());
         let body = ManifestBody {
             paths: vec![format!("/{source}")],
@@ -217,10 +231,7 @@ impl Agent {
             source: source.to_owned(),
             tags: Vec::new(),
             parent: None,
-            stats: SnapshotStats {
-                bytes,
-                ..SnapshotStats::default()
-            },
+            stats,
             reference_count: refs.ids().len() as u64,
             references_hash: ByteBuf::from(refs.hash().to_vec()),
             body_id,

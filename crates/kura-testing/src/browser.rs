@@ -13,9 +13,22 @@ use std::process::Command;
 
 use kura_server::quickstart;
 
+use kura_format::manifest::SnapshotStats;
+
+use crate::agent::Agent;
+
+/// What the demo tenant holds when the script starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Demo {
+    /// As the quick start leaves it: no machine yet (the script may add one).
+    AsStarted,
+    /// A machine `web-01` with two snapshots, so pages that list snapshots have rows.
+    WithBackups,
+}
+
 /// Runs `tests/e2e/SCRIPT.mjs` against a quick-start service; fails the test unless the
 /// script succeeds and prints `WHAT browser checks passed`.
-pub fn run_e2e(script: &str, what: &str, shots_var: &str, extra: &[(&str, &OsStr)]) {
+pub fn run_e2e(script: &str, what: &str, shots_var: &str, extra: &[(&str, &OsStr)], demo: Demo) {
     let e2e = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/e2e");
     if std::env::var("KURA_TEST_BROWSER").as_deref() == Ok("skip") {
         eprintln!("WARNING: KURA_TEST_BROWSER=skip: the {what} was NOT tested in a browser");
@@ -39,6 +52,29 @@ pub fn run_e2e(script: &str, what: &str, shots_var: &str, extra: &[(&str, &OsStr
             loopback,
         )))
         .expect("the service starts");
+    if demo == Demo::WithBackups {
+        runtime.block_on(async {
+            let http = crate::server::client_trusting(&info.ca_cert);
+            let agent =
+                Agent::register_at(&http, &info.customer_url, &info.registration_token, "web-01").await;
+            agent.create_vault().await;
+            let stats = |files, bytes| SnapshotStats {
+                files,
+                bytes,
+                ..SnapshotStats::default()
+            };
+            agent
+                .backup_with(
+                    "/srv/www",
+                    &[b"index.html", b"style.css"],
+                    stats(1_284, 48_500_000),
+                )
+                .await;
+            agent
+                .backup_with("/etc", &[b"hosts"], stats(312, 2_100_000))
+                .await;
+        });
+    }
     let mut node = Command::new("node");
     node.arg(e2e.join(format!("{script}.mjs")))
         .current_dir(&e2e)

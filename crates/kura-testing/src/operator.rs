@@ -23,12 +23,15 @@ impl TestServer {
     /// Creates an operator account with the bootstrap token; answers the creation
     /// (with its one-time `password`).
     pub async fn create_operator(&self, login: &str, role: &str) -> Value {
+        self.create_operator_with(json!({ "login": login, "role": role }))
+            .await
+    }
+
+    /// Creates an operator account from a whole request (`login`, `role`, `email`,
+    /// `language`).
+    pub async fn create_operator_with(&self, account: Value) -> Value {
         let (status, body) = self
-            .operator(
-                Method::POST,
-                "/api/v1/operator/operators",
-                Some(json!({ "login": login, "role": role })),
-            )
+            .operator(Method::POST, "/api/v1/operator/operators", Some(account))
             .await;
         assert_eq!(status, 201, "{body}");
         body
@@ -59,7 +62,18 @@ impl TestServer {
     /// Creates an operator and takes them through the first sign-in: a password of their
     /// own, then TOTP enrolment.
     pub async fn set_up_operator(&self, login: &str, role: &str) -> SignedInOperator {
-        let created = self.create_operator(login, role).await;
+        self.set_up_operator_with(json!({ "login": login, "role": role }))
+            .await
+    }
+
+    /// [`Self::set_up_operator`] for an account created from a whole request.
+    pub async fn set_up_operator_with(&self, account: Value) -> SignedInOperator {
+        let login = account["login"]
+            .as_str()
+            .expect("the request names a login")
+            .to_owned();
+        let login = login.as_str();
+        let created = self.create_operator_with(account).await;
         let one_time = created["password"].as_str().unwrap().to_owned();
         let (status, body, session) = self
             .operator_sign_in(json!({ "login": login, "password": one_time }))

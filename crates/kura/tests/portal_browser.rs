@@ -20,5 +20,6 @@ fn the_portal_works_in_a_real_browser() {
             ("KURA_BIN", std::ffi::OsStr::new(KURA)),
             ("KURA_WORK", work.path().as_os_str()),
         ],
+        kura_testing::browser::Demo::AsStarted,
     );
 }

@@ -567,6 +567,9 @@ notices-banner-link = Read the notices
 
 # Support requests (portal, console and mail).
 support-mail-closed = We have closed the request; reply in the portal if anything remains.
+support-mail-operator-new = A customer opened a support request.
+support-mail-operator-follow-up = A customer wrote again in a support request.
+support-mail-operator-flag-security = {"[SECURITY EVENT] "}
 nav-support = Support
 support-lead = Ask your service provider for help, report something that went wrong, or report a security event you noticed. The provider replies here and by mail.
 support-new = New request

@@ -567,6 +567,9 @@ notices-banner-link = お知らせを読む
 
 # お問い合わせ（ポータル、コンソール、メール）。
 support-mail-closed = このお問い合わせは完了といたしました。ご不明な点が残る場合はポータルからご返信ください。
+support-mail-operator-new = お客様から新しいお問い合わせが届きました。
+support-mail-operator-follow-up = お問い合わせにお客様から追記がありました。
+support-mail-operator-flag-security = 【セキュリティ事象】
 nav-support = お問い合わせ
 support-lead = サービス提供者へのご質問、事象報告（不具合のご連絡）、お気づきのセキュリティ事象のご報告はこちらからどうぞ。回答はこの画面とメールでお届けします。
 support-new = 新しいお問い合わせ

@@ -7,8 +7,8 @@ use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use kura_service::authz::{self, OperatorCredential, ProviderRole};
-use kura_service::model::{OperatorRecord, OperatorSessionRecord, OperatorTokenRecord};
-use kura_service::ops::operator_accounts::{self as accounts, AccountChange};
+use kura_service::model::{Language, OperatorRecord, OperatorSessionRecord, OperatorTokenRecord};
+use kura_service::ops::operator_accounts::{self as accounts, AccountChange, NewAccount};
 use kura_service::{ServiceError, duration_ms, rfc3339};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -53,6 +53,8 @@ pub struct OperatorView {
     pub role: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
+    /// The language of the operator's mail (`ja`, `en`).
+    pub language: String,
     pub totp_enrolled: bool,
     /// Whether the one-time password of the account's creation has been replaced.
     pub password_changed: bool,
@@ -68,6 +70,7 @@ impl From<&OperatorRecord> for OperatorView {
             login: record.login.clone(),
             role: record.role.as_str().to_owned(),
             email: record.email.clone(),
+            language: record.language.as_str().to_owned(),
             totp_enrolled: record.totp_enrolled,
             password_changed: record.password_changed,
             created: rfc3339(record.created_ms),
@@ -99,6 +102,9 @@ pub struct CreateOperatorRequest {
     pub role: String,
     #[serde(default)]
     pub email: Option<String>,
+    /// The language of the operator's mail: `ja` (the default) or `en`.
+    #[serde(default)]
+    pub language: Option<String>,
 }
 
 /// A new operator account and its one-time password (shown once; replaced at the
@@ -203,6 +209,16 @@ const DEFAULT_TOKEN_DAYS: u32 = 90;
 pub(crate) fn parse_role(text: &str) -> Result<ProviderRole, ServiceError> {
     ProviderRole::parse(text.trim())
         .ok_or_else(|| ServiceError::invalid("role: write operator-admin or operator"))
+}
+
+/// An operator's mail language; Japanese when not given.
+pub(crate) fn parse_mail_language(text: Option<&str>) -> Result<Language, ServiceError> {
+    match text.map(str::trim).filter(|text| !text.is_empty()) {
+        None => Ok(Language::Ja),
+        Some(text) => Language::parse(text).ok_or_else(|| {
+            ServiceError::invalid(format!("language {text:?} is not offered: write ja or en"))
+        }),
+    }
 }
 
 /// Signs an operator in; sets the console session cookie.
@@ -446,16 +462,13 @@ pub(super) async fn create_operator(
     operator: Operator,
     ApiJson(request): ApiJson<CreateOperatorRequest>,
 ) -> Result<(StatusCode, Json<CreatedOperator>), ApiError> {
-    let role = parse_role(&request.role)?;
-    let created = accounts::create(
-        &state.service,
-        &operator,
-        &caller,
-        &request.login,
-        role,
-        request.email.as_deref(),
-    )
-    .await?;
+    let account = NewAccount {
+        login: &request.login,
+        role: parse_role(&request.role)?,
+        email: request.email.as_deref(),
+        language: parse_mail_language(request.language.as_deref())?,
+    };
+    let created = accounts::create(&state.service, &operator, &caller, account).await?;
     Ok((
         StatusCode::CREATED,
         Json(CreatedOperator {

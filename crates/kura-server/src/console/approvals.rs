@@ -3,6 +3,8 @@
 //! was decided or expired in the last 30 days. The same operations as
 //! `/api/v1/operator/approvals`.
 
+use std::collections::BTreeMap;
+
 use askama::Template;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -16,6 +18,7 @@ use super::Desk;
 use crate::app::AppState;
 use crate::auth::CallerInfo;
 use crate::portal::account::{Outcome, status_after};
+use crate::web::i18n::Tr;
 use crate::web::{render, see_other_with_notice};
 
 #[derive(Template)]
@@ -75,23 +78,34 @@ impl ApprovalsPage {
 /// A request's action in the page's language (`tenant.purge-now` →
 /// `approval-action-tenant-purge-now`).
 pub(super) fn action_label(d: &Desk, approval: &ApprovalRecord) -> String {
-    d.tr.t(&format!("approval-action-{}", action_name(approval)))
+    worded_action(&d.tr, approval.action.as_str())
+}
+
+/// An action's name (`tenant.terminate`, …) in `tr`'s language.
+pub(crate) fn worded_action(tr: &Tr, action: &str) -> String {
+    tr.t(&format!("approval-action-{}", action_name(action)))
 }
 
 /// What a request will do, worded in the page's language from its details.
 pub(super) fn summary(d: &Desk, approval: &ApprovalRecord) -> String {
-    let values = approval.details.iter().map(|(name, value)| {
+    worded_summary(&d.tr, approval.action.as_str(), &approval.details)
+}
+
+/// What a request of `action` (`tenant.terminate`, …) will do, worded in `tr`'s language
+/// from its details (for the page and for the mail that asks for a decision).
+pub(crate) fn worded_summary(tr: &Tr, action: &str, details: &BTreeMap<String, String>) -> String {
+    let values = details.iter().map(|(name, value)| {
         let value = match name.as_str() {
-            "role" => d.tr.t(&format!("console-role-{value}")),
+            "role" => tr.t(&format!("console-role-{value}")),
             _ => value.clone(),
         };
         (name.as_str(), value)
     });
-    d.tr.tn(&format!("approval-summary-{}", action_name(approval)), values)
+    tr.tn(&format!("approval-summary-{}", action_name(action)), values)
 }
 
-fn action_name(approval: &ApprovalRecord) -> String {
-    approval.action.as_str().replace('.', "-")
+fn action_name(action: &str) -> String {
+    action.replace('.', "-")
 }
 
 async fn show(state: &AppState, d: Desk, outcome: Option<Outcome>) -> Response {

@@ -12,7 +12,7 @@ use kura_service::ops::operator_accounts;
 use kura_service::{Refusal, duration_ms};
 use serde::Deserialize;
 
-use super::{CONSOLE_CSRF_COOKIE, Desk, console_tr};
+use super::{CONSOLE_CSRF_COOKIE, Desk, SignedIn, console_tr};
 use crate::app::AppState;
 use crate::auth::{CONSOLE_SESSION_COOKIE, CallerInfo};
 use crate::portal::describe;
@@ -215,11 +215,24 @@ pub(super) async fn logout(
     )
 }
 
-/// `POST /language`: the console's language switch (a cookie, before and after sign-in).
-pub(super) async fn language(headers: HeaderMap, Form(form): Form<LanguageForm>) -> Response {
+/// `POST /language`: the console's language switch (a cookie, before and after sign-in;
+/// signed in, also the language of the operator's mail).
+pub(super) async fn language(
+    State(state): State<AppState>,
+    CallerInfo(caller): CallerInfo,
+    SignedIn(operator): SignedIn,
+    headers: HeaderMap,
+    Form(form): Form<LanguageForm>,
+) -> Response {
     if !FormToken::matches(&headers, &form.form_token) {
         return form_expired(&headers);
     }
     let language = Language::parse(&form.language).unwrap_or(Language::Ja);
+    if let Some(operator) = operator
+        && let Err(err) = operator_accounts::set_language(&state.service, &operator, &caller, language).await
+    {
+        // The page still switches; only the mail keeps its old language.
+        tracing::warn!(error = %err, "the console's language was not kept as the operator's mail language");
+    }
     switched(language, &form.next, "/")
 }

@@ -22,7 +22,7 @@ use crate::web::i18n::Tr;
 use crate::web::{anonymous_language, cookie, see_other};
 
 mod account;
-mod approvals;
+pub(crate) mod approvals;
 mod capacity;
 mod contract;
 mod deletions;
@@ -40,7 +40,7 @@ mod work_log;
 pub const CONSOLE_CSRF_COOKIE: &str = "kura_console_csrf";
 
 /// The time zone the console shows times in: the service's home.
-const CONSOLE_ZONE: &str = "Asia/Tokyo";
+pub(crate) const CONSOLE_ZONE: &str = "Asia/Tokyo";
 
 /// The console's pages and forms.
 pub(crate) const CONSOLE_ROUTES: RouteTable = RouteTable {
@@ -350,6 +350,18 @@ impl FromRequestParts<AppState> for Desk {
             return Err(desk.error_page(&err, "/account"));
         }
         Ok(desk)
+    }
+}
+
+/// The operator signed in on a request to a page open to everyone, if any: the language
+/// switch keeps their choice for their mail.
+pub(super) struct SignedIn(pub Option<OperatorPrincipal>);
+
+impl FromRequestParts<AppState> for SignedIn {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        Ok(SignedIn(authenticate_operator(parts, state).await.ok()))
     }
 }
 

@@ -11,11 +11,11 @@ use kura_service::ServiceError;
 use kura_service::authz::ProviderRole;
 use kura_service::model::OperatorRecord;
 use kura_service::ops::approvals::Gated;
-use kura_service::ops::operator_accounts::{self as accounts, AccountChange};
+use kura_service::ops::operator_accounts::{self as accounts, AccountChange, NewAccount};
 use serde::Deserialize;
 
 use super::Desk;
-use crate::api::operators::parse_role;
+use crate::api::operators::{parse_mail_language, parse_role};
 use crate::app::AppState;
 use crate::auth::CallerInfo;
 use crate::portal::account::{Outcome, status_after};
@@ -68,6 +68,8 @@ pub(super) struct CreateForm {
     role: String,
     #[serde(default)]
     email: String,
+    #[serde(default)]
+    language: String,
 }
 
 /// `POST /operators`: a new account; its one-time password is shown once.
@@ -77,18 +79,16 @@ pub(super) async fn create(
     d: Desk,
     Form(form): Form<CreateForm>,
 ) -> Response {
-    let created = match parse_role(&form.role) {
-        Ok(role) => {
-            accounts::create(
-                &state.service,
-                &d.operator,
-                &caller,
-                &form.login,
-                role,
-                Some(&form.email),
-            )
-            .await
-        }
+    let account = parse_role(&form.role).and_then(|role| {
+        Ok(NewAccount {
+            login: &form.login,
+            role,
+            email: Some(&form.email),
+            language: parse_mail_language(Some(&form.language))?,
+        })
+    });
+    let created = match account {
+        Ok(account) => accounts::create(&state.service, &d.operator, &caller, account).await,
         Err(err) => Err(err),
     };
     match created {

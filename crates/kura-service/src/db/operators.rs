@@ -5,8 +5,8 @@ use super::{DbResult, Query, Target, Tx};
 use crate::authz::ProviderRole;
 use crate::ids::OperatorId;
 use crate::model::{
-    OperatorCandidate, OperatorRecord, OperatorSessionIdentity, OperatorSessionRecord, OperatorTokenIdentity,
-    OperatorTokenRecord,
+    Language, OperatorCandidate, OperatorRecord, OperatorSessionIdentity, OperatorSessionRecord,
+    OperatorTokenIdentity, OperatorTokenRecord,
 };
 use crate::secrets::random_hex;
 
@@ -153,6 +153,7 @@ struct AccountRow {
     login: String,
     role: String,
     email: Option<String>,
+    language: String,
     totp_enrolled: bool,
     password_changed: bool,
     created_ms: i64,
@@ -166,6 +167,7 @@ impl AccountRow {
             login: self.login,
             role: self.role.parse()?,
             email: self.email,
+            language: self.language.parse()?,
             totp_enrolled: self.totp_enrolled,
             password_changed: self.password_changed,
             created_ms: self.created_ms,
@@ -176,7 +178,7 @@ impl AccountRow {
 
 macro_rules! select_accounts {
     () => {
-        "SELECT id, login, role, email, totp_secret IS NOT NULL AS totp_enrolled, \
+        "SELECT id, login, role, email, language, totp_secret IS NOT NULL AS totp_enrolled, \
          password_changed_ms IS NOT NULL AS password_changed, created_ms, disabled_ms \
          FROM operator_accounts"
     };
@@ -189,13 +191,14 @@ pub struct NewOperator<'a> {
     pub role: ProviderRole,
     pub password_hash: &'a str,
     pub email: Option<&'a str>,
+    pub language: Language,
 }
 
 /// Stores a new operator account.
 pub async fn create_account<'c>(on: impl Target<'c>, account: &NewOperator<'_>, now_ms: i64) -> DbResult<()> {
     Query::service(
-        "INSERT INTO operator_accounts (id, login, role, password_hash, email, created_ms) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO operator_accounts (id, login, role, password_hash, email, created_ms, language) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
     .bind(account.id.as_str())
     .bind(account.login)
@@ -203,6 +206,7 @@ pub async fn create_account<'c>(on: impl Target<'c>, account: &NewOperator<'_>, 
     .bind(account.password_hash)
     .bind(account.email)
     .bind(now_ms)
+    .bind(account.language.as_str())
     .execute(on)
     .await
     .map_err(|err| super::map_unique_violation(err, "", account.login))?;
@@ -224,6 +228,48 @@ pub async fn account<'c>(on: impl Target<'c>, id: &OperatorId) -> DbResult<Optio
         .fetch_optional(on)
         .await?;
     row.map(AccountRow::into_record).transpose()
+}
+
+/// Sets the language of an account's mail.
+pub async fn set_language<'c>(on: impl Target<'c>, id: &OperatorId, language: Language) -> DbResult<()> {
+    Query::service("UPDATE operator_accounts SET language = $2 WHERE id = $1")
+        .bind(id.as_str())
+        .bind(language.as_str())
+        .execute(on)
+        .await?;
+    Ok(())
+}
+
+/// An enabled account with a mail address, as its mail is addressed.
+pub struct OperatorMailbox {
+    pub id: OperatorId,
+    pub login: String,
+    pub email: String,
+    pub language: Language,
+}
+
+/// The mailboxes of the enabled accounts that have an address, optionally one role's.
+pub async fn mailboxes<'c>(
+    on: impl Target<'c>,
+    role: Option<ProviderRole>,
+) -> DbResult<Vec<OperatorMailbox>> {
+    let rows: Vec<(String, String, String, String)> = Query::service(
+        "SELECT id, login, email, language FROM operator_accounts \
+         WHERE disabled_ms IS NULL AND email IS NOT NULL AND ($1 IS NULL OR role = $1) ORDER BY login",
+    )
+    .bind(role.map(ProviderRole::as_str))
+    .fetch_all(on)
+    .await?;
+    rows.into_iter()
+        .map(|(id, login, email, language)| {
+            Ok(OperatorMailbox {
+                id: OperatorId::from_db(id),
+                login,
+                email,
+                language: language.parse()?,
+            })
+        })
+        .collect()
 }
 
 /// Deletes an account with its sessions and API tokens (the work log keeps its name).

@@ -73,21 +73,40 @@ pub async fn queue<'c>(
     mail: &NewMail,
     now_ms: i64,
 ) -> DbResult<String> {
-    let id = random_hex(16);
-    Query::tenant(
+    let query = Query::tenant(
         scope,
         "INSERT INTO mail_outbox (tenant_id, id, kind, recipient, language, content, status, created_ms, \
          next_attempt_ms, give_up_ms) VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $7, $8)",
-    )
-    .bind(id.as_str())
-    .bind(mail.content.kind())
-    .bind(mail.recipient.as_str())
-    .bind(mail.language.as_str())
-    .bind(content_json(&mail.content))
-    .bind(now_ms)
-    .bind(mail.give_up_ms)
-    .execute(on)
-    .await?;
+    );
+    insert(on, query, mail, now_ms).await
+}
+
+/// Queues a message to one of the provider's operators (no tenant's).
+pub async fn queue_to_operator<'c>(on: impl Target<'c>, mail: &NewMail, now_ms: i64) -> DbResult<String> {
+    let query = Query::service(
+        "INSERT INTO mail_outbox (id, kind, recipient, language, content, status, created_ms, \
+         next_attempt_ms, give_up_ms) VALUES ($1, $2, $3, $4, $5, 'pending', $6, $6, $7)",
+    );
+    insert(on, query, mail, now_ms).await
+}
+
+async fn insert<'a, 'c>(
+    on: impl Target<'c>,
+    query: Query<'a>,
+    mail: &'a NewMail,
+    now_ms: i64,
+) -> DbResult<String> {
+    let id = random_hex(16);
+    query
+        .bind(id.clone())
+        .bind(mail.content.kind())
+        .bind(mail.recipient.as_str())
+        .bind(mail.language.as_str())
+        .bind(content_json(&mail.content))
+        .bind(now_ms)
+        .bind(mail.give_up_ms)
+        .execute(on)
+        .await?;
     Ok(id)
 }
 

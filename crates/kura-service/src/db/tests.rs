@@ -1430,6 +1430,7 @@ impl Api {
             role,
             password_hash: "phc",
             email: None,
+            language: Language::Ja,
         };
         operators::create_account(&self.0, &account, T0).await
     }

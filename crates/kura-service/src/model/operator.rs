@@ -4,6 +4,7 @@ use std::fmt;
 
 use crate::authz::ProviderRole;
 use crate::ids::OperatorId;
+use crate::model::Language;
 
 /// An operator account as listed (no secrets).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -12,6 +13,8 @@ pub struct OperatorRecord {
     pub login: String,
     pub role: ProviderRole,
     pub email: Option<String>,
+    /// The language of the mail the account receives.
+    pub language: Language,
     pub totp_enrolled: bool,
     pub password_changed: bool,
     pub created_ms: i64,

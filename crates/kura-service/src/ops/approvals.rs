@@ -12,9 +12,10 @@ use serde::de::DeserializeOwned;
 use crate::audit::Action;
 use crate::authz::{Caller, ContractScope, OperatorPrincipal, ProviderRole, service_scope};
 use crate::db::approvals::{self, NewApproval};
-use crate::db::{Tx, operators};
+use crate::db::{Tx, operators, outbox};
 use crate::ids::{ApprovalId, OperatorId, TenantId};
-use crate::model::{ApprovalAction, ApprovalRecord, ApprovalStatus};
+use crate::mail::MailContent;
+use crate::model::{ApprovalAction, ApprovalRecord, ApprovalStatus, NewMail};
 use crate::ops::tenants::UpdateTenantRequest;
 use crate::ops::terminations::{TerminateRequest, record_both};
 use crate::{Service, ServiceError, ServiceResult, rfc3339};
@@ -90,6 +91,7 @@ impl Authority<'_> {
 /// one already waiting) and records it; the operation then commits and answers it
 /// instead of acting.
 pub(crate) async fn hold<P: Serialize>(
+    svc: &Service,
     tx: &mut Tx,
     now: i64,
     authority: &Authority<'_>,
@@ -144,8 +146,37 @@ pub(crate) async fn hold<P: Serialize>(
     let filed = approvals::get(&mut *tx, &id)
         .await?
         .ok_or_else(|| ServiceError::not_found("the approval request vanished"))?;
+    mail_approvers(svc, tx, &filed, now).await?;
     tracing::info!(approval = %id, action = %held.action, operator = operator.name(), "approval requested");
     Ok(Some(filed))
+}
+
+/// Tells the other operator-admins with a mail address that a request waits for one of
+/// them, so that it does not expire unseen.
+async fn mail_approvers(svc: &Service, tx: &mut Tx, filed: &ApprovalRecord, now: i64) -> ServiceResult<()> {
+    if !svc.settings.mail_enabled {
+        return Ok(());
+    }
+    for mailbox in operators::mailboxes(&mut *tx, Some(ProviderRole::OperatorAdmin)).await? {
+        if filed.requested_by_account.as_ref() == Some(&mailbox.id) {
+            continue;
+        }
+        let mail = NewMail {
+            recipient: mailbox.email,
+            language: mailbox.language,
+            content: MailContent::OperatorApproval {
+                login: mailbox.login,
+                requested_by: filed.requested_by.clone(),
+                action: filed.action.as_str().to_owned(),
+                details: filed.details.clone(),
+                expires_ms: filed.expires_ms,
+                link: format!("{}/approvals", svc.console_url),
+            },
+            give_up_ms: filed.expires_ms,
+        };
+        outbox::queue_to_operator(&mut *tx, &mail, now).await?;
+    }
+    Ok(())
 }
 
 /// Writes an approval event in the operator work log, and in the tenant's log when the

@@ -9,7 +9,7 @@ use crate::authz::{Caller, OperatorCredential, OperatorPrincipal, ProviderRole, 
 use crate::db::operators::{self, NewOperator, NewOperatorToken};
 use crate::db::{Db, Tx};
 use crate::ids::OperatorId;
-use crate::model::{ApprovalAction, OperatorRecord, OperatorSessionRecord, OperatorTokenRecord};
+use crate::model::{ApprovalAction, Language, OperatorRecord, OperatorSessionRecord, OperatorTokenRecord};
 use crate::ops::accounts::{check_password_policy, hash_password_blocking, normalize_login, validate_login};
 use crate::ops::approvals::{self, Authority, Gated, Held};
 use crate::secrets::{TokenKind, new_password, new_token, token_hash};
@@ -45,16 +45,24 @@ pub(crate) async fn log_in(
     Ok(())
 }
 
+/// What an account is created with.
+#[derive(Debug, Clone, Copy)]
+pub struct NewAccount<'a> {
+    pub login: &'a str,
+    pub role: ProviderRole,
+    pub email: Option<&'a str>,
+    /// The language of the account's mail.
+    pub language: Language,
+}
+
 /// Creates an account (an operator-admin's request).
 pub async fn create(
     svc: &Service,
     by: &OperatorPrincipal,
     caller: &Caller,
-    login: &str,
-    role: ProviderRole,
-    email: Option<&str>,
+    account: NewAccount<'_>,
 ) -> ServiceResult<CreatedOperator> {
-    create_logged(&svc.db, &by.actor(caller), svc.now_ms(), login, role, email).await
+    create_logged(&svc.db, &by.actor(caller), svc.now_ms(), account).await
 }
 
 /// Creates an account as the process owner (`kura-server operator create` on the server,
@@ -62,26 +70,28 @@ pub async fn create(
 pub async fn create_as_owner(
     db: &Db,
     now_ms: i64,
-    login: &str,
-    role: ProviderRole,
-    email: Option<&str>,
+    account: NewAccount<'_>,
 ) -> ServiceResult<CreatedOperator> {
     let actor = Actor {
         name: "process-owner".to_owned(),
         source: None,
         request_id: String::new(),
     };
-    create_logged(db, &actor, now_ms, login, role, email).await
+    create_logged(db, &actor, now_ms, account).await
 }
 
 async fn create_logged(
     db: &Db,
     actor: &Actor,
     now: i64,
-    login: &str,
-    role: ProviderRole,
-    email: Option<&str>,
+    account: NewAccount<'_>,
 ) -> ServiceResult<CreatedOperator> {
+    let NewAccount {
+        login,
+        role,
+        email,
+        language,
+    } = account;
     let login = normalize_login(login);
     validate_login(&login)?;
     let email = email.map(str::trim).filter(|email| !email.is_empty());
@@ -100,6 +110,7 @@ async fn create_logged(
             role,
             password_hash: &hash,
             email,
+            language,
         },
         now,
     )
@@ -110,7 +121,7 @@ async fn create_logged(
         now,
         Action::OperatorAccountCreate,
         &login,
-        &format!("ok: {}", role.as_str()),
+        &format!("ok: {}, mail in {language}", role.as_str()),
     )
     .await?;
     let operator = operators::account(&mut tx, &id)
@@ -197,7 +208,7 @@ pub(crate) async fn delete_as(
             ("role", account.role.as_str().to_owned()),
         ],
     };
-    if let Some(waiting) = approvals::hold(&mut tx, now, authority, held).await? {
+    if let Some(waiting) = approvals::hold(svc, &mut tx, now, authority, held).await? {
         tx.commit().await?;
         return Ok(Gated::AwaitingApproval(Box::new(waiting)));
     }
@@ -278,6 +289,39 @@ pub async fn change(
         .ok_or_else(|| ServiceError::not_found(format!("no operator account {id}")))?;
     tx.commit().await?;
     Ok(account)
+}
+
+/// Sets the language of the signed-in operator's mail (the console's language switch
+/// does, so mail comes in the language the console is read in). Nothing for a token
+/// without an account, or when the language is already that.
+pub async fn set_language(
+    svc: &Service,
+    operator: &OperatorPrincipal,
+    caller: &Caller,
+    language: Language,
+) -> ServiceResult<()> {
+    let Some(id) = operator.account() else {
+        return Ok(());
+    };
+    let mut tx = svc.db.begin().await?;
+    let account = operators::account(&mut tx, id)
+        .await?
+        .ok_or_else(|| ServiceError::not_found(format!("no operator account {id}")))?;
+    if account.language == language {
+        return Ok(());
+    }
+    operators::set_language(&mut tx, id, language).await?;
+    log_in(
+        &mut tx,
+        &operator.actor(caller),
+        svc.now_ms(),
+        Action::OperatorAccountUpdate,
+        &account.login,
+        &format!("mail language: {language}"),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 /// The signed-in operator's own account.

@@ -10,7 +10,7 @@ use std::time::Duration;
 use crate::audit::{self, Action, Chain, Entry};
 use crate::authz::{Caller, ContractScope, OperatorPrincipal, Permission, UserPrincipal};
 use crate::db::requests::{self, NewRequest};
-use crate::db::{Tx, outbox, tenants, users};
+use crate::db::{Tx, operators, outbox, tenants, users};
 use crate::ids::{RequestId, TenantId};
 use crate::mail::MailContent;
 use crate::model::{
@@ -108,8 +108,52 @@ pub async fn open(
         .await?;
     }
     let thread = thread_in(&mut tx, &user.scope, &id).await?;
+    mail_operators(svc, &mut tx, user, &thread.request, &body, false, now).await?;
     tx.commit().await?;
     Ok(thread)
+}
+
+/// Tells every operator with a mail address that a tenant user opened a request or wrote
+/// again in one (`body`), so nobody has to watch the console for it.
+async fn mail_operators(
+    svc: &Service,
+    tx: &mut Tx,
+    user: &UserPrincipal,
+    request: &SupportRequestRecord,
+    body: &str,
+    follow_up: bool,
+    now: i64,
+) -> ServiceResult<()> {
+    if !svc.settings.mail_enabled {
+        return Ok(());
+    }
+    let recipients = operators::mailboxes(&mut *tx, None).await?;
+    if recipients.is_empty() {
+        return Ok(());
+    }
+    let tenant = tenants::get(&mut *tx, &user.scope)
+        .await?
+        .ok_or_else(|| ServiceError::not_found("this tenant no longer exists"))?;
+    for mailbox in &recipients {
+        let mail = NewMail {
+            recipient: mailbox.email.clone(),
+            language: mailbox.language,
+            content: MailContent::OperatorSupportRequest {
+                login: mailbox.login.clone(),
+                tenant: tenant.name.clone(),
+                service_code: tenant.service_code.clone(),
+                requester: user.login.clone(),
+                category: request.category.as_str().to_owned(),
+                subject: request.subject.clone(),
+                body: body.to_owned(),
+                follow_up,
+                link: format!("{}/support/{}", svc.console_url, request.id),
+            },
+            give_up_ms: now + duration_ms(MAIL_GIVE_UP),
+        };
+        outbox::queue_to_operator(&mut *tx, &mail, now).await?;
+    }
+    Ok(())
 }
 
 async fn thread_in(
@@ -170,11 +214,12 @@ pub async fn reply_by_user(
             "body: write something, or close the request",
         ));
     }
-    let id = thread.request.id;
+    let id = thread.request.id.clone();
     let now = svc.now_ms();
     let mut tx = svc.db.begin().await?;
     if let Some(body) = &body {
         requests::add_message(&mut tx, &user.scope, &id, &user.login, false, body, now).await?;
+        mail_operators(svc, &mut tx, user, &thread.request, body, true, now).await?;
     }
     let status = if close {
         RequestStatus::Closed

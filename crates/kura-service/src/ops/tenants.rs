@@ -338,7 +338,7 @@ pub(crate) async fn update_as(
                     ("to", days.to_string()),
                 ],
             };
-            if let Some(waiting) = approvals::hold(&mut tx, now, authority, held).await? {
+            if let Some(waiting) = approvals::hold(svc, &mut tx, now, authority, held).await? {
                 tx.commit().await?;
                 return Ok(Gated::AwaitingApproval(Box::new(waiting)));
             }

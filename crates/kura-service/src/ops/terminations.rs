@@ -97,7 +97,7 @@ pub(crate) async fn terminate_as(
             ("days", days.to_string()),
         ],
     };
-    if let Some(waiting) = approvals::hold(&mut tx, now, authority, held).await? {
+    if let Some(waiting) = approvals::hold(svc, &mut tx, now, authority, held).await? {
         tx.commit().await?;
         return Ok(Gated::AwaitingApproval(Box::new(waiting)));
     }
@@ -232,7 +232,7 @@ pub(crate) async fn purge_now_as(
         ),
         details: &[("code", tenant.service_code.clone())],
     };
-    if let Some(waiting) = approvals::hold(&mut tx, now, authority, held).await? {
+    if let Some(waiting) = approvals::hold(svc, &mut tx, now, authority, held).await? {
         tx.commit().await?;
         return Ok(Gated::AwaitingApproval(Box::new(waiting)));
     }
