@@ -25,15 +25,25 @@ pub async fn count(svc: &Service, agent: &AgentPrincipal, traffic: Traffic, byte
     Ok(())
 }
 
-/// The days `from`..=`to` (`YYYY-MM-DD`); by default the 31 days ending today (UTC).
+/// How far ahead of UTC the first time zone to start a day is (UTC+14). A tenant's day is
+/// in its own time zone, so "today" for an export is today there, or the day a tenant east
+/// of UTC has begun would be left out until UTC catches up.
+const FIRST_DAY_AHEAD_MS: i64 = 14 * 3600 * 1000;
+
+/// The days `from`..=`to` (`YYYY-MM-DD`); by default the 31 days ending with the newest
+/// day any tenant has begun.
 pub fn range(svc: &Service, from: Option<&str>, to: Option<&str>) -> ServiceResult<(String, String)> {
+    range_at(svc.now_ms(), from, to)
+}
+
+fn range_at(now_ms: i64, from: Option<&str>, to: Option<&str>) -> ServiceResult<(String, String)> {
     let parse = |name: &str, text: &str| {
         text.parse::<Date>()
             .map_err(|_| ServiceError::invalid(format!("{name} must be a date as YYYY-MM-DD, not {text:?}")))
     };
     let to = match to {
         Some(text) => parse("to", text)?,
-        None => parse("today", &day_in_zone(svc.now_ms(), "UTC"))?,
+        None => parse("today", &day_in_zone(now_ms + FIRST_DAY_AHEAD_MS, "UTC"))?,
     };
     let from = match from {
         Some(text) => parse("from", text)?,
@@ -109,6 +119,23 @@ pub fn csv(rows: &[MeterRow]) -> String {
 mod tests {
     use super::*;
     use crate::ids::TenantId;
+
+    #[test]
+    fn the_default_range_ends_with_the_newest_day_any_tenant_has_begun() {
+        // 2026-12-04 15:05 UTC is 00:05 on the 5th in Tokyo: that day is in.
+        let ms = jiff::Timestamp::from_second(1_796_396_700)
+            .unwrap()
+            .as_millisecond();
+        assert_eq!(
+            range_at(ms, None, None).unwrap(),
+            ("2026-11-05".to_owned(), "2026-12-05".to_owned())
+        );
+        assert_eq!(
+            range_at(ms, Some("2026-12-01"), Some("2026-12-02")).unwrap(),
+            ("2026-12-01".to_owned(), "2026-12-02".to_owned())
+        );
+        assert!(range_at(ms, Some("2026-12-03"), Some("2026-12-02")).is_err());
+    }
 
     #[test]
     fn csv_has_the_header_and_one_line_per_row() {
