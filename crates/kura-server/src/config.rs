@@ -423,6 +423,16 @@ impl ServerConfig {
             None => format!("sqlite://{}", self.data_dir.join("service.db").display()),
         }
     }
+
+    /// The service database's file when it is SQLite (query options dropped); `None` for
+    /// PostgreSQL.
+    pub fn sqlite_file(&self) -> Option<PathBuf> {
+        let url = self.effective_database_url();
+        let rest = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))?;
+        Some(PathBuf::from(rest.split('?').next().unwrap_or(rest)))
+    }
 }
 
 /// A size as [`parse_size`] reads it back exactly, in the largest binary unit that
@@ -569,6 +579,20 @@ mod tests {
         assert_eq!(config.registration_token_ttl, Duration::from_secs(3600));
         assert_eq!(config.customer_listen, default_customer_listen());
         assert!(config.effective_database_url().ends_with("data/service.db"));
+        assert_eq!(config.sqlite_file(), Some(config.data_dir.join("service.db")));
+        let elsewhere = ServerConfig {
+            database_url: Some("sqlite:///srv/kura/db.sqlite?mode=rwc".to_owned()),
+            ..config.clone()
+        };
+        assert_eq!(
+            elsewhere.sqlite_file(),
+            Some(PathBuf::from("/srv/kura/db.sqlite"))
+        );
+        let postgres = ServerConfig {
+            database_url: Some("postgres://kura@db/kura".to_owned()),
+            ..config
+        };
+        assert_eq!(postgres.sqlite_file(), None);
 
         std::fs::write(&path, "data_dir = \"d\"\ncolour = \"blue\"\n").unwrap();
         let err = ServerConfig::load(&path).unwrap_err().to_string();

@@ -74,9 +74,10 @@ fn file_modes(config: &ServerConfig) -> Vec<Finding> {
         data.join("vaults"),
         data.join("objects"),
     ];
-    for name in ["service.db", "service-key", "operator-token", "quickstart.json"] {
+    for name in ["service-key", "operator-token", "quickstart.json"] {
         private.push(data.join(name));
     }
+    private.extend(config.sqlite_file());
     private.extend(read_dir(&data.join("tls")));
     private.extend(read_dir(&data.join("vaults")));
     for path in [

@@ -128,7 +128,7 @@ pub async fn backup(
         .unwrap_or(Path::new("."));
     let staging = Staging::new(folder)?;
     let url = config.effective_database_url();
-    let postgres = url.starts_with("postgres://") || url.starts_with("postgresql://");
+    let sqlite = config.sqlite_file();
     let mut members = Vec::new();
     if let Some(file) = &config.config_file {
         members.push(Member {
@@ -136,19 +136,19 @@ pub async fn backup(
             source: file.clone(),
         });
     }
-    if postgres {
+    if let Some(file) = &sqlite {
+        let copy = staging.path.join("service.db");
+        copy_sqlite(file, &copy).await?;
+        members.push(Member {
+            name: "service.db".into(),
+            source: copy,
+        });
+    } else {
         let dump = staging.path.join("service.pgdump");
         pg_dump(&url, &dump)?;
         members.push(Member {
             name: "service.pgdump".into(),
             source: dump,
-        });
-    } else {
-        let copy = staging.path.join("service.db");
-        copy_sqlite(&sqlite_path(&url), &copy).await?;
-        members.push(Member {
-            name: "service.db".into(),
-            source: copy,
         });
     }
     let data = &config.data_dir;
@@ -208,7 +208,7 @@ pub async fn backup(
         kura_version: env!("CARGO_PKG_VERSION").into(),
         created: kura_service::rfc3339(clock.now_ms()),
         host: crate::tls::hostname().unwrap_or_default(),
-        database: if postgres { "postgres" } else { "sqlite" }.into(),
+        database: if sqlite.is_some() { "sqlite" } else { "postgres" }.into(),
         data_dir: data.display().to_string(),
         vault_catalogs,
     };
@@ -585,12 +585,6 @@ fn read_dir_sorted(dir: &Path) -> Result<Vec<PathBuf>, MetadataError> {
         .map_err(io(dir))?;
     paths.sort();
     Ok(paths)
-}
-
-/// The file of a `sqlite://PATH` URL (query options dropped).
-fn sqlite_path(url: &str) -> PathBuf {
-    let rest = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
-    PathBuf::from(rest.split('?').next().unwrap_or(rest))
 }
 
 async fn copy_sqlite(from: &Path, to: &Path) -> Result<(), MetadataError> {

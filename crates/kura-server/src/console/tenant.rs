@@ -162,10 +162,7 @@ pub(super) async fn show(
         let (users, machines) = tenants::detail(&state.service, &scope).await?;
         let termination = terminations::termination(&state.service, &scope).await?;
         let deletion = match termination.as_ref().and_then(|t| t.purged_ms) {
-            Some(_) => terminations::deletions(&state.service, &d.operator)
-                .await?
-                .into_iter()
-                .find(|r| r.tenant_id == tenant.id),
+            Some(_) => terminations::deletion_of(&state.service, &scope).await?,
             None => None,
         };
         let waiting = approvals::pending_for_tenant(&state.service, &d.operator, &tenant.id).await?;

@@ -268,6 +268,17 @@ struct SummaryRow {
     created_ms: i64,
 }
 
+impl SummaryRow {
+    fn into_summary(self) -> DeletionSummary {
+        DeletionSummary {
+            id: DeletionId::from_db(self.id),
+            tenant_id: TenantId::from_db(self.tenant_id),
+            service_code: self.service_code,
+            created_ms: self.created_ms,
+        }
+    }
+}
+
 /// Every deletion record, newest first.
 pub async fn list_records<'c>(on: impl Target<'c>) -> DbResult<Vec<DeletionSummary>> {
     let rows: Vec<SummaryRow> = Query::service(
@@ -275,15 +286,19 @@ pub async fn list_records<'c>(on: impl Target<'c>) -> DbResult<Vec<DeletionSumma
     )
     .fetch_all(on)
     .await?;
-    Ok(rows
-        .into_iter()
-        .map(|row| DeletionSummary {
-            id: DeletionId::from_db(row.id),
-            tenant_id: TenantId::from_db(row.tenant_id),
-            service_code: row.service_code,
-            created_ms: row.created_ms,
-        })
-        .collect())
+    Ok(rows.into_iter().map(SummaryRow::into_summary).collect())
+}
+
+/// The newest deletion record of one tenant, if its data was purged.
+pub async fn record_of<'c>(on: impl Target<'c>, scope: &impl TenantKey) -> DbResult<Option<DeletionSummary>> {
+    let row: Option<SummaryRow> = Query::tenant(
+        scope,
+        "SELECT id, tenant_id, service_code, created_ms FROM deletion_records WHERE tenant_id = $1 \
+         ORDER BY created_ms DESC, id LIMIT 1",
+    )
+    .fetch_optional(on)
+    .await?;
+    Ok(row.map(SummaryRow::into_summary))
 }
 
 /// One signed record as stored (JSON).

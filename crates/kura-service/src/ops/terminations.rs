@@ -412,6 +412,11 @@ pub async fn deletions(svc: &Service, _operator: &OperatorPrincipal) -> ServiceR
     Ok(terminations::list_records(&svc.db).await?)
 }
 
+/// The deletion record of a purged tenant.
+pub async fn deletion_of(svc: &Service, scope: &ContractScope) -> ServiceResult<Option<DeletionSummary>> {
+    Ok(terminations::record_of(&svc.db, scope).await?)
+}
+
 /// One signed deletion record, as stored.
 pub async fn deletion(svc: &Service, _operator: &OperatorPrincipal, id: &str) -> ServiceResult<String> {
     let not_found = || ServiceError::not_found(format!("no deletion record {id}"));
