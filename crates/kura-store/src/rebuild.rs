@@ -170,23 +170,21 @@ impl Vault {
                 _ => report.packs_unreadable.push(name.clone()),
             }
         }
+        let mut missing = Vec::new();
         for raw in sound {
             let id = PackId(raw);
             if stored.contains(&id.to_hex()) || exists(o, &o.pack(&id)).await? {
                 continue;
             }
-            let mut tx = self.db().begin().await?;
+            // Its chunks first: a pack marked damaged is what a later run skips.
             query("UPDATE vault_chunks SET bad = TRUE WHERE vault = $1 AND pack = $2")
                 .bind(id.0.as_slice())
-                .execute(&mut tx)
+                .execute(self.db())
                 .await?;
-            query("UPDATE vault_packs SET damaged = TRUE WHERE vault = $1 AND id = $2")
-                .bind(id.0.as_slice())
-                .execute(&mut tx)
-                .await?;
-            tx.commit().await?;
-            report.packs_missing += 1;
+            missing.push(id);
         }
+        self.mark_damaged_packs(&missing).await?;
+        report.packs_missing += missing.len() as u64;
         Ok(())
     }
 

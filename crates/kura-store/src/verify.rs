@@ -267,7 +267,7 @@ impl Vault {
     }
 
     /// Notes packs whose stored bytes are missing or changed, so GC replaces them.
-    async fn mark_damaged_packs(&self, packs: &[PackId]) -> Result<()> {
+    pub(crate) async fn mark_damaged_packs(&self, packs: &[PackId]) -> Result<()> {
         for pack in packs {
             query("UPDATE vault_packs SET damaged = TRUE WHERE vault = $1 AND id = $2")
                 .bind(pack.0.as_slice())
